@@ -1,0 +1,214 @@
+#!/usr/bin/env node
+/**
+ * The kiseki command line: parses argv and dispatches to the folders'
+ * factories. Every command takes `--data DIR` (default ./data, or
+ * KISEKI_DATA). Output meant for scripts goes to stdout; logs go to stderr.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { configFromEnv, loadConfig, type Config, type DeepPartial } from '../core/config.js';
+import { isKisekiError, KisekiError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { createTenant, inspectStore, openHotStore } from '../storage/index.js';
+import { startService } from './service.js';
+
+const USAGE = `kiseki — trail-log backend for managed endpoint security
+
+Usage:
+  kiseki start [--data DIR] [--ingest-port 9100] [--http-port 8080] [--host H] [--shards N]
+               [--tls-cert FILE --tls-key FILE] [--log-level info]
+  kiseki tenant create --name NAME --support-id ID [--data DIR]
+  kiseki inspect [--json] [--data DIR]
+  kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
+                  [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
+                  [--max-unacked 8] [--drain-timeout 30]
+
+Environment: KISEKI_DATA, KISEKI_INGEST_PORT, KISEKI_HTTP_PORT, KISEKI_INGEST_HOST, KISEKI_HTTP_HOST,
+KISEKI_SHARDS, KISEKI_TLS_CERT, KISEKI_TLS_KEY, KISEKI_LOG_LEVEL. Flags win over the environment.
+`;
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+function parse(args: string[], options: Options): Record<string, string | boolean | undefined> {
+  try {
+    return parseArgs({ args, options: { ...options, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
+      .values as Record<string, string | boolean | undefined>;
+  } catch (err) {
+    throw new KisekiError('ERR_USAGE', { reason: (err as Error).message });
+  }
+}
+
+function numFlag(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) {
+    throw new KisekiError('ERR_USAGE', { reason: `--${name} must be a number`, value: raw });
+  }
+  return n;
+}
+
+function str(values: Record<string, unknown>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+function requireStr(values: Record<string, unknown>, name: string): string {
+  const v = str(values, name);
+  if (v === undefined || v === '') throw new KisekiError('ERR_USAGE', { reason: `--${name} is required` });
+  return v;
+}
+
+function baseConfig(values: Record<string, unknown>, extra: DeepPartial<Config> = {}): Readonly<Config> {
+  return loadConfig(configFromEnv(process.env), { dataDir: str(values, 'data') }, extra);
+}
+
+async function cmdStart(args: string[]): Promise<void> {
+  const v = parse(args, {
+    'ingest-port': { type: 'string' },
+    'http-port': { type: 'string' },
+    host: { type: 'string' },
+    shards: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'log-level': { type: 'string' },
+  });
+  if (v.help) return void process.stdout.write(USAGE);
+  const host = str(v, 'host');
+  const config = baseConfig(v, {
+    logLevel: str(v, 'log-level') as Config['logLevel'] | undefined,
+    ingest: { port: numFlag(v, 'ingest-port'), host, tlsCertFile: str(v, 'tls-cert'), tlsKeyFile: str(v, 'tls-key') },
+    http: { port: numFlag(v, 'http-port'), host },
+    engine: { shards: numFlag(v, 'shards') },
+  });
+  const logger = createLogger(config.logLevel);
+  const service = await startService({ config, logger });
+  // Machine-readable line for scripts and tests that start the server with port 0.
+  process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, dataDir: config.dataDir })}\n`);
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) {
+      logger.warn({ signal }, 'Second signal: exiting without waiting.');
+      process.exit(130);
+    }
+    logger.info({ signal }, 'Signal received.');
+    service.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'Shutdown failed.');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function cmdTenant(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== 'create') throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki tenant create --name N --support-id S' });
+  const v = parse(rest, { name: { type: 'string' }, 'support-id': { type: 'string' }, json: { type: 'boolean' } });
+  const config = baseConfig(v);
+  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
+  try {
+    const { tenant, enrollKey } = await createTenant(store, { supportId: requireStr(v, 'support-id'), name: requireStr(v, 'name'), now: Date.now() });
+    if (v.json) process.stdout.write(`${JSON.stringify({ supportId: tenant.supportId, name: tenant.name, enrollKey })}\n`);
+    else process.stdout.write(`Tenant ${tenant.supportId} (${tenant.name}) created.\nEnrollment key (shown once, give it to the agents):\n${enrollKey}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdInspect(args: string[]): Promise<void> {
+  const v = parse(args, { json: { type: 'boolean' } });
+  const config = baseConfig(v);
+  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
+  try {
+    const r = inspectStore(store);
+    if (v.json) {
+      process.stdout.write(`${JSON.stringify(r)}\n`);
+      return;
+    }
+    const lines = [
+      `tenants            ${r.tenants}`,
+      `devices            ${r.devices}`,
+      `batches            ${r.batches} (batch-id index ${r.batchIds})`,
+      `events             ${r.events} (processed by shards: ${r.eventsProcessed})`,
+      `seq gaps           ${r.seqGaps} missing events on ${r.seqGapDevices.length} devices`,
+      `log / checkpoint   ${r.lastLsn} / ${r.minCheckpoint}`,
+      'events by kind:',
+      ...Object.entries(r.eventsByKind)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, n]) => `  ${k.padEnd(18)} ${n}`),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    await store.close();
+  }
+}
+
+async function cmdSimulate(args: string[]): Promise<void> {
+  const v = parse(args, {
+    url: { type: 'string' },
+    'enroll-key': { type: 'string' },
+    agents: { type: 'string' },
+    eps: { type: 'string' },
+    duration: { type: 'string' },
+    'batch-ms': { type: 'string' },
+    seed: { type: 'string' },
+    state: { type: 'string' },
+    'detect-rate': { type: 'string' },
+    'max-unacked': { type: 'string' },
+    'drain-timeout': { type: 'string' },
+  });
+  const { runSimulation } = await import('../bench/load/simulator.js');
+  const controller = new AbortController();
+  process.once('SIGINT', () => controller.abort());
+  const summary = await runSimulation({
+    url: str(v, 'url') ?? 'ws://127.0.0.1:9100/agent/v1',
+    enrollKey: requireStr(v, 'enroll-key'),
+    agents: numFlag(v, 'agents') ?? 10,
+    eps: numFlag(v, 'eps') ?? 20,
+    durationSec: numFlag(v, 'duration') ?? 30,
+    batchMs: numFlag(v, 'batch-ms') ?? 1000,
+    seed: numFlag(v, 'seed') ?? 1,
+    statePath: str(v, 'state') ?? './kiseki-sim-state.json',
+    ...(numFlag(v, 'detect-rate') === undefined ? {} : { detectRate: numFlag(v, 'detect-rate')! }),
+    ...(numFlag(v, 'max-unacked') === undefined ? {} : { maxUnacked: numFlag(v, 'max-unacked')! }),
+    ...(numFlag(v, 'drain-timeout') === undefined ? {} : { drainTimeoutSec: numFlag(v, 'drain-timeout')! }),
+    signal: controller.signal,
+    log: (msg: string) => process.stderr.write(`${msg}\n`),
+  });
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start':
+      return cmdStart(rest);
+    case 'tenant':
+      return cmdTenant(rest);
+    case 'inspect':
+      return cmdInspect(rest);
+    case 'simulate':
+      return cmdSimulate(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      throw new KisekiError('ERR_USAGE', { reason: `unknown command ${command}` });
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (isKisekiError(err)) {
+    process.stderr.write(`kiseki: ${err.message} ${err.details ? JSON.stringify(err.details) : ''}\n`);
+    if (err.code === 'ERR_USAGE') process.stderr.write(`\n${USAGE}`);
+    process.exit(err.code === 'ERR_USAGE' ? 64 : 1);
+  }
+  process.stderr.write(`kiseki: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,39 @@
+/**
+ * The error registry: every error kiseki raises on purpose has a stable code
+ * here with its HTTP status and a static message. Variable data goes in
+ * `details`, never in the message, so logs and API bodies stay greppable.
+ */
+
+export const ERRORS = {
+  ERR_CONFIG_INVALID: { status: 500, message: 'The configuration is invalid.' },
+  ERR_USAGE: { status: 400, message: 'The command line is invalid.' },
+  ERR_TENANT_EXISTS: { status: 409, message: 'A tenant with this support ID already exists.' },
+  ERR_TENANT_NOT_FOUND: { status: 404, message: 'No tenant has this support ID.' },
+  ERR_INVALID_INPUT: { status: 400, message: 'The input is invalid.' },
+  ERR_STORAGE: { status: 500, message: 'The storage layer failed.' },
+  ERR_SHARD_FAILED: { status: 500, message: 'A shard worker failed.' },
+  ERR_LISTEN_FAILED: { status: 500, message: 'The server could not listen on its port.' },
+  ERR_ALERT_NOT_FOUND: { status: 404, message: 'No alert has this id.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The one error class: a registry code, its status and message, optional details and cause. */
+export class KisekiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(ERRORS[code].message, options);
+    this.name = 'KisekiError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+}
+
+/** True when `err` is a KisekiError, optionally with the given code. */
+export function isKisekiError(err: unknown, code?: ErrorCode): err is KisekiError {
+  return err instanceof KisekiError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,26 @@
+/**
+ * Messages between the shard pool (ingest's thread) and shard workers. Batch
+ * bytes travel as transferred ArrayBuffers: ownership moves, nothing is copied.
+ */
+
+export interface ShardWorkerData {
+  index: number;
+  workers: number;
+  dataDir: string;
+  mapSizeBytes: number;
+  flushIntervalMs: number;
+}
+
+export type ToShard =
+  | { type: 'batch'; lsn: number; tmid: string; events: ArrayBuffer }
+  /** The pool skipped posting batches up to `upTo` while the shard was behind: read them from the log. */
+  | { type: 'catchup'; upTo: number }
+  | { type: 'stop' };
+
+export type FromShard =
+  | { type: 'ready'; lastLsn: number; replayed: number }
+  /** `handled` messages were taken off the queue since the last progress message. */
+  | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number }
+  | { type: 'flushed'; checkpoint: number }
+  | { type: 'stopped' }
+  | { type: 'failed'; message: string };

@@ -1,0 +1,235 @@
+/**
+ * The shard pool on ingest's thread: long-lived worker threads, each owning
+ * the devices whose TMID hashes (via 256 virtual shards) to it. Ingest hands
+ * over each committed batch by transferring its buffer. The queue to each
+ * worker is bounded: past `maxQueuedBatches` the pool stops posting and later
+ * sends one `catchup`, and the worker reads the skipped batches back from the
+ * log. Ingest never blocks on a slow shard and memory stays bounded, while
+ * nothing is lost because the log is committed before anything is posted.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { KisekiError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
+import { workerOf } from './vshard.js';
+
+export interface ShardPoolOptions {
+  workers: number;
+  dataDir: string;
+  mapSizeBytes: number;
+  flushIntervalMs: number;
+  maxQueuedBatches: number;
+  logger: Logger;
+}
+
+export interface ShardPoolStats {
+  /** Batches posted and not yet taken off a worker's queue, over all workers. */
+  queued: number;
+  /** Batches left to catch-up reads because a queue was full. */
+  skippedToCatchUp: number;
+  eventsProcessed: number;
+  invalidEvents: number;
+  /** Lowest persisted checkpoint over all workers. */
+  checkpoint: number;
+  /** Times a worker failed and was restarted. */
+  restarts: number;
+}
+
+export interface ShardPool {
+  /** Starts the workers; resolves once each has replayed the log past its checkpoint. */
+  start(): Promise<void>;
+  /** Hands a committed batch to its shard. `events` is transferred: the caller must not touch it again. */
+  dispatch(lsn: number, tmid: string, events: Uint8Array): void;
+  stats(): ShardPoolStats;
+  /** Resolves once every worker has processed everything up to `lsn` and persisted its checkpoint. */
+  drained(lsn: number): Promise<void>;
+  /** Flushes and stops every worker. */
+  close(): Promise<void>;
+}
+
+/**
+ * The compiled worker lives next to this file as shard-worker.js. When this
+ * module runs from TypeScript sources (vitest), the worker is taken from the
+ * build in dist/, which `npm test` produces before running tests.
+ */
+function workerUrl(): URL {
+  const here = new URL('./shard-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(here))) return here;
+  const built = new URL('../dist/engine/shard-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new KisekiError('ERR_SHARD_FAILED', { reason: 'shard-worker.js not found; run npm run build' });
+}
+
+interface WorkerSlot {
+  index: number;
+  worker: Worker | undefined;
+  queued: number;
+  /** Highest lsn routed to this worker while its queue was full, 0 when not lagging. */
+  catchUpTo: number;
+  lastPostedLsn: number;
+  checkpoint: number;
+  stopping: boolean;
+}
+
+export function createShardPool(options: ShardPoolOptions): ShardPool {
+  const log = options.logger.child({ component: 'shard-pool' });
+  const slots: WorkerSlot[] = [];
+  const stats = { skippedToCatchUp: 0, eventsProcessed: 0, invalidEvents: 0, restarts: 0 };
+  let closing = false;
+  const waiters: { lsn: number; resolve: () => void }[] = [];
+
+  function minCheckpoint(): number {
+    let m = Number.POSITIVE_INFINITY;
+    for (const s of slots) m = Math.min(m, s.checkpoint);
+    return m === Number.POSITIVE_INFINITY ? 0 : m;
+  }
+
+  function wakeWaiters(): void {
+    const cp = minCheckpoint();
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i]!;
+      if (w.lsn <= cp) {
+        waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  function post(slot: WorkerSlot, msg: ToShard, transfer?: ArrayBuffer[]): void {
+    slot.worker?.postMessage(msg, transfer);
+  }
+
+  function spawn(slot: WorkerSlot): Promise<void> {
+    const data: ShardWorkerData = {
+      index: slot.index,
+      workers: options.workers,
+      dataDir: options.dataDir,
+      mapSizeBytes: options.mapSizeBytes,
+      flushIntervalMs: options.flushIntervalMs,
+    };
+    const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
+    slot.worker = worker;
+    slot.queued = 0;
+    slot.catchUpTo = 0;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      worker.on('message', (msg: FromShard) => {
+        switch (msg.type) {
+          case 'ready':
+            ready = true;
+            slot.checkpoint = msg.lastLsn;
+            log.info({ shard: slot.index, replayed: msg.replayed, lastLsn: msg.lastLsn }, 'Shard recovered from its checkpoint.');
+            // Batches routed here while the worker was restarting are in the log: have it read them.
+            if (slot.catchUpTo > 0) {
+              post(slot, { type: 'catchup', upTo: slot.catchUpTo });
+              slot.queued++;
+              slot.catchUpTo = 0;
+            }
+            resolve();
+            break;
+          case 'progress':
+            slot.queued -= msg.handled;
+            stats.eventsProcessed += msg.events;
+            stats.invalidEvents += msg.invalidEvents;
+            if (slot.catchUpTo > 0 && slot.queued <= options.maxQueuedBatches / 2) {
+              post(slot, { type: 'catchup', upTo: slot.catchUpTo });
+              slot.queued++;
+              slot.catchUpTo = 0;
+            }
+            break;
+          case 'flushed':
+            slot.checkpoint = msg.checkpoint;
+            wakeWaiters();
+            break;
+          case 'failed':
+            log.error({ shard: slot.index, reason: msg.message }, 'Shard worker failed.');
+            break;
+          case 'stopped':
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        log.error({ shard: slot.index, err }, 'Shard worker crashed.');
+      });
+      worker.on('exit', (code) => {
+        slot.worker = undefined;
+        if (!ready) {
+          reject(new KisekiError('ERR_SHARD_FAILED', { shard: slot.index, exitCode: code }));
+          return;
+        }
+        if (slot.stopping || closing) return;
+        // The log holds everything the dead worker had queued: a new worker replays it from the checkpoint.
+        stats.restarts++;
+        log.warn({ shard: slot.index, exitCode: code }, 'Restarting shard worker.');
+        spawn(slot).catch((err: unknown) => log.error({ shard: slot.index, err }, 'Shard worker could not restart.'));
+      });
+    });
+  }
+
+  return {
+    async start() {
+      for (let i = 0; i < options.workers; i++) {
+        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, lastPostedLsn: 0, checkpoint: 0, stopping: false });
+      }
+      await Promise.all(slots.map(spawn));
+    },
+
+    dispatch(lsn, tmid, events) {
+      const slot = slots[workerOf(tmid, options.workers)]!;
+      if (slot.worker === undefined || slot.catchUpTo > 0 || slot.queued >= options.maxQueuedBatches) {
+        // Full queue or restarting worker: the batch is in the log, the worker will read it from there.
+        slot.catchUpTo = lsn;
+        stats.skippedToCatchUp++;
+        return;
+      }
+      const ab = events.buffer as ArrayBuffer;
+      if (events.byteOffset !== 0 || events.byteLength !== ab.byteLength) {
+        throw new KisekiError('ERR_SHARD_FAILED', { reason: 'dispatch needs a buffer that owns its whole ArrayBuffer' });
+      }
+      post(slot, { type: 'batch', lsn, tmid, events: ab }, [ab]);
+      slot.queued++;
+      slot.lastPostedLsn = lsn;
+    },
+
+    stats() {
+      let queued = 0;
+      for (const s of slots) queued += s.queued;
+      return { queued, ...stats, checkpoint: minCheckpoint() };
+    },
+
+    drained(lsn) {
+      // A lagging worker must be told to catch up even when no progress message is due.
+      for (const s of slots) {
+        if (s.catchUpTo > 0 && s.worker !== undefined) {
+          post(s, { type: 'catchup', upTo: s.catchUpTo });
+          s.queued++;
+          s.catchUpTo = 0;
+        }
+      }
+      // Workers that own none of the devices seen still advance their checkpoints on catch-up.
+      for (const s of slots) post(s, { type: 'catchup', upTo: lsn });
+      for (const s of slots) s.queued++;
+      if (lsn <= minCheckpoint()) return Promise.resolve();
+      return new Promise((resolve) => waiters.push({ lsn, resolve }));
+    },
+
+    async close() {
+      closing = true;
+      await Promise.all(
+        slots.map(
+          (slot) =>
+            new Promise<void>((resolve) => {
+              const w = slot.worker;
+              if (w === undefined) return resolve();
+              slot.stopping = true;
+              if (slot.catchUpTo > 0) post(slot, { type: 'catchup', upTo: slot.catchUpTo });
+              w.once('exit', () => resolve());
+              post(slot, { type: 'stop' });
+            }),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,386 @@
+/**
+ * The agent endpoint: a uWebSockets.js server at /agent/v1 speaking the
+ * protocol of docs/PROTOCOL.md. Each frame is scanned synchronously inside
+ * the message callback (its buffer dies when the callback returns); a batch's
+ * events are copied once into a buffer of their own, which is committed and
+ * then transferred to the owning shard without another copy.
+ *
+ * Any bad input gets an `error` frame with a stable code and the connection
+ * is closed; nothing a single agent sends can stop the server.
+ */
+import { readFileSync } from 'node:fs';
+import { decode, encode } from '@msgpack/msgpack';
+import uWS from 'uWebSockets.js';
+import type { AgentPolicy, ProtocolErrorCode, ServerFrame } from '../core/contracts.js';
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import { KisekiError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import {
+  authenticateDevice,
+  enrollDevice,
+  tenantForEnrollKey,
+  type DeviceRecord,
+  type HotStore,
+} from '../storage/index.js';
+import type { BatchCommitter, CommitOutcome } from './batch-committer.js';
+import { checkBatchEnvelope, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
+import { scanFrame, type FrameEnvelope } from './frame-scanner.js';
+
+type SessionState = 'awaiting_hello' | 'authenticating' | 'ready' | 'closed';
+
+/** Per-connection state; kept small, since tens of thousands of agents sit mostly idle. */
+interface Session {
+  state: SessionState;
+  openedAt: number;
+  device: DeviceRecord | undefined;
+}
+
+export interface AgentServerOptions {
+  config: Config['ingest'];
+  store: HotStore;
+  committer: BatchCommitter;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+export interface AgentServer {
+  /** The port actually listened on (useful with port 0). */
+  readonly port: number;
+  /** Open agent connections. */
+  connections(): number;
+  /**
+   * Stops accepting connections and frames, waits until every admitted batch
+   * is committed and acked, then closes every connection with
+   * `server_shutting_down`.
+   */
+  close(): Promise<void>;
+}
+
+/** Frames at most this large are decoded whole (hello, inv); batches are only scanned. */
+const SMALL_FRAME_BYTES = 64 * 1024;
+const HELLO_SWEEP_MS = 500;
+
+const CLOSE_CODES: Partial<Record<ProtocolErrorCode, number>> = {
+  frame_too_large: 1009,
+  server_shutting_down: 1001,
+  internal_error: 1011,
+};
+
+/**
+ * Starts the agent server and resolves once it listens.
+ * @throws KisekiError ERR_LISTEN_FAILED when the port cannot be bound.
+ */
+export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
+  const { config, store, committer, clock, metrics } = options;
+  const log = options.logger.child({ component: 'agent-server' });
+  const policy: AgentPolicy = {
+    batchIntervalMs: config.batchIntervalMs,
+    maxBatchEvents: config.maxBatchEvents,
+    maxUnackedBatches: config.maxUnackedBatches,
+    hbIntervalMs: config.hbIntervalMs,
+  };
+  const sockets = new Set<uWS.WebSocket<Session>>();
+  const awaitingHello = new Set<uWS.WebSocket<Session>>();
+  /** Devices with a live connection, so lastSeen can be refreshed in one write per sweep. */
+  const seen = new Map<string, number>();
+  let accepting = true;
+  let rejectsByReason: Record<string, number> = {};
+
+  const app =
+    config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+      ? uWS.SSLApp({ cert_file_name: config.tlsCertFile, key_file_name: config.tlsKeyFile })
+      : uWS.App();
+
+  function send(ws: uWS.WebSocket<Session>, frame: ServerFrame): void {
+    if (ws.getUserData().state === 'closed') return;
+    ws.send(encode(frame), true);
+  }
+
+  function reject(ws: uWS.WebSocket<Session>, code: ProtocolErrorCode, message: string, field?: string): void {
+    const session = ws.getUserData();
+    if (session.state === 'closed') return;
+    metrics.ingestRejectsTotal.inc({ reason: code });
+    rejectsByReason[code] = (rejectsByReason[code] ?? 0) + 1;
+    const frame: ServerFrame = field === undefined ? { t: 'error', code, message } : { t: 'error', code, message, field };
+    ws.cork(() => {
+      ws.send(encode(frame), true);
+      ws.end(CLOSE_CODES[code] ?? 1008, code);
+    });
+  }
+
+  function rejectWith(ws: uWS.WebSocket<Session>, r: Rejection): void {
+    reject(ws, r.code, r.message, r.field);
+  }
+
+  function welcome(ws: uWS.WebSocket<Session>, device: DeviceRecord, token?: string): void {
+    const session = ws.getUserData();
+    if (session.state === 'closed') return;
+    session.state = 'ready';
+    session.device = device;
+    const trail = store.trails.get(device.tmid);
+    const last = trail?.ranges[trail.ranges.length - 1];
+    send(ws, {
+      t: 'welcome',
+      tmid: device.tmid,
+      ...(token === undefined ? {} : { token }),
+      policy,
+      serverTime: clock.now(),
+      nextSeq: last === undefined ? 1 : last[1] + 1,
+    });
+  }
+
+  function markConnected(device: DeviceRecord, hello: HelloInput, now: number): DeviceRecord {
+    const updated: DeviceRecord = {
+      ...device,
+      computer: hello.computer,
+      agentVersion: hello.agentVersion,
+      os: hello.os,
+      ips: hello.ips,
+      macs: hello.macs,
+      lastSeen: now,
+      connected: true,
+    };
+    void store.devices.put(device.tmid, updated);
+    return updated;
+  }
+
+  function onHello(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
+    const session = ws.getUserData();
+    if (session.state !== 'awaiting_hello') return reject(ws, 'duplicate_hello', 'hello was already received on this connection.');
+    let raw: unknown;
+    try {
+      raw = decode(bytes);
+    } catch {
+      return reject(ws, 'malformed_frame', 'The frame is not valid MessagePack.');
+    }
+    // Encoders that write undefined as nil: treat nil fields as absent.
+    if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) {
+      raw = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== null));
+    }
+    const parsed = helloSchema.safeParse(raw);
+    if (!parsed.success) return rejectWith(ws, rejectionFromZod(parsed.error, raw));
+    const hello = parsed.data;
+    awaitingHello.delete(ws);
+    const now = clock.now();
+    if (hello.tmid !== undefined || hello.token !== undefined) {
+      if (hello.tmid === undefined) return reject(ws, 'missing_field', 'Field tmid is required with a token.', 'tmid');
+      if (hello.token === undefined) return reject(ws, 'missing_field', 'Field token is required with a tmid.', 'token');
+      const device = authenticateDevice(store, hello.tmid, hello.token);
+      if (device === undefined) return reject(ws, 'auth_failed', 'Unknown TMID or wrong token.');
+      seen.set(device.tmid, now);
+      return welcome(ws, markConnected(device, hello, now));
+    }
+    if (hello.enrollKey === undefined) {
+      return reject(ws, 'missing_field', 'Field enrollKey is required for a device without tmid and token.', 'enrollKey');
+    }
+    const tenant = tenantForEnrollKey(store, hello.enrollKey);
+    if (tenant === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
+    session.state = 'authenticating';
+    const facts = { computer: hello.computer, agentVersion: hello.agentVersion, os: hello.os, ips: hello.ips, macs: hello.macs };
+    enrollDevice(store, tenant, facts, now).then(
+      ({ device, token }) => {
+        metrics.ingestEnrollmentsTotal.inc();
+        log.info({ tmid: device.tmid, supportId: tenant.supportId, computer: device.computer }, 'Device enrolled.');
+        seen.set(device.tmid, clock.now());
+        welcome(ws, device, token);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'Enrollment could not be stored.');
+        reject(ws, 'internal_error', 'The enrollment could not be stored; retry later.');
+      },
+    );
+  }
+
+  function onBatch(ws: uWS.WebSocket<Session>, bytes: Uint8Array, env: FrameEnvelope): void {
+    const device = ws.getUserData().device!;
+    const check = checkBatchEnvelope(env);
+    if (!check.ok) return rejectWith(ws, check);
+    // The one copy of a batch: into a buffer that owns its memory, so it can be transferred to a shard.
+    const events = new Uint8Array(new ArrayBuffer(env.eventsEnd - env.eventsStart));
+    events.set(bytes.subarray(env.eventsStart, env.eventsEnd));
+    const id = env.id as string;
+    metrics.ingestBytesTotal.inc(bytes.byteLength);
+    committer.submit(
+      {
+        tmid: device.tmid,
+        id,
+        sentAt: env.sentAt as number,
+        first: env.first as number,
+        last: env.last as number,
+        events,
+        eventCount: env.eventCount,
+      },
+      (outcome: CommitOutcome) => {
+        if (ws.getUserData().state === 'closed') return;
+        switch (outcome) {
+          case 'stored':
+            return send(ws, { t: 'ack', id });
+          case 'duplicate':
+            return send(ws, { t: 'ack', id, dup: true });
+          case 'conflict':
+            return reject(ws, 'batch_id_conflict', 'This batch id is already stored for another device.', 'id');
+          case 'failed':
+            return reject(ws, 'internal_error', 'The batch could not be stored; resend it later.');
+        }
+      },
+    );
+  }
+
+  function onInventory(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
+    if (bytes.byteLength > config.maxInventoryBytes) {
+      return reject(ws, 'invalid_field', 'The inventory is larger than allowed.', 'inv');
+    }
+    let raw: unknown;
+    try {
+      raw = decode(bytes);
+    } catch {
+      return reject(ws, 'malformed_frame', 'The frame is not valid MessagePack.');
+    }
+    const { t: _t, ...inventory } = raw as Record<string, unknown>;
+    const device = ws.getUserData().device!;
+    void store.inventory.put(device.tmid, { ...inventory, receivedAt: clock.now() });
+  }
+
+  function onMessage(ws: uWS.WebSocket<Session>, message: ArrayBuffer, isBinary: boolean): void {
+    const session = ws.getUserData();
+    if (session.state === 'closed') return;
+    if (!accepting) return; // Shutting down: unacked batches will be resent after the restart.
+    if (!isBinary) return reject(ws, 'malformed_frame', 'Text frames are not supported; send binary MessagePack.');
+    if (message.byteLength > config.maxFrameBytes) {
+      return reject(ws, 'frame_too_large', `Frames are limited to ${config.maxFrameBytes} bytes.`);
+    }
+    const bytes = new Uint8Array(message);
+    const scanned = scanFrame(bytes);
+    if (!scanned.ok) return reject(ws, scanned.reason, `The frame is invalid: ${scanned.detail}.`);
+    const env = scanned.envelope;
+    metrics.ingestFramesTotal.inc({ type: env.t });
+    if (env.t === 'hello') {
+      if (bytes.byteLength > SMALL_FRAME_BYTES) return reject(ws, 'frame_too_large', 'hello frames are limited to 64 KiB.');
+      return onHello(ws, bytes);
+    }
+    if (env.t !== 'batch' && env.t !== 'hb' && env.t !== 'inv') {
+      return reject(ws, 'unknown_frame_type', `Frame type ${JSON.stringify(env.t).slice(0, 40)} is not known.`, 't');
+    }
+    if (session.state !== 'ready') return reject(ws, 'hello_required', 'The first frame must be hello.');
+    seen.set(session.device!.tmid, clock.now());
+    switch (env.t) {
+      case 'batch':
+        return onBatch(ws, bytes, env);
+      case 'hb':
+        return send(ws, { t: 'hb', ts: clock.now() });
+      case 'inv':
+        return onInventory(ws, bytes);
+    }
+  }
+
+  app.ws<Session>(config.path, {
+    compression: uWS.DISABLED,
+    // Frames up to 2x the limit reach the handler and get a proper error frame; beyond that uWS cuts them.
+    maxPayloadLength: config.maxFrameBytes * 2,
+    idleTimeout: config.idleTimeoutSec,
+    // Acks are tiny: only an agent that stops reading ever builds backpressure, and acks must never be dropped.
+    maxBackpressure: 64 * 1024 * 1024,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      if (!accepting) {
+        res.writeStatus('503 Service Unavailable').end('shutting down');
+        return;
+      }
+      const session: Session = { state: 'awaiting_hello', openedAt: clock.now(), device: undefined };
+      res.upgrade(
+        session,
+        req.getHeader('sec-websocket-key'),
+        req.getHeader('sec-websocket-protocol'),
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => {
+      sockets.add(ws);
+      awaitingHello.add(ws);
+      metrics.ingestConnections.inc();
+    },
+    message: (ws, message, isBinary) => {
+      try {
+        onMessage(ws, message, isBinary);
+      } catch (err) {
+        log.error({ err }, 'Unexpected failure while handling a frame.');
+        reject(ws, 'internal_error', 'The server failed to handle the frame.');
+      }
+    },
+    close: (ws) => {
+      const session = ws.getUserData();
+      session.state = 'closed';
+      sockets.delete(ws);
+      awaitingHello.delete(ws);
+      metrics.ingestConnections.dec();
+      const device = session.device;
+      if (device !== undefined) {
+        seen.delete(device.tmid);
+        const current = store.devices.get(device.tmid);
+        if (current !== undefined) void store.devices.put(device.tmid, { ...current, connected: false, lastSeen: clock.now() });
+      }
+    },
+  });
+
+  app.any('/*', (res) => {
+    res.writeStatus('404 Not Found').end('kiseki agent endpoint: connect a WebSocket to ' + config.path);
+  });
+
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (token) => {
+      if (token) resolve(token);
+      else reject(new KisekiError('ERR_LISTEN_FAILED', { host: config.host, port: config.port, component: 'ingest' }));
+    });
+  });
+  const port = uWS.us_socket_local_port(listenSocket);
+
+  // One timer for all connections: a hello timeout per socket would cost a Timeout object per agent.
+  const helloSweep = setInterval(() => {
+    const deadline = clock.now() - config.helloTimeoutMs;
+    for (const ws of awaitingHello) {
+      if (ws.getUserData().openedAt <= deadline) {
+        awaitingHello.delete(ws);
+        reject(ws, 'hello_timeout', `No hello within ${config.helloTimeoutMs} ms.`);
+      }
+    }
+  }, Math.min(HELLO_SWEEP_MS, config.helloTimeoutMs));
+
+  // lastSeen of live devices is written once every few seconds, not on every frame.
+  const seenFlush = setInterval(() => {
+    if (seen.size === 0) return;
+    for (const [tmid, at] of seen) {
+      const current = store.devices.get(tmid);
+      if (current !== undefined && current.lastSeen < at) void store.devices.put(tmid, { ...current, lastSeen: at });
+    }
+  }, 5_000);
+
+  const rejectLog = setInterval(() => {
+    if (Object.keys(rejectsByReason).length === 0) return;
+    log.warn({ rejects: rejectsByReason }, 'Agent frames rejected in the last minute.');
+    rejectsByReason = {};
+  }, 60_000);
+  rejectLog.unref();
+
+  log.info({ port, path: config.path, tls: config.tlsCertFile !== undefined }, 'Agent endpoint listening.');
+
+  return {
+    port,
+    connections: () => sockets.size,
+    async close() {
+      accepting = false;
+      uWS.us_listen_socket_close(listenSocket);
+      clearInterval(helloSweep);
+      clearInterval(seenFlush);
+      clearInterval(rejectLog);
+      await committer.idle();
+      for (const ws of [...sockets]) reject(ws, 'server_shutting_down', 'The server is stopping; reconnect later.');
+      // uWS may run close handlers (which mark devices disconnected) on the next loop turn.
+      await new Promise((resolve) => setImmediate(resolve));
+      await store.flushed();
+    },
+  };
+}

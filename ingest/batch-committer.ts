@@ -1,0 +1,202 @@
+/**
+ * Group commit of raw batches: every batch admitted during one event-loop
+ * turn is compressed, given the next log sequence number (lsn) and committed
+ * in one LMDB transaction together with its batch-id index entry and the
+ * device's seq ranges. Acks go out only after that transaction is flushed to
+ * disk, in commit order; then each batch is handed to its shard.
+ *
+ * Exactly-once: an id already in the index, or waiting in a commit group, is
+ * acked again (as a duplicate) and not stored twice.
+ */
+import { compress } from 'zstd-napi';
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { addSeqRange, type BatchRecord, type BatchToCommit, type HotStore, type TrailState } from '../storage/index.js';
+
+export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'failed';
+
+/** Called once per submitted batch with its outcome; `stored` and `duplicate` mean the agent may be acked. */
+export type CommitCallback = (outcome: CommitOutcome) => void;
+
+/** Where committed batches go next (the shard pool). `events` is handed over, not copied. */
+export interface CommittedBatchSink {
+  dispatch(lsn: number, tmid: string, events: Uint8Array): void;
+}
+
+export interface BatchSubmission {
+  tmid: string;
+  id: string;
+  sentAt: number;
+  first: number;
+  last: number;
+  /** The MessagePack events array; must own its whole ArrayBuffer (it is transferred to a shard). */
+  events: Uint8Array;
+  eventCount: number;
+}
+
+export interface BatchCommitterOptions {
+  store: HotStore;
+  sink: CommittedBatchSink;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  zstdLevel: number;
+}
+
+interface PendingBatch {
+  lsn: number;
+  record: BatchRecord;
+  events: Uint8Array;
+  callbacks: CommitCallback[];
+}
+
+interface CommitGroup {
+  batches: PendingBatch[];
+  done: boolean;
+  ok: boolean;
+}
+
+export interface BatchCommitter {
+  submit(batch: BatchSubmission, callback: CommitCallback): void;
+  /** Highest lsn whose group has completed (acked and dispatched). */
+  committedLsn(): number;
+  /** Resolves when every submitted batch has been committed (or failed) and answered. */
+  idle(): Promise<void>;
+}
+
+export function createBatchCommitter(options: BatchCommitterOptions): BatchCommitter {
+  const { store, sink, clock, metrics } = options;
+  const log = options.logger.child({ component: 'batch-committer' });
+  const zstdParams = { compressionLevel: options.zstdLevel };
+  let nextLsn = store.lastLsn() + 1;
+  let lastCompletedLsn = nextLsn - 1;
+  const pendingById = new Map<string, PendingBatch>();
+  /** Trail states of devices seen since start, so ranges merge without a read per batch. */
+  const trailCache = new Map<string, TrailState>();
+  let openGroup: PendingBatch[] = [];
+  const dirtyTrails = new Set<string>();
+  const inFlight: CommitGroup[] = [];
+  let scheduled = false;
+  let idleWaiters: (() => void)[] = [];
+
+  function trailOf(tmid: string): TrailState {
+    let t = trailCache.get(tmid);
+    if (t === undefined) {
+      t = store.trails.get(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
+      trailCache.set(tmid, t);
+    }
+    return t;
+  }
+
+  function completeInOrder(): void {
+    while (inFlight.length > 0 && inFlight[0]!.done) {
+      const group = inFlight.shift()!;
+      for (const b of group.batches) {
+        pendingById.delete(b.record.id);
+        const outcome: CommitOutcome = group.ok ? 'stored' : 'failed';
+        for (const cb of b.callbacks) cb(outcome);
+        if (group.ok) {
+          lastCompletedLsn = b.lsn;
+          sink.dispatch(b.lsn, b.record.tmid, b.events);
+        }
+      }
+    }
+    if (inFlight.length === 0 && openGroup.length === 0) {
+      const waiters = idleWaiters;
+      idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  function closeGroup(): void {
+    scheduled = false;
+    if (openGroup.length === 0) return;
+    const group: CommitGroup = { batches: openGroup, done: false, ok: false };
+    openGroup = [];
+    // Snapshot the trail states now: later submits mutate the cache before this group is on disk.
+    const trails = new Map<string, TrailState>();
+    for (const tmid of dirtyTrails) {
+      const t = trailCache.get(tmid)!;
+      trails.set(tmid, { ...t, ranges: t.ranges.map((r) => [r[0], r[1]] as [number, number]) });
+    }
+    dirtyTrails.clear();
+    inFlight.push(group);
+    const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
+    const stopTimer = metrics.ingestCommitSeconds.startTimer();
+    store.commitBatches(toCommit, trails).then(
+      () => {
+        stopTimer();
+        group.ok = true;
+        group.done = true;
+        let events = 0;
+        for (const b of group.batches) events += b.record.n;
+        metrics.ingestBatchesTotal.inc({ result: 'stored' }, group.batches.length);
+        metrics.ingestEventsTotal.inc(events);
+        completeInOrder();
+      },
+      (err: unknown) => {
+        log.error({ err, batches: group.batches.length }, 'Commit of a batch group failed; its batches are not acked.');
+        metrics.ingestBatchesTotal.inc({ result: 'failed' }, group.batches.length);
+        // The cached trail states include the failed batches: forget them, the store has the truth.
+        for (const b of group.batches) trailCache.delete(b.record.tmid);
+        group.done = true;
+        completeInOrder();
+      },
+    );
+  }
+
+  return {
+    submit(batch, callback) {
+      const pending = pendingById.get(batch.id);
+      if (pending !== undefined) {
+        if (pending.record.tmid !== batch.tmid) return callback('conflict');
+        metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
+        // Acked together with the first copy, once that copy is on disk.
+        pending.callbacks.push((outcome) => callback(outcome === 'stored' ? 'duplicate' : outcome));
+        return;
+      }
+      const existing = store.batchIds.get(batch.id);
+      if (existing !== undefined) {
+        if (existing[1] !== batch.tmid) return callback('conflict');
+        metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
+        return callback('duplicate');
+      }
+      const now = clock.now();
+      const lsn = nextLsn++;
+      const record: BatchRecord = {
+        tmid: batch.tmid,
+        id: batch.id,
+        sentAt: batch.sentAt,
+        recvAt: now,
+        first: batch.first,
+        last: batch.last,
+        n: batch.eventCount,
+        z: compress(batch.events, zstdParams),
+      };
+      const trail = trailOf(batch.tmid);
+      trail.ranges = addSeqRange(trail.ranges, batch.first, batch.last);
+      trail.batches++;
+      trail.events += batch.eventCount;
+      trail.lastLsn = lsn;
+      trail.lastBatchAt = now;
+      dirtyTrails.add(batch.tmid);
+      const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback] };
+      pendingById.set(batch.id, entry);
+      openGroup.push(entry);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(closeGroup);
+      }
+    },
+
+    committedLsn() {
+      return lastCompletedLsn;
+    },
+
+    idle() {
+      if (inFlight.length === 0 && openGroup.length === 0) return Promise.resolve();
+      return new Promise((resolve) => idleWaiters.push(resolve));
+    },
+  };
+}

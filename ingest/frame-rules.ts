@@ -1,0 +1,80 @@
+/**
+ * Validation rules for agent frames beyond their MessagePack structure. Each
+ * failure names the protocol error code and the field, so the agent's
+ * developer can tell exactly what was wrong (docs/PROTOCOL.md).
+ */
+import { z } from 'zod';
+import type { ProtocolErrorCode } from '../core/contracts.js';
+import type { FrameEnvelope } from './frame-scanner.js';
+
+export type Rejection = { ok: false; code: ProtocolErrorCode; message: string; field?: string };
+
+const shortText = z.string().min(1).max(256);
+const list = z.array(z.string().max(128)).max(64);
+
+/** `hello`: either an enrollment key (new device) or TMID + token (known device). */
+export const helloSchema = z
+  .object({
+    t: z.literal('hello'),
+    enrollKey: z.string().min(1).max(256).optional(),
+    tmid: z.string().min(1).max(64).optional(),
+    token: z.string().min(1).max(256).optional(),
+    computer: shortText,
+    agentVersion: z.string().min(1).max(64),
+    os: shortText,
+    ips: list,
+    macs: list,
+  })
+  .loose();
+
+export type HelloInput = z.infer<typeof helloSchema>;
+
+/** Maps a zod failure on `input` to the protocol's missing_field / invalid_field (nil counts as missing). */
+export function rejectionFromZod(error: z.ZodError, input: unknown): Rejection {
+  const issue = error.issues[0];
+  const field = issue === undefined ? undefined : issue.path.join('.');
+  let value: unknown = input;
+  for (const key of issue?.path ?? []) value = typeof value === 'object' && value !== null ? (value as Record<PropertyKey, unknown>)[key] : undefined;
+  const missing = issue !== undefined && issue.path.length > 0 && (value === undefined || value === null);
+  return {
+    ok: false,
+    code: missing ? 'missing_field' : 'invalid_field',
+    message: missing ? `Field ${field} is required.` : `Field ${field} is invalid: ${issue?.message ?? 'unknown'}.`,
+    ...(field === undefined ? {} : { field }),
+  };
+}
+
+const BATCH_ID = /^[0-9a-f]{32}$/;
+
+function isSeq(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
+}
+
+/** Checks a batch envelope; the events themselves are the shard's business. */
+export function checkBatchEnvelope(env: FrameEnvelope): { ok: true } | Rejection {
+  const required: [keyof FrameEnvelope, string][] = [
+    ['id', 'id'],
+    ['sentAt', 'sentAt'],
+    ['first', 'first'],
+    ['last', 'last'],
+  ];
+  for (const [key, field] of required) {
+    if (env[key] === undefined || env[key] === null) return { ok: false, code: 'missing_field', message: `Field ${field} is required.`, field };
+  }
+  if (!env.hasEvents) return { ok: false, code: 'missing_field', message: 'Field events is required.', field: 'events' };
+  if (typeof env.id !== 'string' || !BATCH_ID.test(env.id)) {
+    return { ok: false, code: 'invalid_field', message: 'Field id must be 32 lowercase hexadecimal characters.', field: 'id' };
+  }
+  if (typeof env.sentAt !== 'number' || !Number.isSafeInteger(env.sentAt) || env.sentAt < 0) {
+    return { ok: false, code: 'invalid_field', message: 'Field sentAt must be milliseconds since the epoch.', field: 'sentAt' };
+  }
+  if (!isSeq(env.first)) return { ok: false, code: 'invalid_field', message: 'Field first must be an integer >= 1.', field: 'first' };
+  if (!isSeq(env.last) || env.last < env.first) {
+    return { ok: false, code: 'invalid_field', message: 'Field last must be an integer >= first.', field: 'last' };
+  }
+  if (!env.eventsIsArray) return { ok: false, code: 'invalid_field', message: 'Field events must be an array.', field: 'events' };
+  if (env.eventCount !== env.last - env.first + 1) {
+    return { ok: false, code: 'invalid_field', message: 'Field events must hold last - first + 1 events.', field: 'events' };
+  }
+  return { ok: true };
+}

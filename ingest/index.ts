@@ -1,0 +1,7 @@
+/** Public surface of ingest/: the agent WebSocket endpoint and the group committer behind it. */
+export { startAgentServer } from './agent-server.js';
+export type { AgentServer, AgentServerOptions } from './agent-server.js';
+export { createBatchCommitter } from './batch-committer.js';
+export type { BatchCommitter, BatchSubmission, CommitOutcome, CommittedBatchSink } from './batch-committer.js';
+export { scanFrame, isWellFormed } from './frame-scanner.js';
+export type { FrameEnvelope, ScanResult } from './frame-scanner.js';

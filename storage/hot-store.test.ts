@@ -1,0 +1,83 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { addSeqRange, openHotStore, seqGaps } from './hot-store.js';
+import { authenticateDevice, createTenant, enrollDevice, tenantForEnrollKey } from './registry.js';
+
+describe('seq ranges', () => {
+  type Case = [ranges: [number, number][], first: number, last: number, expected: [number, number][]];
+  const cases: Case[] = [
+    [[], 1, 5, [[1, 5]]],
+    [[[1, 5]], 6, 9, [[1, 9]]],
+    [[[1, 5]], 8, 9, [[1, 5], [8, 9]]],
+    [[[8, 9]], 1, 5, [[1, 5], [8, 9]]],
+    [[[1, 5], [8, 9]], 6, 7, [[1, 9]]],
+    [[[1, 5], [8, 9], [20, 30]], 3, 21, [[1, 30]]],
+    [[[1, 5]], 2, 3, [[1, 5]]],
+    [[[1, 5], [10, 12]], 7, 7, [[1, 5], [7, 7], [10, 12]]],
+  ];
+  it.each(cases)('adds to %j the range %i..%i', (ranges, first, last, expected) => {
+    expect(addSeqRange(ranges, first, last)).toEqual(expected);
+  });
+
+  it('lists gaps, counting a trail that does not start at 1', () => {
+    expect(seqGaps([[1, 5], [8, 9]])).toEqual([[6, 7]]);
+    expect(seqGaps([[3, 5]])).toEqual([[1, 2]]);
+    expect(seqGaps([])).toEqual([]);
+  });
+});
+
+describe('hot store', () => {
+  it('commits batches with their index and reads a device back in receive order', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiseki-store-'));
+    try {
+      const store = openHotStore({ dataDir: dir });
+      const rec = (id: string, first: number) => ({ tmid: 'D1', id, sentAt: 1, recvAt: 2, first, last: first, n: 1, z: new Uint8Array([1, 2, 3]) });
+      await store.commitBatches(
+        [
+          { lsn: 1, record: rec('a'.repeat(32), 1) },
+          { lsn: 2, record: rec('b'.repeat(32), 2) },
+        ],
+        new Map([['D1', { ranges: [[1, 2]], batches: 2, events: 2, lastLsn: 2, lastBatchAt: 2 }]]),
+      );
+      await store.commitBatches([{ lsn: 10, record: rec('c'.repeat(32), 3) }], new Map());
+      expect(store.lastLsn()).toBe(10);
+      expect([...store.deviceBatches.getKeys({ start: ['D1'], end: ['D1', Infinity] })]).toEqual([
+        ['D1', 1],
+        ['D1', 2],
+        ['D1', 10],
+      ]);
+      expect(store.batchIds.get('b'.repeat(32))).toEqual([2, 'D1']);
+      expect(Buffer.from(store.batches.get(10)!.z)).toEqual(Buffer.from([1, 2, 3]));
+      await store.close();
+      // Reopened, everything is still there.
+      const again = openHotStore({ dataDir: dir });
+      expect(again.lastLsn()).toBe(10);
+      expect(again.trails.get('D1')!.ranges).toEqual([[1, 2]]);
+      await again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('creates tenants once, and enrolls and authenticates devices by token hash', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiseki-store-'));
+    try {
+      const store = openHotStore({ dataDir: dir });
+      const { tenant, enrollKey } = await createTenant(store, { supportId: 'S-1', name: 'Acme', now: 1 });
+      await expect(createTenant(store, { supportId: 'S-1', name: 'Other', now: 2 })).rejects.toMatchObject({ code: 'ERR_TENANT_EXISTS' });
+      await expect(createTenant(store, { supportId: '../x', name: 'Bad', now: 2 })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' });
+      expect(tenantForEnrollKey(store, enrollKey)?.supportId).toBe('S-1');
+      expect(tenantForEnrollKey(store, 'kek_other')).toBeUndefined();
+      expect(JSON.stringify(store.tenants.get('S-1'))).not.toContain(enrollKey);
+      const { device, token } = await enrollDevice(store, tenant, { computer: 'PC', agentVersion: '1', os: 'Win', ips: [], macs: [] }, 5);
+      expect(authenticateDevice(store, device.tmid, token)?.tmid).toBe(device.tmid);
+      expect(authenticateDevice(store, device.tmid, token + 'x')).toBeUndefined();
+      expect(authenticateDevice(store, 'nope', token)).toBeUndefined();
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * The hot store: one LMDB environment under the data directory with named
+ * databases for tenants, devices, the raw batch log and the indexes around it
+ * (SPEC §5). The raw batch log is the system's write-ahead log: everything the
+ * shards derive can be rebuilt by replaying it from their checkpoints.
+ *
+ * Key layouts (bench/micro/lmdb-keys.bench.ts compares the alternatives):
+ *   batches        lsn (number, ascending)       -> BatchRecord (zstd events)
+ *   deviceBatches  [tmid, lsn]                    -> event count
+ *   batchIds       batch id (32 hex)              -> [lsn, tmid]
+ *   trails         tmid                           -> TrailState (seq ranges, counters)
+ *   checkpoints    virtual shard (0..255)         -> last lsn processed
+ *   kindCounts     [tmid, kind]                   -> events of that kind
+ * The log keys are one increasing number, so appends land at the end of the
+ * B-tree and a shard's replay is one forward range scan.
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import { KisekiError } from '../core/errors.js';
+
+/** Tenant (one contract, identified by its support ID). */
+export interface TenantRecord {
+  supportId: string;
+  name: string;
+  /** SHA-256 hex of the enrollment key; the key itself is never stored. */
+  enrollKeyHash: string;
+  createdAt: number;
+}
+
+/** A device (one PC running one agent). */
+export interface DeviceRecord {
+  tmid: string;
+  supportId: string;
+  computer: string;
+  agentVersion: string;
+  os: string;
+  ips: string[];
+  macs: string[];
+  /** SHA-256 hex of the device token. */
+  tokenHash: string;
+  firstSeen: number;
+  lastSeen: number;
+  connected: boolean;
+}
+
+/** What the store knows of a device's trail: held seq ranges and counters. */
+export interface TrailState {
+  /** Sorted, disjoint, non-adjacent inclusive [lo, hi] ranges of seq held. */
+  ranges: [number, number][];
+  batches: number;
+  events: number;
+  lastLsn: number;
+  lastBatchAt: number;
+}
+
+/** One raw batch as committed by ingest. `z` holds the zstd-compressed MessagePack events array. */
+export interface BatchRecord {
+  tmid: string;
+  id: string;
+  sentAt: number;
+  recvAt: number;
+  first: number;
+  last: number;
+  n: number;
+  z: Uint8Array;
+}
+
+/** A batch ready to commit; `lsn` is assigned by the committer. */
+export interface BatchToCommit {
+  lsn: number;
+  record: BatchRecord;
+}
+
+export interface HotStoreOptions {
+  dataDir: string;
+  /** Initial LMDB map size in bytes; LMDB grows it as needed. */
+  mapSizeBytes?: number;
+  readOnly?: boolean;
+}
+
+export interface HotStore {
+  readonly dataDir: string;
+  readonly tenants: Database<TenantRecord, string>;
+  readonly enrollKeys: Database<string, string>;
+  readonly devices: Database<DeviceRecord, string>;
+  readonly inventory: Database<Record<string, unknown>, string>;
+  readonly batches: Database<BatchRecord, number>;
+  readonly deviceBatches: Database<number, [string, number]>;
+  readonly batchIds: Database<[number, string], string>;
+  readonly trails: Database<TrailState, string>;
+  readonly checkpoints: Database<number, number>;
+  readonly kindCounts: Database<number, [string, string]>;
+  /** Highest lsn in the batch log, 0 when empty. */
+  lastLsn(): number;
+  /**
+   * Commits batches atomically with their id index entries and the trail
+   * states given, and resolves once the transaction is flushed to disk.
+   */
+  commitBatches(batches: readonly BatchToCommit[], trails: ReadonlyMap<string, TrailState>): Promise<void>;
+  /** Resolves when every write issued so far is durable. */
+  flushed(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens (creating when needed) the LMDB environment in `dataDir`.
+ * @throws KisekiError ERR_STORAGE when the environment cannot be opened.
+ */
+export function openHotStore(options: HotStoreOptions): HotStore {
+  const readOnly = options.readOnly ?? false;
+  if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
+  let root: RootDatabase;
+  try {
+    root = open({
+      path: `${options.dataDir}/kiseki.lmdb`,
+      maxDbs: 32,
+      mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024,
+      readOnly,
+    });
+  } catch (cause) {
+    throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open' }, { cause });
+  }
+  const tenants = root.openDB<TenantRecord, string>('tenants', {});
+  const enrollKeys = root.openDB<string, string>('enroll-keys', {});
+  const devices = root.openDB<DeviceRecord, string>('devices', {});
+  const inventory = root.openDB<Record<string, unknown>, string>('inventory', {});
+  const batches = root.openDB<BatchRecord, number>('batches', {});
+  const deviceBatches = root.openDB<number, [string, number]>('device-batches', {});
+  const batchIds = root.openDB<[number, string], string>('batch-ids', {});
+  const trails = root.openDB<TrailState, string>('trails', {});
+  const checkpoints = root.openDB<number, number>('checkpoints', {});
+  const kindCounts = root.openDB<number, [string, string]>('kind-counts', {});
+
+  return {
+    dataDir: options.dataDir,
+    tenants,
+    enrollKeys,
+    devices,
+    inventory,
+    batches,
+    deviceBatches,
+    batchIds,
+    trails,
+    checkpoints,
+    kindCounts,
+    lastLsn() {
+      for (const key of batches.getKeys({ reverse: true, limit: 1 })) return key;
+      return 0;
+    },
+    async commitBatches(toCommit, trailStates) {
+      await root.transaction(() => {
+        for (const { lsn, record } of toCommit) {
+          batches.putSync(lsn, record);
+          deviceBatches.putSync([record.tmid, lsn], record.n);
+          batchIds.putSync(record.id, [lsn, record.tmid]);
+        }
+        for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
+      });
+      // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
+      await root.flushed;
+    },
+    async flushed() {
+      await root.flushed;
+    },
+    async close() {
+      await root.close();
+    },
+  };
+}
+
+/** Adds [first, last] to sorted disjoint ranges, merging neighbours. Returns the new array. */
+export function addSeqRange(ranges: [number, number][], first: number, last: number): [number, number][] {
+  const out: [number, number][] = [];
+  let lo = first;
+  let hi = last;
+  let placed = false;
+  for (const r of ranges) {
+    if (r[1] + 1 < lo) out.push(r);
+    else if (hi + 1 < r[0]) {
+      if (!placed) {
+        out.push([lo, hi]);
+        placed = true;
+      }
+      out.push(r);
+    } else {
+      lo = Math.min(lo, r[0]);
+      hi = Math.max(hi, r[1]);
+    }
+  }
+  if (!placed) out.push([lo, hi]);
+  return out;
+}
+
+/**
+ * Seq holes in held ranges: [from, to] inclusive for each gap. Agents number
+ * events from 1, so a first range starting later is a gap too.
+ */
+export function seqGaps(ranges: readonly [number, number][]): [number, number][] {
+  const gaps: [number, number][] = [];
+  const first = ranges[0];
+  if (first !== undefined && first[0] > 1) gaps.push([1, first[0] - 1]);
+  for (let i = 1; i < ranges.length; i++) gaps.push([ranges[i - 1]![1] + 1, ranges[i]![0] - 1]);
+  return gaps;
+}

@@ -1,0 +1,7 @@
+/** Public surface of storage/: the LMDB hot store, tenant and device registry, read models. */
+export { openHotStore, addSeqRange, seqGaps } from './hot-store.js';
+export type { HotStore, HotStoreOptions, TenantRecord, DeviceRecord, TrailState, BatchRecord, BatchToCommit } from './hot-store.js';
+export { createTenant, tenantForEnrollKey, enrollDevice, authenticateDevice, sha256Hex, newTmid } from './registry.js';
+export type { DeviceFacts } from './registry.js';
+export { inspectStore } from './inspect.js';
+export type { InspectReport } from './inspect.js';
