@@ -1,0 +1,136 @@
+/**
+ * End to end as a new user would run it: `kiseki start`, `kiseki tenant
+ * create`, `kiseki simulate`, `kiseki inspect --json`; then the same with the
+ * server killed with SIGKILL in the middle of the simulation.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CLI, eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
+
+interface Inspect {
+  tenants: number;
+  devices: number;
+  batches: number;
+  batchIds: number;
+  events: number;
+  eventsByKind: Record<string, number>;
+  eventsProcessed: number;
+  seqGaps: number;
+}
+
+interface Summary {
+  batchesSent: number;
+  batchesAcked: number;
+  eventsSent: number;
+  eventsAcked: number;
+  batchesUnacked: number;
+  reconnects: number;
+  detectionsSent: number;
+  ackLatencyMs: { p50: number; p99: number };
+  errors: Record<string, number>;
+}
+
+async function inspect(dir: string): Promise<Inspect> {
+  const r = await runCli(['inspect', '--json', '--data', dir]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as Inspect;
+}
+
+async function createTenant(dir: string): Promise<string> {
+  const r = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', dir]);
+  expect(r.code, r.stderr).toBe(0);
+  return (JSON.parse(r.stdout) as { enrollKey: string }).enrollKey;
+}
+
+function simulateArgs(port: number, key: string, dir: string, extra: string[]): string[] {
+  return ['simulate', '--url', `ws://127.0.0.1:${port}/agent/v1`, '--enroll-key', key, '--state', join(dir, 'sim-state.json'), '--seed', '7', ...extra];
+}
+
+/** Waits until the shards have counted every stored event, then returns the census. */
+async function settled(dir: string): Promise<Inspect> {
+  return eventually(async () => {
+    const r = await inspect(dir);
+    return r.eventsProcessed === r.events ? r : undefined;
+  });
+}
+
+describe('kiseki end to end', () => {
+  let dir: string;
+  let server: RunningServer | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-e2e-'));
+  });
+  afterEach(async () => {
+    if (server !== undefined && server.child.exitCode === null) {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    }
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores every acked batch once, counts every event, and shuts down cleanly', async () => {
+    const key = await createTenant(dir);
+    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    const sim = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '3', '--batch-ms', '250']));
+    expect(sim.code, sim.stderr).toBe(0);
+    const summary = JSON.parse(sim.stdout) as Summary;
+    expect(summary.batchesAcked).toBeGreaterThan(0);
+    expect(summary.batchesUnacked).toBe(0);
+    expect(summary.batchesAcked).toBe(summary.batchesSent);
+
+    const report = await settled(dir);
+    expect(report).toMatchObject({ tenants: 1, devices: 20, batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
+    expect(Object.values(report.eventsByKind).reduce((a, b) => a + b, 0)).toBe(summary.eventsAcked);
+    expect(report.eventsByKind['proc.start']).toBeGreaterThan(0);
+
+    const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
+    expect(health.status).toBe(200);
+    const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`kiseki_ingest_batches_total\\{result="stored"\\} ${summary.batchesAcked}\\b`));
+
+    // A second run reuses the identities in the state file: no new devices, seq continues without gaps.
+    const again = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '1', '--batch-ms', '250']));
+    const second = JSON.parse(again.stdout) as Summary;
+    const after = await settled(dir);
+    expect(after).toMatchObject({ devices: 20, batches: summary.batchesAcked + second.batchesAcked, seqGaps: 0 });
+
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
+    expect(await inspect(dir)).toMatchObject({ batches: after.batches, events: after.events, eventsProcessed: after.events });
+  });
+
+  it('loses no acked batch and stores none twice when the server is killed with SIGKILL mid-stream', async () => {
+    const key = await createTenant(dir);
+    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    const port = server.ingestPort;
+    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60'])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let simOut = '';
+    let simErr = '';
+    sim.stdout.on('data', (d: Buffer) => (simOut += d.toString()));
+    sim.stderr.on('data', (d: Buffer) => (simErr += d.toString()));
+    const simDone = new Promise<number | null>((resolve) => sim.on('exit', (code) => resolve(code)));
+
+    // Let batches flow, then kill the server without warning.
+    await eventually(async () => ((await inspect(dir)).batches >= 20 ? true : undefined));
+    server.child.kill('SIGKILL');
+    await server.exited;
+    const atCrash = await inspect(dir);
+    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']);
+
+    expect(await simDone, simErr).toBe(0);
+    const summary = JSON.parse(simOut) as Summary;
+    expect(summary.reconnects).toBeGreaterThan(0);
+    expect(summary.batchesUnacked).toBe(0);
+
+    const report = await settled(dir);
+    expect(report.batches).toBeGreaterThan(atCrash.batches);
+    expect(report).toMatchObject({ batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
+    expect(report.eventsProcessed).toBe(summary.eventsAcked);
+  });
+});
