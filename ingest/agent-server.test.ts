@@ -1,8 +1,10 @@
 import { encode } from '@msgpack/msgpack';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import { systemClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
@@ -21,7 +23,9 @@ interface Harness {
   dispatched: { lsn: number; tmid: string; bytes: number }[];
 }
 
-async function startHarness(overrides: { maxFrameBytes?: number; helloTimeoutMs?: number } = {}): Promise<Harness> {
+async function startHarness(
+  overrides: { maxFrameBytes?: number; helloTimeoutMs?: number; tlsCertFile?: string; tlsKeyFile?: string } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-ingest-'));
   const config = loadConfig({ dataDir: dir, ingest: { host: '127.0.0.1', port: 0, ...overrides }, http: { port: 0 } });
   const store = openHotStore({ dataDir: dir });
@@ -38,7 +42,8 @@ async function startHarness(overrides: { maxFrameBytes?: number; helloTimeoutMs?
     zstdLevel: 1,
   });
   const server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
-  return { dir, store, server, url: `ws://127.0.0.1:${server.port}/agent/v1`, enrollKey, dispatched };
+  const scheme = overrides.tlsCertFile === undefined ? 'ws' : 'wss';
+  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, enrollKey, dispatched };
 }
 
 async function stopHarness(h: Harness): Promise<void> {
@@ -47,8 +52,8 @@ async function stopHarness(h: Harness): Promise<void> {
   rmSync(h.dir, { recursive: true, force: true });
 }
 
-async function enroll(h: Harness): Promise<{ agent: TestAgent; tmid: string; token: string }> {
-  const agent = await connectAgent(h.url);
+async function enroll(h: Harness, options: WebSocket.ClientOptions = {}): Promise<{ agent: TestAgent; tmid: string; token: string }> {
+  const agent = await connectAgent(h.url, options);
   agent.send({ t: 'hello', enrollKey: h.enrollKey, ...helloFacts });
   const welcome = await agent.next();
   expect(welcome.t).toBe('welcome');
@@ -216,5 +221,48 @@ describe('agent server frame size limit', () => {
     } finally {
       await stopHarness(h);
     }
+  });
+});
+
+describe('agent server over TLS', () => {
+  it('serves wss:// when given a certificate and key', async () => {
+    const certDir = mkdtempSync(join(tmpdir(), 'kiseki-tls-'));
+    const cert = join(certDir, 'cert.pem');
+    const key = join(certDir, 'key.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    const h = await startHarness({ tlsCertFile: cert, tlsKeyFile: key });
+    try {
+      expect(h.url.startsWith('wss://')).toBe(true);
+      const { agent } = await enroll(h, { ca: readFileSync(cert), rejectUnauthorized: false });
+      const batch = makeBatch(1, 4);
+      agent.send(batch);
+      expect(await agent.next()).toEqual({ t: 'ack', id: batch.id });
+      agent.close();
+    } finally {
+      await stopHarness(h);
+      rmSync(certDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('agent server shutdown', () => {
+  it('acks every admitted batch, then says server_shutting_down, and everything acked is stored', async () => {
+    const h = await startHarness();
+    const { agent } = await enroll(h);
+    for (let i = 0; i < 50; i++) agent.send(makeBatch(1 + i * 10, 10));
+    await agent.next(); // at least one batch is in
+    await h.server.close();
+    const rest: string[] = [];
+    for (;;) {
+      const frame = await agent.next().catch(() => undefined);
+      if (frame === undefined) break;
+      rest.push(frame.t === 'error' ? (frame.code as string) : frame.t);
+    }
+    expect(rest[rest.length - 1]).toBe('server_shutting_down');
+    const acked = 1 + rest.filter((t) => t === 'ack').length;
+    expect((await agent.closed).code).toBe(1001);
+    expect(inspectStore(h.store).batches).toBe(acked);
+    await h.store.close();
+    rmSync(h.dir, { recursive: true, force: true });
   });
 });

@@ -8,7 +8,6 @@
  * Any bad input gets an `error` frame with a stable code and the connection
  * is closed; nothing a single agent sends can stop the server.
  */
-import { readFileSync } from 'node:fs';
 import { decode, encode } from '@msgpack/msgpack';
 import uWS from 'uWebSockets.js';
 import type { AgentPolicy, ProtocolErrorCode, ServerFrame } from '../core/contracts.js';

@@ -22,8 +22,8 @@ export interface TestAgent {
   close(): void;
 }
 
-export async function connectAgent(url: string): Promise<TestAgent> {
-  const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024 });
+export async function connectAgent(url: string, options: WebSocket.ClientOptions = {}): Promise<TestAgent> {
+  const ws = new WebSocket(url, { maxPayload: 64 * 1024 * 1024, ...options });
   const frames: ReceivedFrame[] = [];
   let taken = 0;
   let wake: (() => void) | undefined;
