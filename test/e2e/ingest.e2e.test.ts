@@ -105,8 +105,13 @@ describe('kiseki end to end', () => {
 
   it('loses no acked batch and stores none twice when the server is killed with SIGKILL mid-stream', async () => {
     const key = await createTenant(dir);
-    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
-    const port = server.ingestPort;
+    // A port below the ephemeral range: after the kill, no client socket of the simulator can be holding it.
+    let port = 0;
+    for (let attempt = 0; attempt < 10 && server === undefined; attempt++) {
+      port = 20_000 + Math.floor(Math.random() * 12_000);
+      server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']).catch(() => undefined);
+    }
+    expect(server).toBeDefined();
     const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60'])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -118,8 +123,8 @@ describe('kiseki end to end', () => {
 
     // Let batches flow, then kill the server without warning.
     await eventually(async () => ((await inspect(dir)).batches >= 20 ? true : undefined));
-    server.child.kill('SIGKILL');
-    await server.exited;
+    server!.child.kill('SIGKILL');
+    await server!.exited;
     const atCrash = await inspect(dir);
     server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']);
 

@@ -1,0 +1,994 @@
+/**
+ * Agent-fleet simulator for load benchmarks (SPEC §3, docs/PROTOCOL.md). Each
+ * simulated agent is a PC with a stable computer name, IPs and MACs that
+ * enrolls once (identity kept in a JSON state file), then streams seeded trail
+ * events from `trail-generator.ts` in batches, honours the server's window of
+ * unacked batches, buffers what it cannot send (bounded: generation pauses and
+ * is counted, nothing is dropped), sends heartbeats and an inventory, and on
+ * any disconnect reconnects with exponential backoff and resends every unacked
+ * batch with the same id, in seq order. After `durationSec` it stops
+ * generating, waits (bounded) until everything is acked, and reports counts,
+ * ack latency percentiles and errors by code.
+ *
+ * Every wait is bounded: the run resolves at the latest `durationSec` +
+ * `drainTimeoutSec` + a few seconds of socket close after it starts, whatever
+ * the server does.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Encoder, decode } from '@msgpack/msgpack';
+import { WebSocket, type RawData } from 'ws';
+import type { AgentPolicy, ServerFrame, TrailEvent, WelcomeFrame } from '../../core/contracts.js';
+import { createPrng, createTrailGenerator, hashString, type TrailGenerator } from './trail-generator.js';
+
+/** Options of {@link runSimulation}. */
+export interface SimulationOptions {
+  /** Agent endpoint, e.g. `ws://127.0.0.1:9100/agent/v1`. */
+  url: string;
+  /** Tenant enrollment key, used by agents without a saved identity. */
+  enrollKey: string;
+  /** Number of simulated agents. */
+  agents: number;
+  /** Events per second per agent (fractions accumulate across batches). */
+  eps: number;
+  /** How long agents generate events, seconds (fractions allowed). */
+  durationSec: number;
+  /** Interval between batches per agent, ms. Default 1000. */
+  batchMs?: number;
+  /** Seed for computer names and event content. Default 1. */
+  seed?: number;
+  /** JSON file holding each agent's identity and next seq. Default `./kiseki-sim-state.json`. */
+  statePath?: string;
+  /** Unacked batches in flight per connection; the server's `maxUnackedBatches` wins if smaller. Default 8. */
+  maxUnacked?: number;
+  /** Batches (sent or not) an agent may hold unacked before it pauses generation. Default 600. */
+  maxBufferedBatches?: number;
+  /** Probability per event of a detection chain (see trail-generator). Default 1/20,000. */
+  detectRate?: number;
+  /** Longest wait for outstanding acks after generation stops, seconds. Default 30. */
+  drainTimeoutSec?: number;
+  /** Connections in the handshake/hello phase at once. Default 200. */
+  connectConcurrency?: number;
+  /** Longest wait from connecting to `welcome`, ms, before the attempt is abandoned. Default 10,000. */
+  helloTimeoutMs?: number;
+  /** Interval of `onProgress` calls, ms. Default 1000. */
+  progressIntervalMs?: number;
+  /** Called every `progressIntervalMs` with running totals. */
+  onProgress?: (progress: SimulationProgress) => void;
+  /** Aborting stops generation at once, skips the drain, closes sockets, saves state and resolves. */
+  signal?: AbortSignal;
+  /** Receives sentences about notable events (rate-limited); default: silent. */
+  log?: (message: string, details?: Record<string, unknown>) => void;
+}
+
+/** Running totals passed to `onProgress`. */
+export interface SimulationProgress {
+  phase: 'running' | 'draining' | 'closing';
+  /** Time since the run started, ms. */
+  elapsedMs: number;
+  /** Agents that hold a welcomed connection right now. */
+  connected: number;
+  batchesSent: number;
+  batchesAcked: number;
+  eventsSent: number;
+  eventsAcked: number;
+  /** Batches generated and not yet acked (sent or buffered). */
+  batchesUnacked: number;
+  reconnects: number;
+  errors: Record<string, number>;
+}
+
+/** Ack latency percentiles, ms, from the first send of a batch on a connection to its ack. */
+export interface AckLatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Result of {@link runSimulation}; plain JSON. */
+export interface SimulationSummary {
+  agents: number;
+  /** Configured generation time, seconds. */
+  durationSec: number;
+  /** Distinct batches sent at least once (resends not counted). */
+  batchesSent: number;
+  /** Distinct batches acked (a repeated ack of one id counts once). */
+  batchesAcked: number;
+  eventsSent: number;
+  eventsAcked: number;
+  /** Batches generated and never acked (includes batches never sent). */
+  batchesUnacked: number;
+  eventsUnacked: number;
+  /** `av.detect` events in batches sent at least once. */
+  detectionsSent: number;
+  ackLatencyMs: AckLatencySummary;
+  /** Reconnection attempts after a connection was lost or failed. */
+  reconnects: number;
+  /** Server `error` frames by code, plus `client_*` codes for server frames the simulator could not read. */
+  errors: Record<string, number>;
+  /** eventsAcked / activeSec. */
+  eventsPerSec: number;
+  /** From the first welcome to the later of the end of generation and the last ack, seconds. */
+  activeSec: number;
+  /** Whole run, seconds. */
+  wallSec: number;
+  batchesGenerated: number;
+  eventsGenerated: number;
+  /** Batches sent again after a reconnect. */
+  batchesResent: number;
+  /** Acks for ids the agent no longer (or never) held: duplicates. */
+  duplicateAcks: number;
+  /** Agents that enrolled during this run. */
+  enrolled: number;
+  /** Agents stopped by `auth_failed` / `enroll_key_invalid`. */
+  fatalAgents: number;
+  /** Batch ticks skipped because the agent's buffer was full (events not generated, not dropped). */
+  generationPaused: number;
+  /** Connection attempts that ended before a welcome. */
+  connectFailures: number;
+  /** True when every batch of every live agent was acked before the drain timeout. */
+  drained: boolean;
+  /** True when the run was stopped through `signal`. */
+  aborted: boolean;
+}
+
+/** One agent's saved identity (state file). */
+export interface SimulatorAgentState {
+  index: number;
+  computer: string;
+  tmid?: string;
+  token?: string;
+  /** Seq of the next event the agent will generate. */
+  nextSeq: number;
+}
+
+interface StateFile {
+  version: 1;
+  agents: SimulatorAgentState[];
+}
+
+const DEFAULT_POLICY: AgentPolicy = { batchIntervalMs: 1000, maxBatchEvents: 5000, maxUnackedBatches: 8, hbIntervalMs: 30_000 };
+const FATAL_CODES = new Set(['auth_failed', 'enroll_key_invalid']);
+const BACKOFF_START_MS = 100;
+const BACKOFF_CAP_MS = 5000;
+/** Longest wait for sockets to close after the drain, ms, before they are terminated. */
+const CLOSE_GRACE_MS = 2000;
+/** Latency samples kept; beyond this, reservoir sampling. */
+const LATENCY_SAMPLES_MAX = 1_000_000;
+const LOG_LINES_PER_SEC = 20;
+
+// ---------------------------------------------------------------------------
+// State file
+// ---------------------------------------------------------------------------
+
+interface StateStore {
+  get(index: number): SimulatorAgentState | undefined;
+  set(entry: SimulatorAgentState): void;
+  /** Writes soon (coalesced), atomically. */
+  scheduleSave(): void;
+  /** Waits for pending writes and writes once more if anything changed. */
+  flush(): Promise<void>;
+}
+
+async function openStateStore(path: string, onError: (err: unknown) => void): Promise<StateStore> {
+  const entries = new Map<number, SimulatorAgentState>();
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== undefined) {
+    const parsed = JSON.parse(text) as Partial<StateFile>;
+    if (!Array.isArray(parsed.agents)) throw new Error(`simulator state file ${path} has no agents array`);
+    for (const a of parsed.agents) {
+      if (typeof a?.index === 'number' && typeof a.computer === 'string' && typeof a.nextSeq === 'number') entries.set(a.index, a);
+    }
+  }
+  let dirty = false;
+  let writing: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let tmpCounter = 0;
+
+  async function writeNow(): Promise<void> {
+    dirty = false;
+    const body: StateFile = { version: 1, agents: [...entries.values()].sort((a, b) => a.index - b.index) };
+    const tmp = `${path}.${process.pid}.${tmpCounter++}.tmp`;
+    await mkdir(dirname(path), { recursive: true });
+    try {
+      await writeFile(tmp, `${JSON.stringify(body, null, 1)}\n`);
+      await rename(tmp, path);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  function startWrite(): void {
+    if (writing) return;
+    writing = writeNow()
+      .catch(onError)
+      .finally(() => {
+        writing = undefined;
+        if (dirty) startWrite();
+      });
+  }
+
+  return {
+    get: (index) => entries.get(index),
+    set(entry) {
+      entries.set(entry.index, entry);
+      dirty = true;
+    },
+    scheduleSave() {
+      dirty = true;
+      if (timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        startWrite();
+      }, 200);
+    },
+    async flush() {
+      if (timer) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      while (writing) await writing;
+      if (dirty) {
+        await writeNow();
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+interface Limiter {
+  acquire(): Promise<void>;
+  release(): void;
+  /** Lets every waiter through (used at shutdown; they see the stop flag and release). */
+  openAll(): void;
+}
+
+function createLimiter(max: number): Limiter {
+  let active = 0;
+  const waiters: Array<() => void> = [];
+  let head = 0;
+  let open = false;
+  return {
+    acquire() {
+      if (open || active < max) {
+        active++;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    release() {
+      if (head < waiters.length) {
+        const w = waiters[head] as () => void;
+        waiters[head++] = () => undefined;
+        if (head > 1024 && head * 2 > waiters.length) {
+          waiters.splice(0, head);
+          head = 0;
+        }
+        w();
+      } else if (active > 0) active--;
+    },
+    openAll() {
+      open = true;
+      while (head < waiters.length) {
+        const w = waiters[head++] as () => void;
+        active++;
+        w();
+      }
+    },
+  };
+}
+
+interface LatencyRecorder {
+  add(ms: number): void;
+  summary(): AckLatencySummary;
+}
+
+function createLatencyRecorder(rng: () => number): LatencyRecorder {
+  const samples: number[] = [];
+  let seen = 0;
+  let max = 0;
+  return {
+    add(ms) {
+      seen++;
+      if (ms > max) max = ms;
+      if (samples.length < LATENCY_SAMPLES_MAX) samples.push(ms);
+      else {
+        const j = Math.floor(rng() * seen);
+        if (j < LATENCY_SAMPLES_MAX) samples[j] = ms;
+      }
+    },
+    summary() {
+      if (samples.length === 0) return { p50: 0, p99: 0, max: 0 };
+      const sorted = Float64Array.from(samples).sort();
+      const at = (p: number): number => round2(sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] as number);
+      return { p50: at(0.5), p99: at(0.99), max: round2(max) };
+    },
+  };
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+function isServerFrame(v: unknown): v is ServerFrame {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { t?: unknown }).t === 'string';
+}
+
+function isPolicy(v: unknown): v is AgentPolicy {
+  if (typeof v !== 'object' || v === null) return false;
+  const p = v as Record<string, unknown>;
+  return typeof p.maxUnackedBatches === 'number' && typeof p.hbIntervalMs === 'number';
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
+
+const MODELS = ['OptiPlex 7090', 'ThinkPad X1 Carbon Gen 11', 'HP EliteBook 840 G9', 'VersaPro VKT16M', "Let's note CF-SV1", 'Surface Laptop 5'];
+const APPS = [
+  { name: 'Google Chrome', version: '122.0.6261.129', publisher: 'Google LLC' },
+  { name: 'Microsoft 365 Apps for enterprise - ja-jp', version: '16.0.17328.20162', publisher: 'Microsoft Corporation' },
+  { name: 'Microsoft Edge', version: '122.0.2365.80', publisher: 'Microsoft Corporation' },
+  { name: 'Microsoft Teams', version: '24033.811.2738.2546', publisher: 'Microsoft Corporation' },
+  { name: '7-Zip 23.01 (x64)', version: '23.01', publisher: 'Igor Pavlov' },
+  { name: 'Adobe Acrobat Reader (64-bit)', version: '23.008.20470', publisher: 'Adobe' },
+  { name: 'Zoom Workplace (64-bit)', version: '5.17.11', publisher: 'Zoom Video Communications, Inc.' },
+  { name: 'Notepad++ (64-bit x64)', version: '8.6.4', publisher: 'Notepad++ Team' },
+];
+
+// ---------------------------------------------------------------------------
+// Simulation
+// ---------------------------------------------------------------------------
+
+interface Batch {
+  readonly id: string;
+  readonly first: number;
+  readonly count: number;
+  readonly detections: number;
+  readonly bytes: Uint8Array;
+  everSent: boolean;
+  /** Connection it was last sent on (0: none). */
+  connId: number;
+  /** performance.now() of the first send on that connection. */
+  sentAtPerfMs: number;
+}
+
+interface Stats {
+  batchesGenerated: number;
+  eventsGenerated: number;
+  batchesSent: number;
+  eventsSent: number;
+  batchesAcked: number;
+  eventsAcked: number;
+  batchesResent: number;
+  duplicateAcks: number;
+  detectionsSent: number;
+  reconnects: number;
+  connectFailures: number;
+  enrolled: number;
+  fatalAgents: number;
+  generationPaused: number;
+  errors: Record<string, number>;
+  connected: number;
+}
+
+type Phase = 'running' | 'draining' | 'closing';
+
+interface Ctx {
+  readonly url: string;
+  readonly enrollKey: string;
+  readonly agents: number;
+  readonly eps: number;
+  readonly batchMs: number;
+  readonly seed: number;
+  readonly maxUnacked: number;
+  readonly maxBufferedBatches: number;
+  readonly detectRate: number | undefined;
+  readonly helloTimeoutMs: number;
+  readonly stats: Stats;
+  readonly limiter: Limiter;
+  readonly latency: LatencyRecorder;
+  readonly state: StateStore;
+  readonly encoder: Encoder;
+  readonly rng: () => number;
+  readonly log: (message: string, details?: Record<string, unknown>) => void;
+  phase: Phase;
+  /** performance.now() after which no batch is generated. */
+  genStopAtMs: number;
+  firstWelcomeAtMs: number | undefined;
+  lastAckAtMs: number;
+  /** Called whenever an agent may have finished draining. */
+  onProgressMaybeDrained: () => void;
+}
+
+interface SimAgent {
+  start(): void;
+  /** True when nothing generated is left unacked, or the agent can never deliver again. */
+  isDrained(): boolean;
+  unacked(): { batches: number; events: number };
+  close(): Promise<void>;
+}
+
+function createSimAgent(ctx: Ctx, index: number): SimAgent {
+  const saved = ctx.state.get(index);
+  const computer = saved?.computer ?? `PC-${ctx.seed}-${String(index).padStart(5, '0')}`;
+  let tmid = saved?.tmid;
+  let token = saved?.token;
+  let nextSeq = saved?.nextSeq ?? 1;
+  const host = index + 1;
+  const ips = [`10.${100 + Math.floor(host / 65_024)}.${Math.floor(host / 254) % 256}.${1 + (host % 254)}`];
+  const macHash = hashString(computer, ctx.seed);
+  const macs = [
+    `00-15-5D-${((macHash >>> 16) & 255).toString(16).padStart(2, '0')}-${((macHash >>> 8) & 255).toString(16).padStart(2, '0')}-${(macHash & 255).toString(16).padStart(2, '0')}`.toUpperCase(),
+  ];
+  const agentVersion = '3.2.1';
+  const os = 'Windows 11 Pro 23H2 (10.0.22631)';
+
+  let generator: TrailGenerator | undefined;
+  let ws: WebSocket | undefined;
+  let connId = 0;
+  let welcomed = false;
+  let holdsSlot = false;
+  let stopped = false;
+  let fatal = false;
+  let attempt = 0;
+  let policy: AgentPolicy = DEFAULT_POLICY;
+  /** Unacked batches allowed in flight on this connection. */
+  let sendWindow = ctx.maxUnacked;
+  let inflight = 0;
+  /** Every generated, unacked batch in seq order. */
+  const outstanding = new Map<string, Batch>();
+  let outstandingEvents = 0;
+  /** Batches still to send on the current connection, in seq order (acked ones are skipped). */
+  let unsent: Batch[] = [];
+  let unsentHead = 0;
+  let helloTimer: NodeJS.Timeout | undefined;
+  let reconnectTimer: NodeJS.Timeout | undefined;
+  let tickTimer: NodeJS.Timeout | undefined;
+  let nextTickAtMs = 0;
+  let fraction = 0;
+  let lastHbAtMs = 0;
+  let closedResolve: (() => void) | undefined;
+
+  function releaseSlot(): void {
+    if (holdsSlot) {
+      holdsSlot = false;
+      ctx.limiter.release();
+    }
+  }
+
+  function send(frame: unknown): void {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(ctx.encoder.encode(frame), { binary: true });
+  }
+
+  async function connect(): Promise<void> {
+    if (stopped) return;
+    await ctx.limiter.acquire();
+    holdsSlot = true;
+    if (stopped) {
+      releaseSlot();
+      return;
+    }
+    const id = ++connId;
+    let sock: WebSocket;
+    try {
+      sock = new WebSocket(ctx.url, { perMessageDeflate: false, handshakeTimeout: ctx.helloTimeoutMs, maxPayload: 16 * 1024 * 1024 });
+    } catch (err) {
+      releaseSlot();
+      ctx.log('Agent could not create a WebSocket.', { computer, error: String(err) });
+      scheduleReconnect();
+      return;
+    }
+    ws = sock;
+    helloTimer = setTimeout(() => {
+      if (ws === sock && !welcomed) {
+        ctx.log('Agent got no welcome in time; reconnecting.', { computer });
+        sock.terminate();
+      }
+    }, ctx.helloTimeoutMs);
+    sock.on('open', () => {
+      if (ws !== sock) return;
+      const hello: Record<string, unknown> = { t: 'hello', computer, agentVersion, os, ips, macs };
+      if (tmid !== undefined && token !== undefined) {
+        hello.tmid = tmid;
+        hello.token = token;
+      } else hello.enrollKey = ctx.enrollKey;
+      send(hello);
+    });
+    sock.on('message', (data: RawData, isBinary: boolean) => {
+      if (ws !== sock || id !== connId) return;
+      if (!isBinary) {
+        ctx.log('Agent received a text frame and ignored it.', { computer });
+        return;
+      }
+      let frame: unknown;
+      try {
+        frame = decode(toBuffer(data));
+      } catch {
+        countError('client_undecodable_frame');
+        return;
+      }
+      if (!isServerFrame(frame)) {
+        countError('client_unexpected_frame');
+        return;
+      }
+      onFrame(frame);
+    });
+    sock.on('error', (err: Error) => {
+      if (ws === sock) ctx.log('Agent connection failed.', { computer, error: err.message });
+    });
+    sock.on('close', (code: number) => {
+      if (ws !== sock) return;
+      ws = undefined;
+      if (helloTimer) clearTimeout(helloTimer);
+      helloTimer = undefined;
+      if (welcomed) ctx.stats.connected--;
+      else ctx.stats.connectFailures++;
+      welcomed = false;
+      inflight = 0;
+      releaseSlot();
+      if (closedResolve) closedResolve();
+      if (!stopped && !fatal) {
+        ctx.log('Agent connection closed; reconnecting.', { computer, code });
+        scheduleReconnect();
+      }
+    });
+  }
+
+  function scheduleReconnect(): void {
+    if (stopped || fatal || reconnectTimer) return;
+    attempt++;
+    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** Math.min(attempt - 1, 16));
+    const delay = ceiling / 2 + ctx.rng() * (ceiling / 2);
+    ctx.stats.reconnects++;
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      void connect();
+    }, delay);
+  }
+
+  function countError(code: string): void {
+    ctx.stats.errors[code] = (ctx.stats.errors[code] ?? 0) + 1;
+  }
+
+  function onFrame(frame: ServerFrame): void {
+    switch (frame.t) {
+      case 'ack':
+        onAck(frame.id);
+        return;
+      case 'welcome':
+        onWelcome(frame);
+        return;
+      case 'error': {
+        const code = typeof frame.code === 'string' ? frame.code : 'unknown';
+        countError(code);
+        ctx.log('Agent received an error frame.', { computer, code, message: frame.message });
+        if (FATAL_CODES.has(code)) {
+          fatal = true;
+          stopped = true;
+          ctx.stats.fatalAgents++;
+          clearTimers();
+          ws?.close(1000);
+          ctx.onProgressMaybeDrained();
+        }
+        return;
+      }
+      case 'hb':
+        return;
+      default:
+        countError('client_unexpected_frame');
+    }
+  }
+
+  function onWelcome(frame: WelcomeFrame): void {
+    if (welcomed) return;
+    if (helloTimer) clearTimeout(helloTimer);
+    helloTimer = undefined;
+    releaseSlot();
+    welcomed = true;
+    ctx.stats.connected++;
+    attempt = 0;
+    const now = performance.now();
+    ctx.firstWelcomeAtMs ??= now;
+    if (typeof frame.tmid === 'string' && frame.tmid !== tmid) {
+      if (tmid === undefined) ctx.stats.enrolled++;
+      tmid = frame.tmid;
+    }
+    if (typeof frame.token === 'string') token = frame.token;
+    if (token === undefined) ctx.log('Enrollment welcome carried no token; later reconnects will fail.', { computer });
+    if (typeof frame.nextSeq === 'number' && frame.nextSeq > nextSeq) nextSeq = frame.nextSeq;
+    policy = isPolicy(frame.policy) ? frame.policy : DEFAULT_POLICY;
+    sendWindow = Math.max(1, Math.min(ctx.maxUnacked, policy.maxUnackedBatches));
+    saveState();
+    generator ??= createTrailGenerator({
+      seed: (hashString(computer, ctx.seed) ^ Math.imul(nextSeq, 0x9e3779b1)) >>> 0,
+      computer,
+      ip: ips[0] as string,
+      ...(ctx.detectRate === undefined ? {} : { detectRate: ctx.detectRate }),
+    });
+    // Resend every unacked batch, same id, seq order, then go on.
+    unsent = [...outstanding.values()];
+    unsentHead = 0;
+    inflight = 0;
+    pump();
+    send(inventory());
+    lastHbAtMs = now;
+    if (tickTimer === undefined && !stopped) {
+      // Spread agents evenly over one batch interval so they do not fire together.
+      nextTickAtMs = now + ((index % ctx.agents) / ctx.agents) * ctx.batchMs + ctx.batchMs * 0.01 * ctx.rng();
+      tickTimer = setTimeout(tick, Math.max(0, nextTickAtMs - now));
+    }
+  }
+
+  function saveState(): void {
+    const entry: SimulatorAgentState = { index, computer, nextSeq };
+    if (tmid !== undefined) entry.tmid = tmid;
+    if (token !== undefined) entry.token = token;
+    ctx.state.set(entry);
+    ctx.state.scheduleSave();
+  }
+
+  function onAck(id: string): void {
+    const b = outstanding.get(id);
+    if (!b) {
+      ctx.stats.duplicateAcks++;
+      return;
+    }
+    outstanding.delete(id);
+    outstandingEvents -= b.count;
+    const now = performance.now();
+    if (b.connId === connId && b.everSent) {
+      inflight--;
+      ctx.latency.add(now - b.sentAtPerfMs);
+    }
+    ctx.stats.batchesAcked++;
+    ctx.stats.eventsAcked += b.count;
+    ctx.lastAckAtMs = now;
+    pump();
+    if (outstanding.size === 0) ctx.onProgressMaybeDrained();
+  }
+
+  function pump(): void {
+    if (!welcomed || !ws) return;
+    while (inflight < sendWindow && unsentHead < unsent.length) {
+      const b = unsent[unsentHead] as Batch;
+      unsentHead++;
+      if (!outstanding.has(b.id)) continue;
+      ws.send(b.bytes, { binary: true });
+      b.connId = connId;
+      b.sentAtPerfMs = performance.now();
+      inflight++;
+      if (b.everSent) ctx.stats.batchesResent++;
+      else {
+        b.everSent = true;
+        ctx.stats.batchesSent++;
+        ctx.stats.eventsSent += b.count;
+        ctx.stats.detectionsSent += b.detections;
+      }
+    }
+    if (unsentHead > 256 && unsentHead * 2 > unsent.length) {
+      unsent = unsent.slice(unsentHead);
+      unsentHead = 0;
+    }
+  }
+
+  function tick(): void {
+    tickTimer = undefined;
+    if (stopped) return;
+    const now = performance.now();
+    if (ctx.phase === 'running' && now < ctx.genStopAtMs) generate();
+    if (welcomed && now - lastHbAtMs >= policy.hbIntervalMs) {
+      lastHbAtMs = now;
+      send({ t: 'hb', ts: Date.now() });
+    }
+    nextTickAtMs += ctx.batchMs;
+    // After a long stall (event loop blocked), skip the missed ticks instead of bursting.
+    if (nextTickAtMs < now - 5 * ctx.batchMs) nextTickAtMs = now + ctx.batchMs;
+    tickTimer = setTimeout(tick, Math.max(0, nextTickAtMs - now));
+  }
+
+  function generate(): void {
+    if (!generator) return;
+    const exact = (ctx.eps * ctx.batchMs) / 1000 + fraction;
+    let remaining = Math.floor(exact);
+    fraction = exact - remaining;
+    const maxEvents = Math.max(1, policy.maxBatchEvents);
+    while (remaining > 0) {
+      if (outstanding.size >= ctx.maxBufferedBatches) {
+        ctx.stats.generationPaused++;
+        return;
+      }
+      const n = Math.min(remaining, maxEvents);
+      remaining -= n;
+      makeBatch(generator, n);
+    }
+    pump();
+  }
+
+  function makeBatch(gen: TrailGenerator, n: number): void {
+    const first = nextSeq;
+    const events: TrailEvent[] = gen.next(n, first, Date.now());
+    nextSeq += n;
+    let detections = 0;
+    for (let i = 0; i < events.length; i++) if ((events[i] as TrailEvent).k === 'av.detect') detections++;
+    const id = randomBytes(16).toString('hex');
+    const bytes = ctx.encoder.encode({ t: 'batch', id, sentAt: Date.now(), first, last: first + n - 1, events });
+    const b: Batch = { id, first, count: n, detections, bytes, everSent: false, connId: 0, sentAtPerfMs: 0 };
+    outstanding.set(id, b);
+    outstandingEvents += n;
+    unsent.push(b);
+    ctx.stats.batchesGenerated++;
+    ctx.stats.eventsGenerated += n;
+  }
+
+  function inventory(): Record<string, unknown> {
+    const h = hashString(computer, 17);
+    return {
+      t: 'inv',
+      model: MODELS[h % MODELS.length],
+      manufacturer: 'Generic',
+      osVersion: '10.0.22631.3296',
+      os,
+      drives: [{ letter: 'C:', type: 'fixed', fs: 'NTFS', sizeBytes: 512_110_190_592, freeBytes: 200_000_000_000 + (h % 100_000_000_000), bitlocker: true }],
+      usb: [{ vendorId: '046d', productId: 'c534', vendor: 'Logitech', model: 'Unifying Receiver', type: 'hid' }],
+      apps: APPS.slice(0, 4 + (h % (APPS.length - 3))),
+      windowsUpdate: { lastSearchAt: Date.now() - 3_600_000, lastInstalledAt: Date.now() - 5 * 86_400_000, pendingReboot: h % 7 === 0, pending: h % 3 === 0 ? ['KB5035853'] : [] },
+    };
+  }
+
+  function clearTimers(): void {
+    if (tickTimer) clearTimeout(tickTimer);
+    if (reconnectTimer) clearTimeout(reconnectTimer);
+    if (helloTimer) clearTimeout(helloTimer);
+    tickTimer = reconnectTimer = helloTimer = undefined;
+  }
+
+  return {
+    start() {
+      void connect();
+    },
+    isDrained() {
+      return fatal || outstanding.size === 0;
+    },
+    unacked() {
+      return { batches: outstanding.size, events: outstandingEvents };
+    },
+    async close() {
+      stopped = true;
+      clearTimers();
+      if (generator !== undefined || tmid !== undefined) saveState();
+      const sock = ws;
+      if (!sock) return;
+      const closed = new Promise<void>((resolve) => {
+        closedResolve = resolve;
+      });
+      const grace = setTimeout(() => sock.terminate(), CLOSE_GRACE_MS);
+      try {
+        sock.close(1000, 'simulation finished');
+      } catch {
+        sock.terminate();
+      }
+      // 'close' always follows terminate(); the extra timer only guards against a missed event.
+      const hardStop = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS + 1000));
+      await Promise.race([closed, hardStop]);
+      clearTimeout(grace);
+    },
+  };
+}
+
+/**
+ * Runs a fleet of simulated agents against a kiseki agent endpoint.
+ *
+ * Generation lasts `durationSec`; the drain lasts at most `drainTimeoutSec`
+ * (default 30); closing sockets at most ~3 s. The state file (default
+ * `./kiseki-sim-state.json`) is written after enrollments and at the end.
+ *
+ * @returns counts, ack latency (ms) and errors; `batchesUnacked` > 0 means the
+ *   drain timed out or the run was aborted.
+ */
+export async function runSimulation(options: SimulationOptions): Promise<SimulationSummary> {
+  const startedAtMs = performance.now();
+  const agentsCount = Math.max(0, Math.floor(options.agents));
+  const batchMs = Math.max(10, options.batchMs ?? 1000);
+  const seed = options.seed ?? 1;
+  const statePath = options.statePath ?? './kiseki-sim-state.json';
+  const drainTimeoutMs = Math.max(0, (options.drainTimeoutSec ?? 30) * 1000);
+  const userLog = options.log;
+  let logWindowStart = 0;
+  let logLines = 0;
+  let logSuppressed = 0;
+  const log = (message: string, details?: Record<string, unknown>): void => {
+    if (!userLog) return;
+    const now = performance.now();
+    if (now - logWindowStart >= 1000) {
+      if (logSuppressed > 0) userLog(`${logSuppressed} simulator log lines were suppressed in the last second.`);
+      logWindowStart = now;
+      logLines = 0;
+      logSuppressed = 0;
+    }
+    if (logLines >= LOG_LINES_PER_SEC) {
+      logSuppressed++;
+      return;
+    }
+    logLines++;
+    userLog(details ? `${message} ${JSON.stringify(details)}` : message, details);
+  };
+
+  const state = await openStateStore(statePath, (err) => log('Simulator state file could not be written.', { path: statePath, error: String(err) }));
+  const stats: Stats = {
+    batchesGenerated: 0,
+    eventsGenerated: 0,
+    batchesSent: 0,
+    eventsSent: 0,
+    batchesAcked: 0,
+    eventsAcked: 0,
+    batchesResent: 0,
+    duplicateAcks: 0,
+    detectionsSent: 0,
+    reconnects: 0,
+    connectFailures: 0,
+    enrolled: 0,
+    fatalAgents: 0,
+    generationPaused: 0,
+    errors: {},
+    connected: 0,
+  };
+  const rng = createPrng(hashString('simulator', seed));
+  let wake: (() => void) | undefined;
+  const ctx: Ctx = {
+    url: options.url,
+    enrollKey: options.enrollKey,
+    agents: Math.max(1, agentsCount),
+    eps: Math.max(0, options.eps),
+    batchMs,
+    seed,
+    maxUnacked: Math.max(1, Math.floor(options.maxUnacked ?? 8)),
+    maxBufferedBatches: Math.max(1, Math.floor(options.maxBufferedBatches ?? 600)),
+    detectRate: options.detectRate,
+    helloTimeoutMs: Math.max(100, options.helloTimeoutMs ?? 10_000),
+    stats,
+    limiter: createLimiter(Math.max(1, Math.floor(options.connectConcurrency ?? 200))),
+    latency: createLatencyRecorder(rng),
+    state,
+    encoder: new Encoder({ ignoreUndefined: true }),
+    rng,
+    log,
+    phase: 'running',
+    genStopAtMs: startedAtMs + Math.max(0, options.durationSec) * 1000,
+    firstWelcomeAtMs: undefined,
+    lastAckAtMs: 0,
+    onProgressMaybeDrained: () => {
+      if (ctx.phase === 'draining' && wake) wake();
+    },
+  };
+
+  const agents: SimAgent[] = [];
+  for (let i = 0; i < agentsCount; i++) agents.push(createSimAgent(ctx, i));
+
+  const signal = options.signal;
+  let aborted = signal?.aborted ?? false;
+  const onAbort = (): void => {
+    aborted = true;
+    if (wake) wake();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const progress = (): SimulationProgress => {
+    let batchesUnacked = 0;
+    for (const a of agents) batchesUnacked += a.unacked().batches;
+    return {
+      phase: ctx.phase,
+      elapsedMs: Math.round(performance.now() - startedAtMs),
+      connected: stats.connected,
+      batchesSent: stats.batchesSent,
+      batchesAcked: stats.batchesAcked,
+      eventsSent: stats.eventsSent,
+      eventsAcked: stats.eventsAcked,
+      batchesUnacked,
+      reconnects: stats.reconnects,
+      errors: { ...stats.errors },
+    };
+  };
+  const progressTimer = options.onProgress
+    ? setInterval(() => {
+        try {
+          options.onProgress?.(progress());
+        } catch (err) {
+          log('onProgress threw; ignored.', { error: String(err) });
+        }
+      }, Math.max(50, options.progressIntervalMs ?? 1000))
+    : undefined;
+
+  /** Sleeps until `untilMs` (performance.now() scale), an abort, or `ready()` turns true. */
+  const waitUntil = async (untilMs: number, ready: () => boolean): Promise<void> => {
+    while (!aborted && !ready()) {
+      const left = untilMs - performance.now();
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, Math.min(left, 250));
+        function done(): void {
+          clearTimeout(t);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+      });
+    }
+  };
+
+  let generationEndedAtMs = ctx.genStopAtMs;
+  let drained = false;
+  try {
+    if (!aborted) for (const a of agents) a.start();
+    await waitUntil(ctx.genStopAtMs, () => false);
+    generationEndedAtMs = Math.min(ctx.genStopAtMs, performance.now());
+    ctx.genStopAtMs = generationEndedAtMs;
+    ctx.phase = 'draining';
+    const allDrained = (): boolean => agents.every((a) => a.isDrained());
+    await waitUntil(performance.now() + drainTimeoutMs, allDrained);
+    drained = allDrained();
+    if (!drained) log('Drain timed out with unacked batches.', { drainTimeoutSec: drainTimeoutMs / 1000 });
+  } finally {
+    ctx.phase = 'closing';
+    ctx.limiter.openAll();
+    await Promise.all(agents.map((a) => a.close()));
+    if (progressTimer) clearInterval(progressTimer);
+    signal?.removeEventListener('abort', onAbort);
+    try {
+      await state.flush();
+    } catch (err) {
+      log('Simulator state file could not be written.', { path: statePath, error: String(err) });
+    }
+    if (logSuppressed > 0 && userLog) userLog(`${logSuppressed} simulator log lines were suppressed in the last second.`);
+  }
+
+  let batchesUnacked = 0;
+  let eventsUnacked = 0;
+  for (const a of agents) {
+    const u = a.unacked();
+    batchesUnacked += u.batches;
+    eventsUnacked += u.events;
+  }
+  const endedAtMs = performance.now();
+  const activeStart = ctx.firstWelcomeAtMs;
+  const activeSec = activeStart === undefined ? 0 : Math.max(0, (Math.max(ctx.lastAckAtMs, generationEndedAtMs) - activeStart) / 1000);
+  return {
+    agents: agentsCount,
+    durationSec: options.durationSec,
+    batchesSent: stats.batchesSent,
+    batchesAcked: stats.batchesAcked,
+    eventsSent: stats.eventsSent,
+    eventsAcked: stats.eventsAcked,
+    batchesUnacked,
+    eventsUnacked,
+    detectionsSent: stats.detectionsSent,
+    ackLatencyMs: ctx.latency.summary(),
+    reconnects: stats.reconnects,
+    errors: { ...stats.errors },
+    eventsPerSec: activeSec > 0 ? Math.round(stats.eventsAcked / activeSec) : 0,
+    activeSec: round2(activeSec),
+    wallSec: round2((endedAtMs - startedAtMs) / 1000),
+    batchesGenerated: stats.batchesGenerated,
+    eventsGenerated: stats.eventsGenerated,
+    batchesResent: stats.batchesResent,
+    duplicateAcks: stats.duplicateAcks,
+    enrolled: stats.enrolled,
+    fatalAgents: stats.fatalAgents,
+    generationPaused: stats.generationPaused,
+    connectFailures: stats.connectFailures,
+    drained,
+    aborted,
+  };
+}
