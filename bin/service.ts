@@ -3,6 +3,7 @@
  * shards from their checkpoints, then opens the agent endpoint and the HTTP
  * server. Shutdown runs the other way round and loses nothing acked.
  */
+import { join } from 'node:path';
 import { createHttpApp, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -61,7 +62,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       mapSizeBytes: config.storage.mapSizeBytes,
       flushIntervalMs: config.engine.flushIntervalMs,
       maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
+      stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
+      intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
+      revisionWindowMs: config.engine.revisionWindowMs,
+      maxDevicesInMemory: config.engine.maxDevicesInMemory,
       logger,
+      onAlerts: (count, latenciesMs) => {
+        metrics.engineAlertsTotal.inc(count);
+        for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);
+      },
     });
     await pool.start();
     const shards = pool;

@@ -44,6 +44,14 @@ const configSchema = z
         maxQueuedBatchesPerShard: z.number().int().min(1),
         /** How often a shard persists its derived state and checkpoint. */
         flushIntervalMs: z.number().int().min(1),
+        /** How often a shard writes its device state snapshots (recovery replays at most this much). */
+        stateSnapshotIntervalMs: z.number().int().min(100),
+        /** Endpoint ms after a detection during which the process tree's events revise its report. */
+        revisionWindowMs: z.number().int().min(0),
+        /** Devices whose correlation state each shard keeps in memory; the rest are snapshotted to LMDB. */
+        maxDevicesInMemory: z.number().int().min(1),
+        /** Threat-intelligence lists (sha256.txt, domains.txt, ips.txt); default DATA/intel. */
+        intelDir: z.string().min(1).optional(),
       })
       .strict(),
     storage: z
@@ -91,6 +99,9 @@ export const DEFAULTS: Config = {
     shards: Math.max(1, availableParallelism() - 1),
     maxQueuedBatchesPerShard: 512,
     flushIntervalMs: 100,
+    stateSnapshotIntervalMs: 10_000,
+    revisionWindowMs: 10 * 60 * 1000,
+    maxDevicesInMemory: 20_000,
   },
   storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024 },
 };
@@ -118,7 +129,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<Config> {
       host: env.KISEKI_HTTP_HOST || undefined,
       port: int('KISEKI_HTTP_PORT', env.KISEKI_HTTP_PORT),
     },
-    engine: { shards: int('KISEKI_SHARDS', env.KISEKI_SHARDS) },
+    engine: { shards: int('KISEKI_SHARDS', env.KISEKI_SHARDS), intelDir: env.KISEKI_INTEL_DIR || undefined },
   };
 }
 

@@ -124,3 +124,161 @@ export type ProtocolErrorCode =
   | 'batch_id_conflict'
   | 'server_shutting_down'
   | 'internal_error';
+
+// ---------------------------------------------------------------------------
+// Alerts, quick reports and verdicts (SPEC §4). Written by the engine, read by
+// the API and the CLI.
+
+export type Verdict = 'black' | 'gray' | 'white';
+
+/** Points at one event of a device's trail: enough to find it again in the log. */
+export interface EvidenceRef {
+  tmid: string;
+  seq: number;
+  ts: number;
+  k: string;
+}
+
+/** An event quoted in a report section, with the reference that proves it. */
+export interface EvidenceItem {
+  ref: EvidenceRef;
+  /** The event's own fields (as stored). */
+  event: Record<string, unknown>;
+  /** Why it is in this section, e.g. "created the detected file". */
+  note?: string;
+}
+
+export type ReportSectionId =
+  | 'origin'
+  | 'chain'
+  | 'descendants'
+  | 'filesWritten'
+  | 'registry'
+  | 'filesRead'
+  | 'network'
+  | 'attributes';
+
+export interface ReportSection {
+  id: ReportSectionId;
+  /** Section title as printed (SPEC §4 order). */
+  title: string;
+  /** One-line summary, e.g. "downloaded by chrome.exe from https://…". */
+  summary: string;
+  items: EvidenceItem[];
+}
+
+/** A rule that fired, with the evidence it matched. */
+export interface RuleHit {
+  ruleId: string;
+  description: string;
+  weight?: number;
+  outcome?: Verdict;
+  evidence: EvidenceRef[];
+}
+
+export interface FileAttributes {
+  path: string;
+  sha256: string | undefined;
+  size: number | undefined;
+  signer: string | undefined;
+  sig: string | undefined;
+  firstSeen: number | undefined;
+  vol: string | undefined;
+}
+
+export interface QuickReport {
+  alertId: string;
+  revision: number;
+  /** Server time the revision was made, ms. */
+  createdAt: number;
+  tmid: string;
+  supportId: string;
+  computer: string;
+  detection: EvidenceItem;
+  /** How the file came to be: internet, mail, removable, local, unknown. */
+  originKind: string;
+  executed: boolean;
+  sections: ReportSection[];
+  rules: RuleHit[];
+  score: number;
+  verdict: Verdict;
+}
+
+export type AlertState = 'reported' | 'suppressed' | 'tuning';
+
+export interface AlertRecord {
+  id: string;
+  tmid: string;
+  supportId: string;
+  computer: string;
+  sha256: string;
+  path: string;
+  threat: string;
+  engine: string;
+  action: string;
+  /** Endpoint time of the detection, ms. */
+  detectedAt: number;
+  /** Server time the alert was created, ms. */
+  createdAt: number;
+  state: AlertState;
+  /** Exception entry id when suppressed. */
+  suppressedBy?: string;
+  verdict: Verdict;
+  score: number;
+  revision: number;
+  /** Repeated detections of the same file on the same device within 72 h. */
+  repeats: number;
+  lastRepeatAt?: number;
+  /** Until this endpoint time, events of the detected process tree revise the report. */
+  openUntil: number;
+  /** The tenant's policy asked for isolation of this device. */
+  isolationRequested: boolean;
+}
+
+/** One verdict change of an alert, by the engine or (later) an analyst. */
+export interface VerdictChange {
+  alertId: string;
+  at: number;
+  revision: number;
+  from: Verdict | null;
+  to: Verdict;
+  by: string;
+}
+
+/** Tenant policy from the hearing sheet (SPEC §4). */
+export interface TenantPolicy {
+  /** Add high-confidence white verdicts to the exception list automatically. */
+  autoExceptWhite: boolean;
+  /** Until this time (ms), alerts are recorded but reports are not published. */
+  tuningUntil: number | null;
+  /** Request isolation of the device at once on a black verdict. */
+  isolateOnBlack: boolean;
+}
+
+/** An exception-list entry: a match means no report (SPEC §4, seed 000 §7-2). */
+export interface ExceptionEntry {
+  id: string;
+  supportId: string;
+  sha256?: string;
+  /** Glob over the Windows path, case-insensitive: `*` any run of characters, `?` one. */
+  pathPattern?: string;
+  signer?: string;
+  expiresAt?: number;
+  reason: string;
+  createdAt: number;
+  /** 'engine' for automatic white additions, otherwise who added it. */
+  createdBy: string;
+}
+
+/** A response action waiting for delivery (delivered by the response-actions work). */
+export interface CommandRequest {
+  id: string;
+  tmid: string;
+  supportId: string;
+  kind: 'isolate' | 'release' | 'delete-file' | 'collect-file' | 'set-policy';
+  args: Record<string, unknown>;
+  state: 'queued' | 'sent' | 'acknowledged' | 'done' | 'failed' | 'expired';
+  requestedBy: string;
+  requestedAt: number;
+  reason?: string;
+}

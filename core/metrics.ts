@@ -20,6 +20,8 @@ export interface Metrics {
   engineQueuedBatches: Gauge;
   engineCatchUpBatchesTotal: Counter;
   engineCheckpointLsn: Gauge;
+  engineAlertsTotal: Counter;
+  engineReportLatencySeconds: Histogram;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -45,6 +47,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     engineInvalidEventsTotal: new Counter({ name: 'kiseki_engine_invalid_events_total', help: 'Events without a usable kind.', registers }),
     engineQueuedBatches: new Gauge({ name: 'kiseki_engine_queued_batches', help: 'Batches posted to shards and not yet processed.', registers }),
     engineCatchUpBatchesTotal: new Counter({ name: 'kiseki_engine_catch_up_batches_total', help: 'Batches left for shards to read from the log because their queue was full.', registers }),
+    engineAlertsTotal: new Counter({ name: 'kiseki_engine_alerts_total', help: 'Alerts stored with a quick report (or suppressed).', registers }),
+    engineReportLatencySeconds: new Histogram({
+      name: 'kiseki_engine_report_latency_seconds',
+      help: 'From the receipt of a detection batch to its quick report being stored.',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     engineCheckpointLsn: new Gauge({ name: 'kiseki_engine_checkpoint_lsn', help: 'Lowest persisted shard checkpoint (log sequence number).', registers }),
   };
 }

@@ -1,15 +1,23 @@
 /**
  * What one shard does with the batches of the devices it owns, independent of
- * the thread it runs on: decode the events, derive state (for now, events per
- * kind per device), and persist that state together with the checkpoint of
- * every virtual shard it owns in one LMDB transaction. Because state and
- * checkpoint move together, a crash at any moment is repaired by replaying
- * the raw batch log from the checkpoint: nothing is counted twice or lost.
+ * the thread it runs on: decode the events, count them per kind per device,
+ * correlate them (correlator.ts), and persist all of it together with the
+ * checkpoint of every virtual shard it owns in one LMDB transaction.
+ *
+ * Two checkpoints per virtual shard:
+ * - `checkpoint`: counts and alerts include every batch up to here;
+ * - `stateCheckpoint` (older): device state snapshots include every batch up
+ *   to here. Snapshots are large, so they are written every
+ *   `stateSnapshotIntervalMs` rather than on every flush.
+ * Recovery replays the log from the state checkpoint: batches up to the
+ * checkpoint only rebuild state, later ones are processed in full. A crash at
+ * any moment therefore neither loses nor duplicates anything.
  */
 import { Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import type { TrailEvent } from '../core/contracts.js';
 import type { HotStore } from '../storage/index.js';
+import type { Correlator } from './correlator.js';
 import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from './vshard.js';
 
 /** Kind recorded for events that are not maps or lack a string `k`. */
@@ -18,14 +26,14 @@ export const INVALID_KIND = '_invalid';
 /** Plain MessagePack maps decode to objects; the wire stays standard MessagePack (docs/PROTOCOL.md). */
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
 
-/** Receives every decoded batch after the shard's own bookkeeping; the correlation engine plugs in here. */
-export type BatchSink = (tmid: string, lsn: number, events: readonly TrailEvent[]) => void;
-
 export interface ShardCoreOptions {
   store: HotStore;
   index: number;
   workers: number;
-  sink?: BatchSink;
+  correlator?: Correlator;
+  /** Device state snapshots at most this often (ms of the injected `now`). */
+  stateSnapshotIntervalMs?: number;
+  now?: () => number;
 }
 
 export interface ShardStats {
@@ -42,14 +50,21 @@ export class ShardCore {
   private readonly store: HotStore;
   private readonly owned: boolean[] = [];
   private readonly checkpointOf = new Map<number, number>();
+  private readonly stateCheckpointOf = new Map<number, number>();
   /** Count deltas not yet persisted: tmid -> kind -> delta. */
   private readonly pendingCounts = new Map<string, Map<string, number>>();
   private dirty = false;
-  private readonly sink: BatchSink | undefined;
+  private readonly correlator: Correlator | undefined;
+  private readonly snapshotEveryMs: number;
+  private readonly now: () => number;
+  private lastSnapshotAt: number;
 
   constructor(options: ShardCoreOptions) {
     this.store = options.store;
-    this.sink = options.sink;
+    this.correlator = options.correlator;
+    this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 10_000;
+    this.now = options.now ?? Date.now;
+    this.lastSnapshotAt = this.now();
     for (let v = 0; v < VIRTUAL_SHARDS; v++) this.owned.push(workerOfVirtualShard(v, options.workers) === options.index);
   }
 
@@ -59,91 +74,109 @@ export class ShardCore {
 
   /**
    * Reads the checkpoints of the owned virtual shards and replays every batch
-   * committed after them. Returns the number of batches replayed.
+   * committed after the state checkpoint. Returns the number of batches
+   * processed in full (state-only replays are not counted).
    */
   recover(): number {
     let from = Number.POSITIVE_INFINITY;
     for (let v = 0; v < VIRTUAL_SHARDS; v++) {
       if (!this.owned[v]) continue;
       const cp = this.store.checkpoints.get(v) ?? 0;
+      // Without a correlator no state is derived, so the state checkpoint follows the checkpoint.
+      const scp = this.correlator === undefined ? cp : Math.min(cp, this.store.stateCheckpoints.get(v) ?? 0);
       this.checkpointOf.set(v, cp);
-      if (cp < from) from = cp;
+      this.stateCheckpointOf.set(v, scp);
+      if (scp < from) from = scp;
     }
     this.lastLsn = from === Number.POSITIVE_INFINITY ? 0 : from;
     return this.catchUp(this.store.lastLsn());
   }
 
-  /** Processes, from the log, every owned batch in (lastLsn, upTo]. Returns how many it processed. */
+  /** Processes, from the log, every owned batch in (lastLsn, upTo]. Returns how many it processed in full. */
   catchUp(upTo: number): number {
     if (upTo <= this.lastLsn) return 0;
     let processed = 0;
     for (const { key, value } of this.store.batches.getRange({ start: this.lastLsn + 1, end: upTo + 1 })) {
       const vshard = virtualShardOf(value.tmid);
-      if (this.owned[vshard] && key > (this.checkpointOf.get(vshard) ?? 0)) {
-        this.processEvents(value.tmid, key, decompress(value.z));
-        processed++;
-      }
+      if (!this.owned[vshard] || key <= (this.stateCheckpointOf.get(vshard) ?? 0)) continue;
+      const full = key > (this.checkpointOf.get(vshard) ?? 0);
+      if (!full && this.correlator === undefined) continue;
+      this.processEvents(value.tmid, key, decompress(value.z), full ? 'full' : 'state', value.recvAt);
+      if (full) processed++;
     }
     this.lastLsn = upTo;
     return processed;
   }
 
   /** Processes one batch handed over by ingest; batches at or below lastLsn were already seen. */
-  processBatch(lsn: number, tmid: string, events: Uint8Array): boolean {
+  processBatch(lsn: number, tmid: string, events: Uint8Array, recvAt?: number): boolean {
     if (lsn <= this.lastLsn) return false;
-    this.processEvents(tmid, lsn, events);
+    this.processEvents(tmid, lsn, events, 'full', recvAt);
     this.lastLsn = lsn;
     return true;
   }
 
-  private processEvents(tmid: string, lsn: number, bytes: Uint8Array): void {
+  private processEvents(tmid: string, lsn: number, bytes: Uint8Array, mode: 'full' | 'state', recvAt: number | undefined): void {
     let events: unknown;
     try {
       events = unpackr.unpack(bytes);
     } catch {
-      // Ingest validated the structure, so this means a corrupt log entry: count it and move on.
-      this.stats.undecodableBatches++;
-      this.dirty = true;
-      return;
+      events = undefined;
     }
     if (!Array.isArray(events)) {
-      this.stats.undecodableBatches++;
+      // Ingest validated the structure, so this means a corrupt log entry: count it and move on.
+      if (mode === 'full') this.stats.undecodableBatches++;
       this.dirty = true;
       return;
     }
-    let counts = this.pendingCounts.get(tmid);
-    if (counts === undefined) {
-      counts = new Map();
-      this.pendingCounts.set(tmid, counts);
-    }
-    for (let i = 0; i < events.length; i++) {
-      const e = events[i] as { k?: unknown } | null;
-      let kind: string;
-      if (typeof e === 'object' && e !== null && typeof e.k === 'string' && e.k.length > 0 && e.k.length <= 64) kind = e.k;
-      else {
-        kind = INVALID_KIND;
-        this.stats.invalidEvents++;
+    if (mode === 'full') {
+      let counts = this.pendingCounts.get(tmid);
+      if (counts === undefined) {
+        counts = new Map();
+        this.pendingCounts.set(tmid, counts);
       }
-      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+      for (let i = 0; i < events.length; i++) {
+        const e = events[i] as { k?: unknown } | null;
+        let kind: string;
+        if (typeof e === 'object' && e !== null && typeof e.k === 'string' && e.k.length > 0 && e.k.length <= 64) kind = e.k;
+        else {
+          kind = INVALID_KIND;
+          this.stats.invalidEvents++;
+        }
+        counts.set(kind, (counts.get(kind) ?? 0) + 1);
+      }
+      this.stats.batches++;
+      this.stats.events += events.length;
     }
-    this.stats.batches++;
-    this.stats.events += events.length;
     this.dirty = true;
-    if (this.sink !== undefined) this.sink(tmid, lsn, events as TrailEvent[]);
+    this.correlator?.processBatch(tmid, lsn, events as TrailEvent[], mode, recvAt);
   }
 
   /** True when there is state or checkpoint progress not yet persisted. */
   needsFlush(): boolean {
-    return this.dirty || this.pendingCounts.size > 0;
+    return this.dirty || this.pendingCounts.size > 0 || (this.correlator?.hasPendingWrites() ?? false);
   }
 
-  /** Persists count deltas and the checkpoints of all owned virtual shards in one transaction. */
-  async flush(): Promise<void> {
+  /** True when alerts wait to be stored: the worker flushes at once rather than on its timer. */
+  hasUrgentWrites(): boolean {
+    return this.correlator?.hasPendingWrites() ?? false;
+  }
+
+  /**
+   * Persists count deltas, correlation writes and the checkpoints of all owned
+   * virtual shards in one transaction; device snapshots and the state
+   * checkpoint too when `stateSnapshotIntervalMs` has passed (or `snapshot`).
+   */
+  async flush(snapshot = false): Promise<void> {
     const counts = new Map(this.pendingCounts);
     this.pendingCounts.clear();
     this.dirty = false;
     const lsn = this.lastLsn;
-    const { kindCounts, checkpoints } = this.store;
+    const now = this.now();
+    const snapshotAll = snapshot || this.correlator === undefined || now - this.lastSnapshotAt >= this.snapshotEveryMs;
+    if (snapshotAll) this.lastSnapshotAt = now;
+    const unit = this.correlator?.capture(snapshotAll);
+    const { kindCounts, checkpoints, stateCheckpoints } = this.store;
     await this.store.checkpoints.transaction(() => {
       for (const [tmid, kinds] of counts) {
         for (const [kind, delta] of kinds) {
@@ -151,13 +184,20 @@ export class ShardCore {
           kindCounts.putSync(key, (kindCounts.get(key) ?? 0) + delta);
         }
       }
+      if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
-        if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {
+        if (!this.owned[v]) continue;
+        if ((this.checkpointOf.get(v) ?? 0) < lsn) {
           checkpoints.putSync(v, lsn);
           this.checkpointOf.set(v, lsn);
+        }
+        if (snapshotAll && (this.stateCheckpointOf.get(v) ?? 0) < lsn) {
+          stateCheckpoints.putSync(v, lsn);
+          this.stateCheckpointOf.set(v, lsn);
         }
       }
     });
     await this.store.flushed();
+    if (unit !== undefined) this.correlator!.release(unit);
   }
 }

@@ -9,10 +9,16 @@ export interface ShardWorkerData {
   dataDir: string;
   mapSizeBytes: number;
   flushIntervalMs: number;
+  stateSnapshotIntervalMs: number;
+  /** Directory of the threat-intelligence lists. */
+  intelDir: string;
+  /** Endpoint ms during which later events revise a report. */
+  revisionWindowMs: number;
+  maxDevicesInMemory: number;
 }
 
 export type ToShard =
-  | { type: 'batch'; lsn: number; tmid: string; events: ArrayBuffer }
+  | { type: 'batch'; lsn: number; tmid: string; recvAt: number; events: ArrayBuffer }
   /** The pool skipped posting batches up to `upTo` while the shard was behind: read them from the log. */
   | { type: 'catchup'; upTo: number }
   | { type: 'stop' };
@@ -22,5 +28,7 @@ export type FromShard =
   /** `handled` messages were taken off the queue since the last progress message. */
   | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number }
   | { type: 'flushed'; checkpoint: number }
+  /** Alerts stored by the last flush, with the ms from their batch's receipt to the flush. */
+  | { type: 'alerts'; count: number; latenciesMs: number[] }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };

@@ -21,7 +21,13 @@ export interface ShardPoolOptions {
   mapSizeBytes: number;
   flushIntervalMs: number;
   maxQueuedBatches: number;
+  stateSnapshotIntervalMs: number;
+  intelDir: string;
+  revisionWindowMs: number;
+  maxDevicesInMemory: number;
   logger: Logger;
+  /** Called with the alerts each flush stored and their batch-receipt → stored latencies (ms). */
+  onAlerts?: (count: number, latenciesMs: number[]) => void;
 }
 
 export interface ShardPoolStats {
@@ -41,7 +47,7 @@ export interface ShardPool {
   /** Starts the workers; resolves once each has replayed the log past its checkpoint. */
   start(): Promise<void>;
   /** Hands a committed batch to its shard. `events` is transferred: the caller must not touch it again. */
-  dispatch(lsn: number, tmid: string, events: Uint8Array): void;
+  dispatch(lsn: number, tmid: string, events: Uint8Array, recvAt: number): void;
   stats(): ShardPoolStats;
   /** Resolves once every worker has processed everything up to `lsn` and persisted its checkpoint. */
   drained(lsn: number): Promise<void>;
@@ -108,6 +114,10 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       dataDir: options.dataDir,
       mapSizeBytes: options.mapSizeBytes,
       flushIntervalMs: options.flushIntervalMs,
+      stateSnapshotIntervalMs: options.stateSnapshotIntervalMs,
+      intelDir: options.intelDir,
+      revisionWindowMs: options.revisionWindowMs,
+      maxDevicesInMemory: options.maxDevicesInMemory,
     };
     const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
     slot.worker = worker;
@@ -146,6 +156,9 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
           case 'failed':
             log.error({ shard: slot.index, reason: msg.message }, 'Shard worker failed.');
             break;
+          case 'alerts':
+            options.onAlerts?.(msg.count, msg.latenciesMs);
+            break;
           case 'stopped':
             break;
         }
@@ -176,7 +189,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       await Promise.all(slots.map(spawn));
     },
 
-    dispatch(lsn, tmid, events) {
+    dispatch(lsn, tmid, events, recvAt) {
       const slot = slots[workerOf(tmid, options.workers)]!;
       if (slot.worker === undefined || slot.catchUpTo > 0 || slot.queued >= options.maxQueuedBatches) {
         // Full queue or restarting worker: the batch is in the log, the worker will read it from there.
@@ -188,7 +201,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       if (events.byteOffset !== 0 || events.byteLength !== ab.byteLength) {
         throw new KisekiError('ERR_SHARD_FAILED', { reason: 'dispatch needs a buffer that owns its whole ArrayBuffer' });
       }
-      post(slot, { type: 'batch', lsn, tmid, events: ab }, [ab]);
+      post(slot, { type: 'batch', lsn, tmid, recvAt, events: ab }, [ab]);
       slot.queued++;
       slot.lastPostedLsn = lsn;
     },

@@ -1,21 +1,39 @@
 /**
  * Entry point of a shard worker thread: opens the LMDB environment (shared
  * with the other threads of the process), recovers from its checkpoints, then
- * processes batches as the pool hands them over and persists its state every
- * `flushIntervalMs`.
+ * processes batches as the pool hands them over. State is persisted every
+ * `flushIntervalMs`, and at once when a batch produced an alert, so a quick
+ * report is stored within milliseconds of its batch.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
+import { Correlator } from './correlator.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
+import { createThreatIntel } from './threat-intel.js';
 
 const PROGRESS_EVERY = 32;
+const INTEL_CHECK_MS = 5_000;
 
 const port = parentPort;
 if (port === null) throw new Error('shard-worker must run in a worker thread');
 const data = workerData as ShardWorkerData;
 const store = openHotStore({ dataDir: data.dataDir, mapSizeBytes: data.mapSizeBytes });
-const core = new ShardCore({ store, index: data.index, workers: data.workers });
+const intel = createThreatIntel(data.intelDir);
+/** Alerts created since the last flush, with their batches' receipt times. */
+let alertTimes: number[] = [];
+const correlator = new Correlator({
+  store,
+  intel,
+  clock: systemClock,
+  revisionWindowMs: data.revisionWindowMs,
+  maxDevicesInMemory: data.maxDevicesInMemory,
+  onAlert: (_alert, recvAt) => {
+    if (recvAt !== undefined) alertTimes.push(recvAt);
+  },
+});
+const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
 
 function send(msg: FromShard): void {
   port!.postMessage(msg);
@@ -25,6 +43,7 @@ let handled = 0;
 let reportedEvents = 0;
 let reportedInvalid = 0;
 let flushing: Promise<void> | undefined;
+let flushAgain = false;
 
 function reportProgress(): void {
   if (handled === 0) return;
@@ -45,23 +64,38 @@ function fail(err: unknown): void {
   process.exit(1);
 }
 
-function flush(): Promise<void> {
-  if (flushing !== undefined) return flushing;
-  if (!core.needsFlush()) return Promise.resolve();
+function flush(snapshot = false): Promise<void> {
+  if (flushing !== undefined) {
+    flushAgain = true;
+    return flushing;
+  }
+  if (!core.needsFlush() && !snapshot) return Promise.resolve();
   const checkpoint = core.lastLsn;
+  const times = alertTimes;
+  alertTimes = [];
   flushing = core
-    .flush()
-    .then(() => send({ type: 'flushed', checkpoint }))
+    .flush(snapshot)
+    .then(() => {
+      send({ type: 'flushed', checkpoint });
+      if (times.length > 0) {
+        const stored = Date.now();
+        send({ type: 'alerts', count: times.length, latenciesMs: times.map((t) => stored - t) });
+      }
+    })
     .catch(fail)
     .finally(() => {
       flushing = undefined;
+      if (flushAgain) {
+        flushAgain = false;
+        if (core.hasUrgentWrites()) void flush();
+      }
     });
   return flushing;
 }
 
 try {
   const replayed = core.recover();
-  await core.flush();
+  await core.flush(true);
   send({ type: 'ready', lastLsn: core.lastLsn, replayed });
 } catch (err) {
   fail(err);
@@ -71,21 +105,24 @@ const timer = setInterval(() => {
   reportProgress();
   void flush();
 }, data.flushIntervalMs);
+const intelTimer = setInterval(() => intel.reloadIfChanged(), INTEL_CHECK_MS);
 
 port.on('message', (msg: ToShard) => {
   try {
     switch (msg.type) {
       case 'batch':
-        core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events));
+        core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events), msg.recvAt);
         break;
       case 'catchup':
         core.catchUp(msg.upTo);
         break;
       case 'stop':
         clearInterval(timer);
+        clearInterval(intelTimer);
         reportProgress();
         void (async () => {
-          while (flushing !== undefined || core.needsFlush()) await flush();
+          while (flushing !== undefined) await flushing;
+          await flush(true);
           await store.close();
           send({ type: 'stopped' });
           port.close();
@@ -96,5 +133,7 @@ port.on('message', (msg: ToShard) => {
     fail(err);
     return;
   }
+  // An alert is worth a flush of its own: the report is stored now, not at the next tick.
+  if (core.hasUrgentWrites()) void flush();
   if (++handled >= PROGRESS_EVERY) reportProgress();
 });

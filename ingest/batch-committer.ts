@@ -21,7 +21,7 @@ export type CommitCallback = (outcome: CommitOutcome) => void;
 
 /** Where committed batches go next (the shard pool). `events` is handed over, not copied. */
 export interface CommittedBatchSink {
-  dispatch(lsn: number, tmid: string, events: Uint8Array): void;
+  dispatch(lsn: number, tmid: string, events: Uint8Array, recvAt: number): void;
 }
 
 export interface BatchSubmission {
@@ -98,7 +98,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         for (const cb of b.callbacks) cb(outcome);
         if (group.ok) {
           lastCompletedLsn = b.lsn;
-          sink.dispatch(b.lsn, b.record.tmid, b.events);
+          sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
         }
       }
     }

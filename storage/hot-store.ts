@@ -16,6 +16,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import type { AlertRecord, CommandRequest, ExceptionEntry, QuickReport, TenantPolicy, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 
 /** Tenant (one contract, identified by its support ID). */
@@ -25,6 +26,8 @@ export interface TenantRecord {
   /** SHA-256 hex of the enrollment key; the key itself is never stored. */
   enrollKeyHash: string;
   createdAt: number;
+  /** Absent until set: see DEFAULT_TENANT_POLICY. */
+  policy?: TenantPolicy;
 }
 
 /** A device (one PC running one agent). */
@@ -90,6 +93,19 @@ export interface HotStore {
   readonly trails: Database<TrailState, string>;
   readonly checkpoints: Database<number, number>;
   readonly kindCounts: Database<number, [string, string]>;
+  readonly stateCheckpoints: Database<number, number>;
+  /** Shard state snapshots per device (engine/device-state.ts DeviceSnapshot). */
+  readonly deviceState: Database<unknown, string>;
+  readonly alerts: Database<AlertRecord, string>;
+  /** [supportId, createdAt, alertId] for listing a tenant's alerts in time order. */
+  readonly tenantAlerts: Database<string, [string, number, string]>;
+  readonly reports: Database<QuickReport, [string, number]>;
+  readonly verdictHistory: Database<VerdictChange, [string, number]>;
+  /** [tmid, sha256 or folded path] -> first alert id, for the 72 h dedup. */
+  readonly alertDedup: Database<{ alertId: string; at: number }, [string, string]>;
+  readonly exceptions: Database<ExceptionEntry, [string, string]>;
+  readonly commands: Database<CommandRequest, string>;
+  readonly deviceCommands: Database<string, [string, number, string]>;
   /** Highest lsn in the batch log, 0 when empty. */
   lastLsn(): number;
   /**
@@ -130,6 +146,16 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   const trails = root.openDB<TrailState, string>('trails', {});
   const checkpoints = root.openDB<number, number>('checkpoints', {});
   const kindCounts = root.openDB<number, [string, string]>('kind-counts', {});
+  const stateCheckpoints = root.openDB<number, number>('state-checkpoints', {});
+  const deviceState = root.openDB<unknown, string>('device-state', {});
+  const alerts = root.openDB<AlertRecord, string>('alerts', {});
+  const tenantAlerts = root.openDB<string, [string, number, string]>('tenant-alerts', {});
+  const reports = root.openDB<QuickReport, [string, number]>('reports', {});
+  const verdictHistory = root.openDB<VerdictChange, [string, number]>('verdict-history', {});
+  const alertDedup = root.openDB<{ alertId: string; at: number }, [string, string]>('alert-dedup', {});
+  const exceptions = root.openDB<ExceptionEntry, [string, string]>('exceptions', {});
+  const commands = root.openDB<CommandRequest, string>('commands', {});
+  const deviceCommands = root.openDB<string, [string, number, string]>('device-commands', {});
 
   return {
     dataDir: options.dataDir,
@@ -143,6 +169,16 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     trails,
     checkpoints,
     kindCounts,
+    stateCheckpoints,
+    deviceState,
+    alerts,
+    tenantAlerts,
+    reports,
+    verdictHistory,
+    alertDedup,
+    exceptions,
+    commands,
+    deviceCommands,
     lastLsn() {
       for (const key of batches.getKeys({ reverse: true, limit: 1 })) return key;
       return 0;

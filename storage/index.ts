@@ -5,3 +5,5 @@ export { createTenant, tenantForEnrollKey, enrollDevice, authenticateDevice, sha
 export type { DeviceFacts } from './registry.js';
 export { inspectStore } from './inspect.js';
 export type { InspectReport } from './inspect.js';
+export { DEFAULT_TENANT_POLICY, tenantPolicy, setTenantPolicy, addException, listExceptions, matchException, readAlert, listAlerts, newExceptionId } from './policy.js';
+export type { AlertView } from './policy.js';

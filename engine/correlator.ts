@@ -1,0 +1,441 @@
+/**
+ * The correlation side of a shard: folds every event into its device's state,
+ * turns each `av.detect` into an alert with a quick report and a verdict, and
+ * revises open reports as the detected process tree keeps acting (default 10
+ * minutes of endpoint time). Applies dedup (same device and file within 72 h),
+ * the tenant's exception list and policy (tuning period, isolation on black,
+ * automatic exceptions for whites).
+ *
+ * Nothing here writes to LMDB directly: writes are queued and the shard
+ * commits them in the same transaction as its checkpoint, so replaying the log
+ * after a crash neither loses nor duplicates an alert. Alert ids derive from
+ * the device and the detection's seq, so a replay produces the same ids.
+ */
+import { createHash } from 'node:crypto';
+import { Unpackr } from 'msgpackr';
+import { decompress } from 'zstd-napi';
+import type { AlertRecord, CommandRequest, ExceptionEntry, QuickReport, TrailEvent, VerdictChange } from '../core/contracts.js';
+import type { Clock } from '../core/clock.js';
+import { listExceptions, matchException, tenantPolicy, type HotStore } from '../storage/index.js';
+import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
+import { buildQuickReport, reportFingerprint, reportProcessSet } from './report-builder.js';
+import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
+import { DEFAULT_RULES } from './rules/default-rules.js';
+import type { RuleSet } from './rules/rule-types.js';
+import type { ThreatIntel } from './threat-intel.js';
+
+export const DEDUP_WINDOW_MS = 72 * 3600 * 1000;
+
+export interface CorrelatorOptions {
+  store: HotStore;
+  intel: ThreatIntel;
+  clock: Clock;
+  rules?: RuleSet;
+  /** How long (endpoint ms) after a detection later events revise its report. */
+  revisionWindowMs?: number;
+  /** Devices whose state stays in memory; the least recently used are snapshotted and dropped. */
+  maxDevicesInMemory?: number;
+  deviceLimits?: DeviceStateLimits;
+  /** Called for each alert created, after its write is queued (for latency metrics). */
+  onAlert?: (alert: AlertRecord, batchRecvAt: number | undefined) => void;
+}
+
+interface OpenAlert {
+  alertId: string;
+  openUntil: number;
+  fingerprint: string;
+  pgs: Set<string>;
+  detection: TrailEvent;
+  detectionLsn: number;
+  revision: number;
+  verdict: AlertRecord['verdict'];
+}
+
+interface DeviceEntry {
+  state: DeviceState;
+  dirty: boolean;
+  supportId: string;
+  computer: string;
+  open: OpenAlert[];
+}
+
+type Write = { db: 'alerts'; key: string; value: AlertRecord } | { db: 'other'; put: (store: HotStore) => void };
+
+const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
+const BATCH_CACHE = 64;
+
+export function alertIdFor(tmid: string, seq: number): string {
+  return `al_${createHash('sha256').update(`${tmid}:${seq}`).digest('hex').slice(0, 24)}`;
+}
+
+export class Correlator {
+  private readonly store: HotStore;
+  private readonly intel: ThreatIntel;
+  private readonly clock: Clock;
+  private readonly rules: CompiledRuleSet;
+  private readonly windowMs: number;
+  private readonly maxDevices: number;
+  private readonly limits: DeviceStateLimits;
+  private readonly onAlert: CorrelatorOptions['onAlert'];
+  private readonly devices = new Map<string, DeviceEntry>();
+  /** Snapshots of devices dropped from memory, written at the next flush. */
+  private readonly evicted = new Map<string, DeviceSnapshot>();
+  private readonly batchCache = new Map<number, readonly TrailEvent[]>();
+  private writes: Write[] = [];
+  /** Alerts changed since the last flush: later reads must see them before LMDB does. */
+  private readonly pendingAlerts = new Map<string, AlertRecord>();
+  private readonly pendingDedup = new Map<string, { alertId: string; at: number }>();
+  private readonly pendingExceptions = new Map<string, ExceptionEntry[]>();
+  readonly stats = { alerts: 0, suppressed: 0, deduplicated: 0, revisions: 0 };
+
+  constructor(options: CorrelatorOptions) {
+    this.store = options.store;
+    this.intel = options.intel;
+    this.clock = options.clock;
+    this.rules = compileRules(options.rules ?? DEFAULT_RULES);
+    this.windowMs = options.revisionWindowMs ?? 10 * 60 * 1000;
+    this.maxDevices = options.maxDevicesInMemory ?? 20_000;
+    this.limits = options.deviceLimits ?? DEFAULT_DEVICE_LIMITS;
+    this.onAlert = options.onAlert;
+  }
+
+  /** True when alert writes or state snapshots wait for the next flush. */
+  hasPendingWrites(): boolean {
+    return this.writes.length > 0 || this.evicted.size > 0;
+  }
+
+  private entry(tmid: string): DeviceEntry | undefined {
+    let e = this.devices.get(tmid);
+    if (e !== undefined) {
+      // Re-insert: Map order is the LRU order.
+      this.devices.delete(tmid);
+      this.devices.set(tmid, e);
+      return e;
+    }
+    const device = this.store.devices.get(tmid);
+    if (device === undefined) return undefined;
+    const snapshot = this.evicted.get(tmid) ?? (this.store.deviceState.get(tmid) as DeviceSnapshot | undefined);
+    this.evicted.delete(tmid);
+    e = { state: new DeviceState(this.limits, snapshot), dirty: false, supportId: device.supportId, computer: device.computer, open: [] };
+    for (const a of this.openAlertsFromStore(tmid)) e.open.push(a);
+    this.devices.set(tmid, e);
+    if (this.devices.size > this.maxDevices) {
+      const [oldest, victim] = this.devices.entries().next().value as [string, DeviceEntry];
+      this.devices.delete(oldest);
+      if (victim.dirty) this.evicted.set(oldest, victim.state.snapshot());
+    }
+    return e;
+  }
+
+  /** Open alerts of a device, from LMDB, when its state is loaded again. */
+  private openAlertsFromStore(tmid: string): OpenAlert[] {
+    const out: OpenAlert[] = [];
+    for (const { value } of this.store.alerts.getRange()) {
+      if (value.tmid !== tmid || value.state === 'suppressed') continue;
+      const latest = this.pendingAlerts.get(value.id) ?? value;
+      const report = this.store.reports.get([latest.id, latest.revision]);
+      if (report === undefined) continue;
+      out.push({
+        alertId: latest.id,
+        openUntil: latest.openUntil,
+        fingerprint: reportFingerprint(report),
+        pgs: reportProcessSet(report),
+        detection: report.detection.event as TrailEvent,
+        detectionLsn: 0,
+        revision: latest.revision,
+        verdict: latest.verdict,
+      });
+    }
+    return out;
+  }
+
+  private readBatch = (lsn: number): readonly TrailEvent[] | undefined => {
+    const cached = this.batchCache.get(lsn);
+    if (cached !== undefined) return cached;
+    const rec = this.store.batches.get(lsn);
+    if (rec === undefined) return undefined;
+    const events = unpackr.unpack(decompress(rec.z)) as TrailEvent[];
+    this.remember(lsn, events);
+    return events;
+  };
+
+  private remember(lsn: number, events: readonly TrailEvent[]): void {
+    this.batchCache.set(lsn, events);
+    if (this.batchCache.size > BATCH_CACHE) this.batchCache.delete(this.batchCache.keys().next().value!);
+  }
+
+  private alert(id: string): AlertRecord | undefined {
+    return this.pendingAlerts.get(id) ?? this.store.alerts.get(id);
+  }
+
+  private putAlert(a: AlertRecord): void {
+    this.pendingAlerts.set(a.id, a);
+    this.writes.push({ db: 'alerts', key: a.id, value: a });
+  }
+
+  private exceptionsOf(supportId: string): ExceptionEntry[] {
+    return [...listExceptions(this.store, supportId), ...(this.pendingExceptions.get(supportId) ?? [])];
+  }
+
+  /**
+   * Folds a batch into its device's state. In `state` mode (replay of batches
+   * whose alerts are already stored) no alert is created or revised.
+   */
+  processBatch(tmid: string, lsn: number, events: readonly TrailEvent[], mode: 'full' | 'state', batchRecvAt?: number): void {
+    const entry = this.entry(tmid);
+    if (entry === undefined) return;
+    this.remember(lsn, events);
+    const detections: TrailEvent[] = [];
+    let lastTs = 0;
+    for (const e of events) {
+      if (typeof e !== 'object' || e === null || typeof e.k !== 'string') continue;
+      entry.state.apply(e, lsn);
+      if (typeof e.ts === 'number' && e.ts > lastTs) lastTs = e.ts;
+      if (e.k === 'av.detect' && mode === 'full') detections.push(e);
+    }
+    entry.dirty = true;
+    if (mode === 'state') return;
+    if (entry.open.length > 0) this.reviseOpenAlerts(tmid, entry, events, lastTs);
+    for (const d of detections) this.onDetection(tmid, entry, d, lsn, batchRecvAt);
+  }
+
+  private onDetection(tmid: string, entry: DeviceEntry, detection: TrailEvent, lsn: number, batchRecvAt: number | undefined): void {
+    const now = this.clock.now();
+    const path = typeof detection.path === 'string' ? detection.path : '';
+    const sha256 = typeof detection.sha256 === 'string' ? detection.sha256.toLowerCase() : undefined;
+    const alertId = alertIdFor(tmid, detection.seq);
+    if (this.alert(alertId) !== undefined) return; // Already stored: a replay.
+
+    // Dedup: the same file on the same device within 72 h is counted on the first alert.
+    const dedupKey: [string, string] = [tmid, sha256 ?? foldKey(path)];
+    const dedupMapKey = dedupKey.join('\u0000');
+    const prior = this.pendingDedup.get(dedupMapKey) ?? this.store.alertDedup.get(dedupKey);
+    if (prior !== undefined && detection.ts - prior.at < DEDUP_WINDOW_MS && detection.ts >= prior.at) {
+      const first = this.alert(prior.alertId);
+      if (first !== undefined) {
+        this.putAlert({ ...first, repeats: first.repeats + 1, lastRepeatAt: detection.ts });
+        this.stats.deduplicated++;
+        return;
+      }
+    }
+
+    const signer = entry.state.latestProcessOfImage(path)?.signer ?? (typeof detection.signer === 'string' ? detection.signer : undefined);
+    const policy = tenantPolicy(this.store, entry.supportId);
+    const base: AlertRecord = {
+      id: alertId,
+      tmid,
+      supportId: entry.supportId,
+      computer: entry.computer,
+      sha256: sha256 ?? '',
+      path,
+      threat: typeof detection.threat === 'string' ? detection.threat : '',
+      engine: typeof detection.engine === 'string' ? detection.engine : '',
+      action: typeof detection.action === 'string' ? detection.action : '',
+      detectedAt: detection.ts,
+      createdAt: now,
+      state: 'reported',
+      verdict: 'gray',
+      score: 0,
+      revision: 0,
+      repeats: 0,
+      openUntil: detection.ts + this.windowMs,
+      isolationRequested: false,
+    };
+    const dedupValue = { alertId, at: detection.ts };
+    this.pendingDedup.set(dedupMapKey, dedupValue);
+    this.writes.push({ db: 'other', put: (s) => s.alertDedup.putSync(dedupKey, dedupValue) });
+
+    const exception = matchException(this.exceptionsOf(entry.supportId), { sha256, path, signer }, detection.ts);
+    if (exception !== undefined) {
+      // On the exception list: recorded as suppressed, no report.
+      this.putAlert({ ...base, state: 'suppressed', suppressedBy: exception.id, verdict: 'white', openUntil: detection.ts });
+      this.writes.push({ db: 'other', put: (s) => s.tenantAlerts.putSync([base.supportId, now, alertId], alertId) });
+      this.stats.suppressed++;
+      return;
+    }
+
+    const report = buildQuickReport({
+      alertId,
+      revision: 1,
+      now,
+      tmid,
+      supportId: entry.supportId,
+      computer: entry.computer,
+      detection,
+      detectionLsn: lsn,
+      state: entry.state,
+      readBatch: this.readBatch,
+      rules: this.rules,
+      intel: this.intel,
+    });
+    const tuning = policy.tuningUntil !== null && now < policy.tuningUntil;
+    const alert: AlertRecord = { ...base, state: tuning ? 'tuning' : 'reported', verdict: report.verdict, score: report.score, revision: 1 };
+    this.storeRevision(alert, report, null);
+    this.writes.push({ db: 'other', put: (s) => s.tenantAlerts.putSync([base.supportId, now, alertId], alertId) });
+    this.afterVerdict(alert, report, policy);
+    entry.open.push({
+      alertId,
+      openUntil: alert.openUntil,
+      fingerprint: reportFingerprint(report),
+      pgs: reportProcessSet(report),
+      detection,
+      detectionLsn: lsn,
+      revision: 1,
+      verdict: report.verdict,
+    });
+    this.stats.alerts++;
+    this.onAlert?.(this.alert(alertId)!, batchRecvAt);
+  }
+
+  private storeRevision(alert: AlertRecord, report: QuickReport, from: AlertRecord['verdict'] | null): void {
+    this.putAlert(alert);
+    this.writes.push({ db: 'other', put: (s) => s.reports.putSync([alert.id, report.revision], report) });
+    if (from !== report.verdict) {
+      const change: VerdictChange = { alertId: alert.id, at: report.createdAt, revision: report.revision, from, to: report.verdict, by: 'engine' };
+      this.writes.push({ db: 'other', put: (s) => s.verdictHistory.putSync([alert.id, report.revision], change) });
+    }
+  }
+
+  /** Policy effects of a verdict: isolation request on black, automatic exception on a confident white. */
+  private afterVerdict(alert: AlertRecord, report: QuickReport, policy: ReturnType<typeof tenantPolicy>): void {
+    if (report.verdict === 'black' && policy.isolateOnBlack && !alert.isolationRequested) {
+      const command: CommandRequest = {
+        id: `cmd_${alert.id.slice(3)}`,
+        tmid: alert.tmid,
+        supportId: alert.supportId,
+        kind: 'isolate',
+        args: { allow: [] },
+        state: 'queued',
+        requestedBy: 'engine',
+        requestedAt: report.createdAt,
+        reason: `black verdict on alert ${alert.id}`,
+      };
+      this.putAlert({ ...this.alert(alert.id)!, isolationRequested: true });
+      this.writes.push({
+        db: 'other',
+        put: (s) => {
+          s.commands.putSync(command.id, command);
+          s.deviceCommands.putSync([command.tmid, command.requestedAt, command.id], command.id);
+        },
+      });
+    }
+    // "High confidence": a white reached by the score well past the threshold, with a hash to pin it to.
+    if (report.verdict === 'white' && policy.autoExceptWhite && alert.sha256 !== '' && report.score <= this.rules.thresholds.white * 1.5) {
+      const entry: ExceptionEntry = {
+        id: `ex_auto_${alert.sha256.slice(0, 16)}`,
+        supportId: alert.supportId,
+        sha256: alert.sha256,
+        reason: `automatic: white verdict on alert ${alert.id}`,
+        createdAt: report.createdAt,
+        createdBy: 'engine',
+      };
+      this.pendingExceptions.set(alert.supportId, [...(this.pendingExceptions.get(alert.supportId) ?? []), entry]);
+      this.writes.push({ db: 'other', put: (s) => s.exceptions.putSync([entry.supportId, entry.id], entry) });
+    }
+  }
+
+  private reviseOpenAlerts(tmid: string, entry: DeviceEntry, events: readonly TrailEvent[], lastTs: number): void {
+    const still: OpenAlert[] = [];
+    for (const open of entry.open) {
+      let touched = false;
+      for (const e of events) {
+        const pg = typeof e.pg === 'string' ? foldKey(e.pg) : undefined;
+        const ppg = typeof e.ppg === 'string' ? foldKey(e.ppg) : undefined;
+        if ((pg !== undefined && open.pgs.has(pg)) || (ppg !== undefined && open.pgs.has(ppg))) {
+          if (e.ts <= open.openUntil) {
+            touched = true;
+            break;
+          }
+        }
+      }
+      if (touched) this.revise(tmid, entry, open);
+      if (lastTs <= open.openUntil) still.push(open);
+    }
+    entry.open = still;
+  }
+
+  private revise(tmid: string, entry: DeviceEntry, open: OpenAlert): void {
+    const current = this.alert(open.alertId);
+    if (current === undefined) return;
+    const report = buildQuickReport({
+      alertId: open.alertId,
+      revision: current.revision + 1,
+      now: this.clock.now(),
+      tmid,
+      supportId: entry.supportId,
+      computer: entry.computer,
+      detection: open.detection,
+      detectionLsn: open.detectionLsn,
+      state: entry.state,
+      readBatch: this.readBatch,
+      rules: this.rules,
+      intel: this.intel,
+    });
+    const fingerprint = reportFingerprint(report);
+    open.pgs = reportProcessSet(report);
+    if (fingerprint === open.fingerprint) return;
+    open.fingerprint = fingerprint;
+    // A revision may raise the verdict; later evidence never lowers it automatically (an analyst can).
+    const rank = { white: 0, gray: 1, black: 2 } as const;
+    const verdict = rank[report.verdict] >= rank[current.verdict] ? report.verdict : current.verdict;
+    const revised: QuickReport = { ...report, verdict };
+    const alert: AlertRecord = { ...current, verdict, score: report.score, revision: revised.revision };
+    this.storeRevision(alert, revised, current.verdict);
+    this.afterVerdict(alert, revised, tenantPolicy(this.store, entry.supportId));
+    open.revision = revised.revision;
+    open.verdict = verdict;
+    this.stats.revisions++;
+  }
+
+  /**
+   * Takes what the next flush must write: queued alert writes, snapshots of
+   * evicted devices and, when `snapshotAll`, of every dirty device. Called
+   * synchronously with the checkpoint it will be committed with.
+   */
+  capture(snapshotAll: boolean): FlushUnit {
+    const snapshots = new Map(this.evicted);
+    this.evicted.clear();
+    if (snapshotAll) {
+      for (const [tmid, e] of this.devices) {
+        if (!e.dirty) continue;
+        // Objects are encoded when the transaction runs, possibly newer than the checkpoint:
+        // harmless, since folding an event twice into the state changes nothing.
+        snapshots.set(tmid, e.state.snapshot());
+        e.dirty = false;
+      }
+    }
+    const unit: FlushUnit = {
+      writes: this.writes,
+      snapshots,
+      alerts: new Map(this.pendingAlerts),
+      dedup: new Map(this.pendingDedup),
+      exceptions: new Map(this.pendingExceptions),
+    };
+    this.writes = [];
+    return unit;
+  }
+
+  /** Runs inside the flush transaction. */
+  write(unit: FlushUnit): void {
+    for (const w of unit.writes) {
+      if (w.db === 'alerts') this.store.alerts.putSync(w.key, w.value);
+      else w.put(this.store);
+    }
+    for (const [tmid, snap] of unit.snapshots) this.store.deviceState.putSync(tmid, snap);
+  }
+
+  /** After the transaction committed: drop the overlays LMDB now answers for, unless changed since. */
+  release(unit: FlushUnit): void {
+    for (const [k, v] of unit.alerts) if (this.pendingAlerts.get(k) === v) this.pendingAlerts.delete(k);
+    for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
+    for (const [k, v] of unit.exceptions) if (this.pendingExceptions.get(k) === v) this.pendingExceptions.delete(k);
+  }
+}
+
+export interface FlushUnit {
+  writes: Write[];
+  snapshots: Map<string, DeviceSnapshot>;
+  alerts: Map<string, AlertRecord>;
+  dedup: Map<string, { alertId: string; at: number }>;
+  exceptions: Map<string, ExceptionEntry[]>;
+}

@@ -1,0 +1,304 @@
+/**
+ * Per-device state a shard keeps to explain a detection quickly: the process
+ * table (keyed by process GUID) with parent links and the log positions where
+ * each process has events, and file provenance (which process created or
+ * wrote each path, from where). Memory is bounded per device: ended processes
+ * and old files are evicted first. The raw batch log stays the source of the
+ * events themselves, so a report looks back as far as the log goes (7 days).
+ */
+import type { TrailEvent } from '../core/contracts.js';
+
+/** Where an event sits: the batch (lsn) and the event's seq and time. */
+export interface EventRef {
+  lsn: number;
+  seq: number;
+  ts: number;
+}
+
+export interface ProcNode {
+  pg: string;
+  image: string;
+  cmd: string;
+  sha256: string | undefined;
+  signer: string | undefined;
+  sig: string | undefined;
+  ppg: string | undefined;
+  pimage: string | undefined;
+  pcmd: string | undefined;
+  user: string | undefined;
+  pid: number | undefined;
+  start: EventRef | undefined;
+  end: EventRef | undefined;
+  /** Child process GUIDs. */
+  children: string[];
+  /** Distinct batches (lsn, ascending) holding events of this process. */
+  lsns: number[];
+  lastTs: number;
+}
+
+export interface FileOrigin {
+  path: string;
+  /** Process that created or last wrote the file. */
+  pg: string | undefined;
+  created: EventRef | undefined;
+  lastWrite: EventRef | undefined;
+  sha256: string | undefined;
+  size: number | undefined;
+  vol: string | undefined;
+  originUrl: string | undefined;
+  referrerUrl: string | undefined;
+  zone: number | undefined;
+  firstSeen: number;
+}
+
+export interface DeviceStateLimits {
+  maxProcesses: number;
+  maxFiles: number;
+  /** Batch refs kept per process; the oldest are dropped beyond this. */
+  maxLsnsPerProcess: number;
+}
+
+export const DEFAULT_DEVICE_LIMITS: DeviceStateLimits = { maxProcesses: 4096, maxFiles: 4096, maxLsnsPerProcess: 256 };
+
+/** Serializable form, written to LMDB as the shard's state snapshot. */
+export interface DeviceSnapshot {
+  procs: ProcNode[];
+  files: FileOrigin[];
+  dns: [string, string][];
+  removableDrives: string[];
+}
+
+/** Lower-case key for Windows paths and GUIDs: they keep their case but compare case-insensitively. */
+export function foldKey(s: string): string {
+  return s.toLowerCase();
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+const MAX_DNS = 1024;
+
+export class DeviceState {
+  readonly procs = new Map<string, ProcNode>();
+  readonly files = new Map<string, FileOrigin>();
+  /** Resolved IP → name, from net.dns answers. */
+  readonly dns = new Map<string, string>();
+  /** Drive letters (e.g. "E:") of connected removable devices. */
+  readonly removableDrives = new Set<string>();
+  private readonly limits: DeviceStateLimits;
+
+  constructor(limits: DeviceStateLimits = DEFAULT_DEVICE_LIMITS, snapshot?: DeviceSnapshot) {
+    this.limits = limits;
+    if (snapshot !== undefined) {
+      for (const p of snapshot.procs) this.procs.set(foldKey(p.pg), p);
+      for (const f of snapshot.files) this.files.set(foldKey(f.path), f);
+      for (const [ip, name] of snapshot.dns) this.dns.set(ip, name);
+      for (const d of snapshot.removableDrives) this.removableDrives.add(d);
+    }
+  }
+
+  snapshot(): DeviceSnapshot {
+    return { procs: [...this.procs.values()], files: [...this.files.values()], dns: [...this.dns], removableDrives: [...this.removableDrives] };
+  }
+
+  proc(pg: string | undefined): ProcNode | undefined {
+    return pg === undefined ? undefined : this.procs.get(foldKey(pg));
+  }
+
+  file(path: string | undefined): FileOrigin | undefined {
+    return path === undefined ? undefined : this.files.get(foldKey(path));
+  }
+
+  /** The most recent process whose image is `path`. */
+  latestProcessOfImage(path: string): ProcNode | undefined {
+    const want = foldKey(path);
+    let best: ProcNode | undefined;
+    for (const p of this.procs.values()) {
+      if (foldKey(p.image) === want && (best === undefined || (p.start?.ts ?? 0) >= (best.start?.ts ?? 0))) best = p;
+    }
+    return best;
+  }
+
+  private touchProc(pg: string, lsn: number, ts: number): ProcNode {
+    const key = foldKey(pg);
+    let p = this.procs.get(key);
+    if (p === undefined) {
+      p = {
+        pg,
+        image: '',
+        cmd: '',
+        sha256: undefined,
+        signer: undefined,
+        sig: undefined,
+        ppg: undefined,
+        pimage: undefined,
+        pcmd: undefined,
+        user: undefined,
+        pid: undefined,
+        start: undefined,
+        end: undefined,
+        children: [],
+        lsns: [],
+        lastTs: ts,
+      };
+      this.procs.set(key, p);
+      if (this.procs.size > this.limits.maxProcesses) this.evictProcess();
+    }
+    // Only forward: replaying a batch already folded into a snapshot must change nothing.
+    if ((p.lsns[p.lsns.length - 1] ?? 0) < lsn) {
+      p.lsns.push(lsn);
+      if (p.lsns.length > this.limits.maxLsnsPerProcess) p.lsns.shift();
+    }
+    if (ts > p.lastTs) p.lastTs = ts;
+    return p;
+  }
+
+  /** Evicts the process idle longest, preferring ended ones: running processes anchor chains. */
+  private evictProcess(): void {
+    let victim: string | undefined;
+    let victimTs = Number.POSITIVE_INFINITY;
+    let victimEnded = false;
+    for (const [key, p] of this.procs) {
+      const ended = p.end !== undefined;
+      if ((ended && !victimEnded) || (ended === victimEnded && p.lastTs < victimTs)) {
+        victim = key;
+        victimTs = p.lastTs;
+        victimEnded = ended;
+      }
+    }
+    if (victim !== undefined) this.procs.delete(victim);
+  }
+
+  private evictFile(): void {
+    // Maps iterate in insertion order; re-inserted on write, so the first is the least recently touched.
+    const first = this.files.keys().next();
+    if (!first.done) this.files.delete(first.value);
+  }
+
+  private touchFile(path: string, ts: number): FileOrigin {
+    const key = foldKey(path);
+    let f = this.files.get(key);
+    if (f === undefined) {
+      f = {
+        path,
+        pg: undefined,
+        created: undefined,
+        lastWrite: undefined,
+        sha256: undefined,
+        size: undefined,
+        vol: undefined,
+        originUrl: undefined,
+        referrerUrl: undefined,
+        zone: undefined,
+        firstSeen: ts,
+      };
+    } else {
+      this.files.delete(key);
+    }
+    this.files.set(key, f);
+    if (this.files.size > this.limits.maxFiles) this.evictFile();
+    return f;
+  }
+
+  /** Folds one event into the state. `lsn` is the batch it came in. */
+  apply(e: TrailEvent, lsn: number): void {
+    const ts = typeof e.ts === 'number' ? e.ts : 0;
+    const ref: EventRef = { lsn, seq: e.seq, ts };
+    const pg = str(e.pg);
+    switch (e.k) {
+      case 'proc.start': {
+        if (pg === undefined) return;
+        const p = this.touchProc(pg, lsn, ts);
+        p.image = str(e.image) ?? p.image;
+        p.cmd = str(e.cmd) ?? p.cmd;
+        p.sha256 = str(e.sha256) ?? p.sha256;
+        p.signer = str(e.signer) ?? p.signer;
+        p.sig = str(e.sig) ?? p.sig;
+        p.ppg = str(e.ppg) ?? p.ppg;
+        p.pimage = str(e.pimage) ?? p.pimage;
+        p.pcmd = str(e.pcmd) ?? p.pcmd;
+        p.user = str(e.user) ?? p.user;
+        p.pid = num(e.pid) ?? p.pid;
+        p.start = ref;
+        if (p.ppg !== undefined) {
+          const parent = this.touchProc(p.ppg, lsn, ts);
+          if (parent.image === '' && p.pimage !== undefined) {
+            // Parent fields are copied into every start event, so a chain survives a missing parent event.
+            parent.image = p.pimage;
+            parent.cmd = p.pcmd ?? '';
+          }
+          if (!parent.children.includes(p.pg)) parent.children.push(p.pg);
+        }
+        return;
+      }
+      case 'proc.end': {
+        if (pg === undefined) return;
+        this.touchProc(pg, lsn, ts).end = ref;
+        return;
+      }
+      case 'file.create':
+      case 'file.write': {
+        const path = str(e.path);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (path === undefined) return;
+        const f = this.touchFile(path, ts);
+        if (e.k === 'file.create') {
+          f.created = ref;
+          f.pg = pg ?? f.pg;
+        } else {
+          f.lastWrite = ref;
+          f.pg ??= pg;
+        }
+        f.sha256 = str(e.sha256) ?? f.sha256;
+        f.size = num(e.size) ?? f.size;
+        f.vol = str(e.vol) ?? f.vol;
+        f.originUrl = str(e.originUrl) ?? f.originUrl;
+        f.referrerUrl = str(e.referrerUrl) ?? f.referrerUrl;
+        f.zone = num(e.zone) ?? f.zone;
+        return;
+      }
+      case 'file.rename': {
+        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        const from = str(e.path);
+        const to = str(e.newPath);
+        if (from === undefined || to === undefined) return;
+        const old = this.files.get(foldKey(from));
+        const f = this.touchFile(to, ts);
+        if (old !== undefined) Object.assign(f, { ...old, path: to });
+        f.lastWrite = ref;
+        f.pg ??= pg;
+        return;
+      }
+      case 'net.dns': {
+        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        const qname = str(e.qname);
+        const answers = e.answers;
+        if (qname === undefined || !Array.isArray(answers)) return;
+        for (const a of answers) {
+          if (typeof a !== 'string') continue;
+          this.dns.delete(a);
+          this.dns.set(a, qname);
+          if (this.dns.size > MAX_DNS) this.dns.delete(this.dns.keys().next().value!);
+        }
+        return;
+      }
+      case 'usb.connect':
+      case 'usb.disconnect': {
+        const drive = str(e.drive);
+        if (drive === undefined) return;
+        const letter = drive.slice(0, 2).toUpperCase();
+        if (e.k === 'usb.connect') this.removableDrives.add(letter);
+        else this.removableDrives.delete(letter);
+        return;
+      }
+      default:
+        // Every other kind with an acting process is indexed by its batch for the report's sections.
+        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+    }
+  }
+}
