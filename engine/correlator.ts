@@ -319,8 +319,9 @@ export class Correlator {
         },
       });
     }
-    // "High confidence": a white reached by the score well past the threshold, with a hash to pin it to.
-    if (report.verdict === 'white' && policy.autoExceptWhite && alert.sha256 !== '' && report.score <= this.rules.thresholds.white * 1.5) {
+    // High confidence: a decisive white, or a score past the confident threshold; and a hash to pin it to.
+    const confident = report.score <= this.rules.thresholds.confidentWhite || report.rules.some((h) => h.outcome === 'white');
+    if (report.verdict === 'white' && policy.autoExceptWhite && alert.sha256 !== '' && confident) {
       const entry: ExceptionEntry = {
         id: `ex_auto_${alert.sha256.slice(0, 16)}`,
         supportId: alert.supportId,

@@ -2,8 +2,9 @@
  * The default verdict rules, as data. Each rule has an id, a description and
  * either a weight (summed into a score) or a decisive outcome, and a condition
  * over the report's sections and facts (see rule-types.ts). Thresholds: a
- * score of 60 or more is black, -40 or less is white, anything between is
- * gray; a decisive black wins over everything, then a decisive white.
+ * score of 60 or more is black, -40 or less is white (-50 or less: a confident
+ * white), anything between is gray; a decisive black wins over everything,
+ * then a decisive white.
  */
 import type { RuleSet } from './rule-types.js';
 
@@ -47,7 +48,7 @@ const SCRIPT_HOSTS_AND_LOLBINS = [
 const PROCESS_SECTIONS = ['chain', 'descendants'] as const;
 
 export const DEFAULT_RULES: RuleSet = {
-  thresholds: { black: 60, white: -40 },
+  thresholds: { black: 60, white: -40, confidentWhite: -50 },
   rules: [
     {
       id: 'intel.sha256',

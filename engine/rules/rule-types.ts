@@ -40,7 +40,12 @@ export interface RuleSpec {
 }
 
 export interface RuleSet {
-  /** Score at or above `black` is black; at or below `white` is white; gray between. */
-  thresholds: { black: number; white: number };
+  /**
+   * Score at or above `black` is black; at or below `white` is white; gray
+   * between. A white at or below `confidentWhite` (or by a decisive white
+   * rule) is high-confidence: tenants may have those added to their
+   * exception list automatically.
+   */
+  thresholds: { black: number; white: number; confidentWhite: number };
   rules: RuleSpec[];
 }

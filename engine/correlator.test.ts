@@ -1,0 +1,378 @@
+import { encode } from '@msgpack/msgpack';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
+import { createManualClock } from '../core/clock.js';
+import type { QuickReport, TrailEvent } from '../core/contracts.js';
+import {
+  addException,
+  createTenant,
+  enrollDevice,
+  openHotStore,
+  readAlert,
+  setTenantPolicy,
+  type HotStore,
+  type TenantRecord,
+} from '../storage/index.js';
+import { alertIdFor, Correlator } from './correlator.js';
+import { ShardCore } from './shard-core.js';
+import { createThreatIntel } from './threat-intel.js';
+
+const T0 = Date.UTC(2026, 10, 20, 1, 0, 0);
+const USER = 'S-1-5-21-1111-2222-3333-1001';
+const EXPLORER = '{11111111-0000-0000-0000-000000000001}';
+const CHROME = '{11111111-0000-0000-0000-000000000002}';
+const WORD = '{11111111-0000-0000-0000-000000000003}';
+const PWSH = '{11111111-0000-0000-0000-000000000004}';
+const PAYLOAD = '{11111111-0000-0000-0000-000000000005}';
+const CMD = '{11111111-0000-0000-0000-000000000006}';
+const PAYLOAD_SHA = 'a'.repeat(63) + '1';
+const PAYLOAD_PATH = 'C:\\Users\\taro\\AppData\\Local\\Temp\\payload.exe';
+
+/** Builds one device's trail: events get consecutive seq numbers and times. */
+function trail() {
+  let seq = 0;
+  return (k: string, fields: Record<string, unknown>): TrailEvent => {
+    seq++;
+    return { ts: T0 + seq * 1000, k, seq, user: USER, ...fields } as TrailEvent;
+  };
+}
+
+/** The black scenario of the issue: browser download → Word → powershell -enc → payload → Run key + raw IP. */
+function blackScenario(): { before: TrailEvent[]; after: TrailEvent[] } {
+  const ev = trail();
+  const before = [
+    ev('proc.start', { pg: EXPLORER, pid: 4000, image: 'C:\\Windows\\explorer.exe', cmd: 'C:\\Windows\\explorer.exe', sig: 'trusted', signer: 'Microsoft Windows' }),
+    ev('proc.start', { pg: CHROME, pid: 4100, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: 'C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe', cmd: 'chrome.exe', sig: 'trusted', signer: 'Google LLC' }),
+    ev('net.dns', { pg: CHROME, qname: 'docs.example.net', qtype: 'A', answers: ['93.184.216.34'] }),
+    ev('file.create', { pg: CHROME, path: 'C:\\Users\\taro\\Downloads\\invoice.docm', size: 48213, vol: 'fixed', originUrl: 'https://docs.example.net/invoice.docm', zone: 3 }),
+    ev('proc.start', { pg: WORD, pid: 4200, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE', cmd: '"WINWORD.EXE" /n "C:\\Users\\taro\\Downloads\\invoice.docm"', sig: 'trusted', signer: 'Microsoft Corporation' }),
+    ev('file.read', { pg: WORD, path: 'C:\\Users\\taro\\Downloads\\invoice.docm', vol: 'fixed', count: 3 }),
+    ev('proc.start', { pg: PWSH, pid: 4300, ppg: WORD, pimage: 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE', image: 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', cmd: 'powershell.exe -nop -w hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=', sig: 'trusted', signer: 'Microsoft Windows' }),
+    ev('net.conn', { pg: PWSH, proto: 'tcp', dir: 'out', lip: '10.0.0.5', lport: 50123, rip: '203.0.113.50', rport: 80 }),
+    ev('file.create', { pg: PWSH, path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, size: 123456, vol: 'fixed' }),
+    ev('proc.start', { pg: PAYLOAD, pid: 4400, ppg: PWSH, pimage: 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', image: PAYLOAD_PATH, cmd: PAYLOAD_PATH, sha256: PAYLOAD_SHA, sig: 'unsigned' }),
+    ev('reg.set', { pg: PAYLOAD, key: `HKU\\${USER}\\Software\\Microsoft\\Windows\\CurrentVersion\\Run`, value: 'Updater', dtype: 'REG_SZ', data: PAYLOAD_PATH }),
+    ev('net.conn', { pg: PAYLOAD, proto: 'tcp', dir: 'out', lip: '10.0.0.5', lport: 50124, rip: '198.51.100.7', rport: 443 }),
+    ev('file.write', { pg: PAYLOAD, path: 'C:\\Users\\taro\\AppData\\Roaming\\upd\\cfg.dat', size: 512, vol: 'fixed' }),
+    ev('av.detect', { pg: PAYLOAD, engine: 'Microsoft Defender Antivirus', threat: 'Trojan:Win32/Kiseki.A', path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, action: 'quarantined' }),
+  ];
+  const after = [
+    ev('proc.start', { pg: CMD, pid: 4500, ppg: PAYLOAD, pimage: PAYLOAD_PATH, image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd.exe /c whoami', sig: 'trusted', signer: 'Microsoft Windows' }),
+    ev('file.read', { pg: CMD, path: 'C:\\Windows\\System32\\whoami.exe', vol: 'fixed', count: 1 }),
+  ];
+  return { before, after };
+}
+
+interface Rig {
+  dir: string;
+  store: HotStore;
+  tenant: TenantRecord;
+  tmid: string;
+  lsn: number;
+  clock: ReturnType<typeof createManualClock>;
+  core: ShardCore;
+  correlator: Correlator;
+  /** Commits a batch to the log and has the shard process it. */
+  feed(events: TrailEvent[]): Promise<number>;
+  restart(): void;
+}
+
+async function rig(intelDir?: string): Promise<Rig> {
+  const dir = mkdtempSync(join(tmpdir(), 'kiseki-corr-'));
+  const store = openHotStore({ dataDir: dir });
+  const { tenant } = await createTenant(store, { supportId: 'T1', name: 'Tenant One', now: T0 });
+  const { device } = await enrollDevice(store, tenant, { computer: 'PC-0001', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0);
+  const clock = createManualClock(T0 + 3_600_000);
+  const make = () => {
+    const correlator = new Correlator({ store, intel: createThreatIntel(intelDir), clock });
+    return { correlator, core: new ShardCore({ store, index: 0, workers: 1, correlator, now: clock.now }) };
+  };
+  const r: Rig = {
+    dir,
+    store,
+    tenant,
+    tmid: device.tmid,
+    lsn: 0,
+    clock,
+    ...make(),
+    async feed(events) {
+      const lsn = ++r.lsn;
+      const bytes = encode(events);
+      const id = lsn.toString(16).padStart(32, '0');
+      const record = { tmid: r.tmid, id, sentAt: 0, recvAt: clock.now(), first: events[0]!.seq, last: events.at(-1)!.seq, n: events.length, z: compress(bytes) };
+      await store.commitBatches([{ lsn, record }], new Map());
+      r.core.processBatch(lsn, r.tmid, bytes, record.recvAt);
+      await r.core.flush();
+      return lsn;
+    },
+    restart() {
+      Object.assign(r, make());
+      r.core.recover();
+    },
+  };
+  r.core.recover();
+  return r;
+}
+
+function section(report: QuickReport, id: string) {
+  const s = report.sections.find((x) => x.id === id);
+  if (s === undefined) throw new Error(`no section ${id}`);
+  return s;
+}
+
+const seqs = (report: QuickReport, id: string) => section(report, id).items.map((i) => i.ref.seq);
+const ruleIds = (report: QuickReport) => report.rules.map((r) => r.ruleId).sort();
+
+describe('correlator: the black chain', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+  afterEach(async () => {
+    await r.store.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  });
+
+  it('writes a quick report with all eight sections, the chain in order, and a black verdict', async () => {
+    const { before } = blackScenario();
+    await r.feed(before.slice(0, 7));
+    await r.feed(before.slice(7));
+    const view = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    expect(view).toBeDefined();
+    expect(view.alert).toMatchObject({ state: 'reported', verdict: 'black', sha256: PAYLOAD_SHA, path: PAYLOAD_PATH, threat: 'Trojan:Win32/Kiseki.A', revision: 1, supportId: 'T1', computer: 'PC-0001' });
+    const report = view.revisions[0]!;
+    expect(report.sections.map((s) => s.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
+
+    // 1. Origin: written by powershell (a script download).
+    expect(report.originKind).toBe('script');
+    expect(seqs(report, 'origin')).toEqual([9, 7]);
+    expect(section(report, 'origin').summary).toContain('powershell.exe');
+    // 2. Chain: explorer → WINWORD → powershell → payload, in order.
+    expect(seqs(report, 'chain')).toEqual([1, 5, 7, 10]);
+    expect(section(report, 'chain').summary).toBe('explorer.exe → winword.exe → powershell.exe → payload.exe');
+    // 3-7. What the payload did.
+    expect(seqs(report, 'descendants')).toEqual([]);
+    expect(seqs(report, 'filesWritten')).toEqual([13]);
+    expect(seqs(report, 'registry')).toEqual([11]);
+    expect(seqs(report, 'filesRead')).toEqual([]);
+    expect(seqs(report, 'network')).toEqual([12]);
+    // 8. Attributes.
+    expect(section(report, 'attributes').items[0]!.event).toMatchObject({ path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, size: 123456, sig: 'unsigned' });
+    // Every evidence item points at the device's trail.
+    for (const s of report.sections) for (const it of s.items) expect(it.ref.tmid).toBe(r.tmid);
+
+    expect(report.executed).toBe(true);
+    expect(report.verdict).toBe('black');
+    expect(ruleIds(report)).toEqual(
+      ['chain.document-spawns-script', 'execution.executed', 'lolbin.powershell-encoded', 'network.raw-ip', 'origin.script-download', 'persistence.run-key'].sort(),
+    );
+    const hit = (id: string) => report.rules.find((x) => x.ruleId === id)!;
+    expect(hit('chain.document-spawns-script').evidence.map((e) => e.seq)).toEqual([7]);
+    expect(hit('persistence.run-key').evidence.map((e) => e.seq)).toEqual([11]);
+    expect(hit('network.raw-ip').evidence.map((e) => e.seq)).toEqual([12]);
+    expect(view.verdicts).toEqual([expect.objectContaining({ from: null, to: 'black', revision: 1, by: 'engine' })]);
+  });
+
+  it('revises the report when the payload keeps acting within the window, keeping each revision', async () => {
+    const { before, after } = blackScenario();
+    await r.feed(before);
+    await r.feed(after);
+    const view = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    expect(view.alert.revision).toBe(2);
+    expect(view.revisions.map((x) => x.revision)).toEqual([1, 2]);
+    expect(seqs(view.revisions[0]!, 'descendants')).toEqual([]);
+    expect(seqs(view.revisions[1]!, 'descendants')).toEqual([15]);
+    expect(seqs(view.revisions[1]!, 'filesRead')).toEqual([16]);
+  });
+
+  it('leaves a report alone for events after the window or of unrelated processes', async () => {
+    const { before } = blackScenario();
+    await r.feed(before);
+    const late = { ts: T0 + 15 * 1000 + 11 * 60 * 1000, k: 'proc.start', seq: 15, pg: CMD, ppg: PAYLOAD, image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd' } as TrailEvent;
+    await r.feed([late]);
+    const unrelated = { ts: T0 + 16 * 1000, k: 'file.write', seq: 16, pg: CHROME, path: 'C:\\x.txt' } as TrailEvent;
+    await r.feed([unrelated]);
+    expect(readAlert(r.store, alertIdFor(r.tmid, 14))!.alert.revision).toBe(1);
+  });
+
+  it('gives the same report after a restart in the middle as without one, and no duplicate alert', async () => {
+    const { before, after } = blackScenario();
+    const reference = await rig();
+    await reference.feed(before.slice(0, 9));
+    await reference.feed(before.slice(9));
+    await reference.feed(after);
+    const expected = readAlert(reference.store, alertIdFor(reference.tmid, 14))!;
+
+    // Same trail, but the shard dies after the first batch without flushing its state snapshot,
+    // and the second batch is committed while it is down.
+    await r.feed(before.slice(0, 9));
+    const lsn2 = ++r.lsn;
+    const bytes = encode(before.slice(9));
+    await r.store.commitBatches([{ lsn: lsn2, record: { tmid: r.tmid, id: 'f'.repeat(32), sentAt: 0, recvAt: 0, first: 10, last: 14, n: 5, z: compress(bytes) } }], new Map());
+    r.restart();
+    await r.core.flush();
+    r.restart(); // twice: the second replay must not add anything
+    await r.feed(after);
+    const got = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    const strip = (q: QuickReport) => ({ ...q, createdAt: 0, tmid: '', alertId: '', detection: { ...q.detection, ref: { ...q.detection.ref, tmid: '' } }, sections: q.sections.map((s) => ({ ...s, items: s.items.map((i) => ({ ...i, ref: { ...i.ref, tmid: '' } })) })), rules: q.rules.map((h) => ({ ...h, evidence: h.evidence.map((e) => ({ ...e, tmid: '' })) })) });
+    expect(got.revisions.map(strip)).toEqual(expected.revisions.map(strip));
+    expect([...r.store.alerts.getKeys()]).toHaveLength(1);
+    await reference.store.close();
+    rmSync(reference.dir, { recursive: true, force: true });
+  });
+});
+
+describe('correlator: white, gray, dedup, exceptions and policy', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+  afterEach(async () => {
+    await r.store.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  });
+
+  const SETUP_SHA = 'b'.repeat(64);
+  const SETUP_PATH = 'C:\\Users\\taro\\Downloads\\VendorSetup.exe';
+  function whiteCase(): TrailEvent[] {
+    const ev = trail();
+    return [
+      ev('proc.start', { pg: CHROME, image: 'C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe', cmd: 'chrome.exe', sig: 'trusted', signer: 'Google LLC' }),
+      ev('file.create', { pg: CHROME, path: SETUP_PATH, sha256: SETUP_SHA, size: 9_000_000, vol: 'fixed', originUrl: 'https://download.vendor.example/VendorSetup.exe', zone: 3 }),
+      // Blocked before execution: no process start; the antivirus reports the file's signature.
+      ev('av.detect', { pg: EXPLORER, engine: 'Microsoft Defender Antivirus', threat: 'PUA:Win32/Bundler', path: SETUP_PATH, sha256: SETUP_SHA, action: 'blocked', signer: 'Vendor Software Inc.', sig: 'trusted' }),
+    ];
+  }
+
+  it('judges a trusted-signed installer blocked before execution white', async () => {
+    await r.feed(whiteCase());
+    const view = readAlert(r.store, alertIdFor(r.tmid, 3))!;
+    const report = view.revisions[0]!;
+    expect(report.executed).toBe(false);
+    expect(report.originKind).toBe('internet');
+    expect(seqs(report, 'origin')).toEqual([2, 1]);
+    expect(seqs(report, 'chain')).toEqual([]);
+    expect(ruleIds(report)).toEqual(['execution.blocked', 'origin.internet', 'signer.trusted']);
+    expect(report.verdict).toBe('white');
+    expect(view.alert.verdict).toBe('white');
+  });
+
+  it('suppresses a detection on the exception list (by signer, path pattern or hash): no report', async () => {
+    await addException(r.store, { supportId: 'T1', signer: 'vendor software inc.', reason: 'known vendor', createdAt: T0, createdBy: 'test' });
+    await r.feed(whiteCase());
+    const view = readAlert(r.store, alertIdFor(r.tmid, 3))!;
+    expect(view.alert.state).toBe('suppressed');
+    expect(view.alert.suppressedBy).toMatch(/^ex_/);
+    expect(view.revisions).toEqual([]);
+  });
+
+  it.each([
+    ['a hash', { sha256: SETUP_SHA }, true],
+    ['a path pattern', { pathPattern: 'c:\\users\\*\\downloads\\vendor*.exe' }, true],
+    ['an expired entry', { sha256: SETUP_SHA, expiresAt: T0 }, false],
+    ['another hash', { sha256: 'c'.repeat(64) }, false],
+  ])('matches exceptions by %s', async (_name, entry, suppressed) => {
+    await addException(r.store, { supportId: 'T1', ...entry, reason: 'test', createdAt: T0, createdBy: 'test' });
+    await r.feed(whiteCase());
+    expect(readAlert(r.store, alertIdFor(r.tmid, 3))!.alert.state).toBe(suppressed ? 'suppressed' : 'reported');
+  });
+
+  it('judges an unsigned tool run from a USB stick gray', async () => {
+    const ev = trail();
+    const tool = 'E:\\tools\\scan.exe';
+    await r.feed([
+      ev('usb.connect', { instanceId: 'USB\\VID_0781&PID_5581\\0001', vendorId: '0781', productId: '5581', serial: '0001', vendor: 'SanDisk', model: 'Ultra', type: 'storage', drive: 'E:' }),
+      ev('proc.start', { pg: EXPLORER, image: 'C:\\Windows\\explorer.exe', cmd: 'explorer.exe' }),
+      ev('proc.start', { pg: PAYLOAD, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: tool, cmd: tool, sha256: 'd'.repeat(64), sig: 'unsigned' }),
+      ev('av.detect', { pg: PAYLOAD, engine: 'Microsoft Defender Antivirus', threat: 'HackTool:Win32/Scan', path: tool, sha256: 'd'.repeat(64), action: 'allowed' }),
+    ]);
+    const report = readAlert(r.store, alertIdFor(r.tmid, 4))!.revisions[0]!;
+    expect(report.originKind).toBe('removable');
+    expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable']);
+    expect(report.verdict).toBe('gray');
+    expect(seqs(report, 'chain')).toEqual([2, 3]);
+  });
+
+  it('counts the same file on the same device within 72 h on the first alert, and opens a new one after', async () => {
+    const det = (seq: number, ts: number) => ({ ts, k: 'av.detect', seq, path: SETUP_PATH, sha256: SETUP_SHA, action: 'blocked', threat: 'X', engine: 'E' }) as TrailEvent;
+    await r.feed([det(1, T0)]);
+    await r.feed([det(2, T0 + 3_600_000)]);
+    await r.feed([det(3, T0 + 71 * 3_600_000)]);
+    const first = readAlert(r.store, alertIdFor(r.tmid, 1))!;
+    expect(first.alert.repeats).toBe(2);
+    expect(first.alert.lastRepeatAt).toBe(T0 + 71 * 3_600_000);
+    expect(readAlert(r.store, alertIdFor(r.tmid, 2))).toBeUndefined();
+    await r.feed([det(4, T0 + 73 * 3_600_000)]);
+    expect(readAlert(r.store, alertIdFor(r.tmid, 4))).toBeDefined();
+    expect([...r.store.alerts.getKeys()]).toHaveLength(2);
+  });
+
+  it('records alerts without publishing during the tuning period', async () => {
+    await setTenantPolicy(r.store, 'T1', { tuningUntil: r.clock.now() + 30 * 86_400_000 });
+    await r.feed(whiteCase());
+    expect(readAlert(r.store, alertIdFor(r.tmid, 3))!.alert.state).toBe('tuning');
+  });
+
+  it('requests isolation on black when the policy says so', async () => {
+    await setTenantPolicy(r.store, 'T1', { isolateOnBlack: true });
+    await r.feed(blackScenario().before);
+    const alert = readAlert(r.store, alertIdFor(r.tmid, 14))!.alert;
+    expect(alert.isolationRequested).toBe(true);
+    const commands = [...r.store.commands.getRange()].map((e) => e.value);
+    expect(commands).toEqual([expect.objectContaining({ tmid: r.tmid, kind: 'isolate', state: 'queued', requestedBy: 'engine' })]);
+  });
+
+  it('adds a confident white to the exception list when the policy says so', async () => {
+    await setTenantPolicy(r.store, 'T1', { autoExceptWhite: true });
+    await r.feed(whiteCase());
+    const entries = [...r.store.exceptions.getRange()].map((e) => e.value);
+    expect(entries).toEqual([expect.objectContaining({ supportId: 'T1', sha256: SETUP_SHA, createdBy: 'engine' })]);
+  });
+});
+
+describe('correlator: threat intelligence', () => {
+  it('makes a hash on the list decisive black, and reloads the lists when a file changes', async () => {
+    const intelDir = mkdtempSync(join(tmpdir(), 'kiseki-intel-'));
+    const r = await rig(intelDir);
+    try {
+      const ev = trail();
+      const det = (sha: string) => ev('av.detect', { path: `C:\\x\\${sha.slice(0, 4)}.exe`, sha256: sha, action: 'blocked', signer: 'Vendor', sig: 'trusted' });
+      await r.feed([det('e'.repeat(64))]);
+      expect(readAlert(r.store, alertIdFor(r.tmid, 1))!.alert.verdict).toBe('white');
+      writeFileSync(join(intelDir, 'sha256.txt'), `# known bad\n${'F'.repeat(64)}\n`);
+      const intel = createThreatIntel(intelDir);
+      expect(intel.has('sha256', 'f'.repeat(64))).toBe(true);
+      r.restart(); // a new correlator reads the list; a running one reloads on its timer (reloadIfChanged)
+      await r.feed([det('f'.repeat(64))]);
+      const report = readAlert(r.store, alertIdFor(r.tmid, 2))!.revisions[0]!;
+      expect(report.verdict).toBe('black');
+      expect(report.rules.find((h) => h.ruleId === 'intel.sha256')?.outcome).toBe('black');
+    } finally {
+      await r.store.close();
+      rmSync(r.dir, { recursive: true, force: true });
+      rmSync(intelDir, { recursive: true, force: true });
+    }
+  });
+
+  it('matches domains with their subdomains and reloads a changed file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiseki-intel-'));
+    try {
+      writeFileSync(join(dir, 'domains.txt'), 'evil.example\n');
+      writeFileSync(join(dir, 'ips.txt'), '203.0.113.9\n');
+      const intel = createThreatIntel(dir);
+      expect(intel.has('domain', 'cdn.evil.example')).toBe(true);
+      expect(intel.has('domain', 'https://a.evil.example/x.exe')).toBe(true);
+      expect(intel.has('domain', 'notevil.example')).toBe(false);
+      expect(intel.has('ip', '203.0.113.9')).toBe(true);
+      writeFileSync(join(dir, 'domains.txt'), 'other.example\n# evil.example removed\n');
+      expect(intel.reloadIfChanged()).toBe(true);
+      expect(intel.has('domain', 'cdn.evil.example')).toBe(false);
+      expect(intel.counts()).toEqual({ sha256: 0, domain: 1, ip: 1 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
