@@ -8,7 +8,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { configFromEnv, loadConfig, type Config, type DeepPartial } from '../core/config.js';
 import { isKisekiError, KisekiError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
-import { createTenant, inspectStore, openHotStore } from '../storage/index.js';
+import { renderReportText } from '../engine/index.js';
+import { addException, createTenant, inspectStore, listAlerts, openHotStore, readAlert, setTenantPolicy, type HotStore } from '../storage/index.js';
 import { startService } from './service.js';
 
 const USAGE = `kiseki — trail-log backend for managed endpoint security
@@ -18,6 +19,12 @@ Usage:
                [--tls-cert FILE --tls-key FILE] [--log-level info]
   kiseki tenant create --name NAME --support-id ID [--data DIR]
   kiseki inspect [--json] [--data DIR]
+  kiseki report --alert ID [--revision N] [--json] [--data DIR]
+  kiseki alerts --support-id S [--limit 20] [--json] [--data DIR]
+  kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
+                       [--tuning-until YYYY-MM-DD|none]
+  kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
+                       [--expires YYYY-MM-DD] [--reason TEXT]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
@@ -103,8 +110,90 @@ async function cmdStart(args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
+async function withStore<T>(values: Record<string, unknown>, run: (store: HotStore) => Promise<T> | T): Promise<T> {
+  const config = baseConfig(values);
+  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
+  try {
+    return await run(store);
+  } finally {
+    await store.close();
+  }
+}
+
+function yesNo(values: Record<string, unknown>, name: string): boolean | undefined {
+  const v = str(values, name);
+  if (v === undefined) return undefined;
+  if (v === 'yes' || v === 'true' || v === 'on') return true;
+  if (v === 'no' || v === 'false' || v === 'off') return false;
+  throw new KisekiError('ERR_USAGE', { reason: `--${name} takes yes or no`, value: v });
+}
+
+function dateFlag(values: Record<string, unknown>, name: string): number | undefined {
+  const v = str(values, name);
+  if (v === undefined) return undefined;
+  const ms = Date.parse(v);
+  if (!Number.isFinite(ms)) throw new KisekiError('ERR_USAGE', { reason: `--${name} takes a date like 2026-12-31`, value: v });
+  return ms;
+}
+
+async function cmdTenantPolicy(args: string[]): Promise<void> {
+  const v = parse(args, { 'support-id': { type: 'string' }, 'isolate-on-black': { type: 'string' }, 'auto-except-white': { type: 'string' }, 'tuning-until': { type: 'string' } });
+  const tuning = str(v, 'tuning-until');
+  const change = {
+    ...(yesNo(v, 'isolate-on-black') === undefined ? {} : { isolateOnBlack: yesNo(v, 'isolate-on-black')! }),
+    ...(yesNo(v, 'auto-except-white') === undefined ? {} : { autoExceptWhite: yesNo(v, 'auto-except-white')! }),
+    ...(tuning === undefined ? {} : { tuningUntil: tuning === 'none' ? null : dateFlag(v, 'tuning-until')! }),
+  };
+  const policy = await withStore(v, (store) => setTenantPolicy(store, requireStr(v, 'support-id'), change));
+  process.stdout.write(`${JSON.stringify(policy)}\n`);
+}
+
+async function cmdException(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub !== 'add') throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki exception add --support-id S ...' });
+  const v = parse(rest, { 'support-id': { type: 'string' }, sha256: { type: 'string' }, 'path-pattern': { type: 'string' }, signer: { type: 'string' }, expires: { type: 'string' }, reason: { type: 'string' } });
+  const entry = await withStore(v, (store) =>
+    addException(store, {
+      supportId: requireStr(v, 'support-id'),
+      ...(str(v, 'sha256') === undefined ? {} : { sha256: str(v, 'sha256')! }),
+      ...(str(v, 'path-pattern') === undefined ? {} : { pathPattern: str(v, 'path-pattern')! }),
+      ...(str(v, 'signer') === undefined ? {} : { signer: str(v, 'signer')! }),
+      ...(dateFlag(v, 'expires') === undefined ? {} : { expiresAt: dateFlag(v, 'expires')! }),
+      reason: str(v, 'reason') ?? 'added with the CLI',
+      createdAt: Date.now(),
+      createdBy: 'cli',
+    }),
+  );
+  process.stdout.write(`${JSON.stringify(entry)}\n`);
+}
+
+async function cmdReport(args: string[]): Promise<void> {
+  const v = parse(args, { alert: { type: 'string' }, revision: { type: 'string' }, json: { type: 'boolean' } });
+  const id = requireStr(v, 'alert');
+  await withStore(v, (store) => {
+    const view = readAlert(store, id);
+    if (view === undefined) throw new KisekiError('ERR_ALERT_NOT_FOUND', { alert: id });
+    const wanted = numFlag(v, 'revision');
+    const report = wanted === undefined ? view.revisions.at(-1) : view.revisions.find((r) => r.revision === wanted);
+    if (v.json) process.stdout.write(`${JSON.stringify({ alert: view.alert, report: report ?? null, revisions: view.revisions.length, verdicts: view.verdicts })}\n`);
+    else process.stdout.write(renderReportText(view.alert, report, view.verdicts));
+  });
+}
+
+async function cmdAlerts(args: string[]): Promise<void> {
+  const v = parse(args, { 'support-id': { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  await withStore(v, (store) => {
+    const alerts = listAlerts(store, requireStr(v, 'support-id'), numFlag(v, 'limit') ?? 20);
+    if (v.json) return void process.stdout.write(`${JSON.stringify(alerts)}\n`);
+    for (const a of alerts) {
+      process.stdout.write(`${a.id}  ${new Date(a.detectedAt).toISOString()}  ${a.verdict.padEnd(5)} ${a.state.padEnd(10)} ${a.computer}  ${a.threat}  ${a.path}\n`);
+    }
+  });
+}
+
 async function cmdTenant(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
+  if (sub === 'policy') return cmdTenantPolicy(rest);
   if (sub !== 'create') throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki tenant create --name N --support-id S' });
   const v = parse(rest, { name: { type: 'string' }, 'support-id': { type: 'string' }, json: { type: 'boolean' } });
   const config = baseConfig(v);
@@ -192,6 +281,12 @@ async function main(argv: string[]): Promise<void> {
       return cmdInspect(rest);
     case 'simulate':
       return cmdSimulate(rest);
+    case 'report':
+      return cmdReport(rest);
+    case 'alerts':
+      return cmdAlerts(rest);
+    case 'exception':
+      return cmdException(rest);
     case undefined:
     case 'help':
     case '--help':

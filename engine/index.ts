@@ -13,3 +13,4 @@ export type { ThreatIntel, IntelKind } from './threat-intel.js';
 export { DEFAULT_RULES } from './rules/default-rules.js';
 export { compileRules, judge } from './rules/evaluate.js';
 export type { RuleSet, RuleSpec, Condition, FieldTest } from './rules/rule-types.js';
+export { renderReportText } from './report-text.js';

@@ -75,7 +75,7 @@ describe('kiseki end to end', () => {
   it('stores every acked batch once, counts every event, and shuts down cleanly', async () => {
     const key = await createTenant(dir);
     server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
-    const sim = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '3', '--batch-ms', '250']));
+    const sim = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '3', '--batch-ms', '250', '--detect-rate', '0.003']));
     expect(sim.code, sim.stderr).toBe(0);
     const summary = JSON.parse(sim.stdout) as Summary;
     expect(summary.batchesAcked).toBeGreaterThan(0);
@@ -86,6 +86,21 @@ describe('kiseki end to end', () => {
     expect(report).toMatchObject({ tenants: 1, devices: 20, batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
     expect(Object.values(report.eventsByKind).reduce((a, b) => a + b, 0)).toBe(summary.eventsAcked);
     expect(report.eventsByKind['proc.start']).toBeGreaterThan(0);
+
+    // Every simulated detection became an alert with a quick report, or was counted on one (72 h dedup).
+    expect(summary.detectionsSent).toBeGreaterThan(0);
+    const alerts = await eventually(async () => {
+      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', dir]);
+      const list = JSON.parse(r.stdout) as { id: string; repeats: number; state: string; verdict: string }[];
+      return list.reduce((n, a) => n + 1 + a.repeats, 0) === summary.detectionsSent ? list : undefined;
+    });
+    const shown = await runCli(['report', '--alert', alerts[0]!.id, '--json', '--data', dir]);
+    const quick = (JSON.parse(shown.stdout) as { report: { sections: { id: string }[]; verdict: string } }).report;
+    expect(quick.sections.map((x) => x.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
+    expect(['black', 'gray', 'white']).toContain(quick.verdict);
+    const text = await runCli(['report', '--alert', alerts[0]!.id, '--data', dir]);
+    expect(text.stdout).toContain('1. How the file came to be');
+    expect(text.stdout).toContain('8. File attributes');
 
     const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
     expect(health.status).toBe(200);
@@ -112,7 +127,7 @@ describe('kiseki end to end', () => {
       server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']).catch(() => undefined);
     }
     expect(server).toBeDefined();
-    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60'])], {
+    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let simOut = '';
@@ -137,5 +152,12 @@ describe('kiseki end to end', () => {
     expect(report.batches).toBeGreaterThan(atCrash.batches);
     expect(report).toMatchObject({ batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
     expect(report.eventsProcessed).toBe(summary.eventsAcked);
+    // Alerts were replayed from the checkpoint too: each detection once, none twice.
+    expect(summary.detectionsSent).toBeGreaterThan(0);
+    await eventually(async () => {
+      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', dir]);
+      const list = JSON.parse(r.stdout) as { repeats: number }[];
+      return list.reduce((n, a) => n + 1 + a.repeats, 0) === summary.detectionsSent ? true : undefined;
+    });
   });
 });

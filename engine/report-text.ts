@@ -1,0 +1,50 @@
+/**
+ * Renders a quick report as plain text for `kiseki report` and for mail-like
+ * notifications: the verdict and why, then the eight sections with their
+ * evidence (device, seq, time).
+ */
+import type { AlertRecord, EvidenceItem, QuickReport, VerdictChange } from '../core/contracts.js';
+
+const EVENT_FIELDS = ['image', 'cmd', 'path', 'newPath', 'key', 'value', 'data', 'rip', 'rport', 'rhost', 'qname', 'answers', 'originUrl', 'sha256', 'signer', 'sig', 'size', 'action', 'threat'];
+
+function iso(ms: number | undefined): string {
+  return ms === undefined ? '-' : new Date(ms).toISOString();
+}
+
+function describeItem(it: EvidenceItem): string {
+  const e = it.event;
+  const fields = EVENT_FIELDS.filter((f) => e[f] !== undefined && e[f] !== '')
+    .map((f) => `${f}=${Array.isArray(e[f]) ? (e[f] as unknown[]).join(',') : String(e[f])}`)
+    .join(' ');
+  return `    #${it.ref.seq} ${iso(it.ref.ts)} ${it.ref.k}${fields ? ` ${fields}` : ''}${it.note ? `  (${it.note})` : ''}`;
+}
+
+export function renderReportText(alert: AlertRecord, report: QuickReport | undefined, verdicts: readonly VerdictChange[]): string {
+  const lines: string[] = [
+    `Alert ${alert.id}  ${alert.state.toUpperCase()}  verdict ${alert.verdict.toUpperCase()} (score ${alert.score})`,
+    `Tenant ${alert.supportId}  device ${alert.computer} (${alert.tmid})`,
+    `Detected ${iso(alert.detectedAt)}: ${alert.threat} in ${alert.path} (${alert.engine}, ${alert.action})`,
+    `Repeats within 72 h: ${alert.repeats}${alert.isolationRequested ? '  isolation requested' : ''}`,
+  ];
+  if (alert.state === 'suppressed') {
+    lines.push(`Suppressed by exception ${alert.suppressedBy ?? '?'}: no report.`);
+    return `${lines.join('\n')}\n`;
+  }
+  if (report === undefined) return `${lines.join('\n')}\n(no report stored)\n`;
+  lines.push(`Report revision ${report.revision} made ${iso(report.createdAt)}; origin ${report.originKind}; ${report.executed ? 'executed' : 'not executed'}`, '');
+  lines.push('Rules that fired:');
+  for (const r of report.rules) {
+    const effect = r.outcome !== undefined ? `decides ${r.outcome}` : `${r.weight! >= 0 ? '+' : ''}${r.weight}`;
+    lines.push(`  ${r.ruleId} (${effect}): ${r.description} [evidence ${r.evidence.map((e) => `#${e.seq}`).join(', ') || 'facts'}]`);
+  }
+  if (report.rules.length === 0) lines.push('  none');
+  for (const s of report.sections) {
+    lines.push('', `${s.title}: ${s.summary}`);
+    for (const it of s.items) lines.push(describeItem(it));
+  }
+  if (verdicts.length > 0) {
+    lines.push('', 'Verdict history:');
+    for (const v of verdicts) lines.push(`  rev ${v.revision} ${iso(v.at)} ${v.from ?? '-'} → ${v.to} by ${v.by}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
