@@ -130,9 +130,13 @@ export class Correlator {
   /** Open alerts of a device, from LMDB, when its state is loaded again. */
   private openAlertsFromStore(tmid: string): OpenAlert[] {
     const out: OpenAlert[] = [];
-    for (const { value } of this.store.alerts.getRange()) {
-      if (value.tmid !== tmid || value.state === 'suppressed') continue;
-      const latest = this.pendingAlerts.get(value.id) ?? value;
+    // Only alerts whose window can still be open: detected within the revision window of the newest one.
+    const keys = [...this.store.deviceAlerts.getKeys({ start: [tmid, Infinity], end: [tmid], reverse: true, limit: 64 })];
+    const newest = keys[0]?.[1] ?? 0;
+    for (const key of keys) {
+      if (key[1] < newest - this.windowMs) break;
+      const latest = this.alert(key[2]);
+      if (latest === undefined || latest.state === 'suppressed') continue;
       const report = this.store.reports.get([latest.id, latest.revision]);
       if (report === undefined) continue;
       out.push({
@@ -249,7 +253,7 @@ export class Correlator {
     if (exception !== undefined) {
       // On the exception list: recorded as suppressed, no report.
       this.putAlert({ ...base, state: 'suppressed', suppressedBy: exception.id, verdict: 'white', openUntil: detection.ts });
-      this.writes.push({ db: 'other', put: (s) => s.tenantAlerts.putSync([base.supportId, now, alertId], alertId) });
+      this.indexAlert(base);
       this.stats.suppressed++;
       return;
     }
@@ -271,7 +275,7 @@ export class Correlator {
     const tuning = policy.tuningUntil !== null && now < policy.tuningUntil;
     const alert: AlertRecord = { ...base, state: tuning ? 'tuning' : 'reported', verdict: report.verdict, score: report.score, revision: 1 };
     this.storeRevision(alert, report, null);
-    this.writes.push({ db: 'other', put: (s) => s.tenantAlerts.putSync([base.supportId, now, alertId], alertId) });
+    this.indexAlert(base);
     this.afterVerdict(alert, report, policy);
     entry.open.push({
       alertId,
@@ -285,6 +289,16 @@ export class Correlator {
     });
     this.stats.alerts++;
     this.onAlert?.(this.alert(alertId)!, batchRecvAt);
+  }
+
+  private indexAlert(a: AlertRecord): void {
+    this.writes.push({
+      db: 'other',
+      put: (s) => {
+        s.tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
+        s.deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
+      },
+    });
   }
 
   private storeRevision(alert: AlertRecord, report: QuickReport, from: AlertRecord['verdict'] | null): void {

@@ -99,6 +99,8 @@ export interface HotStore {
   readonly alerts: Database<AlertRecord, string>;
   /** [supportId, createdAt, alertId] for listing a tenant's alerts in time order. */
   readonly tenantAlerts: Database<string, [string, number, string]>;
+  /** [tmid, detectedAt, alertId]: a device's alerts in detection order. */
+  readonly deviceAlerts: Database<string, [string, number, string]>;
   readonly reports: Database<QuickReport, [string, number]>;
   readonly verdictHistory: Database<VerdictChange, [string, number]>;
   /** [tmid, sha256 or folded path] -> first alert id, for the 72 h dedup. */
@@ -150,6 +152,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   const deviceState = root.openDB<unknown, string>('device-state', {});
   const alerts = root.openDB<AlertRecord, string>('alerts', {});
   const tenantAlerts = root.openDB<string, [string, number, string]>('tenant-alerts', {});
+  const deviceAlerts = root.openDB<string, [string, number, string]>('device-alerts', {});
   const reports = root.openDB<QuickReport, [string, number]>('reports', {});
   const verdictHistory = root.openDB<VerdictChange, [string, number]>('verdict-history', {});
   const alertDedup = root.openDB<{ alertId: string; at: number }, [string, string]>('alert-dedup', {});
@@ -173,6 +176,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     deviceState,
     alerts,
     tenantAlerts,
+    deviceAlerts,
     reports,
     verdictHistory,
     alertDedup,
