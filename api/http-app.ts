@@ -1,10 +1,14 @@
 /**
- * The HTTP side of the service (Hono): health and Prometheus metrics now, the
- * /api/v1 routes as they land. Built as a plain Hono app so tests drive it
- * with app.request() and the server wraps it with @hono/node-server.
+ * The HTTP side of the service (Hono): health and Prometheus metrics, and the
+ * /api/v1 routes with their OpenAPI document. Built as a plain Hono app so
+ * tests drive it with app.request() and the server wraps it with
+ * @hono/node-server.
  */
 import { Hono } from 'hono';
 import type { Metrics } from '../core/metrics.js';
+import { mountRoutes, openApiDocument, problemFrom, type ApiDeps } from './route-kit.js';
+import { ROUTES } from './routes.js';
+import { KisekiError } from '../core/errors.js';
 
 export interface HealthSource {
   /** Returns problems that make the service unhealthy; empty when healthy. */
@@ -15,6 +19,8 @@ export interface HealthSource {
 export interface HttpAppOptions {
   metrics: Metrics;
   health: HealthSource;
+  /** The API's dependencies; without them only /healthz and /metrics are served. */
+  api?: ApiDeps;
 }
 
 export function createHttpApp(options: HttpAppOptions): Hono {
@@ -27,8 +33,12 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const body = await options.metrics.registry.metrics();
     return c.body(body, 200, { 'content-type': options.metrics.registry.contentType });
   });
-  app.notFound((c) =>
-    c.json({ type: 'about:blank', title: 'Not Found', status: 404, code: 'not_found' }, 404, { 'content-type': 'application/problem+json' }),
-  );
+  if (options.api !== undefined) {
+    const doc = openApiDocument(ROUTES);
+    app.get('/api/v1/openapi.json', (c) => c.json(doc));
+    mountRoutes(app, ROUTES, options.api);
+  }
+  app.notFound((c) => problemFrom(c, new KisekiError('ERR_NOT_FOUND')));
+  app.onError((err, c) => problemFrom(c, err));
   return app;
 }

@@ -71,6 +71,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         metrics.engineAlertsTotal.inc(count);
         for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);
       },
+      // Isolation on black: the agent server exists by the time a shard queues anything live.
+      onCommands: (tmids) => {
+        for (const tmid of tmids) agents?.deliverCommands(tmid);
+      },
     });
     await pool.start();
     const shards = pool;
@@ -95,6 +99,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const metricsTimer = setInterval(refreshEngineMetrics, 1000);
     const app = createHttpApp({
       metrics,
+      api: {
+        store,
+        clock,
+        logger,
+        deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
+        requireClientCert: config.http.requireClientCert,
+      },
       health: {
         problems: () => [],
         details: () => {
@@ -109,7 +120,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         },
       },
     });
-    http = await startHttpServer(app, config.http.host, config.http.port);
+    http = await startHttpServer(app, config.http);
     const httpServer = http;
     log.info({ ingestPort: agentServer.port, httpPort: httpServer.port, shards: config.engine.shards, dataDir: config.dataDir }, 'kiseki is running.');
     let closing: Promise<void> | undefined;

@@ -35,7 +35,18 @@ const configSchema = z
         maxInventoryBytes: z.number().int().min(1024),
       })
       .strict(),
-    http: z.object({ host: z.string().min(1), port }).strict(),
+    http: z
+      .object({
+        host: z.string().min(1),
+        port,
+        /** PEM files: the API serves HTTPS when both are given. */
+        tlsCertFile: z.string().min(1).optional(),
+        tlsKeyFile: z.string().min(1).optional(),
+        /** CA that signs client certificates; with requireClientCert, the second login factor. */
+        clientCaFile: z.string().min(1).optional(),
+        requireClientCert: z.boolean(),
+      })
+      .strict(),
     engine: z
       .object({
         /** Shard worker threads; devices map to 256 virtual shards, then to workers. */
@@ -67,6 +78,12 @@ const configSchema = z
     if ((c.ingest.tlsCertFile === undefined) !== (c.ingest.tlsKeyFile === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'tlsCertFile and tlsKeyFile must be given together', path: ['ingest'] });
     }
+    if ((c.http.tlsCertFile === undefined) !== (c.http.tlsKeyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'http tlsCertFile and tlsKeyFile must be given together', path: ['http'] });
+    }
+    if (c.http.requireClientCert && (c.http.tlsCertFile === undefined || c.http.clientCaFile === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'requireClientCert needs HTTPS (tlsCertFile, tlsKeyFile) and clientCaFile', path: ['http'] });
+    }
     if (c.ingest.port !== 0 && c.ingest.port === c.http.port) {
       ctx.addIssue({ code: 'custom', message: 'ingest and http ports must differ', path: ['http', 'port'] });
     }
@@ -93,7 +110,7 @@ export const DEFAULTS: Config = {
     hbIntervalMs: 30_000,
     maxInventoryBytes: 256 * 1024,
   },
-  http: { host: '0.0.0.0', port: 8080 },
+  http: { host: '0.0.0.0', port: 8080, requireClientCert: false },
   engine: {
     // One core serves sockets and commits; the rest decode and correlate.
     shards: Math.max(1, availableParallelism() - 1),
@@ -128,6 +145,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<Config> {
     http: {
       host: env.KISEKI_HTTP_HOST || undefined,
       port: int('KISEKI_HTTP_PORT', env.KISEKI_HTTP_PORT),
+      tlsCertFile: env.KISEKI_HTTP_TLS_CERT || undefined,
+      tlsKeyFile: env.KISEKI_HTTP_TLS_KEY || undefined,
+      clientCaFile: env.KISEKI_HTTP_CLIENT_CA || undefined,
+      requireClientCert: env.KISEKI_HTTP_REQUIRE_CLIENT_CERT === undefined ? undefined : env.KISEKI_HTTP_REQUIRE_CLIENT_CERT === 'true',
     },
     engine: { shards: int('KISEKI_SHARDS', env.KISEKI_SHARDS), intelDir: env.KISEKI_INTEL_DIR || undefined },
   };

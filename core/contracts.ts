@@ -81,7 +81,7 @@ export interface InventoryFrame {
   [field: string]: unknown;
 }
 
-export type AgentFrame = HelloFrame | BatchFrame | HeartbeatFrame | InventoryFrame;
+export type AgentFrame = HelloFrame | BatchFrame | HeartbeatFrame | InventoryFrame | CommandResultFrame;
 
 export interface WelcomeFrame {
   t: 'welcome';
@@ -107,7 +107,7 @@ export interface ErrorFrame {
   field?: string;
 }
 
-export type ServerFrame = WelcomeFrame | AckFrame | HeartbeatFrame | ErrorFrame;
+export type ServerFrame = WelcomeFrame | AckFrame | HeartbeatFrame | ErrorFrame | CommandFrame;
 
 /** Stable error codes of the agent protocol (docs/PROTOCOL.md). */
 export type ProtocolErrorCode =
@@ -280,5 +280,27 @@ export interface CommandRequest {
   state: 'queued' | 'sent' | 'acknowledged' | 'done' | 'failed' | 'expired';
   requestedBy: string;
   requestedAt: number;
+  /** After this time an undelivered command expires (default 7 days after the request). */
+  expiresAt: number;
   reason?: string;
+}
+
+/** Default time an undelivered command waits for its device. */
+export const COMMAND_EXPIRY_MS = 7 * 24 * 3600 * 1000;
+
+/** Server → agent command frame (SPEC §3). */
+export interface CommandFrame {
+  t: 'cmd';
+  id: string;
+  kind: CommandRequest['kind'];
+  args: Record<string, unknown>;
+}
+
+/** Agent → server command result. */
+export interface CommandResultFrame {
+  t: 'cmdr';
+  id: string;
+  status: 'acknowledged' | 'done' | 'failed';
+  result?: Record<string, unknown>;
+  error?: string;
 }

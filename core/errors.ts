@@ -14,6 +14,18 @@ export const ERRORS = {
   ERR_SHARD_FAILED: { status: 500, message: 'A shard worker failed.' },
   ERR_LISTEN_FAILED: { status: 500, message: 'The server could not listen on its port.' },
   ERR_ALERT_NOT_FOUND: { status: 404, message: 'No alert has this id.' },
+  ERR_USER_EXISTS: { status: 409, message: 'A user with this ID already exists.' },
+  ERR_USER_NOT_FOUND: { status: 404, message: 'No user has this ID.' },
+  ERR_UNAUTHENTICATED: { status: 401, message: 'Authentication is required.' },
+  ERR_INVALID_CREDENTIALS: { status: 401, message: 'The ID or password is wrong.' },
+  ERR_ACCOUNT_LOCKED: { status: 423, message: 'The account is locked after repeated failed logins; try again later.' },
+  ERR_PASSWORD_CHANGE_REQUIRED: { status: 403, message: 'The password must be changed before anything else.' },
+  ERR_CLIENT_CERT_REQUIRED: { status: 401, message: 'A valid TLS client certificate is required.' },
+  ERR_FORBIDDEN: { status: 403, message: 'Your role does not allow this.' },
+  ERR_NOT_FOUND: { status: 404, message: 'The resource does not exist.' },
+  ERR_VALIDATION: { status: 400, message: 'The request is invalid.' },
+  ERR_CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
+  ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is outside the file.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

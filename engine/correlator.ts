@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
-import type { AlertRecord, CommandRequest, ExceptionEntry, QuickReport, TrailEvent, VerdictChange } from '../core/contracts.js';
+import { COMMAND_EXPIRY_MS, type AlertRecord, type CommandRequest, type ExceptionEntry, type QuickReport, type TrailEvent, type VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
 import { listExceptions, matchException, tenantPolicy, type HotStore } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
@@ -38,6 +38,8 @@ export interface CorrelatorOptions {
   deviceLimits?: DeviceStateLimits;
   /** Called for each alert created, after its write is queued (for latency metrics). */
   onAlert?: (alert: AlertRecord, batchRecvAt: number | undefined) => void;
+  /** Called when a command for a device is queued (delivered once the flush stored it). */
+  onCommand?: (tmid: string) => void;
 }
 
 interface OpenAlert {
@@ -77,6 +79,7 @@ export class Correlator {
   private readonly maxDevices: number;
   private readonly limits: DeviceStateLimits;
   private readonly onAlert: CorrelatorOptions['onAlert'];
+  private readonly onCommand: CorrelatorOptions['onCommand'];
   private readonly devices = new Map<string, DeviceEntry>();
   /** Snapshots of devices dropped from memory, written at the next flush. */
   private readonly evicted = new Map<string, DeviceSnapshot>();
@@ -97,6 +100,7 @@ export class Correlator {
     this.maxDevices = options.maxDevicesInMemory ?? 20_000;
     this.limits = options.deviceLimits ?? DEFAULT_DEVICE_LIMITS;
     this.onAlert = options.onAlert;
+    this.onCommand = options.onCommand;
   }
 
   /** True when alert writes or state snapshots wait for the next flush. */
@@ -297,6 +301,7 @@ export class Correlator {
       put: (s) => {
         s.tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
         s.deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
+        s.alertsByTime.putSync([a.createdAt, a.id], a.id);
       },
     });
   }
@@ -322,6 +327,7 @@ export class Correlator {
         state: 'queued',
         requestedBy: 'engine',
         requestedAt: report.createdAt,
+        expiresAt: report.createdAt + COMMAND_EXPIRY_MS,
         reason: `black verdict on alert ${alert.id}`,
       };
       this.putAlert({ ...this.alert(alert.id)!, isolationRequested: true });
@@ -332,6 +338,7 @@ export class Correlator {
           s.deviceCommands.putSync([command.tmid, command.requestedAt, command.id], command.id);
         },
       });
+      this.onCommand?.(alert.tmid);
     }
     // High confidence: a decisive white, or a score past the confident threshold; and a hash to pin it to.
     const confident = report.score <= this.rules.thresholds.confidentWhite || report.rules.some((h) => h.outcome === 'white');

@@ -30,5 +30,7 @@ export type FromShard =
   | { type: 'flushed'; checkpoint: number }
   /** Alerts stored by the last flush, with the ms from their batch's receipt to the flush. */
   | { type: 'alerts'; count: number; latenciesMs: number[] }
+  /** Devices with commands queued by the last flush (isolation on black). */
+  | { type: 'commands'; tmids: string[] }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };

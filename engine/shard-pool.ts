@@ -28,6 +28,8 @@ export interface ShardPoolOptions {
   logger: Logger;
   /** Called with the alerts each flush stored and their batch-receipt → stored latencies (ms). */
   onAlerts?: (count: number, latenciesMs: number[]) => void;
+  /** Called with devices whose commands a shard queued (and stored). */
+  onCommands?: (tmids: string[]) => void;
 }
 
 export interface ShardPoolStats {
@@ -158,6 +160,9 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             break;
           case 'alerts':
             options.onAlerts?.(msg.count, msg.latenciesMs);
+            break;
+          case 'commands':
+            options.onCommands?.(msg.tmids);
             break;
           case 'stopped':
             break;

@@ -23,6 +23,7 @@ const store = openHotStore({ dataDir: data.dataDir, mapSizeBytes: data.mapSizeBy
 const intel = createThreatIntel(data.intelDir);
 /** Alerts created since the last flush, with their batches' receipt times. */
 let alertTimes: number[] = [];
+let commandTmids = new Set<string>();
 const correlator = new Correlator({
   store,
   intel,
@@ -32,6 +33,7 @@ const correlator = new Correlator({
   onAlert: (_alert, recvAt) => {
     if (recvAt !== undefined) alertTimes.push(recvAt);
   },
+  onCommand: (tmid) => commandTmids.add(tmid),
 });
 const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
 
@@ -73,6 +75,8 @@ function flush(snapshot = false): Promise<void> {
   const checkpoint = core.lastLsn;
   const times = alertTimes;
   alertTimes = [];
+  const tmids = commandTmids;
+  commandTmids = new Set();
   flushing = core
     .flush(snapshot)
     .then(() => {
@@ -81,6 +85,7 @@ function flush(snapshot = false): Promise<void> {
         const stored = Date.now();
         send({ type: 'alerts', count: times.length, latenciesMs: times.map((t) => stored - t) });
       }
+      if (tmids.size > 0) send({ type: 'commands', tmids: [...tmids] });
     })
     .catch(fail)
     .finally(() => {

@@ -17,14 +17,19 @@ import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import {
+  appendAudit,
   authenticateDevice,
   enrollDevice,
+  pendingCommands,
+  readCommand,
   tenantForEnrollKey,
+  updateCommand,
+  type CommandRecord,
   type DeviceRecord,
   type HotStore,
 } from '../storage/index.js';
 import type { BatchCommitter, CommitOutcome } from './batch-committer.js';
-import { checkBatchEnvelope, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
+import { checkBatchEnvelope, commandResultSchema, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
 import { scanFrame, type FrameEnvelope } from './frame-scanner.js';
 
 type SessionState = 'awaiting_hello' | 'authenticating' | 'ready' | 'closed';
@@ -48,6 +53,10 @@ export interface AgentServerOptions {
 export interface AgentServer {
   /** The port actually listened on (useful with port 0). */
   readonly port: number;
+  /** Sends a device its pending commands now if it is connected; otherwise they wait for its next hello. */
+  deliverCommands(tmid: string): void;
+  /** True when the device has a live, authenticated connection. */
+  isConnected(tmid: string): boolean;
   /** Open agent connections. */
   connections(): number;
   /**
@@ -82,6 +91,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     hbIntervalMs: config.hbIntervalMs,
   };
   const sockets = new Set<uWS.WebSocket<Session>>();
+  /** Authenticated connections by TMID, for command delivery. */
+  const live = new Map<string, uWS.WebSocket<Session>>();
   const awaitingHello = new Set<uWS.WebSocket<Session>>();
   /** Devices with a live connection, so lastSeen can be refreshed in one write per sweep. */
   const seen = new Map<string, number>();
@@ -129,6 +140,65 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       serverTime: clock.now(),
       nextSeq: last === undefined ? 1 : last[1] + 1,
     });
+    // A newer connection of the same device replaces the older one for commands.
+    live.set(device.tmid, ws);
+    deliverCommands(device.tmid);
+  }
+
+  /** Sends queued (and sent but unacknowledged) commands; expires the stale ones. */
+  function deliverCommands(tmid: string): void {
+    const ws = live.get(tmid);
+    if (ws === undefined || ws.getUserData().state !== 'ready') return;
+    const now = clock.now();
+    for (const c of pendingCommands(store, tmid)) {
+      if (c.expiresAt <= now) {
+        void updateCommand(store, c.id, { state: 'expired', at: now });
+        continue;
+      }
+      send(ws, { t: 'cmd', id: c.id, kind: c.kind, args: c.args });
+      if (c.state === 'queued') void updateCommand(store, c.id, { state: 'sent', at: now });
+    }
+  }
+
+  function applyCommandResult(device: DeviceRecord, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
+    const now = clock.now();
+    void updateCommand(store, command.id, { state: status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) }).then(() =>
+      appendAudit(store, {
+        at: now,
+        actor: `agent:${device.tmid}`,
+        role: 'system',
+        supportId: device.supportId,
+        action: `command.${status}`,
+        target: command.id,
+        from: 'agent',
+        details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
+      }),
+    );
+    if (status !== 'done' || (command.kind !== 'isolate' && command.kind !== 'release')) return;
+    const allow = Array.isArray(command.args.allow) ? (command.args.allow as { cidr: string; port?: number }[]) : [];
+    void store.isolation.put(device.tmid, {
+      state: command.kind === 'isolate' ? 'isolated' : 'released',
+      since: now,
+      allow: command.kind === 'isolate' ? allow : [],
+      commandId: command.id,
+    });
+  }
+
+  function onCommandResult(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
+    let raw: unknown;
+    try {
+      raw = decode(bytes);
+    } catch {
+      return reject(ws, 'malformed_frame', 'The frame is not valid MessagePack.');
+    }
+    const parsed = commandResultSchema.safeParse(raw);
+    if (!parsed.success) return rejectWith(ws, rejectionFromZod(parsed.error, raw));
+    const device = ws.getUserData().device!;
+    const command = readCommand(store, parsed.data.id);
+    if (command === undefined || command.tmid !== device.tmid) {
+      return reject(ws, 'invalid_field', 'No command with this id was sent to this device.', 'id');
+    }
+    applyCommandResult(device, command, parsed.data.status, parsed.data.result, parsed.data.error);
   }
 
   function markConnected(device: DeviceRecord, hello: HelloInput, now: number): DeviceRecord {
@@ -260,7 +330,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       if (bytes.byteLength > SMALL_FRAME_BYTES) return reject(ws, 'frame_too_large', 'hello frames are limited to 64 KiB.');
       return onHello(ws, bytes);
     }
-    if (env.t !== 'batch' && env.t !== 'hb' && env.t !== 'inv') {
+    if (env.t !== 'batch' && env.t !== 'hb' && env.t !== 'inv' && env.t !== 'cmdr') {
       return reject(ws, 'unknown_frame_type', `Frame type ${JSON.stringify(env.t).slice(0, 40)} is not known.`, 't');
     }
     if (session.state !== 'ready') return reject(ws, 'hello_required', 'The first frame must be hello.');
@@ -272,6 +342,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         return send(ws, { t: 'hb', ts: clock.now() });
       case 'inv':
         return onInventory(ws, bytes);
+      case 'cmdr':
+        if (bytes.byteLength > SMALL_FRAME_BYTES) return reject(ws, 'frame_too_large', 'cmdr frames are limited to 64 KiB.');
+        return onCommandResult(ws, bytes);
     }
   }
 
@@ -319,6 +392,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       const device = session.device;
       if (device !== undefined) {
         seen.delete(device.tmid);
+        if (live.get(device.tmid) === ws) live.delete(device.tmid);
         const current = store.devices.get(device.tmid);
         if (current !== undefined) void store.devices.put(device.tmid, { ...current, connected: false, lastSeen: clock.now() });
       }
@@ -369,6 +443,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   return {
     port,
     connections: () => sockets.size,
+    deliverCommands,
+    isConnected: (tmid) => live.has(tmid),
     async close() {
       accepting = false;
       uWS.us_listen_socket_close(listenSocket);

@@ -29,6 +29,17 @@ export const helloSchema = z
 
 export type HelloInput = z.infer<typeof helloSchema>;
 
+/** `cmdr`: the agent's answer to a command: acknowledged on receipt, then done or failed. */
+export const commandResultSchema = z
+  .object({
+    t: z.literal('cmdr'),
+    id: z.string().min(1).max(64),
+    status: z.enum(['acknowledged', 'done', 'failed']),
+    result: z.record(z.string(), z.unknown()).optional(),
+    error: z.string().max(1024).optional(),
+  })
+  .loose();
+
 /** Maps a zod failure on `input` to the protocol's missing_field / invalid_field (nil counts as missing). */
 export function rejectionFromZod(error: z.ZodError, input: unknown): Rejection {
   const issue = error.issues[0];

@@ -16,8 +16,28 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, CommandRequest, ExceptionEntry, QuickReport, TenantPolicy, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, CommandRequest, ExceptionEntry, QuickReport, TenantPolicy, Verdict, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
+import type { AuditRecord, SessionRecord, UserRecord } from './identity.js';
+
+/** A verdict set by an analyst; it takes precedence over the engine's. */
+export interface AnalystVerdict {
+  id: string;
+  alertId: string;
+  at: number;
+  by: string;
+  verdict: Verdict;
+  comment?: string;
+}
+
+/** An analyst's comment on an alert. */
+export interface AlertComment {
+  id: string;
+  alertId: string;
+  at: number;
+  author: string;
+  text: string;
+}
 
 /** Tenant (one contract, identified by its support ID). */
 export interface TenantRecord {
@@ -44,6 +64,15 @@ export interface DeviceRecord {
   firstSeen: number;
   lastSeen: number;
   connected: boolean;
+}
+
+/** Network isolation as last confirmed by the agent (SPEC §8); its own database, so device updates never race it. */
+export interface DeviceIsolation {
+  state: 'isolated' | 'released';
+  since: number;
+  /** Allowed destinations while isolated (IP or CIDR, optional port). */
+  allow: { cidr: string; port?: number }[];
+  commandId: string;
 }
 
 /** What the store knows of a device's trail: held seq ranges and counters. */
@@ -108,6 +137,19 @@ export interface HotStore {
   readonly exceptions: Database<ExceptionEntry, [string, string]>;
   readonly commands: Database<CommandRequest, string>;
   readonly deviceCommands: Database<string, [string, number, string]>;
+  readonly isolation: Database<DeviceIsolation, string>;
+  /** [supportId, tmid]: a tenant's devices. */
+  readonly tenantDevices: Database<number, [string, string]>;
+  /** [createdAt, alertId]: every alert in time order (operators' view). */
+  readonly alertsByTime: Database<string, [number, string]>;
+  /** [alertId, at, id]: verdicts set by analysts. */
+  readonly analystVerdicts: Database<AnalystVerdict, [string, number, string]>;
+  readonly users: Database<UserRecord, string>;
+  /** SHA-256 of a session or bearer token -> session. */
+  readonly sessions: Database<SessionRecord, string>;
+  readonly audit: Database<AuditRecord, [number, string]>;
+  /** [alertId, at, id] -> analyst comment. */
+  readonly comments: Database<AlertComment, [string, number, string]>;
   /** Highest lsn in the batch log, 0 when empty. */
   lastLsn(): number;
   /**
@@ -131,7 +173,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   try {
     root = open({
       path: `${options.dataDir}/kiseki.lmdb`,
-      maxDbs: 32,
+      maxDbs: 48,
       mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024,
       readOnly,
     });
@@ -159,6 +201,14 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   const exceptions = root.openDB<ExceptionEntry, [string, string]>('exceptions', {});
   const commands = root.openDB<CommandRequest, string>('commands', {});
   const deviceCommands = root.openDB<string, [string, number, string]>('device-commands', {});
+  const isolation = root.openDB<DeviceIsolation, string>('isolation', {});
+  const tenantDevices = root.openDB<number, [string, string]>('tenant-devices', {});
+  const alertsByTime = root.openDB<string, [number, string]>('alerts-by-time', {});
+  const analystVerdicts = root.openDB<AnalystVerdict, [string, number, string]>('analyst-verdicts', {});
+  const users = root.openDB<UserRecord, string>('users', {});
+  const sessions = root.openDB<SessionRecord, string>('sessions', {});
+  const audit = root.openDB<AuditRecord, [number, string]>('audit', {});
+  const comments = root.openDB<AlertComment, [string, number, string]>('comments', {});
 
   return {
     dataDir: options.dataDir,
@@ -183,6 +233,14 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     exceptions,
     commands,
     deviceCommands,
+    isolation,
+    tenantDevices,
+    alertsByTime,
+    analystVerdicts,
+    users,
+    sessions,
+    audit,
+    comments,
     lastLsn() {
       for (const key of batches.getKeys({ reverse: true, limit: 1 })) return key;
       return 0;

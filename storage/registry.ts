@@ -83,7 +83,10 @@ export async function enrollDevice(
     lastSeen: now,
     connected: true,
   };
-  await store.devices.put(device.tmid, device);
+  await store.devices.transaction(() => {
+    store.devices.putSync(device.tmid, device);
+    store.tenantDevices.putSync([device.supportId, device.tmid], device.firstSeen);
+  });
   await store.flushed();
   return { device, token };
 }

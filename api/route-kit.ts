@@ -1,0 +1,248 @@
+/**
+ * One table of routes drives both the Hono router and the OpenAPI document,
+ * so the document cannot drift from what is served. Each route declares its
+ * method, path, roles and zod schemas for params, query and body; the kit
+ * authenticates, authorizes, validates, and turns every failure into
+ * problem+json with a stable code (one place: problemFrom).
+ */
+import type { Context, Hono } from 'hono';
+import { getCookie } from 'hono/cookie';
+import { z } from 'zod';
+import type { Clock } from '../core/clock.js';
+import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { appendAudit, resolveSession, type HotStore, type Role, type UserRecord } from '../storage/index.js';
+
+export const SESSION_COOKIE = 'kiseki_session';
+
+export interface ApiDeps {
+  store: HotStore;
+  clock: Clock;
+  logger: Logger;
+  /** Sends a device its pending commands when it is connected (the agent server). */
+  deliverCommands: (tmid: string) => void;
+  /** When true, every authenticated request must come with a verified TLS client certificate. */
+  requireClientCert: boolean;
+}
+
+export interface RouteContext<P, Q, B> {
+  c: Context;
+  deps: ApiDeps;
+  user: UserRecord;
+  params: P;
+  query: Q;
+  body: B;
+  /** The client address as the server sees it. */
+  from: string;
+  /** Appends an audit record for this user and request. */
+  audit(action: string, target: string, supportId: string | null, details?: Record<string, unknown>): Promise<void>;
+}
+
+export interface RouteSpec<P, Q, B> {
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
+  /** Hono path below /api/v1, e.g. `/devices/:tmid`. */
+  path: string;
+  summary: string;
+  tag: string;
+  /** `public` routes skip authentication; the rest need a session or token. */
+  auth?: 'public';
+  /** Roles allowed; all roles when absent. */
+  roles?: Role[];
+  /** Allowed while the user still must change the password. */
+  beforePasswordChange?: boolean;
+  params?: z.ZodType<P>;
+  query?: z.ZodType<Q>;
+  body?: z.ZodType<B>;
+  /** Status → description, for the OpenAPI document. */
+  responses: Record<number, string>;
+  /** Raw (non-JSON) response, e.g. a file download. */
+  produces?: string;
+  handler: (ctx: RouteContext<P, Q, B>) => Response | Promise<Response>;
+}
+
+/** A route with its types erased, as the router and the document see it. */
+export type Route = RouteSpec<unknown, unknown, unknown>;
+
+/** Declares a route; the generic parameters come from its zod schemas. */
+export function defineRoute<P = Record<string, string>, Q = Record<string, never>, B = undefined>(spec: RouteSpec<P, Q, B>): Route {
+  return spec as unknown as Route;
+}
+
+/** problem+json for an error; unexpected errors become 500 without internals. */
+export function problemFrom(c: Context, err: unknown, log?: Logger): Response {
+  let code: ErrorCode = 'ERR_STORAGE';
+  let status = 500;
+  let detail: string = 'The server failed to handle the request.';
+  let extra: Record<string, unknown> = {};
+  if (isKisekiError(err)) {
+    code = err.code;
+    status = err.status;
+    detail = err.message;
+    if (err.details !== undefined) extra = { details: err.details };
+  } else if (err instanceof z.ZodError) {
+    code = 'ERR_VALIDATION';
+    status = 400;
+    detail = ERRORS.ERR_VALIDATION.message;
+    extra = { issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+  } else {
+    log?.error({ err }, 'API handler failed.');
+  }
+  return c.json({ type: `https://kiseki.dev/problems/${code.toLowerCase()}`, title: detail, status, code, instance: c.req.path, ...extra }, status as 400, {
+    'content-type': 'application/problem+json',
+  });
+}
+
+function bearer(c: Context): string | undefined {
+  const h = c.req.header('authorization');
+  if (h !== undefined && /^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
+  return getCookie(c, SESSION_COOKIE);
+}
+
+function clientAddress(c: Context): string {
+  const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+  return incoming?.socket?.remoteAddress ?? 'unknown';
+}
+
+function clientCertVerified(c: Context): boolean {
+  const socket = (c.env as { incoming?: { socket?: { authorized?: boolean } } } | undefined)?.incoming?.socket;
+  return socket?.authorized === true;
+}
+
+/** Registers every route on `app` under `/api/v1`. */
+export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps): void {
+  for (const route of routes) {
+    app.on(route.method.toUpperCase(), `/api/v1${route.path}`, async (c) => {
+      try {
+        let user: UserRecord | undefined;
+        if (route.auth !== 'public') {
+          if (deps.requireClientCert && !clientCertVerified(c)) throw new KisekiError('ERR_CLIENT_CERT_REQUIRED');
+          const token = bearer(c);
+          const resolved = token === undefined ? undefined : resolveSession(deps.store, token, deps.clock.now());
+          if (resolved === undefined) throw new KisekiError('ERR_UNAUTHENTICATED');
+          user = resolved.user;
+          if (user.mustChangePassword && route.beforePasswordChange !== true) throw new KisekiError('ERR_PASSWORD_CHANGE_REQUIRED');
+          if (route.roles !== undefined && !route.roles.includes(user.role)) throw new KisekiError('ERR_FORBIDDEN', { role: user.role });
+        }
+        const params = route.params === undefined ? c.req.param() : route.params.parse(c.req.param());
+        const query = route.query === undefined ? {} : route.query.parse(c.req.query());
+        let body: unknown;
+        if (route.body !== undefined) {
+          let raw: unknown;
+          try {
+            raw = await c.req.json();
+          } catch {
+            throw new KisekiError('ERR_VALIDATION', { reason: 'the body must be JSON' });
+          }
+          body = route.body.parse(raw);
+        }
+        const from = clientAddress(c);
+        const actor = user;
+        return await route.handler({
+          c,
+          deps,
+          user: actor as UserRecord,
+          params,
+          query,
+          body,
+          from,
+          audit: async (action, target, supportId, details) => {
+            await appendAudit(deps.store, {
+              at: deps.clock.now(),
+              actor: actor?.id ?? 'anonymous',
+              role: actor?.role ?? 'system',
+              supportId,
+              action,
+              target,
+              from,
+              ...(details === undefined ? {} : { details }),
+            });
+          },
+        });
+      } catch (err) {
+        return problemFrom(c, err, deps.logger);
+      }
+    });
+  }
+}
+
+function toOpenApiPath(path: string): string {
+  return path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+}
+
+function schemaOf(t: z.ZodType): Record<string, unknown> {
+  return z.toJSONSchema(t, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}
+
+/** The OpenAPI 3.1 document of the routes. */
+export function openApiDocument(routes: readonly Route[]): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const r of routes) {
+    const p = `/api/v1${toOpenApiPath(r.path)}`;
+    const parameters: Record<string, unknown>[] = [];
+    for (const name of [...r.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]!)) {
+      parameters.push({ name, in: 'path', required: true, schema: { type: 'string' } });
+    }
+    if (r.query !== undefined) {
+      const js = schemaOf(r.query) as { properties?: Record<string, unknown>; required?: string[] };
+      for (const [name, schema] of Object.entries(js.properties ?? {})) {
+        parameters.push({ name, in: 'query', required: js.required?.includes(name) ?? false, schema });
+      }
+    }
+    const op: Record<string, unknown> = {
+      operationId: `${r.method}${r.path.replace(/[/:{}-]+(.)?/g, (_m, ch: string | undefined) => (ch ? ch.toUpperCase() : ''))}`,
+      summary: r.summary,
+      tags: [r.tag],
+      ...(r.auth === 'public' ? { security: [] } : {}),
+      ...(r.roles === undefined ? {} : { 'x-roles': r.roles }),
+      parameters,
+      ...(r.body === undefined ? {} : { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(r.body) } } } }),
+      responses: Object.fromEntries(
+        Object.entries(r.responses).map(([status, description]) => [
+          status,
+          Number(status) >= 400
+            ? { description, content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
+            : { description, content: { [r.produces ?? 'application/json']: {} } },
+        ]),
+      ),
+    };
+    paths[p] = { ...paths[p], [r.method]: op };
+  }
+  return {
+    openapi: '3.1.0',
+    info: { title: 'kiseki API', version: '1.0.0', description: 'Tenants, devices, alerts and quick reports, exceptions, response actions and audit (SPEC §7, §8).' },
+    servers: [{ url: '/' }],
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, session: { type: 'apiKey', in: 'cookie', name: SESSION_COOKIE } },
+      schemas: {
+        Problem: {
+          type: 'object',
+          required: ['type', 'title', 'status', 'code'],
+          properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string', enum: Object.keys(ERRORS) }, instance: { type: 'string' } },
+        },
+      },
+    },
+    security: [{ bearer: [] }, { session: [] }],
+    paths,
+  };
+}
+
+/** Pagination query shared by list routes. */
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  cursor: z.string().max(512).optional(),
+});
+
+export function encodeCursor(parts: unknown[]): string {
+  return Buffer.from(JSON.stringify(parts)).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | undefined): unknown[] | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(v)) return v;
+  } catch {
+    // fall through
+  }
+  throw new KisekiError('ERR_VALIDATION', { field: 'cursor', reason: 'not a cursor this API issued' });
+}
