@@ -9,7 +9,20 @@ import { configFromEnv, loadConfig, type Config, type DeepPartial } from '../cor
 import { isKisekiError, KisekiError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { renderReportText } from '../engine/index.js';
-import { addException, createTenant, inspectStore, listAlerts, openHotStore, readAlert, setTenantPolicy, type HotStore } from '../storage/index.js';
+import { randomBytes } from 'node:crypto';
+import {
+  addException,
+  createTenant,
+  createUser,
+  inspectStore,
+  listAlerts,
+  openHotStore,
+  readAlert,
+  setPassword,
+  setTenantPolicy,
+  type HotStore,
+  type Role,
+} from '../storage/index.js';
 import { startService } from './service.js';
 
 const USAGE = `kiseki — trail-log backend for managed endpoint security
@@ -23,6 +36,8 @@ Usage:
   kiseki alerts --support-id S [--limit 20] [--json] [--data DIR]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]
+  kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
+  kiseki user reset-password --id LOGIN [--password P]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
                        [--expires YYYY-MM-DD] [--reason TEXT]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
@@ -167,6 +182,35 @@ async function cmdException(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(entry)}\n`);
 }
 
+/** A temporary password: 16 printable characters, shown once, changed at first login. */
+function temporaryPassword(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+async function cmdUser(args: string[]): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === 'create') {
+    const v = parse(rest, { id: { type: 'string' }, role: { type: 'string' }, 'support-id': { type: 'string' }, password: { type: 'string' } });
+    const role = requireStr(v, 'role');
+    if (role !== 'operator' && role !== 'admin' && role !== 'viewer') throw new KisekiError('ERR_USAGE', { reason: '--role is operator, admin or viewer' });
+    const password = str(v, 'password') ?? temporaryPassword();
+    const user = await withStore(v, (store) =>
+      createUser(store, { id: requireStr(v, 'id'), role: role as Role, supportId: str(v, 'support-id') ?? null, password, now: Date.now() }),
+    );
+    process.stdout.write(`${JSON.stringify({ id: user.id, role: user.role, supportId: user.supportId, mustChangePassword: true, ...(str(v, 'password') === undefined ? { temporaryPassword: password } : {}) })}\n`);
+    return;
+  }
+  if (sub === 'reset-password') {
+    const v = parse(rest, { id: { type: 'string' }, password: { type: 'string' } });
+    const password = str(v, 'password') ?? temporaryPassword();
+    // A reset unlocks the account and forces a change at the next login.
+    await withStore(v, (store) => setPassword(store, requireStr(v, 'id'), password, Date.now(), true));
+    process.stdout.write(`${JSON.stringify({ id: requireStr(v, 'id'), mustChangePassword: true, ...(str(v, 'password') === undefined ? { temporaryPassword: password } : {}) })}\n`);
+    return;
+  }
+  throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki user create | kiseki user reset-password' });
+}
+
 async function cmdReport(args: string[]): Promise<void> {
   const v = parse(args, { alert: { type: 'string' }, revision: { type: 'string' }, json: { type: 'boolean' } });
   const id = requireStr(v, 'alert');
@@ -287,6 +331,8 @@ async function main(argv: string[]): Promise<void> {
       return cmdAlerts(rest);
     case 'exception':
       return cmdException(rest);
+    case 'user':
+      return cmdUser(rest);
     case undefined:
     case 'help':
     case '--help':
