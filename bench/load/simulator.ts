@@ -19,7 +19,7 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Encoder, decode } from '@msgpack/msgpack';
 import { WebSocket, type RawData } from 'ws';
-import type { AgentPolicy, ServerFrame, TrailEvent, WelcomeFrame } from '../../core/contracts.js';
+import type { AgentPolicy, CommandFrame, CommandResultFrame, ServerFrame, TrailEvent, WelcomeFrame } from '../../core/contracts.js';
 import { createPrng, createTrailGenerator, hashString, type TrailGenerator } from './trail-generator.js';
 
 /** Options of {@link runSimulation}. */
@@ -131,6 +131,12 @@ export interface SimulationSummary {
   drained: boolean;
   /** True when the run was stopped through `signal`. */
   aborted: boolean;
+  /** Response-action commands received (`cmd` frames), by kind; each answered with `cmdr`. */
+  commands: Record<string, number>;
+  /** Agents isolated at the end of the run. */
+  isolatedAgents: number;
+  /** Outbound connections an isolated agent blocked (reported as `net.conn` with `blocked: true`). */
+  connectionsBlocked: number;
 }
 
 /** One agent's saved identity (state file). */
@@ -141,6 +147,8 @@ export interface SimulatorAgentState {
   token?: string;
   /** Seq of the next event the agent will generate. */
   nextSeq: number;
+  /** Present while the server has the agent isolated. */
+  isolation?: { allow: { cidr: string; port?: number }[] };
 }
 
 interface StateFile {
@@ -382,6 +390,8 @@ interface Stats {
   generationPaused: number;
   errors: Record<string, number>;
   connected: number;
+  commands: Record<string, number>;
+  connectionsBlocked: number;
 }
 
 type Phase = 'running' | 'draining' | 'closing';
@@ -418,6 +428,7 @@ interface SimAgent {
   /** True when nothing generated is left unacked, or the agent can never deliver again. */
   isDrained(): boolean;
   unacked(): { batches: number; events: number };
+  isolated(): boolean;
   close(): Promise<void>;
 }
 
@@ -445,6 +456,8 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   let fatal = false;
   let attempt = 0;
   let policy: AgentPolicy = DEFAULT_POLICY;
+  /** Network isolation as ordered by the server: only these destinations stay reachable. */
+  let isolation: { allow: { cidr: string; port?: number }[] } | undefined = saved?.isolation;
   /** Unacked batches allowed in flight on this connection. */
   let sendWindow = ctx.maxUnacked;
   let inflight = 0;
@@ -587,8 +600,56 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
       }
       case 'hb':
         return;
+      case 'cmd':
+        onCommand(frame);
+        return;
       default:
         countError('client_unexpected_frame');
+    }
+  }
+
+  /** Executes a response action like a real agent: acknowledge at once, then report the outcome. */
+  function onCommand(frame: CommandFrame): void {
+    ctx.stats.commands[frame.kind] = (ctx.stats.commands[frame.kind] ?? 0) + 1;
+    const reply = (r: Omit<CommandResultFrame, 't' | 'id'>) => send({ t: 'cmdr', id: frame.id, ...r });
+    reply({ status: 'acknowledged' });
+    const args = frame.args ?? {};
+    switch (frame.kind) {
+      case 'isolate': {
+        const allow = Array.isArray(args.allow) ? (args.allow as { cidr: string; port?: number }[]) : [];
+        isolation = { allow };
+        saveState();
+        reply({ status: 'done', result: { isolated: true, allow } });
+        return;
+      }
+      case 'release':
+        isolation = undefined;
+        saveState();
+        reply({ status: 'done', result: { isolated: false } });
+        return;
+      case 'delete-file':
+        reply({ status: 'done', result: { deleted: true, path: args.path } });
+        return;
+      case 'collect-file':
+        reply({ status: 'done', result: { collected: true, path: args.path, size: 4096 } });
+        return;
+      case 'set-policy':
+        reply({ status: 'done', result: { applied: true } });
+        return;
+      default:
+        reply({ status: 'failed', error: `unsupported command kind ${String(frame.kind)}` });
+    }
+  }
+
+  /** While isolated, outbound connections to destinations off the allow-list are blocked and reported. */
+  function applyIsolation(events: TrailEvent[]): void {
+    if (isolation === undefined) return;
+    for (const e of events) {
+      if (e.k !== 'net.conn' || e.dir !== 'out' || typeof e.rip !== 'string') continue;
+      if (allowed(e.rip, typeof e.rport === 'number' ? e.rport : undefined, isolation.allow)) continue;
+      e.blocked = true;
+      e.reason = 'isolation';
+      ctx.stats.connectionsBlocked++;
     }
   }
 
@@ -633,7 +694,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   }
 
   function saveState(): void {
-    const entry: SimulatorAgentState = { index, computer, nextSeq };
+    const entry: SimulatorAgentState = { index, computer, nextSeq, ...(isolation === undefined ? {} : { isolation }) };
     if (tmid !== undefined) entry.tmid = tmid;
     if (token !== undefined) entry.token = token;
     ctx.state.set(entry);
@@ -720,6 +781,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   function makeBatch(gen: TrailGenerator, n: number): void {
     const first = nextSeq;
     const events: TrailEvent[] = gen.next(n, first, Date.now());
+    applyIsolation(events);
     nextSeq += n;
     let detections = 0;
     for (let i = 0; i < events.length; i++) if ((events[i] as TrailEvent).k === 'av.detect') detections++;
@@ -761,6 +823,9 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     },
     isDrained() {
       return fatal || outstanding.size === 0;
+    },
+    isolated() {
+      return isolation !== undefined;
     },
     unacked() {
       return { batches: outstanding.size, events: outstandingEvents };
@@ -844,6 +909,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     generationPaused: 0,
     errors: {},
     connected: 0,
+    commands: {},
+    connectionsBlocked: 0,
   };
   const rng = createPrng(hashString('simulator', seed));
   let wake: (() => void) | undefined;
@@ -990,5 +1057,33 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     connectFailures: stats.connectFailures,
     drained,
     aborted,
+    commands: { ...stats.commands },
+    isolatedAgents: agents.filter((a) => a.isolated()).length,
+    connectionsBlocked: stats.connectionsBlocked,
   };
+}
+
+function ipv4ToInt(ip: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  if (!m) return undefined;
+  return ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+}
+
+/** True when `ip:port` matches an allow-list entry (IPv4 address or CIDR, optional port). */
+export function allowed(ip: string, port: number | undefined, allow: readonly { cidr: string; port?: number }[]): boolean {
+  const addr = ipv4ToInt(ip);
+  for (const entry of allow) {
+    if (entry.port !== undefined && entry.port !== port) continue;
+    const [base, bitsText] = entry.cidr.split('/');
+    if (addr === undefined || base === undefined) {
+      if (base === ip) return true;
+      continue;
+    }
+    const net = ipv4ToInt(base);
+    const bits = bitsText === undefined ? 32 : Number(bitsText);
+    if (net === undefined || !(bits >= 0 && bits <= 32)) continue;
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    if (((addr & mask) >>> 0) === ((net & mask) >>> 0)) return true;
+  }
+  return false;
 }
