@@ -114,8 +114,9 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
     app.on(route.method.toUpperCase(), `/api/v1${route.path}`, async (c) => {
       try {
         let user: UserRecord | undefined;
+        // The second factor applies to every route, the login included.
+        if (deps.requireClientCert && !clientCertVerified(c)) throw new KisekiError('ERR_CLIENT_CERT_REQUIRED');
         if (route.auth !== 'public') {
-          if (deps.requireClientCert && !clientCertVerified(c)) throw new KisekiError('ERR_CLIENT_CERT_REQUIRED');
           const token = bearer(c);
           const resolved = token === undefined ? undefined : resolveSession(deps.store, token, deps.clock.now());
           if (resolved === undefined) throw new KisekiError('ERR_UNAUTHENTICATED');

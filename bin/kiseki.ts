@@ -29,7 +29,8 @@ const USAGE = `kiseki — trail-log backend for managed endpoint security
 
 Usage:
   kiseki start [--data DIR] [--ingest-port 9100] [--http-port 8080] [--host H] [--shards N]
-               [--tls-cert FILE --tls-key FILE] [--log-level info]
+               [--tls-cert FILE --tls-key FILE] [--http-tls-cert FILE --http-tls-key FILE]
+               [--client-ca FILE --require-client-cert] [--log-level info]
   kiseki tenant create --name NAME --support-id ID [--data DIR]
   kiseki inspect [--json] [--data DIR]
   kiseki report --alert ID [--revision N] [--json] [--data DIR]
@@ -92,6 +93,10 @@ async function cmdStart(args: string[]): Promise<void> {
     shards: { type: 'string' },
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
+    'http-tls-cert': { type: 'string' },
+    'http-tls-key': { type: 'string' },
+    'client-ca': { type: 'string' },
+    'require-client-cert': { type: 'boolean' },
     'log-level': { type: 'string' },
   });
   if (v.help) return void process.stdout.write(USAGE);
@@ -99,7 +104,14 @@ async function cmdStart(args: string[]): Promise<void> {
   const config = baseConfig(v, {
     logLevel: str(v, 'log-level') as Config['logLevel'] | undefined,
     ingest: { port: numFlag(v, 'ingest-port'), host, tlsCertFile: str(v, 'tls-cert'), tlsKeyFile: str(v, 'tls-key') },
-    http: { port: numFlag(v, 'http-port'), host },
+    http: {
+      port: numFlag(v, 'http-port'),
+      host,
+      tlsCertFile: str(v, 'http-tls-cert'),
+      tlsKeyFile: str(v, 'http-tls-key'),
+      clientCaFile: str(v, 'client-ca'),
+      requireClientCert: v['require-client-cert'] === true ? true : undefined,
+    },
     engine: { shards: numFlag(v, 'shards') },
   });
   const logger = createLogger(config.logLevel);
