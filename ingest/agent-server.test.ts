@@ -1,4 +1,4 @@
-import { encode } from '@msgpack/msgpack';
+import { decode, encode } from '@msgpack/msgpack';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ import { createMetrics } from '../core/metrics.js';
 import { createTenant, inspectStore, openHotStore, type HotStore } from '../storage/index.js';
 import { batchId, connectAgent, helloFacts, makeBatch, type TestAgent } from '../test/support/agent-client.js';
 import { createBatchCommitter } from './batch-committer.js';
-import { startAgentServer, type AgentServer } from './agent-server.js';
+import { encodeAck, startAgentServer, type AgentServer } from './agent-server.js';
 
 interface Harness {
   dir: string;
@@ -264,5 +264,15 @@ describe('agent server shutdown', () => {
     expect(inspectStore(h.store).batches).toBe(acked);
     await h.store.close();
     rmSync(h.dir, { recursive: true, force: true });
+  });
+});
+
+describe('encodeAck', () => {
+  it.each([
+    ['ab'.repeat(16), false],
+    ['ab'.repeat(16), true],
+    ['short', false],
+  ])('encodes {t:"ack", id:%s, dup:%s} exactly as a general MessagePack encoder would decode it', (id, dup) => {
+    expect(decode(encodeAck(id, dup))).toEqual(dup ? { t: 'ack', id, dup: true } : { t: 'ack', id });
   });
 });

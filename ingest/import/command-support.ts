@@ -1,0 +1,160 @@
+/**
+ * What `kiseki import` and `kiseki detect` share: argument parsing with clear
+ * usage errors, the data directory and its store, the import lock, device
+ * identities (found in the identity file or enrolled), and turning any
+ * failure into one line on stderr and an exit code — never a stack trace.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { isKisekiError } from '../../core/errors.js';
+import { authenticateDevice, enrollDevice, openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
+import { ServerRejectedError, ServerUnreachableError, type HelloFacts } from './import-client.js';
+import { acquireImportLock, findIdentity, IdentityFileError, loadIdentities, saveIdentities, type ImportIdentity } from './import-identities.js';
+import { InputError } from './sysmon-reader.js';
+
+export interface CommandIo {
+  /** The data directory of the server (`--data`, resolved by the caller). */
+  dataDir: string;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** Exit codes: 0 done, 1 failed, 64 bad command line (as the rest of the CLI). */
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 64;
+
+/** A problem with the command line: printed with the usage text. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** A failure with a message meant for the operator as it is. */
+export class CommandError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CommandError';
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** Parses flags strictly; `--data` is accepted and ignored (the caller resolved it into `io.dataDir`). */
+export function parseFlags(args: string[], options: Options, positionals: boolean): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: { ...options, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: positionals });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
+  }
+}
+
+export function flag(values: Record<string, unknown>, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+export function requireFlag(values: Record<string, unknown>, name: string): string {
+  const v = flag(values, name);
+  if (v === undefined || v.trim() === '') throw new UsageError(`--${name} is required`);
+  return v.trim();
+}
+
+export function agentUrl(values: Record<string, unknown>, fallback: string): string {
+  const url = flag(values, 'url') ?? fallback;
+  if (!/^wss?:\/\/[^\s]+$/i.test(url)) throw new UsageError(`--url must be a ws:// or wss:// URL, like ${fallback}`);
+  return url;
+}
+
+/** Opens the store of an existing data directory (never creates one: that would hide a wrong --data). */
+export function openExistingStore(dataDir: string): HotStore {
+  if (!existsSync(join(dataDir, 'kiseki.lmdb'))) {
+    throw new CommandError(`no kiseki data in ${dataDir}: pass the server's --data directory (create a tenant with \`kiseki tenant create\` first)`);
+  }
+  return openHotStore({ dataDir });
+}
+
+export function requireTenant(store: HotStore, supportId: string): TenantRecord {
+  const tenant = store.tenants.get(supportId);
+  if (tenant === undefined) throw new CommandError(`no tenant with support ID ${supportId}: create it with \`kiseki tenant create --support-id ${supportId} --name NAME\``);
+  return tenant;
+}
+
+/** Runs `body` holding the data directory's import lock and its store, closing both after. */
+export async function withImportStore<T>(dataDir: string, body: (store: HotStore) => Promise<T>): Promise<T> {
+  const store = openExistingStore(dataDir);
+  let release: (() => void) | undefined;
+  try {
+    release = acquireImportLock(dataDir);
+    return await body(store);
+  } finally {
+    release?.();
+    await store.close();
+  }
+}
+
+export function factsFor(computer: string): HelloFacts {
+  return { computer: computer.slice(0, 256), agentVersion: 'kiseki-import/1', os: 'Windows (imported event logs)', ips: [], macs: [] };
+}
+
+export interface ResolvedDevice {
+  identity: ImportIdentity;
+  device: DeviceRecord;
+  enrolled: boolean;
+  /** Set when an agent-enrolled device has the same name: the import cannot write as it. */
+  note?: string;
+}
+
+/**
+ * The device an imported host's events go to: the one named in the identity
+ * file when its token still authenticates, else a newly enrolled device
+ * (its identity saved before anything is sent).
+ */
+export async function resolveDevice(store: HotStore, dataDir: string, tenant: TenantRecord, computer: string, now: number): Promise<ResolvedDevice> {
+  const identities = loadIdentities(dataDir);
+  const known = findIdentity(identities, tenant.supportId, computer);
+  if (known !== undefined) {
+    const device = authenticateDevice(store, known.tmid, known.token);
+    if (device !== undefined && device.supportId === tenant.supportId) return { identity: known, device, enrolled: false };
+  }
+  const { device, token } = await enrollDevice(store, tenant, factsFor(computer), now);
+  const identity: ImportIdentity = { supportId: tenant.supportId, computer: computer.trim(), tmid: device.tmid, token, createdAt: now };
+  saveIdentities(dataDir, [...identities.filter((i) => i !== known), identity]);
+  const want = computer.trim().toUpperCase();
+  let other: DeviceRecord | undefined;
+  for (const { value } of store.devices.getRange()) {
+    if (value.supportId === tenant.supportId && value.tmid !== device.tmid && value.computer.trim().toUpperCase() === want) {
+      other = value;
+      break;
+    }
+  }
+  return {
+    identity,
+    device,
+    enrolled: true,
+    ...(known !== undefined
+      ? { note: `the identity kept for this host (${known.tmid}) no longer authenticates; enrolled a new device` }
+      : other !== undefined
+        ? { note: `device ${other.tmid} has the same computer name but its token is not in import-identities.json (an agent enrolled it); imported as a separate device` }
+        : {}),
+  };
+}
+
+/** One line on stderr for a failure, and its exit code. Never a stack trace. */
+export function reportFailure(err: unknown, command: string, usage: string, io: CommandIo): number {
+  const say = (msg: string) => io.stderr.write(`kiseki ${command}: ${msg}\n`);
+  if (err instanceof UsageError) {
+    say(err.message);
+    io.stderr.write(`\n${usage}`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof InputError) say(`${err.file}: ${err.message}`);
+  else if (err instanceof CommandError || err instanceof IdentityFileError || err instanceof ServerUnreachableError || err instanceof ServerRejectedError) say(err.message);
+  else if (isKisekiError(err)) say(`${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}`);
+  else say(`unexpected failure: ${err instanceof Error ? err.message : String(err)}`);
+  return EXIT_FAILED;
+}

@@ -1,0 +1,162 @@
+/**
+ * Turns mapped records into per-host trails ready to be numbered and sent:
+ * exact duplicate records dropped (same `rid`), a Defender 1116 and the 1117
+ * of the same detection merged into one `av.detect`, detections enriched with
+ * the process and hash the host's own trail knows, and the events put in time
+ * order (UtcTime) — except that none of a process's events goes before its
+ * start: Sysmon stamps network and DNS events of a new process slightly
+ * before its event 1 now and then, and a trail where a process acts before it
+ * exists reads wrong. Events keep their own `ts`; only their order changes.
+ */
+import type { ImportedEvent } from './sysmon-mapper.js';
+
+/** One mapped record, with its position in the input (the tie-breaker of the sort). */
+export interface InputEvent {
+  host: string;
+  event: ImportedEvent;
+  order: number;
+}
+
+export interface HostTrail {
+  /** The host name as first seen in the input. */
+  computer: string;
+  /** In the order seq will be assigned. */
+  events: ImportedEvent[];
+  /** Exact duplicate records dropped. */
+  duplicates: number;
+  /** Defender 1117 records folded into the 1116 of the same detection. */
+  merged: number;
+}
+
+function foldKey(s: string): string {
+  return s.toLowerCase();
+}
+
+/** The key hosts are grouped by: Windows computer names compare case-insensitively. */
+export function hostKey(computer: string): string {
+  return computer.trim().toUpperCase();
+}
+
+/**
+ * Fills an `av.detect`'s missing `pg` / `pid` / `sha256` from a trail: the
+ * latest start of a process with the detected file as its image at or before
+ * the detection, else the latest event naming the file with a hash.
+ */
+export function enrichDetection(detection: Record<string, unknown>, trail: Iterable<Record<string, unknown>>): void {
+  const path = typeof detection.path === 'string' ? foldKey(detection.path) : undefined;
+  const at = typeof detection.ts === 'number' ? detection.ts : Number.POSITIVE_INFINITY;
+  if (path === undefined || path === '') return;
+  let proc: Record<string, unknown> | undefined;
+  let hashed: Record<string, unknown> | undefined;
+  for (const e of trail) {
+    const ts = typeof e.ts === 'number' ? e.ts : 0;
+    if (ts > at) continue;
+    if (e.k === 'proc.start' && typeof e.image === 'string' && foldKey(e.image) === path) {
+      if (proc === undefined || ts >= (proc.ts as number)) proc = e;
+    } else if (typeof e.path === 'string' && typeof e.sha256 === 'string' && e.k !== 'av.detect' && foldKey(e.path) === path) {
+      if (hashed === undefined || ts >= (hashed.ts as number)) hashed = e;
+    }
+  }
+  if (proc !== undefined && detection.pg === undefined && typeof proc.pg === 'string') {
+    detection.pg = proc.pg;
+    if (detection.pid === undefined && typeof proc.pid === 'number') detection.pid = proc.pid;
+  }
+  if (detection.sha256 === undefined) {
+    const sha = (typeof proc?.sha256 === 'string' ? proc.sha256 : undefined) ?? (hashed?.sha256 as string | undefined);
+    if (sha !== undefined) detection.sha256 = sha;
+  }
+}
+
+/** Keeps one av.detect per Defender detection ID: the 1116's time, the 1117's action. */
+function mergeDefender(events: InputEvent[]): { kept: InputEvent[]; merged: number } {
+  const byDetection = new Map<string, InputEvent>();
+  const kept: InputEvent[] = [];
+  let merged = 0;
+  for (const item of events) {
+    const e = item.event;
+    const id = e.k === 'av.detect' && typeof e.detectionId === 'string' ? e.detectionId : undefined;
+    if (id === undefined) {
+      kept.push(item);
+      continue;
+    }
+    const first = byDetection.get(id);
+    if (first === undefined) {
+      byDetection.set(id, item);
+      kept.push(item);
+      continue;
+    }
+    merged++;
+    const a = first.event;
+    const later = e.src === 'defender:1117' ? e : a.src === 'defender:1117' ? a : undefined;
+    const earlier = e.ts < a.ts ? e : a;
+    // The kept record keeps its own rid, so a re-import merges the same way and adds nothing.
+    a.ts = earlier.ts;
+    if (later !== undefined && later.action !== 'detected') a.action = later.action;
+    for (const [k, v] of Object.entries(e)) if (a[k] === undefined) a[k] = v;
+  }
+  return { kept, merged };
+}
+
+/**
+ * Sort key of each event: its time, raised to its process's start time
+ * (itself raised to its parent's), so that no event of a process precedes
+ * the process's start.
+ */
+function orderKeys(events: InputEvent[]): Map<InputEvent, number> {
+  const starts = new Map<string, ImportedEvent>();
+  for (const { event: e } of events) {
+    if (e.k === 'proc.start' && typeof e.pg === 'string' && !starts.has(e.pg)) starts.set(e.pg, e);
+  }
+  const startKey = new Map<string, number>();
+  const resolve = (pg: string, depth: number): number | undefined => {
+    const known = startKey.get(pg);
+    if (known !== undefined) return known;
+    const start = starts.get(pg);
+    if (start === undefined) return undefined;
+    let key = start.ts;
+    // Depth bound: a cycle in parent links (bad data) must not recurse forever.
+    if (depth < 64 && typeof start.ppg === 'string' && start.ppg !== pg) {
+      const parent = resolve(start.ppg, depth + 1);
+      if (parent !== undefined && parent > key) key = parent;
+    }
+    startKey.set(pg, key);
+    return key;
+  };
+  const keys = new Map<InputEvent, number>();
+  for (const item of events) {
+    const e = item.event;
+    const own = typeof e.pg === 'string' ? resolve(e.pg, 0) : undefined;
+    keys.set(item, own !== undefined && own > e.ts ? own : e.ts);
+  }
+  return keys;
+}
+
+/** Groups mapped records by host and builds each host's trail (see the file comment). */
+export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
+  const hosts = new Map<string, { computer: string; events: InputEvent[]; seen: Set<string>; duplicates: number }>();
+  for (const item of input) {
+    const key = hostKey(item.host);
+    let h = hosts.get(key);
+    if (h === undefined) {
+      h = { computer: item.host.trim(), events: [], seen: new Set(), duplicates: 0 };
+      hosts.set(key, h);
+    }
+    if (h.seen.has(item.event.rid)) {
+      h.duplicates++;
+      continue;
+    }
+    h.seen.add(item.event.rid);
+    h.events.push(item);
+  }
+  const trails: HostTrail[] = [];
+  for (const h of hosts.values()) {
+    const { kept, merged } = mergeDefender(h.events);
+    const keys = orderKeys(kept);
+    // Starts go first among equal keys, so a child's events never precede it; then input order.
+    kept.sort((a, b) => keys.get(a)! - keys.get(b)! || Number(b.event.k === 'proc.start') - Number(a.event.k === 'proc.start') || a.order - b.order);
+    const events = kept.map((x) => x.event);
+    for (const e of events) if (e.k === 'av.detect') enrichDetection(e, events);
+    trails.push({ computer: h.computer, events, duplicates: h.duplicates, merged });
+  }
+  return trails;
+}
