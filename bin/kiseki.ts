@@ -39,6 +39,8 @@ Usage:
                        [--tuning-until YYYY-MM-DD|none]
   kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
   kiseki user reset-password --id LOGIN [--password P]
+  kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
+  kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
                        [--expires YYYY-MM-DD] [--reason TEXT]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
@@ -345,6 +347,17 @@ async function main(argv: string[]): Promise<void> {
       return cmdException(rest);
     case 'user':
       return cmdUser(rest);
+    case 'import':
+    case 'detect': {
+      // The import commands parse their own flags; --data is resolved here like everywhere else.
+      const dataFlag = rest.findIndex((a) => a === '--data');
+      const dataDir = dataFlag >= 0 ? rest[dataFlag + 1] : undefined;
+      const config = loadConfig(configFromEnv(process.env), { dataDir });
+      const { runImportCommand, runDetectCommand } = await import('../ingest/import/index.js');
+      const io = { dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr };
+      process.exitCode = command === 'import' ? await runImportCommand(rest, io) : await runDetectCommand(rest, io);
+      return;
+    }
     case undefined:
     case 'help':
     case '--help':

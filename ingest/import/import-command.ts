@@ -8,7 +8,7 @@
  */
 import { buildTrails, type InputEvent } from './import-trail.js';
 import { DEFAULT_AGENT_URL, probeServer, sendTrail } from './import-client.js';
-import { agentUrl, CommandError, EXIT_FAILED, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, resolveDevice, UsageError, withImportStore, type CommandIo } from './command-support.js';
+import { agentUrl, CommandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, resolveDevice, UsageError, withImportStore, type CommandIo } from './command-support.js';
 import { mapRecord } from './sysmon-mapper.js';
 import { readRecords } from './sysmon-reader.js';
 import { storedRids } from './stored-trail.js';

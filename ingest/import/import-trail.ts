@@ -100,33 +100,40 @@ function mergeDefender(events: InputEvent[]): { kept: InputEvent[]; merged: numb
 /**
  * Sort key of each event: its time, raised to its process's start time
  * (itself raised to its parent's), so that no event of a process precedes
- * the process's start.
+ * the process's start; and a rank among equal times: starts first, parents
+ * before children, then everything else.
  */
-function orderKeys(events: InputEvent[]): Map<InputEvent, number> {
+function orderKeys(events: InputEvent[]): Map<InputEvent, { key: number; rank: number }> {
   const starts = new Map<string, ImportedEvent>();
   for (const { event: e } of events) {
     if (e.k === 'proc.start' && typeof e.pg === 'string' && !starts.has(e.pg)) starts.set(e.pg, e);
   }
-  const startKey = new Map<string, number>();
-  const resolve = (pg: string, depth: number): number | undefined => {
-    const known = startKey.get(pg);
+  const resolved = new Map<string, { key: number; depth: number }>();
+  const resolve = (pg: string, depth: number): { key: number; depth: number } | undefined => {
+    const known = resolved.get(pg);
     if (known !== undefined) return known;
     const start = starts.get(pg);
     if (start === undefined) return undefined;
     let key = start.ts;
+    let ancestors = 0;
     // Depth bound: a cycle in parent links (bad data) must not recurse forever.
     if (depth < 64 && typeof start.ppg === 'string' && start.ppg !== pg) {
       const parent = resolve(start.ppg, depth + 1);
-      if (parent !== undefined && parent > key) key = parent;
+      if (parent !== undefined) {
+        if (parent.key > key) key = parent.key;
+        ancestors = parent.depth + 1;
+      }
     }
-    startKey.set(pg, key);
-    return key;
+    const r = { key, depth: ancestors };
+    resolved.set(pg, r);
+    return r;
   };
-  const keys = new Map<InputEvent, number>();
+  const keys = new Map<InputEvent, { key: number; rank: number }>();
   for (const item of events) {
     const e = item.event;
     const own = typeof e.pg === 'string' ? resolve(e.pg, 0) : undefined;
-    keys.set(item, own !== undefined && own > e.ts ? own : e.ts);
+    const isStart = e.k === 'proc.start' && own !== undefined && starts.get(e.pg as string) === e;
+    keys.set(item, { key: own !== undefined && own.key > e.ts ? own.key : e.ts, rank: isStart ? own.depth : 1000 });
   }
   return keys;
 }
@@ -152,8 +159,11 @@ export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   for (const h of hosts.values()) {
     const { kept, merged } = mergeDefender(h.events);
     const keys = orderKeys(kept);
-    // Starts go first among equal keys, so a child's events never precede it; then input order.
-    kept.sort((a, b) => keys.get(a)! - keys.get(b)! || Number(b.event.k === 'proc.start') - Number(a.event.k === 'proc.start') || a.order - b.order);
+    kept.sort((a, b) => {
+      const ka = keys.get(a)!;
+      const kb = keys.get(b)!;
+      return ka.key - kb.key || ka.rank - kb.rank || a.order - b.order;
+    });
     const events = kept.map((x) => x.event);
     for (const e of events) if (e.k === 'av.detect') enrichDetection(e, events);
     trails.push({ computer: h.computer, events, duplicates: h.duplicates, merged });

@@ -85,6 +85,7 @@ const FLAT_ENVELOPE_KEYS = new Set([
   'Hostname',
   'Computer',
   'ComputerName',
+  'computer_name',
   'EventTime',
   'EventReceivedTime',
   'TimeCreated',
@@ -117,6 +118,8 @@ const FLAT_ENVELOPE_KEYS = new Set([
   'type',
   'log',
 ]);
+
+const NXLOG_LEVELS = new Set(['INFO', 'VERBOSE', 'WARNING', 'ERROR', 'CRITICAL', 'AUDIT_SUCCESS', 'AUDIT_FAILURE']);
 
 /** Winlogbeat's Sysmon processor moves some event data to ECS fields: where to find them then. */
 const ECS_FALLBACK: Record<string, string[]> = {
@@ -231,7 +234,12 @@ function envelopeOf(rec: Record<string, unknown>): Envelope {
     };
   }
   const data: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(rec)) if (!FLAT_ENVELOPE_KEYS.has(k)) data[k] = v;
+  for (const [k, v] of Object.entries(rec)) {
+    if (FLAT_ENVELOPE_KEYS.has(k)) continue;
+    // NXLog's EventType is the record's level, unless Sysmon's own EventType (SetValue…) overwrote it.
+    if (k === 'EventType' && typeof v === 'string' && NXLOG_LEVELS.has(v.toUpperCase())) continue;
+    data[k] = v;
+  }
   // Some flat exports nest the event data: {"EventData": {...}}.
   if (isObject(rec.EventData)) Object.assign(data, rec.EventData);
   return {
@@ -239,7 +247,7 @@ function envelopeOf(rec: Record<string, unknown>): Envelope {
     eventId: toEventId(rec.EventID ?? rec.EventId ?? rec.event_id ?? rec.EventCode),
     provider: (firstString(rec.SourceName, rec.ProviderName, rec.Provider_Name, rec.Provider) ?? '').toLowerCase(),
     channel: (firstString(rec.Channel, rec.LogName) ?? '').toLowerCase(),
-    computer: firstString(rec.Computer, rec.Hostname, rec.ComputerName, typeof rec.host === 'string' ? rec.host : undefined),
+    computer: firstString(rec.Computer, rec.Hostname, rec.ComputerName, rec.computer_name, typeof rec.host === 'string' ? rec.host : dig(rec, 'host.name')),
     recordId: firstString(rec.EventRecordID, rec.RecordNumber, rec.RecordId),
     data,
     root: rec,
