@@ -39,6 +39,7 @@ Usage:
                        [--tuning-until YYYY-MM-DD|none]
   kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
   kiseki user reset-password --id LOGIN [--password P]
+  kiseki bench [--scenario steady-1k|saturate|burst|fanin-19k|smoke] [--duration S] [--no-baselines] [--micro]
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
@@ -347,6 +348,11 @@ async function main(argv: string[]): Promise<void> {
       return cmdException(rest);
     case 'user':
       return cmdUser(rest);
+    case 'bench': {
+      const { runBenchCommand } = await import('../bench/load/bench-cli.js');
+      process.exitCode = await runBenchCommand(rest);
+      return;
+    }
     case 'import':
     case 'detect': {
       // The import commands parse their own flags; --data is resolved here like everywhere else.

@@ -1,0 +1,176 @@
+/**
+ * `kiseki bench` (and `npm run bench`): parses the benchmark's own flags and
+ * runs a load scenario (runner.ts) or the micro benchmarks (bench/micro).
+ * The CLI proper (bin/kiseki.ts) only dispatches here; this module can also
+ * be run directly: `node dist/bench/load/bench-cli.js --scenario steady-1k`.
+ *
+ * Exit codes: 0 done and every acked batch stored; 1 the count check failed
+ * or the run failed; 64 usage error; 130 interrupted.
+ */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { benchPaths } from './bench-paths.js';
+import { formatResultTable } from './result-table.js';
+import { runScenario } from './runner.js';
+import { listScenarios, loadScenario, parseScenario } from './scenario.js';
+
+export const BENCH_USAGE = `kiseki bench — load and micro benchmarks (docs/BENCHMARKS.md)
+
+Usage:
+  kiseki bench [--scenario steady-1k] [--duration S] [--warmup S] [--agents N] [--eps E]
+               [--seed N] [--clients N] [--out DIR] [--no-baselines] [--profile DIR] [--quiet]
+  kiseki bench --list
+  kiseki bench --micro [NAME]        run bench/micro/*.bench.ts (decode, lmdb-keys, rules, export)
+
+  --scenario NAME|FILE  a file in bench/load/scenarios (default steady-1k) or a path to a .json
+  --duration S          measured seconds (fanin: hold time; burst: after the storm; saturate: the 70 % step)
+  --out DIR             result folder (default bench/results)
+  --no-baselines        skip the bare-uWS and rsyslog baselines
+  --profile DIR         CPU-profile the server (node --cpu-prof, every thread) into DIR; top functions go in the result
+`;
+
+const OPTIONS = {
+  scenario: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  agents: { type: 'string' },
+  eps: { type: 'string' },
+  seed: { type: 'string' },
+  clients: { type: 'string' },
+  out: { type: 'string' },
+  'no-baselines': { type: 'boolean' },
+  profile: { type: 'string' },
+  quiet: { type: 'boolean' },
+  list: { type: 'boolean' },
+  micro: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+class UsageError extends Error {}
+
+function num(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number`);
+  return n;
+}
+
+/** Runs the compiled micro benchmarks (dist/bench/micro/*.bench.js), optionally only those whose name contains `filter`. */
+async function runMicro(filter: string | undefined, outDir: string | undefined): Promise<number> {
+  const paths = benchPaths();
+  let files: string[];
+  try {
+    files = readdirSync(paths.microDistDir).filter((f) => f.endsWith('.bench.js') && (filter === undefined || f.includes(filter)));
+  } catch {
+    throw new Error(`${paths.microDistDir} is missing: build first (npm run build)`);
+  }
+  if (files.length === 0) throw new UsageError(`no micro benchmark matches ${filter ?? '*'}`);
+  const { writeMicroResults } = await import('../micro/micro-report.js');
+  const all = [];
+  for (const f of files.sort()) {
+    const mod = (await import(pathToFileURL(join(paths.microDistDir, f)).href)) as { runBench?: () => Promise<unknown> };
+    if (typeof mod.runBench !== 'function') continue;
+    process.stderr.write(`[micro] ${f}\n`);
+    all.push(await mod.runBench());
+  }
+  const file = writeMicroResults(all as Parameters<typeof writeMicroResults>[0], outDir ?? paths.resultsDir);
+  process.stdout.write(`results: ${file}\n`);
+  return 0;
+}
+
+/**
+ * Entry point of `kiseki bench`.
+ * @param args the arguments after `bench`.
+ * @returns the process exit code.
+ */
+export async function runBenchCommand(args: string[]): Promise<number> {
+  let values: Record<string, unknown>;
+  let positionals: string[];
+  try {
+    const parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+    values = parsed.values;
+    positionals = parsed.positionals;
+  } catch (err) {
+    process.stderr.write(`kiseki bench: ${(err as Error).message}\n\n${BENCH_USAGE}`);
+    return 64;
+  }
+  if (values.help) {
+    process.stdout.write(BENCH_USAGE);
+    return 0;
+  }
+  const paths = benchPaths();
+  try {
+    if (values.list) {
+      for (const name of listScenarios(paths.scenariosDir)) {
+        const s = loadScenario(name, paths.scenariosDir);
+        process.stdout.write(`${name.padEnd(12)} ${s.kind.padEnd(9)} ${s.description}\n`);
+      }
+      return 0;
+    }
+    if (values.micro) return await runMicro(positionals[0], values.out as string | undefined);
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+
+    const base = loadScenario((values.scenario as string | undefined) ?? 'steady-1k', paths.scenariosDir);
+    const overrides: Record<string, unknown> = {};
+    const duration = num(values, 'duration');
+    const warmup = num(values, 'warmup');
+    const agents = num(values, 'agents');
+    const eps = num(values, 'eps');
+    const seed = num(values, 'seed');
+    const clients = num(values, 'clients');
+    if (duration !== undefined) overrides.durationSec = duration;
+    if (warmup !== undefined) overrides.warmupSec = warmup;
+    if (agents !== undefined) overrides.agents = Math.floor(agents);
+    if (eps !== undefined) overrides.eventsPerAgentPerSec = eps;
+    if (seed !== undefined) overrides.seed = Math.floor(seed);
+    if (clients !== undefined) overrides.clientProcesses = Math.floor(clients);
+    const scenario = parseScenario({ ...base, ...overrides }, `scenario ${base.name} with flags`);
+
+    const controller = new AbortController();
+    const onSignal = (): void => controller.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const { result, file } = await runScenario({
+        scenario,
+        baselines: !values['no-baselines'],
+        ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
+        ...(values.quiet ? { log: () => undefined } : {}),
+        ...(typeof values.profile === 'string' ? { profileDir: values.profile } : {}),
+        signal: controller.signal,
+      });
+      process.stdout.write(`${formatResultTable(result)}\nresult: ${file}\n`);
+      return result.countCheck.ok ? 0 : 1;
+    } catch (err) {
+      if (controller.signal.aborted) {
+        process.stderr.write('kiseki bench: interrupted; every process it started was stopped.\n');
+        return 130;
+      }
+      throw err;
+    } finally {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`kiseki bench: ${err.message}\n\n${BENCH_USAGE}`);
+      return 64;
+    }
+    process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+// Run directly (node dist/bench/load/bench-cli.js …) until `kiseki bench` is wired into bin/kiseki.ts.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  runBenchCommand(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`kiseki bench: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,239 @@
+/**
+ * The system under test, driven the way an operator drives it: `kiseki
+ * tenant create` for an enrollment key, `kiseki start` on a temporary data
+ * directory with both ports chosen by the OS (read back from the JSON
+ * `listening` line), Prometheus metrics scraped over HTTP, SIGTERM for a
+ * graceful stop, and `kiseki inspect --json` for the final count check.
+ * Also the small process-tracking helper every benchmark part uses, so that
+ * nothing spawned outlives a run, even a failed one.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { get } from 'node:http';
+
+/** Keeps every spawned process so they can all be stopped at the end, whatever happened. */
+export interface ProcessTracker {
+  track<T extends ChildProcess>(child: T): T;
+  /** SIGTERM to every live process, SIGKILL after `graceMs`; resolves when all have exited (bounded). */
+  stopAll(graceMs?: number): Promise<void>;
+}
+
+function alive(c: ChildProcess): boolean {
+  return c.exitCode === null && c.signalCode === null;
+}
+
+/** Resolves when `child` exits; after `timeoutMs` sends SIGKILL and resolves on that exit (or 2 s later). */
+export function waitExit(child: ChildProcess, timeoutMs: number): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (!alive(child)) return resolve(child.exitCode);
+    const done = (): void => {
+      clearTimeout(t1);
+      clearTimeout(t2);
+      resolve(child.exitCode);
+    };
+    child.once('exit', done);
+    const t1 = setTimeout(() => {
+      if (alive(child)) child.kill('SIGKILL');
+    }, timeoutMs);
+    const t2 = setTimeout(done, timeoutMs + 2000);
+  });
+}
+
+export function createProcessTracker(): ProcessTracker {
+  const children = new Set<ChildProcess>();
+  const onExit = (): void => {
+    for (const c of children) if (alive(c)) c.kill('SIGKILL');
+  };
+  process.once('exit', onExit);
+  return {
+    track(child) {
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      return child;
+    },
+    async stopAll(graceMs = 5000) {
+      const live = [...children].filter(alive);
+      for (const c of live) c.kill('SIGTERM');
+      await Promise.all(live.map((c) => waitExit(c, graceMs)));
+      process.removeListener('exit', onExit);
+    },
+  };
+}
+
+/** Runs the kiseki CLI to completion (bounded) and returns its stdout. */
+export function runKisekiCli(kisekiJs: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [kisekiJs, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, KISEKI_LOG_LEVEL: 'warn' } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`kiseki ${args[0]} exited with ${code}: ${err.trim().slice(-1000)}`));
+    });
+  });
+}
+
+/** Creates a tenant and returns its enrollment key. */
+export async function createBenchTenant(kisekiJs: string, dataDir: string): Promise<string> {
+  const out = await runKisekiCli(kisekiJs, ['tenant', 'create', '--name', 'Bench', '--support-id', 'BENCH-1', '--json', '--data', dataDir]);
+  const parsed = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { enrollKey?: string };
+  if (typeof parsed.enrollKey !== 'string') throw new Error('kiseki tenant create printed no enrollKey');
+  return parsed.enrollKey;
+}
+
+/** The fields of `kiseki inspect --json` the count check reads. */
+export interface InspectCounts {
+  devices: number;
+  batches: number;
+  batchIds: number;
+  events: number;
+  eventsProcessed: number;
+  seqGaps: number;
+}
+
+export async function inspectCounts(kisekiJs: string, dataDir: string): Promise<InspectCounts> {
+  const out = await runKisekiCli(kisekiJs, ['inspect', '--json', '--data', dataDir]);
+  const r = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Partial<InspectCounts>;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : Number.NaN);
+  return { devices: num(r.devices), batches: num(r.batches), batchIds: num(r.batchIds), events: num(r.events), eventsProcessed: num(r.eventsProcessed), seqGaps: num(r.seqGaps) };
+}
+
+/** A running `kiseki start`. */
+export interface KisekiServer {
+  readonly pid: number;
+  readonly ingestPort: number;
+  readonly httpPort: number;
+  readonly child: ChildProcess;
+  /** The last lines of its log (stderr). */
+  logTail(): string;
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves with the exit code. */
+  stop(timeoutMs?: number): Promise<number | null>;
+}
+
+/** Starts kiseki on 127.0.0.1 with OS-chosen ports; resolves once it prints its `listening` line. */
+export function startKiseki(options: {
+  kisekiJs: string;
+  dataDir: string;
+  extraArgs?: string[];
+  /** Flags for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR] to profile the server. */
+  nodeArgs?: string[];
+  logLevel?: string;
+  tracker: ProcessTracker;
+  timeoutMs?: number;
+}): Promise<KisekiServer> {
+  const args = [
+    ...(options.nodeArgs ?? []),
+    options.kisekiJs,
+    'start',
+    '--data',
+    options.dataDir,
+    '--host',
+    '127.0.0.1',
+    '--ingest-port',
+    '0',
+    '--http-port',
+    '0',
+    '--log-level',
+    options.logLevel ?? 'warn',
+    ...(options.extraArgs ?? []),
+  ];
+  const child = options.tracker.track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-16_384);
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`kiseki did not print its listening line within ${options.timeoutMs ?? 60_000} ms: ${log.slice(-2000)}`));
+    }, options.timeoutMs ?? 60_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`kiseki exited with ${code} before listening: ${log.slice(-2000)}`));
+    });
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"listening"')) continue;
+        let parsed: { event?: string; ingestPort?: number; httpPort?: number };
+        try {
+          parsed = JSON.parse(line) as typeof parsed;
+        } catch {
+          continue;
+        }
+        if (parsed.event !== 'listening' || typeof parsed.ingestPort !== 'number' || typeof parsed.httpPort !== 'number') continue;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        const { ingestPort, httpPort } = parsed;
+        resolve({
+          pid: child.pid ?? 0,
+          ingestPort,
+          httpPort,
+          child,
+          logTail: () => log.slice(-4000),
+          async stop(timeoutMs = 30_000) {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+            return waitExit(child, timeoutMs);
+          },
+        });
+        return;
+      }
+    });
+  });
+}
+
+/** One Prometheus sample. */
+export interface PromSample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** Parses the Prometheus text format (enough of it for kiseki's own metrics). */
+export function parsePrometheus(text: string): PromSample[] {
+  const out: PromSample[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels: Record<string, string> = {};
+    if (m[3]) for (const l of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1] as string] = (l[2] as string).replace(/\\(.)/g, '$1');
+    out.push({ name: m[1] as string, labels, value: Number(m[4]) });
+  }
+  return out;
+}
+
+/** Fetches /metrics from 127.0.0.1:`port` (bounded). */
+export function scrapeMetrics(port: number, timeoutMs = 5000): Promise<PromSample[]> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/metrics', timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(parsePrometheus(body)));
+    });
+    req.on('timeout', () => req.destroy(new Error('metrics scrape timed out')));
+    req.on('error', reject);
+  });
+}
+
+/** Sums samples named `name`, grouped by the value of `label`. */
+export function sumByLabel(samples: PromSample[], name: string, label: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of samples) if (s.name === name) out[s.labels[label] ?? ''] = (out[s.labels[label] ?? ''] ?? 0) + s.value;
+  return out;
+}
+
+/** The value of the first sample named `name` whose labels include `labels`, or undefined. */
+export function sampleValue(samples: PromSample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const s of samples) {
+    if (s.name !== name) continue;
+    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
+  }
+  return undefined;
+}

@@ -1,0 +1,72 @@
+/**
+ * The short table a benchmark run prints at the end (the JSON file has
+ * everything): the figures operators size deployments by, the count check,
+ * the baselines and kiseki's share of them, and which targets were met.
+ */
+import type { LatencyPercentiles } from './latency-histogram.js';
+import type { BenchResult } from './runner.js';
+
+const n0 = (n: number): string => Math.round(n).toLocaleString('en-US');
+const lat = (l: LatencyPercentiles): string => `${l.p50} / ${l.p99} / ${l.p999} ms`;
+
+function row(label: string, value: string): string {
+  return `  ${label.padEnd(34)} ${value}`;
+}
+
+/** Formats a result as a plain-text table (no colours, fits 110 columns). */
+export function formatResultTable(r: BenchResult): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  lines.push(`kiseki bench: ${r.scenario} (${r.kind}), ${n0(r.agents)} agents, ${r.clientProcesses} client process(es), ${r.wallSec} s wall`);
+  lines.push(`machine: ${m.nproc} × ${m.cpuModel}, Node ${m.node}, fd limit ${m.openFilesLimit}, load average ${m.loadAverageAtStart} at start (shared by server, generator, baselines)`);
+  const sustainedLabel = r.kind === 'saturate' ? 'sustained maximum (events/s)' : r.kind === 'burst' ? 'backlog flush (events/s)' : 'sustained events/s';
+  lines.push(row(sustainedLabel, `${n0(r.eventsPerSec)}   (offered ${n0(r.offeredEventsPerSec)})`));
+  lines.push(row('batches/s', n0(r.batchesPerSec)));
+  lines.push(row(r.kind === 'saturate' ? 'ack p50/p99/p999 at 70 % (durable)' : 'ack p50/p99/p999 (durable)', lat(r.ackLatencyMs)));
+  lines.push(row('creation → ack p50/p99/p999', lat(r.deliveryLatencyMs)));
+  lines.push(row('detection → quick report', r.reportLatencyMs ? `p50 ${r.reportLatencyMs.p50} ms, p99 ${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)` : 'no alerts'));
+  lines.push(row('server CPU / RSS', `${Math.round(r.server.cpuCores * 100)} % of one core, RSS ${r.server.rssMB} MB (anon ${r.server.rssAnonMB} MB, peak ${r.server.peakRssMB} MB)`));
+  lines.push(row('user-space memory per agent', `${n0(r.server.memoryPerAgentBytes)} B (RssAnon growth / connected agents)`));
+  lines.push(row('connect', `${n0(r.connect.welcomed)}/${n0(r.connect.agents)} agents in ${r.connect.seconds} s (${n0(r.connect.perSec)}/s, enrollment included)`));
+  if (r.burst) {
+    lines.push(row('reconnect storm', `${n0(r.burst.reconnect.welcomed)} agents back in ${r.burst.reconnect.seconds} s = ${n0(r.burst.reconnect.perSec)}/s`));
+    lines.push(row('backlog', `${n0(r.burst.reconnect.backlogEvents)} events after ${r.burst.outageSec} s outage, flushed in ${r.burst.flushSec} s`));
+    lines.push(row('ack p50/p99/p999 after the storm', lat(r.burst.after.ackLatencyMs)));
+  }
+  if (r.throughputCeiling !== undefined) lines.push(row('throughput ceiling (p99 ignored)', n0(r.throughputCeiling)));
+  if (r.steps) {
+    for (const [i, st] of r.steps.entries()) {
+      lines.push(row(`  step ${i + 1}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'over the limit'}`));
+    }
+  }
+  lines.push(row('client CPU', `${Math.round(r.client.cpuCores * 100)} % of one core over ${r.client.processes} process(es)`));
+  const rejects = Object.entries(r.rejects);
+  lines.push(row('rejects', rejects.length === 0 ? 'none' : rejects.map(([k, v]) => `${k} ${n0(v)}`).join(', ')));
+  const c = r.countCheck;
+  lines.push(
+    row(
+      'every acked batch stored',
+      `${c.ok ? 'yes' : 'NO'}: ${n0(c.batchesAcked)} acked, ${n0(c.stored.batches)} stored (index ${n0(c.stored.batchIds)}), ${r.lostBatches} lost, ${c.stored.seqGaps} seq gaps`,
+    ),
+  );
+  lines.push(
+    row(
+      'processed by the shards at stop',
+      `${n0(c.stored.eventsProcessed)}/${n0(c.stored.events)} events${c.processedAll ? '' : ` (NOT all; ${n0(r.catchUpBatches)} catch-up batches)`}`,
+    ),
+  );
+  const u = r.baselines.uws;
+  const rs = r.baselines.rsyslog;
+  if ('skipped' in u) lines.push(row('baseline: bare uWS', `skipped: ${u.skipped}`));
+  else if (u.mode === 'throughput') lines.push(row('baseline: bare uWS (ack on receipt)', `${n0(u.eventsPerSec)} events/s, server ${u.serverCores} cores, client ${u.clientCores} cores → kiseki = ${r.ratios.vsUws ?? '-'} ×`));
+  else lines.push(row('baseline: bare uWS, idle', `${n0(u.memoryPerAgentBytes)} B per connection, ${n0(u.connectPerSec)} connects/s → kiseki = ${r.ratios.memoryVsUws ?? '-'} × the memory`));
+  if ('skipped' in rs) lines.push(row('baseline: rsyslog', `skipped: ${rs.skipped}`));
+  else lines.push(row('baseline: rsyslog imtcp → omfile', `${n0(rs.linesPerSec)} lines/s (${rs.avgLineBytes} B lines, ${rs.rsyslogCores} cores) → kiseki = ${r.ratios.vsRsyslog ?? '-'} ×`));
+  for (const t of r.targets) lines.push(row(`target: ${t.target}`, `${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'} (${t.measured})`));
+  for (const p of r.profile ?? []) {
+    const top = p.top.slice(0, 5).map((t) => `${t.fn} ${Math.round(t.selfShare * 100)} %`).join(', ');
+    lines.push(row(`profile ${p.file.slice(0, 24)}`, `busy ${Math.round(p.busyShare * 100)} % of ${p.seconds} s; ${top}`));
+  }
+  for (const note of r.notes) lines.push(`  note: ${note}`);
+  return lines.join('\n');
+}

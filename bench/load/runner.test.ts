@@ -1,0 +1,40 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { benchPaths } from './bench-paths.js';
+import { runScenario } from './runner.js';
+import { listScenarios, loadScenario } from './scenario.js';
+
+const paths = benchPaths();
+const outDir = mkdtempSync(join(tmpdir(), 'kiseki-bench-test-'));
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+describe('load benchmark scenarios', () => {
+  it.each(listScenarios(paths.scenariosDir))('%s parses with the strict schema', (name) => {
+    const s = loadScenario(name, paths.scenariosDir);
+    expect(s.name).toBe(name);
+  });
+
+  it('names the known scenarios when one is missing', () => {
+    expect(() => loadScenario(join(paths.scenariosDir, '..', 'no-such.json'), paths.scenariosDir)).toThrow(/unknown scenario/);
+  });
+});
+
+describe('load benchmark smoke run (correctness only)', () => {
+  it.skipIf(!existsSync(paths.clientJs))('stores every acked batch and writes the result JSON', async () => {
+    const scenario = loadScenario('smoke', paths.scenariosDir);
+    const { result, file } = await runScenario({ scenario, baselines: false, outDir, log: () => undefined });
+    expect(result.countCheck.batchesAcked).toBeGreaterThan(0);
+    expect(result.countCheck.stored.batches).toBe(result.countCheck.batchesAcked);
+    expect(result.countCheck.stored.batchIds).toBe(result.countCheck.stored.batches);
+    expect(result.countCheck.stored.events).toBe(result.countCheck.eventsAcked);
+    expect(result.countCheck.stored.eventsProcessed).toBe(result.countCheck.stored.events);
+    expect(result.countCheck.stored.seqGaps).toBe(0);
+    expect(result.lostBatches).toBe(0);
+    expect(result.countCheck.ok).toBe(true);
+    expect(result.detections.sent).toBeGreaterThan(0);
+    const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    for (const key of ['eventsPerSec', 'ackLatencyMs', 'reportLatencyMs', 'lostBatches', 'baselines', 'machine', 'countCheck']) expect(json).toHaveProperty(key);
+  }, 60_000);
+});

@@ -1,0 +1,586 @@
+/**
+ * The load benchmark runner: starts kiseki on a temporary data directory,
+ * drives one declarative scenario (scenario.ts) with the load generator,
+ * measures what operators size deployments by (sustained events/s and
+ * batches/s, durable-ack latency p50/p99/p999, detection → quick-report
+ * latency, server CPU and RSS, user-space memory per connected agent, rejects
+ * by reason), checks at the end that every acked batch is stored (`kiseki
+ * inspect`), runs the baselines of the same machine in the same run (bare
+ * uWebSockets.js, rsyslog) so the figures read as ratios, and writes
+ * `<outDir>/<scenario>-<date>.json` plus a short table.
+ *
+ * Every process it spawns is tracked and stopped at the end, also on failure
+ * or abort; every wait is bounded.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { benchPaths, assertBuilt, type BenchPaths } from './bench-paths.js';
+import { runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
+import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
+import {
+  createBenchTenant,
+  createProcessTracker,
+  inspectCounts,
+  sampleValue,
+  scrapeMetrics,
+  startKiseki,
+  sumByLabel,
+  type InspectCounts,
+  type KisekiServer,
+  type PromSample,
+} from './kiseki-server.js';
+import type { LatencyPercentiles } from './latency-histogram.js';
+import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSnapshot } from './load-generator.js';
+import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
+import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
+import type { Scenario } from './scenario.js';
+
+/** Options of {@link runScenario}. */
+export interface RunOptions {
+  scenario: Scenario;
+  /** Folder of the result JSON; default bench/results. */
+  outDir?: string;
+  /** Run the uWS and rsyslog baselines after kiseki (default true). */
+  baselines?: boolean;
+  paths?: BenchPaths;
+  /** Progress lines (default: stderr). */
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+  /** Write a CPU profile of the server (main thread and shard workers) into this folder and summarise it in the result. */
+  profileDir?: string;
+}
+
+/** The machine a result came from. */
+export interface MachineNote {
+  nproc: number;
+  cpuModel: string;
+  node: string;
+  kernel: string;
+  memoryGiB: number;
+  openFilesLimit: number;
+  /** 1-minute load average when the run started (anything well above nproc means other work shared the cores). */
+  loadAverageAtStart: number;
+  note: string;
+}
+
+/** Figures of one measured window. */
+export interface WindowStats {
+  seconds: number;
+  eventsPerSec: number;
+  batchesPerSec: number;
+  offeredEventsPerSec: number;
+  /** Durable acks: from a batch's send on the connection to its ack. */
+  ackLatencyMs: LatencyPercentiles;
+  /** From batch creation on the agent to its ack (includes time buffered on the agent). */
+  deliveryLatencyMs: LatencyPercentiles;
+  serverCores: number;
+  clientCores: number;
+  serverRssMB: number;
+  serverRssAnonMB: number;
+}
+
+export interface SaturateStep extends WindowStats {
+  eventsPerAgentPerSec: number;
+  passed: boolean;
+}
+
+/** The result JSON (`bench/results/<scenario>-<date>.json`). */
+export interface BenchResult {
+  scenario: string;
+  kind: Scenario['kind'];
+  description: string;
+  startedAt: string;
+  wallSec: number;
+  machine: MachineNote;
+  config: Scenario;
+  agents: number;
+  clientProcesses: number;
+  /** Sustained acked events/s: the measured window (saturate: the highest step that held its limits). */
+  eventsPerSec: number;
+  batchesPerSec: number;
+  offeredEventsPerSec: number;
+  ackLatencyMs: LatencyPercentiles;
+  deliveryLatencyMs: LatencyPercentiles;
+  /** Detection batch receipt → quick report stored (server Summary, last 10 min), or null without alerts. */
+  reportLatencyMs: { p50: number; p99: number; p999: number; alerts: number } | null;
+  detections: { sent: number; acked: number; alerts: number };
+  server: { cpuCores: number; rssMB: number; rssAnonMB: number; peakRssMB: number; memoryPerAgentBytes: number };
+  client: { cpuCores: number; rssMB: number; processes: number };
+  connect: ConnectResult;
+  rejects: Record<string, number>;
+  batchesByResult: Record<string, number>;
+  /** Batches the shards had to read back from the log because their queue was full. */
+  catchUpBatches: number;
+  clientErrors: Record<string, number>;
+  countCheck: {
+    /** Every acked batch is stored exactly once (and, after a full drain, nothing else and no seq gap). */
+    ok: boolean;
+    /** The shards had processed every stored event when the server stopped. */
+    processedAll: boolean;
+    batchesAcked: number;
+    eventsAcked: number;
+    drained: boolean;
+    unackedAtEnd: number;
+    serverExitCode: number | null;
+    stored: InspectCounts;
+  };
+  /** Acked batches missing from storage (0 is the only acceptable value). */
+  lostBatches: number;
+  baselines: { uws: UwsBaselineResult | { skipped: string }; rsyslog: RsyslogBaselineResult | { skipped: string } };
+  ratios: { vsUws: number | null; vsRsyslog: number | null; memoryVsUws: number | null };
+  targets: { target: string; measured: string; met: boolean | null }[];
+  window: WindowStats;
+  steps?: SaturateStep[];
+  /** saturate: the highest acked events/s of a step that kept up with its offered rate (ack p99 not considered). */
+  throughputCeiling?: number;
+  atSeventyPercent?: WindowStats & { eventsPerAgentPerSec: number };
+  burst?: { outageSec: number; reconnect: ConnectResult; flushSec: number; flushEventsPerSec: number; flushed: boolean; after: WindowStats };
+  pool: { events: number; bytes: number; mix: Record<string, number>; detectionRuns: number };
+  /** Top self-time functions of the server's CPU profiles (with --profile). */
+  profile?: ProfileSummary[];
+  notes: string[];
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const round = (n: number, d = 0): number => Math.round(n * 10 ** d) / 10 ** d;
+
+/** Reads the machine note of this host. */
+export function machineNote(): MachineNote {
+  let cpuModel = 'unknown';
+  try {
+    cpuModel = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? cpuModel;
+  } catch {
+    // Not Linux.
+  }
+  return {
+    nproc: availableParallelism(),
+    cpuModel,
+    node: process.version,
+    kernel: release(),
+    memoryGiB: round(totalmem() / 2 ** 30, 1),
+    openFilesLimit: openFilesLimit(),
+    loadAverageAtStart: round(loadavg()[0] ?? 0, 2),
+    note: 'server, load generator and baselines share this machine; on a shared VM run-to-run variance is up to ~30 %',
+  };
+}
+
+function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefined, pb: ProcSample | undefined, offeredEventsPerSec: number): WindowStats {
+  const d = diffCounters(a.counters, b.counters);
+  const secs = Math.max(0.001, (b.atMs - a.atMs) / 1000);
+  return {
+    seconds: round(secs, 2),
+    eventsPerSec: Math.round(d.eventsAcked / secs),
+    batchesPerSec: Math.round(d.batchesAcked / secs),
+    offeredEventsPerSec: Math.round(offeredEventsPerSec),
+    ackLatencyMs: b.ack.percentiles(),
+    deliveryLatencyMs: b.delivery.percentiles(),
+    serverCores: round(coresBetween(pa, pb), 2),
+    clientCores: round((b.clientCpuSec - a.clientCpuSec) / secs, 2),
+    serverRssMB: pb ? round(pb.rssBytes / 1e6) : 0,
+    serverRssAnonMB: pb ? round(pb.rssAnonBytes / 1e6) : 0,
+  };
+}
+
+class Aborted extends Error {
+  constructor() {
+    super('benchmark aborted');
+  }
+}
+
+/**
+ * Runs one scenario end to end and writes its result JSON.
+ * @returns the result and the path of the JSON file.
+ * @throws when kiseki or a client process fails, or on abort (after cleaning up).
+ */
+export async function runScenario(options: RunOptions): Promise<{ result: BenchResult; file: string }> {
+  const s = options.scenario;
+  const paths = options.paths ?? benchPaths();
+  assertBuilt(paths);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const outDir = options.outDir ?? paths.resultsDir;
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const tracker = createProcessTracker();
+  const dataDir = mkdtempSync(join(tmpdir(), 'kiseki-bench-'));
+  const notes: string[] = [];
+  let fleet: Fleet | undefined;
+  let server: KisekiServer | undefined;
+  let progressTimer: NodeJS.Timeout | undefined;
+  let phase = 'starting';
+  let phaseEndsAt = 0;
+
+  let abortReject: (e: Error) => void = () => undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    abortReject = reject;
+  });
+  aborted.catch(() => undefined);
+  const onAbort = (): void => abortReject(new Aborted());
+  if (options.signal?.aborted) throw new Aborted();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  let serverExited: Promise<never> = new Promise<never>(() => undefined);
+  const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted, serverExited, fleet ? fleet.failed : new Promise<never>(() => undefined)]);
+  const wait = (ms: number): Promise<void> => guard(sleep(ms));
+
+  try {
+    const machine = machineNote();
+    log(`[${s.name}] starting kiseki on ${dataDir}`);
+    const enrollKey = await guard(createBenchTenant(paths.kisekiJs, dataDir));
+    server = await guard(
+      startKiseki({
+        kisekiJs: paths.kisekiJs,
+        dataDir,
+        extraArgs: s.serverArgs,
+        tracker,
+        ...(options.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', options.profileDir] } : {}),
+      }),
+    );
+    const srv = server;
+    serverExited = new Promise<never>((_, reject) => {
+      srv.child.once('exit', (code) => reject(new Error(`kiseki exited during the run (code ${code}): ${srv.logTail().slice(-1500)}`)));
+    });
+    serverExited.catch(() => undefined);
+    await wait(500);
+    const idle = readProcSample(srv.pid);
+
+    let agents = s.agents;
+    if (s.kind === 'fanin') {
+      const limit = machine.openFilesLimit - (s.fanin?.fdReserve ?? 400);
+      if (agents > limit) {
+        notes.push(`agents clamped from ${agents} to ${limit}: the server's open-file limit is ${machine.openFilesLimit}`);
+        agents = limit;
+      }
+    }
+    const offered = (eps: number): number => agents * eps;
+    fleet = await guard(
+      startFleet({
+        host: '127.0.0.1',
+        port: srv.ingestPort,
+        path: '/agent/v1',
+        enrollKey,
+        seed: s.seed,
+        mode: 'open',
+        eventsPerAgentPerSec: s.kind === 'saturate' ? (s.saturate?.startEventsPerAgentPerSec ?? s.eventsPerAgentPerSec) : s.eventsPerAgentPerSec,
+        batchIntervalMs: s.batchIntervalMs,
+        maxBatchEvents: s.maxBatchEvents,
+        closedBatchEvents: 200,
+        maxUnackedBatches: s.maxUnackedBatches,
+        maxBufferedBatches: s.maxBufferedBatches,
+        detectionRate: s.detectionRate,
+        ...(s.hbIntervalMs === undefined ? {} : { hbIntervalMs: s.hbIntervalMs }),
+        connectConcurrency: s.connectConcurrency,
+        inventoryOnEnroll: s.inventoryOnEnroll,
+        ...(s.eventMix ? { eventMix: s.eventMix } : {}),
+        poolEvents: 16_384,
+        helloTimeoutMs: 30_000,
+        agents,
+        ...(s.clientProcesses === undefined ? {} : { processes: s.clientProcesses }),
+        agentsPerProcess: s.agentsPerClientProcess,
+        clientJs: paths.clientJs,
+      }),
+    );
+    const f = fleet;
+
+    // One progress line a second.
+    let lastProg = { at: performance.now(), events: 0, proc: readProcSample(srv.pid) };
+    progressTimer = setInterval(() => {
+      const p = f.progress();
+      const now = performance.now();
+      const proc = readProcSample(srv.pid);
+      const evps = ((p.counters.eventsAcked - lastProg.events) * 1000) / Math.max(1, now - lastProg.at);
+      const left = phaseEndsAt > now ? ` ${Math.ceil((phaseEndsAt - now) / 1000)} s left` : '';
+      log(
+        `[${s.name}] ${phase}${left} | agents ${p.counters.connected} | acked ${fmtRate(evps)} ev/s | ack p99 ${p.recentAck.percentiles().p99} ms | unacked ${p.counters.unackedBatches} | server ${Math.round(coresBetween(lastProg.proc, proc) * 100)} % cpu ${proc ? Math.round(proc.rssBytes / 1e6) : 0} MB`,
+      );
+      lastProg = { at: now, events: p.counters.eventsAcked, proc };
+    }, 1000);
+    progressTimer.unref();
+
+    phase = 'connecting';
+    const connect = await guard(f.connect(300_000));
+    log(`[${s.name}] ${connect.welcomed}/${connect.agents} agents connected in ${connect.seconds} s (${connect.perSec}/s)`);
+    if (!connect.complete) notes.push(`only ${connect.welcomed} of ${connect.agents} agents connected`);
+
+    const setPhase = (name: string, seconds: number): void => {
+      phase = name;
+      phaseEndsAt = performance.now() + seconds * 1000;
+    };
+    const snap = async (): Promise<{ fs: FleetSnapshot; proc: ProcSample | undefined }> => ({ fs: await guard(f.snapshot()), proc: readProcSample(srv.pid) });
+
+    let window: WindowStats;
+    let steps: SaturateStep[] | undefined;
+    let atSeventy: (WindowStats & { eventsPerAgentPerSec: number }) | undefined;
+    let burst: BenchResult['burst'];
+    let headline: { eventsPerSec: number; batchesPerSec: number; offered: number; ack: LatencyPercentiles; delivery: LatencyPercentiles };
+    let memoryPerAgentBytes = 0;
+    let throughputCeiling: number | undefined;
+
+    if (s.kind === 'saturate' && s.saturate) {
+      const cfg = s.saturate;
+      steps = [];
+      let eps = cfg.startEventsPerAgentPerSec;
+      f.setRate(eps);
+      f.generate(true);
+      setPhase('warm-up', s.warmupSec);
+      await wait(s.warmupSec * 1000);
+      for (let i = 0; i < cfg.maxSteps; i++) {
+        f.setRate(eps);
+        setPhase(`step ${i + 1} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
+        await wait(cfg.settleSec * 1000);
+        const a = await snap();
+        setPhase(`step ${i + 1} (${fmtRate(offered(eps))} ev/s offered)`, cfg.stepSec);
+        await wait(cfg.stepSec * 1000);
+        const b = await snap();
+        const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps));
+        const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
+        const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp;
+        steps.push({ ...w, eventsPerAgentPerSec: round(eps, 2), passed });
+        log(`[${s.name}] step ${i + 1}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${passed ? 'held' : keptUp ? 'p99 over the limit' : 'fell behind'}`);
+        // The ramp goes on while the server keeps up, so the throughput ceiling is known even when the tail is not.
+        if (!keptUp) break;
+        eps *= cfg.factor;
+      }
+      const best = steps.filter((x) => x.passed).sort((x, y) => y.eventsPerSec - x.eventsPerSec)[0];
+      const ceiling = steps.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec)[0];
+      throughputCeiling = ceiling?.eventsPerSec ?? 0;
+      if (!best) notes.push(`no step kept ack p99 ≤ ${cfg.ackP99LimitMs} ms: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
+      const ref = best ?? ceiling;
+      if (ref) {
+        const eps70 = ref.eventsPerAgentPerSec * 0.7;
+        f.setRate(eps70);
+        setPhase('back to 70 %: draining the backlog', 30);
+        const until = performance.now() + 30_000;
+        while (performance.now() < until && f.progress().counters.unackedBatches > agents * 2) await wait(250);
+        setPhase(`70 % of the maximum (${fmtRate(offered(eps70))} ev/s) settle`, cfg.settleSec + 1);
+        await wait((cfg.settleSec + 1) * 1000);
+        const a = await snap();
+        setPhase(`70 % of the maximum (${fmtRate(offered(eps70))} ev/s)`, s.durationSec);
+        await wait(s.durationSec * 1000);
+        const b = await snap();
+        atSeventy = { ...windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps70)), eventsPerAgentPerSec: round(eps70, 2) };
+      }
+      window = best ?? ceiling ?? (steps[0] as SaturateStep);
+      headline = {
+        eventsPerSec: best?.eventsPerSec ?? 0,
+        batchesPerSec: best?.batchesPerSec ?? 0,
+        offered: window.offeredEventsPerSec,
+        ack: (atSeventy ?? window).ackLatencyMs,
+        delivery: (atSeventy ?? window).deliveryLatencyMs,
+      };
+    } else if (s.kind === 'burst' && s.burst) {
+      f.generate(true);
+      setPhase('warm-up', s.warmupSec);
+      await wait(s.warmupSec * 1000);
+      const a = await snap();
+      setPhase('outage (agents cut off, buffering)', s.burst.outageSec);
+      const reconnect = await guard(f.outage(s.burst.outageSec * 1000, 120_000));
+      log(`[${s.name}] ${reconnect.welcomed}/${reconnect.agents} agents back in ${reconnect.seconds} s (${reconnect.perSec}/s); backlog ${reconnect.backlogEvents} events`);
+      setPhase('flushing the backlog', 120);
+      const flushUntil = performance.now() + 120_000;
+      const steadyUnacked = agents * 2;
+      while (performance.now() < flushUntil && f.progress().counters.unackedBatches > steadyUnacked) await wait(100);
+      const fl = await snap();
+      const flushSec = Math.max(0.001, (Date.now() - reconnect.startedAtMs) / 1000);
+      const flushed = fl.fs.counters.unackedBatches <= steadyUnacked;
+      const flushWindow = windowStats(a.fs, fl.fs, a.proc, fl.proc, offered(s.eventsPerAgentPerSec));
+      setPhase('after the storm', s.durationSec);
+      await wait(s.durationSec * 1000);
+      const b = await snap();
+      const after = windowStats(fl.fs, b.fs, fl.proc, b.proc, offered(s.eventsPerAgentPerSec));
+      const flushEvents = diffCounters(a.fs.counters, fl.fs.counters).eventsAcked;
+      burst = { outageSec: s.burst.outageSec, reconnect, flushSec: round(flushSec, 2), flushEventsPerSec: Math.round(flushEvents / flushSec), flushed, after };
+      if (!flushed) notes.push('the backlog was not flushed within 120 s');
+      window = flushWindow;
+      headline = { eventsPerSec: burst.flushEventsPerSec, batchesPerSec: flushWindow.batchesPerSec, offered: flushWindow.offeredEventsPerSec, ack: flushWindow.ackLatencyMs, delivery: flushWindow.deliveryLatencyMs };
+    } else {
+      f.generate(true);
+      if (s.kind !== 'fanin') {
+        setPhase('warm-up', s.warmupSec);
+        await wait(s.warmupSec * 1000);
+      }
+      const a = await snap();
+      setPhase(s.kind === 'fanin' ? 'holding the fleet' : 'measuring', s.durationSec);
+      await wait(s.durationSec * 1000);
+      const b = await snap();
+      window = windowStats(a.fs, b.fs, a.proc, b.proc, offered(s.eventsPerAgentPerSec));
+      headline = { eventsPerSec: window.eventsPerSec, batchesPerSec: window.batchesPerSec, offered: window.offeredEventsPerSec, ack: window.ackLatencyMs, delivery: window.deliveryLatencyMs };
+    }
+    const memNow = readProcSample(srv.pid);
+    if (idle && memNow && connect.welcomed > 0) memoryPerAgentBytes = Math.round((memNow.rssAnonBytes - idle.rssAnonBytes) / connect.welcomed);
+
+    // Stop, drain, read the server's own figures, then stop it gracefully and count.
+    f.generate(false);
+    setPhase('draining', 60);
+    const drain = await guard(f.drain(60_000));
+    let metrics: PromSample[] = [];
+    try {
+      metrics = await guard(scrapeMetrics(srv.httpPort));
+    } catch (err) {
+      if (err instanceof Aborted) throw err;
+      notes.push(`metrics scrape failed: ${(err as Error).message}`);
+    }
+    const catchUpBatches = sampleValue(metrics, 'kiseki_engine_catch_up_batches_total') ?? 0;
+    const final = await snap();
+    const clientRss = final.fs.clientRssBytes;
+    clearInterval(progressTimer);
+    progressTimer = undefined;
+    phase = 'stopping';
+    await f.close();
+    fleet = undefined;
+    serverExited = new Promise<never>(() => undefined);
+    const exitCode = await srv.stop(60_000);
+    server = undefined;
+    const stored = await guard(inspectCounts(paths.kisekiJs, dataDir));
+    const profile = options.profileDir ? summariseProfiles(options.profileDir, 15) : undefined;
+    const acked = final.fs.counters;
+    const lostBatches = Math.max(0, acked.batchesAcked - stored.batches);
+    const countOk =
+      lostBatches === 0 &&
+      stored.batches === stored.batchIds &&
+      stored.events >= acked.eventsAcked &&
+      (!drain.complete || (stored.batches === acked.batchesAcked && stored.events === acked.eventsAcked && stored.seqGaps === 0));
+    const processedAll = stored.eventsProcessed === stored.events;
+    if (!processedAll) {
+      notes.push(
+        `the shards had processed ${stored.eventsProcessed} of ${stored.events} stored events when kiseki stopped (exit ${exitCode}); ${catchUpBatches} batches went through the catch-up path`,
+      );
+    }
+    log(`[${s.name}] count check: ${acked.batchesAcked} batches acked, ${stored.batches} stored, ${lostBatches} lost → ${countOk ? 'ok' : 'MISMATCH'}`);
+
+    // Baselines, same machine, same run.
+    let uws: BenchResult['baselines']['uws'] = { skipped: 'disabled (--no-baselines)' };
+    let rsyslog: BenchResult['baselines']['rsyslog'] = { skipped: 'disabled (--no-baselines)' };
+    if (options.baselines ?? true) {
+      const batchEvents = Math.max(1, Math.min(s.maxBatchEvents, Math.round(((window as Partial<SaturateStep>).eventsPerAgentPerSec ?? s.eventsPerAgentPerSec) * (s.batchIntervalMs / 1000))));
+      phase = 'baseline uws';
+      log(`[${s.name}] baseline: bare uWebSockets.js (${s.kind === 'fanin' ? 'idle fleet' : `closed loop, ${batchEvents}-event batches`})`);
+      uws = await guard(
+        runUwsBaseline({
+          paths,
+          tracker,
+          mode: s.kind === 'fanin' ? 'idle' : 'throughput',
+          agents: s.kind === 'fanin' ? agents : Math.min(agents, 1000),
+          agentsPerProcess: s.agentsPerClientProcess,
+          batchEvents,
+          maxUnacked: s.maxUnackedBatches,
+          warmupSec: 2,
+          seconds: s.kind === 'fanin' ? 5 : 6,
+          seed: s.seed,
+          connectConcurrency: s.connectConcurrency,
+          log,
+        }),
+      );
+      if (s.kind === 'fanin') rsyslog = { skipped: 'not applicable to an idle fleet' };
+      else {
+        phase = 'baseline rsyslog';
+        log(`[${s.name}] baseline: rsyslog imtcp → omfile`);
+        rsyslog = await guard(runRsyslogBaseline({ senderJs: paths.syslogSenderJs, tracker, lines: 1_500_000, conns: 2, seed: s.seed }));
+        if ('skipped' in rsyslog) log(`[${s.name}] rsyslog baseline skipped: ${rsyslog.skipped}`);
+      }
+    }
+    const ratios = {
+      vsUws: 'eventsPerSec' in uws && uws.eventsPerSec > 0 ? round(headline.eventsPerSec / uws.eventsPerSec, 3) : null,
+      vsRsyslog: 'linesPerSec' in rsyslog && rsyslog.linesPerSec > 0 ? round(headline.eventsPerSec / rsyslog.linesPerSec, 3) : null,
+      memoryVsUws: 'memoryPerAgentBytes' in uws && uws.memoryPerAgentBytes > 0 ? round(memoryPerAgentBytes / uws.memoryPerAgentBytes, 2) : null,
+    };
+
+    const alerts = sampleValue(metrics, 'kiseki_engine_alerts_total') ?? 0;
+    const q = (quantile: string): number => round((sampleValue(metrics, 'kiseki_engine_report_latency_seconds', { quantile }) ?? Number.NaN) * 1000, 2);
+    const reportLatencyMs = alerts > 0 && Number.isFinite(q('0.5')) ? { p50: q('0.5'), p99: q('0.99'), p999: q('0.999'), alerts } : null;
+    const rejects = sumByLabel(metrics, 'kiseki_ingest_rejects_total', 'reason');
+    for (const [k, v] of Object.entries(rejects)) if (v === 0) delete rejects[k];
+
+    const result: BenchResult = {
+      scenario: s.name,
+      kind: s.kind,
+      description: s.description,
+      startedAt: startedAt.toISOString(),
+      wallSec: round((performance.now() - t0) / 1000, 1),
+      machine,
+      config: s,
+      agents,
+      clientProcesses: f.processes,
+      eventsPerSec: headline.eventsPerSec,
+      batchesPerSec: headline.batchesPerSec,
+      offeredEventsPerSec: headline.offered,
+      ackLatencyMs: headline.ack,
+      deliveryLatencyMs: headline.delivery,
+      reportLatencyMs,
+      detections: { sent: acked.detectionsSent, acked: acked.detectionsAcked, alerts },
+      server: {
+        cpuCores: window.serverCores,
+        rssMB: window.serverRssMB,
+        rssAnonMB: window.serverRssAnonMB,
+        peakRssMB: memNow ? round(memNow.hwmBytes / 1e6) : 0,
+        memoryPerAgentBytes,
+      },
+      client: { cpuCores: window.clientCores, rssMB: round(clientRss / 1e6), processes: f.processes },
+      connect,
+      rejects,
+      batchesByResult: sumByLabel(metrics, 'kiseki_ingest_batches_total', 'result'),
+      catchUpBatches,
+      clientErrors: acked.errors,
+      countCheck: { ok: countOk, processedAll, batchesAcked: acked.batchesAcked, eventsAcked: acked.eventsAcked, drained: drain.complete, unackedAtEnd: drain.unackedBatches, serverExitCode: exitCode, stored },
+      lostBatches,
+      baselines: { uws, rsyslog },
+      ratios,
+      targets: [],
+      window,
+      ...(steps ? { steps } : {}),
+      ...(throughputCeiling === undefined ? {} : { throughputCeiling }),
+      ...(atSeventy ? { atSeventyPercent: atSeventy } : {}),
+      ...(burst ? { burst } : {}),
+      pool: f.pool,
+      ...(profile ? { profile } : {}),
+      notes,
+    };
+    result.targets = evaluateTargets(result);
+    if (reportLatencyMs) notes.push('report latency is the server Summary over its last 10 minutes, warm-up included');
+    if (s.kind !== 'fanin') notes.push('memoryPerAgentBytes outside fanin includes in-flight batch buffers');
+
+    mkdirSync(outDir, { recursive: true });
+    const file = join(outDir, `${s.name}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    return { result, file };
+  } finally {
+    if (progressTimer) clearInterval(progressTimer);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (fleet) await fleet.close().catch(() => undefined);
+    if (server) await server.stop(10_000).catch(() => undefined);
+    await tracker.stopAll();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function fmtRate(n: number): string {
+  if (n >= 1e6) return `${round(n / 1e6, 2)}M`;
+  if (n >= 1e3) return `${round(n / 1e3, 1)}k`;
+  return `${Math.round(n)}`;
+}
+
+/** The issue's targets that apply to this result's scenario kind, with what was measured. */
+export function evaluateTargets(r: BenchResult): BenchResult['targets'] {
+  const t: BenchResult['targets'] = [];
+  if (r.kind === 'saturate') {
+    t.push({
+      target: 'sustained ingest ≥ 250,000 events/s',
+      measured: `${r.eventsPerSec.toLocaleString('en-US')} events/s with ack p99 ≤ ${r.config.saturate?.ackP99LimitMs ?? 100} ms (throughput ceiling ${(r.throughputCeiling ?? 0).toLocaleString('en-US')})`,
+      met: r.eventsPerSec >= 250_000,
+    });
+    t.push({
+      target: 'ack p99 ≤ 25 ms at 70 % of the sustained maximum',
+      measured: r.atSeventyPercent ? `${r.atSeventyPercent.ackLatencyMs.p99} ms at ${r.atSeventyPercent.eventsPerSec.toLocaleString('en-US')} events/s` : 'no 70 % step',
+      met: r.atSeventyPercent ? r.atSeventyPercent.ackLatencyMs.p99 <= 25 : null,
+    });
+    t.push({ target: '≥ 0.5 × rsyslog lines/s', measured: r.ratios.vsRsyslog === null ? 'rsyslog not measured' : `${r.ratios.vsRsyslog} ×`, met: r.ratios.vsRsyslog === null ? null : r.ratios.vsRsyslog >= 0.5 });
+  }
+  if (r.reportLatencyMs) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)`, met: r.reportLatencyMs.p99 <= 50 });
+  if (r.kind === 'fanin') {
+    t.push({ target: '≥ 19,000 concurrent agents in one server process', measured: `${r.connect.welcomed.toLocaleString('en-US')}`, met: r.connect.welcomed >= 19_000 });
+    t.push({ target: '≤ 2 KB user-space memory per idle agent', measured: `${r.server.memoryPerAgentBytes.toLocaleString('en-US')} B`, met: r.server.memoryPerAgentBytes <= 2048 });
+  }
+  if (r.kind === 'burst' && r.burst) t.push({ target: '≥ 1,000 reconnects/s', measured: `${r.burst.reconnect.perSec.toLocaleString('en-US')}/s`, met: r.burst.reconnect.perSec >= 1000 });
+  t.push({ target: 'every acked batch stored', measured: `${r.lostBatches} lost`, met: r.countCheck.ok });
+  return t;
+}

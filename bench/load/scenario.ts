@@ -1,0 +1,135 @@
+/**
+ * Declarative load scenarios (bench/load/scenarios/NAME.json): how many
+ * agents, how fast each produces events, the event mix, the detection rate,
+ * how long to warm up and measure, the seed, and what the scenario's kind
+ * does on top of steady load (an outage for `burst`, a rising rate for
+ * `saturate`, idle agents for `fanin`). One strict schema validates every
+ * file, so a typo in a scenario is an error, not a silently ignored knob.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { z } from 'zod';
+
+const positive = z.number().positive();
+const nonNegative = z.number().min(0);
+
+export const scenarioSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
+    description: z.string().min(1),
+    /**
+     * `steady`: constant open-loop load; `fanin`: as many mostly idle agents as the fd limit allows;
+     * `burst`: steady load, a network outage, then every agent reconnects and flushes its backlog;
+     * `saturate`: open-loop steps of rising rate until ack p99 passes the limit, then a step at 70 % of the maximum.
+     */
+    kind: z.enum(['steady', 'fanin', 'burst', 'saturate']),
+    /** Concurrent agents; `fanin` clamps it to what the per-process fd limit allows. */
+    agents: z.number().int().min(1).max(200_000),
+    /** Events each agent produces per second (fractions accumulate across batches). */
+    eventsPerAgentPerSec: nonNegative,
+    /** Interval between an agent's batches, ms (the policy's batchIntervalMs). */
+    batchIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+    /** Largest batch, events (the policy's maxBatchEvents caps it too). */
+    maxBatchEvents: z.number().int().min(1).max(100_000).default(5000),
+    /**
+     * Share of each event-kind family in the pool (keys: proc, file, reg, net, logon, logoff, usb, …, the part of
+     * the kind before the first dot). Absent: the trail generator's natural mix.
+     */
+    eventMix: z.record(z.string().regex(/^[a-z]+$/), positive).optional(),
+    /** Probability per event that the event is part of a detection chain ending in `av.detect`. */
+    detectionRate: z.number().min(0).max(0.1),
+    /**
+     * Measured time, seconds (after warm-up). `fanin`: how long the connected fleet is held before memory is read;
+     * `burst`: the time measured after the reconnect storm; `saturate`: the step at 70 % of the maximum.
+     */
+    durationSec: positive.max(3600),
+    /** Load before measuring starts, seconds. */
+    warmupSec: nonNegative.max(600).default(3),
+    seed: z.number().int().default(1),
+    /** Batches in flight per connection (the server's maxUnackedBatches wins if smaller). */
+    maxUnackedBatches: z.number().int().min(1).max(1024).default(8),
+    /** Batches an agent may hold unacked (sent or buffered) before it pauses generation. */
+    maxBufferedBatches: z.number().int().min(1).default(600),
+    /** Client processes; default: enough to keep each under `agentsPerClientProcess`. */
+    clientProcesses: z.number().int().min(1).max(32).optional(),
+    /** Most agents one client process holds (each is one socket; the fd limit is per process). */
+    agentsPerClientProcess: z.number().int().min(1).max(19_000).default(9000),
+    /** Handshakes in progress at once per client process. */
+    connectConcurrency: z.number().int().min(1).max(10_000).default(256),
+    /** Send an inventory frame after enrollment, as a real agent does. */
+    inventoryOnEnroll: z.boolean().default(true),
+    /** Heartbeat interval override, ms; default: the server's policy (30 s). */
+    hbIntervalMs: z.number().int().min(1000).optional(),
+    /** Extra flags for `kiseki start` (e.g. ["--shards", "1"]). */
+    serverArgs: z.array(z.string()).default([]),
+    burst: z
+      .object({
+        /** How long every agent is cut off while it keeps generating, seconds (durationSec is measured after the reconnect). */
+        outageSec: positive.max(600),
+      })
+      .strict()
+      .optional(),
+    saturate: z
+      .object({
+        startEventsPerAgentPerSec: positive,
+        /** Rate multiplier between steps. */
+        factor: z.number().min(1.05).max(4).default(1.3),
+        maxSteps: z.number().int().min(1).max(40).default(12),
+        settleSec: nonNegative.max(60).default(2),
+        stepSec: positive.max(120).default(5),
+        /** A step whose ack p99 passes this ends the ramp. */
+        ackP99LimitMs: positive.default(100),
+        /** A step that acks less than this share of what was offered ends the ramp. */
+        minAchievedRatio: z.number().min(0.5).max(1).default(0.95),
+      })
+      .strict()
+      .optional(),
+    fanin: z
+      .object({
+        /** fds left for the server's own files, pipes and workers when clamping `agents`. */
+        fdReserve: z.number().int().min(50).max(5000).default(400),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.kind === 'burst' && s.burst === undefined) ctx.addIssue({ code: 'custom', message: 'kind burst needs a burst section', path: ['burst'] });
+    if (s.kind === 'saturate' && s.saturate === undefined) ctx.addIssue({ code: 'custom', message: 'kind saturate needs a saturate section', path: ['saturate'] });
+  });
+
+/** A validated scenario with defaults filled in. */
+export type Scenario = z.infer<typeof scenarioSchema>;
+
+/** Parses and validates a scenario object; throws an Error naming the first bad field. */
+export function parseScenario(raw: unknown, source = 'scenario'): Scenario {
+  const r = scenarioSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`${source}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  }
+  return r.data;
+}
+
+/** Names of the scenario files in `dir` (without `.json`), sorted. */
+export function listScenarios(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => basename(f, '.json'))
+    .sort();
+}
+
+/**
+ * Loads a scenario by name from `dir`, or from a path ending in `.json`.
+ * @throws Error when the file is missing or invalid.
+ */
+export function loadScenario(nameOrPath: string, dir: string): Scenario {
+  const path = nameOrPath.endsWith('.json') ? nameOrPath : join(dir, `${nameOrPath}.json`);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new Error(`unknown scenario ${JSON.stringify(nameOrPath)}; known: ${listScenarios(dir).join(', ')}`);
+  }
+  return parseScenario(JSON.parse(text) as unknown, path);
+}
