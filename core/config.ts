@@ -116,7 +116,7 @@ export const DEFAULTS: Config = {
     shards: Math.max(1, availableParallelism() - 1),
     maxQueuedBatchesPerShard: 512,
     flushIntervalMs: 100,
-    stateSnapshotIntervalMs: 10_000,
+    stateSnapshotIntervalMs: 30_000,
     revisionWindowMs: 10 * 60 * 1000,
     maxDevicesInMemory: 20_000,
   },

@@ -12,7 +12,7 @@
  * the device and the detection's seq, so a replay produces the same ids.
  */
 import { createHash } from 'node:crypto';
-import { Unpackr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import { COMMAND_EXPIRY_MS, type AlertRecord, type CommandRequest, type ExceptionEntry, type QuickReport, type TrailEvent, type VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
@@ -64,6 +64,8 @@ interface DeviceEntry {
 type Write = { db: 'alerts'; key: string; value: AlertRecord } | { db: 'other'; put: (store: HotStore) => void };
 
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
+/** Snapshots use msgpackr records: process and file entries share a shape, so keys are written once. */
+const snapshotPackr = new Packr({ useRecords: true, mapsAsObjects: true });
 const BATCH_CACHE = 64;
 
 export function alertIdFor(tmid: string, seq: number): string {
@@ -85,6 +87,8 @@ export class Correlator {
   private readonly evicted = new Map<string, DeviceSnapshot>();
   private readonly batchCache = new Map<number, readonly TrailEvent[]>();
   private writes: Write[] = [];
+  /** Snapshots captured by a flush and not yet committed: a device reloaded meanwhile must see them. */
+  private snapshotsInFlight: Map<string, DeviceSnapshot> | undefined;
   /** Alerts changed since the last flush: later reads must see them before LMDB does. */
   private readonly pendingAlerts = new Map<string, AlertRecord>();
   private readonly pendingDedup = new Map<string, { alertId: string; at: number }>();
@@ -118,7 +122,7 @@ export class Correlator {
     }
     const device = this.store.devices.get(tmid);
     if (device === undefined) return undefined;
-    const snapshot = this.evicted.get(tmid) ?? (this.store.deviceState.get(tmid) as DeviceSnapshot | undefined);
+    const snapshot = this.evicted.get(tmid) ?? this.snapshotsInFlight?.get(tmid) ?? this.storedSnapshot(tmid);
     this.evicted.delete(tmid);
     e = { state: new DeviceState(this.limits, snapshot), dirty: false, supportId: device.supportId, computer: device.computer, open: [] };
     for (const a of this.openAlertsFromStore(tmid)) e.open.push(a);
@@ -155,6 +159,11 @@ export class Correlator {
       });
     }
     return out;
+  }
+
+  private storedSnapshot(tmid: string): DeviceSnapshot | undefined {
+    const bytes = this.store.deviceState.get(tmid);
+    return bytes === undefined ? undefined : (unpackr.unpack(bytes) as DeviceSnapshot);
   }
 
   private readBatch = (lsn: number): readonly TrailEvent[] | undefined => {
@@ -426,6 +435,7 @@ export class Correlator {
         e.dirty = false;
       }
     }
+    this.snapshotsInFlight = snapshots;
     const unit: FlushUnit = {
       writes: this.writes,
       snapshots,
@@ -437,17 +447,42 @@ export class Correlator {
     return unit;
   }
 
-  /** Runs inside the flush transaction. */
+  /** Runs inside the flush transaction: the small writes (alerts, reports, commands...). */
   write(unit: FlushUnit): void {
     for (const w of unit.writes) {
       if (w.db === 'alerts') this.store.alerts.putSync(w.key, w.value);
       else w.put(this.store);
     }
-    for (const [tmid, snap] of unit.snapshots) this.store.deviceState.putSync(tmid, snap);
+  }
+
+  /**
+   * Writes the unit's device snapshots, encoded before each transaction and
+   * in transactions of about `chunkBytes`, so LMDB's single write lock (shared
+   * with ingest's commits) is never held for long.
+   */
+  async writeSnapshots(unit: FlushUnit, chunkBytes = 1024 * 1024): Promise<void> {
+    let chunk: [string, Buffer][] = [];
+    let size = 0;
+    const commit = async () => {
+      const entries = chunk;
+      chunk = [];
+      size = 0;
+      await this.store.deviceState.transaction(() => {
+        for (const [tmid, bytes] of entries) this.store.deviceState.putSync(tmid, bytes);
+      });
+    };
+    for (const [tmid, snap] of unit.snapshots) {
+      const bytes = snapshotPackr.pack(snap);
+      chunk.push([tmid, bytes]);
+      size += bytes.length;
+      if (size >= chunkBytes) await commit();
+    }
+    if (chunk.length > 0) await commit();
   }
 
   /** After the transaction committed: drop the overlays LMDB now answers for, unless changed since. */
   release(unit: FlushUnit): void {
+    if (this.snapshotsInFlight === unit.snapshots) this.snapshotsInFlight = undefined;
     for (const [k, v] of unit.alerts) if (this.pendingAlerts.get(k) === v) this.pendingAlerts.delete(k);
     for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
     for (const [k, v] of unit.exceptions) if (this.pendingExceptions.get(k) === v) this.pendingExceptions.delete(k);

@@ -41,9 +41,7 @@ describe('shard core', () => {
     const bytes = encode([{ k: 'proc.start' }, { k: 'proc.start' }, { k: 'net.dns' }, { nok: 1 }, 7, { k: 'x'.repeat(65) }]);
     core.processBatch(1, 'DEV-A', bytes);
     await core.flush();
-    expect(store.kindCounts.get(['DEV-A', 'proc.start'])).toBe(2);
-    expect(store.kindCounts.get(['DEV-A', 'net.dns'])).toBe(1);
-    expect(store.kindCounts.get(['DEV-A', INVALID_KIND])).toBe(3);
+    expect(store.kindCounts.get('DEV-A')).toEqual({ 'proc.start': 2, 'net.dns': 1, [INVALID_KIND]: 3 });
     expect(core.stats.invalidEvents).toBe(3);
   });
 

@@ -8,7 +8,8 @@
  * - `checkpoint`: counts and alerts include every batch up to here;
  * - `stateCheckpoint` (older): device state snapshots include every batch up
  *   to here. Snapshots are large, so they are written every
- *   `stateSnapshotIntervalMs` rather than on every flush.
+ *   `stateSnapshotIntervalMs` rather than on every flush, encoded outside
+ *   LMDB's write lock and committed in short transactions of their own.
  * Recovery replays the log from the state checkpoint: batches up to the
  * checkpoint only rebuild state, later ones are processed in full. A crash at
  * any moment therefore neither loses nor duplicates anything.
@@ -62,7 +63,7 @@ export class ShardCore {
   constructor(options: ShardCoreOptions) {
     this.store = options.store;
     this.correlator = options.correlator;
-    this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 10_000;
+    this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 30_000;
     this.now = options.now ?? Date.now;
     this.lastSnapshotAt = this.now();
     for (let v = 0; v < VIRTUAL_SHARDS; v++) this.owned.push(workerOfVirtualShard(v, options.workers) === options.index);
@@ -162,6 +163,16 @@ export class ShardCore {
     return this.correlator?.hasPendingWrites() ?? false;
   }
 
+  /** Inside a write transaction: state checkpoints of the owned virtual shards up to `lsn`. */
+  private advanceStateCheckpoints(lsn: number): void {
+    for (let v = 0; v < VIRTUAL_SHARDS; v++) {
+      if (this.owned[v] && (this.stateCheckpointOf.get(v) ?? 0) < lsn) {
+        this.store.stateCheckpoints.putSync(v, lsn);
+        this.stateCheckpointOf.set(v, lsn);
+      }
+    }
+  }
+
   /**
    * Persists count deltas, correlation writes and the checkpoints of all owned
    * virtual shards in one transaction; device snapshots and the state
@@ -179,24 +190,25 @@ export class ShardCore {
     const { kindCounts, checkpoints, stateCheckpoints } = this.store;
     await this.store.checkpoints.transaction(() => {
       for (const [tmid, kinds] of counts) {
-        for (const [kind, delta] of kinds) {
-          const key: [string, string] = [tmid, kind];
-          kindCounts.putSync(key, (kindCounts.get(key) ?? 0) + delta);
-        }
+        const totals = { ...kindCounts.get(tmid) };
+        for (const [kind, delta] of kinds) totals[kind] = (totals[kind] ?? 0) + delta;
+        kindCounts.putSync(tmid, totals);
       }
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
-        if (!this.owned[v]) continue;
-        if ((this.checkpointOf.get(v) ?? 0) < lsn) {
+        if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {
           checkpoints.putSync(v, lsn);
           this.checkpointOf.set(v, lsn);
         }
-        if (snapshotAll && (this.stateCheckpointOf.get(v) ?? 0) < lsn) {
-          stateCheckpoints.putSync(v, lsn);
-          this.stateCheckpointOf.set(v, lsn);
-        }
       }
+      // Without correlation there is no state to snapshot: the state checkpoint moves with the checkpoint.
+      if (this.correlator === undefined) this.advanceStateCheckpoints(lsn);
     });
+    // Snapshots go in short transactions of their own, then the state checkpoint that they make safe.
+    if (unit !== undefined && unit.snapshots.size > 0) await this.correlator!.writeSnapshots(unit);
+    if (this.correlator !== undefined && snapshotAll) {
+      await stateCheckpoints.transaction(() => this.advanceStateCheckpoints(lsn));
+    }
     await this.store.flushed();
     if (unit !== undefined) this.correlator!.release(unit);
   }

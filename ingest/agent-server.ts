@@ -38,7 +38,13 @@ type SessionState = 'awaiting_hello' | 'authenticating' | 'ready' | 'closed';
 interface Session {
   state: SessionState;
   openedAt: number;
-  device: DeviceRecord | undefined;
+  /** Only what frames need: the full record stays in LMDB, not in every idle session. */
+  device: SessionDevice | undefined;
+}
+
+interface SessionDevice {
+  tmid: string;
+  supportId: string;
 }
 
 export interface AgentServerOptions {
@@ -155,7 +161,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     const session = ws.getUserData();
     if (session.state === 'closed') return;
     session.state = 'ready';
-    session.device = device;
+    session.device = { tmid: device.tmid, supportId: device.supportId };
     const trail = store.trails.get(device.tmid);
     const last = trail?.ranges[trail.ranges.length - 1];
     send(ws, {
@@ -186,7 +192,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
   }
 
-  function applyCommandResult(device: DeviceRecord, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
+  function applyCommandResult(device: SessionDevice, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
     const now = clock.now();
     void updateCommand(store, command.id, { state: status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) }).then(() =>
       appendAudit(store, {

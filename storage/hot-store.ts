@@ -10,7 +10,7 @@
  *   batchIds       batch id (32 hex)              -> [lsn, tmid]
  *   trails         tmid                           -> TrailState (seq ranges, counters)
  *   checkpoints    virtual shard (0..255)         -> last lsn processed
- *   kindCounts     [tmid, kind]                   -> events of that kind
+ *   kindCounts     tmid                           -> { kind: events }
  * The log keys are one increasing number, so appends land at the end of the
  * B-tree and a shard's replay is one forward range scan.
  */
@@ -121,10 +121,11 @@ export interface HotStore {
   readonly batchIds: Database<[number, string], string>;
   readonly trails: Database<TrailState, string>;
   readonly checkpoints: Database<number, number>;
-  readonly kindCounts: Database<number, [string, string]>;
+  /** Events per kind of a device, as counted by its shard: one record per device, one write per flush. */
+  readonly kindCounts: Database<Record<string, number>, string>;
   readonly stateCheckpoints: Database<number, number>;
-  /** Shard state snapshots per device (engine/device-state.ts DeviceSnapshot). */
-  readonly deviceState: Database<unknown, string>;
+  /** Shard state snapshots per device, MessagePack encoded by the engine before its write transaction. */
+  readonly deviceState: Database<Buffer, string>;
   readonly alerts: Database<AlertRecord, string>;
   /** [supportId, createdAt, alertId] for listing a tenant's alerts in time order. */
   readonly tenantAlerts: Database<string, [string, number, string]>;
@@ -189,9 +190,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   const batchIds = root.openDB<[number, string], string>('batch-ids', {});
   const trails = root.openDB<TrailState, string>('trails', {});
   const checkpoints = root.openDB<number, number>('checkpoints', {});
-  const kindCounts = root.openDB<number, [string, string]>('kind-counts', {});
+  const kindCounts = root.openDB<Record<string, number>, string>('kind-counts', {});
   const stateCheckpoints = root.openDB<number, number>('state-checkpoints', {});
-  const deviceState = root.openDB<unknown, string>('device-state', {});
+  const deviceState = root.openDB<Buffer, string>('device-state', { encoding: 'binary' });
   const alerts = root.openDB<AlertRecord, string>('alerts', {});
   const tenantAlerts = root.openDB<string, [string, number, string]>('tenant-alerts', {});
   const deviceAlerts = root.openDB<string, [string, number, string]>('device-alerts', {});

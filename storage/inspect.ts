@@ -44,10 +44,11 @@ export function inspectStore(store: HotStore): InspectReport {
   }
   const eventsByKind: Record<string, number> = {};
   let eventsProcessed = 0;
-  for (const { key, value } of store.kindCounts.getRange()) {
-    const kind = key[1];
-    eventsByKind[kind] = (eventsByKind[kind] ?? 0) + value;
-    eventsProcessed += value;
+  for (const { value } of store.kindCounts.getRange()) {
+    for (const [kind, n] of Object.entries(value)) {
+      eventsByKind[kind] = (eventsByKind[kind] ?? 0) + n;
+      eventsProcessed += n;
+    }
   }
   let minCheckpoint = Number.POSITIVE_INFINITY;
   for (const { value } of store.checkpoints.getRange()) if (value < minCheckpoint) minCheckpoint = value;
