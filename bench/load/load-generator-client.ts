@@ -37,7 +37,7 @@ import {
   type BatchSpec,
   type FrameReader,
 } from './load-generator-frames.js';
-import type { ClientConfig, ClientCounters, ClientMessage, ClientReport, ParentMessage } from './load-generator-messages.js';
+import { emptyCounters, type ClientConfig, type ClientCounters, type ClientMessage, type ClientReport, type ParentMessage } from './load-generator-messages.js';
 
 const TICK_MS = 5;
 const REPORT_INTERVAL_MS = 1000;
@@ -115,31 +115,7 @@ let hbFrame: Buffer;
 let inventoryFrame: Buffer;
 const runPrefix = randomBytes(4).toString('hex');
 
-const counters: ClientCounters = {
-  connected: 0,
-  welcomes: 0,
-  enrolled: 0,
-  connectFailures: 0,
-  reconnects: 0,
-  batchesGenerated: 0,
-  eventsGenerated: 0,
-  batchesSent: 0,
-  eventsSent: 0,
-  batchesResent: 0,
-  batchesAcked: 0,
-  eventsAcked: 0,
-  duplicateAcks: 0,
-  detectionsSent: 0,
-  detectionsAcked: 0,
-  generationPaused: 0,
-  unackedBatches: 0,
-  unackedEvents: 0,
-  heartbeatsSent: 0,
-  heartbeatsAnswered: 0,
-  framesSentBytes: 0,
-  dropped: 0,
-  errors: {},
-};
+const counters: ClientCounters = emptyCounters();
 const ackHist = createLatencyHistogram();
 const deliveryHist = createLatencyHistogram();
 

@@ -128,3 +128,32 @@ export type ClientMessage =
   | ReconnectReport
   | { type: 'drained'; clientIndex: number; complete: boolean; unackedBatches: number }
   | { type: 'failed'; clientIndex: number; message: string };
+
+/** An empty set of counters. */
+export function emptyCounters(): ClientCounters {
+  return {
+    connected: 0,
+    welcomes: 0,
+    enrolled: 0,
+    connectFailures: 0,
+    reconnects: 0,
+    batchesGenerated: 0,
+    eventsGenerated: 0,
+    batchesSent: 0,
+    eventsSent: 0,
+    batchesResent: 0,
+    batchesAcked: 0,
+    eventsAcked: 0,
+    duplicateAcks: 0,
+    detectionsSent: 0,
+    detectionsAcked: 0,
+    generationPaused: 0,
+    unackedBatches: 0,
+    unackedEvents: 0,
+    heartbeatsSent: 0,
+    heartbeatsAnswered: 0,
+    framesSentBytes: 0,
+    dropped: 0,
+    errors: {},
+  };
+}

@@ -13,7 +13,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { createLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
-import type { ClientConfig, ClientCounters, ClientMessage, ClientReport, ParentMessage, ReconnectReport } from './load-generator-messages.js';
+import { emptyCounters, type ClientConfig, type ClientCounters, type ClientMessage, type ClientReport, type ParentMessage, type ReconnectReport } from './load-generator-messages.js';
 
 /** What the fleet is asked to do; per-process settings are derived from it. */
 export interface FleetOptions extends Omit<ClientConfig, 'clientIndex' | 'agentFrom' | 'agentCount' | 'localAddress'> {
@@ -76,34 +76,6 @@ export interface Fleet {
   readonly failed: Promise<never>;
 }
 
-/** An empty set of counters. */
-export function emptyCounters(): ClientCounters {
-  return {
-    connected: 0,
-    welcomes: 0,
-    enrolled: 0,
-    connectFailures: 0,
-    reconnects: 0,
-    batchesGenerated: 0,
-    eventsGenerated: 0,
-    batchesSent: 0,
-    eventsSent: 0,
-    batchesResent: 0,
-    batchesAcked: 0,
-    eventsAcked: 0,
-    duplicateAcks: 0,
-    detectionsSent: 0,
-    detectionsAcked: 0,
-    generationPaused: 0,
-    unackedBatches: 0,
-    unackedEvents: 0,
-    heartbeatsSent: 0,
-    heartbeatsAnswered: 0,
-    framesSentBytes: 0,
-    dropped: 0,
-    errors: {},
-  };
-}
 
 /** Adds `b` into `a` (numbers summed, errors merged). */
 export function addCounters(a: ClientCounters, b: ClientCounters): ClientCounters {
