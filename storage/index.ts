@@ -24,3 +24,5 @@ export {
 export type { Role, UserRecord, SessionRecord, AuditRecord, LoginResult } from './identity.js';
 export { queueCommand, readCommand, deviceCommands, updateCommand, pendingCommands, newCommandId } from './commands.js';
 export type { CommandRecord, CommandKind, CommandState } from './commands.js';
+export { lsnReceivedAtOrAfter, lsnSafeToDrop, dropRawBatches } from './retention.js';
+export type { DropResult } from './retention.js';

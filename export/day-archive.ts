@@ -1,0 +1,191 @@
+/**
+ * Day close for one tenant (SPEC §5, §6): every raw batch the tenant's devices
+ * sent that the server received in the collection day's window becomes
+ *
+ *   - one inner zip `<TMID>_<send15>-<id32>.zip` (holding `<send15>.log`) in the
+ *     daily archive `YYYY-MM-DD.zip`, under `YYYY-MM-DD/<computer>/`;
+ *   - its events' rows in `YYYY-MM-DD.parquet`;
+ *
+ * and a manifest records devices, counts, seq ranges and gaps, and the
+ * archives' SHA-256. A day without logs produces no file at all.
+ *
+ * One pass over the batches feeds both writers, which stream to disk: memory
+ * holds one batch, one Parquet row group and the zip's central directory (which
+ * spills to disk past 16 MiB). Runs on an export worker thread (export-pool.ts).
+ */
+import { mkdirSync } from 'node:fs';
+import { basename } from 'node:path';
+import { seqGaps, addSeqRange, type HotStore } from '../storage/index.js';
+import { dayWindow } from './collection-day.js';
+import { batchInWindow, decodeEvents, deviceLsns, innerZipOf, lsnWindow, tenantDevices } from './hot-source.js';
+import { coldDayPaths, removeStaleTemporaries, writeFileAtomic, type DayManifest, type ManifestDevice } from './layout.js';
+import { ParquetDayWriter, type ParquetCompression } from './parquet-writer.js';
+import { ZipFileWriter } from './zip-writer.js';
+
+/** Progress of a running export, reported every few dozen batches. */
+export interface ExportProgress {
+  /** What is being done, e.g. "2026-01-05" or "copying". */
+  phase: string;
+  /** Units done and expected (batches for a day close, inner zips for a log spot). */
+  done: number;
+  total: number;
+  /** Archive bytes written so far. */
+  bytes: number;
+}
+
+export interface DayArchiveOptions {
+  dataDir: string;
+  supportId: string;
+  day: string;
+  /** Deflate level of the `.log` inside each inner zip (1-9). */
+  deflateLevel: number;
+  parquetRowGroupRows: number;
+  parquetCompression: ParquetCompression;
+  /** Creation time written in the manifest (ms). */
+  now: number;
+  onProgress?: (p: ExportProgress) => void;
+  signal?: AbortSignal;
+}
+
+export type DayArchiveResult =
+  | { status: 'archived'; supportId: string; day: string; manifest: DayManifest }
+  | { status: 'empty'; supportId: string; day: string };
+
+/** Batches between yields (drain the Parquet writer, renew the LMDB read transaction, report progress). */
+const YIELD_EVERY = 64;
+
+function abortError(): Error {
+  const err = new Error('The export was cancelled.');
+  err.name = 'AbortError';
+  return err;
+}
+
+interface DeviceAcc {
+  tmid: string;
+  computer: string;
+  folder: string;
+  batches: number;
+  events: number;
+  ranges: [number, number][];
+}
+
+/**
+ * Builds the cold archives of `supportId`'s collection day `day` from the hot
+ * store, replacing any earlier ones atomically. The caller makes sure the day's
+ * window has closed.
+ */
+export async function buildDayArchive(store: HotStore, options: DayArchiveOptions): Promise<DayArchiveResult> {
+  const { dataDir, supportId, day } = options;
+  const { fromMs, toMs } = dayWindow(day);
+  const paths = coldDayPaths(dataDir, supportId, day);
+  const window = lsnWindow(store, fromMs, toMs);
+  const plan = tenantDevices(store, supportId)
+    .map((device) => ({ device, lsns: deviceLsns(store, device.tmid, window) }))
+    .filter((p) => p.lsns.length > 0);
+  const total = plan.reduce((n, p) => n + p.lsns.length, 0);
+
+  let zip: ZipFileWriter | undefined;
+  let parquet: ParquetDayWriter | undefined;
+  const devices: DeviceAcc[] = [];
+  const eventsByKind: Record<string, number> = {};
+  let batches = 0;
+  let events = 0;
+  let seen = 0;
+  const folders = new Set<string>();
+  try {
+    for (const { device, lsns } of plan) {
+      let acc: DeviceAcc | undefined;
+      for (const lsn of lsns) {
+        seen++;
+        if (seen % YIELD_EVERY === 0) {
+          if (options.signal?.aborted) throw abortError();
+          await parquet?.drain();
+          store.batches.resetReadTxn();
+          options.onProgress?.({ phase: day, done: seen, total, bytes: zip?.bytesWritten ?? 0 });
+        }
+        const batch = batchInWindow(store, lsn, fromMs, toMs);
+        if (batch === undefined) continue;
+        if (zip === undefined) {
+          mkdirSync(paths.dir, { recursive: true });
+          removeStaleTemporaries(paths.dir);
+          zip = new ZipFileWriter(paths.zip);
+          parquet = new ParquetDayWriter(paths.parquet, {
+            rowGroupRows: options.parquetRowGroupRows,
+            compression: options.parquetCompression,
+            metadata: { 'kiseki.supportId': supportId, 'kiseki.day': day },
+          });
+          zip.addDirectory(`${day}/`, fromMs);
+        }
+        if (!folders.has(device.folder)) {
+          folders.add(device.folder);
+          zip.addDirectory(`${day}/${device.folder}/`, fromMs);
+        }
+        if (acc === undefined) {
+          acc = { tmid: device.tmid, computer: device.computer, folder: device.folder, batches: 0, events: 0, ranges: [] };
+          devices.push(acc);
+        }
+        const decoded = decodeEvents(batch.z);
+        const inner = innerZipOf(batch, decoded, options.deflateLevel);
+        zip.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
+        parquet!.append({ tmid: batch.tmid, computer: device.computer, batchId: batch.id, sentAt: batch.sentAt, recvAt: batch.recvAt }, decoded);
+        for (const e of decoded) {
+          const k = typeof e === 'object' && e !== null && typeof (e as { k?: unknown }).k === 'string' ? (e as { k: string }).k : '_invalid';
+          eventsByKind[k] = (eventsByKind[k] ?? 0) + 1;
+        }
+        acc.batches++;
+        acc.events += decoded.length;
+        if (batch.n > 0 && batch.last >= batch.first) acc.ranges = addSeqRange(acc.ranges, batch.first, batch.last);
+        batches++;
+        events += decoded.length;
+      }
+    }
+    if (zip === undefined || parquet === undefined) return { status: 'empty', supportId, day };
+    const zipResult = zip.finish();
+    const parquetResult = await parquet.finish();
+    const manifest: DayManifest = {
+      format: 'kiseki.cold-day.v1',
+      supportId,
+      day,
+      window: { fromMs, toMs, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() },
+      createdAt: options.now,
+      batches,
+      events,
+      eventsByKind,
+      devices: devices.map((d) => manifestDevice(store, d)),
+      zip: {
+        file: basename(paths.zip),
+        bytes: zipResult.bytes,
+        sha256: zipResult.sha256,
+        entries: zipResult.entries,
+        zip64: zipResult.zip64,
+        deflateLevel: options.deflateLevel,
+        lineEnding: 'CRLF',
+      },
+      parquet: {
+        file: basename(paths.parquet),
+        bytes: parquetResult.bytes,
+        sha256: parquetResult.sha256,
+        rows: parquetResult.rows,
+        rowGroupRows: parquetResult.rowGroupRows,
+        compression: options.parquetCompression,
+      },
+    };
+    writeFileAtomic(paths.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+    options.onProgress?.({ phase: day, done: total, total, bytes: zipResult.bytes });
+    return { status: 'archived', supportId, day, manifest };
+  } catch (err) {
+    zip?.abort();
+    parquet?.abort();
+    throw err;
+  }
+}
+
+function manifestDevice(store: HotStore, d: DeviceAcc): ManifestDevice {
+  const firstSeq = d.ranges[0]?.[0] ?? 0;
+  const lastSeq = d.ranges[d.ranges.length - 1]?.[1] ?? 0;
+  const gaps: [number, number][] = [];
+  for (let i = 1; i < d.ranges.length; i++) gaps.push([d.ranges[i - 1]![1] + 1, d.ranges[i]![0] - 1]);
+  const trail = store.trails.get(d.tmid);
+  const trailGapsBefore = trail === undefined ? [] : seqGaps(trail.ranges).filter(([from]) => from <= lastSeq).map(([from, to]): [number, number] => [from, Math.min(to, lastSeq)]);
+  return { tmid: d.tmid, computer: d.computer, folder: d.folder, batches: d.batches, events: d.events, firstSeq, lastSeq, ranges: d.ranges, gaps, trailGapsBefore };
+}

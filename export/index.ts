@@ -1,0 +1,24 @@
+/** Public surface of export/: day close, cold archives, log-spot jobs, expiry, the `kiseki export` command and the scheduler. */
+export { runExportCommand, EXPORT_USAGE } from './cli.js';
+export type { ExportCommandIo } from './cli.js';
+export { createExportScheduler } from './scheduler.js';
+export type { ExportScheduler, ExportSchedulerOptions } from './scheduler.js';
+export { exportConfig, EXPORT_DEFAULTS } from './config.js';
+export type { ExportConfig } from './config.js';
+export { createExportRunner, exportWorkerUrl } from './export-pool.js';
+export type { ExportRunner, ExportRunnerOptions } from './export-pool.js';
+export type { ExportTask, CloseDayTask, Spot30Task, Spot1yTask } from './export-tasks.js';
+export { closeFinishedDays, closeOneDay, applyRetention, withColdLock, lastClosableDay, isDayClosable } from './day-closer.js';
+export type { ClosedDay, RetentionReport, CloseDaysOptions } from './day-closer.js';
+export { buildDayArchive } from './day-archive.js';
+export type { DayArchiveResult, ExportProgress } from './day-archive.js';
+export { buildSpot30, buildSpot1y, spot30Problem, SPOT30_MAX_DAYS } from './spot-jobs.js';
+export type { SpotResult } from './spot-jobs.js';
+export { startSpotJob } from './spot-runner.js';
+export type { SpotRequest, StartSpotJobOptions } from './spot-runner.js';
+export { listJobs, readJob, writeJob, newJobId, jobDir, jobFilesDir, jobFilePath, expireJobs, offerDailyDownload, dailyJobId, deliveryDate } from './jobs.js';
+export type { ExportJob, ExportJobFile, ExportKind, ExportStatus } from './jobs.js';
+export { coldDayPaths, coldTenantDir, exportsRoot, readManifest, readLedger, archivedDays, safeFolderName } from './layout.js';
+export type { DayManifest, ManifestDevice, TenantLedger } from './layout.js';
+export { collectionDayOf, dayWindow, send15, jstDateOf, isValidDay } from './collection-day.js';
+export { BATCH_COLUMNS, EVENT_COLUMNS, EXTRA_COLUMN, PARQUET_SCHEMA_VERSION } from './parquet-writer.js';

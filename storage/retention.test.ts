@@ -1,0 +1,90 @@
+import { encode } from '@msgpack/msgpack';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
+import { openHotStore, type HotStore } from './hot-store.js';
+import { dropRawBatches, lsnReceivedAtOrAfter, lsnSafeToDrop } from './retention.js';
+
+interface TestStore {
+  dir: string;
+  store: HotStore;
+  nextLsn: number;
+  close(): Promise<void>;
+}
+
+function openTestStore(prefix: string): TestStore {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  return {
+    dir,
+    store,
+    nextLsn: 1,
+    async close() {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function simpleEvents(seq: number, n: number): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => ({ ts: 0, k: 'proc.end', seq: seq + i }));
+}
+
+/** Commits one batch for `tmid` at the next lsn. */
+async function addBatch(t: TestStore, tmid: string, events: Record<string, unknown>[], times: { recvAt: number }): Promise<void> {
+  const lsn = t.nextLsn++;
+  const first = events[0]!.seq as number;
+  await t.store.commitBatches(
+    [{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: times.recvAt, recvAt: times.recvAt, first, last: first + events.length - 1, n: events.length, z: compress(encode(events)) } }],
+    new Map(),
+  );
+}
+
+describe('hot-store retention helpers', () => {
+  let t: TestStore;
+  beforeEach(() => {
+    t = openTestStore('kiseki-retention-');
+  });
+  afterEach(async () => t.close());
+
+  it('finds the first batch received at or after a time, across holes in the log', async () => {
+    expect(lsnReceivedAtOrAfter(t.store, 0)).toBe(1);
+    // lsn 1..20 received at 1000, 2000, …; devices A and B interleaved.
+    for (let i = 1; i <= 20; i++) await addBatch(t, i % 2 === 0 ? 'A' : 'B', simpleEvents(i, 1), { recvAt: i * 1000 });
+    expect(lsnReceivedAtOrAfter(t.store, 0)).toBe(1);
+    expect(lsnReceivedAtOrAfter(t.store, 7000)).toBe(7);
+    expect(lsnReceivedAtOrAfter(t.store, 7001)).toBe(8);
+    expect(lsnReceivedAtOrAfter(t.store, 99_000)).toBe(21);
+    // Device A's batches up to 10 s leave: the log now has holes at even lsns.
+    for (let v = 0; v < 256; v++) {
+      await t.store.checkpoints.put(v, 20);
+      await t.store.stateCheckpoints.put(v, 20);
+    }
+    expect(lsnSafeToDrop(t.store)).toBe(20);
+    const r = await dropRawBatches(t.store, 'A', { belowLsn: 21, receivedBefore: 10_500 });
+    expect(r).toEqual({ batches: 5, events: 5, lastLsn: 10 });
+    expect(lsnReceivedAtOrAfter(t.store, 4000)).toBe(5);
+    expect(lsnReceivedAtOrAfter(t.store, 3500)).toBe(5);
+    expect(lsnReceivedAtOrAfter(t.store, 10_000)).toBe(11);
+    expect([...t.store.deviceBatches.getKeys({ start: ['A', 0], end: ['A', 100] })].map((k) => k[1])).toEqual([12, 14, 16, 18, 20]);
+  });
+
+  it('never removes what a shard could replay, nor a batch received after the edge', async () => {
+    for (let i = 1; i <= 6; i++) await addBatch(t, 'A', simpleEvents(i, 1), { recvAt: i * 1000 });
+    // A clock step back: lsn 7 was stamped earlier than lsn 6.
+    await addBatch(t, 'A', simpleEvents(7, 1), { recvAt: 9000 });
+    await addBatch(t, 'A', simpleEvents(8, 1), { recvAt: 5500 });
+    expect(lsnSafeToDrop(t.store)).toBe(0);
+    await t.store.checkpoints.put(0, 3);
+    for (let v = 1; v < 256; v++) await t.store.checkpoints.put(v, 100);
+    for (let v = 0; v < 256; v++) await t.store.stateCheckpoints.put(v, 100);
+    expect(lsnSafeToDrop(t.store)).toBe(3);
+    expect(await dropRawBatches(t.store, 'A', { belowLsn: lsnSafeToDrop(t.store) + 1, receivedBefore: 8000 })).toMatchObject({ batches: 3 });
+    await t.store.checkpoints.put(0, 100);
+    // Stops at the first batch received after the edge (lsn 7, 9 s), checking times from lsn 5 on.
+    expect(await dropRawBatches(t.store, 'A', { belowLsn: 101, receivedBefore: 8000, verifyFromLsn: 5 })).toMatchObject({ batches: 3, lastLsn: 6 });
+    expect([...t.store.batches.getKeys()]).toEqual([7, 8]);
+  });
+});
