@@ -9,6 +9,7 @@ import { createMetrics } from '../core/metrics.js';
 import { addException, createTenant, createUser, enrollDevice, openHotStore, queueCommand, type HotStore } from '../storage/index.js';
 import { createHttpApp } from './http-app.js';
 import { ROUTES } from './routes.js';
+import { EXPORT_ROUTES } from './export-routes.js';
 
 const T0 = Date.UTC(2026, 10, 1);
 const PW = 'initial-pass-1';
@@ -310,7 +311,7 @@ describe('OpenAPI document', () => {
     );
     const documented = new Set(Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`)));
     expect(documented).toEqual(served);
-    expect(served.size).toBe(ROUTES.length);
+    expect(served.size).toBe(ROUTES.length + EXPORT_ROUTES.length);
     const ids = new Set<string>();
     for (const ops of Object.values(doc.paths)) {
       for (const op of Object.values(ops)) {

@@ -8,6 +8,7 @@ import { Hono } from 'hono';
 import type { Metrics } from '../core/metrics.js';
 import { mountRoutes, openApiDocument, problemFrom, type ApiDeps } from './route-kit.js';
 import { ROUTES } from './routes.js';
+import { EXPORT_ROUTES } from './export-routes.js';
 import { KisekiError } from '../core/errors.js';
 
 export interface HealthSource {
@@ -34,9 +35,10 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     return c.body(body, 200, { 'content-type': options.metrics.registry.contentType });
   });
   if (options.api !== undefined) {
-    const doc = openApiDocument(ROUTES);
+    const routes = [...ROUTES, ...EXPORT_ROUTES];
+    const doc = openApiDocument(routes);
     app.get('/api/v1/openapi.json', (c) => c.json(doc));
-    mountRoutes(app, ROUTES, options.api);
+    mountRoutes(app, routes, options.api);
   }
   app.notFound((c) => problemFrom(c, new KisekiError('ERR_NOT_FOUND')));
   app.onError((err, c) => problemFrom(c, err));

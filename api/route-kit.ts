@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { ExportConfig, ExportRunner } from '../export/index.js';
 import { appendAudit, resolveSession, type HotStore, type Role, type UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
@@ -23,6 +24,8 @@ export interface ApiDeps {
   deliverCommands: (tmid: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */
   requireClientCert: boolean;
+  /** Exports (downloads and log-spot jobs); the routes answer 404 without them. */
+  exports?: { dataDir: string; runner: ExportRunner; config: Readonly<ExportConfig> };
 }
 
 export interface RouteContext<P, Q, B> {

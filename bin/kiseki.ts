@@ -40,6 +40,8 @@ Usage:
   kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
   kiseki user reset-password --id LOGIN [--password P]
   kiseki bench [--scenario steady-1k|saturate|burst|fanin-19k|smoke] [--duration S] [--no-baselines] [--micro]
+  kiseki export daily --tenant S --date YYYY-MM-DD | spot30 --tenant S --from D --to D
+              | spot1y --tenant S --tmid T | close-days   (collection days 05:00-05:00 JST)
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
@@ -329,6 +331,15 @@ async function cmdSimulate(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
+/** The value of `--data DIR` or `--data=DIR` for commands that parse the rest of their flags themselves. */
+function dataDirFlag(args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--data') return args[i + 1];
+    if (args[i]!.startsWith('--data=')) return args[i]!.slice('--data='.length);
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
@@ -353,12 +364,22 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = await runBenchCommand(rest);
       return;
     }
+    case 'export': {
+      const config = loadConfig(configFromEnv(process.env), { dataDir: dataDirFlag(rest) });
+      const { runExportCommand } = await import('../export/index.js');
+      process.exitCode = await runExportCommand(rest, {
+        dataDir: config.dataDir,
+        stdout: process.stdout,
+        stderr: process.stderr,
+        isTTY: process.stderr.isTTY === true,
+        mapSizeBytes: config.storage.mapSizeBytes,
+      });
+      return;
+    }
     case 'import':
     case 'detect': {
-      // The import commands parse their own flags; --data is resolved here like everywhere else.
-      const dataFlag = rest.findIndex((a) => a === '--data');
-      const dataDir = dataFlag >= 0 ? rest[dataFlag + 1] : undefined;
-      const config = loadConfig(configFromEnv(process.env), { dataDir });
+      // These commands parse their own flags; --data is resolved here like everywhere else.
+      const config = loadConfig(configFromEnv(process.env), { dataDir: dataDirFlag(rest) });
       const { runImportCommand, runDetectCommand } = await import('../ingest/import/index.js');
       const io = { dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr };
       process.exitCode = command === 'import' ? await runImportCommand(rest, io) : await runDetectCommand(rest, io);

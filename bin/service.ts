@@ -10,6 +10,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import { createShardPool, type ShardPool } from '../engine/index.js';
+import { createExportRunner, createExportScheduler, exportConfig } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 
@@ -54,6 +55,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let pool: ShardPool | undefined;
   let agents: AgentServer | undefined;
   let http: HttpServer | undefined;
+  let stopExports: (() => Promise<void>) | undefined;
   try {
     await resetConnectedFlags(store);
     pool = createShardPool({
@@ -97,6 +99,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       invalidSeen = s.invalidEvents;
     };
     const metricsTimer = setInterval(refreshEngineMetrics, 1000);
+    // Day close, retention and log-spot jobs share one worker pool off the event loop.
+    const exportSettings = exportConfig();
+    const exportRunner = createExportRunner({ store, threads: 1, mapSizeBytes: config.storage.mapSizeBytes, logger });
+    const exportScheduler = createExportScheduler({ store, dataDir: config.dataDir, logger, clock, config: exportSettings, mapSizeBytes: config.storage.mapSizeBytes, runner: exportRunner });
+    exportScheduler.start();
+    stopExports = async () => {
+      await exportScheduler.stop();
+      await exportRunner.close();
+    };
     const app = createHttpApp({
       metrics,
       api: {
@@ -105,6 +116,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         logger,
         deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
         requireClientCert: config.http.requireClientCert,
+        exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
       },
       health: {
         problems: () => [],
@@ -134,6 +146,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         closing ??= (async () => {
           log.info('Shutting down: no new connections, finishing in-flight commits.');
           await agentServer.close();
+          await stopExports?.();
           await shards.drained(committer.committedLsn());
           await shards.close();
           clearInterval(metricsTimer);
@@ -146,6 +159,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     };
   } catch (err) {
     await agents?.close().catch(() => undefined);
+    await stopExports?.().catch(() => undefined);
     await pool?.close().catch(() => undefined);
     await http?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
