@@ -118,7 +118,7 @@ export const DEFAULTS: Config = {
     flushIntervalMs: 100,
     stateSnapshotIntervalMs: 30_000,
     revisionWindowMs: 10 * 60 * 1000,
-    maxDevicesInMemory: 20_000,
+    maxDevicesInMemory: 5_000,
   },
   storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024 },
 };

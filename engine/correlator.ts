@@ -89,6 +89,8 @@ export class Correlator {
   private writes: Write[] = [];
   /** Snapshots captured by a flush and not yet committed: a device reloaded meanwhile must see them. */
   private snapshotsInFlight: Map<string, DeviceSnapshot> | undefined;
+  /** The running snapshot round: devices to snapshot and the lsn they will all be at least as new as. */
+  private round: { lsn: number; tmids: string[]; next: number } | undefined;
   /** Alerts changed since the last flush: later reads must see them before LMDB does. */
   private readonly pendingAlerts = new Map<string, AlertRecord>();
   private readonly pendingDedup = new Map<string, { alertId: string; at: number }>();
@@ -101,7 +103,7 @@ export class Correlator {
     this.clock = options.clock;
     this.rules = compileRules(options.rules ?? DEFAULT_RULES);
     this.windowMs = options.revisionWindowMs ?? 10 * 60 * 1000;
-    this.maxDevices = options.maxDevicesInMemory ?? 20_000;
+    this.maxDevices = options.maxDevicesInMemory ?? 5_000;
     this.limits = options.deviceLimits ?? DEFAULT_DEVICE_LIMITS;
     this.onAlert = options.onAlert;
     this.onCommand = options.onCommand;
@@ -419,20 +421,49 @@ export class Correlator {
   }
 
   /**
-   * Takes what the next flush must write: queued alert writes, snapshots of
-   * evicted devices and, when `snapshotAll`, of every dirty device. Called
-   * synchronously with the checkpoint it will be committed with.
+   * Starts a snapshot round: every device dirty now will be snapshotted over
+   * the next flushes, a slice at a time, so no single flush blocks the shard
+   * for long. When the round ends, the state checkpoint may move to `lsn`.
    */
-  capture(snapshotAll: boolean): FlushUnit {
+  startSnapshotRound(lsn: number): void {
+    const tmids: string[] = [];
+    for (const [tmid, e] of this.devices) {
+      if (!e.dirty) continue;
+      tmids.push(tmid);
+      e.dirty = false;
+    }
+    this.round = { lsn, tmids, next: 0 };
+  }
+
+  /** The lsn a finished round makes safe, once; undefined while a round is running or none ran. */
+  takeFinishedRound(): number | undefined {
+    if (this.round === undefined || this.round.next < this.round.tmids.length) return undefined;
+    const lsn = this.round.lsn;
+    this.round = undefined;
+    return lsn;
+  }
+
+  snapshotRoundActive(): boolean {
+    return this.round !== undefined;
+  }
+
+  /**
+   * Takes what the next flush must write: queued alert writes, snapshots of
+   * evicted devices and up to `maxSnapshots` devices of the running round.
+   * Called synchronously with the checkpoint it will be committed with.
+   */
+  capture(maxSnapshots: number): FlushUnit {
     const snapshots = new Map(this.evicted);
     this.evicted.clear();
-    if (snapshotAll) {
-      for (const [tmid, e] of this.devices) {
-        if (!e.dirty) continue;
-        // Objects are encoded when the transaction runs, possibly newer than the checkpoint:
+    const round = this.round;
+    if (round !== undefined) {
+      while (round.next < round.tmids.length && snapshots.size < maxSnapshots) {
+        const tmid = round.tmids[round.next++]!;
+        // Devices evicted since the round began were captured above from `evicted`.
+        const e = this.devices.get(tmid);
+        // Objects are encoded after this point, possibly newer than the round's lsn:
         // harmless, since folding an event twice into the state changes nothing.
-        snapshots.set(tmid, e.state.snapshot());
-        e.dirty = false;
+        if (e !== undefined && !snapshots.has(tmid)) snapshots.set(tmid, e.state.snapshot());
       }
     }
     this.snapshotsInFlight = snapshots;

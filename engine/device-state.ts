@@ -63,7 +63,7 @@ export interface DeviceStateLimits {
  * its size is CPU and write-lock time: the load benchmark showed 4,096 / 256
  * making snapshot encoding a quarter of a shard's time.
  */
-export const DEFAULT_DEVICE_LIMITS: DeviceStateLimits = { maxProcesses: 512, maxFiles: 1024, maxLsnsPerProcess: 32 };
+export const DEFAULT_DEVICE_LIMITS: DeviceStateLimits = { maxProcesses: 256, maxFiles: 512, maxLsnsPerProcess: 16 };
 
 /** Serializable form, written to LMDB as the shard's state snapshot. */
 export interface DeviceSnapshot {

@@ -21,6 +21,9 @@ import type { HotStore } from '../storage/index.js';
 import type { Correlator } from './correlator.js';
 import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from './vshard.js';
 
+/** Device snapshots written per flush while a snapshot round runs: bounds how long one flush keeps the shard busy. */
+const SNAPSHOTS_PER_FLUSH = 100;
+
 /** Kind recorded for events that are not maps or lack a string `k`. */
 export const INVALID_KIND = '_invalid';
 
@@ -155,7 +158,7 @@ export class ShardCore {
 
   /** True when there is state or checkpoint progress not yet persisted. */
   needsFlush(): boolean {
-    return this.dirty || this.pendingCounts.size > 0 || (this.correlator?.hasPendingWrites() ?? false);
+    return this.dirty || this.pendingCounts.size > 0 || (this.correlator?.hasPendingWrites() ?? false) || (this.correlator?.snapshotRoundActive() ?? false);
   }
 
   /** True when alerts wait to be stored: the worker flushes at once rather than on its timer. */
@@ -176,7 +179,8 @@ export class ShardCore {
   /**
    * Persists count deltas, correlation writes and the checkpoints of all owned
    * virtual shards in one transaction; device snapshots and the state
-   * checkpoint too when `stateSnapshotIntervalMs` has passed (or `snapshot`).
+   * checkpoint in rounds: every `stateSnapshotIntervalMs` a round starts and
+   * each flush writes a slice of it; `snapshot` finishes the round at once.
    */
   async flush(snapshot = false): Promise<void> {
     const counts = new Map(this.pendingCounts);
@@ -184,9 +188,13 @@ export class ShardCore {
     this.dirty = false;
     const lsn = this.lastLsn;
     const now = this.now();
-    const snapshotAll = snapshot || this.correlator === undefined || now - this.lastSnapshotAt >= this.snapshotEveryMs;
-    if (snapshotAll) this.lastSnapshotAt = now;
-    const unit = this.correlator?.capture(snapshotAll);
+    const correlator = this.correlator;
+    if (correlator !== undefined && !correlator.snapshotRoundActive() && (snapshot || now - this.lastSnapshotAt >= this.snapshotEveryMs)) {
+      this.lastSnapshotAt = now;
+      correlator.startSnapshotRound(lsn);
+    }
+    // A final flush (snapshot) takes the whole round at once; otherwise a slice per flush.
+    const unit = correlator?.capture(snapshot ? Number.POSITIVE_INFINITY : SNAPSHOTS_PER_FLUSH);
     const { kindCounts, checkpoints, stateCheckpoints } = this.store;
     await this.store.checkpoints.transaction(() => {
       for (const [tmid, kinds] of counts) {
@@ -206,9 +214,8 @@ export class ShardCore {
     });
     // Snapshots go in short transactions of their own, then the state checkpoint that they make safe.
     if (unit !== undefined && unit.snapshots.size > 0) await this.correlator!.writeSnapshots(unit);
-    if (this.correlator !== undefined && snapshotAll) {
-      await stateCheckpoints.transaction(() => this.advanceStateCheckpoints(lsn));
-    }
+    const safe = correlator?.takeFinishedRound();
+    if (safe !== undefined) await stateCheckpoints.transaction(() => this.advanceStateCheckpoints(safe));
     await this.store.flushed();
     if (unit !== undefined) this.correlator!.release(unit);
   }
