@@ -91,6 +91,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       const s = shards.stats();
       metrics.engineQueuedBatches.set(s.queued);
       metrics.engineCheckpointLsn.set(s.checkpoint);
+      metrics.engineShardHeapBytes.set(s.heapUsedBytes);
+      metrics.engineDevicesInMemory.set(s.devicesInMemory);
       metrics.engineCatchUpBatchesTotal.inc(s.skippedToCatchUp - catchUpSeen);
       metrics.engineEventsTotal.inc(s.eventsProcessed - eventsSeen);
       metrics.engineInvalidEventsTotal.inc(s.invalidEvents - invalidSeen);

@@ -21,6 +21,8 @@ export interface Metrics {
   engineCatchUpBatchesTotal: Counter;
   engineCheckpointLsn: Gauge;
   engineAlertsTotal: Counter;
+  engineShardHeapBytes: Gauge;
+  engineDevicesInMemory: Gauge;
   engineReportLatencySeconds: Summary;
 }
 
@@ -47,6 +49,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     engineInvalidEventsTotal: new Counter({ name: 'kiseki_engine_invalid_events_total', help: 'Events without a usable kind.', registers }),
     engineQueuedBatches: new Gauge({ name: 'kiseki_engine_queued_batches', help: 'Batches posted to shards and not yet processed.', registers }),
     engineCatchUpBatchesTotal: new Counter({ name: 'kiseki_engine_catch_up_batches_total', help: 'Batches left for shards to read from the log because their queue was full.', registers }),
+    engineShardHeapBytes: new Gauge({ name: 'kiseki_engine_shard_heap_bytes', help: 'JS heap in use by the shard workers.', registers }),
+    engineDevicesInMemory: new Gauge({ name: 'kiseki_engine_devices_in_memory', help: 'Devices whose correlation state the shards hold in memory.', registers }),
     engineAlertsTotal: new Counter({ name: 'kiseki_engine_alerts_total', help: 'Alerts stored with a quick report (or suppressed).', registers }),
     // A summary, not a histogram: operators and the benchmark read exact p50 / p99 of the last 10 minutes.
     engineReportLatencySeconds: new Summary({

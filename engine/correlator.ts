@@ -109,6 +109,10 @@ export class Correlator {
     this.onCommand = options.onCommand;
   }
 
+  devicesInMemory(): number {
+    return this.devices.size;
+  }
+
   /** True when alert writes or state snapshots wait for the next flush. */
   hasPendingWrites(): boolean {
     return this.writes.length > 0 || this.evicted.size > 0;

@@ -43,6 +43,10 @@ export interface ShardPoolStats {
   checkpoint: number;
   /** Times a worker failed and was restarted. */
   restarts: number;
+  /** JS heap in use over all shard workers, bytes, as of their last flush. */
+  heapUsedBytes: number;
+  /** Devices whose correlation state is in memory, over all shards. */
+  devicesInMemory: number;
 }
 
 export interface ShardPool {
@@ -79,6 +83,8 @@ interface WorkerSlot {
   lastPostedLsn: number;
   checkpoint: number;
   stopping: boolean;
+  heapUsedBytes: number;
+  devicesInMemory: number;
 }
 
 export function createShardPool(options: ShardPoolOptions): ShardPool {
@@ -153,6 +159,8 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             break;
           case 'flushed':
             slot.checkpoint = msg.checkpoint;
+            slot.heapUsedBytes = msg.heapUsedBytes;
+            slot.devicesInMemory = msg.devicesInMemory;
             wakeWaiters();
             break;
           case 'failed':
@@ -189,7 +197,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
   return {
     async start() {
       for (let i = 0; i < options.workers; i++) {
-        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, lastPostedLsn: 0, checkpoint: 0, stopping: false });
+        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, lastPostedLsn: 0, checkpoint: 0, stopping: false, heapUsedBytes: 0, devicesInMemory: 0 });
       }
       await Promise.all(slots.map(spawn));
     },
@@ -213,8 +221,14 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
 
     stats() {
       let queued = 0;
-      for (const s of slots) queued += s.queued;
-      return { queued, ...stats, checkpoint: minCheckpoint() };
+      let heapUsedBytes = 0;
+      let devicesInMemory = 0;
+      for (const s of slots) {
+        queued += s.queued;
+        heapUsedBytes += s.heapUsedBytes;
+        devicesInMemory += s.devicesInMemory;
+      }
+      return { queued, ...stats, checkpoint: minCheckpoint(), heapUsedBytes, devicesInMemory };
     },
 
     drained(lsn) {

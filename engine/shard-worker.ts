@@ -80,7 +80,7 @@ function flush(snapshot = false): Promise<void> {
   flushing = core
     .flush(snapshot)
     .then(() => {
-      send({ type: 'flushed', checkpoint });
+      send({ type: 'flushed', checkpoint, heapUsedBytes: process.memoryUsage().heapUsed, devicesInMemory: correlator.devicesInMemory() });
       if (times.length > 0) {
         const stored = Date.now();
         send({ type: 'alerts', count: times.length, latenciesMs: times.map((t) => stored - t) });
