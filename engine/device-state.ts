@@ -102,6 +102,12 @@ function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? own(v) : undefined;
 }
 
+/** `v` as an owned string when it is a non-empty string that differs from `prev`; `prev` otherwise (no interning when unchanged). */
+function keep(prev: string | undefined, v: unknown): string | undefined {
+  if (typeof v !== 'string' || v.length === 0 || v === prev) return prev;
+  return own(v);
+}
+
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -132,7 +138,8 @@ export class DeviceState {
   }
 
   proc(pg: string | undefined): ProcNode | undefined {
-    return pg === undefined ? undefined : this.procs.get(foldKey(pg));
+    // GUIDs usually arrive in the case they are stored in: skip the fold when the exact key hits.
+    return pg === undefined ? undefined : (this.procs.get(pg) ?? this.procs.get(foldKey(pg)));
   }
 
   file(path: string | undefined): FileOrigin | undefined {
@@ -150,8 +157,9 @@ export class DeviceState {
   }
 
   private touchProc(pg: string, lsn: number, ts: number): ProcNode {
-    const key = foldKey(pg);
-    let p = this.procs.get(key);
+    let p = this.procs.get(pg);
+    const key = p === undefined ? foldKey(pg) : pg;
+    if (p === undefined) p = this.procs.get(key);
     if (p === undefined) {
       p = {
         pg: own(pg),
@@ -206,9 +214,10 @@ export class DeviceState {
   }
 
   private touchFile(path: string, ts: number): FileOrigin {
-    const key = own(foldKey(path));
+    let key = foldKey(path);
     let f = this.files.get(key);
     if (f === undefined) {
+      key = own(key);
       f = {
         path: own(path),
         pg: undefined,
@@ -223,7 +232,9 @@ export class DeviceState {
         firstSeen: ts,
       };
     } else {
+      // Re-inserted to move it to the LRU end, under the interned key (a fresh fold may be a slice).
       this.files.delete(key);
+      key = own(key);
     }
     this.files.set(key, f);
     if (this.files.size > this.limits.maxFiles) this.evictFile();
@@ -239,15 +250,15 @@ export class DeviceState {
       case 'proc.start': {
         if (pg === undefined) return;
         const p = this.touchProc(pg, lsn, ts);
-        p.image = str(e.image) ?? p.image;
-        p.cmd = str(e.cmd) ?? p.cmd;
-        p.sha256 = str(e.sha256) ?? p.sha256;
-        p.signer = str(e.signer) ?? p.signer;
-        p.sig = str(e.sig) ?? p.sig;
-        p.ppg = str(e.ppg) ?? p.ppg;
-        p.pimage = str(e.pimage) ?? p.pimage;
-        p.pcmd = str(e.pcmd) ?? p.pcmd;
-        p.user = str(e.user) ?? p.user;
+        p.image = keep(p.image, e.image) ?? p.image;
+        p.cmd = keep(p.cmd, e.cmd) ?? p.cmd;
+        p.sha256 = keep(p.sha256, e.sha256);
+        p.signer = keep(p.signer, e.signer);
+        p.sig = keep(p.sig, e.sig);
+        p.ppg = keep(p.ppg, e.ppg);
+        p.pimage = keep(p.pimage, e.pimage);
+        p.pcmd = keep(p.pcmd, e.pcmd);
+        p.user = keep(p.user, e.user);
         p.pid = num(e.pid) ?? p.pid;
         p.start = ref;
         if (p.ppg !== undefined) {
@@ -268,7 +279,7 @@ export class DeviceState {
       }
       case 'file.create':
       case 'file.write': {
-        const path = str(e.path);
+        const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
         if (pg !== undefined) this.touchProc(pg, lsn, ts);
         if (path === undefined) return;
         const f = this.touchFile(path, ts);
@@ -279,18 +290,18 @@ export class DeviceState {
           f.lastWrite = ref;
           f.pg ??= pg === undefined ? undefined : own(pg);
         }
-        f.sha256 = str(e.sha256) ?? f.sha256;
+        f.sha256 = keep(f.sha256, e.sha256);
         f.size = num(e.size) ?? f.size;
-        f.vol = str(e.vol) ?? f.vol;
-        f.originUrl = str(e.originUrl) ?? f.originUrl;
-        f.referrerUrl = str(e.referrerUrl) ?? f.referrerUrl;
+        f.vol = keep(f.vol, e.vol);
+        f.originUrl = keep(f.originUrl, e.originUrl);
+        f.referrerUrl = keep(f.referrerUrl, e.referrerUrl);
         f.zone = num(e.zone) ?? f.zone;
         return;
       }
       case 'file.rename': {
         if (pg !== undefined) this.touchProc(pg, lsn, ts);
-        const from = str(e.path);
-        const to = str(e.newPath);
+        const from = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
+        const to = typeof e.newPath === 'string' && e.newPath.length > 0 ? e.newPath : undefined;
         if (from === undefined || to === undefined) return;
         const old = this.files.get(foldKey(from));
         const f = this.touchFile(to, ts);
