@@ -175,7 +175,12 @@ export class Correlator {
   private readBatch = (lsn: number): readonly TrailEvent[] | undefined => {
     const cached = this.batchCache.get(lsn);
     if (cached !== undefined) return cached;
-    const rec = this.store.batches.get(lsn);
+    let rec = this.store.batches.get(lsn);
+    if (rec === undefined) {
+      // Committed by the ingest thread after this thread's read snapshot was taken.
+      this.store.refreshReads();
+      rec = this.store.batches.get(lsn);
+    }
     if (rec === undefined) return undefined;
     const events = unpackr.unpack(decompress(rec.z)) as TrailEvent[];
     this.remember(lsn, events);

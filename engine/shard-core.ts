@@ -99,6 +99,9 @@ export class ShardCore {
   /** Processes, from the log, every owned batch in (lastLsn, upTo]. Returns how many it processed in full. */
   catchUp(upTo: number): number {
     if (upTo <= this.lastLsn) return 0;
+    // The batches were committed by the ingest thread: make sure this thread's snapshot includes them,
+    // or the scan would end early and lastLsn would skip them for good.
+    this.store.refreshReads();
     let processed = 0;
     for (const { key, value } of this.store.batches.getRange({ start: this.lastLsn + 1, end: upTo + 1 })) {
       const vshard = virtualShardOf(value.tmid);

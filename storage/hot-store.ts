@@ -160,6 +160,12 @@ export interface HotStore {
   commitBatches(batches: readonly BatchToCommit[], trails: ReadonlyMap<string, TrailState>): Promise<void>;
   /** Resolves when every write issued so far is durable. */
   flushed(): Promise<void>;
+  /**
+   * Moves this thread's read snapshot to the latest commit. lmdb-js renews it
+   * only "periodically", so a thread told about a commit by another thread
+   * must call this before reading it.
+   */
+  refreshReads(): void;
   close(): Promise<void>;
 }
 
@@ -260,6 +266,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     },
     async flushed() {
       await root.flushed;
+    },
+    refreshReads() {
+      root.resetReadTxn();
     },
     async close() {
       await root.close();
