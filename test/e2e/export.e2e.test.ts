@@ -6,15 +6,13 @@
  * counted in the hot store. Then the two log spots are built from the cold
  * archive.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectionDayOf, dayWindow, runExportCommand } from '../../export/index.js';
 import { duckdb, pythonZip, unzipTest } from '../../export/test-support.js';
 import { openHotStore } from '../../storage/index.js';
-import { eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
+import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 
 function sink(): Writable & { text: string } {
   const w = new Writable({
@@ -28,37 +26,26 @@ function sink(): Writable & { text: string } {
 }
 
 describe('exports end to end', () => {
-  let dir: string;
-  let server: RunningServer | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-export-e2e-'));
-  });
-  afterEach(async () => {
-    if (server !== undefined && server.child.exitCode === null) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = useServerFixture('kiseki-export-e2e-', { beforeEach, afterEach });
 
   it('archives what the agents sent: daily zip and Parquet agree with the hot store, log spots copy from them', async () => {
-    const created = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', dir]);
+    const created = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', fx.dir]);
     expect(created.code, created.stderr).toBe(0);
     const key = (JSON.parse(created.stdout) as { enrollKey: string }).enrollKey;
-    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
-    const sim = await runCli(['simulate', '--url', `ws://127.0.0.1:${server.ingestPort}/agent/v1`, '--enroll-key', key, '--state', join(dir, 'sim.json'), '--seed', '3', '--agents', '4', '--eps', '100', '--duration', '2', '--batch-ms', '200']);
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    const sim = await runCli(['simulate', '--url', `ws://127.0.0.1:${fx.server.ingestPort}/agent/v1`, '--enroll-key', key, '--state', join(fx.dir, 'sim.json'), '--seed', '3', '--agents', '4', '--eps', '100', '--duration', '2', '--batch-ms', '200']);
     expect(sim.code, sim.stderr).toBe(0);
     const acked = (JSON.parse(sim.stdout) as { eventsAcked: number }).eventsAcked;
     expect(acked).toBeGreaterThan(0);
     const census = await eventually(async () => {
-      const r = await runCli(['inspect', '--json', '--data', dir]);
+      const r = await runCli(['inspect', '--json', '--data', fx.dir]);
       const j = JSON.parse(r.stdout) as { events: number; eventsProcessed: number; eventsByKind: Record<string, number> };
       return j.eventsProcessed === acked ? j : undefined;
     });
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
+    fx.server.child.kill('SIGTERM');
+    expect(await fx.server.exited).toBe(0);
 
-    const store = openHotStore({ dataDir: dir });
+    const store = openHotStore({ dataDir: fx.dir });
     const devices = [...store.devices.getRange()].map((e) => e.value);
     const recv = [...store.batches.getRange()].map((e) => e.value.recvAt);
     await store.close();
@@ -68,7 +55,7 @@ describe('exports end to end', () => {
     const run = async (args: string[]) => {
       const stdout = sink();
       const stderr = sink();
-      const code = await runExportCommand(args, { dataDir: dir, stdout, stderr, isTTY: false, now: () => now });
+      const code = await runExportCommand(args, { dataDir: fx.dir, stdout, stderr, isTTY: false, now: () => now });
       expect(code, stderr.text).toBe(0);
       return JSON.parse(stdout.text) as Record<string, unknown>;
     };
@@ -78,7 +65,7 @@ describe('exports end to end', () => {
     expect(archived.map((d) => d.day)).toEqual(firstDay === lastDay ? [firstDay] : [firstDay, lastDay]);
     expect(archived.reduce((n, d) => n + d.events, 0)).toBe(acked);
 
-    const cold = join(dir, 'cold', 'it360-log', 'EX0001');
+    const cold = join(fx.dir, 'cold', 'it360-log', 'EX0001');
     for (const d of archived) {
       const zip = join(cold, `${d.day}.zip`);
       expect(unzipTest(zip).ok).toBe(true);

@@ -7,8 +7,6 @@
  * verdict, as for a live agent. The import and detect functions are called
  * directly (the CLI wiring is bin/'s); the server is the built CLI.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +14,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { QuickReport } from '../../core/contracts.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from '../../ingest/import/index.js';
 import { openHotStore, readAlert } from '../../storage/index.js';
-import { eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
+import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 
 const FIXTURE = fileURLToPath(new URL('../../ingest/import/fixtures/download-chain.winlogbeat.jsonl', import.meta.url));
 const PAYLOAD = 'C:\\Users\\tanaka\\Downloads\\invoice_0415.pdf.exe';
@@ -46,38 +44,26 @@ const section = (report: QuickReport, id: string) => report.sections.find((s) =>
 const field = (report: QuickReport, id: string, name: string) => section(report, id).items.map((i) => i.event[name]);
 
 describe('kiseki import sysmon end to end', () => {
-  let dir: string;
-  let server: RunningServer | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-import-e2e-'));
-  });
-  afterEach(async () => {
-    if (server !== undefined && server.child.exitCode === null) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
-    server = undefined;
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = useServerFixture('kiseki-import-e2e-', { beforeEach, afterEach });
 
   it('turns an imported download chain and a customer-reported detection into a black quick report', async () => {
-    const created = await runCli(['tenant', 'create', '--name', 'Import Co', '--support-id', 'IMP001', '--json', '--data', dir]);
+    const created = await runCli(['tenant', 'create', '--name', 'Import Co', '--support-id', 'IMP001', '--json', '--data', fx.dir]);
     expect(created.code, created.stderr).toBe(0);
-    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
-    const url = `ws://127.0.0.1:${server.ingestPort}/agent/v1`;
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    const url = `ws://127.0.0.1:${fx.server.ingestPort}/agent/v1`;
 
-    const summary = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], dir)) as ImportSummary;
+    const summary = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], fx.dir)) as ImportSummary;
     expect(summary).toMatchObject({ ok: true, devicesEnrolled: 1, events: { sent: 15, duplicates: 1 }, badLines: { count: 2 } });
     const tmid = summary.hosts[0]!.tmid;
 
     // The customer brings the file and the time of the detection.
-    const detected = JSON.parse(await call(runDetectCommand, ['--tenant', 'IMP001', '--tmid', tmid, '--path', PAYLOAD, '--at', '2025-10-14T05:21:10Z', '--url', url], dir)) as {
+    const detected = JSON.parse(await call(runDetectCommand, ['--tenant', 'IMP001', '--tmid', tmid, '--path', PAYLOAD, '--at', '2025-10-14T05:21:10Z', '--url', url], fx.dir)) as {
       seq: number;
       alertId: string;
     };
     expect(detected.seq).toBe(16);
 
-    const store = openHotStore({ dataDir: dir });
+    const store = openHotStore({ dataDir: fx.dir });
     try {
       const view = await eventually(async () => {
         const v = readAlert(store, detected.alertId);
@@ -108,7 +94,7 @@ describe('kiseki import sysmon end to end', () => {
     }
 
     // Imported again: nothing new is stored.
-    const again = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], dir)) as ImportSummary;
+    const again = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], fx.dir)) as ImportSummary;
     expect(again).toMatchObject({ ok: true, devicesEnrolled: 0, events: { alreadyImported: 15, sent: 0 } });
   });
 });

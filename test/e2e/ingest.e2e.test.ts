@@ -4,22 +4,12 @@
  * server killed with SIGKILL in the middle of the simulation.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CLI, eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
+import type { InspectReport } from '../../storage/index.js';
+import { CLI, eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 
-interface Inspect {
-  tenants: number;
-  devices: number;
-  batches: number;
-  batchIds: number;
-  events: number;
-  eventsByKind: Record<string, number>;
-  eventsProcessed: number;
-  seqGaps: number;
-}
+type Inspect = InspectReport;
 
 interface Summary {
   batchesSent: number;
@@ -58,31 +48,19 @@ async function settled(dir: string): Promise<Inspect> {
 }
 
 describe('kiseki end to end', () => {
-  let dir: string;
-  let server: RunningServer | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-e2e-'));
-  });
-  afterEach(async () => {
-    if (server !== undefined && server.child.exitCode === null) {
-      server.child.kill('SIGKILL');
-      await server.exited;
-    }
-    server = undefined;
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const fx = useServerFixture('kiseki-e2e-', { beforeEach, afterEach });
 
   it('stores every acked batch once, counts every event, and shuts down cleanly', async () => {
-    const key = await createTenant(dir);
-    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
-    const sim = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '3', '--batch-ms', '250', '--detect-rate', '0.003']));
+    const key = await createTenant(fx.dir);
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    const sim = await runCli(simulateArgs(fx.server.ingestPort, key, fx.dir, ['--agents', '20', '--eps', '50', '--duration', '3', '--batch-ms', '250', '--detect-rate', '0.003']));
     expect(sim.code, sim.stderr).toBe(0);
     const summary = JSON.parse(sim.stdout) as Summary;
     expect(summary.batchesAcked).toBeGreaterThan(0);
     expect(summary.batchesUnacked).toBe(0);
     expect(summary.batchesAcked).toBe(summary.batchesSent);
 
-    const report = await settled(dir);
+    const report = await settled(fx.dir);
     expect(report).toMatchObject({ tenants: 1, devices: 20, batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
     expect(Object.values(report.eventsByKind).reduce((a, b) => a + b, 0)).toBe(summary.eventsAcked);
     expect(report.eventsByKind['proc.start']).toBeGreaterThan(0);
@@ -90,44 +68,44 @@ describe('kiseki end to end', () => {
     // Every simulated detection became an alert with a quick report, or was counted on one (72 h dedup).
     expect(summary.detectionsSent).toBeGreaterThan(0);
     const alerts = await eventually(async () => {
-      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', dir]);
+      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', fx.dir]);
       const list = JSON.parse(r.stdout) as { id: string; repeats: number; state: string; verdict: string }[];
       return list.reduce((n, a) => n + 1 + a.repeats, 0) === summary.detectionsSent ? list : undefined;
     });
-    const shown = await runCli(['report', '--alert', alerts[0]!.id, '--json', '--data', dir]);
+    const shown = await runCli(['report', '--alert', alerts[0]!.id, '--json', '--data', fx.dir]);
     const quick = (JSON.parse(shown.stdout) as { report: { sections: { id: string }[]; verdict: string } }).report;
     expect(quick.sections.map((x) => x.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
     expect(['black', 'gray', 'white']).toContain(quick.verdict);
-    const text = await runCli(['report', '--alert', alerts[0]!.id, '--data', dir]);
+    const text = await runCli(['report', '--alert', alerts[0]!.id, '--data', fx.dir]);
     expect(text.stdout).toContain('1. How the file came to be');
     expect(text.stdout).toContain('8. File attributes');
 
-    const health = await fetch(`http://127.0.0.1:${server.httpPort}/healthz`);
+    const health = await fetch(`http://127.0.0.1:${fx.server.httpPort}/healthz`);
     expect(health.status).toBe(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${server.httpPort}/metrics`)).text();
+    const metrics = await (await fetch(`http://127.0.0.1:${fx.server.httpPort}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`kiseki_ingest_batches_total\\{result="stored"\\} ${summary.batchesAcked}\\b`));
 
     // A second run reuses the identities in the state file: no new devices, seq continues without gaps.
-    const again = await runCli(simulateArgs(server.ingestPort, key, dir, ['--agents', '20', '--eps', '50', '--duration', '1', '--batch-ms', '250']));
+    const again = await runCli(simulateArgs(fx.server.ingestPort, key, fx.dir, ['--agents', '20', '--eps', '50', '--duration', '1', '--batch-ms', '250']));
     const second = JSON.parse(again.stdout) as Summary;
-    const after = await settled(dir);
+    const after = await settled(fx.dir);
     expect(after).toMatchObject({ devices: 20, batches: summary.batchesAcked + second.batchesAcked, seqGaps: 0 });
 
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
-    expect(await inspect(dir)).toMatchObject({ batches: after.batches, events: after.events, eventsProcessed: after.events });
+    fx.server.child.kill('SIGTERM');
+    expect(await fx.server.exited).toBe(0);
+    expect(await inspect(fx.dir)).toMatchObject({ batches: after.batches, events: after.events, eventsProcessed: after.events });
   });
 
-  it('loses no acked batch and stores none twice when the server is killed with SIGKILL mid-stream', async () => {
-    const key = await createTenant(dir);
+  it('loses no acked batch and stores none twice when the fx.server is killed with SIGKILL mid-stream', async () => {
+    const key = await createTenant(fx.dir);
     // A port below the ephemeral range: after the kill, no client socket of the simulator can be holding it.
     let port = 0;
-    for (let attempt = 0; attempt < 10 && server === undefined; attempt++) {
+    for (let attempt = 0; attempt < 10 && fx.server === undefined; attempt++) {
       port = 20_000 + Math.floor(Math.random() * 12_000);
-      server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']).catch(() => undefined);
+      fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']).catch(() => undefined);
     }
-    expect(server).toBeDefined();
-    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
+    expect(fx.server).toBeDefined();
+    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, fx.dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let simOut = '';
@@ -136,26 +114,26 @@ describe('kiseki end to end', () => {
     sim.stderr.on('data', (d: Buffer) => (simErr += d.toString()));
     const simDone = new Promise<number | null>((resolve) => sim.on('exit', (code) => resolve(code)));
 
-    // Let batches flow, then kill the server without warning.
-    await eventually(async () => ((await inspect(dir)).batches >= 20 ? true : undefined));
-    server!.child.kill('SIGKILL');
-    await server!.exited;
-    const atCrash = await inspect(dir);
-    server = await startServer(['--data', dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']);
+    // Let batches flow, then kill the fx.server without warning.
+    await eventually(async () => ((await inspect(fx.dir)).batches >= 20 ? true : undefined));
+    fx.server!.child.kill('SIGKILL');
+    await fx.server!.exited;
+    const atCrash = await inspect(fx.dir);
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']);
 
     expect(await simDone, simErr).toBe(0);
     const summary = JSON.parse(simOut) as Summary;
     expect(summary.reconnects).toBeGreaterThan(0);
     expect(summary.batchesUnacked).toBe(0);
 
-    const report = await settled(dir);
+    const report = await settled(fx.dir);
     expect(report.batches).toBeGreaterThan(atCrash.batches);
     expect(report).toMatchObject({ batches: summary.batchesAcked, batchIds: summary.batchesAcked, events: summary.eventsAcked, seqGaps: 0 });
     expect(report.eventsProcessed).toBe(summary.eventsAcked);
     // Alerts were replayed from the checkpoint too: each detection once, none twice.
     expect(summary.detectionsSent).toBeGreaterThan(0);
     await eventually(async () => {
-      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', dir]);
+      const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', fx.dir]);
       const list = JSON.parse(r.stdout) as { repeats: number }[];
       return list.reduce((n, a) => n + 1 + a.repeats, 0) === summary.detectionsSent ? true : undefined;
     });

@@ -3,6 +3,9 @@
  * and build) as a user would, for end-to-end tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/bin/kiseki.js', import.meta.url));
@@ -74,4 +77,29 @@ export async function eventually<T>(check: () => Promise<T | undefined>, attempt
     await new Promise((r) => setTimeout(r, delayMs));
   }
   throw new Error('condition not reached within the bound');
+}
+
+/**
+ * Per-test fixture of the end-to-end suites: a fresh data directory before
+ * each test, and after it the server (if one was started) killed and the
+ * directory removed. Register it inside a `describe` block.
+ */
+export function useServerFixture(prefix: string, hooks: { beforeEach: (fn: () => void) => void; afterEach: (fn: () => Promise<void>) => void }): {
+  dir: string;
+  server: RunningServer | undefined;
+} {
+  const fixture: { dir: string; server: RunningServer | undefined } = { dir: '', server: undefined };
+  hooks.beforeEach(() => {
+    fixture.dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  hooks.afterEach(async () => {
+    const server = fixture.server;
+    if (server !== undefined && server.child.exitCode === null) {
+      server.child.kill('SIGKILL');
+      await server.exited;
+    }
+    fixture.server = undefined;
+    rmSync(fixture.dir, { recursive: true, force: true });
+  });
+  return fixture;
 }
