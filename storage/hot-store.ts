@@ -170,31 +170,39 @@ export interface HotStore {
 }
 
 /**
- * Opens (creating when needed) the LMDB environment in `dataDir`.
- * @throws KisekiError ERR_STORAGE when the environment cannot be opened.
+ * Opens (creating when needed) the two LMDB environments in `dataDir`:
+ * `log.lmdb` holds the raw batch log and its indexes (written only by
+ * ingest's group commits and by retention), `kiseki.lmdb` everything else.
+ * LMDB has one writer per environment: apart, the shards' and the API's
+ * transactions never make an ack wait.
+ * @throws KisekiError ERR_STORAGE when an environment cannot be opened.
  */
 export function openHotStore(options: HotStoreOptions): HotStore {
   const readOnly = options.readOnly ?? false;
   if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
-  let root: RootDatabase;
+  const openEnv = (name: string): RootDatabase => {
+    try {
+      return open({ path: `${options.dataDir}/${name}`, maxDbs: 48, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
+    } catch (cause) {
+      throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open', env: name }, { cause });
+    }
+  };
+  const root = openEnv('kiseki.lmdb');
+  let log: RootDatabase;
   try {
-    root = open({
-      path: `${options.dataDir}/kiseki.lmdb`,
-      maxDbs: 48,
-      mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024,
-      readOnly,
-    });
-  } catch (cause) {
-    throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open' }, { cause });
+    log = openEnv('log.lmdb');
+  } catch (err) {
+    void root.close();
+    throw err;
   }
   const tenants = root.openDB<TenantRecord, string>('tenants', {});
   const enrollKeys = root.openDB<string, string>('enroll-keys', {});
   const devices = root.openDB<DeviceRecord, string>('devices', {});
   const inventory = root.openDB<Record<string, unknown>, string>('inventory', {});
-  const batches = root.openDB<BatchRecord, number>('batches', {});
-  const deviceBatches = root.openDB<number, [string, number]>('device-batches', {});
-  const batchIds = root.openDB<[number, string], string>('batch-ids', {});
-  const trails = root.openDB<TrailState, string>('trails', {});
+  const batches = log.openDB<BatchRecord, number>('batches', {});
+  const deviceBatches = log.openDB<number, [string, number]>('device-batches', {});
+  const batchIds = log.openDB<[number, string], string>('batch-ids', {});
+  const trails = log.openDB<TrailState, string>('trails', {});
   const checkpoints = root.openDB<number, number>('checkpoints', {});
   const kindCounts = root.openDB<Record<string, number>, string>('kind-counts', {});
   const stateCheckpoints = root.openDB<number, number>('state-checkpoints', {});
@@ -253,7 +261,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
       return 0;
     },
     async commitBatches(toCommit, trailStates) {
-      await root.transaction(() => {
+      await log.transaction(() => {
         for (const { lsn, record } of toCommit) {
           batches.putSync(lsn, record);
           deviceBatches.putSync([record.tmid, lsn], record.n);
@@ -262,16 +270,17 @@ export function openHotStore(options: HotStoreOptions): HotStore {
         for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
       });
       // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
-      await root.flushed;
+      await log.flushed;
     },
     async flushed() {
-      await root.flushed;
+      await Promise.all([root.flushed, log.flushed]);
     },
     refreshReads() {
       root.resetReadTxn();
+      log.resetReadTxn();
     },
     async close() {
-      await root.close();
+      await Promise.all([root.close(), log.close()]);
     },
   };
 }

@@ -71,7 +71,7 @@ async function fill(dir: string, agents: number, perAgent: number): Promise<{ ev
   }
   await store.commitBatches([], trails);
   await store.close();
-  return { events, batches: lsn - 1, lmdbBytes: statSync(join(dir, 'kiseki.lmdb')).size };
+  return { events, batches: lsn - 1, lmdbBytes: statSync(join(dir, 'kiseki.lmdb')).size + statSync(join(dir, 'log.lmdb')).size };
 }
 
 /** One pass over the day's batches with only part of the work: decode + Parquet, or decode + inner zips. */
