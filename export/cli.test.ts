@@ -1,24 +1,14 @@
 import { existsSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dayWindow } from './collection-day.js';
 import { runExportCommand, type ExportCommandIo } from './cli.js';
 import { addBatch, addDevice, addTenant, openTestStore, simpleEvents, unzipTest, type TestStore } from './test-support.js';
+import { textSink } from '../test/support/text-sink.js';
 
 const A = '6F9619FF-8B86-D011-B42D-00C04FC964FF';
 const FOREIGN = 'FFFFFFFF-0000-4000-8000-000000000000';
 const DAY = '2026-01-05';
 
-function sink(): Writable & { text: string } {
-  const w = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      w.text += chunk.toString();
-      cb();
-    },
-  }) as Writable & { text: string };
-  w.text = '';
-  return w;
-}
 
 describe('kiseki export (runExportCommand)', () => {
   let t: TestStore;
@@ -37,11 +27,11 @@ describe('kiseki export (runExportCommand)', () => {
   afterEach(async () => t.close());
 
   async function run(args: string[], opts: { tty?: boolean; now?: number } = {}) {
-    const stdout = sink();
-    const stderr = sink();
+    const stdout = textSink();
+    const stderr = textSink();
     const io: ExportCommandIo = { dataDir: t.dir, stdout, stderr, isTTY: opts.tty ?? false, now: () => opts.now ?? dayWindow(DAY).toMs + 3600_000, config: { workerThreads: 0 } };
     const code = await runExportCommand(args, io);
-    return { code, stdout: stdout.text, stderr: stderr.text };
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
   }
 
   it.each([

@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { startAgentServer, type AgentServer } from '../agent-server.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from './index.js';
 import { IDENTITY_FILE, loadIdentities } from './import-identities.js';
 import { storedEvents } from './stored-trail.js';
+import { textSink } from '../../test/support/text-sink.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const NXLOG = join(FIXTURES, 'download-chain.nxlog.jsonl');
@@ -25,17 +25,6 @@ const PAYLOAD = 'C:\\Users\\tanaka\\Downloads\\invoice_0415.pdf.exe';
 const PAYLOAD_SHA = '04e72585b9111f88c2c02bfb544c20a2860847085c8630a86fe37c8b171ef7e2';
 const PAYLOAD_PG = '{6f1c2a10-4b31-68ed-2a01-000000001f00}';
 
-function collector(): Writable & { text(): string } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk: Buffer | string, _enc, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => chunks.join('');
-  return w;
-}
 
 interface Run {
   code: number;
@@ -44,8 +33,8 @@ interface Run {
 }
 
 async function run(command: typeof runImportCommand, args: string[], dataDir: string): Promise<Run> {
-  const stdout = collector();
-  const stderr = collector();
+  const stdout = textSink();
+  const stderr = textSink();
   const code = await command(args, { dataDir, stdout, stderr });
   const r = { code, stdout: stdout.text(), stderr: stderr.text() };
   // Whatever happens, never a stack trace.

@@ -7,23 +7,13 @@
  * archive.
  */
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collectionDayOf, dayWindow, runExportCommand } from '../../export/index.js';
 import { duckdb, pythonZip, unzipTest } from '../../export/test-support.js';
 import { openHotStore } from '../../storage/index.js';
 import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
+import { textSink } from '../support/text-sink.js';
 
-function sink(): Writable & { text: string } {
-  const w = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      w.text += chunk.toString();
-      cb();
-    },
-  }) as Writable & { text: string };
-  w.text = '';
-  return w;
-}
 
 describe('exports end to end', () => {
   const fx = useServerFixture('kiseki-export-e2e-', { beforeEach, afterEach });
@@ -53,11 +43,11 @@ describe('exports end to end', () => {
     const lastDay = collectionDayOf(Math.max(...recv));
     const now = dayWindow(lastDay).toMs + 16 * 60_000;
     const run = async (args: string[]) => {
-      const stdout = sink();
-      const stderr = sink();
+      const stdout = textSink();
+      const stderr = textSink();
       const code = await runExportCommand(args, { dataDir: fx.dir, stdout, stderr, isTTY: false, now: () => now });
-      expect(code, stderr.text).toBe(0);
-      return JSON.parse(stdout.text) as Record<string, unknown>;
+      expect(code, stderr.text()).toBe(0);
+      return JSON.parse(stdout.text()) as Record<string, unknown>;
     };
 
     const closed = (await run(['close-days'])) as { closed: { day: string; status: string; events: number }[] };

@@ -8,33 +8,22 @@
  * directly (the CLI wiring is bin/'s); the server is the built CLI.
  */
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { QuickReport } from '../../core/contracts.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from '../../ingest/import/index.js';
 import { openHotStore, readAlert } from '../../storage/index.js';
 import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
+import { textSink } from '../support/text-sink.js';
 
 const FIXTURE = fileURLToPath(new URL('../../ingest/import/fixtures/download-chain.winlogbeat.jsonl', import.meta.url));
 const PAYLOAD = 'C:\\Users\\tanaka\\Downloads\\invoice_0415.pdf.exe';
 const PAYLOAD_SHA = '04e72585b9111f88c2c02bfb544c20a2860847085c8630a86fe37c8b171ef7e2';
 
-function collector(): Writable & { text(): string } {
-  const chunks: string[] = [];
-  const w = new Writable({
-    write(chunk: Buffer | string, _enc, done) {
-      chunks.push(chunk.toString());
-      done();
-    },
-  }) as Writable & { text(): string };
-  w.text = () => chunks.join('');
-  return w;
-}
 
 async function call(command: typeof runImportCommand, args: string[], dataDir: string): Promise<string> {
-  const stdout = collector();
-  const stderr = collector();
+  const stdout = textSink();
+  const stderr = textSink();
   const code = await command(args, { dataDir, stdout, stderr });
   expect(code, stderr.text()).toBe(0);
   return stdout.text();
