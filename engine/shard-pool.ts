@@ -80,7 +80,6 @@ interface WorkerSlot {
   queued: number;
   /** Highest lsn routed to this worker while its queue was full, 0 when not lagging. */
   catchUpTo: number;
-  lastPostedLsn: number;
   checkpoint: number;
   stopping: boolean;
   heapUsedBytes: number;
@@ -197,7 +196,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
   return {
     async start() {
       for (let i = 0; i < options.workers; i++) {
-        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, lastPostedLsn: 0, checkpoint: 0, stopping: false, heapUsedBytes: 0, devicesInMemory: 0 });
+        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, checkpoint: 0, stopping: false, heapUsedBytes: 0, devicesInMemory: 0 });
       }
       await Promise.all(slots.map(spawn));
     },
@@ -216,7 +215,6 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       }
       post(slot, { type: 'batch', lsn, tmid, recvAt, events: ab }, [ab]);
       slot.queued++;
-      slot.lastPostedLsn = lsn;
     },
 
     stats() {
