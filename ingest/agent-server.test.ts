@@ -5,52 +5,14 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
-import { systemClock } from '../core/clock.js';
-import { loadConfig } from '../core/config.js';
-import { createSilentLogger } from '../core/logger.js';
-import { createMetrics } from '../core/metrics.js';
-import { createTenant, inspectStore, openHotStore, type HotStore } from '../storage/index.js';
+import { inspectStore } from '../storage/index.js';
 import { batchId, connectAgent, helloFacts, makeBatch, type TestAgent } from '../test/support/agent-client.js';
-import { createBatchCommitter } from './batch-committer.js';
-import { encodeAck, startAgentServer, type AgentServer } from './agent-server.js';
+import { startAgentHarness, stopAgentHarness, type AgentHarness } from '../test/support/agent-harness.js';
+import { encodeAck } from './agent-server.js';
 
-interface Harness {
-  dir: string;
-  store: HotStore;
-  server: AgentServer;
-  url: string;
-  enrollKey: string;
-  dispatched: { lsn: number; tmid: string; bytes: number }[];
-}
-
-async function startHarness(
-  overrides: { maxFrameBytes?: number; helloTimeoutMs?: number; tlsCertFile?: string; tlsKeyFile?: string } = {},
-): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'kiseki-ingest-'));
-  const config = loadConfig({ dataDir: dir, ingest: { host: '127.0.0.1', port: 0, ...overrides }, http: { port: 0 } });
-  const store = openHotStore({ dataDir: dir });
-  const { enrollKey } = await createTenant(store, { supportId: 'T001', name: 'Test Co', now: Date.now() });
-  const dispatched: Harness['dispatched'] = [];
-  const logger = createSilentLogger();
-  const metrics = createMetrics({ defaultMetrics: false });
-  const committer = createBatchCommitter({
-    store,
-    sink: { dispatch: (lsn, tmid, events) => dispatched.push({ lsn, tmid, bytes: events.byteLength }) },
-    clock: systemClock,
-    logger,
-    metrics,
-    zstdLevel: 1,
-  });
-  const server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
-  const scheme = overrides.tlsCertFile === undefined ? 'ws' : 'wss';
-  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, enrollKey, dispatched };
-}
-
-async function stopHarness(h: Harness): Promise<void> {
-  await h.server.close();
-  await h.store.close();
-  rmSync(h.dir, { recursive: true, force: true });
-}
+type Harness = AgentHarness;
+const startHarness = startAgentHarness;
+const stopHarness = stopAgentHarness;
 
 async function enroll(h: Harness, options: WebSocket.ClientOptions = {}): Promise<{ agent: TestAgent; tmid: string; token: string }> {
   const agent = await connectAgent(h.url, options);

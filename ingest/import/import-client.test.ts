@@ -1,20 +1,12 @@
 import { decode, encode } from '@msgpack/msgpack';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { systemClock } from '../../core/clock.js';
-import { loadConfig } from '../../core/config.js';
-import { createSilentLogger } from '../../core/logger.js';
-import { createMetrics } from '../../core/metrics.js';
-import { createTenant, enrollDevice, openHotStore, type HotStore, type TenantRecord } from '../../storage/index.js';
-import { createBatchCommitter } from '../batch-committer.js';
-import { startAgentServer, type AgentServer } from '../agent-server.js';
+import { enrollDevice, type HotStore, type TenantRecord } from '../../storage/index.js';
 import { batchIdFor, planBatches, sendTrail, ServerRejectedError, ServerUnreachableError } from './import-client.js';
 import type { ImportedEvent } from './sysmon-mapper.js';
 import { storedEvents } from './stored-trail.js';
+import { startAgentHarness, stopAgentHarness, type AgentHarness } from '../../test/support/agent-harness.js';
 
 const T0 = Date.UTC(2024, 0, 2, 3, 0, 0);
 const FACTS = { computer: 'PC-IMP-1', agentVersion: 'kiseki-import/1', os: 'Windows (imported event logs)', ips: [], macs: [] };
@@ -48,28 +40,16 @@ describe('planBatches', () => {
 });
 
 describe('sendTrail against the agent server', () => {
-  let dir: string;
   let store: HotStore;
-  let server: AgentServer;
   let url: string;
   let tenant: TenantRecord;
 
+  let harness: AgentHarness;
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-import-client-'));
-    const config = loadConfig({ dataDir: dir, ingest: { host: '127.0.0.1', port: 0 }, http: { port: 0 } });
-    store = openHotStore({ dataDir: dir });
-    tenant = (await createTenant(store, { supportId: 'T001', name: 'Test Co', now: Date.now() })).tenant;
-    const logger = createSilentLogger();
-    const metrics = createMetrics({ defaultMetrics: false });
-    const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: systemClock, logger, metrics, zstdLevel: 1 });
-    server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
-    url = `ws://127.0.0.1:${server.port}/agent/v1`;
+    harness = await startAgentHarness();
+    ({ store, url, tenant } = harness);
   });
-  afterEach(async () => {
-    await server.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => stopAgentHarness(harness));
 
   it('stores every event once, numbered on from the device’s next seq', async () => {
     const { device, token } = await enrollDevice(store, tenant, FACTS, Date.now());

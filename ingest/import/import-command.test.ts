@@ -5,17 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../core/clock.js';
-import { loadConfig } from '../../core/config.js';
-import { createSilentLogger } from '../../core/logger.js';
-import { createMetrics } from '../../core/metrics.js';
-import { createTenant, enrollDevice, openHotStore, type HotStore } from '../../storage/index.js';
-import { createBatchCommitter } from '../batch-committer.js';
-import { startAgentServer, type AgentServer } from '../agent-server.js';
+import { enrollDevice, type HotStore } from '../../storage/index.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from './index.js';
 import { IDENTITY_FILE, loadIdentities } from './import-identities.js';
 import { storedEvents } from './stored-trail.js';
 import { textSink } from '../../test/support/text-sink.js';
+import { startAgentHarness, stopAgentHarness, type AgentHarness } from '../../test/support/agent-harness.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 const NXLOG = join(FIXTURES, 'download-chain.nxlog.jsonl');
@@ -54,25 +49,14 @@ async function deadPort(): Promise<number> {
 describe('kiseki import sysmon / kiseki detect (agent server in process)', () => {
   let dir: string;
   let store: HotStore;
-  let server: AgentServer;
   let url: string;
 
+  let harness: AgentHarness;
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-import-cmd-'));
-    const config = loadConfig({ dataDir: dir, ingest: { host: '127.0.0.1', port: 0 }, http: { port: 0 } });
-    store = openHotStore({ dataDir: dir });
-    await createTenant(store, { supportId: 'T001', name: 'Test Co', now: Date.now() });
-    const logger = createSilentLogger();
-    const metrics = createMetrics({ defaultMetrics: false });
-    const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: systemClock, logger, metrics, zstdLevel: 1 });
-    server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
-    url = `ws://127.0.0.1:${server.port}/agent/v1`;
+    harness = await startAgentHarness();
+    ({ dir, store, url } = harness);
   });
-  afterEach(async () => {
-    await server.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterEach(() => stopAgentHarness(harness));
 
   it('imports a host’s trail in time order, enrolling its device and reporting bad lines and duplicates', async () => {
     const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, NXLOG], dir);

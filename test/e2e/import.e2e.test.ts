@@ -7,7 +7,6 @@
  * verdict, as for a live agent. The import and detect functions are called
  * directly (the CLI wiring is bin/'s); the server is the built CLI.
  */
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { QuickReport } from '../../core/contracts.js';

@@ -6,22 +6,13 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SimulationSummary } from '../../bench/load/simulator.js';
 import type { InspectReport } from '../../storage/index.js';
 import { CLI, eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 
 type Inspect = InspectReport;
 
-interface Summary {
-  batchesSent: number;
-  batchesAcked: number;
-  eventsSent: number;
-  eventsAcked: number;
-  batchesUnacked: number;
-  reconnects: number;
-  detectionsSent: number;
-  ackLatencyMs: { p50: number; p99: number };
-  errors: Record<string, number>;
-}
+type Summary = SimulationSummary;
 
 async function inspect(dir: string): Promise<Inspect> {
   const r = await runCli(['inspect', '--json', '--data', dir]);
