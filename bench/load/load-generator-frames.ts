@@ -22,7 +22,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
 import type { TrailEvent } from '../../core/contracts.js';
-import { createTrailGenerator } from './trail-generator.js';
+import { createTrailGenerator } from '../../agent/index.js';
 
 /** Events encoded back to back, pre-masked, with the offsets to patch. */
 export interface EncodedEvents {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { decode, encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { AgentPolicy } from '../../core/contracts.js';
+import type { AgentPolicy } from '../core/contracts.js';
 import { runSimulation, type SimulationOptions, type SimulatorAgentState } from './simulator.js';
 
 const ENROLL_KEY = 'test-enroll-key';

@@ -19,7 +19,7 @@ import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Encoder, decode } from '@msgpack/msgpack';
 import { WebSocket, type RawData } from 'ws';
-import type { AgentPolicy, CommandFrame, CommandResultFrame, ServerFrame, TrailEvent, WelcomeFrame } from '../../core/contracts.js';
+import type { AgentPolicy, CommandFrame, CommandResultFrame, ServerFrame, TrailEvent, WelcomeFrame } from '../core/contracts.js';
 import { createPrng, createTrailGenerator, hashString, type TrailGenerator } from './trail-generator.js';
 
 /** Options of {@link runSimulation}. */
