@@ -302,6 +302,8 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
   let toSendHead = 0;
   let inflight = 0;
   let window = maxUnacked;
+  /** True while the welcome handler runs. */
+  let holdPump = false;
 
   let ws: WebSocket | undefined;
   let connId = 0;
@@ -495,6 +497,8 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
         log('Agent received an error frame.', { computer, code, message });
         handlers.onServerError?.(code, message, retryable);
         if (!retryable) fail(new KisekiError('ERR_AGENT_REJECTED', { url: options.url, code, message }));
+        // The server closes after an error frame; closing from this side too means a server that does not cannot stall the client.
+        else ws?.close(1000);
         return;
       }
       case 'hb':
@@ -532,7 +536,13 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
     }
     // Nothing queued means nothing to deliver: the welcome itself is the progress.
     if (pending.size === 0) fruitless = 0;
-    handlers.onWelcome?.(welcome);
+    // Batches queued by the handler go out with the resends below, in queue order, not from inside enqueue().
+    holdPump = true;
+    try {
+      handlers.onWelcome?.(welcome);
+    } finally {
+      holdPump = false;
+    }
     if (stopped) return;
     // Resend every unacked batch, same id and bytes, in queue order, then go on.
     toSend = [...pending.values()];
@@ -591,7 +601,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
 
   function pump(): void {
     const sock = ws;
-    if (!welcomed || !sock || sock.readyState !== WebSocket.OPEN) return;
+    if (holdPump || !welcomed || !sock || sock.readyState !== WebSocket.OPEN) return;
     let sentAny = false;
     while (inflight < window && toSendHead < toSend.length) {
       const b = toSend[toSendHead] as Pending;
