@@ -11,6 +11,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
 import { runScenario } from './runner.js';
@@ -48,13 +49,11 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-class UsageError extends Error {}
-
 function num(values: Record<string, unknown>, name: string): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number`);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new KisekiError('ERR_USAGE', { reason: `--${name} must be a non-negative number` });
   return n;
 }
 
@@ -67,7 +66,7 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   } catch {
     throw new Error(`${paths.microDistDir} is missing: build first (npm run build)`);
   }
-  if (files.length === 0) throw new UsageError(`no micro benchmark matches ${filter ?? '*'}`);
+  if (files.length === 0) throw new KisekiError('ERR_USAGE', { reason: `no micro benchmark matches ${filter ?? '*'}` });
   const { writeMicroResults } = await import('../micro/micro-report.js');
   const all = [];
   for (const f of files.sort()) {
@@ -111,7 +110,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       return 0;
     }
     if (values.micro) return await runMicro(positionals[0], values.out as string | undefined);
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (positionals.length > 0) throw new KisekiError('ERR_USAGE', { reason: `unexpected argument ${positionals[0]}` });
 
     const base = loadScenario((values.scenario as string | undefined) ?? 'steady-1k', paths.scenariosDir);
     const overrides: Record<string, unknown> = {};
@@ -155,8 +154,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       process.removeListener('SIGTERM', onSignal);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`kiseki bench: ${err.message}\n\n${BENCH_USAGE}`);
+    if (isKisekiError(err, 'ERR_USAGE')) {
+      process.stderr.write(`kiseki bench: ${String(err.details?.reason ?? err.message)}\n\n${BENCH_USAGE}`);
       return 64;
     }
     process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
