@@ -156,7 +156,7 @@ export interface ProtocolClientStats {
 export interface ProtocolClient {
   /** Starts connecting (once). */
   start(): void;
-  /** Queues a batch; it goes out as soon as the window allows, and again after every reconnect until acked. */
+  /** Queues a batch; it goes out as soon as the window allows, and again after every reconnect until acked. An id already queued is ignored. */
   enqueue(batch: OutgoingBatch): void;
   /** Sends a non-batch frame (`inv`, `hb`) if a welcomed connection is open; returns whether it was sent. */
   send(frame: Record<string, unknown> & { t: string }): boolean;
@@ -660,6 +660,8 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       void connect();
     },
     enqueue(batch) {
+      // Queuing an id twice would count its events twice and send it twice: the first copy wins.
+      if (pending.has(batch.id)) return;
       const count = batch.last - batch.first + 1;
       const b: Pending = {
         id: batch.id,
@@ -674,8 +676,11 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       };
       pending.set(b.id, b);
       pendingEvents += count;
-      toSend.push(b);
-      pump();
+      // Without a welcomed connection there is nothing to send on; the next welcome queues everything pending.
+      if (welcomed) {
+        toSend.push(b);
+        pump();
+      }
     },
     send(frame) {
       return welcomed ? sendFrame(frame) : false;
