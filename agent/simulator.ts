@@ -184,8 +184,13 @@ async function openStateStore(path: string, onError: (err: unknown) => void): Pr
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (text !== undefined) {
-    const parsed = JSON.parse(text) as Partial<StateFile>;
-    if (!Array.isArray(parsed.agents)) throw new KisekiError('ERR_INVALID_INPUT', { file: path, reason: 'the simulator state file has no agents array' });
+    let parsed: Partial<StateFile> | null;
+    try {
+      parsed = JSON.parse(text) as Partial<StateFile> | null;
+    } catch (err) {
+      throw new KisekiError('ERR_INVALID_INPUT', { file: path, reason: 'the simulator state file is not JSON' }, { cause: err });
+    }
+    if (parsed === null || typeof parsed !== 'object' || !Array.isArray(parsed.agents)) throw new KisekiError('ERR_INVALID_INPUT', { file: path, reason: 'the simulator state file has no agents array' });
     for (const a of parsed.agents) {
       if (typeof a?.index === 'number' && typeof a.computer === 'string' && typeof a.nextSeq === 'number') entries.set(a.index, a);
     }

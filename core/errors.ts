@@ -31,6 +31,7 @@ export const ERRORS = {
   ERR_AGENT_REJECTED: { status: 502, message: 'The agent endpoint refused the device with a protocol error.' },
   ERR_AGENT_GAVE_UP: { status: 504, message: 'The agent endpoint kept failing; gave up after the allowed connections.' },
   ERR_AGENT_CLOSED: { status: 500, message: 'The agent protocol client was closed before its batches were acked.' },
+  ERR_BENCH_FAILED: { status: 500, message: 'The benchmark run failed.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -64,7 +64,7 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   try {
     files = readdirSync(paths.microDistDir).filter((f) => f.endsWith('.bench.js') && (filter === undefined || f.includes(filter)));
   } catch {
-    throw new Error(`${paths.microDistDir} is missing: build first (npm run build)`);
+    throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: paths.microDistDir });
   }
   if (files.length === 0) throw new KisekiError('ERR_USAGE', { reason: `no micro benchmark matches ${filter ?? '*'}` });
   const { writeMicroResults } = await import('../micro/micro-report.js');
@@ -155,10 +155,12 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     }
   } catch (err) {
     if (isKisekiError(err, 'ERR_USAGE')) {
-      process.stderr.write(`kiseki bench: ${String(err.details?.reason ?? err.message)}\n\n${BENCH_USAGE}`);
+      const known = err.details?.known;
+      process.stderr.write(`kiseki bench: ${String(err.details?.reason ?? err.message)}${Array.isArray(known) ? `; known: ${known.join(', ')}` : ''}\n\n${BENCH_USAGE}`);
       return 64;
     }
-    process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (isKisekiError(err)) process.stderr.write(`kiseki bench: ${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}\n`);
+    else process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 }

@@ -35,6 +35,7 @@ import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSna
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
 import type { Scenario } from './scenario.js';
+import { KisekiError } from '../../core/errors.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions {
@@ -234,7 +235,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     );
     const srv = server;
     serverExited = new Promise<never>((_, reject) => {
-      srv.child.once('exit', (code) => reject(new Error(`kiseki exited during the run (code ${code}): ${srv.logTail().slice(-1500)}`)));
+      srv.child.once('exit', (code) => reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki exited during the run', code, logTail: srv.logTail().slice(-1500) })));
     });
     serverExited.catch(() => undefined);
     await wait(500);
