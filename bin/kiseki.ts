@@ -310,7 +310,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
     'max-unacked': { type: 'string' },
     'drain-timeout': { type: 'string' },
   });
-  const { runSimulation } = await import('../bench/load/simulator.js');
+  const { runSimulation } = await import('../agent/index.js');
   const controller = new AbortController();
   process.once('SIGINT', () => controller.abort());
   const summary = await runSimulation({

@@ -26,6 +26,12 @@ export const ERRORS = {
   ERR_VALIDATION: { status: 400, message: 'The request is invalid.' },
   ERR_CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is outside the file.' },
+  // agent/
+  ERR_AGENT_UNREACHABLE: { status: 502, message: 'Nothing answers at the agent endpoint: start the server with `kiseki start` first, or check the URL.' },
+  ERR_AGENT_REJECTED: { status: 502, message: 'The agent endpoint refused the device with a protocol error.' },
+  ERR_AGENT_GAVE_UP: { status: 504, message: 'The agent endpoint kept failing; gave up after the allowed connections.' },
+  ERR_AGENT_CLOSED: { status: 500, message: 'The agent protocol client was closed before its batches were acked.' },
+  ERR_BENCH_FAILED: { status: 500, message: 'The benchmark run failed.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -16,6 +16,7 @@ import { systemClock } from '../../core/clock.js';
 import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import { createSession, createTenant, createUser, openHotStore, sha256Hex } from '../../storage/index.js';
+import { KisekiError } from '../../core/errors.js';
 
 const { values } = parseArgs({
   options: {
@@ -80,7 +81,7 @@ try {
 
   // Walk pages like a console would: next cursors, wrapping around at the end.
   const first = await get('/api/v1/devices?limit=100');
-  if (first.status !== 200) throw new Error(`unexpected status ${first.status}: ${first.body}`);
+  if (first.status !== 200) throw new KisekiError('ERR_BENCH_FAILED', { reason: 'unexpected status', status: first.status, body: first.body });
   const latencies: number[] = [];
   let issued = 0;
   let errors = 0;

@@ -11,6 +11,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
 import { runScenario } from './runner.js';
@@ -48,13 +49,11 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-class UsageError extends Error {}
-
 function num(values: Record<string, unknown>, name: string): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number`);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new KisekiError('ERR_USAGE', { reason: `--${name} must be a non-negative number` });
   return n;
 }
 
@@ -65,9 +64,9 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   try {
     files = readdirSync(paths.microDistDir).filter((f) => f.endsWith('.bench.js') && (filter === undefined || f.includes(filter)));
   } catch {
-    throw new Error(`${paths.microDistDir} is missing: build first (npm run build)`);
+    throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: paths.microDistDir });
   }
-  if (files.length === 0) throw new UsageError(`no micro benchmark matches ${filter ?? '*'}`);
+  if (files.length === 0) throw new KisekiError('ERR_USAGE', { reason: `no micro benchmark matches ${filter ?? '*'}` });
   const { writeMicroResults } = await import('../micro/micro-report.js');
   const all = [];
   for (const f of files.sort()) {
@@ -111,7 +110,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       return 0;
     }
     if (values.micro) return await runMicro(positionals[0], values.out as string | undefined);
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (positionals.length > 0) throw new KisekiError('ERR_USAGE', { reason: `unexpected argument ${positionals[0]}` });
 
     const base = loadScenario((values.scenario as string | undefined) ?? 'steady-1k', paths.scenariosDir);
     const overrides: Record<string, unknown> = {};
@@ -155,11 +154,13 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       process.removeListener('SIGTERM', onSignal);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`kiseki bench: ${err.message}\n\n${BENCH_USAGE}`);
+    if (isKisekiError(err, 'ERR_USAGE')) {
+      const known = err.details?.known;
+      process.stderr.write(`kiseki bench: ${String(err.details?.reason ?? err.message)}${Array.isArray(known) ? `; known: ${known.join(', ')}` : ''}\n\n${BENCH_USAGE}`);
       return 64;
     }
-    process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (isKisekiError(err)) process.stderr.write(`kiseki bench: ${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}\n`);
+    else process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 }

@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { KisekiError } from '../../core/errors.js';
 
 /** Absolute paths the benchmark uses. */
 export interface BenchPaths {
@@ -49,6 +50,6 @@ export function benchPaths(): BenchPaths {
 /** Throws a clear error when the build is missing (run `npx tsc -p tsconfig.json` or `npm run build`). */
 export function assertBuilt(paths: BenchPaths): void {
   for (const p of [paths.kisekiJs, paths.clientJs]) {
-    if (!existsSync(p)) throw new Error(`${p} is missing: build first (npm run build)`);
+    if (!existsSync(p)) throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: p });
   }
 }

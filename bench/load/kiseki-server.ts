@@ -9,6 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
+import { KisekiError } from '../../core/errors.js';
 
 /** Keeps every spawned process so they can all be stopped at the end, whatever happened. */
 export interface ProcessTracker {
@@ -72,7 +73,7 @@ export function runKisekiCli(kisekiJs: string, args: string[], timeoutMs = 120_0
     child.on('close', (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`kiseki ${args[0]} exited with ${code}: ${err.trim().slice(-1000)}`));
+      else reject(new KisekiError('ERR_BENCH_FAILED', { reason: `kiseki ${args[0]} failed`, code, stderr: err.trim().slice(-1000) }));
     });
   });
 }
@@ -81,7 +82,7 @@ export function runKisekiCli(kisekiJs: string, args: string[], timeoutMs = 120_0
 export async function createBenchTenant(kisekiJs: string, dataDir: string): Promise<string> {
   const out = await runKisekiCli(kisekiJs, ['tenant', 'create', '--name', 'Bench', '--support-id', 'BENCH-1', '--json', '--data', dataDir]);
   const parsed = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { enrollKey?: string };
-  if (typeof parsed.enrollKey !== 'string') throw new Error('kiseki tenant create printed no enrollKey');
+  if (typeof parsed.enrollKey !== 'string') throw new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki tenant create printed no enrollKey' });
   return parsed.enrollKey;
 }
 
@@ -150,11 +151,11 @@ export function startKiseki(options: {
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`kiseki did not print its listening line within ${options.timeoutMs ?? 60_000} ms: ${log.slice(-2000)}`));
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki did not print its listening line in time', timeoutMs: options.timeoutMs ?? 60_000, logTail: log.slice(-2000) }));
     }, options.timeoutMs ?? 60_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`kiseki exited with ${code} before listening: ${log.slice(-2000)}`));
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki exited before listening', code, logTail: log.slice(-2000) }));
     });
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
@@ -217,7 +218,7 @@ export function scrapeMetrics(port: number, timeoutMs = 5000): Promise<PromSampl
       res.on('data', (d: string) => (body += d));
       res.on('end', () => resolve(parsePrometheus(body)));
     });
-    req.on('timeout', () => req.destroy(new Error('metrics scrape timed out')));
+    req.on('timeout', () => req.destroy(new KisekiError('ERR_BENCH_FAILED', { reason: 'metrics scrape timed out' })));
     req.on('error', reject);
   });
 }

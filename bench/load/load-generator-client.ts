@@ -18,6 +18,12 @@
  *
  * Bounded by construction: the parent's `close` (or its death, seen as the
  * IPC channel closing) ends the process within ~1 s.
+ *
+ * This is the one agent-protocol speaker that does not use agent/'s
+ * protocol client, on purpose: a `ws` socket, a MessagePack encode per batch
+ * and a decode per ack for each of tens of thousands of agents would make the
+ * generator compete with the server for the same cores (bench/load/README.md,
+ * "Why the load generator has its own client"). Protocol changes go here too.
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';

@@ -22,7 +22,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
 import type { TrailEvent } from '../../core/contracts.js';
-import { createTrailGenerator } from './trail-generator.js';
+import { createTrailGenerator } from '../../agent/index.js';
+import { KisekiError } from '../../core/errors.js';
 
 /** Events encoded back to back, pre-masked, with the offsets to patch. */
 export interface EncodedEvents {
@@ -176,7 +177,7 @@ export function buildEventPool(options: EventPoolOptions): EncodedEvents {
       list.push(e);
     }
     const weights = Object.entries(options.mix).filter(([f]) => (byFamily.get(f)?.length ?? 0) > 0);
-    if (weights.length === 0) throw new Error(`eventMix names no family the generator produces (${[...byFamily.keys()].join(', ')})`);
+    if (weights.length === 0) throw new KisekiError('ERR_INVALID_INPUT', { reason: 'eventMix names no family the generator produces', families: [...byFamily.keys()] });
     const sum = weights.reduce((s, [, w]) => s + w, 0);
     const taken = new Map<string, number>();
     events = [];

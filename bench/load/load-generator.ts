@@ -14,6 +14,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createLatencyHistogram, type LatencyHistogram } from './latency-histogram.js';
 import { emptyCounters, type ClientConfig, type ClientCounters, type ClientMessage, type ClientReport, type ParentMessage, type ReconnectReport } from './load-generator-messages.js';
+import { KisekiError } from '../../core/errors.js';
 
 /** What the fleet is asked to do; per-process settings are derived from it. */
 export interface FleetOptions extends Omit<ClientConfig, 'clientIndex' | 'agentFrom' | 'agentCount' | 'localAddress'> {
@@ -126,7 +127,7 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
       segDelivery.merge(m.delivery);
       recentAck.merge(m.ack);
     }
-    if (m.type === 'failed') failReject(new Error(`load-generator client ${m.clientIndex} failed: ${m.message}`));
+    if (m.type === 'failed') failReject(new KisekiError('ERR_BENCH_FAILED', { reason: 'a load-generator client failed', client: m.clientIndex, message: m.message }));
     for (const l of [...listeners]) l(m);
   };
 
@@ -136,7 +137,7 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
       const got = new Map<number, T>();
       const timer = setTimeout(() => {
         listeners.delete(listener);
-        reject(new Error(`load generator: ${what} timed out after ${timeoutMs} ms (${got.size}/${processes} clients answered)`));
+        reject(new KisekiError('ERR_BENCH_FAILED', { reason: `load generator: ${what} timed out`, timeoutMs, answered: got.size, clients: processes }));
       }, timeoutMs);
       const listener = (m: ClientMessage): void => {
         if (!pick(m)) return;
@@ -151,7 +152,7 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
       failed.catch((err: unknown) => {
         clearTimeout(timer);
         listeners.delete(listener);
-        reject(err instanceof Error ? err : new Error(String(err)));
+        reject(err instanceof Error ? err : new KisekiError('ERR_BENCH_FAILED', { reason: String(err) }));
       });
     });
 
@@ -169,7 +170,7 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
     children.push(child);
     child.on('message', (m: ClientMessage) => onMessage(m));
     child.on('exit', (code, signal) => {
-      if (!closing) failReject(new Error(`load-generator client ${i} exited early (code ${code}, signal ${signal})`));
+      if (!closing) failReject(new KisekiError('ERR_BENCH_FAILED', { reason: 'a load-generator client exited early', client: i, code, signal }));
     });
     const config: ClientConfig = {
       clientIndex: i,

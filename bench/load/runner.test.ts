@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { benchPaths } from './bench-paths.js';
 import { runScenario } from './runner.js';
 import { listScenarios, loadScenario } from './scenario.js';
+import { isKisekiError } from '../../core/errors.js';
 
 const paths = benchPaths();
 const outDir = mkdtempSync(join(tmpdir(), 'kiseki-bench-test-'));
@@ -17,7 +18,15 @@ describe('load benchmark scenarios', () => {
   });
 
   it('names the known scenarios when one is missing', () => {
-    expect(() => loadScenario(join(paths.scenariosDir, '..', 'no-such.json'), paths.scenariosDir)).toThrow(/unknown scenario/);
+    let err: unknown;
+    try {
+      loadScenario(join(paths.scenariosDir, '..', 'no-such.json'), paths.scenariosDir);
+    } catch (e) {
+      err = e;
+    }
+    expect(isKisekiError(err, 'ERR_USAGE')).toBe(true);
+    expect((err as { details: { reason: string; known: string[] } }).details.reason).toMatch(/unknown scenario/);
+    expect((err as { details: { known: string[] } }).details.known).toContain('smoke');
   });
 });
 

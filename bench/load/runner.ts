@@ -35,6 +35,7 @@ import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSna
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
 import type { Scenario } from './scenario.js';
+import { KisekiError } from '../../core/errors.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions {
@@ -182,12 +183,6 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   };
 }
 
-class Aborted extends Error {
-  constructor() {
-    super('benchmark aborted');
-  }
-}
-
 /**
  * Runs one scenario end to end and writes its result JSON.
  * @returns the result and the path of the JSON file.
@@ -215,8 +210,10 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     abortReject = reject;
   });
   aborted.catch(() => undefined);
-  const onAbort = (): void => abortReject(new Aborted());
-  if (options.signal?.aborted) throw new Aborted();
+  // An abort rejects with the signal's own reason (an AbortError unless the caller chose one), as fetch and timers/promises do.
+  const abortReason = (): Error => (options.signal?.reason instanceof Error ? options.signal.reason : new DOMException('The benchmark was aborted.', 'AbortError'));
+  const onAbort = (): void => abortReject(abortReason());
+  if (options.signal?.aborted) throw abortReason();
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let serverExited: Promise<never> = new Promise<never>(() => undefined);
@@ -238,7 +235,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     );
     const srv = server;
     serverExited = new Promise<never>((_, reject) => {
-      srv.child.once('exit', (code) => reject(new Error(`kiseki exited during the run (code ${code}): ${srv.logTail().slice(-1500)}`)));
+      srv.child.once('exit', (code) => reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki exited during the run', code, logTail: srv.logTail().slice(-1500) })));
     });
     serverExited.catch(() => undefined);
     await wait(500);
@@ -417,7 +414,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     try {
       metrics = await guard(scrapeMetrics(srv.httpPort));
     } catch (err) {
-      if (err instanceof Aborted) throw err;
+      if (options.signal?.aborted) throw err;
       notes.push(`metrics scrape failed: ${(err as Error).message}`);
     }
     const catchUpBatches = sampleValue(metrics, 'kiseki_engine_catch_up_batches_total') ?? 0;

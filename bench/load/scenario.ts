@@ -9,6 +9,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { z } from 'zod';
+import { KisekiError } from '../../core/errors.js';
 
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
@@ -101,12 +102,12 @@ export const scenarioSchema = z
 /** A validated scenario with defaults filled in. */
 export type Scenario = z.infer<typeof scenarioSchema>;
 
-/** Parses and validates a scenario object; throws an Error naming the first bad field. */
+/** Parses and validates a scenario object; throws KisekiError ERR_INVALID_INPUT naming the first bad field in `details`. */
 export function parseScenario(raw: unknown, source = 'scenario'): Scenario {
   const r = scenarioSchema.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    throw new Error(`${source}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+    throw new KisekiError('ERR_INVALID_INPUT', { source, field: issue?.path.join('.') || '(root)', reason: issue?.message ?? 'invalid' });
   }
   return r.data;
 }
@@ -121,7 +122,7 @@ export function listScenarios(dir: string): string[] {
 
 /**
  * Loads a scenario by name from `dir`, or from a path ending in `.json`.
- * @throws Error when the file is missing or invalid.
+ * @throws KisekiError ERR_USAGE when no such scenario exists, ERR_INVALID_INPUT when it is invalid.
  */
 export function loadScenario(nameOrPath: string, dir: string): Scenario {
   const path = nameOrPath.endsWith('.json') ? nameOrPath : join(dir, `${nameOrPath}.json`);
@@ -129,7 +130,7 @@ export function loadScenario(nameOrPath: string, dir: string): Scenario {
   try {
     text = readFileSync(path, 'utf8');
   } catch {
-    throw new Error(`unknown scenario ${JSON.stringify(nameOrPath)}; known: ${listScenarios(dir).join(', ')}`);
+    throw new KisekiError('ERR_USAGE', { reason: `unknown scenario ${JSON.stringify(nameOrPath)}`, known: listScenarios(dir) });
   }
   return parseScenario(JSON.parse(text) as unknown, path);
 }

@@ -29,7 +29,7 @@ import { buildDayArchive } from '../../export/day-archive.js';
 import { buildSpot30 } from '../../export/spot-jobs.js';
 import { jobFilesDir } from '../../export/jobs.js';
 import { addSeqRange, openHotStore, type BatchToCommit, type HotStore, type TrailState } from '../../storage/index.js';
-import { createTrailGenerator } from '../load/trail-generator.js';
+import { createTrailGenerator } from '../../agent/index.js';
 import { isMain } from './micro-fixtures.js';
 
 const DAY = '2026-01-05';

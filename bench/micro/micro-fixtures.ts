@@ -4,7 +4,7 @@
  * on every run and machine, so alternatives are compared on identical input.
  */
 import type { TrailEvent } from '../../core/contracts.js';
-import { createTrailGenerator } from '../load/trail-generator.js';
+import { createTrailGenerator } from '../../agent/index.js';
 
 /** `count` events from `computers` seeded PCs, in generation order per PC. */
 export function fixtureEvents(count: number, computers = 8, seed = 42, detectRate = 0): TrailEvent[] {

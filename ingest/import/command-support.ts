@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isKisekiError } from '../../core/errors.js';
 import { authenticateDevice, enrollDevice, openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
-import { ServerRejectedError, ServerUnreachableError, type HelloFacts } from './import-client.js';
+import type { HelloFacts } from './import-client.js';
 import { acquireImportLock, findIdentity, IdentityFileError, loadIdentities, saveIdentities, type ImportIdentity } from './import-identities.js';
 import { InputError } from './sysmon-reader.js';
 
@@ -153,7 +153,7 @@ export function reportFailure(err: unknown, command: string, usage: string, io: 
     return EXIT_USAGE;
   }
   if (err instanceof InputError) say(`${err.file}: ${err.message}`);
-  else if (err instanceof CommandError || err instanceof IdentityFileError || err instanceof ServerUnreachableError || err instanceof ServerRejectedError) say(err.message);
+  else if (err instanceof CommandError || err instanceof IdentityFileError) say(err.message);
   else if (isKisekiError(err)) say(`${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}`);
   else say(`unexpected failure: ${err instanceof Error ? err.message : String(err)}`);
   return EXIT_FAILED;

@@ -3,7 +3,8 @@ import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { enrollDevice, type HotStore, type TenantRecord } from '../../storage/index.js';
-import { batchIdFor, planBatches, sendTrail, ServerRejectedError, ServerUnreachableError } from './import-client.js';
+import { isKisekiError } from '../../core/errors.js';
+import { batchIdFor, planBatches, sendTrail } from './import-client.js';
 import type { ImportedEvent } from './sysmon-mapper.js';
 import { storedEvents } from './stored-trail.js';
 import { startAgentHarness, stopAgentHarness, type AgentHarness } from '../../test/support/agent-harness.js';
@@ -67,8 +68,8 @@ describe('sendTrail against the agent server', () => {
   it('fails with the server’s code on a wrong token', async () => {
     const { device } = await enrollDevice(store, tenant, FACTS, Date.now());
     const err = await sendTrail({ url, credentials: { tmid: device.tmid, token: 'kdt_wrong' }, facts: FACTS, events: events(1) }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ServerRejectedError);
-    expect((err as ServerRejectedError).code).toBe('auth_failed');
+    expect(isKisekiError(err, 'ERR_AGENT_REJECTED')).toBe(true);
+    expect((err as { details: { code: string } }).details.code).toBe('auth_failed');
   });
 });
 
@@ -81,8 +82,9 @@ describe('sendTrail: connection problems', () => {
       });
     });
     const err = await sendTrail({ url: `ws://127.0.0.1:${port}/agent/v1`, credentials: { tmid: 'T', token: 'k' }, facts: FACTS, events: events(1) }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(ServerUnreachableError);
+    expect(isKisekiError(err, 'ERR_AGENT_UNREACHABLE')).toBe(true);
     expect((err as Error).message).toContain('start the server with `kiseki start` first');
+    expect((err as { details: { reason: string } }).details.reason).toBe('ECONNREFUSED');
   });
 
   it('resends an unacked batch with the same id on a new connection after the connection drops', async () => {
@@ -131,8 +133,8 @@ describe('sendTrail: connection problems', () => {
     try {
       const port = (wss.address() as { port: number }).port;
       const err = await sendTrail({ url: `ws://127.0.0.1:${port}/agent/v1`, credentials: { tmid: 'T', token: 'k' }, facts: FACTS, events: events(1), retryDelayMs: 5, maxAttempts: 3 }).catch((e: unknown) => e);
-      expect(err).toBeInstanceOf(ServerRejectedError);
-      expect((err as Error).message).toContain('server_shutting_down');
+      expect(isKisekiError(err, 'ERR_AGENT_GAVE_UP')).toBe(true);
+      expect((err as { details: { lastProblem: string } }).details.lastProblem).toContain('server_shutting_down');
       expect(conns).toBe(3);
     } finally {
       for (const c of wss.clients) c.terminate();

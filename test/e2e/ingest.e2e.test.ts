@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { SimulationSummary } from '../../bench/load/simulator.js';
+import type { SimulationSummary } from '../../agent/index.js';
 import type { InspectReport } from '../../storage/index.js';
 import { CLI, eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 

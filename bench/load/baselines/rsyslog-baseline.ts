@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { readProcSample } from '../proc-stats.js';
 import { waitExit, type ProcessTracker } from '../kiseki-server.js';
+import { KisekiError } from '../../../core/errors.js';
 
 /** Result of the rsyslog baseline. */
 export type RsyslogBaselineResult =
@@ -40,7 +41,7 @@ function freePort(): Promise<number> {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
       const addr = s.address();
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))));
+      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'rsyslog baseline: no free port' }))));
     });
     s.on('error', reject);
   });

@@ -9,7 +9,7 @@
  * Run as a child process with one JSON argument: `{ port, lines, conns, seed }`.
  */
 import net from 'node:net';
-import { createTrailGenerator } from '../trail-generator.js';
+import { createTrailGenerator } from '../../../agent/index.js';
 
 interface SenderOptions {
   port: number;

@@ -15,6 +15,7 @@ import { waitExit } from '../kiseki-server.js';
 import { diffCounters, startFleet } from '../load-generator.js';
 import type { LatencyPercentiles } from '../latency-histogram.js';
 import { coresBetween, readProcSample } from '../proc-stats.js';
+import { KisekiError } from '../../../core/errors.js';
 
 export type UwsBaselineResult =
   | { skipped: string }
@@ -61,11 +62,11 @@ function startServer(paths: BenchPaths, tracker: ProcessTracker): Promise<{ pid:
     let out = '';
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error('the uWS baseline server did not start within 15 s'));
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'the uWS baseline server did not start in time', timeoutMs: 15_000 }));
     }, 15_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
-      reject(new Error(`the uWS baseline server exited with ${code}`));
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'the uWS baseline server exited', code }));
     });
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();

@@ -16,7 +16,7 @@
  * in one simulator process, and producing an event costs much less than
  * MessagePack-encoding it (a loop of `next(1000, …)` calls is the way to measure).
  */
-import type { TrailEvent } from '../../core/contracts.js';
+import type { TrailEvent } from '../core/contracts.js';
 
 /** Authenticode state of an image (SPEC §2 `sig`). */
 export type SignatureStatus = 'trusted' | 'untrusted' | 'unsigned';

@@ -5,7 +5,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { describe, expect, it } from 'vitest';
-import type { TrailEvent } from '../../core/contracts.js';
+import type { TrailEvent } from '../core/contracts.js';
 import { createTrailGenerator } from './trail-generator.js';
 
 const NOW = Date.UTC(2024, 2, 12, 1, 0, 0);

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { decode, encode } from '@msgpack/msgpack';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { AgentPolicy } from '../../core/contracts.js';
+import type { AgentPolicy } from '../core/contracts.js';
+import { isKisekiError } from '../core/errors.js';
 import { runSimulation, type SimulationOptions, type SimulatorAgentState } from './simulator.js';
 
 const ENROLL_KEY = 'test-enroll-key';
@@ -354,5 +355,18 @@ describe('runSimulation', () => {
     setTimeout(() => controller.abort(), 200);
     const aborted = await runSimulation({ url, enrollKey: ENROLL_KEY, agents: 2, eps: 10, durationSec: 60, statePath: join(dir, 'state-abort.json'), signal: controller.signal });
     expect(aborted.aborted).toBe(true);
+  });
+});
+
+describe('runSimulation state file', () => {
+  it.each([
+    ['not JSON', '{ agents: '],
+    ['no agents array', '{"version":1}'],
+  ])('refuses a state file that is %s with ERR_INVALID_INPUT', async (_what, text) => {
+    const statePath = join(dir, `state-bad-${text.length}.json`);
+    await writeFile(statePath, text);
+    const err = await runSimulation({ url: 'ws://127.0.0.1:1/agent/v1', enrollKey: ENROLL_KEY, agents: 1, eps: 1, durationSec: 0.1, statePath }).catch((e: unknown) => e);
+    expect(isKisekiError(err, 'ERR_INVALID_INPUT')).toBe(true);
+    expect((err as { details: { file: string } }).details.file).toBe(statePath);
   });
 });

@@ -1,14 +1,15 @@
 /**
- * Agent-fleet simulator for load benchmarks (SPEC §3, docs/PROTOCOL.md). Each
+ * Agent-fleet simulator (`kiseki simulate`, SPEC §3, docs/PROTOCOL.md). Each
  * simulated agent is a PC with a stable computer name, IPs and MACs that
  * enrolls once (identity kept in a JSON state file), then streams seeded trail
- * events from `trail-generator.ts` in batches, honours the server's window of
- * unacked batches, buffers what it cannot send (bounded: generation pauses and
- * is counted, nothing is dropped), sends heartbeats and an inventory, and on
- * any disconnect reconnects with exponential backoff and resends every unacked
- * batch with the same id, in seq order. After `durationSec` it stops
- * generating, waits (bounded) until everything is acked, and reports counts,
- * ack latency percentiles and errors by code.
+ * events from `trail-generator.ts` in batches through the shared protocol
+ * client (`protocol-client.ts`: window of unacked batches, heartbeats,
+ * reconnects with backoff, resends with the same ids, command replies). What
+ * the window does not let out is buffered (bounded: generation pauses and is
+ * counted, nothing is dropped). Commands are carried out like a real agent
+ * would: isolation blocks outbound connections off the allow-list. After
+ * `durationSec` it stops generating, waits (bounded) until everything is
+ * acked, and reports counts, ack latency percentiles and errors by code.
  *
  * Every wait is bounded: the run resolves at the latest `durationSec` +
  * `drainTimeoutSec` + a few seconds of socket close after it starts, whatever
@@ -17,9 +18,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Encoder, decode } from '@msgpack/msgpack';
-import { WebSocket, type RawData } from 'ws';
-import type { AgentPolicy, CommandFrame, CommandResultFrame, ServerFrame, TrailEvent, WelcomeFrame } from '../../core/contracts.js';
+import type { AgentPolicy, CommandFrame, TrailEvent } from '../core/contracts.js';
+import { KisekiError } from '../core/errors.js';
+import { createConnectGate, createProtocolClient, DEFAULT_POLICY, type CommandOutcome, type ConnectGate, type WelcomeInfo } from './protocol-client.js';
 import { createPrng, createTrailGenerator, hashString, type TrailGenerator } from './trail-generator.js';
 
 /** Options of {@link runSimulation}. */
@@ -156,12 +157,7 @@ interface StateFile {
   agents: SimulatorAgentState[];
 }
 
-const DEFAULT_POLICY: AgentPolicy = { batchIntervalMs: 1000, maxBatchEvents: 5000, maxUnackedBatches: 8, hbIntervalMs: 30_000 };
-const FATAL_CODES = new Set(['auth_failed', 'enroll_key_invalid']);
-const BACKOFF_START_MS = 100;
-const BACKOFF_CAP_MS = 5000;
-/** Longest wait for sockets to close after the drain, ms, before they are terminated. */
-const CLOSE_GRACE_MS = 2000;
+const AGENT_VERSION = '3.2.1';
 /** Latency samples kept; beyond this, reservoir sampling. */
 const LATENCY_SAMPLES_MAX = 1_000_000;
 const LOG_LINES_PER_SEC = 20;
@@ -188,8 +184,13 @@ async function openStateStore(path: string, onError: (err: unknown) => void): Pr
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (text !== undefined) {
-    const parsed = JSON.parse(text) as Partial<StateFile>;
-    if (!Array.isArray(parsed.agents)) throw new Error(`simulator state file ${path} has no agents array`);
+    let parsed: Partial<StateFile> | null;
+    try {
+      parsed = JSON.parse(text) as Partial<StateFile> | null;
+    } catch (err) {
+      throw new KisekiError('ERR_INVALID_INPUT', { file: path, reason: 'the simulator state file is not JSON' }, { cause: err });
+    }
+    if (parsed === null || typeof parsed !== 'object' || !Array.isArray(parsed.agents)) throw new KisekiError('ERR_INVALID_INPUT', { file: path, reason: 'the simulator state file has no agents array' });
     for (const a of parsed.agents) {
       if (typeof a?.index === 'number' && typeof a.computer === 'string' && typeof a.nextSeq === 'number') entries.set(a.index, a);
     }
@@ -254,48 +255,6 @@ async function openStateStore(path: string, onError: (err: unknown) => void): Pr
 // Small helpers
 // ---------------------------------------------------------------------------
 
-interface Limiter {
-  acquire(): Promise<void>;
-  release(): void;
-  /** Lets every waiter through (used at shutdown; they see the stop flag and release). */
-  openAll(): void;
-}
-
-function createLimiter(max: number): Limiter {
-  let active = 0;
-  const waiters: Array<() => void> = [];
-  let head = 0;
-  let open = false;
-  return {
-    acquire() {
-      if (open || active < max) {
-        active++;
-        return Promise.resolve();
-      }
-      return new Promise<void>((resolve) => waiters.push(resolve));
-    },
-    release() {
-      if (head < waiters.length) {
-        const w = waiters[head] as () => void;
-        waiters[head++] = () => undefined;
-        if (head > 1024 && head * 2 > waiters.length) {
-          waiters.splice(0, head);
-          head = 0;
-        }
-        w();
-      } else if (active > 0) active--;
-    },
-    openAll() {
-      open = true;
-      while (head < waiters.length) {
-        const w = waiters[head++] as () => void;
-        active++;
-        w();
-      }
-    },
-  };
-}
-
 interface LatencyRecorder {
   add(ms: number): void;
   summary(): AckLatencySummary;
@@ -328,22 +287,6 @@ function round2(n: number): number {
   return Math.round(n * 100) / 100;
 }
 
-function isServerFrame(v: unknown): v is ServerFrame {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && typeof (v as { t?: unknown }).t === 'string';
-}
-
-function isPolicy(v: unknown): v is AgentPolicy {
-  if (typeof v !== 'object' || v === null) return false;
-  const p = v as Record<string, unknown>;
-  return typeof p.maxUnackedBatches === 'number' && typeof p.hbIntervalMs === 'number';
-}
-
-function toBuffer(data: RawData): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (Array.isArray(data)) return Buffer.concat(data);
-  return Buffer.from(data);
-}
-
 const MODELS = ['OptiPlex 7090', 'ThinkPad X1 Carbon Gen 11', 'HP EliteBook 840 G9', 'VersaPro VKT16M', "Let's note CF-SV1", 'Surface Laptop 5'];
 const APPS = [
   { name: 'Google Chrome', version: '122.0.6261.129', publisher: 'Google LLC' },
@@ -359,19 +302,6 @@ const APPS = [
 // ---------------------------------------------------------------------------
 // Simulation
 // ---------------------------------------------------------------------------
-
-interface Batch {
-  readonly id: string;
-  readonly first: number;
-  readonly count: number;
-  readonly detections: number;
-  readonly bytes: Uint8Array;
-  everSent: boolean;
-  /** Connection it was last sent on (0: none). */
-  connId: number;
-  /** performance.now() of the first send on that connection. */
-  sentAtPerfMs: number;
-}
 
 interface Stats {
   batchesGenerated: number;
@@ -408,10 +338,9 @@ interface Ctx {
   readonly detectRate: number | undefined;
   readonly helloTimeoutMs: number;
   readonly stats: Stats;
-  readonly limiter: Limiter;
+  readonly gate: ConnectGate;
   readonly latency: LatencyRecorder;
   readonly state: StateStore;
-  readonly encoder: Encoder;
   readonly rng: () => number;
   readonly log: (message: string, details?: Record<string, unknown>) => void;
   phase: Phase;
@@ -432,6 +361,11 @@ interface SimAgent {
   close(): Promise<void>;
 }
 
+/**
+ * One simulated PC: the trail generator and its batch clock on top of the
+ * shared protocol client, which owns the connection, the window, acks,
+ * resends, heartbeats and command replies.
+ */
 function createSimAgent(ctx: Ctx, index: number): SimAgent {
   const saved = ctx.state.get(index);
   const computer = saved?.computer ?? `PC-${ctx.seed}-${String(index).padStart(5, '0')}`;
@@ -444,200 +378,100 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   const macs = [
     `00-15-5D-${((macHash >>> 16) & 255).toString(16).padStart(2, '0')}-${((macHash >>> 8) & 255).toString(16).padStart(2, '0')}-${(macHash & 255).toString(16).padStart(2, '0')}`.toUpperCase(),
   ];
-  const agentVersion = '3.2.1';
   const os = 'Windows 11 Pro 23H2 (10.0.22631)';
 
   let generator: TrailGenerator | undefined;
-  let ws: WebSocket | undefined;
-  let connId = 0;
-  let welcomed = false;
-  let holdsSlot = false;
   let stopped = false;
-  let fatal = false;
-  let attempt = 0;
   let policy: AgentPolicy = DEFAULT_POLICY;
   /** Network isolation as ordered by the server: only these destinations stay reachable. */
   let isolation: { allow: { cidr: string; port?: number }[] } | undefined = saved?.isolation;
-  /** Unacked batches allowed in flight on this connection. */
-  let sendWindow = ctx.maxUnacked;
-  let inflight = 0;
-  /** Every generated, unacked batch in seq order. */
-  const outstanding = new Map<string, Batch>();
-  let outstandingEvents = 0;
-  /** Batches still to send on the current connection, in seq order (acked ones are skipped). */
-  let unsent: Batch[] = [];
-  let unsentHead = 0;
-  let helloTimer: NodeJS.Timeout | undefined;
-  let reconnectTimer: NodeJS.Timeout | undefined;
+  /** `av.detect` events per generated batch that holds any, until its first send. */
+  const detectionsByBatch = new Map<string, number>();
   let tickTimer: NodeJS.Timeout | undefined;
   let nextTickAtMs = 0;
   let fraction = 0;
-  let lastHbAtMs = 0;
-  let closedResolve: (() => void) | undefined;
 
-  function releaseSlot(): void {
-    if (holdsSlot) {
-      holdsSlot = false;
-      ctx.limiter.release();
-    }
-  }
-
-  function send(frame: unknown): void {
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(ctx.encoder.encode(frame), { binary: true });
-  }
-
-  async function connect(): Promise<void> {
-    if (stopped) return;
-    await ctx.limiter.acquire();
-    holdsSlot = true;
-    if (stopped) {
-      releaseSlot();
-      return;
-    }
-    const id = ++connId;
-    let sock: WebSocket;
-    try {
-      sock = new WebSocket(ctx.url, { perMessageDeflate: false, handshakeTimeout: ctx.helloTimeoutMs, maxPayload: 16 * 1024 * 1024 });
-    } catch (err) {
-      releaseSlot();
-      ctx.log('Agent could not create a WebSocket.', { computer, error: String(err) });
-      scheduleReconnect();
-      return;
-    }
-    ws = sock;
-    helloTimer = setTimeout(() => {
-      if (ws === sock && !welcomed) {
-        ctx.log('Agent got no welcome in time; reconnecting.', { computer });
-        sock.terminate();
-      }
-    }, ctx.helloTimeoutMs);
-    sock.on('open', () => {
-      if (ws !== sock) return;
-      const hello: Record<string, unknown> = { t: 'hello', computer, agentVersion, os, ips, macs };
-      if (tmid !== undefined && token !== undefined) {
-        hello.tmid = tmid;
-        hello.token = token;
-      } else hello.enrollKey = ctx.enrollKey;
-      send(hello);
-    });
-    sock.on('message', (data: RawData, isBinary: boolean) => {
-      if (ws !== sock || id !== connId) return;
-      if (!isBinary) {
-        ctx.log('Agent received a text frame and ignored it.', { computer });
-        return;
-      }
-      let frame: unknown;
-      try {
-        frame = decode(toBuffer(data));
-      } catch {
-        countError('client_undecodable_frame');
-        return;
-      }
-      if (!isServerFrame(frame)) {
-        countError('client_unexpected_frame');
-        return;
-      }
-      onFrame(frame);
-    });
-    sock.on('error', (err: Error) => {
-      if (ws === sock) ctx.log('Agent connection failed.', { computer, error: err.message });
-    });
-    sock.on('close', (code: number) => {
-      if (ws !== sock) return;
-      ws = undefined;
-      if (helloTimer) clearTimeout(helloTimer);
-      helloTimer = undefined;
-      if (welcomed) ctx.stats.connected--;
-      else ctx.stats.connectFailures++;
-      welcomed = false;
-      inflight = 0;
-      releaseSlot();
-      if (closedResolve) closedResolve();
-      if (!stopped && !fatal) {
-        ctx.log('Agent connection closed; reconnecting.', { computer, code });
-        scheduleReconnect();
-      }
-    });
-  }
-
-  function scheduleReconnect(): void {
-    if (stopped || fatal || reconnectTimer) return;
-    attempt++;
-    const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_START_MS * 2 ** Math.min(attempt - 1, 16));
-    const delay = ceiling / 2 + ctx.rng() * (ceiling / 2);
-    ctx.stats.reconnects++;
-    reconnectTimer = setTimeout(() => {
-      reconnectTimer = undefined;
-      void connect();
-    }, delay);
-  }
+  const client = createProtocolClient({
+    url: ctx.url,
+    credentials: tmid !== undefined && token !== undefined ? { tmid, token } : { enrollKey: ctx.enrollKey },
+    facts: { computer, agentVersion: AGENT_VERSION, os, ips, macs },
+    maxUnacked: ctx.maxUnacked,
+    helloTimeoutMs: ctx.helloTimeoutMs,
+    gate: ctx.gate,
+    random: ctx.rng,
+    log: ctx.log,
+    handlers: {
+      onWelcome,
+      onSent(b, resend) {
+        if (resend) {
+          ctx.stats.batchesResent++;
+          return;
+        }
+        ctx.stats.batchesSent++;
+        ctx.stats.eventsSent += b.count;
+        const detections = detectionsByBatch.get(b.id);
+        if (detections !== undefined) {
+          ctx.stats.detectionsSent += detections;
+          detectionsByBatch.delete(b.id);
+        }
+      },
+      onAck(b, ack) {
+        if (ack.latencyMs !== undefined) ctx.latency.add(ack.latencyMs);
+        ctx.stats.batchesAcked++;
+        ctx.stats.eventsAcked += b.count;
+        ctx.lastAckAtMs = performance.now();
+        if (client.unacked().batches === 0) ctx.onProgressMaybeDrained();
+      },
+      onCommand,
+      onServerError(code) {
+        countError(code);
+      },
+      onFrameProblem(reason) {
+        if (reason === 'client_stray_ack') ctx.stats.duplicateAcks++;
+        else countError(reason);
+      },
+      onDisconnect(info) {
+        if (info.welcomed) ctx.stats.connected--;
+        else ctx.stats.connectFailures++;
+        if (info.reconnect) ctx.stats.reconnects++;
+      },
+      onFailed() {
+        ctx.stats.fatalAgents++;
+        stopped = true;
+        if (tickTimer) clearTimeout(tickTimer);
+        tickTimer = undefined;
+        ctx.onProgressMaybeDrained();
+      },
+    },
+  });
 
   function countError(code: string): void {
     ctx.stats.errors[code] = (ctx.stats.errors[code] ?? 0) + 1;
   }
 
-  function onFrame(frame: ServerFrame): void {
-    switch (frame.t) {
-      case 'ack':
-        onAck(frame.id);
-        return;
-      case 'welcome':
-        onWelcome(frame);
-        return;
-      case 'error': {
-        const code = typeof frame.code === 'string' ? frame.code : 'unknown';
-        countError(code);
-        ctx.log('Agent received an error frame.', { computer, code, message: frame.message });
-        if (FATAL_CODES.has(code)) {
-          fatal = true;
-          stopped = true;
-          ctx.stats.fatalAgents++;
-          clearTimers();
-          ws?.close(1000);
-          ctx.onProgressMaybeDrained();
-        }
-        return;
-      }
-      case 'hb':
-        return;
-      case 'cmd':
-        onCommand(frame);
-        return;
-      default:
-        countError('client_unexpected_frame');
-    }
-  }
-
-  /** Executes a response action like a real agent: acknowledge at once, then report the outcome. */
-  function onCommand(frame: CommandFrame): void {
+  /** Executes a response action like a real agent; the client sends `acknowledged` first and this outcome after. */
+  function onCommand(frame: CommandFrame): CommandOutcome {
     ctx.stats.commands[frame.kind] = (ctx.stats.commands[frame.kind] ?? 0) + 1;
-    const reply = (r: Omit<CommandResultFrame, 't' | 'id'>) => send({ t: 'cmdr', id: frame.id, ...r });
-    reply({ status: 'acknowledged' });
     const args = frame.args ?? {};
     switch (frame.kind) {
       case 'isolate': {
         const allow = Array.isArray(args.allow) ? (args.allow as { cidr: string; port?: number }[]) : [];
         isolation = { allow };
         saveState();
-        reply({ status: 'done', result: { isolated: true, allow } });
-        return;
+        return { status: 'done', result: { isolated: true, allow } };
       }
       case 'release':
         isolation = undefined;
         saveState();
-        reply({ status: 'done', result: { isolated: false } });
-        return;
+        return { status: 'done', result: { isolated: false } };
       case 'delete-file':
-        reply({ status: 'done', result: { deleted: true, path: args.path } });
-        return;
+        return { status: 'done', result: { deleted: true, path: args.path } };
       case 'collect-file':
-        reply({ status: 'done', result: { collected: true, path: args.path, size: 4096 } });
-        return;
+        return { status: 'done', result: { collected: true, path: args.path, size: 4096 } };
       case 'set-policy':
-        reply({ status: 'done', result: { applied: true } });
-        return;
+        return { status: 'done', result: { applied: true } };
       default:
-        reply({ status: 'failed', error: `unsupported command kind ${String(frame.kind)}` });
+        return { status: 'failed', error: `unsupported command kind ${String(frame.kind)}` };
     }
   }
 
@@ -653,25 +487,15 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     }
   }
 
-  function onWelcome(frame: WelcomeFrame): void {
-    if (welcomed) return;
-    if (helloTimer) clearTimeout(helloTimer);
-    helloTimer = undefined;
-    releaseSlot();
-    welcomed = true;
+  function onWelcome(welcome: WelcomeInfo): void {
     ctx.stats.connected++;
-    attempt = 0;
     const now = performance.now();
     ctx.firstWelcomeAtMs ??= now;
-    if (typeof frame.tmid === 'string' && frame.tmid !== tmid) {
-      if (tmid === undefined) ctx.stats.enrolled++;
-      tmid = frame.tmid;
-    }
-    if (typeof frame.token === 'string') token = frame.token;
-    if (token === undefined) ctx.log('Enrollment welcome carried no token; later reconnects will fail.', { computer });
-    if (typeof frame.nextSeq === 'number' && frame.nextSeq > nextSeq) nextSeq = frame.nextSeq;
-    policy = isPolicy(frame.policy) ? frame.policy : DEFAULT_POLICY;
-    sendWindow = Math.max(1, Math.min(ctx.maxUnacked, policy.maxUnackedBatches));
+    if (welcome.enrolled) ctx.stats.enrolled++;
+    tmid = welcome.tmid;
+    if (welcome.token !== undefined) token = welcome.token;
+    if (welcome.nextSeq > nextSeq) nextSeq = welcome.nextSeq;
+    policy = welcome.policy;
     saveState();
     generator ??= createTrailGenerator({
       seed: (hashString(computer, ctx.seed) ^ Math.imul(nextSeq, 0x9e3779b1)) >>> 0,
@@ -679,13 +503,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
       ip: ips[0] as string,
       ...(ctx.detectRate === undefined ? {} : { detectRate: ctx.detectRate }),
     });
-    // Resend every unacked batch, same id, seq order, then go on.
-    unsent = [...outstanding.values()];
-    unsentHead = 0;
-    inflight = 0;
-    pump();
-    send(inventory());
-    lastHbAtMs = now;
+    client.send(inventory());
     if (tickTimer === undefined && !stopped) {
       // Spread agents evenly over one batch interval so they do not fire together.
       nextTickAtMs = now + ((index % ctx.agents) / ctx.agents) * ctx.batchMs + ctx.batchMs * 0.01 * ctx.rng();
@@ -701,59 +519,11 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     ctx.state.scheduleSave();
   }
 
-  function onAck(id: string): void {
-    const b = outstanding.get(id);
-    if (!b) {
-      ctx.stats.duplicateAcks++;
-      return;
-    }
-    outstanding.delete(id);
-    outstandingEvents -= b.count;
-    const now = performance.now();
-    if (b.connId === connId && b.everSent) {
-      inflight--;
-      ctx.latency.add(now - b.sentAtPerfMs);
-    }
-    ctx.stats.batchesAcked++;
-    ctx.stats.eventsAcked += b.count;
-    ctx.lastAckAtMs = now;
-    pump();
-    if (outstanding.size === 0) ctx.onProgressMaybeDrained();
-  }
-
-  function pump(): void {
-    if (!welcomed || !ws) return;
-    while (inflight < sendWindow && unsentHead < unsent.length) {
-      const b = unsent[unsentHead] as Batch;
-      unsentHead++;
-      if (!outstanding.has(b.id)) continue;
-      ws.send(b.bytes, { binary: true });
-      b.connId = connId;
-      b.sentAtPerfMs = performance.now();
-      inflight++;
-      if (b.everSent) ctx.stats.batchesResent++;
-      else {
-        b.everSent = true;
-        ctx.stats.batchesSent++;
-        ctx.stats.eventsSent += b.count;
-        ctx.stats.detectionsSent += b.detections;
-      }
-    }
-    if (unsentHead > 256 && unsentHead * 2 > unsent.length) {
-      unsent = unsent.slice(unsentHead);
-      unsentHead = 0;
-    }
-  }
-
   function tick(): void {
     tickTimer = undefined;
     if (stopped) return;
     const now = performance.now();
     if (ctx.phase === 'running' && now < ctx.genStopAtMs) generate();
-    if (welcomed && now - lastHbAtMs >= policy.hbIntervalMs) {
-      lastHbAtMs = now;
-      send({ t: 'hb', ts: Date.now() });
-    }
     nextTickAtMs += ctx.batchMs;
     // After a long stall (event loop blocked), skip the missed ticks instead of bursting.
     if (nextTickAtMs < now - 5 * ctx.batchMs) nextTickAtMs = now + ctx.batchMs;
@@ -767,7 +537,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     fraction = exact - remaining;
     const maxEvents = Math.max(1, policy.maxBatchEvents);
     while (remaining > 0) {
-      if (outstanding.size >= ctx.maxBufferedBatches) {
+      if (client.unacked().batches >= ctx.maxBufferedBatches) {
         ctx.stats.generationPaused++;
         return;
       }
@@ -775,7 +545,6 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
       remaining -= n;
       makeBatch(generator, n);
     }
-    pump();
   }
 
   function makeBatch(gen: TrailGenerator, n: number): void {
@@ -785,17 +554,15 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     nextSeq += n;
     let detections = 0;
     for (let i = 0; i < events.length; i++) if ((events[i] as TrailEvent).k === 'av.detect') detections++;
+    // Random ids, never from the seed: a second run with the same seed must not reuse ids.
     const id = randomBytes(16).toString('hex');
-    const bytes = ctx.encoder.encode({ t: 'batch', id, sentAt: Date.now(), first, last: first + n - 1, events });
-    const b: Batch = { id, first, count: n, detections, bytes, everSent: false, connId: 0, sentAtPerfMs: 0 };
-    outstanding.set(id, b);
-    outstandingEvents += n;
-    unsent.push(b);
+    if (detections > 0) detectionsByBatch.set(id, detections);
     ctx.stats.batchesGenerated++;
     ctx.stats.eventsGenerated += n;
+    client.enqueue({ id, first, last: first + n - 1, events });
   }
 
-  function inventory(): Record<string, unknown> {
+  function inventory(): Record<string, unknown> & { t: string } {
     const h = hashString(computer, 17);
     return {
       t: 'inv',
@@ -810,45 +577,25 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     };
   }
 
-  function clearTimers(): void {
-    if (tickTimer) clearTimeout(tickTimer);
-    if (reconnectTimer) clearTimeout(reconnectTimer);
-    if (helloTimer) clearTimeout(helloTimer);
-    tickTimer = reconnectTimer = helloTimer = undefined;
-  }
-
   return {
     start() {
-      void connect();
+      client.start();
     },
     isDrained() {
-      return fatal || outstanding.size === 0;
+      return client.failure !== undefined || client.unacked().batches === 0;
     },
     isolated() {
       return isolation !== undefined;
     },
     unacked() {
-      return { batches: outstanding.size, events: outstandingEvents };
+      return client.unacked();
     },
     async close() {
       stopped = true;
-      clearTimers();
+      if (tickTimer) clearTimeout(tickTimer);
+      tickTimer = undefined;
       if (generator !== undefined || tmid !== undefined) saveState();
-      const sock = ws;
-      if (!sock) return;
-      const closed = new Promise<void>((resolve) => {
-        closedResolve = resolve;
-      });
-      const grace = setTimeout(() => sock.terminate(), CLOSE_GRACE_MS);
-      try {
-        sock.close(1000, 'simulation finished');
-      } catch {
-        sock.terminate();
-      }
-      // 'close' always follows terminate(); the extra timer only guards against a missed event.
-      const hardStop = new Promise<void>((resolve) => setTimeout(resolve, CLOSE_GRACE_MS + 1000));
-      await Promise.race([closed, hardStop]);
-      clearTimeout(grace);
+      await client.close();
     },
   };
 }
@@ -926,10 +673,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     detectRate: options.detectRate,
     helloTimeoutMs: Math.max(100, options.helloTimeoutMs ?? 10_000),
     stats,
-    limiter: createLimiter(Math.max(1, Math.floor(options.connectConcurrency ?? 200))),
+    gate: createConnectGate(Math.max(1, Math.floor(options.connectConcurrency ?? 200))),
     latency: createLatencyRecorder(rng),
     state,
-    encoder: new Encoder({ ignoreUndefined: true }),
     rng,
     log,
     phase: 'running',
@@ -1009,7 +755,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (!drained) log('Drain timed out with unacked batches.', { drainTimeoutSec: drainTimeoutMs / 1000 });
   } finally {
     ctx.phase = 'closing';
-    ctx.limiter.openAll();
+    ctx.gate.openAll();
     await Promise.all(agents.map((a) => a.close()));
     if (progressTimer) clearInterval(progressTimer);
     signal?.removeEventListener('abort', onAbort);
