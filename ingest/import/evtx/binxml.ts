@@ -335,7 +335,8 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
     need(ctx, pos, 1, end);
     const start = pos;
     const token = buf[pos]!;
-    switch (token & 0x0f) {
+    // 0x40 is the only flag bit ("more data follows"); anything else is not BinXML.
+    switch ((token & 0xb0) === 0 ? token & 0x0f : -1) {
       case TOKEN.EOF:
         if (stack.length > 0) throw new BinXmlError(`end of stream inside <${stack[stack.length - 1]!.name}>`, start);
         return pos + 1;
