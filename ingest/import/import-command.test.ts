@@ -179,11 +179,20 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
   });
 
   it('fails when no line of the input is a JSON record', async () => {
+    const path = join(dir, 'binary.dat');
+    writeFileSync(path, 'garbage\nmore garbage\n');
+    const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, path], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no records in the input (2 bad lines or .evtx issues)');
+  });
+
+  it('fails on an .evtx cut inside its header, listing the issue', async () => {
     const path = join(dir, 'binary.evtx');
     writeFileSync(path, 'ElfFile\u0000\u0001garbage\nmore garbage\n');
     const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, path], dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('no JSON records in the input (2 bad lines)');
+    expect(r.stderr).toContain('no records in the input (1 bad lines or .evtx issues)');
+    expect((JSON.parse(r.stdout) as ImportSummary).badLines.first).toEqual([{ file: path, line: 0, reason: 'evtx_truncated_file' }]);
   });
 
   it.each([
