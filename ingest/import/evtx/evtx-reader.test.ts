@@ -384,6 +384,15 @@ describe('readEvtxFile', () => {
         [...readEvtxBuffer(file)].map((i) => (i.kind === 'record' ? renderXml(i.record.nodes) : i.issue.reason)),
       );
       expect(streamed.filter((i) => i.kind === 'record').map((i) => (i as { record: EvtxRecord }).record.chunk)).toEqual([0, 0, 0, 1, 1, 1]);
+      const cut = join(dir, 'cut.evtx');
+      writeFileSync(cut, file.subarray(0, 4096 + 65536 + 300));
+      const fromCut: EvtxItem[] = [];
+      for await (const it of readEvtxFile(cut)) fromCut.push(it);
+      expect(fromCut.filter((i) => i.kind === 'record')).toHaveLength(3);
+      expect(fromCut.filter((i) => i.kind === 'issue').map((i) => (i as { issue: EvtxIssue }).issue)).toMatchObject([
+        // Shorter than a chunk header: nothing more to read in it.
+        { chunk: 1, reason: 'truncated_chunk', offset: 4096 + 65536, detail: '300 of 65536 bytes' },
+      ]);
       const missing: EvtxItem[] = [];
       for await (const it of readEvtxFile(join(dir, 'missing.evtx'))) missing.push(it);
       expect(missing).toEqual([{ kind: 'issue', issue: { reason: 'read_error', detail: 'ENOENT' } }]);
