@@ -116,7 +116,10 @@ export interface EvtxRecord {
   chunk: number;
   /** Byte offset of the record in the file. */
   offset: number;
-  /** The document's top-level nodes (normally one `Event` element). */
+  /**
+   * The document's top-level nodes (normally one `Event` element). Read-only:
+   * template parts without substitutions are shared by the records of a chunk.
+   */
   nodes: EvtxNode[];
 }
 

@@ -11,7 +11,7 @@ const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;'
 
 /** Escapes text for an XML text node or a double-quoted attribute. */
 export function escapeXml(s: string): string {
-  // eslint-disable-next-line no-control-regex
+  // XML 1.0 text cannot hold C0 controls other than tab, LF and CR: they become character references.
   return s.replace(/[&<>"\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, (c) => ESCAPES[c] ?? `&#x${c.charCodeAt(0).toString(16)};`);
 }
 
