@@ -127,8 +127,11 @@ function stripNuls(s: string): string {
   return end === s.length ? s : s.slice(0, end);
 }
 
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** A GUID as `aabbccdd-eeff-…`: the first three groups are little-endian. */
 function guidAt(buf: Buffer, p: number): string {
-  const h = (i: number) => buf[p + i]!.toString(16).padStart(2, '0');
+  const h = (i: number): string => HEX[buf[p + i]!]!;
   return `${h(3)}${h(2)}${h(1)}${h(0)}-${h(5)}${h(4)}-${h(7)}${h(6)}-${h(8)}${h(9)}-${h(10)}${h(11)}${h(12)}${h(13)}${h(14)}${h(15)}`;
 }
 

@@ -110,38 +110,45 @@ function put(obj: JsonObject, key: string, value: JsonValue): void {
   }
 }
 
-function elementJson(el: EvtxElement): JsonValue {
-  const attrs: JsonObject = {};
-  let hasAttrs = false;
-  for (const a of el.attributes) {
-    const v = contentJson(a.value);
-    if (v === null) continue;
-    attrs[a.name] = v;
-    hasAttrs = true;
-  }
-  const text: EvtxNode[] = [];
-  const children: JsonObject = {};
+/** Sorts an element's children into text parts and child elements (embedded documents unfolded); returns whether any element was added. */
+function collectChildren(nodes: EvtxNode[], text: EvtxNode[], children: JsonObject): boolean {
   let hasChildren = false;
-  const addChild = (c: EvtxNode): void => {
+  for (const c of nodes) {
     if (c.kind === 'element') {
       hasChildren = true;
       addElement(children, c);
     } else if (c.kind === 'value' && c.type === VT.BINXML && Array.isArray(c.value)) {
-      for (const n of c.value as EvtxNode[]) addChild(n);
+      if (collectChildren(c.value as EvtxNode[], text, children)) hasChildren = true;
     } else if (c.kind !== 'pi') {
       text.push(c);
     }
-  };
-  for (const c of el.children) addChild(c);
+  }
+  return hasChildren;
+}
+
+function elementJson(el: EvtxElement): JsonValue {
+  let attrs: JsonObject | undefined;
+  for (const a of el.attributes) {
+    const v = contentJson(a.value);
+    if (v === null) continue;
+    attrs ??= {};
+    attrs[a.name] = v;
+  }
+  // The common case, a leaf holding one value: no intermediate objects.
+  const only = el.children[0];
+  if (attrs === undefined && el.children.length === 1 && only!.kind === 'value' && only!.type !== VT.BINXML) return valueJson(only as EvtxValue);
+  const text: EvtxNode[] = [];
+  const children: JsonObject = {};
+  const hasChildren = collectChildren(el.children, text, children);
   const textValue = contentJson(text);
-  if (!hasAttrs) {
+  if (attrs === undefined) {
     if (!hasChildren) return textValue;
     if (textValue !== null) put(children, '#text', textValue);
     return children;
   }
   const out: JsonObject = { '#attributes': attrs };
   if (textValue !== null) out['#text'] = textValue;
-  for (const [k, v] of Object.entries(children)) out[k] = v;
+  for (const k in children) out[k] = children[k]!;
   return out;
 }
 
