@@ -35,6 +35,8 @@ interface Listed {
   line: number;
   reason: string;
   eventId?: number;
+  /** What exactly was wrong, for .evtx issues (`unknown token 0x1f`). */
+  detail?: string;
 }
 
 interface HostSummary {
@@ -146,7 +148,7 @@ async function importSysmon(opts: { supportId: string; computer: string | undefi
         if (!item.ok) {
           summary.badLines.count++;
           count(summary.badLines.byReason, item.reason);
-          if (summary.badLines.first.length < MAX_LISTED) summary.badLines.first.push({ file: item.file, line: item.line, reason: item.reason });
+          if (summary.badLines.first.length < MAX_LISTED) summary.badLines.first.push({ file: item.file, line: item.line, reason: item.reason, ...(item.detail === undefined ? {} : { detail: item.detail }) });
           continue;
         }
         summary.events.read++;

@@ -22,7 +22,7 @@ export interface RecordLine {
   line: number;
 }
 
-export type ReadItem = (RecordLine & { ok: true; record: Record<string, unknown> }) | (RecordLine & { ok: false; reason: BadLineReason });
+export type ReadItem = (RecordLine & { ok: true; record: Record<string, unknown> }) | (RecordLine & { ok: false; reason: BadLineReason; detail?: string });
 
 export type BadLineReason = 'invalid_json' | 'not_an_object' | 'line_too_long' | EvtxBadItemReason;
 
