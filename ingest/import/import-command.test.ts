@@ -10,6 +10,7 @@ import { runDetectCommand, runImportCommand, type ImportSummary } from './index.
 import { IDENTITY_FILE, loadIdentities } from './import-identities.js';
 import { storedEvents } from './stored-trail.js';
 import { textSink } from '../../test/support/text-sink.js';
+import { ChunkWriter, evtxFile } from './evtx/evtx-fixture.js';
 import { startAgentHarness, stopAgentHarness, type AgentHarness } from '../../test/support/agent-harness.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
@@ -181,11 +182,35 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
   });
 
   it('fails when no line of the input is a JSON record', async () => {
+    const path = join(dir, 'binary.dat');
+    writeFileSync(path, 'garbage\nmore garbage\n');
+    const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, path], dir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('no records in the input (2 bad lines or .evtx issues)');
+  });
+
+  it('fails on an .evtx cut inside its header, listing the issue', async () => {
     const path = join(dir, 'binary.evtx');
     writeFileSync(path, 'ElfFile\u0000\u0001garbage\nmore garbage\n');
     const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, path], dir);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('no JSON records in the input (2 bad lines)');
+    expect(r.stderr).toContain('no records in the input (1 bad lines or .evtx issues)');
+    expect((JSON.parse(r.stdout) as ImportSummary).badLines.first).toEqual([{ file: path, line: 0, reason: 'evtx_truncated_file' }]);
+  });
+
+  it('lists what is wrong in a broken .evtx record and imports the others', async () => {
+    const w = new ChunkWriter();
+    w.record(1, 0n, (c) => {
+      c.fragmentHeader();
+      c.raw(0x2f);
+    });
+    const path = join(dir, 'broken.evtx');
+    writeFileSync(path, evtxFile([w.finish()]));
+    const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', url, path, NXLOG], dir);
+    expect(r.code, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as ImportSummary;
+    expect(s.badLines.byReason).toEqual({ evtx_binxml_error: 1, invalid_json: 1, not_an_object: 1 });
+    expect(s.badLines.first[0]).toEqual({ file: path, line: 1, reason: 'evtx_binxml_error', detail: 'unknown token 0x2f' });
   });
 
   it.each([

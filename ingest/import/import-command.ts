@@ -12,13 +12,15 @@ import { agentUrl, CommandError, EXIT_OK, factsFor, flag, parseFlags, reportFail
 import { mapRecord } from './sysmon-mapper.js';
 import { readRecords } from './sysmon-reader.js';
 import { storedRids } from './stored-trail.js';
+import { expandInputs } from './evtx/evtx-source.js';
 
 export const IMPORT_USAGE = `Usage:
-  kiseki import sysmon --tenant SUPPORT_ID [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] [--data DIR] FILE...
+  kiseki import sysmon --tenant SUPPORT_ID [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] [--data DIR] FILE|FOLDER...
 
 Imports Sysmon (and Security 4624/4625/4634, Defender 1116/1117) events exported as
 JSON lines — flat (NXLog, OTRF Security-Datasets), Winlogbeat or evtx-dump layout;
-plain, .gz or .zip — into the running server as each host's device trail.
+plain, .gz or .zip — or as Windows .evtx files (a FOLDER stands for the .evtx files
+under it, e.g. a copied winevt\Logs) into the running server as each host's device trail.
   --tenant     support ID of the tenant the hosts belong to (required)
   --computer   treat every record as coming from this host (overrides the records' computer names)
   --url        the server's agent endpoint (default ${DEFAULT_AGENT_URL})
@@ -33,6 +35,8 @@ interface Listed {
   line: number;
   reason: string;
   eventId?: number;
+  /** What exactly was wrong, for .evtx issues (`unknown token 0x1f`). */
+  detail?: string;
 }
 
 interface HostSummary {
@@ -109,7 +113,10 @@ export async function runImportCommand(args: string[], io: CommandIo): Promise<n
     if (computer !== undefined && (computer === '' || computer.length > 256)) throw new UsageError('--computer takes a computer name of 1-256 characters');
     const url = agentUrl(values, DEFAULT_AGENT_URL);
     if (positionals.length === 0) throw new UsageError('name at least one file to import');
-    return await importSysmon({ supportId, computer, url, files: positionals }, io);
+    const files = await expandInputs(positionals).catch((err: Error) => {
+      throw new CommandError(err.message);
+    });
+    return await importSysmon({ supportId, computer, url, files }, io);
   } catch (err) {
     return reportFailure(err, 'import', IMPORT_USAGE, io);
   }
@@ -141,7 +148,7 @@ async function importSysmon(opts: { supportId: string; computer: string | undefi
         if (!item.ok) {
           summary.badLines.count++;
           count(summary.badLines.byReason, item.reason);
-          if (summary.badLines.first.length < MAX_LISTED) summary.badLines.first.push({ file: item.file, line: item.line, reason: item.reason });
+          if (summary.badLines.first.length < MAX_LISTED) summary.badLines.first.push({ file: item.file, line: item.line, reason: item.reason, ...(item.detail === undefined ? {} : { detail: item.detail }) });
           continue;
         }
         summary.events.read++;
@@ -162,7 +169,7 @@ async function importSysmon(opts: { supportId: string; computer: string | undefi
       io.stdout.write(`${JSON.stringify(summary)}\n`);
       throw new CommandError(
         summary.badLines.count > 0
-          ? `no JSON records in the input (${summary.badLines.count} bad lines): the import reads JSON lines; convert .evtx files first (e.g. with evtx_dump or Winlogbeat)`
+          ? `no records in the input (${summary.badLines.count} bad lines or .evtx issues): the import reads JSON lines and .evtx files`
           : 'the input holds no records',
       );
     }

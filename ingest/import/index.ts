@@ -9,3 +9,5 @@ export { buildTrails } from './import-trail.js';
 export type { HostTrail, InputEvent } from './import-trail.js';
 export { readRecords } from './sysmon-reader.js';
 export { sendTrail, DEFAULT_AGENT_URL } from './import-client.js';
+export { readEvtxFile, readEvtxBuffer, recordJson, recordXml } from './evtx/index.js';
+export type { EvtxIssue, EvtxItem, EvtxRecord } from './evtx/index.js';

@@ -1,7 +1,8 @@
 /**
  * Reads exported event records: JSON lines (one object per line), plain,
  * gzip-compressed, or zipped (every file of the archive, each plain or
- * gzipped). The format is recognised by its first bytes, not by the file
+ * gzipped), and Windows .evtx files (evtx/, records in the evtx-dump JSON
+ * layout). The format is recognised by its first bytes, not by the file
  * name. Lines are streamed, so an input's text is never held whole; a line
  * that is not a JSON object is reported with its file and line number and the
  * reading goes on. Blank lines are ignored.
@@ -12,17 +13,18 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
+import { evtxReadItems, type EvtxBadItemReason } from './evtx/evtx-source.js';
 
 export interface RecordLine {
   /** The input file, or `archive.zip!entry` for a zip member. */
   file: string;
-  /** 1-based line number inside `file`. */
+  /** 1-based line number inside `file`; for .evtx, the record number (0: a file or chunk issue). */
   line: number;
 }
 
-export type ReadItem = (RecordLine & { ok: true; record: Record<string, unknown> }) | (RecordLine & { ok: false; reason: BadLineReason });
+export type ReadItem = (RecordLine & { ok: true; record: Record<string, unknown> }) | (RecordLine & { ok: false; reason: BadLineReason; detail?: string });
 
-export type BadLineReason = 'invalid_json' | 'not_an_object' | 'line_too_long';
+export type BadLineReason = 'invalid_json' | 'not_an_object' | 'line_too_long' | EvtxBadItemReason;
 
 /** Longest line accepted (bytes of UTF-16 text); one record is a few KiB at most. */
 export const MAX_LINE_CHARS = 1024 * 1024;
@@ -40,7 +42,7 @@ export class InputError extends Error {
   }
 }
 
-type Kind = 'gzip' | 'zip' | 'text';
+type Kind = 'gzip' | 'zip' | 'evtx' | 'text';
 
 async function sniff(path: string): Promise<Kind> {
   let handle;
@@ -51,9 +53,10 @@ async function sniff(path: string): Promise<Kind> {
     throw new InputError(path, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot open (${code ?? 'error'})`);
   }
   try {
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await handle.read(head, 0, 4, 0);
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await handle.read(head, 0, 8, 0);
     if (bytesRead >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'gzip';
+    if (bytesRead === 8 && head.toString('latin1') === 'ElfFile\0') return 'evtx';
     if (bytesRead >= 4 && head.readUInt32LE(0) === 0x04034b50) return 'zip';
     return 'text';
   } finally {
@@ -153,10 +156,15 @@ async function* zipRecords(path: string): AsyncGenerator<ReadItem> {
 
 /**
  * Streams the records of one input file.
- * @throws InputError when the file is missing or cannot be read as text, gzip or zip.
+ * @throws InputError when the file is missing or cannot be read as text, gzip or zip
+ *   (an unreadable .evtx gives bad items instead).
  */
 export async function* readRecords(path: string): AsyncGenerator<ReadItem> {
   const kind = await sniff(path);
+  if (kind === 'evtx') {
+    yield* evtxReadItems(path);
+    return;
+  }
   if (kind === 'zip') {
     yield* zipRecords(path);
     return;
