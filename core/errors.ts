@@ -26,6 +26,13 @@ export const ERRORS = {
   ERR_VALIDATION: { status: 400, message: 'The request is invalid.' },
   ERR_CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   ERR_RANGE_NOT_SATISFIABLE: { status: 416, message: 'The requested range is outside the file.' },
+  ERR_MALFORMED_FRAME: { status: 400, message: 'The frame is malformed.' },
+  ERR_INPUT_UNREADABLE: { status: 400, message: 'An input file cannot be read.' },
+  ERR_IDENTITY_FILE: { status: 500, message: 'The import identity file cannot be used.' },
+  ERR_IMPORT_LOCKED: { status: 409, message: 'Another import or detect is running on this data directory.' },
+  ERR_COMMAND_FAILED: { status: 500, message: 'The command could not be completed.' },
+  ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
+  ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -43,6 +50,16 @@ export class KisekiError extends Error {
     this.status = ERRORS[code].status;
     this.details = details;
   }
+}
+
+/**
+ * The operator-facing reason of an error: `details.reason` when the code
+ * carries one, else the static message with the details as JSON.
+ */
+export function describeError(err: KisekiError): string {
+  const reason = err.details?.reason;
+  if (typeof reason === 'string') return reason;
+  return err.details === undefined ? err.message : `${err.message} ${JSON.stringify(err.details)}`;
 }
 
 /** True when `err` is a KisekiError, optionally with the given code. */

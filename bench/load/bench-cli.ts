@@ -10,7 +10,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
+import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
+import { describeError, isKisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
 import { runScenario } from './runner.js';
@@ -32,29 +33,26 @@ Usage:
 `;
 
 const OPTIONS = {
+  ...COMMON_FLAGS,
   scenario: { type: 'string' },
-  duration: { type: 'string' },
-  warmup: { type: 'string' },
-  agents: { type: 'string' },
-  eps: { type: 'string' },
-  seed: { type: 'string' },
-  clients: { type: 'string' },
+  duration: { type: 'number' },
+  warmup: { type: 'number' },
+  agents: { type: 'number' },
+  eps: { type: 'number' },
+  seed: { type: 'number' },
+  clients: { type: 'number' },
   out: { type: 'string' },
   'no-baselines': { type: 'boolean' },
   profile: { type: 'string' },
   quiet: { type: 'boolean' },
   list: { type: 'boolean' },
   micro: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-class UsageError extends Error {}
-
-function num(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new UsageError(`--${name} must be a non-negative number`);
+function num(values: Readonly<Record<string, unknown>>, name: string): number | undefined {
+  const n = values[name];
+  if (n === undefined) return undefined;
+  if (typeof n !== 'number' || n < 0) throw usageError(`--${name} must be a non-negative number`);
   return n;
 }
 
@@ -67,7 +65,7 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   } catch {
     throw new Error(`${paths.microDistDir} is missing: build first (npm run build)`);
   }
-  if (files.length === 0) throw new UsageError(`no micro benchmark matches ${filter ?? '*'}`);
+  if (files.length === 0) throw usageError(`no micro benchmark matches ${filter ?? '*'}`);
   const { writeMicroResults } = await import('../micro/micro-report.js');
   const all = [];
   for (const f of files.sort()) {
@@ -87,16 +85,14 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
  * @returns the process exit code.
  */
 export async function runBenchCommand(args: string[]): Promise<number> {
-  let values: Record<string, unknown>;
-  let positionals: string[];
+  let parsed: ReturnType<typeof parseFlags<typeof OPTIONS>>;
   try {
-    const parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
-    values = parsed.values;
-    positionals = parsed.positionals;
+    parsed = parseFlags(args, OPTIONS, { positionals: true });
   } catch (err) {
-    process.stderr.write(`kiseki bench: ${(err as Error).message}\n\n${BENCH_USAGE}`);
+    process.stderr.write(`kiseki bench: ${isKisekiError(err) ? describeError(err) : String(err)}\n\n${BENCH_USAGE}`);
     return 64;
   }
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(BENCH_USAGE);
     return 0;
@@ -110,10 +106,10 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       }
       return 0;
     }
-    if (values.micro) return await runMicro(positionals[0], values.out as string | undefined);
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    if (values.micro) return await runMicro(positionals[0], values.out);
+    if (positionals.length > 0) throw usageError(`unexpected argument ${positionals[0]}`);
 
-    const base = loadScenario((values.scenario as string | undefined) ?? 'steady-1k', paths.scenariosDir);
+    const base = loadScenario(values.scenario ?? 'steady-1k', paths.scenariosDir);
     const overrides: Record<string, unknown> = {};
     const duration = num(values, 'duration');
     const warmup = num(values, 'warmup');
@@ -155,8 +151,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       process.removeListener('SIGTERM', onSignal);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
-      process.stderr.write(`kiseki bench: ${err.message}\n\n${BENCH_USAGE}`);
+    if (isKisekiError(err, 'ERR_USAGE')) {
+      process.stderr.write(`kiseki bench: ${describeError(err)}\n\n${BENCH_USAGE}`);
       return 64;
     }
     process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);

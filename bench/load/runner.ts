@@ -15,6 +15,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths, assertBuilt, type BenchPaths } from './bench-paths.js';
 import { runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
 import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
@@ -182,10 +183,8 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   };
 }
 
-class Aborted extends Error {
-  constructor() {
-    super('benchmark aborted');
-  }
+function abortedError(): KisekiError {
+  return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
 }
 
 /**
@@ -215,8 +214,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     abortReject = reject;
   });
   aborted.catch(() => undefined);
-  const onAbort = (): void => abortReject(new Aborted());
-  if (options.signal?.aborted) throw new Aborted();
+  const onAbort = (): void => abortReject(abortedError());
+  if (options.signal?.aborted) throw abortedError();
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let serverExited: Promise<never> = new Promise<never>(() => undefined);
@@ -417,7 +416,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     try {
       metrics = await guard(scrapeMetrics(srv.httpPort));
     } catch (err) {
-      if (err instanceof Aborted) throw err;
+      if (isKisekiError(err, 'ERR_ABORTED')) throw err;
       notes.push(`metrics scrape failed: ${(err as Error).message}`);
     }
     const catchUpBatches = sampleValue(metrics, 'kiseki_engine_catch_up_batches_total') ?? 0;
