@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { COMMON_FLAGS, parseFlags, peekDataDir, requireFlag } from './cli-flags.js';
+import { COMMON_FLAGS, parseFlags, parseJstDate, peekDataDir, requireFlag } from './cli-flags.js';
 import { KisekiError } from './errors.js';
 
 const SPECS = {
@@ -86,5 +86,26 @@ describe('requireFlag and peekDataDir', () => {
     { args: ['daily'], dir: undefined },
   ])('peekDataDir($args) = $dir', ({ args, dir }) => {
     expect(peekDataDir(args)).toBe(dir);
+  });
+});
+
+describe('parseJstDate', () => {
+  it.each([
+    // A bare date covers the whole JST day: its end is the next day's 00:00 JST = 15:00 UTC.
+    { text: '2026-12-31', iso: '2026-12-31T15:00:00.000Z' },
+    { text: '2024-02-29', iso: '2024-02-29T15:00:00.000Z' },
+    { text: '2026-12-31 09:30', iso: '2026-12-31T00:30:00.000Z' },
+    { text: '2026-12-31T00:00:00', iso: '2026-12-30T15:00:00.000Z' },
+    { text: '2026-12-31T00:00:00.5', iso: '2026-12-30T15:00:00.500Z' },
+    { text: '2026-12-31T00:00:00Z', iso: '2026-12-31T00:00:00.000Z' },
+    { text: '2026-12-31T00:00:00+09:00', iso: '2026-12-30T15:00:00.000Z' },
+    { text: '2026-02-30', iso: undefined },
+    { text: '2026-13-01', iso: undefined },
+    { text: '2026-12-31 24:00', iso: undefined },
+    { text: 'tomorrow', iso: undefined },
+    { text: '12/31/2026', iso: undefined },
+  ])('$text → $iso', ({ text, iso }) => {
+    const t = parseJstDate(text);
+    expect(t === undefined ? undefined : new Date(t).toISOString()).toBe(iso);
   });
 });

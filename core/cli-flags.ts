@@ -140,3 +140,37 @@ export function peekDataDir(args: readonly string[]): string | undefined {
   }
   return undefined;
 }
+
+const JST_OFFSET_MS = 9 * 3600_000;
+const DATE_RE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const LOCAL_TIME_RE = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?$/;
+
+/**
+ * A date or time given on the command line, read in JST (Asia/Tokyo, UTC+9,
+ * no daylight saving) like every other date kiseki shows, as ms since the
+ * epoch. A bare date `2026-12-31` means through the end of that day: the
+ * result is the next day's 00:00 JST (the first instant no longer covered).
+ * A time without a zone is JST; a time with `Z` or an offset is taken as it is.
+ * @returns undefined when the text is not such a date or time.
+ */
+export function parseJstDate(text: string): number | undefined {
+  const d = DATE_RE.exec(text);
+  if (d !== null) {
+    const [y, m, day] = [Number(d[1]), Number(d[2]), Number(d[3])];
+    const t = new Date(Date.UTC(y, m - 1, day));
+    if (t.getUTCFullYear() !== y || t.getUTCMonth() !== m - 1 || t.getUTCDate() !== day) return undefined;
+    return Date.UTC(y, m - 1, day + 1) - JST_OFFSET_MS;
+  }
+  const l = LOCAL_TIME_RE.exec(text);
+  if (l !== null) {
+    const part = (i: number): number => (l[i] === undefined ? 0 : Number(l[i]));
+    const [y, m, day, h, min, s] = [part(1), part(2), part(3), part(4), part(5), part(6)];
+    const ms = l[7] === undefined ? 0 : Number(l[7].padEnd(3, '0'));
+    const t = new Date(Date.UTC(y, m - 1, day));
+    if (t.getUTCMonth() !== m - 1 || t.getUTCDate() !== day || h > 23 || min > 59 || s > 59) return undefined;
+    return Date.UTC(y, m - 1, day, h, min, s, ms) - JST_OFFSET_MS;
+  }
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(text)) return undefined;
+  const t = Date.parse(text);
+  return Number.isFinite(t) ? t : undefined;
+}
