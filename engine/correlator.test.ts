@@ -88,7 +88,7 @@ async function rig(intelDir?: string): Promise<Rig> {
   const clock = createManualClock(T0 + 3_600_000);
   const make = () => {
     const correlator = new Correlator({ store, intel: createThreatIntel(intelDir), clock });
-    return { correlator, core: new ShardCore({ store, index: 0, workers: 1, correlator, now: clock.now }) };
+    return { correlator, core: new ShardCore({ store, index: 0, workers: 1, correlator, clock }) };
   };
   const r: Rig = {
     dir,

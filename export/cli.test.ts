@@ -30,7 +30,7 @@ describe('kiseki export (runExportCommand)', () => {
   async function run(args: string[], opts: { tty?: boolean; now?: number } = {}) {
     const stdout = textSink();
     const stderr = textSink();
-    const io: ExportCommandIo = { dataDir: t.dir, stdout, stderr, isTTY: opts.tty ?? false, now: () => opts.now ?? dayWindow(DAY).toMs + 3600_000, config: { workerThreads: 0 } };
+    const io: ExportCommandIo = { dataDir: t.dir, stdout, stderr, isTTY: opts.tty ?? false, clock: { now: () => opts.now ?? dayWindow(DAY).toMs + 3600_000 }, config: { workerThreads: 0 } };
     const code = await runExportCommand(args, io);
     return { code, stdout: stdout.text(), stderr: stderr.text() };
   }

@@ -6,6 +6,7 @@
  * reason and exit code 64, a day that is still open 75 (try again later, or
  * ask for `--partial`), a failure exit code 1: never a stack trace.
  */
+import { systemClock, type Clock } from '../core/clock.js';
 import { COMMON_FLAGS, parseFlags, type FlagValues } from '../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
 import { createSilentLogger } from '../core/logger.js';
@@ -39,8 +40,8 @@ export interface ExportCommandIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   isTTY: boolean;
-  /** Clock for tests; default Date.now. */
-  now?: () => number;
+  /** Time source (core/clock.ts); default the system clock. */
+  clock?: Clock;
   /** Overrides of the export configuration. */
   config?: Partial<ExportConfig>;
   /** LMDB map size to open the store with. */
@@ -322,7 +323,7 @@ export async function runExportCommand(args: string[], io: ExportCommandIo): Pro
     const config = exportConfig(io.config);
     store = openHotStore({ dataDir: io.dataDir, ...(io.mapSizeBytes === undefined ? {} : { mapSizeBytes: io.mapSizeBytes }) });
     runner = createExportRunner({ store, threads: config.workerThreads, logger: createSilentLogger(), ...(io.mapSizeBytes === undefined ? {} : { mapSizeBytes: io.mapSizeBytes }) });
-    const c: Ctx = { io, v, store, config, runner, now: (io.now ?? Date.now)() };
+    const c: Ctx = { io, v, store, config, runner, now: (io.clock ?? systemClock).now() };
     if (sub === 'daily') await cmdDaily(c);
     else if (sub === 'spot30') await cmdSpot30(c);
     else if (sub === 'spot1y') await cmdSpot1y(c);
