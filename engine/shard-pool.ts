@@ -64,7 +64,8 @@ export interface ShardPool {
 /**
  * The compiled worker lives next to this file as shard-worker.js. When this
  * module runs from TypeScript sources (vitest), the worker is taken from the
- * build in dist/, which `npm test` produces before running tests.
+ * build in dist/, which test/global-setup.ts brings up to date before any
+ * test runs (Node 20 cannot load a TypeScript worker).
  */
 function workerUrl(): URL {
   const here = new URL('./shard-worker.js', import.meta.url);
