@@ -155,7 +155,9 @@ describe('correlator: the black chain', () => {
     expect(section(report, 'chain').summary).toBe('explorer.exe → winword.exe → powershell.exe → payload.exe');
     // 3-7. What the payload did.
     expect(seqs(report, 'descendants')).toEqual([]);
+    expect(section(report, 'descendants').summary).toBe('0 child processes');
     expect(seqs(report, 'filesWritten')).toEqual([13]);
+    expect(section(report, 'registry').summary).toBe('1 registry change');
     expect(seqs(report, 'registry')).toEqual([11]);
     expect(seqs(report, 'filesRead')).toEqual([]);
     expect(seqs(report, 'network')).toEqual([12]);
