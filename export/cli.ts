@@ -9,6 +9,7 @@
 import { systemClock, type Clock } from '../core/clock.js';
 import { COMMON_FLAGS, parseFlags, type FlagValues } from '../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
+import { count } from '../core/plural.js';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { collectionDayOf, dayWindow, isValidDay } from './collection-day.js';
@@ -164,7 +165,7 @@ async function cmdDaily(c: Ctx): Promise<void> {
   };
   print(c.io, c.v, result, r.status === 'empty'
     ? [`No logs were received on collection day ${day} for ${supportId}: no archive (as SPEC §6 requires).`]
-    : [`${r.status === 'exists' ? 'Already archived' : 'Archived'}: ${paths.zip} (${formatBytes(r.zipBytes)}, ${r.batches} batches, ${r.events} events)`, `Parquet:  ${paths.parquet}`, `Download: ${result.download ?? '-'} (until ${result.expiresAt ?? '-'})`]);
+    : [`${r.status === 'exists' ? 'Already archived' : 'Archived'}: ${paths.zip} (${formatBytes(r.zipBytes)}, ${count(r.batches, 'batch')}, ${count(r.events, 'event')})`, `Parquet:  ${paths.parquet}`, `Download: ${result.download ?? '-'} (until ${result.expiresAt ?? '-'})`]);
 }
 
 /** `HH:MM on YYYY-MM-DD` in JST. */
@@ -227,7 +228,7 @@ async function cmdDailyPartial(c: Ctx, supportId: string, day: string): Promise<
   };
   print(c.io, c.v, result, r.status === 'empty'
     ? [`No logs received so far on collection day ${day} for ${supportId} (still open): no archive.`]
-    : [`Partial archive of open collection day ${day} (received until ${jstTime(c.now)} JST): ${result.download} (${formatBytes(r.manifest.zip.bytes)}, ${r.manifest.batches} batches, ${r.manifest.events} events)`, `The full archive is made once the day is over.`]);
+    : [`Partial archive of open collection day ${day} (received until ${jstTime(c.now)} JST): ${result.download} (${formatBytes(r.manifest.zip.bytes)}, ${count(r.manifest.batches, 'batch')}, ${count(r.manifest.events, 'event')})`, `The full archive is made once the day is over.`]);
 }
 
 async function runSpot(c: Ctx, supportId: string, request: SpotRequest): Promise<void> {
@@ -286,9 +287,9 @@ async function cmdCloseDays(c: Ctx): Promise<void> {
   const { closed, retention } = outcome.value;
   const archived = closed.filter((d) => d.status === 'archived');
   print(c.io, c.v, { command: 'close-days', today: collectionDayOf(c.now), closed, retention }, [
-    `Closed ${closed.length} tenant-days (${archived.length} archived, ${closed.filter((d) => d.status === 'empty').length} without logs).`,
-    ...archived.map((d) => `  ${d.supportId} ${d.day}: ${d.batches} batches, ${d.events} events, ${formatBytes(d.zipBytes)}`),
-    `Hot store: ${retention.rolled.reduce((n, r) => n + r.batches, 0)} raw batches rolled out; cold: ${retention.coldDeleted.length} days deleted; exports: ${retention.exportsExpired.length} expired.`,
+    `Closed ${count(closed.length, 'tenant-day')} (${archived.length} archived, ${closed.filter((d) => d.status === 'empty').length} without logs).`,
+    ...archived.map((d) => `  ${d.supportId} ${d.day}: ${count(d.batches, 'batch')}, ${count(d.events, 'event')}, ${formatBytes(d.zipBytes)}`),
+    `Hot store: ${count(retention.rolled.reduce((n, r) => n + r.batches, 0), 'raw batch')} rolled out; cold: ${count(retention.coldDeleted.length, 'day')} deleted; exports: ${retention.exportsExpired.length} expired.`,
   ]);
 }
 
