@@ -30,28 +30,33 @@ const USAGE = `kiseki — trail-log backend for managed endpoint security
 Usage:
   kiseki start [--data DIR] [--ingest-port 9100] [--http-port 8080] [--host H] [--shards N]
                [--tls-cert FILE --tls-key FILE] [--http-tls-cert FILE --http-tls-key FILE]
-               [--client-ca FILE --require-client-cert] [--log-level info]
-  kiseki tenant create --name NAME --support-id ID [--data DIR]
-  kiseki inspect [--json] [--data DIR]
-  kiseki report --alert ID [--revision N] [--json] [--data DIR]
-  kiseki alerts --support-id S [--limit 20] [--json] [--data DIR]
+               [--client-ca FILE --require-client-cert] [--intel-dir DIR] [--log-level info]
+               [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
+               [--export-workers 1]
+  kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
-                       [--tuning-until YYYY-MM-DD|none]
+                       [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
   kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
   kiseki user reset-password --id LOGIN [--password P]
-  kiseki bench [--scenario steady-1k|saturate|burst|fanin-19k|smoke] [--duration S] [--no-baselines] [--micro]
-  kiseki export daily --tenant S --date YYYY-MM-DD [--partial] | spot30 --tenant S --from D --to D
-              | spot1y --tenant S --tmid T | close-days   (collection days 05:00-05:00 JST)
-  kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
-  kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
                        [--expires YYYY-MM-DD] [--reason TEXT]
+  kiseki inspect [--json]
+  kiseki alerts --support-id S [--limit 20] [--json]
+  kiseki report --alert ID [--revision N] [--json]
+  kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
+  kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
+  kiseki export daily --tenant S --date YYYY-MM-DD [--partial] [--rebuild]
+  kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD
+  kiseki export spot1y --tenant S --tmid T [--computer NAME]
+  kiseki export close-days                 (collection days run 05:00-05:00 JST)
+  kiseki bench [--scenario steady-1k] [--duration S] [--no-baselines] [--micro [NAME]] [--list]
 
-Environment: KISEKI_DATA, KISEKI_INGEST_PORT, KISEKI_HTTP_PORT, KISEKI_INGEST_HOST, KISEKI_HTTP_HOST,
-KISEKI_SHARDS, KISEKI_TLS_CERT, KISEKI_TLS_KEY, KISEKI_LOG_LEVEL. Flags win over the environment.
+Every command takes --data DIR (default ./data). Flags are --name value or --name=value.
+Environment: KISEKI_DATA, KISEKI_INGEST_PORT, KISEKI_HTTP_PORT, KISEKI_SHARDS, KISEKI_LOG_LEVEL
+and the rest listed in docs/OPERATIONS.md; flags win over the environment.
 `;
 
 type Values = Readonly<Record<string, unknown>>;
