@@ -17,18 +17,19 @@ interface Figures {
   free: number;
   used: number;
   map: number;
+  lag: number;
   committed: number;
   checkpoint: number;
   failures: ExportFailure[];
 }
 
-const healthy: Figures = { free: 50 * GiB, used: GiB, map: 4 * GiB, committed: 5000, checkpoint: 4990, failures: [] };
+const healthy: Figures = { free: 50 * GiB, used: GiB, map: 4 * GiB, lag: 10, committed: 5000, checkpoint: 4990, failures: [] };
 
 function probesOf(f: Figures): HealthProbes {
   return {
     freeDiskBytes: () => f.free,
     lmdbMapUse: () => ({ usedBytes: f.used, mapSizeBytes: f.map }),
-    shardPositions: () => ({ committedLsn: f.committed, slowestCheckpointLsn: f.checkpoint }),
+    shardPositions: () => ({ lagLsn: f.lag, committedLsn: f.committed, slowestCheckpointLsn: f.checkpoint }),
     exportFailures: () => f.failures,
   };
 }
@@ -45,8 +46,9 @@ describe('createHealthCheck', () => {
     { name: 'a full map with room on disk to grow', f: { used: 3.9 * GiB }, codes: [] },
     { name: 'a full map without room on disk to grow', f: { used: 3.9 * GiB, free: 2 * GiB }, codes: ['lmdb_map_full'] },
     { name: 'a full map and a full disk', f: { used: 3.9 * GiB, free: 1 }, codes: ['low_disk_space', 'lmdb_map_full'] },
-    { name: 'shards far behind', f: { committed: 9000, checkpoint: 7999 }, codes: ['shard_lag'] },
-    { name: 'shards exactly at the lag limit', f: { committed: 9000, checkpoint: 8000 }, codes: [] },
+    { name: 'a shard far behind its work', f: { lag: 1001 }, codes: ['shard_lag'] },
+    { name: 'a shard exactly at the lag limit', f: { lag: 1000 }, codes: [] },
+    { name: 'an idle shard with an old checkpoint (not behind)', f: { lag: 0, committed: 90_000, checkpoint: 10 }, codes: [] },
     { name: 'an export failure within the window', f: { failures: [{ at: NOW - 60_000, reason: 'disk full' }] }, codes: ['export_failed'] },
     { name: 'an export failure older than the window', f: { failures: [{ at: NOW - 2 * 3600_000, reason: 'disk full' }] }, codes: [] },
   ])('$name → $codes', ({ f, codes }) => {
@@ -54,7 +56,7 @@ describe('createHealthCheck', () => {
   });
 
   it('says what is wrong with the figures', () => {
-    expect(problemsOf({ committed: 9000, checkpoint: 7000 })).toEqual([{ code: 'shard_lag', details: { committedLsn: 9000, slowestCheckpointLsn: 7000, lagLsn: 2000, maxLagLsn: 1000 } }]);
+    expect(problemsOf({ lag: 2000, committed: 9000, checkpoint: 7000 })).toEqual([{ code: 'shard_lag', details: { committedLsn: 9000, slowestCheckpointLsn: 7000, lagLsn: 2000, maxLagLsn: 1000 } }]);
     expect(problemsOf({ failures: [{ at: NOW - 120_000, reason: 'a' }, { at: NOW - 60_000, reason: 'ENOSPC' }] })).toEqual([
       { code: 'export_failed', details: { failures: 2, lastAt: new Date(NOW - 60_000).toISOString(), lastReason: 'ENOSPC', windowMs: 3600_000 } },
     ]);
@@ -99,7 +101,7 @@ describe('the real probes', () => {
       expect(use.usedBytes).toBeGreaterThan(0);
       expect(use.usedBytes).toBeLessThanOrEqual(use.mapSizeBytes);
       // The defaults are valid thresholds for the check.
-      expect(createHealthCheck({ probes: { freeDiskBytes: () => freeDiskBytes(dir), lmdbMapUse: () => use, shardPositions: () => ({ committedLsn: 0, slowestCheckpointLsn: 0 }), exportFailures: () => [] }, thresholds: DEFAULTS.health, clock: createManualClock(NOW) }).problems().filter((p) => p.code === 'probe_failed')).toEqual([]);
+      expect(createHealthCheck({ probes: { freeDiskBytes: () => freeDiskBytes(dir), lmdbMapUse: () => use, shardPositions: () => ({ lagLsn: 0, committedLsn: 0, slowestCheckpointLsn: 0 }), exportFailures: () => [] }, thresholds: DEFAULTS.health, clock: createManualClock(NOW) }).problems().filter((p) => p.code === 'probe_failed')).toEqual([]);
     } finally {
       await store.close();
       rmSync(dir, { recursive: true, force: true });

@@ -1,7 +1,7 @@
 /**
  * What /healthz checks: free disk space of the data directory, LMDB map use,
- * shard lag (committed log position minus the slowest shard's checkpoint) and
- * recent export failures. Each figure comes from a probe the composition root
+ * shard lag (how far the slowest shard's checkpoint is behind the work given
+ * to it) and recent export failures. Each figure comes from a probe the composition root
  * wires to the real thing (statfs, lmdb env stats, the shard pool, the export
  * scheduler), so tests inject plain functions. A check whose probe throws is
  * itself a problem (`probe_failed`): a health endpoint must not hide failures.
@@ -29,8 +29,12 @@ export interface HealthProbes {
   freeDiskBytes(): number;
   /** Bytes of the LMDB environment in use and its current map size. */
   lmdbMapUse(): { usedBytes: number; mapSizeBytes: number };
-  /** The highest committed log position and the lowest checkpoint over all shards. */
-  shardPositions(): { committedLsn: number; slowestCheckpointLsn: number };
+  /**
+   * Shard progress: `lagLsn` is the largest distance (log positions) between
+   * what a shard was given and its persisted checkpoint (an idle shard is not
+   * behind); the committed position and the lowest checkpoint are shown with it.
+   */
+  shardPositions(): { lagLsn: number; committedLsn: number; slowestCheckpointLsn: number };
   /** Export failures, newest last (the scheduler keeps a short list). */
   exportFailures(): readonly ExportFailure[];
 }
@@ -77,8 +81,7 @@ export function createHealthCheck(options: { probes: HealthProbes; thresholds: R
       );
       out.push(
         guarded('shards', () => {
-          const { committedLsn, slowestCheckpointLsn } = probes.shardPositions();
-          const lagLsn = committedLsn - slowestCheckpointLsn;
+          const { lagLsn, committedLsn, slowestCheckpointLsn } = probes.shardPositions();
           return lagLsn > thresholds.maxShardLagLsn ? { code: 'shard_lag', details: { committedLsn, slowestCheckpointLsn, lagLsn, maxLagLsn: thresholds.maxShardLagLsn } } : undefined;
         }),
       );

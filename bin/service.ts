@@ -116,7 +116,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       probes: {
         freeDiskBytes: () => freeDiskBytes(config.dataDir),
         lmdbMapUse: () => lmdbMapUse(store.tenants.getStats()),
-        shardPositions: () => ({ committedLsn: committer.committedLsn(), slowestCheckpointLsn: shards.stats().checkpoint }),
+        shardPositions: () => {
+          const s = shards.stats();
+          return { lagLsn: s.lagLsn, committedLsn: committer.committedLsn(), slowestCheckpointLsn: s.checkpoint };
+        },
         exportFailures: () => exportScheduler.failures(),
       },
     });

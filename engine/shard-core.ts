@@ -114,6 +114,9 @@ export class ShardCore {
       if (full) processed++;
     }
     this.lastLsn = upTo;
+    // Checkpoint progress alone is worth a flush: a shard that owns none of these batches must still
+    // persist that it has seen them, or drained() waits for its next snapshot round.
+    this.dirty = true;
     return processed;
   }
 
