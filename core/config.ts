@@ -103,7 +103,7 @@ const configSchema = z
         minFreeDiskBytes: z.number().int().min(0),
         /** LMDB data file size as a percentage of its map size above which /healthz reports lmdb_map_full. */
         maxMapUsePercent: z.number().min(1).max(100),
-        /** Committed log entries not yet checkpointed by the slowest shard above which /healthz reports shard_lag. */
+        /** Log positions between the last batch handed to a shard and its checkpoint above which /healthz reports shard_lag. */
         maxShardLagLsn: z.number().int().min(1),
         /** How far back an export failure keeps /healthz degraded. */
         exportFailureWindowMs: z.number().int().min(0),
