@@ -61,6 +61,10 @@ describe('configuration', () => {
     expect(() => configFromEnv(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID', details: expect.objectContaining({ reason }) }));
   });
 
+  it('refuses a flag of the wrong type as a usage error', () => {
+    expect(() => configFromFlags({ shards: 1.5 })).toThrow(expect.objectContaining({ code: 'ERR_USAGE', details: expect.objectContaining({ reason: '--shards takes an integer' }) }));
+  });
+
   it('validates the folded export slice with the same strict schema', () => {
     expect(() => loadConfig({ export: { hotRetentionDays: 0 } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(() => loadConfig({ export: { nope: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));

@@ -227,17 +227,18 @@ function setPath(target: Record<string, unknown>, path: string, value: unknown):
   node[keys.at(-1)!] = value;
 }
 
-function convertSetting(setting: ConfigSetting, raw: unknown, source: string): unknown {
+/** A flag's mistake is a usage error (exit 64), an environment variable's a configuration error. */
+function convertSetting(setting: ConfigSetting, raw: unknown, source: string, code: 'ERR_CONFIG_INVALID' | 'ERR_USAGE'): unknown {
   if (setting.type === 'boolean') {
     if (typeof raw === 'boolean') return raw;
     if (raw === 'true' || raw === '1') return true;
     if (raw === 'false' || raw === '0') return false;
-    throw new KisekiError('ERR_CONFIG_INVALID', { variable: source, reason: `${source} takes true or false` });
+    throw new KisekiError(code, { variable: source, reason: `${source} takes true or false` });
   }
   if (setting.type === 'string') return raw;
   const n = typeof raw === 'number' ? raw : Number(raw);
   if (String(raw).trim() === '' || !Number.isFinite(n) || (setting.type === 'integer' && !Number.isInteger(n))) {
-    throw new KisekiError('ERR_CONFIG_INVALID', { variable: source, reason: `${source} takes ${setting.type === 'integer' ? 'an integer' : 'a number'}` });
+    throw new KisekiError(code, { variable: source, reason: `${source} takes ${setting.type === 'integer' ? 'an integer' : 'a number'}` });
   }
   return n;
 }
@@ -252,7 +253,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<Config> {
   for (const setting of CONFIG_SETTINGS) {
     const raw = env[setting.env];
     if (raw === undefined || raw === '') continue;
-    setPath(out, setting.path, convertSetting(setting, raw, setting.env));
+    setPath(out, setting.path, convertSetting(setting, raw, setting.env, 'ERR_CONFIG_INVALID'));
   }
   return out as DeepPartial<Config>;
 }
@@ -260,7 +261,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<Config> {
 /**
  * The slice of configuration set by flags, from values parsed with
  * CONFIG_FLAGS (absent flags leave the value alone).
- * @throws KisekiError ERR_CONFIG_INVALID for a value of the wrong type.
+ * @throws KisekiError ERR_USAGE for a value of the wrong type (e.g. --shards 1.5).
  */
 export function configFromFlags(values: Readonly<Record<string, unknown>>): DeepPartial<Config> {
   const out: Record<string, unknown> = {};
@@ -268,7 +269,7 @@ export function configFromFlags(values: Readonly<Record<string, unknown>>): Deep
     if (setting.flag === undefined) continue;
     const raw = values[setting.flag];
     if (raw === undefined) continue;
-    setPath(out, setting.path, convertSetting(setting, raw, `--${setting.flag}`));
+    setPath(out, setting.path, convertSetting(setting, raw, `--${setting.flag}`, 'ERR_USAGE'));
   }
   return out as DeepPartial<Config>;
 }
