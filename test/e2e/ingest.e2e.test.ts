@@ -73,7 +73,9 @@ describe('kiseki end to end', () => {
     expect(text.stdout).toContain('8. File attributes');
 
     const health = await fetch(`http://127.0.0.1:${fx.server.httpPort}/healthz`);
-    expect(health.status).toBe(200);
+    const healthBody = await health.text();
+    expect(health.status, healthBody).toBe(200);
+    expect(JSON.parse(healthBody)).toMatchObject({ status: 'ok' });
     const metrics = await (await fetch(`http://127.0.0.1:${fx.server.httpPort}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`kiseki_ingest_batches_total\\{result="stored"\\} ${summary.batchesAcked}\\b`));
 
