@@ -8,7 +8,7 @@
  * (about 10 s); otherwise this costs one directory walk.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,9 +28,17 @@ function newestSourceMs(dir: string): number {
   return newest;
 }
 
+/** Compiled files the tests start as workers or processes. */
+const RUN_FROM_DIST = ['dist/engine/shard-worker.js', 'dist/export/export-worker.js', 'dist/bin/kiseki.js'];
+
 /** True when dist/ may be older than the sources. */
 export function buildIsStale(): boolean {
   if (!existsSync(BUILD_INFO)) return true;
+  // An incremental build does not re-emit outputs deleted by hand: start over without its build info.
+  if (RUN_FROM_DIST.some((f) => !existsSync(join(ROOT, f)))) {
+    rmSync(BUILD_INFO, { force: true });
+    return true;
+  }
   const built = statSync(BUILD_INFO).mtimeMs;
   const newest = Math.max(statSync(join(ROOT, 'tsconfig.json')).mtimeMs, ...SOURCE_DIRS.map((d) => newestSourceMs(join(ROOT, d))));
   return newest > built;
