@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { COMMON_FLAGS, parseFlags as parseCliFlags, requireFlag as requireCliFlag, usageError, type FlagSpecs } from '../../core/cli-flags.js';
+import { COMMON_FLAGS, parseFlags as parseCliFlags, requireFlag as requireCliFlag, usageError, type FlagSpecs, type ParsedFlags } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { authenticateDevice, enrollDevice, openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
 import { ServerRejectedError, ServerUnreachableError, type HelloFacts } from './import-client.js';
@@ -32,7 +32,7 @@ export function commandError(reason: string): KisekiError {
 }
 
 /** Parses flags with the CLI's one parser; `--data` is accepted and ignored (the caller resolved it into `io.dataDir`). */
-export function parseFlags<S extends FlagSpecs>(args: string[], options: S, positionals: boolean) {
+export function parseFlags<S extends FlagSpecs>(args: string[], options: S, positionals: boolean): ParsedFlags<S & typeof COMMON_FLAGS> {
   return parseCliFlags(args, { ...options, ...COMMON_FLAGS }, { positionals });
 }
 
