@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Rebuilds dist/ when sources changed: worker threads and CLI tests run compiled code (test/global-setup.ts).
+    globalSetup: ['test/global-setup.ts'],
   },
 });

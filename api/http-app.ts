@@ -10,10 +10,12 @@ import { mountRoutes, openApiDocument, problemFrom, type ApiDeps } from './route
 import { ROUTES } from './routes.js';
 import { EXPORT_ROUTES } from './export-routes.js';
 import { KisekiError } from '../core/errors.js';
+import type { HealthProblem } from './health.js';
 
 export interface HealthSource {
-  /** Returns problems that make the service unhealthy; empty when healthy. */
-  problems(): string[];
+  /** Problems that make the service degraded; empty when healthy (api/health.ts builds them). */
+  problems(): HealthProblem[];
+  /** Figures shown alongside the status (connections, positions). */
   details(): Record<string, unknown>;
 }
 
@@ -28,7 +30,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
   app.get('/healthz', (c) => {
     const problems = options.health.problems();
-    return c.json({ status: problems.length === 0 ? 'ok' : 'unhealthy', problems, ...options.health.details() }, problems.length === 0 ? 200 : 503);
+    if (problems.length === 0) return c.json({ status: 'ok', ...options.health.details() }, 200);
+    return c.json({ status: 'degraded', problems, ...options.health.details() }, 503);
   });
   app.get('/metrics', async (c) => {
     const body = await options.metrics.registry.metrics();

@@ -1,6 +1,8 @@
 /** Public surface of api/: the Hono app and its HTTP server. */
 export { createHttpApp } from './http-app.js';
 export type { HealthSource, HttpAppOptions } from './http-app.js';
+export { createHealthCheck, freeDiskBytes, lmdbMapUse } from './health.js';
+export type { ExportFailure, HealthCheck, HealthProbes, HealthProblem } from './health.js';
 export { startHttpServer } from './http-server.js';
 export type { HttpServer, HttpServerOptions } from './http-server.js';
 export { ROUTES } from './routes.js';

@@ -4,9 +4,9 @@
  * factories. Every command takes `--data DIR` (default ./data, or
  * KISEKI_DATA). Output meant for scripts goes to stdout; logs go to stderr.
  */
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { configFromEnv, loadConfig, type Config, type DeepPartial } from '../core/config.js';
-import { isKisekiError, KisekiError } from '../core/errors.js';
+import { COMMON_FLAGS, parseFlags, parseJstDate, peekDataDir, requireFlag, usageError, type FlagSpecs, type FlagValues } from '../core/cli-flags.js';
+import { CONFIG_FLAGS, configFromEnv, configFromFlags, loadConfig, type Config, type DeepPartial } from '../core/config.js';
+import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { renderReportText } from '../engine/index.js';
 import { randomBytes } from 'node:crypto';
@@ -30,95 +30,64 @@ const USAGE = `kiseki — trail-log backend for managed endpoint security
 Usage:
   kiseki start [--data DIR] [--ingest-port 9100] [--http-port 8080] [--host H] [--shards N]
                [--tls-cert FILE --tls-key FILE] [--http-tls-cert FILE --http-tls-key FILE]
-               [--client-ca FILE --require-client-cert] [--log-level info]
-  kiseki tenant create --name NAME --support-id ID [--data DIR]
-  kiseki inspect [--json] [--data DIR]
-  kiseki report --alert ID [--revision N] [--json] [--data DIR]
-  kiseki alerts --support-id S [--limit 20] [--json] [--data DIR]
+               [--client-ca FILE --require-client-cert] [--intel-dir DIR] [--log-level info]
+               [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
+               [--export-workers 1]
+  kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
-                       [--tuning-until YYYY-MM-DD|none]
+                       [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
   kiseki user create --id LOGIN --role operator|admin|viewer [--support-id S] [--password P]
   kiseki user reset-password --id LOGIN [--password P]
-  kiseki bench [--scenario steady-1k|saturate|burst|fanin-19k|smoke] [--duration S] [--no-baselines] [--micro]
-  kiseki export daily --tenant S --date YYYY-MM-DD | spot30 --tenant S --from D --to D
-              | spot1y --tenant S --tmid T | close-days   (collection days 05:00-05:00 JST)
-  kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
-  kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
                        [--expires YYYY-MM-DD] [--reason TEXT]
+  kiseki inspect [--json]
+  kiseki alerts --support-id S [--limit 20] [--json]
+  kiseki report --alert ID [--revision N] [--json]
+  kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
+  kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
+  kiseki export daily --tenant S --date YYYY-MM-DD [--partial] [--rebuild]
+  kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD
+  kiseki export spot1y --tenant S --tmid T [--computer NAME]
+  kiseki export close-days                 (collection days run 05:00-05:00 JST)
+  kiseki bench [--scenario steady-1k] [--duration S] [--no-baselines] [--micro [NAME]] [--list]
 
-Environment: KISEKI_DATA, KISEKI_INGEST_PORT, KISEKI_HTTP_PORT, KISEKI_INGEST_HOST, KISEKI_HTTP_HOST,
-KISEKI_SHARDS, KISEKI_TLS_CERT, KISEKI_TLS_KEY, KISEKI_LOG_LEVEL. Flags win over the environment.
+Every command takes --data DIR (default ./data). Flags are --name value or --name=value.
+Environment: KISEKI_DATA, KISEKI_INGEST_PORT, KISEKI_HTTP_PORT, KISEKI_SHARDS, KISEKI_LOG_LEVEL
+and the rest listed in docs/OPERATIONS.md; flags win over the environment.
 `;
 
-type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Readonly<Record<string, unknown>>;
 
-function parse(args: string[], options: Options): Record<string, string | boolean | undefined> {
-  try {
-    return parseArgs({ args, options: { ...options, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false })
-      .values as Record<string, string | boolean | undefined>;
-  } catch (err) {
-    throw new KisekiError('ERR_USAGE', { reason: (err as Error).message });
-  }
+/** Parses a command's flags (plus --data and --help) with the one CLI flag parser. */
+function parse<S extends FlagSpecs>(args: string[], specs: S): FlagValues<S & typeof COMMON_FLAGS> {
+  return parseFlags(args, { ...specs, ...COMMON_FLAGS }).values;
 }
 
-function numFlag(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) {
-    throw new KisekiError('ERR_USAGE', { reason: `--${name} must be a number`, value: raw });
-  }
-  return n;
+function numFlag(values: Values, name: string): number | undefined {
+  const v = values[name];
+  return typeof v === 'number' ? v : undefined;
 }
 
-function str(values: Record<string, unknown>, name: string): string | undefined {
+function str(values: Values, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
 
-function requireStr(values: Record<string, unknown>, name: string): string {
-  const v = str(values, name);
-  if (v === undefined || v === '') throw new KisekiError('ERR_USAGE', { reason: `--${name} is required` });
-  return v;
-}
+const requireStr = requireFlag;
 
-function baseConfig(values: Record<string, unknown>, extra: DeepPartial<Config> = {}): Readonly<Config> {
+function baseConfig(values: Values, extra: DeepPartial<Config> = {}): Readonly<Config> {
   return loadConfig(configFromEnv(process.env), { dataDir: str(values, 'data') }, extra);
 }
 
 async function cmdStart(args: string[]): Promise<void> {
-  const v = parse(args, {
-    'ingest-port': { type: 'string' },
-    'http-port': { type: 'string' },
-    host: { type: 'string' },
-    shards: { type: 'string' },
-    'tls-cert': { type: 'string' },
-    'tls-key': { type: 'string' },
-    'http-tls-cert': { type: 'string' },
-    'http-tls-key': { type: 'string' },
-    'client-ca': { type: 'string' },
-    'require-client-cert': { type: 'boolean' },
-    'log-level': { type: 'string' },
-  });
+  // Every configuration flag (core/config.ts CONFIG_SETTINGS), plus --host for both listeners.
+  const v = parse(args, { ...CONFIG_FLAGS, host: { type: 'string' } });
   if (v.help) return void process.stdout.write(USAGE);
   const host = str(v, 'host');
-  const config = baseConfig(v, {
-    logLevel: str(v, 'log-level') as Config['logLevel'] | undefined,
-    ingest: { port: numFlag(v, 'ingest-port'), host, tlsCertFile: str(v, 'tls-cert'), tlsKeyFile: str(v, 'tls-key') },
-    http: {
-      port: numFlag(v, 'http-port'),
-      host,
-      tlsCertFile: str(v, 'http-tls-cert'),
-      tlsKeyFile: str(v, 'http-tls-key'),
-      clientCaFile: str(v, 'client-ca'),
-      requireClientCert: v['require-client-cert'] === true ? true : undefined,
-    },
-    engine: { shards: numFlag(v, 'shards') },
-  });
+  const config = loadConfig(configFromEnv(process.env), { ingest: { host }, http: { host } }, configFromFlags(v));
   const logger = createLogger(config.logLevel);
   const service = await startService({ config, logger });
   // Machine-readable line for scripts and tests that start the server with port 0.
@@ -142,7 +111,7 @@ async function cmdStart(args: string[]): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-async function withStore<T>(values: Record<string, unknown>, run: (store: HotStore) => Promise<T> | T): Promise<T> {
+async function withStore<T>(values: Values, run: (store: HotStore) => Promise<T> | T): Promise<T> {
   const config = baseConfig(values);
   const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
   try {
@@ -152,19 +121,20 @@ async function withStore<T>(values: Record<string, unknown>, run: (store: HotSto
   }
 }
 
-function yesNo(values: Record<string, unknown>, name: string): boolean | undefined {
+function yesNo(values: Values, name: string): boolean | undefined {
   const v = str(values, name);
   if (v === undefined) return undefined;
   if (v === 'yes' || v === 'true' || v === 'on') return true;
   if (v === 'no' || v === 'false' || v === 'off') return false;
-  throw new KisekiError('ERR_USAGE', { reason: `--${name} takes yes or no`, value: v });
+  throw usageError(`--${name} takes yes or no`, { value: v });
 }
 
-function dateFlag(values: Record<string, unknown>, name: string): number | undefined {
+/** A JST date flag: `2026-12-31` means through the end of that day in Japan (core/cli-flags.ts parseJstDate). */
+function dateFlag(values: Values, name: string): number | undefined {
   const v = str(values, name);
   if (v === undefined) return undefined;
-  const ms = Date.parse(v);
-  if (!Number.isFinite(ms)) throw new KisekiError('ERR_USAGE', { reason: `--${name} takes a date like 2026-12-31`, value: v });
+  const ms = parseJstDate(v);
+  if (ms === undefined) throw usageError(`--${name} takes a JST date like 2026-12-31 (through the end of that day) or a time like 2026-12-31T09:00`, { value: v });
   return ms;
 }
 
@@ -182,7 +152,7 @@ async function cmdTenantPolicy(args: string[]): Promise<void> {
 
 async function cmdException(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
-  if (sub !== 'add') throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki exception add --support-id S ...' });
+  if (sub !== 'add') throw usageError('expected: kiseki exception add --support-id S ...');
   const v = parse(rest, { 'support-id': { type: 'string' }, sha256: { type: 'string' }, 'path-pattern': { type: 'string' }, signer: { type: 'string' }, expires: { type: 'string' }, reason: { type: 'string' } });
   const entry = await withStore(v, (store) =>
     addException(store, {
@@ -209,7 +179,7 @@ async function cmdUser(args: string[]): Promise<void> {
   if (sub === 'create') {
     const v = parse(rest, { id: { type: 'string' }, role: { type: 'string' }, 'support-id': { type: 'string' }, password: { type: 'string' } });
     const role = requireStr(v, 'role');
-    if (role !== 'operator' && role !== 'admin' && role !== 'viewer') throw new KisekiError('ERR_USAGE', { reason: '--role is operator, admin or viewer' });
+    if (role !== 'operator' && role !== 'admin' && role !== 'viewer') throw usageError('--role is operator, admin or viewer');
     const password = str(v, 'password') ?? temporaryPassword();
     const user = await withStore(v, (store) =>
       createUser(store, { id: requireStr(v, 'id'), role: role as Role, supportId: str(v, 'support-id') ?? null, password, now: Date.now() }),
@@ -225,11 +195,11 @@ async function cmdUser(args: string[]): Promise<void> {
     process.stdout.write(`${JSON.stringify({ id: requireStr(v, 'id'), mustChangePassword: true, ...(str(v, 'password') === undefined ? { temporaryPassword: password } : {}) })}\n`);
     return;
   }
-  throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki user create | kiseki user reset-password' });
+  throw usageError('expected: kiseki user create | kiseki user reset-password');
 }
 
 async function cmdReport(args: string[]): Promise<void> {
-  const v = parse(args, { alert: { type: 'string' }, revision: { type: 'string' }, json: { type: 'boolean' } });
+  const v = parse(args, { alert: { type: 'string' }, revision: { type: 'number' }, json: { type: 'boolean' } });
   const id = requireStr(v, 'alert');
   await withStore(v, (store) => {
     const view = readAlert(store, id);
@@ -242,7 +212,7 @@ async function cmdReport(args: string[]): Promise<void> {
 }
 
 async function cmdAlerts(args: string[]): Promise<void> {
-  const v = parse(args, { 'support-id': { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+  const v = parse(args, { 'support-id': { type: 'string' }, limit: { type: 'number' }, json: { type: 'boolean' } });
   await withStore(v, (store) => {
     const alerts = listAlerts(store, requireStr(v, 'support-id'), numFlag(v, 'limit') ?? 20);
     if (v.json) return void process.stdout.write(`${JSON.stringify(alerts)}\n`);
@@ -255,7 +225,7 @@ async function cmdAlerts(args: string[]): Promise<void> {
 async function cmdTenant(args: string[]): Promise<void> {
   const [sub, ...rest] = args;
   if (sub === 'policy') return cmdTenantPolicy(rest);
-  if (sub !== 'create') throw new KisekiError('ERR_USAGE', { reason: 'expected: kiseki tenant create --name N --support-id S' });
+  if (sub !== 'create') throw usageError('expected: kiseki tenant create --name N --support-id S');
   const v = parse(rest, { name: { type: 'string' }, 'support-id': { type: 'string' }, json: { type: 'boolean' } });
   const config = baseConfig(v);
   const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
@@ -300,15 +270,15 @@ async function cmdSimulate(args: string[]): Promise<void> {
   const v = parse(args, {
     url: { type: 'string' },
     'enroll-key': { type: 'string' },
-    agents: { type: 'string' },
-    eps: { type: 'string' },
-    duration: { type: 'string' },
-    'batch-ms': { type: 'string' },
-    seed: { type: 'string' },
+    agents: { type: 'number' },
+    eps: { type: 'number' },
+    duration: { type: 'number' },
+    'batch-ms': { type: 'number' },
+    seed: { type: 'number' },
     state: { type: 'string' },
-    'detect-rate': { type: 'string' },
-    'max-unacked': { type: 'string' },
-    'drain-timeout': { type: 'string' },
+    'detect-rate': { type: 'number' },
+    'max-unacked': { type: 'number' },
+    'drain-timeout': { type: 'number' },
   });
   const { runSimulation } = await import('../agent/index.js');
   const controller = new AbortController();
@@ -331,14 +301,6 @@ async function cmdSimulate(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
-/** The value of `--data DIR` or `--data=DIR` for commands that parse the rest of their flags themselves. */
-function dataDirFlag(args: string[]): string | undefined {
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--data') return args[i + 1];
-    if (args[i]!.startsWith('--data=')) return args[i]!.slice('--data='.length);
-  }
-  return undefined;
-}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -365,7 +327,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'export': {
-      const config = loadConfig(configFromEnv(process.env), { dataDir: dataDirFlag(rest) });
+      const config = loadConfig(configFromEnv(process.env), { dataDir: peekDataDir(rest) });
       const { runExportCommand } = await import('../export/index.js');
       process.exitCode = await runExportCommand(rest, {
         dataDir: config.dataDir,
@@ -373,13 +335,14 @@ async function main(argv: string[]): Promise<void> {
         stderr: process.stderr,
         isTTY: process.stderr.isTTY === true,
         mapSizeBytes: config.storage.mapSizeBytes,
+        config: config.export,
       });
       return;
     }
     case 'import':
     case 'detect': {
       // These commands parse their own flags; --data is resolved here like everywhere else.
-      const config = loadConfig(configFromEnv(process.env), { dataDir: dataDirFlag(rest) });
+      const config = loadConfig(configFromEnv(process.env), { dataDir: peekDataDir(rest) });
       const { runImportCommand, runDetectCommand } = await import('../ingest/import/index.js');
       const io = { dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr };
       process.exitCode = command === 'import' ? await runImportCommand(rest, io) : await runDetectCommand(rest, io);
@@ -392,13 +355,13 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      throw new KisekiError('ERR_USAGE', { reason: `unknown command ${command}` });
+      throw usageError(`unknown command ${command}`);
   }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (isKisekiError(err)) {
-    process.stderr.write(`kiseki: ${err.message} ${err.details ? JSON.stringify(err.details) : ''}\n`);
+    process.stderr.write(`kiseki: ${describeError(err)}\n`);
     if (err.code === 'ERR_USAGE') process.stderr.write(`\n${USAGE}`);
     process.exit(err.code === 'ERR_USAGE' ? 64 : 1);
   }

@@ -4,13 +4,13 @@
  * server. Shutdown runs the other way round and loses nothing acked.
  */
 import { join } from 'node:path';
-import { createHttpApp, startHttpServer, type HttpServer } from '../api/index.js';
+import { createHealthCheck, createHttpApp, freeDiskBytes, lmdbMapUse, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import { createShardPool, type ShardPool } from '../engine/index.js';
-import { createExportRunner, createExportScheduler, exportConfig } from '../export/index.js';
+import { createExportRunner, createExportScheduler } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 
@@ -102,14 +102,27 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     };
     const metricsTimer = setInterval(refreshEngineMetrics, 1000);
     // Day close, retention and log-spot jobs share one worker pool off the event loop.
-    const exportSettings = exportConfig();
-    const exportRunner = createExportRunner({ store, threads: 1, mapSizeBytes: config.storage.mapSizeBytes, logger });
+    const exportSettings = config.export;
+    const exportRunner = createExportRunner({ store, threads: exportSettings.workerThreads, mapSizeBytes: config.storage.mapSizeBytes, logger });
     const exportScheduler = createExportScheduler({ store, dataDir: config.dataDir, logger, clock, config: exportSettings, mapSizeBytes: config.storage.mapSizeBytes, runner: exportRunner });
     exportScheduler.start();
     stopExports = async () => {
       await exportScheduler.stop();
       await exportRunner.close();
     };
+    const healthCheck = createHealthCheck({
+      thresholds: config.health,
+      clock,
+      probes: {
+        freeDiskBytes: () => freeDiskBytes(config.dataDir),
+        lmdbMapUse: () => lmdbMapUse(store.tenants.getStats()),
+        shardPositions: () => {
+          const s = shards.stats();
+          return { lagLsn: s.lagLsn, committedLsn: committer.committedLsn(), slowestCheckpointLsn: s.checkpoint };
+        },
+        exportFailures: () => exportScheduler.failures(),
+      },
+    });
     const app = createHttpApp({
       metrics,
       api: {
@@ -121,7 +134,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
       },
       health: {
-        problems: () => [],
+        problems: () => healthCheck.problems(),
         details: () => {
           const s = shards.stats();
           return {

@@ -2,6 +2,8 @@
  * Configuration: one defaults object with units in the names, one strict
  * schema (unknown keys are errors), cross-field checks, frozen. Environment
  * variables are read here and nowhere else; command-line flags override them.
+ * CONFIG_SETTINGS is the one table of what the environment and `kiseki start`
+ * flags may set (docs/OPERATIONS.md lists the same, a test keeps them equal).
  */
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
@@ -72,6 +74,41 @@ const configSchema = z
         mapSizeBytes: z.number().int().min(1024 * 1024),
       })
       .strict(),
+    /** The cold tier and the exports (export/). */
+    export: z
+      .object({
+        /** Wait after a collection day's window ends (D+1 05:00 JST) before closing it, for in-flight commits. */
+        closeGraceMs: z.number().int().min(0).max(24 * 3600_000),
+        /** How often the scheduler looks for finished days and applies retention. */
+        checkIntervalMs: z.number().int().min(1000),
+        /** Raw batches of an archived day stay in LMDB this many days after the day ends (≥ 8: shards look back 7 days). */
+        hotRetentionDays: z.number().int().min(1).max(3650),
+        /** Cold archives (daily zip, Parquet, manifest) are deleted when their collection day is older than this. */
+        coldRetentionDays: z.number().int().min(1).max(36500),
+        /** Exports (daily downloads and log spots) are removed this many days after they were made. */
+        exportRetentionDays: z.number().int().min(1).max(3650),
+        /** Deflate level of the `.log` inside each inner zip (1 fastest … 9 smallest). */
+        deflateLevel: z.number().int().min(1).max(9),
+        /** Rows per Parquet row group. */
+        parquetRowGroupRows: z.number().int().min(1024).max(16 * 1024 * 1024),
+        parquetCompression: z.enum(['zstd', 'snappy', 'lz4', 'none']),
+        /** Export worker threads (piscina); 0 runs the builds on the calling thread. */
+        workerThreads: z.number().int().min(0).max(64),
+      })
+      .strict(),
+    /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
+    health: z
+      .object({
+        /** Free bytes on the data directory's file system below which /healthz reports low_disk_space. */
+        minFreeDiskBytes: z.number().int().min(0),
+        /** LMDB data file size as a percentage of its map size above which /healthz reports lmdb_map_full. */
+        maxMapUsePercent: z.number().min(1).max(100),
+        /** Log positions between the last batch handed to a shard and its checkpoint above which /healthz reports shard_lag. */
+        maxShardLagLsn: z.number().int().min(1),
+        /** How far back an export failure keeps /healthz degraded. */
+        exportFailureWindowMs: z.number().int().min(0),
+      })
+      .strict(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -121,38 +158,126 @@ export const DEFAULTS: Config = {
     maxDevicesInMemory: 5_000,
   },
   storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024 },
+  export: {
+    closeGraceMs: 15 * 60_000,
+    checkIntervalMs: 5 * 60_000,
+    hotRetentionDays: 8,
+    coldRetentionDays: 365,
+    exportRetentionDays: 30,
+    deflateLevel: 6,
+    // 65,536 rows: as fast as 131,072 (bench/micro/export-day.bench.ts) with ~200 MB less peak memory.
+    parquetRowGroupRows: 65_536,
+    parquetCompression: 'zstd',
+    // One thread: on the 2-core reference machine the other core serves ingest and the shards.
+    workerThreads: 1,
+  },
+  health: {
+    // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
+    minFreeDiskBytes: 1024 * 1024 * 1024,
+    maxMapUsePercent: 90,
+    // A shard this far behind replays at least this many batches after a restart.
+    maxShardLagLsn: 10_000,
+    exportFailureWindowMs: 24 * 3600_000,
+  },
 };
 
-function int(name: string, raw: string | undefined): number | undefined {
-  if (raw === undefined || raw === '') return undefined;
-  const n = Number(raw);
-  if (!Number.isInteger(n)) throw new KisekiError('ERR_CONFIG_INVALID', { variable: name, reason: 'not an integer' });
+/** One value the environment (and, when `flag` is set, `kiseki start`) may set. */
+export interface ConfigSetting {
+  /** Dotted path in Config, e.g. `export.workerThreads`. */
+  path: string;
+  env: string;
+  /** Flag of `kiseki start` (without `--`); absent: environment only. */
+  flag?: string;
+  type: 'string' | 'integer' | 'number' | 'boolean';
+}
+
+/** Everything the environment and `kiseki start` flags may set. Flags win over the environment. */
+export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
+  { path: 'dataDir', env: 'KISEKI_DATA', flag: 'data', type: 'string' },
+  { path: 'logLevel', env: 'KISEKI_LOG_LEVEL', flag: 'log-level', type: 'string' },
+  { path: 'ingest.host', env: 'KISEKI_INGEST_HOST', type: 'string' },
+  { path: 'ingest.port', env: 'KISEKI_INGEST_PORT', flag: 'ingest-port', type: 'integer' },
+  { path: 'ingest.tlsCertFile', env: 'KISEKI_TLS_CERT', flag: 'tls-cert', type: 'string' },
+  { path: 'ingest.tlsKeyFile', env: 'KISEKI_TLS_KEY', flag: 'tls-key', type: 'string' },
+  { path: 'ingest.maxFrameBytes', env: 'KISEKI_MAX_FRAME_BYTES', type: 'integer' },
+  { path: 'http.host', env: 'KISEKI_HTTP_HOST', type: 'string' },
+  { path: 'http.port', env: 'KISEKI_HTTP_PORT', flag: 'http-port', type: 'integer' },
+  { path: 'http.tlsCertFile', env: 'KISEKI_HTTP_TLS_CERT', flag: 'http-tls-cert', type: 'string' },
+  { path: 'http.tlsKeyFile', env: 'KISEKI_HTTP_TLS_KEY', flag: 'http-tls-key', type: 'string' },
+  { path: 'http.clientCaFile', env: 'KISEKI_HTTP_CLIENT_CA', flag: 'client-ca', type: 'string' },
+  { path: 'http.requireClientCert', env: 'KISEKI_HTTP_REQUIRE_CLIENT_CERT', flag: 'require-client-cert', type: 'boolean' },
+  { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
+  { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
+  { path: 'storage.mapSizeBytes', env: 'KISEKI_MAP_SIZE_BYTES', type: 'integer' },
+  { path: 'export.closeGraceMs', env: 'KISEKI_EXPORT_CLOSE_GRACE_MS', type: 'integer' },
+  { path: 'export.hotRetentionDays', env: 'KISEKI_HOT_RETENTION_DAYS', flag: 'hot-retention-days', type: 'integer' },
+  { path: 'export.coldRetentionDays', env: 'KISEKI_COLD_RETENTION_DAYS', flag: 'cold-retention-days', type: 'integer' },
+  { path: 'export.exportRetentionDays', env: 'KISEKI_EXPORT_RETENTION_DAYS', flag: 'export-retention-days', type: 'integer' },
+  { path: 'export.workerThreads', env: 'KISEKI_EXPORT_WORKERS', flag: 'export-workers', type: 'integer' },
+  { path: 'export.parquetCompression', env: 'KISEKI_PARQUET_COMPRESSION', type: 'string' },
+  { path: 'health.minFreeDiskBytes', env: 'KISEKI_HEALTH_MIN_FREE_DISK_BYTES', type: 'integer' },
+  { path: 'health.maxMapUsePercent', env: 'KISEKI_HEALTH_MAX_MAP_USE_PERCENT', type: 'number' },
+  { path: 'health.maxShardLagLsn', env: 'KISEKI_HEALTH_MAX_SHARD_LAG_LSN', type: 'integer' },
+];
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split('.');
+  let node = target;
+  for (const k of keys.slice(0, -1)) node = (node[k] ??= {}) as Record<string, unknown>;
+  node[keys.at(-1)!] = value;
+}
+
+/** A flag's mistake is a usage error (exit 64), an environment variable's a configuration error. */
+function convertSetting(setting: ConfigSetting, raw: unknown, source: string, code: 'ERR_CONFIG_INVALID' | 'ERR_USAGE'): unknown {
+  if (setting.type === 'boolean') {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw new KisekiError(code, { variable: source, reason: `${source} takes true or false` });
+  }
+  if (setting.type === 'string') return raw;
+  const n = typeof raw === 'number' ? raw : Number(raw);
+  if (String(raw).trim() === '' || !Number.isFinite(n) || (setting.type === 'integer' && !Number.isInteger(n))) {
+    throw new KisekiError(code, { variable: source, reason: `${source} takes ${setting.type === 'integer' ? 'an integer' : 'a number'}` });
+  }
   return n;
 }
 
-/** The slice of configuration the environment may set (KISEKI_*). */
+/**
+ * The slice of configuration the environment sets (KISEKI_*, see
+ * CONFIG_SETTINGS); an empty variable counts as unset.
+ * @throws KisekiError ERR_CONFIG_INVALID for a value of the wrong type.
+ */
 export function configFromEnv(env: NodeJS.ProcessEnv): DeepPartial<Config> {
-  return {
-    dataDir: env.KISEKI_DATA || undefined,
-    logLevel: (env.KISEKI_LOG_LEVEL || undefined) as Config['logLevel'] | undefined,
-    ingest: {
-      host: env.KISEKI_INGEST_HOST || undefined,
-      port: int('KISEKI_INGEST_PORT', env.KISEKI_INGEST_PORT),
-      tlsCertFile: env.KISEKI_TLS_CERT || undefined,
-      tlsKeyFile: env.KISEKI_TLS_KEY || undefined,
-      maxFrameBytes: int('KISEKI_MAX_FRAME_BYTES', env.KISEKI_MAX_FRAME_BYTES),
-    },
-    http: {
-      host: env.KISEKI_HTTP_HOST || undefined,
-      port: int('KISEKI_HTTP_PORT', env.KISEKI_HTTP_PORT),
-      tlsCertFile: env.KISEKI_HTTP_TLS_CERT || undefined,
-      tlsKeyFile: env.KISEKI_HTTP_TLS_KEY || undefined,
-      clientCaFile: env.KISEKI_HTTP_CLIENT_CA || undefined,
-      requireClientCert: env.KISEKI_HTTP_REQUIRE_CLIENT_CERT === undefined ? undefined : env.KISEKI_HTTP_REQUIRE_CLIENT_CERT === 'true',
-    },
-    engine: { shards: int('KISEKI_SHARDS', env.KISEKI_SHARDS), intelDir: env.KISEKI_INTEL_DIR || undefined },
-  };
+  const out: Record<string, unknown> = {};
+  for (const setting of CONFIG_SETTINGS) {
+    const raw = env[setting.env];
+    if (raw === undefined || raw === '') continue;
+    setPath(out, setting.path, convertSetting(setting, raw, setting.env, 'ERR_CONFIG_INVALID'));
+  }
+  return out as DeepPartial<Config>;
 }
+
+/**
+ * The slice of configuration set by flags, from values parsed with
+ * CONFIG_FLAGS (absent flags leave the value alone).
+ * @throws KisekiError ERR_USAGE for a value of the wrong type (e.g. --shards 1.5).
+ */
+export function configFromFlags(values: Readonly<Record<string, unknown>>): DeepPartial<Config> {
+  const out: Record<string, unknown> = {};
+  for (const setting of CONFIG_SETTINGS) {
+    if (setting.flag === undefined) continue;
+    const raw = values[setting.flag];
+    if (raw === undefined) continue;
+    setPath(out, setting.path, convertSetting(setting, raw, `--${setting.flag}`, 'ERR_USAGE'));
+  }
+  return out as DeepPartial<Config>;
+}
+
+/** Flag table (for core/cli-flags.ts) of every setting that has a flag. */
+export const CONFIG_FLAGS: Readonly<Record<string, { type: 'string' | 'number' | 'boolean' }>> = Object.fromEntries(
+  CONFIG_SETTINGS.filter((s) => s.flag !== undefined).map((s) => [s.flag!, { type: s.type === 'boolean' ? 'boolean' : s.type === 'string' ? 'string' : 'number' }]),
+);
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

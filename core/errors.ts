@@ -32,6 +32,14 @@ export const ERRORS = {
   ERR_AGENT_GAVE_UP: { status: 504, message: 'The agent endpoint kept failing; gave up after the allowed connections.' },
   ERR_AGENT_CLOSED: { status: 500, message: 'The agent protocol client was closed before its batches were acked.' },
   ERR_BENCH_FAILED: { status: 500, message: 'The benchmark run failed.' },
+  ERR_MALFORMED_FRAME: { status: 400, message: 'The frame is malformed.' },
+  ERR_INPUT_UNREADABLE: { status: 400, message: 'An input file cannot be read.' },
+  ERR_IDENTITY_FILE: { status: 500, message: 'The import identity file cannot be used.' },
+  ERR_IMPORT_LOCKED: { status: 409, message: 'Another import or detect is running on this data directory.' },
+  ERR_COMMAND_FAILED: { status: 500, message: 'The command could not be completed.' },
+  ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
+  ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
+  ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -49,6 +57,16 @@ export class KisekiError extends Error {
     this.status = ERRORS[code].status;
     this.details = details;
   }
+}
+
+/**
+ * The operator-facing reason of an error: `details.reason` when the code
+ * carries one, else the static message with the details as JSON.
+ */
+export function describeError(err: KisekiError): string {
+  const reason = err.details?.reason;
+  if (typeof reason === 'string') return reason;
+  return err.details === undefined ? err.message : `${err.message} ${JSON.stringify(err.details)}`;
 }
 
 /** True when `err` is a KisekiError, optionally with the given code. */

@@ -88,7 +88,7 @@ async function rig(intelDir?: string): Promise<Rig> {
   const clock = createManualClock(T0 + 3_600_000);
   const make = () => {
     const correlator = new Correlator({ store, intel: createThreatIntel(intelDir), clock });
-    return { correlator, core: new ShardCore({ store, index: 0, workers: 1, correlator, now: clock.now }) };
+    return { correlator, core: new ShardCore({ store, index: 0, workers: 1, correlator, clock }) };
   };
   const r: Rig = {
     dir,
@@ -155,7 +155,9 @@ describe('correlator: the black chain', () => {
     expect(section(report, 'chain').summary).toBe('explorer.exe → winword.exe → powershell.exe → payload.exe');
     // 3-7. What the payload did.
     expect(seqs(report, 'descendants')).toEqual([]);
+    expect(section(report, 'descendants').summary).toBe('0 child processes');
     expect(seqs(report, 'filesWritten')).toEqual([13]);
+    expect(section(report, 'registry').summary).toBe('1 registry change');
     expect(seqs(report, 'registry')).toEqual([11]);
     expect(seqs(report, 'filesRead')).toEqual([]);
     expect(seqs(report, 'network')).toEqual([12]);

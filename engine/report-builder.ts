@@ -13,6 +13,7 @@ import type {
   ReportSectionId,
   TrailEvent,
 } from '../core/contracts.js';
+import { count } from '../core/plural.js';
 import { foldKey, type DeviceState, type EventRef, type ProcNode } from './device-state.js';
 import { judge, type CompiledRuleSet } from './rules/evaluate.js';
 import type { ThreatIntel } from './threat-intel.js';
@@ -245,7 +246,6 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   };
   const attributeItems: EvidenceItem[] = [{ ...item(detection, 'the detection'), event: { ...(detection as Record<string, unknown>), ...attributes } }];
 
-  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const sections: ReportSection[] = [
     { id: 'origin', title: SECTION_TITLES.origin, summary: originSummary, items: originItems },
     {
@@ -261,7 +261,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     {
       id: 'network',
       title: SECTION_TITLES.network,
-      summary: count(network.length, 'network event') + (omitted > 0 ? `; ${omitted} more events left out` : ''),
+      summary: count(network.length, 'network event') + (omitted > 0 ? `; ${count(omitted, 'more event')} left out` : ''),
       items: network,
     },
     {

@@ -16,6 +16,7 @@
  */
 import { Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { TrailEvent } from '../core/contracts.js';
 import type { HotStore } from '../storage/index.js';
 import type { Correlator } from './correlator.js';
@@ -37,7 +38,8 @@ export interface ShardCoreOptions {
   correlator?: Correlator;
   /** Device state snapshots at most this often (ms of the injected `now`). */
   stateSnapshotIntervalMs?: number;
-  now?: () => number;
+  /** Time source (core/clock.ts); default the system clock. */
+  clock?: Clock;
 }
 
 export interface ShardStats {
@@ -60,15 +62,15 @@ export class ShardCore {
   private dirty = false;
   private readonly correlator: Correlator | undefined;
   private readonly snapshotEveryMs: number;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private lastSnapshotAt: number;
 
   constructor(options: ShardCoreOptions) {
     this.store = options.store;
     this.correlator = options.correlator;
     this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 30_000;
-    this.now = options.now ?? Date.now;
-    this.lastSnapshotAt = this.now();
+    this.clock = options.clock ?? systemClock;
+    this.lastSnapshotAt = this.clock.now();
     for (let v = 0; v < VIRTUAL_SHARDS; v++) this.owned.push(workerOfVirtualShard(v, options.workers) === options.index);
   }
 
@@ -112,6 +114,9 @@ export class ShardCore {
       if (full) processed++;
     }
     this.lastLsn = upTo;
+    // Checkpoint progress alone is worth a flush: a shard that owns none of these batches must still
+    // persist that it has seen them, or drained() waits for its next snapshot round.
+    this.dirty = true;
     return processed;
   }
 
@@ -190,7 +195,7 @@ export class ShardCore {
     this.pendingCounts.clear();
     this.dirty = false;
     const lsn = this.lastLsn;
-    const now = this.now();
+    const now = this.clock.now();
     const correlator = this.correlator;
     if (correlator !== undefined && !correlator.snapshotRoundActive() && (snapshot || now - this.lastSnapshotAt >= this.snapshotEveryMs)) {
       this.lastSnapshotAt = now;

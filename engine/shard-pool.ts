@@ -41,6 +41,13 @@ export interface ShardPoolStats {
   invalidEvents: number;
   /** Lowest persisted checkpoint over all workers. */
   checkpoint: number;
+  /**
+   * How far the slowest worker is behind the work given to it: the largest
+   * distance, in log positions, between the last lsn posted (or left to
+   * catch-up) to a worker and its persisted checkpoint. 0 when every worker has
+   * checkpointed all it was given; an idle worker is not behind.
+   */
+  lagLsn: number;
   /** Times a worker failed and was restarted. */
   restarts: number;
   /** JS heap in use over all shard workers, bytes, as of their last flush. */
@@ -64,7 +71,8 @@ export interface ShardPool {
 /**
  * The compiled worker lives next to this file as shard-worker.js. When this
  * module runs from TypeScript sources (vitest), the worker is taken from the
- * build in dist/, which `npm test` produces before running tests.
+ * build in dist/, which test/global-setup.ts brings up to date before any
+ * test runs (Node 20 cannot load a TypeScript worker).
  */
 function workerUrl(): URL {
   const here = new URL('./shard-worker.js', import.meta.url);
@@ -80,6 +88,8 @@ interface WorkerSlot {
   queued: number;
   /** Highest lsn routed to this worker while its queue was full, 0 when not lagging. */
   catchUpTo: number;
+  /** Highest lsn handed to this worker (posted, left to catch-up, or recovered through). */
+  givenLsn: number;
   checkpoint: number;
   stopping: boolean;
   heapUsedBytes: number;
@@ -137,6 +147,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
           case 'ready':
             ready = true;
             slot.checkpoint = msg.lastLsn;
+            slot.givenLsn = Math.max(slot.givenLsn, msg.lastLsn);
             log.info({ shard: slot.index, replayed: msg.replayed, lastLsn: msg.lastLsn }, 'Shard recovered from its checkpoint.');
             // Batches routed here while the worker was restarting are in the log: have it read them.
             if (slot.catchUpTo > 0) {
@@ -196,7 +207,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
   return {
     async start() {
       for (let i = 0; i < options.workers; i++) {
-        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, checkpoint: 0, stopping: false, heapUsedBytes: 0, devicesInMemory: 0 });
+        slots.push({ index: i, worker: undefined, queued: 0, catchUpTo: 0, givenLsn: 0, checkpoint: 0, stopping: false, heapUsedBytes: 0, devicesInMemory: 0 });
       }
       await Promise.all(slots.map(spawn));
     },
@@ -206,6 +217,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       if (slot.worker === undefined || slot.catchUpTo > 0 || slot.queued >= options.maxQueuedBatches) {
         // Full queue or restarting worker: the batch is in the log, the worker will read it from there.
         slot.catchUpTo = lsn;
+        slot.givenLsn = Math.max(slot.givenLsn, lsn);
         stats.skippedToCatchUp++;
         return;
       }
@@ -215,18 +227,21 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       }
       post(slot, { type: 'batch', lsn, tmid, recvAt, events: ab }, [ab]);
       slot.queued++;
+      slot.givenLsn = Math.max(slot.givenLsn, lsn);
     },
 
     stats() {
       let queued = 0;
       let heapUsedBytes = 0;
       let devicesInMemory = 0;
+      let lagLsn = 0;
       for (const s of slots) {
+        lagLsn = Math.max(lagLsn, s.givenLsn - s.checkpoint);
         queued += s.queued;
         heapUsedBytes += s.heapUsedBytes;
         devicesInMemory += s.devicesInMemory;
       }
-      return { queued, ...stats, checkpoint: minCheckpoint(), heapUsedBytes, devicesInMemory };
+      return { queued, ...stats, checkpoint: minCheckpoint(), lagLsn, heapUsedBytes, devicesInMemory };
     },
 
     drained(lsn) {
@@ -240,7 +255,10 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       }
       // Workers that own none of the devices seen still advance their checkpoints on catch-up.
       for (const s of slots) post(s, { type: 'catchup', upTo: lsn });
-      for (const s of slots) s.queued++;
+      for (const s of slots) {
+        s.queued++;
+        s.givenLsn = Math.max(s.givenLsn, lsn);
+      }
       if (lsn <= minCheckpoint()) return Promise.resolve();
       return new Promise((resolve) => waiters.push({ lsn, resolve }));
     },

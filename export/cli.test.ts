@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { dayWindow } from './collection-day.js';
 import { runExportCommand, type ExportCommandIo } from './cli.js';
@@ -29,7 +30,7 @@ describe('kiseki export (runExportCommand)', () => {
   async function run(args: string[], opts: { tty?: boolean; now?: number } = {}) {
     const stdout = textSink();
     const stderr = textSink();
-    const io: ExportCommandIo = { dataDir: t.dir, stdout, stderr, isTTY: opts.tty ?? false, now: () => opts.now ?? dayWindow(DAY).toMs + 3600_000, config: { workerThreads: 0 } };
+    const io: ExportCommandIo = { dataDir: t.dir, stdout, stderr, isTTY: opts.tty ?? false, clock: { now: () => opts.now ?? dayWindow(DAY).toMs + 3600_000 }, config: { workerThreads: 0 } };
     const code = await runExportCommand(args, io);
     return { code, stdout: stdout.text(), stderr: stderr.text() };
   }
@@ -39,8 +40,9 @@ describe('kiseki export (runExportCommand)', () => {
     [['daily', '--tenant', 'NOPE', '--date', DAY], 1, 'No tenant has this support ID.'],
     [['daily', '--tenant', 'EX0001', '--date', '2026-02-30'], 64, '--date must be a date like 2026-01-05'],
     [['daily', '--tenant', '../etc', '--date', DAY], 64, '--tenant is not a valid support ID'],
-    [['daily', '--tenant', 'EX0001', '--date', '2026-01-06'], 64, 'collection day 2026-01-06 is not over yet'],
-    [['daily', '--tenant', 'EX0001', '--dat', DAY], 64, "Unknown option '--dat'"],
+    [['daily', '--tenant', 'EX0001', '--date', '2026-01-06'], 75, 'collection day 2026-01-06 is still open: its archive can be made from 05:15 on 2026-01-07 JST; for what it holds so far, add --partial'],
+    [['daily', '--tenant', 'EX0001', '--date', '2026-01-08', '--partial'], 64, 'collection day 2026-01-08 has not started yet'],
+    [['daily', '--tenant', 'EX0001', '--dat', DAY], 64, 'unknown flag --dat'],
     [['spot30', '--tenant', 'EX0001', '--from', '2025-11-01', '--to', DAY], 64, 'at most 30 consecutive days'],
     [['spot1y', '--tenant', 'EX0001', '--tmid', FOREIGN], 64, `no device ${FOREIGN} in tenant EX0001`],
     [['spot1y', '--tenant', 'EX0001', '--tmid', A, '--computer', 'PC-B'], 64, 'is named PC-A, not PC-B'],
@@ -65,6 +67,24 @@ describe('kiseki export (runExportCommand)', () => {
     const empty = await run(['daily', '--tenant', 'EX0001', '--date', '2026-01-04']);
     expect(JSON.parse(empty.stdout)).toMatchObject({ status: 'empty', batches: 0 });
     expect(JSON.parse(empty.stdout)).not.toHaveProperty('zip');
+  });
+
+  it('daily --partial: what an open day holds so far, marked partial, outside the cold tier', async () => {
+    const now = dayWindow(DAY).fromMs + 30 * 60_000 + 30_000;
+    const r = await run(['daily', '--tenant', 'EX0001', '--date', DAY, '--partial'], { now });
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout) as { status: string; partial: boolean; asOf: string; batches: number; events: number; download: string; manifest: string; downloadJob: string };
+    // Batches received at minutes 1..30 of the day are in; those after `now` are not.
+    expect(result).toMatchObject({ status: 'partial', partial: true, asOf: new Date(now).toISOString(), batches: 30, events: 90 });
+    expect(unzipTest(result.download).ok).toBe(true);
+    const manifest = JSON.parse(readFileSync(result.manifest, 'utf8')) as { partial?: { asOfMs: number }; window: { toMs: number } };
+    expect(manifest.partial).toEqual({ asOfMs: now, asOf: new Date(now).toISOString() });
+    expect(manifest.window.toMs).toBe(now);
+    const job = JSON.parse(readFileSync(join(t.dir, 'exports', result.downloadJob, 'job.json'), 'utf8')) as { status: string; partialDays: string[]; params: Record<string, string> };
+    expect(job).toMatchObject({ status: 'done', partialDays: [DAY], params: { date: DAY, partial: 'true' } });
+    // The cold tier still waits for the whole day: once it is over, the full archive is made.
+    const full = await run(['daily', '--tenant', 'EX0001', '--date', DAY]);
+    expect(JSON.parse(full.stdout)).toMatchObject({ status: 'archived', batches: 70 });
   });
 
   it('daily on a terminal: progress bar on stderr, summary on stdout', async () => {

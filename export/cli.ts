@@ -3,10 +3,13 @@
  * jobs, and `close-days` (close every finished day, then apply retention).
  * On a terminal it draws a progress bar on stderr and prints a short summary;
  * otherwise it prints one JSON object on stdout. Bad input gets a one-line
- * reason and exit code 64, a failure exit code 1: never a stack trace.
+ * reason and exit code 64, a day that is still open 75 (try again later, or
+ * ask for `--partial`), a failure exit code 1: never a stack trace.
  */
-import { parseArgs } from 'node:util';
-import { isKisekiError, KisekiError } from '../core/errors.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import { COMMON_FLAGS, parseFlags, type FlagValues } from '../core/cli-flags.js';
+import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
+import { count } from '../core/plural.js';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { collectionDayOf, dayWindow, isValidDay } from './collection-day.js';
@@ -14,26 +17,32 @@ import { exportConfig, type ExportConfig } from './config.js';
 import type { ExportProgress } from './day-archive.js';
 import { applyRetention, closeFinishedDays, closeOneDay, isDayClosable, withColdLock } from './day-closer.js';
 import { createExportRunner, type ExportRunner } from './export-pool.js';
-import { dailyJobId, jobDir, offerDailyDownload, readJob, type ExportJob } from './jobs.js';
+import { dailyJobId, jobDir, jobFilesDir, newJobId, offerDailyDownload, readJob, writeJob, type ExportJob } from './jobs.js';
 import { coldDayPaths, readLedger, SUPPORT_ID_RE } from './layout.js';
 import { spot30Problem } from './spot-jobs.js';
 import { startSpotJob, type SpotRequest } from './spot-runner.js';
 
 export const EXPORT_USAGE = `Usage:
-  kiseki export daily --tenant S --date YYYY-MM-DD [--rebuild]   daily archive of one collection day
+  kiseki export daily --tenant S --date YYYY-MM-DD [--rebuild]   daily archive of one finished collection day
+  kiseki export daily --tenant S --date YYYY-MM-DD --partial     what an open day holds so far (marked partial)
   kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD   log spot, all devices, <= 30 days
   kiseki export spot1y --tenant S --tmid T [--computer NAME]     log spot, one device, everything held
   kiseki export close-days                                       close finished days, apply retention
-Options: --json (JSON even on a terminal), --data DIR. Collection days run 05:00-05:00 Asia/Tokyo.
+Options: --json (JSON even on a terminal), --data DIR. Collection days run 05:00-05:00 Asia/Tokyo;
+a day can be archived once it is over (05:00 JST the next day plus a 15-minute grace).
+Exit codes: 0 done, 1 failed, 64 bad command line, 75 the day is still open (use --partial or wait).
 `;
+
+/** Exit code of a refusal that a later run will not get (EX_TEMPFAIL): the day is still open. */
+export const EXIT_DAY_OPEN = 75;
 
 export interface ExportCommandIo {
   dataDir: string;
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   isTTY: boolean;
-  /** Clock for tests; default Date.now. */
-  now?: () => number;
+  /** Time source (core/clock.ts); default the system clock. */
+  clock?: Clock;
   /** Overrides of the export configuration. */
   config?: Partial<ExportConfig>;
   /** LMDB map size to open the store with. */
@@ -41,6 +50,7 @@ export interface ExportCommandIo {
 }
 
 const OPTIONS = {
+  ...COMMON_FLAGS,
   tenant: { type: 'string' },
   date: { type: 'string' },
   from: { type: 'string' },
@@ -48,12 +58,11 @@ const OPTIONS = {
   tmid: { type: 'string' },
   computer: { type: 'string' },
   rebuild: { type: 'boolean' },
+  partial: { type: 'boolean' },
   json: { type: 'boolean' },
-  data: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+type Values = FlagValues<typeof OPTIONS>;
 
 function usage(reason: string): KisekiError {
   return new KisekiError('ERR_USAGE', { reason });
@@ -115,7 +124,14 @@ async function cmdDaily(c: Ctx): Promise<void> {
   const day = c.v.date;
   if (day === undefined || !isValidDay(day)) throw usage('--date must be a date like 2026-01-05');
   if (!isDayClosable(day, c.now, c.config.closeGraceMs)) {
-    throw usage(`collection day ${day} is not over yet: it closes at ${new Date(dayWindow(day).toMs + c.config.closeGraceMs).toISOString()}`);
+    if (dayWindow(day).fromMs > c.now) throw usage(`collection day ${day} has not started yet (today's is ${collectionDayOf(c.now)})`);
+    if (c.v.partial === true) return cmdDailyPartial(c, supportId, day);
+    const closesAt = dayWindow(day).toMs + c.config.closeGraceMs;
+    throw new KisekiError('ERR_DAY_OPEN', {
+      day,
+      closesAt: new Date(closesAt).toISOString(),
+      reason: `collection day ${day} is still open: its archive can be made from ${jstTime(closesAt)} JST; for what it holds so far, add --partial`,
+    });
   }
   const ledger = readLedger(c.io.dataDir, supportId);
   if (c.v.rebuild === true && ledger.rolledThrough !== null && day <= ledger.rolledThrough) {
@@ -149,7 +165,70 @@ async function cmdDaily(c: Ctx): Promise<void> {
   };
   print(c.io, c.v, result, r.status === 'empty'
     ? [`No logs were received on collection day ${day} for ${supportId}: no archive (as SPEC §6 requires).`]
-    : [`${r.status === 'exists' ? 'Already archived' : 'Archived'}: ${paths.zip} (${formatBytes(r.zipBytes)}, ${r.batches} batches, ${r.events} events)`, `Parquet:  ${paths.parquet}`, `Download: ${result.download ?? '-'} (until ${result.expiresAt ?? '-'})`]);
+    : [`${r.status === 'exists' ? 'Already archived' : 'Archived'}: ${paths.zip} (${formatBytes(r.zipBytes)}, ${count(r.batches, 'batch')}, ${count(r.events, 'event')})`, `Parquet:  ${paths.parquet}`, `Download: ${result.download ?? '-'} (until ${result.expiresAt ?? '-'})`]);
+}
+
+/** `HH:MM on YYYY-MM-DD` in JST. */
+function jstTime(ms: number): string {
+  const t = new Date(ms + 9 * 3600_000).toISOString();
+  return `${t.slice(11, 16)} on ${t.slice(0, 10)}`;
+}
+
+/**
+ * A partial archive of an open day: what was received until now, built into
+ * an export job of its own (the cold tier gets the full archive once the day
+ * is over), with `partial` in its manifest and the job.
+ */
+async function cmdDailyPartial(c: Ctx, supportId: string, day: string): Promise<void> {
+  const id = newJobId('daily', supportId, c.now);
+  const job: ExportJob = {
+    id,
+    kind: 'daily',
+    supportId,
+    params: { date: day, partial: 'true', asOf: new Date(c.now).toISOString() },
+    status: 'running',
+    createdAt: c.now,
+    expiresAt: c.now + c.config.exportRetentionDays * 86_400_000,
+    files: [],
+    partialDays: [day],
+  };
+  writeJob(c.io.dataDir, job);
+  const outDir = jobFilesDir(c.io.dataDir, job);
+  const bar = progressBar(c.io, 'daily (partial)');
+  let r;
+  try {
+    r = await c.runner.run(
+      { type: 'close-day', dataDir: c.io.dataDir, supportId, day, now: c.now, deflateLevel: c.config.deflateLevel, parquetRowGroupRows: c.config.parquetRowGroupRows, parquetCompression: c.config.parquetCompression, partialAsOf: c.now, outDir },
+      { onProgress: (p) => bar.update(p) },
+    );
+  } catch (err) {
+    writeJob(c.io.dataDir, { ...job, status: 'failed', finishedAt: c.now, error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  } finally {
+    bar.end();
+  }
+  const files =
+    r.status === 'empty'
+      ? []
+      : [{ name: `${day}.zip`, path: `it360-log/${supportId}/${day}.zip`, bytes: r.manifest.zip.bytes, sha256: r.manifest.zip.sha256, entries: r.manifest.zip.entries, day }];
+  writeJob(c.io.dataDir, { ...job, status: 'done', finishedAt: c.now, files, ...(r.status === 'empty' ? { emptyDays: [day] } : {}) });
+  const dir = jobDir(c.io.dataDir, id);
+  const result = {
+    command: 'daily',
+    supportId,
+    day,
+    status: r.status === 'empty' ? 'empty' : 'partial',
+    partial: true,
+    asOf: new Date(c.now).toISOString(),
+    batches: r.status === 'empty' ? 0 : r.manifest.batches,
+    events: r.status === 'empty' ? 0 : r.manifest.events,
+    downloadJob: id,
+    ...(r.status === 'empty' ? {} : { download: `${dir}/${files[0]!.path}`, manifest: `${outDir}/${day}.manifest.json`, zipBytes: r.manifest.zip.bytes, sha256: r.manifest.zip.sha256 }),
+    expiresAt: new Date(job.expiresAt).toISOString(),
+  };
+  print(c.io, c.v, result, r.status === 'empty'
+    ? [`No logs received so far on collection day ${day} for ${supportId} (still open): no archive.`]
+    : [`Partial archive of open collection day ${day} (received until ${jstTime(c.now)} JST): ${result.download} (${formatBytes(r.manifest.zip.bytes)}, ${count(r.manifest.batches, 'batch')}, ${count(r.manifest.events, 'event')})`, `The full archive is made once the day is over.`]);
 }
 
 async function runSpot(c: Ctx, supportId: string, request: SpotRequest): Promise<void> {
@@ -208,9 +287,9 @@ async function cmdCloseDays(c: Ctx): Promise<void> {
   const { closed, retention } = outcome.value;
   const archived = closed.filter((d) => d.status === 'archived');
   print(c.io, c.v, { command: 'close-days', today: collectionDayOf(c.now), closed, retention }, [
-    `Closed ${closed.length} tenant-days (${archived.length} archived, ${closed.filter((d) => d.status === 'empty').length} without logs).`,
-    ...archived.map((d) => `  ${d.supportId} ${d.day}: ${d.batches} batches, ${d.events} events, ${formatBytes(d.zipBytes)}`),
-    `Hot store: ${retention.rolled.reduce((n, r) => n + r.batches, 0)} raw batches rolled out; cold: ${retention.coldDeleted.length} days deleted; exports: ${retention.exportsExpired.length} expired.`,
+    `Closed ${count(closed.length, 'tenant-day')} (${archived.length} archived, ${closed.filter((d) => d.status === 'empty').length} without logs).`,
+    ...archived.map((d) => `  ${d.supportId} ${d.day}: ${count(d.batches, 'batch')}, ${count(d.events, 'event')}, ${formatBytes(d.zipBytes)}`),
+    `Hot store: ${count(retention.rolled.reduce((n, r) => n + r.batches, 0), 'raw batch')} rolled out; cold: ${count(retention.coldDeleted.length, 'day')} deleted; exports: ${retention.exportsExpired.length} expired.`,
   ]);
 }
 
@@ -231,11 +310,7 @@ export async function runExportCommand(args: string[], io: ExportCommandIo): Pro
       return 0;
     }
     if (!['daily', 'spot30', 'spot1y', 'close-days'].includes(sub)) throw usage(`unknown export command ${sub}`);
-    try {
-      v = parseArgs({ args: rest, options: OPTIONS, strict: true, allowPositionals: false }).values as Values;
-    } catch (err) {
-      throw usage((err as Error).message);
-    }
+    v = parseFlags(rest, OPTIONS).values;
     if (v.help === true) {
       io.stdout.write(EXPORT_USAGE);
       return 0;
@@ -249,7 +324,7 @@ export async function runExportCommand(args: string[], io: ExportCommandIo): Pro
     const config = exportConfig(io.config);
     store = openHotStore({ dataDir: io.dataDir, ...(io.mapSizeBytes === undefined ? {} : { mapSizeBytes: io.mapSizeBytes }) });
     runner = createExportRunner({ store, threads: config.workerThreads, logger: createSilentLogger(), ...(io.mapSizeBytes === undefined ? {} : { mapSizeBytes: io.mapSizeBytes }) });
-    const c: Ctx = { io, v, store, config, runner, now: (io.now ?? Date.now)() };
+    const c: Ctx = { io, v, store, config, runner, now: (io.clock ?? systemClock).now() };
     if (sub === 'daily') await cmdDaily(c);
     else if (sub === 'spot30') await cmdSpot30(c);
     else if (sub === 'spot1y') await cmdSpot1y(c);
@@ -265,13 +340,12 @@ export async function runExportCommand(args: string[], io: ExportCommandIo): Pro
 
 function fail(io: ExportCommandIo, err: unknown): number {
   if (isKisekiError(err)) {
-    const reason = typeof err.details?.reason === 'string' ? err.details.reason : err.details === undefined ? '' : JSON.stringify(err.details);
-    io.stderr.write(`kiseki export: ${err.message}${reason === '' ? '' : ` ${reason}`}\n`);
+    io.stderr.write(`kiseki export: ${describeError(err)}\n`);
     if (err.code === 'ERR_USAGE') {
       io.stderr.write(`\n${EXPORT_USAGE}`);
       return 64;
     }
-    return 1;
+    return err.code === 'ERR_DAY_OPEN' ? EXIT_DAY_OPEN : 1;
   }
   io.stderr.write(`kiseki export: the export failed: ${err instanceof Error ? err.message : String(err)}\n`);
   return 1;

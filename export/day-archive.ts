@@ -14,7 +14,7 @@
  * spills to disk past 16 MiB). Runs on an export worker thread (export-pool.ts).
  */
 import { mkdirSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { seqGaps, addSeqRange, type HotStore } from '../storage/index.js';
 import { dayWindow } from './collection-day.js';
 import { batchInWindow, decodeEvents, deviceLsns, innerZipOf, lsnWindow, tenantDevices } from './hot-source.js';
@@ -43,6 +43,13 @@ export interface DayArchiveOptions {
   parquetCompression: ParquetCompression;
   /** Creation time written in the manifest (ms). */
   now: number;
+  /**
+   * Builds a partial archive of a day still being collected: only batches
+   * received before this time (ms), marked `partial` in the manifest.
+   */
+  partialAsOf?: number;
+  /** Directory of the zip, Parquet and manifest instead of the cold tier (partial archives go to an export job). */
+  outDir?: string;
   onProgress?: (p: ExportProgress) => void;
   signal?: AbortSignal;
 }
@@ -76,8 +83,12 @@ interface DeviceAcc {
  */
 export async function buildDayArchive(store: HotStore, options: DayArchiveOptions): Promise<DayArchiveResult> {
   const { dataDir, supportId, day } = options;
-  const { fromMs, toMs } = dayWindow(day);
-  const paths = coldDayPaths(dataDir, supportId, day);
+  const { fromMs, toMs: dayEndMs } = dayWindow(day);
+  const toMs = options.partialAsOf === undefined ? dayEndMs : Math.max(fromMs, Math.min(dayEndMs, options.partialAsOf));
+  const paths =
+    options.outDir === undefined
+      ? coldDayPaths(dataDir, supportId, day)
+      : { dir: options.outDir, zip: join(options.outDir, `${day}.zip`), parquet: join(options.outDir, `${day}.parquet`), manifest: join(options.outDir, `${day}.manifest.json`) };
   const window = lsnWindow(store, fromMs, toMs);
   const plan = tenantDevices(store, supportId)
     .map((device) => ({ device, lsns: deviceLsns(store, device.tmid, window) }))
@@ -148,6 +159,7 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
       day,
       window: { fromMs, toMs, from: new Date(fromMs).toISOString(), to: new Date(toMs).toISOString() },
       createdAt: options.now,
+      ...(options.partialAsOf === undefined ? {} : { partial: { asOfMs: toMs, asOf: new Date(toMs).toISOString() } }),
       batches,
       events,
       eventsByKind,

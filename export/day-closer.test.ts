@@ -133,4 +133,19 @@ describe('day close and retention', () => {
     await scheduler.stop();
     expect(readdirSync(coldDayPaths(t.dir, 'EX0001', DAY).dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
+
+  it('the scheduler keeps the failed runs that /healthz reports', async () => {
+    const { fromMs, toMs } = dayWindow(DAY);
+    await addBatch(t, A, simpleEvents(1, 5), { recvAt: fromMs + 1000 });
+    const clock = createManualClock(toMs + GRACE);
+    const failing = { mode: 'inline' as const, run: () => Promise.reject(new Error('ENOSPC: no space left on device')), close: async () => undefined };
+    const scheduler = createExportScheduler({ store: t.store, dataDir: t.dir, logger: createSilentLogger(), clock, config: { workerThreads: 0, closeGraceMs: GRACE }, runner: failing });
+    expect(scheduler.failures()).toEqual([]);
+    await expect(scheduler.runOnce()).rejects.toThrow('ENOSPC');
+    expect(scheduler.failures()).toEqual([{ at: toMs + GRACE, reason: 'ENOSPC: no space left on device' }]);
+    // The lock was released: the next run tries again (and fails again, recorded once more).
+    clock.advance(60_000);
+    await expect(scheduler.runOnce()).rejects.toThrow('ENOSPC');
+    expect(scheduler.failures().map((f) => f.at)).toEqual([toMs + GRACE, toMs + GRACE + 60_000]);
+  });
 });

@@ -9,8 +9,12 @@ import { addBatch, addDevice, addTenant, duckdb, openTestStore, simpleEvents, un
 const A = '6F9619FF-8B86-D011-B42D-00C04FC964FF';
 const DAY = '2026-01-05';
 
-// The pool runs the compiled worker (dist/export/export-worker.js), which `npm test` builds before the tests.
-describe.skipIf(exportWorkerUrl() === undefined)('export worker pool', () => {
+// The pool runs the compiled worker (dist/export/export-worker.js), which test/global-setup.ts keeps current.
+describe('export worker pool', () => {
+  it('finds the compiled worker', () => {
+    expect(exportWorkerUrl()?.pathname).toMatch(/export-worker\.js$/);
+  });
+
   let t: TestStore;
   beforeEach(async () => {
     t = openTestStore();

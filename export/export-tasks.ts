@@ -22,6 +22,9 @@ export interface CloseDayTask extends TaskBase {
   day: string;
   parquetRowGroupRows: number;
   parquetCompression: ParquetCompression;
+  /** A partial archive of an open day: batches received before this (ms), written to `outDir`. */
+  partialAsOf?: number;
+  outDir?: string;
 }
 
 export interface Spot30Task extends TaskBase {
@@ -56,6 +59,8 @@ export async function runExportTask<T extends ExportTask>(store: HotStore, task:
         parquetRowGroupRows: task.parquetRowGroupRows,
         parquetCompression: task.parquetCompression,
         now: task.now,
+        ...(task.partialAsOf === undefined ? {} : { partialAsOf: task.partialAsOf }),
+        ...(task.outDir === undefined ? {} : { outDir: task.outDir }),
         ...common,
       })) as ExportTaskResult<T>;
     case 'spot30':

@@ -75,6 +75,8 @@ export interface DayManifest {
   /** The receive-time window, ms since epoch: [fromMs, toMs). */
   window: { fromMs: number; toMs: number; from: string; to: string };
   createdAt: number;
+  /** Present on a partial archive of a day still being collected: it holds batches received before `asOfMs` only. */
+  partial?: { asOfMs: number; asOf: string };
   batches: number;
   events: number;
   eventsByKind: Record<string, number>;

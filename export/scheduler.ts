@@ -31,7 +31,11 @@ export interface ExportScheduler {
   stop(): Promise<void>;
   /** Runs one tick now (also what the timer does). Resolves with what it did, or `busy`. */
   runOnce(): Promise<{ busy: true } | { busy: false; closed: ClosedDay[]; retention: RetentionReport }>;
+  /** The last failed ticks (at most 20), oldest first: what /healthz reports as export_failed. */
+  failures(): readonly { at: number; reason: string }[];
 }
+
+const MAX_FAILURES_KEPT = 20;
 
 export function createExportScheduler(options: ExportSchedulerOptions): ExportScheduler {
   const config = exportConfig(options.config);
@@ -43,6 +47,7 @@ export function createExportScheduler(options: ExportSchedulerOptions): ExportSc
   let running: Promise<unknown> | undefined;
   let abort = new AbortController();
   let stopped = false;
+  const failures: { at: number; reason: string }[] = [];
 
   const tick = async (): Promise<{ busy: true } | { busy: false; closed: ClosedDay[]; retention: RetentionReport }> => {
     const now = options.clock.now();
@@ -60,11 +65,18 @@ export function createExportScheduler(options: ExportSchedulerOptions): ExportSc
 
   const runOnce = (): ReturnType<ExportScheduler['runOnce']> => {
     if (running !== undefined) return running as ReturnType<ExportScheduler['runOnce']>;
-    const p = tick().finally(() => {
+    const p = tick().catch((err: unknown) => {
+      if (!stopped && (err as Error).name !== 'AbortError') {
+        failures.push({ at: options.clock.now(), reason: err instanceof Error ? err.message : String(err) });
+        if (failures.length > MAX_FAILURES_KEPT) failures.shift();
+      }
+      throw err;
+    });
+    const settled = p.finally(() => {
       running = undefined;
     });
-    running = p;
-    return p;
+    running = settled;
+    return settled;
   };
 
   const onTimer = (): void => {
@@ -94,5 +106,6 @@ export function createExportScheduler(options: ExportSchedulerOptions): ExportSc
       if (options.runner === undefined) await runner.close({ force: true });
     },
     runOnce,
+    failures: () => failures,
   };
 }

@@ -10,6 +10,7 @@
  * Only standard MessagePack is accepted (no `0xc1`, extension types skipped
  * as opaque values), and maps must use string keys at the top level.
  */
+import { isKisekiError, KisekiError } from '../core/errors.js';
 
 /** Result of scanning one frame; `ok: false` carries a stable reason. */
 export type ScanResult =
@@ -36,8 +37,17 @@ export interface FrameEnvelope {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Thrown internally when the bytes are not valid MessagePack; never escapes scanFrame. */
-class MalformedError extends Error {}
+/*
+ * Thrown internally when the bytes are not valid MessagePack; never escapes
+ * scanFrame. The common two are made once: a thrown preallocated error costs
+ * no stack capture, so a flood of truncated frames stays cheap.
+ */
+const TRUNCATED = new KisekiError('ERR_MALFORMED_FRAME', { reason: 'truncated' });
+const INVALID_UTF8 = new KisekiError('ERR_MALFORMED_FRAME', { reason: 'invalid utf-8' });
+
+function malformedDetail(err: unknown): string | undefined {
+  return isKisekiError(err, 'ERR_MALFORMED_FRAME') ? String(err.details?.reason) : undefined;
+}
 
 /**
  * A cursor over one frame. One instance is reused for every frame on the
@@ -55,7 +65,7 @@ class Cursor {
   }
 
   need(n: number): void {
-    if (this.pos + n > this.buf.length) throw new MalformedError('truncated');
+    if (this.pos + n > this.buf.length) throw TRUNCATED;
   }
 
   u8(): number {
@@ -89,14 +99,14 @@ class Cursor {
     try {
       return utf8.decode(this.buf.subarray(start, start + len));
     } catch {
-      throw new MalformedError('invalid utf-8');
+      throw INVALID_UTF8;
     }
   }
 
   /** Reads a map header and returns its entry count, or -1 when the next value is not a map. */
   mapHeader(): number {
     const b = this.buf[this.pos];
-    if (b === undefined) throw new MalformedError('truncated');
+    if (b === undefined) throw TRUNCATED;
     if (b >= 0x80 && b <= 0x8f) {
       this.pos++;
       return b & 0x0f;
@@ -115,7 +125,7 @@ class Cursor {
   /** Reads an array header and returns its length, or -1 when the next value is not an array. */
   arrayHeader(): number {
     const b = this.buf[this.pos];
-    if (b === undefined) throw new MalformedError('truncated');
+    if (b === undefined) throw TRUNCATED;
     if (b >= 0x90 && b <= 0x9f) {
       this.pos++;
       return b & 0x0f;
@@ -134,7 +144,7 @@ class Cursor {
   /** Reads a string if the next value is one; returns undefined (without moving) otherwise. */
   maybeStr(): string | undefined {
     const b = this.buf[this.pos];
-    if (b === undefined) throw new MalformedError('truncated');
+    if (b === undefined) throw TRUNCATED;
     if (b >= 0xa0 && b <= 0xbf) {
       this.pos++;
       return this.str(b & 0x1f);
@@ -161,7 +171,7 @@ class Cursor {
    */
   scalar(): unknown {
     const b = this.buf[this.pos];
-    if (b === undefined) throw new MalformedError('truncated');
+    if (b === undefined) throw TRUNCATED;
     if (b <= 0x7f) {
       this.pos++;
       return b;
@@ -338,11 +348,11 @@ class Cursor {
             children = this.u32() * 2;
             break;
           default:
-            throw new MalformedError(`invalid type byte 0x${b.toString(16)}`);
+            throw new KisekiError('ERR_MALFORMED_FRAME', { reason: `invalid type byte 0x${b.toString(16)}` });
         }
       }
       // Every child takes at least one byte: a count beyond the remaining bytes is a lie.
-      if (children > this.buf.length - this.pos) throw new MalformedError('truncated');
+      if (children > this.buf.length - this.pos) throw TRUNCATED;
       if (children > 0) {
         stack.push(pending);
         pending = children;
@@ -421,7 +431,8 @@ export function scanFrame(frame: Uint8Array): ScanResult {
     }
     if (cursor.pos !== frame.length) return { ok: false, reason: 'malformed_frame', detail: 'trailing bytes after the frame' };
   } catch (err) {
-    if (err instanceof MalformedError) return { ok: false, reason: 'malformed_frame', detail: err.message };
+    const detail = malformedDetail(err);
+    if (detail !== undefined) return { ok: false, reason: 'malformed_frame', detail };
     throw err;
   }
   if (typeof t !== 'string') return { ok: false, reason: 'unknown_frame_type', detail: 'field t is missing or not a string' };
@@ -436,7 +447,7 @@ export function isWellFormed(bytes: Uint8Array): boolean {
     cursor.skip();
     return cursor.pos === bytes.length;
   } catch (err) {
-    if (err instanceof MalformedError) return false;
+    if (malformedDetail(err) !== undefined) return false;
     throw err;
   }
 }

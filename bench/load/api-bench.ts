@@ -10,26 +10,25 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { createHttpApp, startHttpServer } from '../../api/index.js';
+import { parseFlags } from '../../core/cli-flags.js';
 import { systemClock } from '../../core/clock.js';
 import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import { createSession, createTenant, createUser, openHotStore, sha256Hex } from '../../storage/index.js';
 import { KisekiError } from '../../core/errors.js';
 
-const { values } = parseArgs({
-  options: {
-    devices: { type: 'string', default: '20000' },
-    requests: { type: 'string', default: '5000' },
-    concurrency: { type: 'string', default: '16' },
-    role: { type: 'string', default: 'operator' },
-    out: { type: 'string', default: 'bench/results' },
-  },
+const { values: flags } = parseFlags(process.argv.slice(2), {
+  devices: { type: 'number' },
+  requests: { type: 'number' },
+  concurrency: { type: 'number' },
+  role: { type: 'string' },
+  out: { type: 'string' },
 });
-const devices = Number(values.devices);
-const total = Number(values.requests);
-const concurrency = Number(values.concurrency);
+const values = { role: flags.role ?? 'operator', out: flags.out ?? 'bench/results' };
+const devices = flags.devices ?? 20_000;
+const total = flags.requests ?? 5000;
+const concurrency = flags.concurrency ?? 16;
 
 const dir = mkdtempSync(join(tmpdir(), 'kiseki-api-bench-'));
 const store = openHotStore({ dataDir: dir });
@@ -117,8 +116,8 @@ try {
     latencyMs: { p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), max: pct(1) },
   };
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  mkdirSync(values.out!, { recursive: true });
-  writeFileSync(join(values.out!, `api-devices-${result.date.slice(0, 10)}.json`), `${JSON.stringify(result, null, 2)}\n`);
+  mkdirSync(values.out, { recursive: true });
+  writeFileSync(join(values.out, `api-devices-${result.date.slice(0, 10)}.json`), `${JSON.stringify(result, null, 2)}\n`);
   agent.destroy();
   await server.close();
 } finally {

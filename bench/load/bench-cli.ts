@@ -10,8 +10,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
-import { isKisekiError, KisekiError } from '../../core/errors.js';
+import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
+import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
 import { runScenario } from './runner.js';
@@ -33,27 +33,26 @@ Usage:
 `;
 
 const OPTIONS = {
+  ...COMMON_FLAGS,
   scenario: { type: 'string' },
-  duration: { type: 'string' },
-  warmup: { type: 'string' },
-  agents: { type: 'string' },
-  eps: { type: 'string' },
-  seed: { type: 'string' },
-  clients: { type: 'string' },
+  duration: { type: 'number' },
+  warmup: { type: 'number' },
+  agents: { type: 'number' },
+  eps: { type: 'number' },
+  seed: { type: 'number' },
+  clients: { type: 'number' },
   out: { type: 'string' },
   'no-baselines': { type: 'boolean' },
   profile: { type: 'string' },
   quiet: { type: 'boolean' },
   list: { type: 'boolean' },
   micro: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
 } as const;
 
-function num(values: Record<string, unknown>, name: string): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new KisekiError('ERR_USAGE', { reason: `--${name} must be a non-negative number` });
+function num(values: Readonly<Record<string, unknown>>, name: string): number | undefined {
+  const n = values[name];
+  if (n === undefined) return undefined;
+  if (typeof n !== 'number' || n < 0) throw usageError(`--${name} must be a non-negative number`);
   return n;
 }
 
@@ -66,7 +65,7 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   } catch {
     throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: paths.microDistDir });
   }
-  if (files.length === 0) throw new KisekiError('ERR_USAGE', { reason: `no micro benchmark matches ${filter ?? '*'}` });
+  if (files.length === 0) throw usageError(`no micro benchmark matches ${filter ?? '*'}`);
   const { writeMicroResults } = await import('../micro/micro-report.js');
   const all = [];
   for (const f of files.sort()) {
@@ -86,16 +85,14 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
  * @returns the process exit code.
  */
 export async function runBenchCommand(args: string[]): Promise<number> {
-  let values: Record<string, unknown>;
-  let positionals: string[];
+  let parsed: ReturnType<typeof parseFlags<typeof OPTIONS>>;
   try {
-    const parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
-    values = parsed.values;
-    positionals = parsed.positionals;
+    parsed = parseFlags(args, OPTIONS, { positionals: true });
   } catch (err) {
-    process.stderr.write(`kiseki bench: ${(err as Error).message}\n\n${BENCH_USAGE}`);
+    process.stderr.write(`kiseki bench: ${isKisekiError(err) ? describeError(err) : String(err)}\n\n${BENCH_USAGE}`);
     return 64;
   }
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(BENCH_USAGE);
     return 0;
@@ -109,10 +106,10 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       }
       return 0;
     }
-    if (values.micro) return await runMicro(positionals[0], values.out as string | undefined);
-    if (positionals.length > 0) throw new KisekiError('ERR_USAGE', { reason: `unexpected argument ${positionals[0]}` });
+    if (values.micro) return await runMicro(positionals[0], values.out);
+    if (positionals.length > 0) throw usageError(`unexpected argument ${positionals[0]}`);
 
-    const base = loadScenario((values.scenario as string | undefined) ?? 'steady-1k', paths.scenariosDir);
+    const base = loadScenario(values.scenario ?? 'steady-1k', paths.scenariosDir);
     const overrides: Record<string, unknown> = {};
     const duration = num(values, 'duration');
     const warmup = num(values, 'warmup');
@@ -156,10 +153,10 @@ export async function runBenchCommand(args: string[]): Promise<number> {
   } catch (err) {
     if (isKisekiError(err, 'ERR_USAGE')) {
       const known = err.details?.known;
-      process.stderr.write(`kiseki bench: ${String(err.details?.reason ?? err.message)}${Array.isArray(known) ? `; known: ${known.join(', ')}` : ''}\n\n${BENCH_USAGE}`);
+      process.stderr.write(`kiseki bench: ${describeError(err)}${Array.isArray(known) ? `; known: ${known.join(', ')}` : ''}\n\n${BENCH_USAGE}`);
       return 64;
     }
-    if (isKisekiError(err)) process.stderr.write(`kiseki bench: ${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}\n`);
+    if (isKisekiError(err)) process.stderr.write(`kiseki bench: ${describeError(err)}\n`);
     else process.stderr.write(`kiseki bench: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }

@@ -15,6 +15,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths, assertBuilt, type BenchPaths } from './bench-paths.js';
 import { runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
 import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
@@ -35,7 +36,6 @@ import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSna
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
 import type { Scenario } from './scenario.js';
-import { KisekiError } from '../../core/errors.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions {
@@ -183,6 +183,10 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   };
 }
 
+function abortedError(): KisekiError {
+  return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
+}
+
 /**
  * Runs one scenario end to end and writes its result JSON.
  * @returns the result and the path of the JSON file.
@@ -210,10 +214,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     abortReject = reject;
   });
   aborted.catch(() => undefined);
-  // An abort rejects with the signal's own reason (an AbortError unless the caller chose one), as fetch and timers/promises do.
-  const abortReason = (): Error => (options.signal?.reason instanceof Error ? options.signal.reason : new DOMException('The benchmark was aborted.', 'AbortError'));
-  const onAbort = (): void => abortReject(abortReason());
-  if (options.signal?.aborted) throw abortReason();
+  const onAbort = (): void => abortReject(abortedError());
+  if (options.signal?.aborted) throw abortedError();
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
   let serverExited: Promise<never> = new Promise<never>(() => undefined);
@@ -414,7 +416,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     try {
       metrics = await guard(scrapeMetrics(srv.httpPort));
     } catch (err) {
-      if (options.signal?.aborted) throw err;
+      if (isKisekiError(err, 'ERR_ABORTED')) throw err;
       notes.push(`metrics scrape failed: ${(err as Error).message}`);
     }
     const catchUpBatches = sampleValue(metrics, 'kiseki_engine_catch_up_batches_total') ?? 0;

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Bench } from 'tinybench';
+import { count } from '../../core/plural.js';
 import { machineNote } from '../load/runner.js';
 
 /** One alternative of a comparison. */
@@ -54,7 +55,7 @@ export function rowsOf(bench: Bench, itemsPerOp: number): MicroRow[] {
 
 /** Prints a table to stdout. */
 export function printTable(t: MicroTable): void {
-  const lines = [`${t.bench} (${t.itemsPerOp} ${t.item}s per op)`];
+  const lines = [`${t.bench} (${count(t.itemsPerOp, t.item)} per op)`];
   const best = Math.max(...t.rows.map((r) => r.itemsPerSec));
   for (const r of t.rows) {
     lines.push(

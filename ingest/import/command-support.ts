@@ -6,12 +6,11 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { isKisekiError } from '../../core/errors.js';
+import { COMMON_FLAGS, parseFlags as parseCliFlags, requireFlag as requireCliFlag, usageError, type FlagSpecs, type ParsedFlags } from '../../core/cli-flags.js';
+import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { authenticateDevice, enrollDevice, openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
 import type { HelloFacts } from './import-client.js';
-import { acquireImportLock, findIdentity, IdentityFileError, loadIdentities, saveIdentities, type ImportIdentity } from './import-identities.js';
-import { InputError } from './sysmon-reader.js';
+import { acquireImportLock, findIdentity, loadIdentities, saveIdentities, type ImportIdentity } from './import-identities.js';
 
 export interface CommandIo {
   /** The data directory of the server (`--data`, resolved by the caller). */
@@ -25,62 +24,42 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 64;
 
-/** A problem with the command line: printed with the usage text. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
+export { usageError };
+
+/** A failure with a reason meant for the operator as it is (ERR_COMMAND_FAILED). */
+export function commandError(reason: string): KisekiError {
+  return new KisekiError('ERR_COMMAND_FAILED', { reason });
 }
 
-/** A failure with a message meant for the operator as it is. */
-export class CommandError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CommandError';
-  }
+/** Parses flags with the CLI's one parser; `--data` is accepted and ignored (the caller resolved it into `io.dataDir`). */
+export function parseFlags<S extends FlagSpecs>(args: string[], options: S, positionals: boolean): ParsedFlags<S & typeof COMMON_FLAGS> {
+  return parseCliFlags(args, { ...options, ...COMMON_FLAGS }, { positionals });
 }
 
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-/** Parses flags strictly; `--data` is accepted and ignored (the caller resolved it into `io.dataDir`). */
-export function parseFlags(args: string[], options: Options, positionals: boolean): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({ args, options: { ...options, data: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: positionals });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0] ?? 'invalid arguments');
-  }
-}
-
-export function flag(values: Record<string, unknown>, name: string): string | undefined {
+export function flag(values: Readonly<Record<string, unknown>>, name: string): string | undefined {
   const v = values[name];
   return typeof v === 'string' ? v : undefined;
 }
 
-export function requireFlag(values: Record<string, unknown>, name: string): string {
-  const v = flag(values, name);
-  if (v === undefined || v.trim() === '') throw new UsageError(`--${name} is required`);
-  return v.trim();
-}
+export const requireFlag = requireCliFlag;
 
-export function agentUrl(values: Record<string, unknown>, fallback: string): string {
+export function agentUrl(values: Readonly<Record<string, unknown>>, fallback: string): string {
   const url = flag(values, 'url') ?? fallback;
-  if (!/^wss?:\/\/[^\s]+$/i.test(url)) throw new UsageError(`--url must be a ws:// or wss:// URL, like ${fallback}`);
+  if (!/^wss?:\/\/[^\s]+$/i.test(url)) throw usageError(`--url must be a ws:// or wss:// URL, like ${fallback}`);
   return url;
 }
 
 /** Opens the store of an existing data directory (never creates one: that would hide a wrong --data). */
 export function openExistingStore(dataDir: string): HotStore {
   if (!existsSync(join(dataDir, 'kiseki.lmdb'))) {
-    throw new CommandError(`no kiseki data in ${dataDir}: pass the server's --data directory (create a tenant with \`kiseki tenant create\` first)`);
+    throw commandError(`no kiseki data in ${dataDir}: pass the server's --data directory (create a tenant with \`kiseki tenant create\` first)`);
   }
   return openHotStore({ dataDir });
 }
 
 export function requireTenant(store: HotStore, supportId: string): TenantRecord {
   const tenant = store.tenants.get(supportId);
-  if (tenant === undefined) throw new CommandError(`no tenant with support ID ${supportId}: create it with \`kiseki tenant create --support-id ${supportId} --name NAME\``);
+  if (tenant === undefined) throw commandError(`no tenant with support ID ${supportId}: create it with \`kiseki tenant create --support-id ${supportId} --name NAME\``);
   return tenant;
 }
 
@@ -147,14 +126,12 @@ export async function resolveDevice(store: HotStore, dataDir: string, tenant: Te
 /** One line on stderr for a failure, and its exit code. Never a stack trace. */
 export function reportFailure(err: unknown, command: string, usage: string, io: CommandIo): number {
   const say = (msg: string) => io.stderr.write(`kiseki ${command}: ${msg}\n`);
-  if (err instanceof UsageError) {
-    say(err.message);
+  if (isKisekiError(err, 'ERR_USAGE')) {
+    say(describeError(err));
     io.stderr.write(`\n${usage}`);
     return EXIT_USAGE;
   }
-  if (err instanceof InputError) say(`${err.file}: ${err.message}`);
-  else if (err instanceof CommandError || err instanceof IdentityFileError) say(err.message);
-  else if (isKisekiError(err)) say(`${err.message}${err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`}`);
+  if (isKisekiError(err)) say(describeError(err));
   else say(`unexpected failure: ${err instanceof Error ? err.message : String(err)}`);
   return EXIT_FAILED;
 }

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { alertIdFor } from '../../engine/index.js';
 import { enrichDetection } from './import-trail.js';
 import { DEFAULT_AGENT_URL, probeServer, sendTrail } from './import-client.js';
-import { agentUrl, CommandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, UsageError, withImportStore, type CommandIo } from './command-support.js';
+import { agentUrl, commandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, usageError, withImportStore, type CommandIo } from './command-support.js';
 import { loadIdentities } from './import-identities.js';
 import { parseUtcTime, type ImportedEvent } from './sysmon-mapper.js';
 import { storedEvents } from './stored-trail.js';
@@ -34,7 +34,7 @@ function parseAt(v: string | undefined): number {
   if (v === undefined) return Date.now();
   const s = v.trim();
   const t = /^\d{10,13}$/.test(s) ? parseUtcTime(Number(s)) : parseUtcTime(s);
-  if (t === undefined) throw new UsageError('--at takes a UTC time like 2024-01-02T03:04:05Z, 2024-01-02 03:04:05 or epoch ms');
+  if (t === undefined) throw usageError('--at takes a UTC time like 2024-01-02T03:04:05Z, 2024-01-02 03:04:05 or epoch ms');
   return t;
 }
 
@@ -59,7 +59,7 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
     const tmidArg = requireFlag(values, 'tmid');
     const path = requireFlag(values, 'path').replace(/^file:_/i, '');
     const sha = flag(values, 'sha256')?.trim();
-    if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) throw new UsageError('--sha256 takes 64 hexadecimal characters');
+    if (sha !== undefined && !/^[0-9a-f]{64}$/i.test(sha)) throw usageError('--sha256 takes 64 hexadecimal characters');
     const threat = (flag(values, 'threat') ?? 'customer-reported').trim() || 'customer-reported';
     const ts = parseAt(flag(values, 'at'));
     const url = agentUrl(values, DEFAULT_AGENT_URL);
@@ -68,11 +68,11 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
       requireTenant(store, supportId);
       const tmid = store.devices.get(tmidArg) !== undefined ? tmidArg : tmidArg.toUpperCase();
       const device = store.devices.get(tmid);
-      if (device === undefined) throw new CommandError(`no device with TMID ${tmidArg}`);
-      if (device.supportId !== supportId) throw new CommandError(`device ${tmid} does not belong to tenant ${supportId}`);
+      if (device === undefined) throw commandError(`no device with TMID ${tmidArg}`);
+      if (device.supportId !== supportId) throw commandError(`device ${tmid} does not belong to tenant ${supportId}`);
       const identity = loadIdentities(io.dataDir).find((i) => i.tmid === tmid && i.supportId === supportId);
       if (identity === undefined || authenticateDevice(store, tmid, identity.token) === undefined) {
-        throw new CommandError(`device ${tmid} (${device.computer}) was not created by \`kiseki import\` (no usable identity in import-identities.json): detect works on imported devices only`);
+        throw commandError(`device ${tmid} (${device.computer}) was not created by \`kiseki import\` (no usable identity in import-identities.json): detect works on imported devices only`);
       }
       await probeServer(url);
 
@@ -96,7 +96,7 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
         duplicate = true;
       } else {
         const sent = await sendTrail({ url, credentials: identity, facts: factsFor(identity.computer), events: [detection] });
-        if (sent.firstSeq === undefined) throw new CommandError('the detection was not sent');
+        if (sent.firstSeq === undefined) throw commandError('the detection was not sent');
         seq = sent.firstSeq;
       }
       const out = {

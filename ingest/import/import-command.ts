@@ -8,7 +8,8 @@
  */
 import { buildTrails, type InputEvent } from './import-trail.js';
 import { DEFAULT_AGENT_URL, probeServer, sendTrail } from './import-client.js';
-import { agentUrl, CommandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, resolveDevice, UsageError, withImportStore, type CommandIo } from './command-support.js';
+import { isKisekiError } from '../../core/errors.js';
+import { agentUrl, commandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, resolveDevice, usageError, withImportStore, type CommandIo } from './command-support.js';
 import { mapRecord } from './sysmon-mapper.js';
 import { readRecords } from './sysmon-reader.js';
 import { storedRids } from './stored-trail.js';
@@ -101,8 +102,8 @@ export async function runImportCommand(args: string[], io: CommandIo): Promise<n
       io.stdout.write(IMPORT_USAGE);
       return EXIT_OK;
     }
-    if (format === undefined || format.startsWith('-')) throw new UsageError('name the format to import: kiseki import sysmon ...');
-    if (format !== 'sysmon') throw new UsageError(`unknown import format ${format}: only sysmon is supported`);
+    if (format === undefined || format.startsWith('-')) throw usageError('name the format to import: kiseki import sysmon ...');
+    if (format !== 'sysmon') throw usageError(`unknown import format ${format}: only sysmon is supported`);
     const { values, positionals } = parseFlags(rest, { tenant: { type: 'string' }, computer: { type: 'string' }, url: { type: 'string' } }, true);
     if (values.help === true) {
       io.stdout.write(IMPORT_USAGE);
@@ -110,11 +111,11 @@ export async function runImportCommand(args: string[], io: CommandIo): Promise<n
     }
     const supportId = requireFlag(values, 'tenant');
     const computer = flag(values, 'computer')?.trim();
-    if (computer !== undefined && (computer === '' || computer.length > 256)) throw new UsageError('--computer takes a computer name of 1-256 characters');
+    if (computer !== undefined && (computer === '' || computer.length > 256)) throw usageError('--computer takes a computer name of 1-256 characters');
     const url = agentUrl(values, DEFAULT_AGENT_URL);
-    if (positionals.length === 0) throw new UsageError('name at least one file to import');
-    const files = await expandInputs(positionals).catch((err: Error) => {
-      throw new CommandError(err.message);
+    if (positionals.length === 0) throw usageError('name at least one file to import');
+    const files = await expandInputs(positionals).catch((err: unknown) => {
+      throw isKisekiError(err) ? err : commandError(err instanceof Error ? err.message : String(err));
     });
     return await importSysmon({ supportId, computer, url, files }, io);
   } catch (err) {
@@ -167,7 +168,7 @@ async function importSysmon(opts: { supportId: string; computer: string | undefi
     }
     if (summary.events.read === 0) {
       io.stdout.write(`${JSON.stringify(summary)}\n`);
-      throw new CommandError(
+      throw commandError(
         summary.badLines.count > 0
           ? `no records in the input (${summary.badLines.count} bad lines or .evtx issues): the import reads JSON lines and .evtx files`
           : 'the input holds no records',

@@ -12,6 +12,7 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { KisekiError } from '../../core/errors.js';
 
 export interface ImportIdentity {
   supportId: string;
@@ -30,11 +31,8 @@ interface IdentityFile {
 export const IDENTITY_FILE = 'import-identities.json';
 export const LOCK_FILE = 'import.lock';
 
-export class IdentityFileError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'IdentityFileError';
-  }
+function identityFileError(path: string, reason: string): KisekiError {
+  return new KisekiError('ERR_IDENTITY_FILE', { path, reason });
 }
 
 export function identityFilePath(dataDir: string): string {
@@ -55,16 +53,16 @@ export function loadIdentities(dataDir: string): ImportIdentity[] {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new IdentityFileError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    throw identityFileError(path, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new IdentityFileError(`${path} is not valid JSON; restore it from a backup or move it away (the devices it names will then be enrolled again)`);
+    throw identityFileError(path, `${path} is not valid JSON; restore it from a backup or move it away (the devices it names will then be enrolled again)`);
   }
   const list = (parsed as Partial<IdentityFile> | null)?.identities;
-  if (!Array.isArray(list) || !list.every(isIdentity)) throw new IdentityFileError(`${path} does not hold import identities`);
+  if (!Array.isArray(list) || !list.every(isIdentity)) throw identityFileError(path, `${path} does not hold import identities`);
   return list;
 }
 
@@ -94,7 +92,7 @@ function processAlive(pid: number): boolean {
 /**
  * Takes the import lock of a data directory; returns its release. A lock
  * left by a process that no longer runs is taken over.
- * @throws IdentityFileError when another import holds it.
+ * @throws KisekiError ERR_IMPORT_LOCKED when another import holds it, ERR_IDENTITY_FILE when the lock file cannot be made.
  */
 export function acquireImportLock(dataDir: string): () => void {
   const path = join(dataDir, LOCK_FILE);
@@ -105,13 +103,13 @@ export function acquireImportLock(dataDir: string): () => void {
       closeSync(fd);
       return () => rmSync(path, { force: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new IdentityFileError(`cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw identityFileError(path, `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       const holder = Number(existsSync(path) ? readFileSync(path, 'utf8').trim() : NaN);
       if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-        throw new IdentityFileError(`another import or detect (pid ${holder}) is running on this data directory; wait for it to finish`);
+        throw new KisekiError('ERR_IMPORT_LOCKED', { pid: holder, reason: `another import or detect (pid ${holder}) is running on this data directory; wait for it to finish` });
       }
       rmSync(path, { force: true });
     }
   }
-  throw new IdentityFileError(`cannot take the import lock ${path}`);
+  throw identityFileError(path, `cannot take the import lock ${path}`);
 }

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
-import { InputError, readRecords, type ReadItem } from './sysmon-reader.js';
+import { KisekiError } from '../../core/errors.js';
+import { readRecords, type ReadItem } from './sysmon-reader.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -80,12 +81,13 @@ describe('readRecords', () => {
   });
 
   it('fails clearly on a missing file, a truncated gzip and a broken zip', async () => {
-    await expect(readAll(join(dir, 'missing.json'))).rejects.toThrow(InputError);
-    await expect(readAll(join(dir, 'missing.json'))).rejects.toThrow('file not found');
+    const unreadable = (re: RegExp) => ({ code: 'ERR_INPUT_UNREADABLE', details: { reason: expect.stringMatching(re) } });
+    await expect(readAll(join(dir, 'missing.json'))).rejects.toBeInstanceOf(KisekiError);
+    await expect(readAll(join(dir, 'missing.json'))).rejects.toMatchObject(unreadable(/missing\.json: file not found/));
     const gz = gzipSync(readFileSync(join(FIXTURES, 'download-chain.nxlog.jsonl')));
     writeFileSync(join(dir, 'cut.gz'), gz.subarray(0, gz.length - 200));
-    await expect(readAll(join(dir, 'cut.gz'))).rejects.toThrow(/cannot be read/);
+    await expect(readAll(join(dir, 'cut.gz'))).rejects.toMatchObject(unreadable(/cannot be read/));
     writeFileSync(join(dir, 'bad.zip'), Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(64)]));
-    await expect(readAll(join(dir, 'bad.zip'))).rejects.toThrow(/zip archive/);
+    await expect(readAll(join(dir, 'bad.zip'))).rejects.toMatchObject(unreadable(/zip archive/));
   });
 });

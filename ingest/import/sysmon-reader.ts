@@ -14,6 +14,7 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
 import { evtxReadItems, type EvtxBadItemReason } from './evtx/evtx-source.js';
+import { KisekiError } from '../../core/errors.js';
 
 export interface RecordLine {
   /** The input file, or `archive.zip!entry` for a zip member. */
@@ -32,14 +33,9 @@ export const MAX_LINE_CHARS = 1024 * 1024;
 /** Total uncompressed bytes read from one zip archive: a guard against zip bombs (4 GiB). */
 const MAX_ZIP_BYTES = 4 * 1024 * 1024 * 1024;
 
-/** Thrown for an input that cannot be read at all (missing, unreadable, a broken archive). */
-export class InputError extends Error {
-  readonly file: string;
-  constructor(file: string, message: string) {
-    super(message);
-    this.name = 'InputError';
-    this.file = file;
-  }
+/** The error for an input that cannot be read at all (missing, unreadable, a broken archive). */
+export function inputError(file: string, reason: string): KisekiError {
+  return new KisekiError('ERR_INPUT_UNREADABLE', { file, reason: `${file}: ${reason}` });
 }
 
 type Kind = 'gzip' | 'zip' | 'evtx' | 'text';
@@ -50,7 +46,7 @@ async function sniff(path: string): Promise<Kind> {
     handle = await openFile(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(path, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot open (${code ?? 'error'})`);
+    throw inputError(path, code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a directory' : `cannot open (${code ?? 'error'})`);
   }
   try {
     const head = Buffer.alloc(8);
@@ -99,13 +95,13 @@ async function* linesOf(stream: Readable, file: string): AsyncGenerator<ReadItem
   } catch (err) {
     errors.push(err as Error);
   }
-  if (errors.length > 0) throw new InputError(file, `cannot be read: ${errors[0]!.message}`);
+  if (errors.length > 0) throw inputError(file, `cannot be read: ${errors[0]!.message}`);
 }
 
 function openZip(path: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) => {
     yauzl.open(path, { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: true }, (err, zip) => {
-      if (err !== null || zip === undefined) reject(new InputError(path, `is not a readable zip archive: ${err?.message ?? 'unknown error'}`));
+      if (err !== null || zip === undefined) reject(inputError(path, `is not a readable zip archive: ${err?.message ?? 'unknown error'}`));
       else resolve(zip);
     });
   });
@@ -130,7 +126,7 @@ async function* zipRecords(path: string): AsyncGenerator<ReadItem> {
         const onError = (err: Error) => {
           zip.off('entry', onEntry);
           zip.off('end', onEnd);
-          reject(new InputError(path, `is a broken zip archive: ${err.message}`));
+          reject(inputError(path, `is a broken zip archive: ${err.message}`));
         };
         zip.once('entry', onEntry);
         zip.once('end', onEnd);
@@ -140,10 +136,10 @@ async function* zipRecords(path: string): AsyncGenerator<ReadItem> {
       if (entry === undefined) return;
       if (entry.fileName.endsWith('/')) continue;
       total += entry.uncompressedSize;
-      if (total > MAX_ZIP_BYTES) throw new InputError(path, 'expands to more than 4 GiB');
+      if (total > MAX_ZIP_BYTES) throw inputError(path, 'expands to more than 4 GiB');
       const stream = await new Promise<Readable>((resolve, reject) => {
         zip.openReadStream(entry, (err, s) => {
-          if (err !== null || s === undefined) reject(new InputError(`${path}!${entry.fileName}`, `cannot be read: ${err?.message ?? 'unknown error'}`));
+          if (err !== null || s === undefined) reject(inputError(`${path}!${entry.fileName}`, `cannot be read: ${err?.message ?? 'unknown error'}`));
           else resolve(s);
         });
       });
@@ -156,7 +152,7 @@ async function* zipRecords(path: string): AsyncGenerator<ReadItem> {
 
 /**
  * Streams the records of one input file.
- * @throws InputError when the file is missing or cannot be read as text, gzip or zip
+ * @throws KisekiError ERR_INPUT_UNREADABLE when the file is missing or cannot be read as text, gzip or zip
  *   (an unreadable .evtx gives bad items instead).
  */
 export async function* readRecords(path: string): AsyncGenerator<ReadItem> {

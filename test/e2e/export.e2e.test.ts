@@ -45,7 +45,7 @@ describe('exports end to end', () => {
     const run = async (args: string[]) => {
       const stdout = textSink();
       const stderr = textSink();
-      const code = await runExportCommand(args, { dataDir: fx.dir, stdout, stderr, isTTY: false, now: () => now });
+      const code = await runExportCommand(args, { dataDir: fx.dir, stdout, stderr, isTTY: false, clock: { now: () => now } });
       expect(code, stderr.text()).toBe(0);
       return JSON.parse(stdout.text()) as Record<string, unknown>;
     };

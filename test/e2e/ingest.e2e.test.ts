@@ -5,10 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { SimulationSummary } from '../../agent/index.js';
 import type { InspectReport } from '../../storage/index.js';
 import { CLI, eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
+import { startTcpRelay } from '../support/tcp-relay.js';
 
 type Inspect = InspectReport;
 
@@ -72,7 +73,9 @@ describe('kiseki end to end', () => {
     expect(text.stdout).toContain('8. File attributes');
 
     const health = await fetch(`http://127.0.0.1:${fx.server.httpPort}/healthz`);
-    expect(health.status).toBe(200);
+    const healthBody = await health.text();
+    expect(health.status, healthBody).toBe(200);
+    expect(JSON.parse(healthBody)).toMatchObject({ status: 'ok' });
     const metrics = await (await fetch(`http://127.0.0.1:${fx.server.httpPort}/metrics`)).text();
     expect(metrics).toMatch(new RegExp(`kiseki_ingest_batches_total\\{result="stored"\\} ${summary.batchesAcked}\\b`));
 
@@ -89,13 +92,13 @@ describe('kiseki end to end', () => {
 
   it('loses no acked batch and stores none twice when the fx.server is killed with SIGKILL mid-stream', async () => {
     const key = await createTenant(fx.dir);
-    // A port below the ephemeral range: after the kill, no client socket of the simulator can be holding it.
-    let port = 0;
-    for (let attempt = 0; attempt < 10 && fx.server === undefined; attempt++) {
-      port = 20_000 + Math.floor(Math.random() * 12_000);
-      fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']).catch(() => undefined);
-    }
-    expect(fx.server).toBeDefined();
+    // The simulator talks to a relay on an OS-chosen port that outlives the server, so the restarted
+    // server can take any port (0) and no client is ever left connecting to a dead port of its own.
+    const relay = await startTcpRelay();
+    onTestFinished(() => relay.close());
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    relay.setTarget(fx.server.ingestPort);
+    const port = relay.port;
     const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, fx.dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -107,10 +110,12 @@ describe('kiseki end to end', () => {
 
     // Let batches flow, then kill the fx.server without warning.
     await eventually(async () => ((await inspect(fx.dir)).batches >= 20 ? true : undefined));
-    fx.server!.child.kill('SIGKILL');
-    await fx.server!.exited;
+    relay.setTarget(undefined);
+    fx.server.child.kill('SIGKILL');
+    await fx.server.exited;
     const atCrash = await inspect(fx.dir);
-    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', String(port), '--http-port', '0']);
+    fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
+    relay.setTarget(fx.server.ingestPort);
 
     expect(await simDone, simErr).toBe(0);
     const summary = JSON.parse(simOut) as Summary;

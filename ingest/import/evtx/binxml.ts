@@ -8,19 +8,15 @@
  *
  * All offsets are relative to the chunk, as in the format: names, templates
  * and record data live in the same 64 KiB chunk buffer. Every read is bounds
- * checked; a malformed stream raises {@link BinXmlError}, which the reader
+ * checked; a malformed stream raises {@link binXmlError} (ERR_EVTX_MALFORMED), which the reader
  * turns into a reported issue for that one record.
  */
+import { KisekiError } from '../../../core/errors.js';
 import { EVTX_ARRAY, VT, type EvtxAttribute, type EvtxElement, type EvtxNode, type EvtxScalar, type EvtxValue, type SystemTime } from './evtx-types.js';
 
-/** A malformed BinXML stream; `at` is the chunk-relative offset where it was noticed. */
-export class BinXmlError extends Error {
-  readonly at: number;
-  constructor(detail: string, at: number) {
-    super(detail);
-    this.name = 'BinXmlError';
-    this.at = at;
-  }
+/** A malformed BinXML stream: `details.reason` says what, `details.at` the chunk-relative offset where it was noticed. */
+export function binXmlError(reason: string, at: number): KisekiError {
+  return new KisekiError('ERR_EVTX_MALFORMED', { reason, at });
 }
 
 /** Substitution slot of a compiled template. */
@@ -103,18 +99,18 @@ const FIXED_SIZE: Record<number, number> = {
 };
 
 function need(ctx: ChunkContext, pos: number, n: number, end: number): void {
-  if (pos < 0 || pos + n > end || pos + n > ctx.buf.length) throw new BinXmlError(`read of ${n} bytes past the end of the data`, pos);
+  if (pos < 0 || pos + n > end || pos + n > ctx.buf.length) throw binXmlError(`read of ${n} bytes past the end of the data`, pos);
 }
 
 function readName(ctx: ChunkContext, off: number): { name: string; bytes: number } {
   const buf = ctx.buf;
-  if (off < 0 || off + 8 > buf.length) throw new BinXmlError(`name offset 0x${off.toString(16)} outside the chunk`, off);
+  if (off < 0 || off + 8 > buf.length) throw binXmlError(`name offset 0x${off.toString(16)} outside the chunk`, off);
   const chars = buf.readUInt16LE(off + 6);
   // next-offset (4), hash (2), length (2), UTF-16 text, NUL terminator.
   const bytes = 8 + chars * 2 + 2;
   let name = ctx.names.get(off);
   if (name === undefined) {
-    if (off + 8 + chars * 2 > buf.length) throw new BinXmlError('name runs past the chunk', off);
+    if (off + 8 + chars * 2 > buf.length) throw binXmlError('name runs past the chunk', off);
     name = buf.toString('utf16le', off + 8, off + 8 + chars * 2);
     ctx.names.set(off, name);
   }
@@ -136,10 +132,10 @@ function guidAt(buf: Buffer, p: number): string {
 }
 
 function sidAt(buf: Buffer, p: number, size: number, at: number): string {
-  if (size < 8) throw new BinXmlError('SID shorter than 8 bytes', at);
+  if (size < 8) throw binXmlError('SID shorter than 8 bytes', at);
   const rev = buf[p]!;
   const n = buf[p + 1]!;
-  if (8 + 4 * n > size) throw new BinXmlError('SID sub-authorities run past the value', at);
+  if (8 + 4 * n > size) throw binXmlError('SID sub-authorities run past the value', at);
   // The 48-bit identifier authority is big-endian.
   let sid = `S-${rev}-${buf.readUInt16BE(p + 2) * 2 ** 32 + buf.readUInt32BE(p + 4)}`;
   for (let i = 0; i < n; i++) sid += `-${buf.readUInt32LE(p + 8 + 4 * i)}`;
@@ -194,7 +190,7 @@ function fixedScalar(buf: Buffer, p: number, type: number, size: number, at: num
     case VT.SIZE_T:
       return size === 4 ? BigInt(buf.readUInt32LE(p)) : buf.readBigUInt64LE(p);
     default:
-      throw new BinXmlError(`unknown value type 0x${type.toString(16)}`, at);
+      throw binXmlError(`unknown value type 0x${type.toString(16)}`, at);
   }
 }
 
@@ -216,14 +212,14 @@ function readValue(ctx: ChunkContext, pos: number, size: number, type: number, d
     parseFragment(ctx, pos, pos + size, depth + 1, false, nodes as RawNode[]);
     value = nodes;
   } else if (type === VT.SIZE_T) {
-    if (size !== 4 && size !== 8) throw new BinXmlError(`size_t of ${size} bytes`, pos);
+    if (size !== 4 && size !== 8) throw binXmlError(`size_t of ${size} bytes`, pos);
     value = fixedScalar(buf, pos, type, size, pos);
   } else if ((type & EVTX_ARRAY) !== 0) {
     value = readArray(buf, pos, size, type & ~EVTX_ARRAY);
   } else {
     const fixed = FIXED_SIZE[type];
-    if (fixed === undefined) throw new BinXmlError(`unknown value type 0x${type.toString(16)}`, pos);
-    if (size < fixed) throw new BinXmlError(`value of type 0x${type.toString(16)} has ${size} bytes, needs ${fixed}`, pos);
+    if (fixed === undefined) throw binXmlError(`unknown value type 0x${type.toString(16)}`, pos);
+    if (size < fixed) throw binXmlError(`value of type 0x${type.toString(16)} has ${size} bytes, needs ${fixed}`, pos);
     value = fixedScalar(buf, pos, type, fixed, pos);
   }
   return { kind: 'value', type, value };
@@ -238,8 +234,8 @@ function readArray(buf: Buffer, pos: number, size: number, base: number): EvtxSc
     return parts;
   }
   const width = base === VT.SIZE_T ? 8 : FIXED_SIZE[base];
-  if (width === undefined) throw new BinXmlError(`unknown array element type 0x${base.toString(16)}`, pos);
-  if (size % width !== 0) throw new BinXmlError(`array of ${size} bytes is not a multiple of ${width}`, pos);
+  if (width === undefined) throw binXmlError(`unknown array element type 0x${base.toString(16)}`, pos);
+  if (size % width !== 0) throw binXmlError(`array of ${size} bytes is not a multiple of ${width}`, pos);
   const out: EvtxScalar[] = [];
   for (let p = pos; p < pos + size; p += width) out.push(fixedScalar(buf, p, base, width, p));
   return out;
@@ -257,7 +253,7 @@ function readValueToken(ctx: ChunkContext, pos: number, end: number, type: numbe
     return { node: { kind: 'value', type, value: stripNuls(text) }, next: pos + 2 + bytes };
   }
   const fixed = FIXED_SIZE[type];
-  if (fixed === undefined) throw new BinXmlError(`value token of type 0x${type.toString(16)}`, pos);
+  if (fixed === undefined) throw binXmlError(`value token of type 0x${type.toString(16)}`, pos);
   need(ctx, pos, fixed, end);
   return { node: { kind: 'value', type, value: fixedScalar(buf, pos, type, fixed, pos) }, next: pos + fixed };
 }
@@ -266,9 +262,9 @@ function template(ctx: ChunkContext, defOff: number, depth: number): RawNode[] {
   let nodes = ctx.templates.get(defOff);
   if (nodes !== undefined) return nodes;
   const buf = ctx.buf;
-  if (defOff < 0 || defOff + 24 > buf.length) throw new BinXmlError(`template offset 0x${defOff.toString(16)} outside the chunk`, defOff);
+  if (defOff < 0 || defOff + 24 > buf.length) throw binXmlError(`template offset 0x${defOff.toString(16)} outside the chunk`, defOff);
   const size = buf.readUInt32LE(defOff + 20);
-  if (defOff + 24 + size > buf.length) throw new BinXmlError('template runs past the chunk', defOff);
+  if (defOff + 24 + size > buf.length) throw binXmlError('template runs past the chunk', defOff);
   nodes = [];
   parseFragment(ctx, defOff + 24, defOff + 24 + size, depth + 1, true, nodes);
   ctx.templates.set(defOff, nodes);
@@ -284,7 +280,7 @@ function instantiate(nodes: RawNode[], subs: EvtxValue[], at: number): EvtxNode[
 function instantiateNode(node: RawNode, subs: EvtxValue[], at: number): EvtxNode {
   if (node.kind === 'sub') {
     const v = subs[node.index];
-    if (v === undefined) throw new BinXmlError(`substitution ${node.index} of ${subs.length}`, at);
+    if (v === undefined) throw binXmlError(`substitution ${node.index} of ${subs.length}`, at);
     return node.optional ? { kind: 'value', type: v.type, value: v.value, optional: true } : v;
   }
   if (node.kind !== 'element') return node;
@@ -304,7 +300,7 @@ function readSubstitutions(ctx: ChunkContext, pos: number, end: number, depth: n
   need(ctx, pos, 4, end);
   const count = buf.readUInt32LE(pos);
   pos += 4;
-  if (count * 4 > end - pos) throw new BinXmlError(`${count} substitutions do not fit the record`, pos);
+  if (count * 4 > end - pos) throw binXmlError(`${count} substitutions do not fit the record`, pos);
   const subs: EvtxValue[] = new Array(count);
   let valuePos = pos + count * 4;
   for (let i = 0; i < count; i++) {
@@ -330,7 +326,7 @@ function push(stack: RawElement[], attr: RawAttribute | null, out: RawNode[], no
  * @returns the offset after the fragment
  */
 function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: number, inTemplate: boolean, out: RawNode[]): number {
-  if (depth > MAX_DEPTH) throw new BinXmlError('BinXML nested too deeply', pos);
+  if (depth > MAX_DEPTH) throw binXmlError('BinXML nested too deeply', pos);
   const buf = ctx.buf;
   const stack: RawElement[] = [];
   let attr: RawAttribute | null = null;
@@ -341,7 +337,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
     // 0x40 is the only flag bit ("more data follows"); anything else is not BinXML.
     switch ((token & 0xb0) === 0 ? token & 0x0f : -1) {
       case TOKEN.EOF:
-        if (stack.length > 0) throw new BinXmlError(`end of stream inside <${stack[stack.length - 1]!.name}>`, start);
+        if (stack.length > 0) throw binXmlError(`end of stream inside <${stack[stack.length - 1]!.name}>`, start);
         return pos + 1;
       case TOKEN.FRAGMENT_HEADER:
         need(ctx, pos, 4, end);
@@ -358,7 +354,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
           need(ctx, pos, 4, end);
           pos += 4; // attribute list size
         }
-        if (stack.length >= MAX_ELEMENT_NESTING) throw new BinXmlError('elements nested too deeply', start);
+        if (stack.length >= MAX_ELEMENT_NESTING) throw binXmlError('elements nested too deeply', start);
         const el: RawElement = { kind: 'element', name, attributes: [], children: [], hasSlots: false };
         push(stack, null, out, el);
         stack.push(el);
@@ -366,14 +362,14 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
         break;
       }
       case TOKEN.CLOSE_START:
-        if (stack.length === 0) throw new BinXmlError('close-start outside an element', start);
+        if (stack.length === 0) throw binXmlError('close-start outside an element', start);
         attr = null;
         pos += 1;
         break;
       case TOKEN.CLOSE_EMPTY:
       case TOKEN.END_ELEMENT: {
         const el = stack.pop();
-        if (el === undefined) throw new BinXmlError('end of element outside an element', start);
+        if (el === undefined) throw binXmlError('end of element outside an element', start);
         if (el.hasSlots && stack.length > 0) stack[stack.length - 1]!.hasSlots = true;
         attr = null;
         pos += 1;
@@ -381,7 +377,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
       }
       case TOKEN.ATTRIBUTE: {
         const el = stack[stack.length - 1];
-        if (el === undefined) throw new BinXmlError('attribute outside an element', start);
+        if (el === undefined) throw binXmlError('attribute outside an element', start);
         need(ctx, pos, 5, end);
         const nameOff = buf.readUInt32LE(pos + 1);
         pos += 5;
@@ -439,10 +435,10 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
         break;
       }
       case TOKEN.PI_DATA:
-        throw new BinXmlError('processing-instruction data without a target', start);
+        throw binXmlError('processing-instruction data without a target', start);
       case TOKEN.NORMAL_SUB:
       case TOKEN.OPTIONAL_SUB: {
-        if (!inTemplate) throw new BinXmlError('substitution outside a template', start);
+        if (!inTemplate) throw binXmlError('substitution outside a template', start);
         need(ctx, pos, 4, end);
         const slot: SubSlot = { kind: 'sub', index: buf.readUInt16LE(pos + 1), type: buf[pos + 3]!, optional: (token & 0x0f) === TOKEN.OPTIONAL_SUB };
         push(stack, attr, out, slot);
@@ -452,7 +448,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
         break;
       }
       case TOKEN.TEMPLATE_INSTANCE: {
-        if (inTemplate || stack.length > 0) throw new BinXmlError('template instance inside an element or template', start);
+        if (inTemplate || stack.length > 0) throw binXmlError('template instance inside an element or template', start);
         need(ctx, pos, 10, end);
         const defOff = buf.readUInt32LE(pos + 6);
         pos += 10;
@@ -469,7 +465,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
         return next;
       }
       default:
-        throw new BinXmlError(`unknown token 0x${token.toString(16).padStart(2, '0')}`, start);
+        throw binXmlError(`unknown token 0x${token.toString(16).padStart(2, '0')}`, start);
     }
   }
 }
@@ -477,7 +473,7 @@ function parseFragment(ctx: ChunkContext, pos: number, end: number, depth: numbe
 /**
  * Parses a record's BinXML document (`pos` to `end`, chunk-relative) into its
  * top-level nodes.
- * @throws BinXmlError when the stream is malformed
+ * @throws KisekiError ERR_EVTX_MALFORMED when the stream is malformed
  */
 export function parseRecordXml(ctx: ChunkContext, pos: number, end: number): EvtxNode[] {
   const out: RawNode[] = [];

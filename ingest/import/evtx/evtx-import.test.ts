@@ -107,7 +107,7 @@ describe('expandInputs and .evtx issues in the import reader', () => {
       mkdirSync(join(dir, 'empty'));
       for (const f of ['logs/Security.evtx', 'logs/b/Sysmon.EVTX', 'logs/notes.txt', 'events.jsonl']) writeFileSync(join(dir, f), '');
       expect(await expandInputs([join(dir, 'events.jsonl'), join(dir, 'logs')])).toEqual([join(dir, 'events.jsonl'), join(dir, 'logs', 'Security.evtx'), join(dir, 'logs', 'b', 'Sysmon.EVTX')]);
-      await expect(expandInputs([join(dir, 'empty')])).rejects.toThrow(`no .evtx files in the folder ${join(dir, 'empty')}`);
+      await expect(expandInputs([join(dir, 'empty')])).rejects.toMatchObject({ code: 'ERR_INPUT_UNREADABLE', details: { reason: `no .evtx files in the folder ${join(dir, 'empty')}` } });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -15,7 +15,8 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { BinXmlError, createChunkContext, parseRecordXml } from './binxml.js';
+import { isKisekiError } from '../../../core/errors.js';
+import { createChunkContext, parseRecordXml } from './binxml.js';
 import type { EvtxIssue, EvtxItem } from './evtx-types.js';
 
 /** File header block size (the first chunk starts here). */
@@ -131,8 +132,10 @@ export function* readChunk(chunk: Buffer, index: number, fileOffset: number): Ge
       nodes = parseRecordXml(ctx, off + 24, off + size - 4);
     } catch (err) {
       // A bounds check this parser missed must still cost one record, not the file.
-      const at = err instanceof BinXmlError ? err.at : off;
-      yield issue({ reason: 'binxml_error', offset: fileOffset + at, recordId, detail: err instanceof Error ? err.message : String(err) });
+      const malformed = isKisekiError(err, 'ERR_EVTX_MALFORMED');
+      const at = malformed && typeof err.details?.at === 'number' ? err.details.at : off;
+      const detail = malformed ? String(err.details?.reason) : err instanceof Error ? err.message : String(err);
+      yield issue({ reason: 'binxml_error', offset: fileOffset + at, recordId, detail });
       off += size;
       continue;
     }

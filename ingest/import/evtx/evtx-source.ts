@@ -7,6 +7,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { KisekiError } from '../../../core/errors.js';
 import { recordJson } from './evtx-json.js';
 import { readEvtxFile } from './evtx-reader.js';
 import type { EvtxIssueReason } from './evtx-types.js';
@@ -29,14 +30,14 @@ async function walk(dir: string, out: string[]): Promise<void> {
     // Symbolic links are not followed: a link cycle must not hang the import.
     if (e.isDirectory()) await walk(p, out);
     else if (e.isFile() && /\.evtx$/i.test(e.name)) out.push(p);
-    if (out.length > MAX_FOLDER_FILES) throw new Error(`more than ${MAX_FOLDER_FILES} .evtx files under ${dir}`);
+    if (out.length > MAX_FOLDER_FILES) throw new KisekiError('ERR_INPUT_UNREADABLE', { file: dir, reason: `more than ${MAX_FOLDER_FILES} .evtx files under ${dir}` });
   }
 }
 
 /**
  * The command's inputs with every folder replaced by the .evtx files under it
  * (recursively, sorted by path); files are kept as given, whatever their type.
- * @throws Error when a folder holds no .evtx file or cannot be listed
+ * @throws KisekiError ERR_INPUT_UNREADABLE when a folder holds no .evtx file or cannot be listed
  */
 export async function expandInputs(paths: string[]): Promise<string[]> {
   const out: string[] = [];
@@ -53,7 +54,7 @@ export async function expandInputs(paths: string[]): Promise<string[]> {
     }
     const found: string[] = [];
     await walk(p, found);
-    if (found.length === 0) throw new Error(`no .evtx files in the folder ${p}`);
+    if (found.length === 0) throw new KisekiError('ERR_INPUT_UNREADABLE', { file: p, reason: `no .evtx files in the folder ${p}` });
     out.push(...found);
   }
   return out;

@@ -1,0 +1,70 @@
+import { encode } from '@msgpack/msgpack';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { compress } from 'zstd-napi';
+import { createSilentLogger } from '../core/logger.js';
+import { openHotStore, type HotStore } from '../storage/index.js';
+import { createShardPool, type ShardPool } from './shard-pool.js';
+import { workerOf } from './vshard.js';
+
+/** A device id that the pool routes to worker `w` of `workers`. */
+function tmidOnWorker(w: number, workers: number): string {
+  for (let i = 0; ; i++) {
+    const tmid = `${i.toString(16).padStart(8, '0').toUpperCase()}-0000-4000-8000-000000000000`;
+    if (workerOf(tmid, workers) === w) return tmid;
+  }
+}
+
+describe('shard pool lag', () => {
+  let dir: string;
+  let store: HotStore;
+  let pool: ShardPool | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await pool?.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts only work given to a shard: an idle shard with an old checkpoint is not behind', async () => {
+    pool = createShardPool({
+      workers: 2,
+      dataDir: dir,
+      mapSizeBytes: 64 * 1024 * 1024,
+      flushIntervalMs: 10,
+      maxQueuedBatches: 64,
+      stateSnapshotIntervalMs: 60_000,
+      intelDir: join(dir, 'intel'),
+      revisionWindowMs: 60_000,
+      maxDevicesInMemory: 100,
+      logger: createSilentLogger(),
+    });
+    await pool.start();
+    expect(pool.stats()).toMatchObject({ checkpoint: 0, lagLsn: 0 });
+
+    // Twenty batches, all for a device of worker 0: worker 1 is given nothing.
+    const tmid = tmidOnWorker(0, 2);
+    for (let lsn = 1; lsn <= 20; lsn++) {
+      const events = encode([{ ts: lsn, k: 'proc.start', seq: lsn }]);
+      await store.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: lsn, last: lsn, n: 1, z: compress(events) } }], new Map());
+      pool.dispatch(lsn, tmid, new Uint8Array(events), 0);
+    }
+    // Right after dispatch worker 0 has not checkpointed all 20 (its lag is what it still owes).
+    expect(pool.stats().lagLsn).toBeGreaterThan(0);
+    expect(pool.stats().lagLsn).toBeLessThanOrEqual(20);
+
+    // Once worker 0 has checkpointed lsn 20, nothing is owed, though worker 1's checkpoint is still 0.
+    for (let i = 0; i < 3000 && pool.stats().lagLsn > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pool.stats()).toMatchObject({ lagLsn: 0, checkpoint: 0 });
+
+    // Draining hands every worker the log up to 20, so both checkpoints reach it (worker 1 owns none of
+    // it, and still persists that it has seen it: no wait for its 60 s snapshot round).
+    await pool.drained(20);
+    expect(pool.stats()).toMatchObject({ lagLsn: 0, checkpoint: 20 });
+  });
+});
