@@ -389,7 +389,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       sock = new WebSocket(options.url, { perMessageDeflate: false, handshakeTimeout: helloTimeoutMs, maxPayload: MAX_SERVER_FRAME_BYTES });
     } catch (err) {
       releaseSlot();
-      fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, reason: `not a WebSocket URL (${(err as Error).message})` }));
+      fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, problem: `not a WebSocket URL (${(err as Error).message})` }));
       return;
     }
     ws = sock;
@@ -450,7 +450,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       if (closedResolve) closedResolve();
       if (!opened && stats.connections === 1 && options.failFastWhenUnreachable && failure === undefined) {
         const reason = openError?.code ?? openError?.message ?? `closed (${code})`;
-        fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, reason }));
+        fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, problem: reason }));
       }
       lastProblem ||= `the connection closed (${code})`;
       fruitless++;
@@ -743,7 +743,7 @@ export async function probeAgentEndpoint(url: string, timeoutMs = 5000): Promise
     try {
       ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
     } catch (err) {
-      reject(new KisekiError('ERR_AGENT_UNREACHABLE', { url, reason: `not a WebSocket URL (${(err as Error).message})` }));
+      reject(new KisekiError('ERR_AGENT_UNREACHABLE', { url, problem: `not a WebSocket URL (${(err as Error).message})` }));
       return;
     }
     ws.once('open', () => {
@@ -752,6 +752,6 @@ export async function probeAgentEndpoint(url: string, timeoutMs = 5000): Promise
       ws.close(1000);
       resolve();
     });
-    ws.once('error', (err: Error & { code?: string }) => reject(new KisekiError('ERR_AGENT_UNREACHABLE', { url, reason: err.code ?? err.message })));
+    ws.once('error', (err: Error & { code?: string }) => reject(new KisekiError('ERR_AGENT_UNREACHABLE', { url, problem: err.code ?? err.message })));
   });
 }

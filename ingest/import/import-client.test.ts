@@ -84,7 +84,7 @@ describe('sendTrail: connection problems', () => {
     const err = await sendTrail({ url: `ws://127.0.0.1:${port}/agent/v1`, credentials: { tmid: 'T', token: 'k' }, facts: FACTS, events: events(1) }).catch((e: unknown) => e);
     expect(isKisekiError(err, 'ERR_AGENT_UNREACHABLE')).toBe(true);
     expect((err as Error).message).toContain('start the server with `kiseki start` first');
-    expect((err as { details: { reason: string } }).details.reason).toBe('ECONNREFUSED');
+    expect((err as { details: { problem: string } }).details.problem).toBe('ECONNREFUSED');
   });
 
   it('resends an unacked batch with the same id on a new connection after the connection drops', async () => {

@@ -176,7 +176,7 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
     const r = await run(runImportCommand, ['sysmon', '--tenant', 'T001', '--url', `ws://127.0.0.1:${port}/agent/v1`, NXLOG], dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
-      `kiseki import: Nothing answers at the agent endpoint: start the server with \`kiseki start\` first, or check the URL. {"url":"ws://127.0.0.1:${port}/agent/v1","reason":"ECONNREFUSED"}\n`,
+      `kiseki import: Nothing answers at the agent endpoint: start the server with \`kiseki start\` first, or check the URL. {"url":"ws://127.0.0.1:${port}/agent/v1","problem":"ECONNREFUSED"}\n`,
     );
     expect(loadIdentities(dir)).toEqual([]);
   });
