@@ -263,7 +263,7 @@ describe('createProtocolClient', () => {
     dead.start();
     const err = await dead.drained().catch((e: unknown) => e);
     expect(isKisekiError(err, 'ERR_AGENT_UNREACHABLE')).toBe(true);
-    expect((err as { details: Record<string, unknown> }).details).toMatchObject({ reason: 'ECONNREFUSED' });
+    expect((err as { details: Record<string, unknown> }).details).toMatchObject({ problem: 'ECONNREFUSED' });
     expect(dead.stats().connections).toBe(1);
 
     const ep = await startEndpoint((f, reply) => {
