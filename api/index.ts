@@ -3,6 +3,6 @@ export { createHttpApp } from './http-app.js';
 export type { HealthSource, HttpAppOptions } from './http-app.js';
 export { startHttpServer } from './http-server.js';
 export type { HttpServer, HttpServerOptions } from './http-server.js';
-export { ROUTES } from './routes.js';
+export { ROUTES } from './routes/index.js';
 export { openApiDocument, mountRoutes, problemFrom, SESSION_COOKIE } from './route-kit.js';
 export type { ApiDeps, Route, RouteSpec } from './route-kit.js';

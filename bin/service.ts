@@ -33,17 +33,8 @@ export interface ServiceOptions {
 }
 
 /** Marks every device disconnected: after a crash the flags of the previous run are stale. */
-async function resetConnectedFlags(store: HotStore): Promise<number> {
-  let reset = 0;
-  await store.devices.transaction(() => {
-    for (const { key, value } of store.devices.getRange()) {
-      if (value.connected) {
-        store.devices.putSync(key, { ...value, connected: false });
-        reset++;
-      }
-    }
-  });
-  return reset;
+function resetConnectedFlags(store: HotStore): Promise<number> {
+  return store.devices.markAllDisconnected();
 }
 
 export async function startService(options: ServiceOptions): Promise<RunningService> {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { QuickReport } from '../../core/contracts.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from '../../ingest/import/index.js';
-import { openHotStore, readAlert } from '../../storage/index.js';
+import { openHotStore } from '../../storage/index.js';
 import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 import { textSink } from '../support/text-sink.js';
 
@@ -54,7 +54,7 @@ describe('kiseki import sysmon end to end', () => {
     const store = openHotStore({ dataDir: fx.dir });
     try {
       const view = await eventually(async () => {
-        const v = readAlert(store, detected.alertId);
+        const v = store.alerts.view(detected.alertId);
         return v !== undefined && v.revisions.length > 0 ? v : undefined;
       });
       expect(view.alert).toMatchObject({ tmid, supportId: 'IMP001', computer: 'PC-IMPORT-01.corp.example', path: PAYLOAD, sha256: PAYLOAD_SHA, engine: 'import', threat: 'customer-reported', action: 'allowed', verdict: 'black', state: 'reported' });
