@@ -102,7 +102,7 @@ beforeAll(async () => {
   ] as const) {
     const rec = alertOf(id, tmid, sid, T0 + 100);
     await store.transaction(() => {
-      store.alerts.putSync(rec);
+      store.alerts.saveSync(rec);
       store.alerts.indexSync(rec);
     });
   }

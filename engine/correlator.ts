@@ -375,7 +375,7 @@ export class Correlator {
         createdBy: 'engine',
       };
       this.pendingExceptions.set(alert.supportId, [...(this.pendingExceptions.get(alert.supportId) ?? []), entry]);
-      this.writes.push({ db: 'other', put: (s) => s.exceptions.putSync(entry) });
+      this.writes.push({ db: 'other', put: (s) => s.exceptions.saveSync(entry) });
     }
   }
 
@@ -493,7 +493,7 @@ export class Correlator {
   /** Runs inside the flush transaction: the small writes (alerts, reports, commands...). */
   write(unit: FlushUnit): void {
     for (const w of unit.writes) {
-      if (w.db === 'alerts') this.store.alerts.putSync(w.value);
+      if (w.db === 'alerts') this.store.alerts.saveSync(w.value);
       else w.put(this.store);
     }
   }

@@ -81,7 +81,7 @@ export interface AlertRepository {
   /** The first alert of a device and file, if recorded. */
   dedup(tmid: string, fileKey: string): DedupEntry | undefined;
   /** Inside `store.transaction()`: the alert record. */
-  putSync(alert: AlertRecord): void;
+  saveSync(alert: AlertRecord): void;
   /** Inside `store.transaction()`: the tenant, device and time index entries of a new alert. */
   indexSync(alert: AlertRecord): void;
   /** Inside `store.transaction()`: one quick-report revision. */
@@ -192,7 +192,7 @@ export function createAlertRepository(t: Tables): AlertRepository {
     },
     comments: commentsOf,
     dedup: (tmid, fileKey) => alertDedup.get([tmid, fileKey]),
-    putSync(a) {
+    saveSync(a) {
       alerts.putSync(a.id, a);
     },
     indexSync(a) {

@@ -23,7 +23,7 @@ export interface ExceptionRepository {
    */
   add(input: Omit<ExceptionEntry, 'id' | 'createdAt'> & { id?: string; createdAt: number }): Promise<ExceptionEntry>;
   /** Inside `store.transaction()`: an entry the engine made. */
-  putSync(entry: ExceptionEntry): void;
+  saveSync(entry: ExceptionEntry): void;
   /** A tenant's entries in id order. */
   list(supportId: string): ExceptionEntry[];
   get(supportId: string, id: string): ExceptionEntry | undefined;
@@ -47,7 +47,7 @@ export function createExceptionRepository(t: Tables): ExceptionRepository {
       await t.root.flushed;
       return entry;
     },
-    putSync(entry) {
+    saveSync(entry) {
       exceptions.putSync([entry.supportId, entry.id], entry);
     },
     list: (supportId) => [...exceptions.getRange({ start: [supportId], end: [supportId, '\uffff'] })].map((e) => e.value),
