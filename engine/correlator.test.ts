@@ -7,7 +7,8 @@ import { compress } from 'zstd-napi';
 import { createManualClock } from '../core/clock.js';
 import type { QuickReport, TrailEvent } from '../core/contracts.js';
 import { openHotStore, type HotStore, type TenantRecord } from '../storage/index.js';
-import { alertIdFor, Correlator } from './correlator.js';
+import { alertIdFor, alertIdForDetection, Correlator } from './correlator.js';
+import { LOOK_BACK_MS } from './report-builder.js';
 import { ShardCore } from './shard-core.js';
 import { createThreatIntel } from './threat-intel.js';
 
@@ -301,6 +302,22 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     expect(r.store.alerts.count()).toBe(2);
   });
 
+  it('names the alert a deduplicated detection is counted on, the one `kiseki report` knows', async () => {
+    const det = (seq: number, ts: number) => ({ ts, k: 'av.detect', seq, path: SETUP_PATH, sha256: SETUP_SHA, action: 'blocked', threat: 'X', engine: 'E' }) as TrailEvent;
+    await r.feed([det(1, T0)]);
+    await r.feed([det(2, T0 + 3_600_000)]);
+    const first = alertIdFor(r.tmid, 1);
+    expect(alertIdForDetection(r.store, r.tmid, det(1, T0))).toBe(first);
+    // Counted on the first alert: its own id would name nothing.
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 2))).toBeUndefined();
+    expect(alertIdForDetection(r.store, r.tmid, det(2, T0 + 3_600_000))).toBe(first);
+    expect(r.store.alerts.view(alertIdForDetection(r.store, r.tmid, det(2, T0 + 3_600_000)))).toBeDefined();
+    // Upper-case hashes and paths fold the way the correlator folds them.
+    expect(alertIdForDetection(r.store, r.tmid, { ...det(3, T0 + 7_200_000), sha256: SETUP_SHA.toUpperCase() })).toBe(first);
+    // Past the 72 h window a detection opens its own alert.
+    expect(alertIdForDetection(r.store, r.tmid, det(4, T0 + 73 * 3_600_000))).toBe(alertIdFor(r.tmid, 4));
+  });
+
   it('records alerts without publishing during the tuning period', async () => {
     await r.store.tenants.setPolicy('T1', { tuningUntil: r.clock.now() + 30 * 86_400_000 });
     await r.feed(whiteCase());
@@ -321,6 +338,47 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     await r.feed(whiteCase());
     const entries = r.store.exceptions.list('T1');
     expect(entries).toEqual([expect.objectContaining({ supportId: 'T1', sha256: SETUP_SHA, createdBy: 'engine' })]);
+  });
+});
+
+describe('correlator: the 7-day look-back', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+  afterEach(async () => {
+    await r.store.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  });
+
+  /** The payload is created, started and writes a file `ageMs` before it writes another and is detected. */
+  async function reportWithHistory(ageMs: number): Promise<QuickReport> {
+    const DETECTED = T0 + 10_000;
+    const old = DETECTED - ageMs;
+    await r.feed([
+      { ts: old, k: 'file.create', seq: 1, pg: PWSH, path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, size: 1, vol: 'fixed' },
+      { ts: old + 1, k: 'proc.start', seq: 2, pg: PAYLOAD, pid: 4400, image: PAYLOAD_PATH, cmd: PAYLOAD_PATH, sha256: PAYLOAD_SHA, sig: 'unsigned' },
+      { ts: old + 2, k: 'file.write', seq: 3, pg: PAYLOAD, path: 'C:\\Users\\taro\\old.dat', size: 1, vol: 'fixed' },
+    ] as TrailEvent[]);
+    await r.feed([
+      { ts: DETECTED - 1, k: 'file.write', seq: 4, pg: PAYLOAD, path: 'C:\\Users\\taro\\new.dat', size: 1, vol: 'fixed' },
+      { ts: DETECTED, k: 'av.detect', seq: 5, pg: PAYLOAD, engine: 'E', threat: 'X', path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, action: 'quarantined' },
+    ] as TrailEvent[]);
+    return r.store.alerts.view(alertIdFor(r.tmid, 5))!.revisions[0]!;
+  }
+
+  it('leaves out events older than 7 days before the detection (13 months here)', async () => {
+    const report = await reportWithHistory(396 * 86_400_000);
+    expect(seqs(report, 'filesWritten')).toEqual([4]);
+    expect(seqs(report, 'origin')).toEqual([]);
+    const all = report.sections.flatMap((s) => s.items.map((i) => i.ref.ts));
+    expect(Math.min(...all)).toBeGreaterThanOrEqual(T0 + 10_000 - LOOK_BACK_MS);
+  });
+
+  it('uses events within the 7 days', async () => {
+    const report = await reportWithHistory(6 * 86_400_000);
+    expect(seqs(report, 'filesWritten')).toEqual([3, 4]);
+    expect(seqs(report, 'origin')).toContain(1);
   });
 });
 
