@@ -81,6 +81,18 @@ describe('kiseki import sysmon end to end', () => {
       await store.close();
     }
 
+    // The same file detected again an hour later is counted on the first alert (72 h dedup):
+    // detect prints that alert's id, which `kiseki report` knows.
+    const repeated = JSON.parse(await call(runDetectCommand, ['--tenant', 'IMP001', '--tmid', tmid, '--path', PAYLOAD, '--at', '2025-10-14T06:21:10Z', '--url', url], fx.dir)) as {
+      seq: number;
+      alertId: string;
+    };
+    expect(repeated.seq).toBe(17);
+    expect(repeated.alertId).toBe(detected.alertId);
+    const reported = await runCli(['report', '--alert', repeated.alertId, '--json', '--data', fx.dir]);
+    expect(reported.code, reported.stderr).toBe(0);
+    expect(JSON.parse(reported.stdout).alert.id).toBe(detected.alertId);
+
     // Imported again: nothing new is stored.
     const again = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], fx.dir)) as ImportSummary;
     expect(again).toMatchObject({ ok: true, devicesEnrolled: 0, events: { alreadyImported: 15, sent: 0 } });
