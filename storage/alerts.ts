@@ -92,6 +92,7 @@ export interface AlertRepository {
   putDedupSync(tmid: string, fileKey: string, entry: DedupEntry): void;
 }
 
+/** The alert repository over the hot store's tables (called by openHotStore). */
 export function createAlertRepository(t: Tables): AlertRepository {
   const { alerts, tenantAlerts, deviceAlerts, alertsByTime, reports, verdictHistory, analystVerdicts, comments, alertDedup } = t;
 

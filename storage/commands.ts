@@ -20,6 +20,7 @@ import { COMMAND_EXPIRY_MS, type CommandRequest } from '../core/contracts.js';
 import type { CommandRecord, CommandState, DeviceIsolation } from './records.js';
 import type { Tables } from './tables.js';
 
+/** A new random command id: `cmd_` and 24 hex characters. */
 export function newCommandId(): string {
   return `cmd_${randomBytes(12).toString('hex')}`;
 }
@@ -67,6 +68,7 @@ export interface CommandRepository {
   isolation(tmid: string): DeviceIsolation | undefined;
 }
 
+/** The command repository over the hot store's tables (called by openHotStore). */
 export function createCommandRepository(t: Tables): CommandRepository {
   const { commands, deviceCommands, isolation } = t;
   const create = (input: CommandInput): CommandRecord => ({

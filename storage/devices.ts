@@ -46,6 +46,7 @@ export interface DeviceRepository {
   setInventory(tmid: string, inventory: Record<string, unknown>): Promise<void>;
 }
 
+/** The device repository over the hot store's tables (called by openHotStore). */
 export function createDeviceRepository(t: Tables): DeviceRepository {
   const { devices, tenantDevices, inventory } = t;
   const saveAll = async (list: Iterable<DeviceRecord>): Promise<void> => {

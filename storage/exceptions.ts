@@ -12,6 +12,7 @@ import type { ExceptionEntry } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Tables } from './tables.js';
 
+/** A new random exception-entry id: `ex_` and 16 hex characters. */
 export function newExceptionId(): string {
   return `ex_${randomBytes(8).toString('hex')}`;
 }
@@ -31,6 +32,7 @@ export interface ExceptionRepository {
   remove(supportId: string, id: string): Promise<boolean>;
 }
 
+/** The exception-list repository over the hot store's tables (called by openHotStore). */
 export function createExceptionRepository(t: Tables): ExceptionRepository {
   const { exceptions, tenants } = t;
   return {

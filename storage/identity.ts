@@ -30,12 +30,14 @@ export function checkPasswordRule(password: string): boolean {
   return /^[\x20-\x7e]{6,128}$/.test(password);
 }
 
+/** An scrypt hash of a password with a random salt, parameters included (`scrypt$N$r$p$salt$key`). */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
   const key = await scrypt(password, salt, SCRYPT);
   return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
 }
 
+/** True when `password` matches a hash made by hashPassword (constant-time comparison). */
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const [scheme, n, r, p, salt, key] = stored.split('$');
   if (scheme !== 'scrypt' || salt === undefined || key === undefined) return false;
@@ -83,6 +85,7 @@ export interface IdentityRepository {
 
 let auditSeq = 0;
 
+/** The identity repository over the hot store's tables (called by openHotStore). */
 export function createIdentityRepository(t: Tables): IdentityRepository {
   const { users, sessions, audit, tenants } = t;
   return {

@@ -65,6 +65,7 @@ export interface LogRepository {
   counts(): { batches: number; batchIds: number };
 }
 
+/** The batch-log repository over the hot store's tables (called by openHotStore). */
 export function createLogRepository(t: Tables): LogRepository {
   const { log, batches, deviceBatches, batchIds, trails } = t;
   const lastLsn = (): number => {

@@ -43,6 +43,7 @@ export interface ShardStateRepository {
   putSnapshots(entries: readonly (readonly [string, Buffer])[]): Promise<void>;
 }
 
+/** The shard-state repository over the hot store's tables (called by openHotStore). */
 export function createShardStateRepository(t: Tables): ShardStateRepository {
   const { checkpoints, stateCheckpoints, kindCounts, deviceState } = t;
   return {

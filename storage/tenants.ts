@@ -43,6 +43,7 @@ export interface TenantRepository {
   setPolicy(supportId: string, change: Partial<TenantPolicy>): Promise<TenantPolicy>;
 }
 
+/** The tenant repository over the hot store's tables (called by openHotStore). */
 export function createTenantRepository(t: Tables): TenantRepository {
   const { tenants, enrollKeys } = t;
   return {
