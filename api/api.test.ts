@@ -6,10 +6,10 @@ import { createManualClock } from '../core/clock.js';
 import type { AlertRecord } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
-import { addException, createTenant, createUser, enrollDevice, openHotStore, queueCommand, type HotStore } from '../storage/index.js';
+import { openHotStore, type HotStore } from '../storage/index.js';
 import { createHttpApp } from './http-app.js';
-import { ROUTES } from './routes.js';
-import { EXPORT_ROUTES } from './export-routes.js';
+import { ROUTES } from './routes/index.js';
+import { EXPORT_ROUTES } from './routes/exports.js';
 
 const T0 = Date.UTC(2026, 10, 1);
 const PW = 'initial-pass-1';
@@ -86,14 +86,14 @@ beforeAll(async () => {
     health: { problems: () => [], details: () => ({}) },
     api: { store, clock, logger: createSilentLogger(), deliverCommands: (tmid) => delivered.push(tmid), requireClientCert: false },
   });
-  const { tenant: a } = await createTenant(store, { supportId: 'TA', name: 'Tenant A', now: T0 });
-  const { tenant: b } = await createTenant(store, { supportId: 'TB', name: 'Tenant B', now: T0 });
+  const { tenant: a } = await store.tenants.create({ supportId: 'TA', name: 'Tenant A', now: T0 });
+  const { tenant: b } = await store.tenants.create({ supportId: 'TB', name: 'Tenant B', now: T0 });
   const devicesA: string[] = [];
   for (let i = 0; i < 25; i++) {
-    const { device } = await enrollDevice(store, a, { computer: `A-PC-${String(i).padStart(2, '0')}`, agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0 + i);
+    const { device } = await store.devices.enroll(a, { computer: `A-PC-${String(i).padStart(2, '0')}`, agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0 + i);
     devicesA.push(device.tmid);
   }
-  const { device: db } = await enrollDevice(store, b, { computer: 'B-PC-1', agentVersion: '3', os: 'Windows 10', ips: [], macs: [] }, T0);
+  const { device: db } = await store.devices.enroll(b, { computer: 'B-PC-1', agentVersion: '3', os: 'Windows 10', ips: [], macs: [] }, T0);
   const alertA = 'al_a0000000000000000000001';
   const alertB = 'al_b0000000000000000000001';
   for (const [id, tmid, sid] of [
@@ -101,17 +101,18 @@ beforeAll(async () => {
     [alertB, db.tmid, 'TB'],
   ] as const) {
     const rec = alertOf(id, tmid, sid, T0 + 100);
-    await store.alerts.put(id, rec);
-    await store.tenantAlerts.put([sid, rec.createdAt, id], id);
-    await store.alertsByTime.put([rec.createdAt, id], id);
+    await store.transaction(() => {
+      store.alerts.saveSync(rec);
+      store.alerts.indexSync(rec);
+    });
   }
-  const commandB = (await queueCommand(store, { tmid: db.tmid, supportId: 'TB', kind: 'release', args: {}, requestedBy: 'op', requestedAt: T0, expiresAt: T0 + 1e9 })).id;
-  const exceptionB = (await addException(store, { supportId: 'TB', sha256: 'b'.repeat(64), reason: 'r', createdAt: T0, createdBy: 'op' })).id;
-  await createUser(store, { id: 'op.sato', role: 'operator', supportId: null, password: PW, now: T0 });
-  await createUser(store, { id: 'admin.a', role: 'admin', supportId: 'TA', password: PW, now: T0 });
-  await createUser(store, { id: 'viewer.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
-  await createUser(store, { id: 'admin.b', role: 'admin', supportId: 'TB', password: PW, now: T0 });
-  await createUser(store, { id: 'locked.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
+  const commandB = (await store.commands.queue({ tmid: db.tmid, supportId: 'TB', kind: 'release', args: {}, requestedBy: 'op', requestedAt: T0, expiresAt: T0 + 1e9 })).id;
+  const exceptionB = (await store.exceptions.add({ supportId: 'TB', sha256: 'b'.repeat(64), reason: 'r', createdAt: T0, createdBy: 'op' })).id;
+  await store.identity.createUser({ id: 'op.sato', role: 'operator', supportId: null, password: PW, now: T0 });
+  await store.identity.createUser({ id: 'admin.a', role: 'admin', supportId: 'TA', password: PW, now: T0 });
+  await store.identity.createUser({ id: 'viewer.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
+  await store.identity.createUser({ id: 'admin.b', role: 'admin', supportId: 'TB', password: PW, now: T0 });
+  await store.identity.createUser({ id: 'locked.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
   w = { dir, store, app, delivered, devicesA, deviceB: db.tmid, alertA, alertB, commandB, exceptionB, tokens: {} };
   for (const id of ['op.sato', 'admin.a', 'viewer.a', 'admin.b']) w.tokens[id] = await login(id);
 }, 60_000);
@@ -132,7 +133,7 @@ describe('authentication', () => {
   });
 
   it('forces a password change before anything else', async () => {
-    await createUser(w.store, { id: 'fresh.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
+    await w.store.identity.createUser({ id: 'fresh.a', role: 'viewer', supportId: 'TA', password: PW, now: T0 });
     const r = await call('POST', '/api/v1/auth/login', undefined, { id: 'fresh.a', password: PW });
     expect(r.json.mustChangePassword).toBe(true);
     expect((await call('GET', '/api/v1/devices', r.json.token)).json.code).toBe('ERR_PASSWORD_CHANGE_REQUIRED');
@@ -194,7 +195,7 @@ describe('tenant scoping: a tenant-A user never sees tenant B', () => {
     expect((await call('POST', '/api/v1/tenants/TB/exceptions', token, { sha256: 'c'.repeat(64), reason: 'x' })).status).toBe(404);
     expect((await call('DELETE', `/api/v1/tenants/TB/exceptions/${w.exceptionB}`, token)).status).toBe(404);
     expect((await call('POST', '/api/v1/users', token, { id: 'sneaky.b', role: 'admin', supportId: 'TB', password: PW })).status).toBe(404);
-    expect(w.store.exceptions.get(['TB', w.exceptionB])).toBeDefined();
+    expect(w.store.exceptions.get('TB', w.exceptionB)).toBeDefined();
   });
 
   it('shows tenant A only in every list, even when asked for tenant B', async () => {

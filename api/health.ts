@@ -28,7 +28,7 @@ export interface HealthProbes {
   /** Bytes available to the service on the data directory's file system. */
   freeDiskBytes(): number;
   /** Bytes of the LMDB environment in use and its current map size. */
-  lmdbMapUse(): { usedBytes: number; mapSizeBytes: number };
+  lmdbMapUse(): { usedBytes: number; mapSizeBytes: number; env?: string };
   /**
    * Shard progress: `lagLsn` is the largest distance (log positions) between
    * what a shard was given and its persisted checkpoint (an idle shard is not
@@ -72,11 +72,11 @@ export function createHealthCheck(options: { probes: HealthProbes; thresholds: R
       );
       out.push(
         guarded('lmdb', () => {
-          const { usedBytes, mapSizeBytes } = probes.lmdbMapUse();
+          const { usedBytes, mapSizeBytes, env } = probes.lmdbMapUse();
           const usePercent = mapSizeBytes > 0 ? (usedBytes / mapSizeBytes) * 100 : 0;
           if (usePercent <= thresholds.maxMapUsePercent) return undefined;
           if (freeBytes !== undefined && freeBytes >= mapSizeBytes) return undefined;
-          return { code: 'lmdb_map_full', details: { usedBytes, mapSizeBytes, usePercent: Math.round(usePercent * 10) / 10, maxUsePercent: thresholds.maxMapUsePercent, freeDiskBytes: freeBytes ?? null } };
+          return { code: 'lmdb_map_full', details: { ...(env === undefined ? {} : { env }), usedBytes, mapSizeBytes, usePercent: Math.round(usePercent * 10) / 10, maxUsePercent: thresholds.maxMapUsePercent, freeDiskBytes: freeBytes ?? null } };
         }),
       );
       out.push(
@@ -108,14 +108,3 @@ export function freeDiskBytes(path: string): number {
   return Number(s.bavail) * Number(s.bsize);
 }
 
-/**
- * LMDB use from an lmdb-js database's `getStats()`: pages up to the last one
- * written × page size, against the current map size.
- */
-export function lmdbMapUse(stats: unknown): { usedBytes: number; mapSizeBytes: number } {
-  const s = stats as { pageSize?: unknown; lastPageNumber?: unknown; mapSize?: unknown };
-  if (typeof s.pageSize !== 'number' || typeof s.lastPageNumber !== 'number' || typeof s.mapSize !== 'number') {
-    throw new TypeError('lmdb stats lack pageSize, lastPageNumber or mapSize');
-  }
-  return { usedBytes: (s.lastPageNumber + 1) * s.pageSize, mapSizeBytes: s.mapSize };
-}

@@ -7,8 +7,8 @@
 import { Hono } from 'hono';
 import type { Metrics } from '../core/metrics.js';
 import { mountRoutes, openApiDocument, problemFrom, type ApiDeps } from './route-kit.js';
-import { ROUTES } from './routes.js';
-import { EXPORT_ROUTES } from './export-routes.js';
+import { ROUTES } from './routes/index.js';
+import { EXPORT_ROUTES } from './routes/exports.js';
 import { KisekiError } from '../core/errors.js';
 import type { HealthProblem } from './health.js';
 

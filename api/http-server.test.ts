@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/clock.js';
 import { createSilentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
-import { createTenant, createUser, openHotStore, type HotStore } from '../storage/index.js';
+import { openHotStore, type HotStore } from '../storage/index.js';
 import { createHttpApp } from './http-app.js';
 import { startHttpServer, type HttpServer } from './http-server.js';
 
@@ -54,8 +54,8 @@ beforeAll(async () => {
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client-key.pem', '-out', 'client.csr', '-subj', '/CN=op.suzuki']);
   openssl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial', '-out', 'client.pem', '-days', '1']);
   store = openHotStore({ dataDir: join(dir, 'data') });
-  await createTenant(store, { supportId: 'T1', name: 'T', now: Date.now() });
-  await createUser(store, { id: 'op.suzuki', role: 'operator', supportId: null, password: 'pass-word', now: Date.now(), mustChangePassword: false });
+  await store.tenants.create({ supportId: 'T1', name: 'T', now: Date.now() });
+  await store.identity.createUser({ id: 'op.suzuki', role: 'operator', supportId: null, password: 'pass-word', now: Date.now(), mustChangePassword: false });
   const app = createHttpApp({
     metrics: createMetrics({ defaultMetrics: false }),
     health: { problems: () => [], details: () => ({}) },

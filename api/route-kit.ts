@@ -12,7 +12,7 @@ import type { Clock } from '../core/clock.js';
 import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
-import { appendAudit, resolveSession, type HotStore, type Role, type UserRecord } from '../storage/index.js';
+import type { HotStore, Role, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
 
@@ -121,7 +121,7 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
         if (deps.requireClientCert && !clientCertVerified(c)) throw new KisekiError('ERR_CLIENT_CERT_REQUIRED');
         if (route.auth !== 'public') {
           const token = bearer(c);
-          const resolved = token === undefined ? undefined : resolveSession(deps.store, token, deps.clock.now());
+          const resolved = token === undefined ? undefined : deps.store.identity.resolveSession(token, deps.clock.now());
           if (resolved === undefined) throw new KisekiError('ERR_UNAUTHENTICATED');
           user = resolved.user;
           if (user.mustChangePassword && route.beforePasswordChange !== true) throw new KisekiError('ERR_PASSWORD_CHANGE_REQUIRED');
@@ -150,7 +150,7 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
           body,
           from,
           audit: async (action, target, supportId, details) => {
-            await appendAudit(deps.store, {
+            await deps.store.identity.appendAudit({
               at: deps.clock.now(),
               actor: actor?.id ?? 'anonymous',
               role: actor?.role ?? 'system',

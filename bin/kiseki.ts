@@ -10,19 +10,7 @@ import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { renderReportText } from '../engine/index.js';
 import { randomBytes } from 'node:crypto';
-import {
-  addException,
-  createTenant,
-  createUser,
-  inspectStore,
-  listAlerts,
-  openHotStore,
-  readAlert,
-  setPassword,
-  setTenantPolicy,
-  type HotStore,
-  type Role,
-} from '../storage/index.js';
+import { inspectStore, openHotStore, type HotStore, type Role } from '../storage/index.js';
 import { startService } from './service.js';
 
 const USAGE = `kiseki — trail-log backend for managed endpoint security
@@ -146,7 +134,7 @@ async function cmdTenantPolicy(args: string[]): Promise<void> {
     ...(yesNo(v, 'auto-except-white') === undefined ? {} : { autoExceptWhite: yesNo(v, 'auto-except-white')! }),
     ...(tuning === undefined ? {} : { tuningUntil: tuning === 'none' ? null : dateFlag(v, 'tuning-until')! }),
   };
-  const policy = await withStore(v, (store) => setTenantPolicy(store, requireStr(v, 'support-id'), change));
+  const policy = await withStore(v, (store) => store.tenants.setPolicy(requireStr(v, 'support-id'), change));
   process.stdout.write(`${JSON.stringify(policy)}\n`);
 }
 
@@ -155,7 +143,7 @@ async function cmdException(args: string[]): Promise<void> {
   if (sub !== 'add') throw usageError('expected: kiseki exception add --support-id S ...');
   const v = parse(rest, { 'support-id': { type: 'string' }, sha256: { type: 'string' }, 'path-pattern': { type: 'string' }, signer: { type: 'string' }, expires: { type: 'string' }, reason: { type: 'string' } });
   const entry = await withStore(v, (store) =>
-    addException(store, {
+    store.exceptions.add({
       supportId: requireStr(v, 'support-id'),
       ...(str(v, 'sha256') === undefined ? {} : { sha256: str(v, 'sha256')! }),
       ...(str(v, 'path-pattern') === undefined ? {} : { pathPattern: str(v, 'path-pattern')! }),
@@ -182,7 +170,7 @@ async function cmdUser(args: string[]): Promise<void> {
     if (role !== 'operator' && role !== 'admin' && role !== 'viewer') throw usageError('--role is operator, admin or viewer');
     const password = str(v, 'password') ?? temporaryPassword();
     const user = await withStore(v, (store) =>
-      createUser(store, { id: requireStr(v, 'id'), role: role as Role, supportId: str(v, 'support-id') ?? null, password, now: Date.now() }),
+      store.identity.createUser({ id: requireStr(v, 'id'), role: role as Role, supportId: str(v, 'support-id') ?? null, password, now: Date.now() }),
     );
     process.stdout.write(`${JSON.stringify({ id: user.id, role: user.role, supportId: user.supportId, mustChangePassword: true, ...(str(v, 'password') === undefined ? { temporaryPassword: password } : {}) })}\n`);
     return;
@@ -191,7 +179,7 @@ async function cmdUser(args: string[]): Promise<void> {
     const v = parse(rest, { id: { type: 'string' }, password: { type: 'string' } });
     const password = str(v, 'password') ?? temporaryPassword();
     // A reset unlocks the account and forces a change at the next login.
-    await withStore(v, (store) => setPassword(store, requireStr(v, 'id'), password, Date.now(), true));
+    await withStore(v, (store) => store.identity.setPassword(requireStr(v, 'id'), password, Date.now(), true));
     process.stdout.write(`${JSON.stringify({ id: requireStr(v, 'id'), mustChangePassword: true, ...(str(v, 'password') === undefined ? { temporaryPassword: password } : {}) })}\n`);
     return;
   }
@@ -202,7 +190,7 @@ async function cmdReport(args: string[]): Promise<void> {
   const v = parse(args, { alert: { type: 'string' }, revision: { type: 'number' }, json: { type: 'boolean' } });
   const id = requireStr(v, 'alert');
   await withStore(v, (store) => {
-    const view = readAlert(store, id);
+    const view = store.alerts.view(id);
     if (view === undefined) throw new KisekiError('ERR_ALERT_NOT_FOUND', { alert: id });
     const wanted = numFlag(v, 'revision');
     const report = wanted === undefined ? view.revisions.at(-1) : view.revisions.find((r) => r.revision === wanted);
@@ -214,7 +202,8 @@ async function cmdReport(args: string[]): Promise<void> {
 async function cmdAlerts(args: string[]): Promise<void> {
   const v = parse(args, { 'support-id': { type: 'string' }, limit: { type: 'number' }, json: { type: 'boolean' } });
   await withStore(v, (store) => {
-    const alerts = listAlerts(store, requireStr(v, 'support-id'), numFlag(v, 'limit') ?? 20);
+    // Effective verdicts (an analyst's change wins), the same the API shows.
+    const alerts = store.alerts.latest(requireStr(v, 'support-id'), numFlag(v, 'limit') ?? 20);
     if (v.json) return void process.stdout.write(`${JSON.stringify(alerts)}\n`);
     for (const a of alerts) {
       process.stdout.write(`${a.id}  ${new Date(a.detectedAt).toISOString()}  ${a.verdict.padEnd(5)} ${a.state.padEnd(10)} ${a.computer}  ${a.threat}  ${a.path}\n`);
@@ -230,7 +219,7 @@ async function cmdTenant(args: string[]): Promise<void> {
   const config = baseConfig(v);
   const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
   try {
-    const { tenant, enrollKey } = await createTenant(store, { supportId: requireStr(v, 'support-id'), name: requireStr(v, 'name'), now: Date.now() });
+    const { tenant, enrollKey } = await store.tenants.create({ supportId: requireStr(v, 'support-id'), name: requireStr(v, 'name'), now: Date.now() });
     if (v.json) process.stdout.write(`${JSON.stringify({ supportId: tenant.supportId, name: tenant.name, enrollKey })}\n`);
     else process.stdout.write(`Tenant ${tenant.supportId} (${tenant.name}) created.\nEnrollment key (shown once, give it to the agents):\n${enrollKey}\n`);
   } finally {

@@ -4,7 +4,7 @@
  * server. Shutdown runs the other way round and loses nothing acked.
  */
 import { join } from 'node:path';
-import { createHealthCheck, createHttpApp, freeDiskBytes, lmdbMapUse, startHttpServer, type HttpServer } from '../api/index.js';
+import { createHealthCheck, createHttpApp, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -33,17 +33,8 @@ export interface ServiceOptions {
 }
 
 /** Marks every device disconnected: after a crash the flags of the previous run are stale. */
-async function resetConnectedFlags(store: HotStore): Promise<number> {
-  let reset = 0;
-  await store.devices.transaction(() => {
-    for (const { key, value } of store.devices.getRange()) {
-      if (value.connected) {
-        store.devices.putSync(key, { ...value, connected: false });
-        reset++;
-      }
-    }
-  });
-  return reset;
+function resetConnectedFlags(store: HotStore): Promise<number> {
+  return store.devices.markAllDisconnected();
 }
 
 export async function startService(options: ServiceOptions): Promise<RunningService> {
@@ -115,7 +106,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       clock,
       probes: {
         freeDiskBytes: () => freeDiskBytes(config.dataDir),
-        lmdbMapUse: () => lmdbMapUse(store.tenants.getStats()),
+        lmdbMapUse: () => store.mapUse(),
         shardPositions: () => {
           const s = shards.stats();
           return { lagLsn: s.lagLsn, committedLsn: committer.committedLsn(), slowestCheckpointLsn: s.checkpoint };

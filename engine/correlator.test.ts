@@ -6,17 +6,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
 import { createManualClock } from '../core/clock.js';
 import type { QuickReport, TrailEvent } from '../core/contracts.js';
-import {
-  addException,
-  createTenant,
-  enrollDevice,
-  openHotStore,
-  readAlert,
-  setTenantPolicy,
-  type HotStore,
-  type TenantRecord,
-} from '../storage/index.js';
-import { alertIdFor, Correlator } from './correlator.js';
+import { openHotStore, type HotStore, type TenantRecord } from '../storage/index.js';
+import { alertIdFor, alertIdForDetection, Correlator } from './correlator.js';
+import { LOOK_BACK_MS } from './report-builder.js';
 import { ShardCore } from './shard-core.js';
 import { createThreatIntel } from './threat-intel.js';
 
@@ -83,8 +75,8 @@ interface Rig {
 async function rig(intelDir?: string): Promise<Rig> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-corr-'));
   const store = openHotStore({ dataDir: dir });
-  const { tenant } = await createTenant(store, { supportId: 'T1', name: 'Tenant One', now: T0 });
-  const { device } = await enrollDevice(store, tenant, { computer: 'PC-0001', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0);
+  const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'Tenant One', now: T0 });
+  const { device } = await store.devices.enroll(tenant, { computer: 'PC-0001', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0);
   const clock = createManualClock(T0 + 3_600_000);
   const make = () => {
     const correlator = new Correlator({ store, intel: createThreatIntel(intelDir), clock });
@@ -103,7 +95,7 @@ async function rig(intelDir?: string): Promise<Rig> {
       const bytes = encode(events);
       const id = lsn.toString(16).padStart(32, '0');
       const record = { tmid: r.tmid, id, sentAt: 0, recvAt: clock.now(), first: events[0]!.seq, last: events.at(-1)!.seq, n: events.length, z: compress(bytes) };
-      await store.commitBatches([{ lsn, record }], new Map());
+      await store.log.commitBatches([{ lsn, record }], new Map());
       r.core.processBatch(lsn, r.tmid, bytes, record.recvAt);
       await r.core.flush();
       return lsn;
@@ -140,7 +132,7 @@ describe('correlator: the black chain', () => {
     const { before } = blackScenario();
     await r.feed(before.slice(0, 7));
     await r.feed(before.slice(7));
-    const view = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    const view = r.store.alerts.view(alertIdFor(r.tmid, 14))!;
     expect(view).toBeDefined();
     expect(view.alert).toMatchObject({ state: 'reported', verdict: 'black', sha256: PAYLOAD_SHA, path: PAYLOAD_PATH, threat: 'Trojan:Win32/Kiseki.A', revision: 1, supportId: 'T1', computer: 'PC-0001' });
     const report = view.revisions[0]!;
@@ -182,7 +174,7 @@ describe('correlator: the black chain', () => {
     const { before, after } = blackScenario();
     await r.feed(before);
     await r.feed(after);
-    const view = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    const view = r.store.alerts.view(alertIdFor(r.tmid, 14))!;
     expect(view.alert.revision).toBe(2);
     expect(view.revisions.map((x) => x.revision)).toEqual([1, 2]);
     expect(seqs(view.revisions[0]!, 'descendants')).toEqual([]);
@@ -197,7 +189,7 @@ describe('correlator: the black chain', () => {
     await r.feed([late]);
     const unrelated = { ts: T0 + 16 * 1000, k: 'file.write', seq: 16, pg: CHROME, path: 'C:\\x.txt' } as TrailEvent;
     await r.feed([unrelated]);
-    expect(readAlert(r.store, alertIdFor(r.tmid, 14))!.alert.revision).toBe(1);
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 14))!.alert.revision).toBe(1);
   });
 
   it('gives the same report after a restart in the middle as without one, and no duplicate alert', async () => {
@@ -206,22 +198,22 @@ describe('correlator: the black chain', () => {
     await reference.feed(before.slice(0, 9));
     await reference.feed(before.slice(9));
     await reference.feed(after);
-    const expected = readAlert(reference.store, alertIdFor(reference.tmid, 14))!;
+    const expected = reference.store.alerts.view(alertIdFor(reference.tmid, 14))!;
 
     // Same trail, but the shard dies after the first batch without flushing its state snapshot,
     // and the second batch is committed while it is down.
     await r.feed(before.slice(0, 9));
     const lsn2 = ++r.lsn;
     const bytes = encode(before.slice(9));
-    await r.store.commitBatches([{ lsn: lsn2, record: { tmid: r.tmid, id: 'f'.repeat(32), sentAt: 0, recvAt: 0, first: 10, last: 14, n: 5, z: compress(bytes) } }], new Map());
+    await r.store.log.commitBatches([{ lsn: lsn2, record: { tmid: r.tmid, id: 'f'.repeat(32), sentAt: 0, recvAt: 0, first: 10, last: 14, n: 5, z: compress(bytes) } }], new Map());
     r.restart();
     await r.core.flush();
     r.restart(); // twice: the second replay must not add anything
     await r.feed(after);
-    const got = readAlert(r.store, alertIdFor(r.tmid, 14))!;
+    const got = r.store.alerts.view(alertIdFor(r.tmid, 14))!;
     const strip = (q: QuickReport) => ({ ...q, createdAt: 0, tmid: '', alertId: '', detection: { ...q.detection, ref: { ...q.detection.ref, tmid: '' } }, sections: q.sections.map((s) => ({ ...s, items: s.items.map((i) => ({ ...i, ref: { ...i.ref, tmid: '' } })) })), rules: q.rules.map((h) => ({ ...h, evidence: h.evidence.map((e) => ({ ...e, tmid: '' })) })) });
     expect(got.revisions.map(strip)).toEqual(expected.revisions.map(strip));
-    expect([...r.store.alerts.getKeys()]).toHaveLength(1);
+    expect(r.store.alerts.count()).toBe(1);
     await reference.store.close();
     rmSync(reference.dir, { recursive: true, force: true });
   });
@@ -251,7 +243,7 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
 
   it('judges a trusted-signed installer blocked before execution white', async () => {
     await r.feed(whiteCase());
-    const view = readAlert(r.store, alertIdFor(r.tmid, 3))!;
+    const view = r.store.alerts.view(alertIdFor(r.tmid, 3))!;
     const report = view.revisions[0]!;
     expect(report.executed).toBe(false);
     expect(report.originKind).toBe('internet');
@@ -263,9 +255,9 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
   });
 
   it('suppresses a detection on the exception list (by signer, path pattern or hash): no report', async () => {
-    await addException(r.store, { supportId: 'T1', signer: 'vendor software inc.', reason: 'known vendor', createdAt: T0, createdBy: 'test' });
+    await r.store.exceptions.add({ supportId: 'T1', signer: 'vendor software inc.', reason: 'known vendor', createdAt: T0, createdBy: 'test' });
     await r.feed(whiteCase());
-    const view = readAlert(r.store, alertIdFor(r.tmid, 3))!;
+    const view = r.store.alerts.view(alertIdFor(r.tmid, 3))!;
     expect(view.alert.state).toBe('suppressed');
     expect(view.alert.suppressedBy).toMatch(/^ex_/);
     expect(view.revisions).toEqual([]);
@@ -277,9 +269,9 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     ['an expired entry', { sha256: SETUP_SHA, expiresAt: T0 }, false],
     ['another hash', { sha256: 'c'.repeat(64) }, false],
   ])('matches exceptions by %s', async (_name, entry, suppressed) => {
-    await addException(r.store, { supportId: 'T1', ...entry, reason: 'test', createdAt: T0, createdBy: 'test' });
+    await r.store.exceptions.add({ supportId: 'T1', ...entry, reason: 'test', createdAt: T0, createdBy: 'test' });
     await r.feed(whiteCase());
-    expect(readAlert(r.store, alertIdFor(r.tmid, 3))!.alert.state).toBe(suppressed ? 'suppressed' : 'reported');
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 3))!.alert.state).toBe(suppressed ? 'suppressed' : 'reported');
   });
 
   it('judges an unsigned tool run from a USB stick gray', async () => {
@@ -291,7 +283,7 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
       ev('proc.start', { pg: PAYLOAD, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: tool, cmd: tool, sha256: 'd'.repeat(64), sig: 'unsigned' }),
       ev('av.detect', { pg: PAYLOAD, engine: 'Microsoft Defender Antivirus', threat: 'HackTool:Win32/Scan', path: tool, sha256: 'd'.repeat(64), action: 'allowed' }),
     ]);
-    const report = readAlert(r.store, alertIdFor(r.tmid, 4))!.revisions[0]!;
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 4))!.revisions[0]!;
     expect(report.originKind).toBe('removable');
     expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable']);
     expect(report.verdict).toBe('gray');
@@ -303,35 +295,92 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     await r.feed([det(1, T0)]);
     await r.feed([det(2, T0 + 3_600_000)]);
     await r.feed([det(3, T0 + 71 * 3_600_000)]);
-    const first = readAlert(r.store, alertIdFor(r.tmid, 1))!;
+    const first = r.store.alerts.view(alertIdFor(r.tmid, 1))!;
     expect(first.alert.repeats).toBe(2);
     expect(first.alert.lastRepeatAt).toBe(T0 + 71 * 3_600_000);
-    expect(readAlert(r.store, alertIdFor(r.tmid, 2))).toBeUndefined();
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 2))).toBeUndefined();
     await r.feed([det(4, T0 + 73 * 3_600_000)]);
-    expect(readAlert(r.store, alertIdFor(r.tmid, 4))).toBeDefined();
-    expect([...r.store.alerts.getKeys()]).toHaveLength(2);
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 4))).toBeDefined();
+    expect(r.store.alerts.count()).toBe(2);
+  });
+
+  it('names the alert a deduplicated detection is counted on, the one `kiseki report` knows', async () => {
+    const det = (seq: number, ts: number) => ({ ts, k: 'av.detect', seq, path: SETUP_PATH, sha256: SETUP_SHA, action: 'blocked', threat: 'X', engine: 'E' }) as TrailEvent;
+    await r.feed([det(1, T0)]);
+    await r.feed([det(2, T0 + 3_600_000)]);
+    const first = alertIdFor(r.tmid, 1);
+    expect(alertIdForDetection(r.store, r.tmid, det(1, T0))).toBe(first);
+    // Counted on the first alert: its own id would name nothing.
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 2))).toBeUndefined();
+    expect(alertIdForDetection(r.store, r.tmid, det(2, T0 + 3_600_000))).toBe(first);
+    expect(r.store.alerts.view(alertIdForDetection(r.store, r.tmid, det(2, T0 + 3_600_000)))).toBeDefined();
+    // Upper-case hashes and paths fold the way the correlator folds them.
+    expect(alertIdForDetection(r.store, r.tmid, { ...det(3, T0 + 7_200_000), sha256: SETUP_SHA.toUpperCase() })).toBe(first);
+    // Past the 72 h window a detection opens its own alert.
+    expect(alertIdForDetection(r.store, r.tmid, det(4, T0 + 73 * 3_600_000))).toBe(alertIdFor(r.tmid, 4));
   });
 
   it('records alerts without publishing during the tuning period', async () => {
-    await setTenantPolicy(r.store, 'T1', { tuningUntil: r.clock.now() + 30 * 86_400_000 });
+    await r.store.tenants.setPolicy('T1', { tuningUntil: r.clock.now() + 30 * 86_400_000 });
     await r.feed(whiteCase());
-    expect(readAlert(r.store, alertIdFor(r.tmid, 3))!.alert.state).toBe('tuning');
+    expect(r.store.alerts.view(alertIdFor(r.tmid, 3))!.alert.state).toBe('tuning');
   });
 
   it('requests isolation on black when the policy says so', async () => {
-    await setTenantPolicy(r.store, 'T1', { isolateOnBlack: true });
+    await r.store.tenants.setPolicy('T1', { isolateOnBlack: true });
     await r.feed(blackScenario().before);
-    const alert = readAlert(r.store, alertIdFor(r.tmid, 14))!.alert;
+    const alert = r.store.alerts.view(alertIdFor(r.tmid, 14))!.alert;
     expect(alert.isolationRequested).toBe(true);
-    const commands = [...r.store.commands.getRange()].map((e) => e.value);
+    const commands = r.store.commands.forDevice(r.tmid);
     expect(commands).toEqual([expect.objectContaining({ tmid: r.tmid, kind: 'isolate', state: 'queued', requestedBy: 'engine' })]);
   });
 
   it('adds a confident white to the exception list when the policy says so', async () => {
-    await setTenantPolicy(r.store, 'T1', { autoExceptWhite: true });
+    await r.store.tenants.setPolicy('T1', { autoExceptWhite: true });
     await r.feed(whiteCase());
-    const entries = [...r.store.exceptions.getRange()].map((e) => e.value);
+    const entries = r.store.exceptions.list('T1');
     expect(entries).toEqual([expect.objectContaining({ supportId: 'T1', sha256: SETUP_SHA, createdBy: 'engine' })]);
+  });
+});
+
+describe('correlator: the 7-day look-back', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+  afterEach(async () => {
+    await r.store.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  });
+
+  /** The payload is created, started and writes a file `ageMs` before it writes another and is detected. */
+  async function reportWithHistory(ageMs: number): Promise<QuickReport> {
+    const DETECTED = T0 + 10_000;
+    const old = DETECTED - ageMs;
+    await r.feed([
+      { ts: old, k: 'file.create', seq: 1, pg: PWSH, path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, size: 1, vol: 'fixed' },
+      { ts: old + 1, k: 'proc.start', seq: 2, pg: PAYLOAD, pid: 4400, image: PAYLOAD_PATH, cmd: PAYLOAD_PATH, sha256: PAYLOAD_SHA, sig: 'unsigned' },
+      { ts: old + 2, k: 'file.write', seq: 3, pg: PAYLOAD, path: 'C:\\Users\\taro\\old.dat', size: 1, vol: 'fixed' },
+    ] as TrailEvent[]);
+    await r.feed([
+      { ts: DETECTED - 1, k: 'file.write', seq: 4, pg: PAYLOAD, path: 'C:\\Users\\taro\\new.dat', size: 1, vol: 'fixed' },
+      { ts: DETECTED, k: 'av.detect', seq: 5, pg: PAYLOAD, engine: 'E', threat: 'X', path: PAYLOAD_PATH, sha256: PAYLOAD_SHA, action: 'quarantined' },
+    ] as TrailEvent[]);
+    return r.store.alerts.view(alertIdFor(r.tmid, 5))!.revisions[0]!;
+  }
+
+  it('leaves out events older than 7 days before the detection (13 months here)', async () => {
+    const report = await reportWithHistory(396 * 86_400_000);
+    expect(seqs(report, 'filesWritten')).toEqual([4]);
+    expect(seqs(report, 'origin')).toEqual([]);
+    const all = report.sections.flatMap((s) => s.items.map((i) => i.ref.ts));
+    expect(Math.min(...all)).toBeGreaterThanOrEqual(T0 + 10_000 - LOOK_BACK_MS);
+  });
+
+  it('uses events within the 7 days', async () => {
+    const report = await reportWithHistory(6 * 86_400_000);
+    expect(seqs(report, 'filesWritten')).toEqual([3, 4]);
+    expect(seqs(report, 'origin')).toContain(1);
   });
 });
 
@@ -343,13 +392,13 @@ describe('correlator: threat intelligence', () => {
       const ev = trail();
       const det = (sha: string) => ev('av.detect', { path: `C:\\x\\${sha.slice(0, 4)}.exe`, sha256: sha, action: 'blocked', signer: 'Vendor', sig: 'trusted' });
       await r.feed([det('e'.repeat(64))]);
-      expect(readAlert(r.store, alertIdFor(r.tmid, 1))!.alert.verdict).toBe('white');
+      expect(r.store.alerts.view(alertIdFor(r.tmid, 1))!.alert.verdict).toBe('white');
       writeFileSync(join(intelDir, 'sha256.txt'), `# known bad\n${'F'.repeat(64)}\n`);
       const intel = createThreatIntel(intelDir);
       expect(intel.has('sha256', 'f'.repeat(64))).toBe(true);
       r.restart(); // a new correlator reads the list; a running one reloads on its timer (reloadIfChanged)
       await r.feed([det('f'.repeat(64))]);
-      const report = readAlert(r.store, alertIdFor(r.tmid, 2))!.revisions[0]!;
+      const report = r.store.alerts.view(alertIdFor(r.tmid, 2))!.revisions[0]!;
       expect(report.verdict).toBe('black');
       expect(report.rules.find((h) => h.ruleId === 'intel.sha256')?.outcome).toBe('black');
     } finally {

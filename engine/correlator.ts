@@ -14,9 +14,9 @@
 import { createHash } from 'node:crypto';
 import { Packr, Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
-import { COMMAND_EXPIRY_MS, type AlertRecord, type CommandRequest, type ExceptionEntry, type QuickReport, type TrailEvent, type VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent, VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
-import { listExceptions, matchException, tenantPolicy, type HotStore } from '../storage/index.js';
+import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
 import { buildQuickReport, reportFingerprint, reportProcessSet } from './report-builder.js';
 import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
@@ -61,7 +61,8 @@ interface DeviceEntry {
   open: OpenAlert[];
 }
 
-type Write = { db: 'alerts'; key: string; value: AlertRecord } | { db: 'other'; put: (store: HotStore) => void };
+/** A write queued for the next flush, run inside the shard's transaction; alert records need no closure. */
+type Write = { db: 'alerts'; value: AlertRecord } | { db: 'other'; put: (store: HotStore) => void };
 
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
 /** Snapshots use msgpackr records: process and file entries share a shape, so keys are written once. */
@@ -70,6 +71,22 @@ const BATCH_CACHE = 64;
 
 export function alertIdFor(tmid: string, seq: number): string {
   return `al_${createHash('sha256').update(`${tmid}:${seq}`).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * The id of the alert a detection is counted on: its own (`alertIdFor`), or,
+ * when the 72 h dedup folds it into an earlier alert of the same device and
+ * file, that alert's id. What `kiseki detect` prints, so `kiseki report`
+ * finds the alert either way. Reads only what is stored.
+ */
+export function alertIdForDetection(store: HotStore, tmid: string, detection: TrailEvent): string {
+  const own = alertIdFor(tmid, detection.seq);
+  if (store.alerts.get(own) !== undefined) return own;
+  const path = typeof detection.path === 'string' ? detection.path : '';
+  const sha256 = typeof detection.sha256 === 'string' ? detection.sha256.toLowerCase() : undefined;
+  const prior = store.alerts.dedup(tmid, dedupFileKey(sha256, path));
+  if (prior !== undefined && dedupApplies(prior, detection.ts, DEDUP_WINDOW_MS) && store.alerts.get(prior.alertId) !== undefined) return prior.alertId;
+  return own;
 }
 
 export class Correlator {
@@ -145,13 +162,13 @@ export class Correlator {
   private openAlertsFromStore(tmid: string): OpenAlert[] {
     const out: OpenAlert[] = [];
     // Only alerts whose window can still be open: detected within the revision window of the newest one.
-    const keys = [...this.store.deviceAlerts.getKeys({ start: [tmid, Infinity], end: [tmid], reverse: true, limit: 64 })];
-    const newest = keys[0]?.[1] ?? 0;
-    for (const key of keys) {
-      if (key[1] < newest - this.windowMs) break;
-      const latest = this.alert(key[2]);
+    const recent = this.store.alerts.recentOfDevice(tmid, 64);
+    const newest = recent[0]?.detectedAt ?? 0;
+    for (const { alertId, detectedAt } of recent) {
+      if (detectedAt < newest - this.windowMs) break;
+      const latest = this.alert(alertId);
       if (latest === undefined || latest.state === 'suppressed') continue;
-      const report = this.store.reports.get([latest.id, latest.revision]);
+      const report = this.store.alerts.revision(latest.id, latest.revision);
       if (report === undefined) continue;
       out.push({
         alertId: latest.id,
@@ -168,18 +185,18 @@ export class Correlator {
   }
 
   private storedSnapshot(tmid: string): DeviceSnapshot | undefined {
-    const bytes = this.store.deviceState.get(tmid);
+    const bytes = this.store.shardState.snapshot(tmid);
     return bytes === undefined ? undefined : (unpackr.unpack(bytes) as DeviceSnapshot);
   }
 
   private readBatch = (lsn: number): readonly TrailEvent[] | undefined => {
     const cached = this.batchCache.get(lsn);
     if (cached !== undefined) return cached;
-    let rec = this.store.batches.get(lsn);
+    let rec = this.store.log.batch(lsn);
     if (rec === undefined) {
       // Committed by the ingest thread after this thread's read snapshot was taken.
       this.store.refreshReads();
-      rec = this.store.batches.get(lsn);
+      rec = this.store.log.batch(lsn);
     }
     if (rec === undefined) return undefined;
     const events = unpackr.unpack(decompress(rec.z)) as TrailEvent[];
@@ -198,11 +215,11 @@ export class Correlator {
 
   private putAlert(a: AlertRecord): void {
     this.pendingAlerts.set(a.id, a);
-    this.writes.push({ db: 'alerts', key: a.id, value: a });
+    this.writes.push({ db: 'alerts', value: a });
   }
 
   private exceptionsOf(supportId: string): ExceptionEntry[] {
-    return [...listExceptions(this.store, supportId), ...(this.pendingExceptions.get(supportId) ?? [])];
+    return [...this.store.exceptions.list(supportId), ...(this.pendingExceptions.get(supportId) ?? [])];
   }
 
   /**
@@ -235,10 +252,10 @@ export class Correlator {
     if (this.alert(alertId) !== undefined) return; // Already stored: a replay.
 
     // Dedup: the same file on the same device within 72 h is counted on the first alert.
-    const dedupKey: [string, string] = [tmid, sha256 ?? foldKey(path)];
-    const dedupMapKey = dedupKey.join('\u0000');
-    const prior = this.pendingDedup.get(dedupMapKey) ?? this.store.alertDedup.get(dedupKey);
-    if (prior !== undefined && detection.ts - prior.at < DEDUP_WINDOW_MS && detection.ts >= prior.at) {
+    const fileKey = dedupFileKey(sha256, path);
+    const dedupMapKey = `${tmid}\u0000${fileKey}`;
+    const prior = this.pendingDedup.get(dedupMapKey) ?? this.store.alerts.dedup(tmid, fileKey);
+    if (prior !== undefined && dedupApplies(prior, detection.ts, DEDUP_WINDOW_MS)) {
       const first = this.alert(prior.alertId);
       if (first !== undefined) {
         this.putAlert({ ...first, repeats: first.repeats + 1, lastRepeatAt: detection.ts });
@@ -248,7 +265,7 @@ export class Correlator {
     }
 
     const signer = entry.state.latestProcessOfImage(path)?.signer ?? (typeof detection.signer === 'string' ? detection.signer : undefined);
-    const policy = tenantPolicy(this.store, entry.supportId);
+    const policy = this.store.tenants.policy(entry.supportId);
     const base: AlertRecord = {
       id: alertId,
       tmid,
@@ -269,9 +286,9 @@ export class Correlator {
       openUntil: detection.ts + this.windowMs,
       isolationRequested: false,
     };
-    const dedupValue = { alertId, at: detection.ts };
+    const dedupValue: DedupEntry = { alertId, at: detection.ts };
     this.pendingDedup.set(dedupMapKey, dedupValue);
-    this.writes.push({ db: 'other', put: (s) => s.alertDedup.putSync(dedupKey, dedupValue) });
+    this.writes.push({ db: 'other', put: (s) => s.alerts.putDedupSync(tmid, fileKey, dedupValue) });
 
     const exception = matchException(this.exceptionsOf(entry.supportId), { sha256, path, signer }, detection.ts);
     if (exception !== undefined) {
@@ -316,48 +333,34 @@ export class Correlator {
   }
 
   private indexAlert(a: AlertRecord): void {
-    this.writes.push({
-      db: 'other',
-      put: (s) => {
-        s.tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
-        s.deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
-        s.alertsByTime.putSync([a.createdAt, a.id], a.id);
-      },
-    });
+    this.writes.push({ db: 'other', put: (s) => s.alerts.indexSync(a) });
   }
 
   private storeRevision(alert: AlertRecord, report: QuickReport, from: AlertRecord['verdict'] | null): void {
     this.putAlert(alert);
-    this.writes.push({ db: 'other', put: (s) => s.reports.putSync([alert.id, report.revision], report) });
+    this.writes.push({ db: 'other', put: (s) => s.alerts.putRevisionSync(report) });
     if (from !== report.verdict) {
       const change: VerdictChange = { alertId: alert.id, at: report.createdAt, revision: report.revision, from, to: report.verdict, by: 'engine' };
-      this.writes.push({ db: 'other', put: (s) => s.verdictHistory.putSync([alert.id, report.revision], change) });
+      this.writes.push({ db: 'other', put: (s) => s.alerts.putVerdictChangeSync(change) });
     }
   }
 
   /** Policy effects of a verdict: isolation request on black, automatic exception on a confident white. */
-  private afterVerdict(alert: AlertRecord, report: QuickReport, policy: ReturnType<typeof tenantPolicy>): void {
+  private afterVerdict(alert: AlertRecord, report: QuickReport, policy: TenantPolicy): void {
     if (report.verdict === 'black' && policy.isolateOnBlack && !alert.isolationRequested) {
-      const command: CommandRequest = {
+      // The id derives from the alert, so a replay queues the same command again, not a second one.
+      const command = this.store.commands.create({
         id: `cmd_${alert.id.slice(3)}`,
         tmid: alert.tmid,
         supportId: alert.supportId,
         kind: 'isolate',
         args: { allow: [] },
-        state: 'queued',
         requestedBy: 'engine',
         requestedAt: report.createdAt,
-        expiresAt: report.createdAt + COMMAND_EXPIRY_MS,
         reason: `black verdict on alert ${alert.id}`,
-      };
-      this.putAlert({ ...this.alert(alert.id)!, isolationRequested: true });
-      this.writes.push({
-        db: 'other',
-        put: (s) => {
-          s.commands.putSync(command.id, command);
-          s.deviceCommands.putSync([command.tmid, command.requestedAt, command.id], command.id);
-        },
       });
+      this.putAlert({ ...this.alert(alert.id)!, isolationRequested: true });
+      this.writes.push({ db: 'other', put: (s) => s.commands.queueSync(command) });
       this.onCommand?.(alert.tmid);
     }
     // High confidence: a decisive white, or a score past the confident threshold; and a hash to pin it to.
@@ -372,7 +375,7 @@ export class Correlator {
         createdBy: 'engine',
       };
       this.pendingExceptions.set(alert.supportId, [...(this.pendingExceptions.get(alert.supportId) ?? []), entry]);
-      this.writes.push({ db: 'other', put: (s) => s.exceptions.putSync([entry.supportId, entry.id], entry) });
+      this.writes.push({ db: 'other', put: (s) => s.exceptions.saveSync(entry) });
     }
   }
 
@@ -423,7 +426,7 @@ export class Correlator {
     const revised: QuickReport = { ...report, verdict };
     const alert: AlertRecord = { ...current, verdict, score: report.score, revision: revised.revision };
     this.storeRevision(alert, revised, current.verdict);
-    this.afterVerdict(alert, revised, tenantPolicy(this.store, entry.supportId));
+    this.afterVerdict(alert, revised, this.store.tenants.policy(entry.supportId));
     open.revision = revised.revision;
     open.verdict = verdict;
     this.stats.revisions++;
@@ -490,7 +493,7 @@ export class Correlator {
   /** Runs inside the flush transaction: the small writes (alerts, reports, commands...). */
   write(unit: FlushUnit): void {
     for (const w of unit.writes) {
-      if (w.db === 'alerts') this.store.alerts.putSync(w.key, w.value);
+      if (w.db === 'alerts') this.store.alerts.saveSync(w.value);
       else w.put(this.store);
     }
   }
@@ -507,9 +510,7 @@ export class Correlator {
       const entries = chunk;
       chunk = [];
       size = 0;
-      await this.store.deviceState.transaction(() => {
-        for (const [tmid, bytes] of entries) this.store.deviceState.putSync(tmid, bytes);
-      });
+      await this.store.shardState.putSnapshots(entries);
     };
     for (const [tmid, snap] of unit.snapshots) {
       const bytes = snapshotPackr.pack(snap);

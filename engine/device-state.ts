@@ -4,7 +4,8 @@
  * each process has events, and file provenance (which process created or
  * wrote each path, from where). Memory is bounded per device: ended processes
  * and old files are evicted first. The raw batch log stays the source of the
- * events themselves, so a report looks back as far as the log goes (7 days).
+ * events themselves; a report reads only those within 7 days before the
+ * detection (report-builder.ts, LOOK_BACK_MS).
  */
 import type { TrailEvent } from '../core/contracts.js';
 

@@ -49,6 +49,9 @@ export const SECTION_TITLES: Record<ReportSectionId, string> = {
 
 const MAIL_CLIENTS = new Set(['outlook.exe', 'thunderbird.exe', 'hxoutlook.exe', 'olk.exe', 'winmail.exe']);
 const SCRIPT_WRITERS = new Set(['powershell.exe', 'pwsh.exe', 'certutil.exe', 'bitsadmin.exe', 'mshta.exe', 'wscript.exe', 'cscript.exe', 'cmd.exe', 'curl.exe', 'rundll32.exe', 'regsvr32.exe']);
+/** How far before the detection a report reads the device's events (SPEC §4: 7 days). */
+export const LOOK_BACK_MS = 7 * 24 * 3600 * 1000;
+
 /** Bound on the evidence listed per section; the report says how many were left out. */
 const MAX_ITEMS_PER_SECTION = 500;
 
@@ -78,15 +81,19 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     event: e as Record<string, unknown>,
     ...(note === undefined ? {} : { note }),
   });
+  const detectedAt = detection.ts;
+  // The look-back bound: the device state may remember processes and files for longer
+  // (and the log may hold older batches), but a report only uses the last 7 days.
+  const lookBackFrom = detectedAt - LOOK_BACK_MS;
   const fetch = (ref: EventRef | undefined): TrailEvent | undefined => {
     if (ref === undefined) return undefined;
     const events = ctx.readBatch(ref.lsn);
-    return events === undefined ? undefined : eventAt(events, ref.seq);
+    const e = events === undefined ? undefined : eventAt(events, ref.seq);
+    return e === undefined || e.ts < lookBackFrom ? undefined : e;
   };
 
   const path = str(detection.path) ?? '';
   const sha256 = str(detection.sha256);
-  const detectedAt = detection.ts;
 
   // The detected process: the one the antivirus names, if it runs the file; else the latest run of that image.
   let detected: ProcNode | undefined = state.proc(str(detection.pg));
@@ -205,7 +212,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     const events = ctx.readBatch(lsn);
     if (events === undefined) continue;
     for (const e of events) {
-      if (typeof e.pg !== 'string' || !pgSet.has(foldKey(e.pg))) continue;
+      if (typeof e.pg !== 'string' || e.ts < lookBackFrom || !pgSet.has(foldKey(e.pg))) continue;
       switch (e.k) {
         case 'file.create':
         case 'file.write':

@@ -3,7 +3,8 @@
  * notifications: the verdict and why, then the eight sections with their
  * evidence (device, seq, time).
  */
-import type { AlertRecord, EvidenceItem, QuickReport, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, EvidenceItem, QuickReport } from '../core/contracts.js';
+import type { VerdictHistoryEntry } from '../storage/index.js';
 
 const EVENT_FIELDS = ['image', 'cmd', 'path', 'newPath', 'key', 'value', 'data', 'rip', 'rport', 'rhost', 'qname', 'answers', 'originUrl', 'sha256', 'signer', 'sig', 'size', 'action', 'threat'];
 
@@ -19,7 +20,7 @@ function describeItem(it: EvidenceItem): string {
   return `    #${it.ref.seq} ${iso(it.ref.ts)} ${it.ref.k}${fields ? ` ${fields}` : ''}${it.note ? `  (${it.note})` : ''}`;
 }
 
-export function renderReportText(alert: AlertRecord, report: QuickReport | undefined, verdicts: readonly VerdictChange[]): string {
+export function renderReportText(alert: AlertRecord, report: QuickReport | undefined, verdicts: readonly VerdictHistoryEntry[]): string {
   const lines: string[] = [
     `Alert ${alert.id}  ${alert.state.toUpperCase()}  verdict ${alert.verdict.toUpperCase()} (score ${alert.score})`,
     `Tenant ${alert.supportId}  device ${alert.computer} (${alert.tmid})`,
@@ -44,7 +45,7 @@ export function renderReportText(alert: AlertRecord, report: QuickReport | undef
   }
   if (verdicts.length > 0) {
     lines.push('', 'Verdict history:');
-    for (const v of verdicts) lines.push(`  rev ${v.revision} ${iso(v.at)} ${v.from ?? '-'} → ${v.to} by ${v.by}`);
+    for (const v of verdicts) lines.push(`  ${v.revision === null ? 'analyst' : `rev ${v.revision}`} ${iso(v.at)} ${v.from ?? '-'} → ${v.to} by ${v.by}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -6,14 +6,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
 import { inspectStore, openHotStore, type HotStore } from '../storage/index.js';
 import { INVALID_KIND, ShardCore } from './shard-core.js';
-import { workerOf } from './vshard.js';
+import { workerOf } from '../core/vshard.js';
 
 function eventsBytes(kinds: string[]): Uint8Array {
   return encode(kinds.map((k, i) => ({ ts: i, k, seq: i + 1 })));
 }
 
 async function commit(store: HotStore, lsn: number, tmid: string, bytes: Uint8Array): Promise<void> {
-  await store.commitBatches(
+  await store.log.commitBatches(
     [{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 1, n: 1, z: compress(bytes) } }],
     new Map(),
   );
@@ -41,7 +41,7 @@ describe('shard core', () => {
     const bytes = encode([{ k: 'proc.start' }, { k: 'proc.start' }, { k: 'net.dns' }, { nok: 1 }, 7, { k: 'x'.repeat(65) }]);
     core.processBatch(1, 'DEV-A', bytes);
     await core.flush();
-    expect(store.kindCounts.get('DEV-A')).toEqual({ 'proc.start': 2, 'net.dns': 1, [INVALID_KIND]: 3 });
+    expect(store.shardState.kindCounts('DEV-A')).toEqual({ 'proc.start': 2, 'net.dns': 1, [INVALID_KIND]: 3 });
     expect(core.stats.invalidEvents).toBe(3);
   });
 

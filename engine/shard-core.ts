@@ -20,7 +20,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { TrailEvent } from '../core/contracts.js';
 import type { HotStore } from '../storage/index.js';
 import type { Correlator } from './correlator.js';
-import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from './vshard.js';
+import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from '../core/vshard.js';
 
 /** Device snapshots written per flush while a snapshot round runs: bounds how long one flush keeps the shard busy. */
 const SNAPSHOTS_PER_FLUSH = 100;
@@ -87,15 +87,15 @@ export class ShardCore {
     let from = Number.POSITIVE_INFINITY;
     for (let v = 0; v < VIRTUAL_SHARDS; v++) {
       if (!this.owned[v]) continue;
-      const cp = this.store.checkpoints.get(v) ?? 0;
+      const cp = this.store.shardState.checkpoint(v);
       // Without a correlator no state is derived, so the state checkpoint follows the checkpoint.
-      const scp = this.correlator === undefined ? cp : Math.min(cp, this.store.stateCheckpoints.get(v) ?? 0);
+      const scp = this.correlator === undefined ? cp : Math.min(cp, this.store.shardState.stateCheckpoint(v));
       this.checkpointOf.set(v, cp);
       this.stateCheckpointOf.set(v, scp);
       if (scp < from) from = scp;
     }
     this.lastLsn = from === Number.POSITIVE_INFINITY ? 0 : from;
-    return this.catchUp(this.store.lastLsn());
+    return this.catchUp(this.store.log.lastLsn());
   }
 
   /** Processes, from the log, every owned batch in (lastLsn, upTo]. Returns how many it processed in full. */
@@ -105,7 +105,7 @@ export class ShardCore {
     // or the scan would end early and lastLsn would skip them for good.
     this.store.refreshReads();
     let processed = 0;
-    for (const { key, value } of this.store.batches.getRange({ start: this.lastLsn + 1, end: upTo + 1 })) {
+    for (const { key, value } of this.store.log.range(this.lastLsn + 1, upTo + 1)) {
       const vshard = virtualShardOf(value.tmid);
       if (!this.owned[vshard] || key <= (this.stateCheckpointOf.get(vshard) ?? 0)) continue;
       const full = key > (this.checkpointOf.get(vshard) ?? 0);
@@ -178,7 +178,7 @@ export class ShardCore {
   private advanceStateCheckpoints(lsn: number): void {
     for (let v = 0; v < VIRTUAL_SHARDS; v++) {
       if (this.owned[v] && (this.stateCheckpointOf.get(v) ?? 0) < lsn) {
-        this.store.stateCheckpoints.putSync(v, lsn);
+        this.store.shardState.setStateCheckpointSync(v, lsn);
         this.stateCheckpointOf.set(v, lsn);
       }
     }
@@ -203,17 +203,13 @@ export class ShardCore {
     }
     // A final flush (snapshot) takes the whole round at once; otherwise a slice per flush.
     const unit = correlator?.capture(snapshot ? Number.POSITIVE_INFINITY : SNAPSHOTS_PER_FLUSH);
-    const { kindCounts, checkpoints, stateCheckpoints } = this.store;
-    await this.store.checkpoints.transaction(() => {
-      for (const [tmid, kinds] of counts) {
-        const totals = { ...kindCounts.get(tmid) };
-        for (const [kind, delta] of kinds) totals[kind] = (totals[kind] ?? 0) + delta;
-        kindCounts.putSync(tmid, totals);
-      }
+    const { shardState } = this.store;
+    await this.store.transaction(() => {
+      for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
         if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {
-          checkpoints.putSync(v, lsn);
+          shardState.setCheckpointSync(v, lsn);
           this.checkpointOf.set(v, lsn);
         }
       }
@@ -223,7 +219,7 @@ export class ShardCore {
     // Snapshots go in short transactions of their own, then the state checkpoint that they make safe.
     if (unit !== undefined && unit.snapshots.size > 0) await this.correlator!.writeSnapshots(unit);
     const safe = correlator?.takeFinishedRound();
-    if (safe !== undefined) await stateCheckpoints.transaction(() => this.advanceStateCheckpoints(safe));
+    if (safe !== undefined) await this.store.transaction(() => this.advanceStateCheckpoints(safe));
     await this.store.flushed();
     if (unit !== undefined) this.correlator!.release(unit);
   }

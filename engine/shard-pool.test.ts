@@ -7,7 +7,7 @@ import { compress } from 'zstd-napi';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { createShardPool, type ShardPool } from './shard-pool.js';
-import { workerOf } from './vshard.js';
+import { workerOf } from '../core/vshard.js';
 
 /** A device id that the pool routes to worker `w` of `workers`. */
 function tmidOnWorker(w: number, workers: number): string {
@@ -51,7 +51,7 @@ describe('shard pool lag', () => {
     const tmid = tmidOnWorker(0, 2);
     for (let lsn = 1; lsn <= 20; lsn++) {
       const events = encode([{ ts: lsn, k: 'proc.start', seq: lsn }]);
-      await store.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: lsn, last: lsn, n: 1, z: compress(events) } }], new Map());
+      await store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: lsn, last: lsn, n: 1, z: compress(events) } }], new Map());
       pool.dispatch(lsn, tmid, new Uint8Array(events), 0);
     }
     // Right after dispatch worker 0 has not checkpointed all 20 (its lag is what it still owes).

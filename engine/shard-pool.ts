@@ -13,7 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
-import { workerOf } from './vshard.js';
+import { workerOf } from '../core/vshard.js';
 
 export interface ShardPoolOptions {
   workers: number;

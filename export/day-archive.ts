@@ -111,7 +111,7 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
         if (seen % YIELD_EVERY === 0) {
           if (options.signal?.aborted) throw abortError();
           await parquet?.drain();
-          store.batches.resetReadTxn();
+          store.refreshReads();
           options.onProgress?.({ phase: day, done: seen, total, bytes: zip?.bytesWritten ?? 0 });
         }
         const batch = batchInWindow(store, lsn, fromMs, toMs);
@@ -197,7 +197,7 @@ function manifestDevice(store: HotStore, d: DeviceAcc): ManifestDevice {
   const lastSeq = d.ranges[d.ranges.length - 1]?.[1] ?? 0;
   const gaps: [number, number][] = [];
   for (let i = 1; i < d.ranges.length; i++) gaps.push([d.ranges[i - 1]![1] + 1, d.ranges[i]![0] - 1]);
-  const trail = store.trails.get(d.tmid);
+  const trail = store.log.trail(d.tmid);
   const trailGapsBefore = trail === undefined ? [] : seqGaps(trail.ranges).filter(([from]) => from <= lastSeq).map(([from, to]): [number, number] => [from, Math.min(to, lastSeq)]);
   return { tmid: d.tmid, computer: d.computer, folder: d.folder, batches: d.batches, events: d.events, firstSeq, lastSeq, ranges: d.ranges, gaps, trailGapsBefore };
 }

@@ -62,25 +62,27 @@ describe('day close and retention', () => {
     const newer = await addBatch(t, A, simpleEvents(6, 5), { recvAt: toMs + 1000 });
     await close(toMs + GRACE);
     // Shards have checkpointed everything (recovery would not read these batches again).
-    for (let v = 0; v < 256; v++) {
-      await t.store.checkpoints.put(v, newer.lsn);
-      await t.store.stateCheckpoints.put(v, newer.lsn);
-    }
+    await t.store.transaction(() => {
+      for (let v = 0; v < 256; v++) {
+        t.store.shardState.setCheckpointSync(v, newer.lsn);
+        t.store.shardState.setStateCheckpointSync(v, newer.lsn);
+      }
+    });
     // Within the hot retention (8 days after the day ended) nothing moves.
     const beforeEdge = toMs + 8 * 86_400_000 - 1;
     await close(beforeEdge);
     let r = await applyRetention({ store: t.store, dataDir: t.dir, config, now: beforeEdge });
     expect(r.rolled.reduce((n, x) => n + x.batches, 0)).toBe(0);
-    expect(t.store.batches.get(old.lsn)).toBeDefined();
+    expect(t.store.log.batch(old.lsn)).toBeDefined();
 
     const afterEdge = toMs + 8 * 86_400_000;
     await close(afterEdge);
     r = await applyRetention({ store: t.store, dataDir: t.dir, config, now: afterEdge });
     expect(r.rolled).toEqual([{ supportId: 'EX0001', through: DAY, batches: 1, events: 5, complete: true }]);
-    expect(t.store.batches.get(old.lsn)).toBeUndefined();
-    expect(t.store.deviceBatches.get([A, old.lsn])).toBeUndefined();
-    expect(t.store.batchIds.get(old.id)).toEqual([old.lsn, A]);
-    expect(t.store.batches.get(newer.lsn)).toBeDefined();
+    expect(t.store.log.batch(old.lsn)).toBeUndefined();
+    expect(t.store.log.deviceLsns(A, 0, Number.MAX_SAFE_INTEGER)).not.toContain(old.lsn);
+    expect(t.store.log.batchIdOwner(old.id)).toEqual([old.lsn, A]);
+    expect(t.store.log.batch(newer.lsn)).toBeDefined();
     expect(readLedger(t.dir, 'EX0001').rolledThrough).toBe(DAY);
     // Exports made at the close (toMs + GRACE) expire 30 days later; the cold archive stays.
     expect(r.exportsExpired).toEqual([]);
@@ -105,7 +107,7 @@ describe('day close and retention', () => {
     // No checkpoints at all: shards would replay from the start.
     const r = await applyRetention({ store: t.store, dataDir: t.dir, config, now });
     expect(r.rolled).toEqual([{ supportId: 'EX0001', through: addDays(DAY, 1), batches: 0, events: 0, complete: false }]);
-    expect(t.store.batches.get(old.lsn)).toBeDefined();
+    expect(t.store.log.batch(old.lsn)).toBeDefined();
     expect(readLedger(t.dir, 'EX0001').rolledThrough).toBeNull();
   });
 

@@ -13,7 +13,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../core/logger.js';
-import { dropRawBatches, lsnReceivedAtOrAfter, lsnSafeToDrop, type HotStore } from '../storage/index.js';
+import type { HotStore } from '../storage/index.js';
 import { addDays, collectionDayOf, dayWindow, isValidDay } from './collection-day.js';
 import type { ExportConfig } from './config.js';
 import type { ExportProgress } from './day-archive.js';
@@ -73,10 +73,8 @@ export interface CloseDaysOptions {
 function oldestHotDay(store: HotStore, devices: readonly TenantDevice[]): string | undefined {
   let oldest = Number.POSITIVE_INFINITY;
   for (const d of devices) {
-    for (const key of store.deviceBatches.getKeys({ start: [d.tmid, 0], end: [d.tmid, Number.MAX_SAFE_INTEGER], limit: 1 })) {
-      const rec = store.batches.get(key[1]);
-      if (rec !== undefined && rec.recvAt < oldest) oldest = rec.recvAt;
-    }
+    const rec = store.log.oldestBatchOf(d.tmid);
+    if (rec !== undefined && rec.recvAt < oldest) oldest = rec.recvAt;
   }
   return oldest === Number.POSITIVE_INFINITY ? undefined : collectionDayOf(oldest);
 }
@@ -127,7 +125,7 @@ export async function closeFinishedDays(options: CloseDaysOptions): Promise<Clos
   const { store, dataDir, config, now } = options;
   const last = lastClosableDay(now, config.closeGraceMs);
   const oldestKept = addDays(collectionDayOf(now), -config.coldRetentionDays);
-  const supportIds = options.supportIds ?? [...store.tenants.getKeys({ snapshot: false })];
+  const supportIds = options.supportIds ?? store.tenants.ids();
   const closed: ClosedDay[] = [];
   let devices: Map<string, TenantDevice[]> | undefined;
   for (const supportId of supportIds) {
@@ -173,26 +171,26 @@ export async function applyRetention(options: { store: HotStore; dataDir: string
   const report: RetentionReport = { rolled: [], coldDeleted: [], exportsExpired: [] };
 
   const hotEdge = addDays(today, -config.hotRetentionDays - 1);
-  const safeLsn = lsnSafeToDrop(store);
+  const safeLsn = store.shardState.lsnSafeToDrop();
   let devices: Map<string, TenantDevice[]> | undefined;
-  for (const supportId of [...store.tenants.getKeys({ snapshot: false })]) {
+  for (const supportId of store.tenants.ids()) {
     const ledger = readLedger(dataDir, supportId);
     if (ledger.closedThrough === null) continue;
     const through = ledger.closedThrough < hotEdge ? ledger.closedThrough : hotEdge;
     if (ledger.rolledThrough !== null && through <= ledger.rolledThrough) continue;
     const receivedBefore = dayWindow(through).toMs;
     // Below this lsn every batch was received more than the slack before the edge: no need to read them.
-    const verifyFromLsn = lsnReceivedAtOrAfter(store, receivedBefore - LSN_WINDOW_SLACK_MS);
+    const verifyFromLsn = store.log.lsnReceivedAtOrAfter(receivedBefore - LSN_WINDOW_SLACK_MS);
     let batches = 0;
     let events = 0;
     devices ??= devicesByTenant(store);
     for (const device of devices.get(supportId) ?? []) {
-      const r = await dropRawBatches(store, device.tmid, { belowLsn: safeLsn + 1, receivedBefore, verifyFromLsn });
+      const r = await store.log.dropDeviceBatches(device.tmid, { belowLsn: safeLsn + 1, receivedBefore, verifyFromLsn });
       batches += r.batches;
       events += r.events;
     }
     // Complete when no batch received before the edge is above what the shards have checkpointed.
-    const complete = lsnReceivedAtOrAfter(store, receivedBefore) - 1 <= safeLsn;
+    const complete = store.log.lsnReceivedAtOrAfter(receivedBefore) - 1 <= safeLsn;
     if (complete) writeLedger(dataDir, { ...readLedger(dataDir, supportId), rolledThrough: through, updatedAt: now });
     report.rolled.push({ supportId, through, batches, events, complete });
     if (batches > 0) options.logger?.info({ supportId, through, batches, events, complete }, 'Raw batches of archived days left the hot store.');

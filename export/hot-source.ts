@@ -10,7 +10,7 @@
  */
 import { Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
-import { lsnReceivedAtOrAfter, type BatchRecord, type HotStore } from '../storage/index.js';
+import type { BatchRecord, HotStore } from '../storage/index.js';
 import { send15 } from './collection-day.js';
 import { safeFolderName } from './layout.js';
 import { buildInnerZip } from './zip-writer.js';
@@ -42,7 +42,7 @@ function byComputer(a: TenantDevice, b: TenantDevice): number {
  */
 export function devicesByTenant(store: HotStore): Map<string, TenantDevice[]> {
   const out = new Map<string, TenantDevice[]>();
-  for (const { value } of store.devices.getRange({ snapshot: false })) {
+  for (const value of store.devices.all()) {
     let list = out.get(value.supportId);
     if (list === undefined) out.set(value.supportId, (list = []));
     list.push({ tmid: value.tmid, computer: value.computer, folder: safeFolderName(value.computer, value.tmid) });
@@ -62,19 +62,17 @@ export interface HotBatch extends BatchRecord {
 
 /** lsn bounds [from, to) that contain every batch received in [fromMs, toMs), widened by the slack. */
 export function lsnWindow(store: HotStore, fromMs: number, toMs: number): { from: number; to: number } {
-  return { from: lsnReceivedAtOrAfter(store, fromMs - LSN_WINDOW_SLACK_MS), to: lsnReceivedAtOrAfter(store, toMs + LSN_WINDOW_SLACK_MS) };
+  return { from: store.log.lsnReceivedAtOrAfter(fromMs - LSN_WINDOW_SLACK_MS), to: store.log.lsnReceivedAtOrAfter(toMs + LSN_WINDOW_SLACK_MS) };
 }
 
 /** lsns of `tmid`'s batches inside an lsn window, ascending. */
 export function deviceLsns(store: HotStore, tmid: string, window: { from: number; to: number }): number[] {
-  const out: number[] = [];
-  for (const key of store.deviceBatches.getKeys({ start: [tmid, window.from], end: [tmid, window.to], snapshot: false })) out.push(key[1]);
-  return out;
+  return store.log.deviceLsns(tmid, window.from, window.to);
 }
 
 /** The batch at `lsn` when it was received in [fromMs, toMs). */
 export function batchInWindow(store: HotStore, lsn: number, fromMs: number, toMs: number): HotBatch | undefined {
-  const rec = store.batches.get(lsn);
+  const rec = store.log.batch(lsn);
   if (rec === undefined || rec.recvAt < fromMs || rec.recvAt >= toMs) return undefined;
   return { ...rec, lsn };
 }

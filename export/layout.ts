@@ -16,7 +16,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { dirname, join } from 'node:path';
 import { isValidDay } from './collection-day.js';
 
-/** Support IDs are path components here (storage/registry.ts enforces the same rule at creation). */
+/** Support IDs are path components here (storage/tenants.ts enforces the same rule at creation). */
 export const SUPPORT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 export function coldRoot(dataDir: string): string {

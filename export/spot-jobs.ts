@@ -108,7 +108,7 @@ class DayCopier {
     this.done++;
     if (this.done % YIELD_EVERY !== 0) return;
     if (this.options.signal?.aborted) throw abortError();
-    this.store.batches.resetReadTxn();
+    this.store.refreshReads();
     this.options.onProgress?.({ phase, done: this.done, total: this.total, bytes: zip.bytesWritten });
     await new Promise<void>((r) => setImmediate(r));
   }
@@ -224,10 +224,8 @@ export async function buildSpot1y(store: HotStore, options: SpotOptions & { tmid
   const ledger = readLedger(options.dataDir, options.supportId);
   let start = ledger.closedThrough === null ? undefined : addDays(ledger.closedThrough, 1);
   if (start === undefined) {
-    for (const key of store.deviceBatches.getKeys({ start: [device.tmid, 0], end: [device.tmid, Number.MAX_SAFE_INTEGER], limit: 1 })) {
-      const rec = store.batches.get(key[1]);
-      if (rec !== undefined) start = collectionDayOf(rec.recvAt);
-    }
+    const oldest = store.log.oldestBatchOf(device.tmid);
+    if (oldest !== undefined) start = collectionDayOf(oldest.recvAt);
   }
   if (start !== undefined) {
     for (let day = start < oldest ? oldest : start; day <= today; day = addDays(day, 1)) {

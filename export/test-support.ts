@@ -38,7 +38,7 @@ export function openTestStore(prefix = 'kiseki-export-'): TestStore {
 }
 
 export async function addTenant(t: TestStore, supportId: string): Promise<void> {
-  await t.store.tenants.put(supportId, { supportId, name: `Tenant ${supportId}`, enrollKeyHash: '0'.repeat(64), createdAt: 0 });
+  await t.store.tenants.save({ supportId, name: `Tenant ${supportId}`, enrollKeyHash: '0'.repeat(64), createdAt: 0 });
 }
 
 export async function addDevice(t: TestStore, supportId: string, tmid: string, computer: string): Promise<void> {
@@ -55,7 +55,7 @@ export async function addDevice(t: TestStore, supportId: string, tmid: string, c
     lastSeen: 0,
     connected: false,
   };
-  await t.store.devices.put(tmid, device);
+  await t.store.devices.save(device);
 }
 
 let idCounter = 0;
@@ -91,7 +91,7 @@ export async function addBatch(
   const id = times.id ?? batchId();
   const first = (events[0]?.seq as number | undefined) ?? 0;
   const last = (events[events.length - 1]?.seq as number | undefined) ?? 0;
-  const prev = t.trails.get(tmid) ?? t.store.trails.get(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
+  const prev = t.trails.get(tmid) ?? t.store.log.trail(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
   const trail: TrailState = {
     ranges: events.length > 0 ? addSeqRange(prev.ranges, first, last) : prev.ranges,
     batches: prev.batches + 1,
@@ -100,7 +100,7 @@ export async function addBatch(
     lastBatchAt: times.recvAt,
   };
   t.trails.set(tmid, trail);
-  await t.store.commitBatches(
+  await t.store.log.commitBatches(
     [{ lsn, record: { tmid, id, sentAt: times.sentAt ?? times.recvAt - 1000, recvAt: times.recvAt, first, last, n: events.length, z: compress(encode(events)) } }],
     new Map([[tmid, trail]]),
   );

@@ -78,7 +78,7 @@ describe('agent server', () => {
     expect(report.batchIds).toBe(2);
     expect(report.events).toBe(13);
     expect(report.seqGaps).toBe(0);
-    expect(h.store.trails.get(tmid)!.ranges).toEqual([[1, 13]]);
+    expect(h.store.log.trail(tmid)!.ranges).toEqual([[1, 13]]);
     expect(h.dispatched.map((d) => d.tmid)).toEqual([tmid, tmid]);
     agent.close();
   });
@@ -89,7 +89,7 @@ describe('agent server', () => {
     agent.send(makeBatch(11, 5));
     await agent.next();
     await agent.next();
-    expect(h.store.trails.get(tmid)!.ranges).toEqual([
+    expect(h.store.log.trail(tmid)!.ranges).toEqual([
       [1, 5],
       [11, 15],
     ]);
@@ -105,7 +105,7 @@ describe('agent server', () => {
     agent.send({ t: 'hb' });
     await agent.next();
     await h.store.flushed();
-    expect(h.store.inventory.get(tmid)).toMatchObject({ model: 'ThinkPad X1' });
+    expect(h.store.devices.inventory(tmid)).toMatchObject({ model: 'ThinkPad X1' });
     agent.close();
   });
 

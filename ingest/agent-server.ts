@@ -16,18 +16,7 @@ import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import {
-  appendAudit,
-  authenticateDevice,
-  enrollDevice,
-  pendingCommands,
-  readCommand,
-  tenantForEnrollKey,
-  updateCommand,
-  type CommandRecord,
-  type DeviceRecord,
-  type HotStore,
-} from '../storage/index.js';
+import type { CommandRecord, DeviceRecord, HotStore } from '../storage/index.js';
 import type { BatchCommitter, CommitOutcome } from './batch-committer.js';
 import { checkBatchEnvelope, commandResultSchema, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
 import { scanFrame, type FrameEnvelope } from './frame-scanner.js';
@@ -162,7 +151,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (session.state === 'closed') return;
     session.state = 'ready';
     session.device = { tmid: device.tmid, supportId: device.supportId };
-    const trail = store.trails.get(device.tmid);
+    const trail = store.log.trail(device.tmid);
     const last = trail?.ranges[trail.ranges.length - 1];
     send(ws, {
       t: 'welcome',
@@ -177,25 +166,18 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     deliverCommands(device.tmid);
   }
 
-  /** Sends queued (and sent but unacknowledged) commands; expires the stale ones. */
+  /** Sends queued (and sent but unacknowledged) commands; the commands module expires the stale ones. */
   function deliverCommands(tmid: string): void {
     const ws = live.get(tmid);
     if (ws === undefined || ws.getUserData().state !== 'ready') return;
-    const now = clock.now();
-    for (const c of pendingCommands(store, tmid)) {
-      if (c.expiresAt <= now) {
-        void updateCommand(store, c.id, { state: 'expired', at: now });
-        continue;
-      }
-      send(ws, { t: 'cmd', id: c.id, kind: c.kind, args: c.args });
-      if (c.state === 'queued') void updateCommand(store, c.id, { state: 'sent', at: now });
-    }
+    store.commands.deliver(tmid, clock.now(), (c) => send(ws, { t: 'cmd', id: c.id, kind: c.kind, args: c.args }));
   }
 
   function applyCommandResult(device: SessionDevice, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
     const now = clock.now();
-    void updateCommand(store, command.id, { state: status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) }).then(() =>
-      appendAudit(store, {
+    const outcome = { status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) };
+    void store.commands.recordOutcome(command.id, outcome).then(() =>
+      store.identity.appendAudit({
         at: now,
         actor: `agent:${device.tmid}`,
         role: 'system',
@@ -206,14 +188,6 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
       }),
     );
-    if (status !== 'done' || (command.kind !== 'isolate' && command.kind !== 'release')) return;
-    const allow = Array.isArray(command.args.allow) ? (command.args.allow as { cidr: string; port?: number }[]) : [];
-    void store.isolation.put(device.tmid, {
-      state: command.kind === 'isolate' ? 'isolated' : 'released',
-      since: now,
-      allow: command.kind === 'isolate' ? allow : [],
-      commandId: command.id,
-    });
   }
 
   function onCommandResult(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
@@ -226,7 +200,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     const parsed = commandResultSchema.safeParse(raw);
     if (!parsed.success) return rejectWith(ws, rejectionFromZod(parsed.error, raw));
     const device = ws.getUserData().device!;
-    const command = readCommand(store, parsed.data.id);
+    const command = store.commands.get(parsed.data.id);
     if (command === undefined || command.tmid !== device.tmid) {
       return reject(ws, 'invalid_field', 'No command with this id was sent to this device.', 'id');
     }
@@ -244,7 +218,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       lastSeen: now,
       connected: true,
     };
-    void store.devices.put(device.tmid, updated);
+    void store.devices.update(updated);
     return updated;
   }
 
@@ -269,7 +243,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (hello.tmid !== undefined || hello.token !== undefined) {
       if (hello.tmid === undefined) return reject(ws, 'missing_field', 'Field tmid is required with a token.', 'tmid');
       if (hello.token === undefined) return reject(ws, 'missing_field', 'Field token is required with a tmid.', 'token');
-      const device = authenticateDevice(store, hello.tmid, hello.token);
+      const device = store.devices.authenticate(hello.tmid, hello.token);
       if (device === undefined) return reject(ws, 'auth_failed', 'Unknown TMID or wrong token.');
       seen.set(device.tmid, now);
       return welcome(ws, markConnected(device, hello, now));
@@ -277,11 +251,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (hello.enrollKey === undefined) {
       return reject(ws, 'missing_field', 'Field enrollKey is required for a device without tmid and token.', 'enrollKey');
     }
-    const tenant = tenantForEnrollKey(store, hello.enrollKey);
+    const tenant = store.tenants.forEnrollKey(hello.enrollKey);
     if (tenant === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
     session.state = 'authenticating';
     const facts = { computer: hello.computer, agentVersion: hello.agentVersion, os: hello.os, ips: hello.ips, macs: hello.macs };
-    enrollDevice(store, tenant, facts, now).then(
+    store.devices.enroll(tenant, facts, now).then(
       ({ device, token }) => {
         metrics.ingestEnrollmentsTotal.inc();
         log.info({ tmid: device.tmid, supportId: tenant.supportId, computer: device.computer }, 'Device enrolled.');
@@ -342,7 +316,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
     const { t: _t, ...inventory } = raw as Record<string, unknown>;
     const device = ws.getUserData().device!;
-    void store.inventory.put(device.tmid, { ...inventory, receivedAt: clock.now() });
+    void store.devices.setInventory(device.tmid, { ...inventory, receivedAt: clock.now() });
   }
 
   function onMessage(ws: uWS.WebSocket<Session>, message: ArrayBuffer, isBinary: boolean): void {
@@ -426,7 +400,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         seen.delete(device.tmid);
         if (live.get(device.tmid) === ws) live.delete(device.tmid);
         const current = store.devices.get(device.tmid);
-        if (current !== undefined) void store.devices.put(device.tmid, { ...current, connected: false, lastSeen: clock.now() });
+        if (current !== undefined) void store.devices.update({ ...current, connected: false, lastSeen: clock.now() });
       }
     },
   });
@@ -459,7 +433,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
       const current = store.devices.get(tmid);
-      if (current !== undefined && current.lastSeen < at) void store.devices.put(tmid, { ...current, lastSeen: at });
+      if (current !== undefined && current.lastSeen < at) void store.devices.update({ ...current, lastSeen: at });
     }
   }, 5_000);
 

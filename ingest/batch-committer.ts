@@ -69,7 +69,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   const { store, sink, clock, metrics } = options;
   const log = options.logger.child({ component: 'batch-committer' });
   const zstdParams = { compressionLevel: options.zstdLevel };
-  let nextLsn = store.lastLsn() + 1;
+  let nextLsn = store.log.lastLsn() + 1;
   let lastCompletedLsn = nextLsn - 1;
   const pendingById = new Map<string, PendingBatch>();
   /** Trail states of devices seen since start, so ranges merge without a read per batch. */
@@ -83,7 +83,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   function trailOf(tmid: string): TrailState {
     let t = trailCache.get(tmid);
     if (t === undefined) {
-      t = store.trails.get(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
+      t = store.log.trail(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
       trailCache.set(tmid, t);
     }
     return t;
@@ -124,7 +124,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     inFlight.push(group);
     const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
     const stopTimer = metrics.ingestCommitSeconds.startTimer();
-    store.commitBatches(toCommit, trails).then(
+    store.log.commitBatches(toCommit, trails).then(
       () => {
         stopTimer();
         group.ok = true;
@@ -156,7 +156,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         pending.callbacks.push((outcome) => callback(outcome === 'stored' ? 'duplicate' : outcome));
         return;
       }
-      const existing = store.batchIds.get(batch.id);
+      const existing = store.log.batchIdOwner(batch.id);
       if (existing !== undefined) {
         if (existing[1] !== batch.tmid) return callback('conflict');
         metrics.ingestBatchesTotal.inc({ result: 'duplicate' });

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { addSeqRange, openHotStore, seqGaps } from './hot-store.js';
-import { authenticateDevice, createTenant, enrollDevice, tenantForEnrollKey } from './registry.js';
+import { openHotStore } from './hot-store.js';
+import { addSeqRange, seqGaps } from './log.js';
 
 describe('seq ranges', () => {
   type Case = [ranges: [number, number][], first: number, last: number, expected: [number, number][]];
@@ -34,27 +34,23 @@ describe('hot store', () => {
     try {
       const store = openHotStore({ dataDir: dir });
       const rec = (id: string, first: number) => ({ tmid: 'D1', id, sentAt: 1, recvAt: 2, first, last: first, n: 1, z: new Uint8Array([1, 2, 3]) });
-      await store.commitBatches(
+      await store.log.commitBatches(
         [
           { lsn: 1, record: rec('a'.repeat(32), 1) },
           { lsn: 2, record: rec('b'.repeat(32), 2) },
         ],
         new Map([['D1', { ranges: [[1, 2]], batches: 2, events: 2, lastLsn: 2, lastBatchAt: 2 }]]),
       );
-      await store.commitBatches([{ lsn: 10, record: rec('c'.repeat(32), 3) }], new Map());
-      expect(store.lastLsn()).toBe(10);
-      expect([...store.deviceBatches.getKeys({ start: ['D1'], end: ['D1', Infinity] })]).toEqual([
-        ['D1', 1],
-        ['D1', 2],
-        ['D1', 10],
-      ]);
-      expect(store.batchIds.get('b'.repeat(32))).toEqual([2, 'D1']);
-      expect(Buffer.from(store.batches.get(10)!.z)).toEqual(Buffer.from([1, 2, 3]));
+      await store.log.commitBatches([{ lsn: 10, record: rec('c'.repeat(32), 3) }], new Map());
+      expect(store.log.lastLsn()).toBe(10);
+      expect(store.log.deviceLsns('D1', 0, Number.MAX_SAFE_INTEGER)).toEqual([1, 2, 10]);
+      expect(store.log.batchIdOwner('b'.repeat(32))).toEqual([2, 'D1']);
+      expect(Buffer.from(store.log.batch(10)!.z)).toEqual(Buffer.from([1, 2, 3]));
       await store.close();
       // Reopened, everything is still there.
       const again = openHotStore({ dataDir: dir });
-      expect(again.lastLsn()).toBe(10);
-      expect(again.trails.get('D1')!.ranges).toEqual([[1, 2]]);
+      expect(again.log.lastLsn()).toBe(10);
+      expect(again.log.trail('D1')!.ranges).toEqual([[1, 2]]);
       await again.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -65,16 +61,16 @@ describe('hot store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kiseki-store-'));
     try {
       const store = openHotStore({ dataDir: dir });
-      const { tenant, enrollKey } = await createTenant(store, { supportId: 'S-1', name: 'Acme', now: 1 });
-      await expect(createTenant(store, { supportId: 'S-1', name: 'Other', now: 2 })).rejects.toMatchObject({ code: 'ERR_TENANT_EXISTS' });
-      await expect(createTenant(store, { supportId: '../x', name: 'Bad', now: 2 })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' });
-      expect(tenantForEnrollKey(store, enrollKey)?.supportId).toBe('S-1');
-      expect(tenantForEnrollKey(store, 'kek_other')).toBeUndefined();
+      const { tenant, enrollKey } = await store.tenants.create({ supportId: 'S-1', name: 'Acme', now: 1 });
+      await expect(store.tenants.create({ supportId: 'S-1', name: 'Other', now: 2 })).rejects.toMatchObject({ code: 'ERR_TENANT_EXISTS' });
+      await expect(store.tenants.create({ supportId: '../x', name: 'Bad', now: 2 })).rejects.toMatchObject({ code: 'ERR_INVALID_INPUT' });
+      expect(store.tenants.forEnrollKey(enrollKey)?.supportId).toBe('S-1');
+      expect(store.tenants.forEnrollKey('kek_other')).toBeUndefined();
       expect(JSON.stringify(store.tenants.get('S-1'))).not.toContain(enrollKey);
-      const { device, token } = await enrollDevice(store, tenant, { computer: 'PC', agentVersion: '1', os: 'Win', ips: [], macs: [] }, 5);
-      expect(authenticateDevice(store, device.tmid, token)?.tmid).toBe(device.tmid);
-      expect(authenticateDevice(store, device.tmid, token + 'x')).toBeUndefined();
-      expect(authenticateDevice(store, 'nope', token)).toBeUndefined();
+      const { device, token } = await store.devices.enroll(tenant, { computer: 'PC', agentVersion: '1', os: 'Win', ips: [], macs: [] }, 5);
+      expect(store.devices.authenticate(device.tmid, token)?.tmid).toBe(device.tmid);
+      expect(store.devices.authenticate(device.tmid, token + 'x')).toBeUndefined();
+      expect(store.devices.authenticate('nope', token)).toBeUndefined();
       await store.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });

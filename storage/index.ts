@@ -1,28 +1,46 @@
-/** Public surface of storage/: the LMDB hot store, tenant and device registry, read models. */
-export { openHotStore, addSeqRange, seqGaps } from './hot-store.js';
-export type { HotStore, HotStoreOptions, TenantRecord, DeviceRecord, TrailState, BatchRecord, BatchToCommit } from './hot-store.js';
-export { createTenant, tenantForEnrollKey, enrollDevice, authenticateDevice, sha256Hex, newTmid } from './registry.js';
-export type { DeviceFacts } from './registry.js';
+/**
+ * Public surface of storage/: the hot store with its repositories, the
+ * record types they hand out, and the pure helpers around them. The raw
+ * tables (tables.ts) are deliberately not exported.
+ */
+export { openHotStore } from './hot-store.js';
+export type { HotStore, HotStoreOptions } from './hot-store.js';
+export type {
+  AlertComment,
+  AnalystVerdict,
+  AuditRecord,
+  BatchRecord,
+  BatchToCommit,
+  CommandKind,
+  CommandRecord,
+  CommandState,
+  DedupEntry,
+  DeviceFacts,
+  DeviceIsolation,
+  DeviceRecord,
+  EffectiveAlert,
+  Role,
+  SessionRecord,
+  TenantRecord,
+  TrailState,
+  UserRecord,
+  VerdictHistoryEntry,
+} from './records.js';
+export { DEFAULT_TENANT_POLICY } from './tenants.js';
+export type { TenantRepository } from './tenants.js';
+export { newTmid } from './devices.js';
+export type { DeviceRepository } from './devices.js';
+export { dedupApplies, dedupFileKey } from './alerts.js';
+export type { AlertRepository, AlertView, AlertCursor } from './alerts.js';
+export { newCommandId } from './commands.js';
+export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
+export { matchException, newExceptionId } from './exceptions.js';
+export type { ExceptionRepository } from './exceptions.js';
+export { checkPasswordRule, verifyPassword, MAX_FAILED_LOGINS, LOCKOUT_MS } from './identity.js';
+export type { IdentityRepository, LoginResult, AuditCursor } from './identity.js';
+export { addSeqRange, seqGaps } from './log.js';
+export type { LogRepository, DropResult } from './log.js';
+export type { ShardStateRepository } from './shard-state.js';
+export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export type { InspectReport } from './inspect.js';
-export { DEFAULT_TENANT_POLICY, tenantPolicy, setTenantPolicy, addException, listExceptions, matchException, readAlert, listAlerts, newExceptionId } from './policy.js';
-export type { AlertView } from './policy.js';
-export type { DeviceIsolation, AlertComment, AnalystVerdict } from './hot-store.js';
-export {
-  createUser,
-  verifyLogin,
-  setPassword,
-  createSession,
-  resolveSession,
-  revokeSession,
-  appendAudit,
-  checkPasswordRule,
-  verifyPassword,
-  MAX_FAILED_LOGINS,
-  LOCKOUT_MS,
-} from './identity.js';
-export type { Role, UserRecord, SessionRecord, AuditRecord, LoginResult } from './identity.js';
-export { queueCommand, readCommand, deviceCommands, updateCommand, pendingCommands, newCommandId } from './commands.js';
-export type { CommandRecord, CommandKind, CommandState } from './commands.js';
-export { lsnReceivedAtOrAfter, lsnSafeToDrop, dropRawBatches } from './retention.js';
-export type { DropResult } from './retention.js';

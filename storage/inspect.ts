@@ -6,7 +6,7 @@
  * never block the writer).
  */
 import type { HotStore } from './hot-store.js';
-import { seqGaps } from './hot-store.js';
+import { seqGaps } from './log.js';
 
 export interface InspectReport {
   tenants: number;
@@ -34,35 +34,34 @@ export function inspectStore(store: HotStore): InspectReport {
   let events = 0;
   let missing = 0;
   const seqGapDevices: InspectReport['seqGapDevices'] = [];
-  for (const { key, value } of store.trails.getRange()) {
-    events += value.events;
-    const gaps = seqGaps(value.ranges);
+  for (const { tmid, trail } of store.log.trails()) {
+    events += trail.events;
+    const gaps = seqGaps(trail.ranges);
     if (gaps.length > 0) {
       for (const [from, to] of gaps) missing += to - from + 1;
-      if (seqGapDevices.length < 100) seqGapDevices.push({ tmid: key, gaps });
+      if (seqGapDevices.length < 100) seqGapDevices.push({ tmid, gaps });
     }
   }
   const eventsByKind: Record<string, number> = {};
   let eventsProcessed = 0;
-  for (const { value } of store.kindCounts.getRange()) {
-    for (const [kind, n] of Object.entries(value)) {
+  for (const counts of store.shardState.allKindCounts()) {
+    for (const [kind, n] of Object.entries(counts)) {
       eventsByKind[kind] = (eventsByKind[kind] ?? 0) + n;
       eventsProcessed += n;
     }
   }
-  let minCheckpoint = Number.POSITIVE_INFINITY;
-  for (const { value } of store.checkpoints.getRange()) if (value < minCheckpoint) minCheckpoint = value;
+  const { batches, batchIds } = store.log.counts();
   return {
-    tenants: store.tenants.getCount(),
-    devices: store.devices.getCount(),
-    batches: store.batches.getCount(),
-    batchIds: store.batchIds.getCount(),
+    tenants: store.tenants.count(),
+    devices: store.devices.count(),
+    batches,
+    batchIds,
     events,
     eventsByKind,
     eventsProcessed,
     seqGaps: missing,
     seqGapDevices,
-    lastLsn: store.lastLsn(),
-    minCheckpoint: minCheckpoint === Number.POSITIVE_INFINITY ? 0 : minCheckpoint,
+    lastLsn: store.log.lastLsn(),
+    minCheckpoint: store.shardState.minCheckpoint(),
   };
 }

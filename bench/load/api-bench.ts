@@ -15,7 +15,7 @@ import { parseFlags } from '../../core/cli-flags.js';
 import { systemClock } from '../../core/clock.js';
 import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
-import { createSession, createTenant, createUser, openHotStore, sha256Hex } from '../../storage/index.js';
+import { openHotStore, sha256Hex, type DeviceRecord } from '../../storage/index.js';
 import { KisekiError } from '../../core/errors.js';
 
 const { values: flags } = parseFlags(process.argv.slice(2), {
@@ -34,12 +34,12 @@ const dir = mkdtempSync(join(tmpdir(), 'kiseki-api-bench-'));
 const store = openHotStore({ dataDir: dir });
 try {
   const now = Date.now();
-  await createTenant(store, { supportId: 'BENCH', name: 'Bench', now });
+  await store.tenants.create({ supportId: 'BENCH', name: 'Bench', now });
   // One transaction for the fleet: enrollment one by one would measure fsyncs, not the API.
-  await store.devices.transaction(() => {
-    for (let i = 0; i < devices; i++) {
-      const tmid = `${i.toString(16).padStart(8, '0').toUpperCase()}-0000-4000-8000-000000000000`;
-      store.devices.putSync(tmid, {
+  const fleet: DeviceRecord[] = [];
+  for (let i = 0; i < devices; i++) {
+    const tmid = `${i.toString(16).padStart(8, '0').toUpperCase()}-0000-4000-8000-000000000000`;
+    fleet.push({
         tmid,
         supportId: 'BENCH',
         computer: `PC-${String(i).padStart(5, '0')}`,
@@ -51,13 +51,12 @@ try {
         firstSeen: now,
         lastSeen: now,
         connected: i % 3 !== 0,
-      });
-      store.tenantDevices.putSync(['BENCH', tmid], now);
-    }
-  });
+    });
+  }
+  await store.devices.saveAll(fleet);
   const role = values.role === 'admin' ? 'admin' : 'operator';
-  await createUser(store, { id: 'bench.user', role, supportId: role === 'admin' ? 'BENCH' : null, password: 'bench-pass', now, mustChangePassword: false });
-  const token = await createSession(store, 'bench.user', 'token', now, 3_600_000);
+  await store.identity.createUser({ id: 'bench.user', role, supportId: role === 'admin' ? 'BENCH' : null, password: 'bench-pass', now, mustChangePassword: false });
+  const token = await store.identity.createSession('bench.user', 'token', now, 3_600_000);
   const app = createHttpApp({
     metrics: createMetrics({ defaultMetrics: false }),
     health: { problems: () => [], details: () => ({}) },

@@ -8,7 +8,7 @@
  * or the run failed; 64 usage error; 130 interrupted.
  */
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
@@ -56,22 +56,27 @@ function num(values: Readonly<Record<string, unknown>>, name: string): number | 
   return n;
 }
 
-/** Runs the compiled micro benchmarks (dist/bench/micro/*.bench.js), optionally only those whose name contains `filter`. */
+/**
+ * Runs the compiled micro benchmarks (dist/bench/micro/*.bench.js and
+ * dist/storage/*.bench.js), optionally only those whose name contains `filter`.
+ */
 async function runMicro(filter: string | undefined, outDir: string | undefined): Promise<number> {
   const paths = benchPaths();
-  let files: string[];
-  try {
-    files = readdirSync(paths.microDistDir).filter((f) => f.endsWith('.bench.js') && (filter === undefined || f.includes(filter)));
-  } catch {
-    throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: paths.microDistDir });
+  const files: string[] = [];
+  for (const dir of [paths.microDistDir, paths.storageDistDir]) {
+    try {
+      for (const f of readdirSync(dir)) if (f.endsWith('.bench.js') && (filter === undefined || f.includes(filter))) files.push(join(dir, f));
+    } catch {
+      throw new KisekiError('ERR_BENCH_FAILED', { reason: 'not built: run npm run build first', missing: dir });
+    }
   }
   if (files.length === 0) throw usageError(`no micro benchmark matches ${filter ?? '*'}`);
   const { writeMicroResults } = await import('../micro/micro-report.js');
   const all = [];
-  for (const f of files.sort()) {
-    const mod = (await import(pathToFileURL(join(paths.microDistDir, f)).href)) as { runBench?: () => Promise<unknown> };
+  for (const f of files.sort((a, b) => (basename(a) < basename(b) ? -1 : basename(a) > basename(b) ? 1 : 0))) {
+    const mod = (await import(pathToFileURL(f).href)) as { runBench?: () => Promise<unknown> };
     if (typeof mod.runBench !== 'function') continue;
-    process.stderr.write(`[micro] ${f}\n`);
+    process.stderr.write(`[micro] ${basename(f)}\n`);
     all.push(await mod.runBench());
   }
   const file = writeMicroResults(all as Parameters<typeof writeMicroResults>[0], outDir ?? paths.resultsDir);

@@ -27,6 +27,8 @@ export interface BenchPaths {
   resultsDir: string;
   /** bench/micro in dist (compiled micro benchmarks). */
   microDistDir: string;
+  /** storage in dist: its LMDB key-layout benchmark lives beside the tables, the only place lmdb is imported. */
+  storageDistDir: string;
 }
 
 /** Resolves the benchmark's paths from the location of this module. */
@@ -44,6 +46,7 @@ export function benchPaths(): BenchPaths {
     scenariosDir: resolve(root, 'bench/load/scenarios'),
     resultsDir: resolve(root, 'bench/results'),
     microDistDir: resolve(dist, 'bench/micro'),
+    storageDistDir: resolve(dist, 'storage'),
   };
 }
 

@@ -38,12 +38,12 @@ const MAP_SIZE = 8 * 1024 * 1024 * 1024;
 
 async function fill(dir: string, agents: number, perAgent: number): Promise<{ events: number; batches: number; lmdbBytes: number }> {
   const store = openHotStore({ dataDir: dir, mapSizeBytes: MAP_SIZE });
-  await store.tenants.put('BENCH01', { supportId: 'BENCH01', name: 'bench', enrollKeyHash: '0'.repeat(64), createdAt: 0 });
+  await store.tenants.save({ supportId: 'BENCH01', name: 'bench', enrollKeyHash: '0'.repeat(64), createdAt: 0 });
   const { fromMs } = dayWindow(DAY);
   const gens = Array.from({ length: agents }, (_, a) => createTrailGenerator({ seed: a + 1, computer: `PC-${String(a).padStart(4, '0')}` }));
   const tmids = gens.map((_, a) => `${a.toString(16).padStart(8, '0').toUpperCase()}-0000-4000-8000-000000000000`);
   for (let a = 0; a < agents; a++) {
-    await store.devices.put(tmids[a]!, { tmid: tmids[a]!, supportId: 'BENCH01', computer: `PC-${String(a).padStart(4, '0')}`, agentVersion: '1', os: 'Windows 11', ips: [], macs: [], tokenHash: '0'.repeat(64), firstSeen: 0, lastSeen: 0, connected: false });
+    await store.devices.save({ tmid: tmids[a]!, supportId: 'BENCH01', computer: `PC-${String(a).padStart(4, '0')}`, agentVersion: '1', os: 'Windows 11', ips: [], macs: [], tokenHash: '0'.repeat(64), firstSeen: 0, lastSeen: 0, connected: false });
   }
   const rounds = Math.ceil(perAgent / BATCH);
   // Spread the batches over the collection day, round by round across agents (as they arrive).
@@ -63,13 +63,13 @@ async function fill(dir: string, agents: number, perAgent: number): Promise<{ ev
       group.push({ lsn: lsn++, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: at - 800, recvAt: at, first, last: first + BATCH - 1, n: BATCH, z: compress(encode(evs), { compressionLevel: 1 }) } });
       events += BATCH;
       if (group.length === 250) {
-        await store.commitBatches(group, new Map());
+        await store.log.commitBatches(group, new Map());
         group = [];
       }
     }
-    if (group.length > 0) await store.commitBatches(group, new Map());
+    if (group.length > 0) await store.log.commitBatches(group, new Map());
   }
-  await store.commitBatches([], trails);
+  await store.log.commitBatches([], trails);
   await store.close();
   return { events, batches: lsn - 1, lmdbBytes: statSync(join(dir, 'kiseki.lmdb')).size + statSync(join(dir, 'log.lmdb')).size };
 }

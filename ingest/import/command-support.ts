@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { COMMON_FLAGS, parseFlags as parseCliFlags, requireFlag as requireCliFlag, usageError, type FlagSpecs, type ParsedFlags } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
-import { authenticateDevice, enrollDevice, openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
+import { openHotStore, type DeviceRecord, type HotStore, type TenantRecord } from '../../storage/index.js';
 import type { HelloFacts } from './import-client.js';
 import { acquireImportLock, findIdentity, loadIdentities, saveIdentities, type ImportIdentity } from './import-identities.js';
 
@@ -97,15 +97,15 @@ export async function resolveDevice(store: HotStore, dataDir: string, tenant: Te
   const identities = loadIdentities(dataDir);
   const known = findIdentity(identities, tenant.supportId, computer);
   if (known !== undefined) {
-    const device = authenticateDevice(store, known.tmid, known.token);
+    const device = store.devices.authenticate(known.tmid, known.token);
     if (device !== undefined && device.supportId === tenant.supportId) return { identity: known, device, enrolled: false };
   }
-  const { device, token } = await enrollDevice(store, tenant, factsFor(computer), now);
+  const { device, token } = await store.devices.enroll(tenant, factsFor(computer), now);
   const identity: ImportIdentity = { supportId: tenant.supportId, computer: computer.trim(), tmid: device.tmid, token, createdAt: now };
   saveIdentities(dataDir, [...identities.filter((i) => i !== known), identity]);
   const want = computer.trim().toUpperCase();
   let other: DeviceRecord | undefined;
-  for (const { value } of store.devices.getRange()) {
+  for (const value of store.devices.scan()) {
     if (value.supportId === tenant.supportId && value.tmid !== device.tmid && value.computer.trim().toUpperCase() === want) {
       other = value;
       break;

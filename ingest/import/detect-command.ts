@@ -8,14 +8,14 @@
  * look-back counted from `--at`.
  */
 import { createHash } from 'node:crypto';
-import { alertIdFor } from '../../engine/index.js';
+import { alertIdForDetection } from '../../engine/index.js';
+import type { TrailEvent } from '../../core/contracts.js';
 import { enrichDetection } from './import-trail.js';
 import { DEFAULT_AGENT_URL, probeServer, sendTrail } from './import-client.js';
 import { agentUrl, commandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, usageError, withImportStore, type CommandIo } from './command-support.js';
 import { loadIdentities } from './import-identities.js';
 import { parseUtcTime, type ImportedEvent } from './sysmon-mapper.js';
 import { storedEvents } from './stored-trail.js';
-import { authenticateDevice } from '../../storage/index.js';
 
 export const DETECT_USAGE = `Usage:
   kiseki detect --tenant SUPPORT_ID --tmid TMID --path PATH [--sha256 HASH] [--at TIME]
@@ -71,7 +71,7 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
       if (device === undefined) throw commandError(`no device with TMID ${tmidArg}`);
       if (device.supportId !== supportId) throw commandError(`device ${tmid} does not belong to tenant ${supportId}`);
       const identity = loadIdentities(io.dataDir).find((i) => i.tmid === tmid && i.supportId === supportId);
-      if (identity === undefined || authenticateDevice(store, tmid, identity.token) === undefined) {
+      if (identity === undefined || store.devices.authenticate(tmid, identity.token) === undefined) {
         throw commandError(`device ${tmid} (${device.computer}) was not created by \`kiseki import\` (no usable identity in import-identities.json): detect works on imported devices only`);
       }
       await probeServer(url);
@@ -99,6 +99,10 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
         if (sent.firstSeq === undefined) throw commandError('the detection was not sent');
         seq = sent.firstSeq;
       }
+      // A detection of a file already alerted on this device within 72 h is counted on that
+      // alert (dedup): print the id `kiseki report` knows, not one no alert will ever have.
+      store.refreshReads();
+      const alertId = alertIdForDetection(store, tmid, { ...detection, seq } as TrailEvent);
       const out = {
         tmid,
         computer: device.computer,
@@ -107,7 +111,7 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
         path,
         sha256: detection.sha256 ?? null,
         pg: detection.pg ?? null,
-        alertId: alertIdFor(tmid, seq),
+        alertId,
         ...(duplicate ? { duplicate: true } : {}),
       };
       io.stdout.write(`${JSON.stringify(out)}\n`);

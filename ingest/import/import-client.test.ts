@@ -2,7 +2,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { enrollDevice, type HotStore, type TenantRecord } from '../../storage/index.js';
+import type { HotStore, TenantRecord } from '../../storage/index.js';
 import { isKisekiError } from '../../core/errors.js';
 import { batchIdFor, planBatches, sendTrail } from './import-client.js';
 import type { ImportedEvent } from './sysmon-mapper.js';
@@ -53,20 +53,20 @@ describe('sendTrail against the agent server', () => {
   afterEach(() => stopAgentHarness(harness));
 
   it('stores every event once, numbered on from the device’s next seq', async () => {
-    const { device, token } = await enrollDevice(store, tenant, FACTS, Date.now());
+    const { device, token } = await store.devices.enroll(tenant, FACTS, Date.now());
     const credentials = { tmid: device.tmid, token };
     const first = await sendTrail({ url, credentials, facts: FACTS, events: events(12), maxBatchEvents: 5 });
     expect(first).toMatchObject({ nextSeq: 1, firstSeq: 1, lastSeq: 12, batches: 3, batchesAcked: 3, duplicateAcks: 0, reconnects: 0 });
     const second = await sendTrail({ url, credentials, facts: FACTS, events: events(3, 100) });
     expect(second).toMatchObject({ nextSeq: 13, firstSeq: 13, lastSeq: 15, batches: 1, batchesAcked: 1 });
-    expect(store.trails.get(device.tmid)?.ranges).toEqual([[1, 15]]);
+    expect(store.log.trail(device.tmid)?.ranges).toEqual([[1, 15]]);
     const stored = [...storedEvents(store, device.tmid)];
     expect(stored.map((e) => e.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
     expect(stored[12]).toMatchObject({ k: 'proc.end', rid: 'r100', src: 'sysmon:5' });
   });
 
   it('fails with the server’s code on a wrong token', async () => {
-    const { device } = await enrollDevice(store, tenant, FACTS, Date.now());
+    const { device } = await store.devices.enroll(tenant, FACTS, Date.now());
     const err = await sendTrail({ url, credentials: { tmid: device.tmid, token: 'kdt_wrong' }, facts: FACTS, events: events(1) }).catch((e: unknown) => e);
     expect(isKisekiError(err, 'ERR_AGENT_REJECTED')).toBe(true);
     expect((err as { details: { code: string } }).details.code).toBe('auth_failed');

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { enrollDevice, type HotStore } from '../../storage/index.js';
+import { type HotStore } from '../../storage/index.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from './index.js';
 import { IDENTITY_FILE, loadIdentities } from './import-identities.js';
 import { storedEvents } from './stored-trail.js';
@@ -112,7 +112,7 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
     ]);
     expect(stored[6]).toMatchObject({ pg: PAYLOAD_PG, image: PAYLOAD });
     expect(stored[7]).toMatchObject({ pg: PAYLOAD_PG, rip: '198.51.100.7', ts: stored[6]!.ts - 5 });
-    expect(store.trails.get(tmid)?.ranges).toEqual([[1, 15]]);
+    expect(store.log.trail(tmid)?.ranges).toEqual([[1, 15]]);
   });
 
   it('adds nothing when the same records are imported again, in either layout', async () => {
@@ -126,7 +126,7 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
     expect(s).toMatchObject({ ok: true, devicesEnrolled: 0, events: { read: 32, duplicates: 17, alreadyImported: 15, sent: 0 }, batches: { sent: 0 } });
     expect(s.hosts).toEqual([expect.objectContaining({ tmid, enrolled: false, events: 0, alreadyImported: 15 })]);
     expect([...storedEvents(store, tmid)]).toHaveLength(15);
-    expect(store.trails.get(tmid)?.ranges).toEqual([[1, 15]]);
+    expect(store.log.trail(tmid)?.ranges).toEqual([[1, 15]]);
   });
 
   it('sends only the new records of a grown export, numbered on from the device’s seq', async () => {
@@ -165,7 +165,7 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
 
   it('refuses to detect on a device that was not imported', async () => {
     const tenant = store.tenants.get('T001')!;
-    const { device } = await enrollDevice(store, tenant, { computer: 'PC-AGENT', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, Date.now());
+    const { device } = await store.devices.enroll(tenant, { computer: 'PC-AGENT', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, Date.now());
     const r = await run(runDetectCommand, ['--tenant', 'T001', '--tmid', device.tmid, '--path', 'C:\\x.exe', '--url', url], dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('was not created by `kiseki import`');

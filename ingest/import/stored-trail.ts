@@ -15,8 +15,8 @@ const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsTyp
 
 /** Every stored event of a device, batch by batch in receive order. */
 export function* storedEvents(store: HotStore, tmid: string): Generator<TrailEvent> {
-  for (const key of store.deviceBatches.getKeys({ start: [tmid, 0], end: [tmid, Number.MAX_SAFE_INTEGER] })) {
-    const record = store.batches.get(key[1]);
+  for (const lsn of store.log.deviceLsns(tmid, 0, Number.MAX_SAFE_INTEGER)) {
+    const record = store.log.batch(lsn);
     if (record === undefined || record.tmid !== tmid) continue;
     let events: unknown;
     try {

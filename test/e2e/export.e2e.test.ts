@@ -36,8 +36,8 @@ describe('exports end to end', () => {
     expect(await fx.server.exited).toBe(0);
 
     const store = openHotStore({ dataDir: fx.dir });
-    const devices = [...store.devices.getRange()].map((e) => e.value);
-    const recv = [...store.batches.getRange()].map((e) => e.value.recvAt);
+    const devices = [...store.devices.scan()];
+    const recv = [...store.log.range(1, store.log.lastLsn() + 1)].map((e) => e.value.recvAt);
     await store.close();
     const firstDay = collectionDayOf(Math.min(...recv));
     const lastDay = collectionDayOf(Math.max(...recv));

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { QuickReport } from '../../core/contracts.js';
 import { runDetectCommand, runImportCommand, type ImportSummary } from '../../ingest/import/index.js';
-import { openHotStore, readAlert } from '../../storage/index.js';
+import { openHotStore } from '../../storage/index.js';
 import { eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 import { textSink } from '../support/text-sink.js';
 
@@ -54,7 +54,7 @@ describe('kiseki import sysmon end to end', () => {
     const store = openHotStore({ dataDir: fx.dir });
     try {
       const view = await eventually(async () => {
-        const v = readAlert(store, detected.alertId);
+        const v = store.alerts.view(detected.alertId);
         return v !== undefined && v.revisions.length > 0 ? v : undefined;
       });
       expect(view.alert).toMatchObject({ tmid, supportId: 'IMP001', computer: 'PC-IMPORT-01.corp.example', path: PAYLOAD, sha256: PAYLOAD_SHA, engine: 'import', threat: 'customer-reported', action: 'allowed', verdict: 'black', state: 'reported' });
@@ -80,6 +80,18 @@ describe('kiseki import sysmon end to end', () => {
     } finally {
       await store.close();
     }
+
+    // The same file detected again an hour later is counted on the first alert (72 h dedup):
+    // detect prints that alert's id, which `kiseki report` knows.
+    const repeated = JSON.parse(await call(runDetectCommand, ['--tenant', 'IMP001', '--tmid', tmid, '--path', PAYLOAD, '--at', '2025-10-14T06:21:10Z', '--url', url], fx.dir)) as {
+      seq: number;
+      alertId: string;
+    };
+    expect(repeated.seq).toBe(17);
+    expect(repeated.alertId).toBe(detected.alertId);
+    const reported = await runCli(['report', '--alert', repeated.alertId, '--json', '--data', fx.dir]);
+    expect(reported.code, reported.stderr).toBe(0);
+    expect(JSON.parse(reported.stdout).alert.id).toBe(detected.alertId);
 
     // Imported again: nothing new is stored.
     const again = JSON.parse(await call(runImportCommand, ['sysmon', '--tenant', 'IMP001', '--url', url, FIXTURE], fx.dir)) as ImportSummary;

@@ -12,7 +12,7 @@ import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import { createBatchCommitter } from '../../ingest/batch-committer.js';
 import { startAgentServer, type AgentServer } from '../../ingest/agent-server.js';
-import { createTenant, openHotStore, type HotStore, type TenantRecord } from '../../storage/index.js';
+import { openHotStore, type HotStore, type TenantRecord } from '../../storage/index.js';
 
 export interface AgentHarness {
   dir: string;
@@ -31,7 +31,7 @@ export async function startAgentHarness(overrides: HarnessIngestOverrides = {}):
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-ingest-'));
   const config = loadConfig({ dataDir: dir, ingest: { host: '127.0.0.1', port: 0, ...overrides }, http: { port: 0 } });
   const store = openHotStore({ dataDir: dir });
-  const { tenant, enrollKey } = await createTenant(store, { supportId: 'T001', name: 'Test Co', now: Date.now() });
+  const { tenant, enrollKey } = await store.tenants.create({ supportId: 'T001', name: 'Test Co', now: Date.now() });
   const dispatched: AgentHarness['dispatched'] = [];
   const logger = createSilentLogger();
   const metrics = createMetrics({ defaultMetrics: false });

@@ -6,10 +6,10 @@
 import { createReadStream, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { KisekiError } from '../core/errors.js';
-import { jobFilePath, listJobs, readJob, startSpotJob, type ExportJob } from '../export/index.js';
-import type { UserRecord } from '../storage/index.js';
-import { decodeCursor, defineRoute, encodeCursor, pageQuery, type ApiDeps, type Route } from './route-kit.js';
+import { KisekiError } from '../../core/errors.js';
+import { jobFilePath, listJobs, readJob, startSpotJob, type ExportJob } from '../../export/index.js';
+import type { UserRecord } from '../../storage/index.js';
+import { decodeCursor, defineRoute, encodeCursor, pageQuery, type ApiDeps, type Route } from '../route-kit.js';
 
 function exportsOf(deps: ApiDeps): NonNullable<ApiDeps['exports']> {
   if (deps.exports === undefined) throw new KisekiError('ERR_NOT_FOUND');

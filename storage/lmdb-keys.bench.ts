@@ -1,5 +1,5 @@
 /**
- * LMDB key layouts for the ingest path (storage/hot-store.ts): the batch log
+ * LMDB key layouts for the ingest path (storage/log.ts): the batch log
  * keyed by an ascending log sequence number (appends at the right edge of the
  * B-tree), the per-device index keyed by [TMID, lsn] (ordered composite keys,
  * inserts spread over the devices), and the exactly-once index keyed by the
@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { Bench } from 'tinybench';
-import { isMain } from './micro-fixtures.js';
-import { printTable, rowsOf, type MicroTable } from './micro-report.js';
+import { isMain } from '../bench/micro/micro-fixtures.js';
+import { printTable, rowsOf, type MicroTable } from '../bench/micro/micro-report.js';
 
 const PER_OP = 500;
 

@@ -3,13 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createManualClock } from '../core/clock.js';
-import { createSilentLogger } from '../core/logger.js';
-import { createMetrics } from '../core/metrics.js';
-import { createExportRunner, exportConfig, offerDailyDownload } from '../export/index.js';
-import { createSession, createTenant, createUser, openHotStore, type HotStore } from '../storage/index.js';
-import { parseRange } from './export-routes.js';
-import { createHttpApp } from './http-app.js';
+import { createManualClock } from '../../core/clock.js';
+import { createSilentLogger } from '../../core/logger.js';
+import { createMetrics } from '../../core/metrics.js';
+import { createExportRunner, exportConfig, offerDailyDownload } from '../../export/index.js';
+import { openHotStore, type HotStore } from '../../storage/index.js';
+import { parseRange } from './exports.js';
+import { createHttpApp } from '../http-app.js';
 
 const NOW = Date.UTC(2026, 10, 20, 3);
 let dir: string;
@@ -28,14 +28,14 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kiseki-export-api-'));
   store = openHotStore({ dataDir: join(dir, 'db') });
   const clock = createManualClock(NOW);
-  await createTenant(store, { supportId: 'TA', name: 'A', now: NOW });
-  await createTenant(store, { supportId: 'TB', name: 'B', now: NOW });
+  await store.tenants.create({ supportId: 'TA', name: 'A', now: NOW });
+  await store.tenants.create({ supportId: 'TB', name: 'B', now: NOW });
   for (const [id, role, supportId] of [
     ['op.x', 'operator', null],
     ['admin.a', 'admin', 'TA'],
   ] as const) {
-    await createUser(store, { id, role, supportId, password: 'pass-word', now: NOW, mustChangePassword: false });
-    tokens[id] = await createSession(store, id, 'token', NOW, 3_600_000);
+    await store.identity.createUser({ id, role, supportId, password: 'pass-word', now: NOW, mustChangePassword: false });
+    tokens[id] = await store.identity.createSession(id, 'token', NOW, 3_600_000);
   }
   const offer = (supportId: string, day: string) => {
     const zipDir = join(dir, 'cold', supportId);

@@ -1,0 +1,70 @@
+/** Response actions: request one for a device, list a device's, read one (the lifecycle is storage's commands module). */
+import { z } from 'zod';
+import { defineRoute, type Route } from '../route-kit.js';
+import { assertTenant, idParam, tmidParam } from './shared.js';
+
+const allowEntry = z.object({
+  cidr: z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR'),
+  port: z.number().int().min(1).max(65535).optional(),
+});
+const commandBody = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('isolate'), args: z.object({ allow: z.array(allowEntry).max(64).default([]) }).strict().default({ allow: [] }) }).strict(),
+  z.object({ kind: z.literal('release'), args: z.object({}).strict().default({}) }).strict(),
+  z.object({ kind: z.literal('delete-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/) }).strict() }).strict(),
+  z.object({ kind: z.literal('collect-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).optional() }).strict() }).strict(),
+  z.object({ kind: z.literal('set-policy'), args: z.record(z.string(), z.unknown()) }).strict(),
+]);
+
+export const COMMAND_ROUTES: Route[] = [
+  defineRoute({
+    method: 'post',
+    path: '/devices/:tmid/commands',
+    summary: 'Request a response action: isolate (with an allow-list), release, delete-file, collect-file, set-policy.',
+    tag: 'commands',
+    roles: ['operator', 'admin'],
+    params: tmidParam,
+    body: commandBody,
+    responses: { 202: 'Queued (sent at once when the device is connected)', 400: 'Invalid request', 404: 'Not found' },
+    async handler({ c, deps, user, params, body, audit }) {
+      const d = deps.store.devices.get(params.tmid);
+      assertTenant(user, d?.supportId);
+      const command = await deps.store.commands.queue({
+        tmid: d!.tmid,
+        supportId: d!.supportId,
+        kind: body.kind,
+        args: body.args as Record<string, unknown>,
+        requestedBy: user.id,
+        requestedAt: deps.clock.now(),
+      });
+      await audit(`command.requested`, command.id, d!.supportId, { kind: body.kind, tmid: d!.tmid, args: body.args });
+      deps.deliverCommands(d!.tmid);
+      return c.json(deps.store.commands.get(command.id) ?? command, 202);
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/devices/:tmid/commands',
+    summary: "A device's commands and their states.",
+    tag: 'commands',
+    params: tmidParam,
+    responses: { 200: 'The commands, oldest first', 404: 'Not found' },
+    handler({ c, deps, user, params }) {
+      const d = deps.store.devices.get(params.tmid);
+      assertTenant(user, d?.supportId);
+      return c.json({ items: deps.store.commands.forDevice(d!.tmid) });
+    },
+  }),
+  defineRoute({
+    method: 'get',
+    path: '/commands/:id',
+    summary: 'One command: state (queued → sent → acknowledged → done / failed / expired) and result.',
+    tag: 'commands',
+    params: idParam,
+    responses: { 200: 'The command', 404: 'Not found' },
+    handler({ c, deps, user, params }) {
+      const cmd = deps.store.commands.get(params.id);
+      assertTenant(user, cmd?.supportId);
+      return c.json(cmd);
+    },
+  }),
+];

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AlertRecord, VerdictChange } from '../core/contracts.js';
+import { openHotStore, type HotStore } from './hot-store.js';
+
+function alertOf(id: string, supportId: string, createdAt: number, tmid = 'D1'): AlertRecord {
+  return {
+    id, tmid, supportId, computer: 'PC', sha256: 'a'.repeat(64), path: 'C:\\x.exe', threat: 'T', engine: 'E', action: 'blocked',
+    detectedAt: createdAt - 5, createdAt, state: 'reported', verdict: 'gray', score: 0, revision: 1, repeats: 0, openUntil: createdAt, isolationRequested: false,
+  };
+}
+
+describe('alert repository', () => {
+  let dir: string;
+  let store: HotStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-alerts-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function add(...alerts: AlertRecord[]): Promise<void> {
+    await store.transaction(() => {
+      for (const a of alerts) {
+        store.alerts.saveSync(a);
+        store.alerts.indexSync(a);
+      }
+    });
+  }
+
+  it('lists a tenant newest first, pages strictly after a cursor, and keeps tenants apart', async () => {
+    // Two alerts share a creation time: the id breaks the tie.
+    await add(alertOf('al_1', 'TA', 1000), alertOf('al_2', 'TA', 3000), alertOf('al_3', 'TA', 2000), alertOf('al_4', 'TA', 3000), alertOf('al_b', 'TB', 2500));
+    const ids = (it: Iterable<{ id: string }>) => [...it].map((a) => a.id);
+    expect(ids(store.alerts.scanTenant('TA'))).toEqual(['al_4', 'al_2', 'al_3', 'al_1']);
+    expect(ids(store.alerts.scanTenant('TA', { createdAt: 3000, id: 'al_4' }))).toEqual(['al_2', 'al_3', 'al_1']);
+    expect(ids(store.alerts.scanTenant('TA', { createdAt: 3000, id: 'al_2' }))).toEqual(['al_3', 'al_1']);
+    expect(ids(store.alerts.scanAll())).toEqual(['al_4', 'al_2', 'al_b', 'al_3', 'al_1']);
+    expect(ids(store.alerts.scanAll({ createdAt: 2500, id: 'al_b' }))).toEqual(['al_3', 'al_1']);
+    expect(store.alerts.latest('TA', 2).map((a) => a.id)).toEqual(['al_4', 'al_2']);
+    expect(store.alerts.recentOfDevice('D1', 2)).toEqual([
+      { alertId: 'al_4', detectedAt: 2995 },
+      { alertId: 'al_2', detectedAt: 2995 },
+    ]);
+  });
+
+  it("makes the analyst's last verdict the effective one everywhere, and fills the history's from", async () => {
+    await add(alertOf('al_1', 'TA', 1000));
+    const engine: VerdictChange = { alertId: 'al_1', at: 1000, revision: 1, from: null, to: 'gray', by: 'engine' };
+    await store.transaction(() => store.alerts.putVerdictChangeSync(engine));
+    expect(store.alerts.effective('al_1')).toMatchObject({ verdict: 'gray', engineVerdict: 'gray', verdictBy: 'engine' });
+
+    expect(await store.alerts.setVerdict({ alertId: 'al_1', at: 2000, by: 'op.sato', verdict: 'black' })).toMatchObject({ before: 'gray', alert: { verdict: 'black' } });
+    expect(await store.alerts.setVerdict({ alertId: 'al_1', at: 3000, by: 'op.kato', verdict: 'white', comment: 'known tool' })).toMatchObject({ before: 'black' });
+    // A later engine revision changes the engine's verdict, not the effective one.
+    await store.transaction(() => store.alerts.putVerdictChangeSync({ ...engine, at: 4000, revision: 2, from: 'gray', to: 'black' }));
+
+    expect(store.alerts.effective('al_1')).toMatchObject({ verdict: 'white', engineVerdict: 'gray', verdictBy: 'op.kato' });
+    expect(store.alerts.latest('TA')[0]).toMatchObject({ verdict: 'white', verdictBy: 'op.kato' });
+    expect([...store.alerts.scanTenant('TA')][0]).toMatchObject({ verdict: 'white' });
+    const view = store.alerts.view('al_1')!;
+    expect(view.alert.verdict).toBe('white');
+    expect(view.verdicts.map((v) => [v.at, v.revision, v.from, v.to, v.by])).toEqual([
+      [1000, 1, null, 'gray', 'engine'],
+      [2000, null, 'gray', 'black', 'op.sato'],
+      [3000, null, 'black', 'white', 'op.kato'],
+      [4000, 2, 'gray', 'black', 'engine'],
+    ]);
+    expect(view.verdicts[2]!.comment).toBe('known tool');
+    expect(await store.alerts.setVerdict({ alertId: 'al_none', at: 1, by: 'x', verdict: 'black' })).toBeUndefined();
+  });
+
+  it('keeps comments in time order per alert', async () => {
+    await add(alertOf('al_1', 'TA', 1000), alertOf('al_2', 'TA', 1000));
+    await store.alerts.addComment({ alertId: 'al_1', at: 20, author: 'a', text: 'second' });
+    await store.alerts.addComment({ alertId: 'al_1', at: 10, author: 'a', text: 'first' });
+    await store.alerts.addComment({ alertId: 'al_2', at: 15, author: 'a', text: 'other' });
+    expect(store.alerts.comments('al_1').map((c) => c.text)).toEqual(['first', 'second']);
+    expect(await store.alerts.addComment({ alertId: 'al_none', at: 1, author: 'a', text: 'x' })).toBeUndefined();
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * Alerts and everything hanging off them: quick-report revisions, the
+ * engine's verdict history, analysts' verdicts and comments, the 72 h dedup
+ * index, and the read models built from them. The one place that decides
+ * the effective verdict (the analyst's last, else the engine's), so the CLI
+ * and the API show the same one.
+ *
+ * Key layouts (kiseki.lmdb):
+ *   alerts            alertId                     -> AlertRecord (the engine's view)
+ *   tenant-alerts     [supportId, createdAt, id]  -> id (a tenant's alerts in time order)
+ *   device-alerts     [tmid, detectedAt, id]      -> id (a device's alerts in detection order)
+ *   alerts-by-time    [createdAt, id]             -> id (every alert in time order: operators' view)
+ *   reports           [alertId, revision]         -> QuickReport
+ *   verdict-history   [alertId, revision]         -> VerdictChange (engine changes)
+ *   analyst-verdicts  [alertId, at, id]           -> AnalystVerdict
+ *   comments          [alertId, at, id]           -> AlertComment
+ *   alert-dedup       [tmid, sha256 or folded path] -> DedupEntry (first alert of that file)
+ *
+ * The engine's writes are the `...Sync` methods, run inside
+ * `store.transaction()` together with the shard's checkpoint.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AlertRecord, QuickReport, Verdict, VerdictChange } from '../core/contracts.js';
+import type { AlertComment, AnalystVerdict, DedupEntry, EffectiveAlert, VerdictHistoryEntry } from './records.js';
+import type { Tables } from './tables.js';
+
+/** An alert with its report revisions, verdict history and comments. */
+export interface AlertView {
+  alert: EffectiveAlert;
+  /** Every revision of the quick report, oldest first. */
+  revisions: QuickReport[];
+  /** Engine and analyst verdict changes in time order, each with the effective verdict before it. */
+  verdicts: VerdictHistoryEntry[];
+  comments: AlertComment[];
+}
+
+/** A page cursor over alerts listed newest first: the last alert shown. */
+export interface AlertCursor {
+  createdAt: number;
+  id: string;
+}
+
+/** The dedup key of a file: its SHA-256 when known, else its path folded to lower case. */
+export function dedupFileKey(sha256: string | undefined, path: string): string {
+  return sha256 ?? path.toLowerCase();
+}
+
+/** True when a detection at endpoint time `ts` is counted on the alert of `prior` (within `windowMs` after it). */
+export function dedupApplies(prior: DedupEntry, ts: number, windowMs: number): boolean {
+  return ts - prior.at < windowMs && ts >= prior.at;
+}
+
+export interface AlertRepository {
+  /** The alert as the engine stored it (engine verdict). */
+  get(id: string): AlertRecord | undefined;
+  /** Alerts stored, all tenants. */
+  count(): number;
+  /** The alert with its effective verdict. */
+  effective(id: string): EffectiveAlert | undefined;
+  /** The effective view of an alert record already read. */
+  effectiveOf(alert: AlertRecord): EffectiveAlert;
+  /** The alert with revisions, merged verdict history and comments, or undefined. */
+  view(id: string): AlertView | undefined;
+  /** A tenant's alerts, newest first, strictly after `after` when given. */
+  scanTenant(supportId: string, after?: AlertCursor): Iterable<EffectiveAlert>;
+  /** Every tenant's alerts, newest first, strictly after `after` when given. */
+  scanAll(after?: AlertCursor): Iterable<EffectiveAlert>;
+  /** A tenant's newest alerts (at most `limit`), effective verdicts. */
+  latest(supportId: string, limit?: number): EffectiveAlert[];
+  /** A device's alerts, newest detection first (at most `limit`). */
+  recentOfDevice(tmid: string, limit: number): { alertId: string; detectedAt: number }[];
+  revision(alertId: string, revision: number): QuickReport | undefined;
+  /**
+   * Records an analyst's verdict; it wins over the engine's from now on.
+   * Returns the effective verdict before the change and the alert after it, or undefined for an unknown alert.
+   */
+  setVerdict(input: { alertId: string; at: number; by: string; verdict: Verdict; comment?: string }): Promise<{ before: Verdict; alert: EffectiveAlert } | undefined>;
+  /** Adds an analyst comment; undefined for an unknown alert. */
+  addComment(input: { alertId: string; at: number; author: string; text: string }): Promise<AlertComment | undefined>;
+  comments(alertId: string): AlertComment[];
+  /** The first alert of a device and file, if recorded. */
+  dedup(tmid: string, fileKey: string): DedupEntry | undefined;
+  /** Inside `store.transaction()`: the alert record. */
+  saveSync(alert: AlertRecord): void;
+  /** Inside `store.transaction()`: the tenant, device and time index entries of a new alert. */
+  indexSync(alert: AlertRecord): void;
+  /** Inside `store.transaction()`: one quick-report revision. */
+  putRevisionSync(report: QuickReport): void;
+  /** Inside `store.transaction()`: an engine verdict change. */
+  putVerdictChangeSync(change: VerdictChange): void;
+  /** Inside `store.transaction()`: the first alert of a device and file. */
+  putDedupSync(tmid: string, fileKey: string, entry: DedupEntry): void;
+}
+
+/** The alert repository over the hot store's tables (called by openHotStore). */
+export function createAlertRepository(t: Tables): AlertRepository {
+  const { alerts, tenantAlerts, deviceAlerts, alertsByTime, reports, verdictHistory, analystVerdicts, comments, alertDedup } = t;
+
+  const lastAnalyst = (id: string): AnalystVerdict | undefined => {
+    for (const { value } of analystVerdicts.getRange({ start: [id, Infinity], end: [id], reverse: true, limit: 1 })) return value;
+    return undefined;
+  };
+  const effectiveOf = (a: AlertRecord): EffectiveAlert => {
+    const analyst = lastAnalyst(a.id);
+    return { ...a, engineVerdict: a.verdict, verdict: analyst?.verdict ?? a.verdict, verdictBy: analyst?.by ?? 'engine' };
+  };
+  const commentsOf = (id: string): AlertComment[] => [...comments.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
+
+  /** Engine and analyst changes in time order; an analyst change's `from` is the effective verdict before it. */
+  const history = (id: string): VerdictHistoryEntry[] => {
+    const engine: VerdictHistoryEntry[] = [...verdictHistory.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
+    const analyst = [...analystVerdicts.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
+    const merged: (VerdictHistoryEntry & { analyst?: AnalystVerdict })[] = [
+      ...engine,
+      ...analyst.map((v) => ({ alertId: v.alertId, at: v.at, revision: null, from: null, to: v.verdict, by: v.by, comment: v.comment, analyst: v })),
+    ].sort((a, b) => a.at - b.at);
+    let engineVerdict: Verdict | null = null;
+    let analystVerdict: Verdict | null = null;
+    return merged.map(({ analyst: v, ...entry }) => {
+      if (v === undefined) {
+        engineVerdict = entry.to;
+        return entry;
+      }
+      const from = v.from ?? analystVerdict ?? engineVerdict;
+      analystVerdict = entry.to;
+      return { ...entry, from };
+    });
+  };
+
+  function* scan(keys: Iterable<string>): Iterable<EffectiveAlert> {
+    for (const id of keys) {
+      const a = alerts.get(id);
+      if (a !== undefined) yield effectiveOf(a);
+    }
+  }
+  function* tenantIds(supportId: string, after: AlertCursor | undefined, limit?: number): Iterable<string> {
+    const start: [string, number, string] = [supportId, after?.createdAt ?? Infinity, after?.id ?? '\uffff'];
+    for (const key of tenantAlerts.getKeys({ start, end: [supportId], reverse: true, ...(limit === undefined ? {} : { limit }) })) {
+      if (key[2] !== after?.id) yield key[2];
+    }
+  }
+  function* allIds(after: AlertCursor | undefined): Iterable<string> {
+    for (const key of alertsByTime.getKeys({ start: [after?.createdAt ?? Infinity, after?.id ?? '\uffff'], end: [0], reverse: true })) {
+      if (key[1] !== after?.id) yield key[1];
+    }
+  }
+
+  return {
+    get: (id) => alerts.get(id),
+    count: () => alerts.getCount(),
+    effective(id) {
+      const a = alerts.get(id);
+      return a === undefined ? undefined : effectiveOf(a);
+    },
+    effectiveOf,
+    view(id) {
+      const a = alerts.get(id);
+      if (a === undefined) return undefined;
+      const revisions = [...reports.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
+      return { alert: effectiveOf(a), revisions, verdicts: history(id), comments: commentsOf(id) };
+    },
+    scanTenant: (supportId, after) => scan(tenantIds(supportId, after)),
+    scanAll: (after) => scan(allIds(after)),
+    latest: (supportId, limit = 100) => [...scan(tenantIds(supportId, undefined, limit))],
+    recentOfDevice(tmid, limit) {
+      const out: { alertId: string; detectedAt: number }[] = [];
+      for (const key of deviceAlerts.getKeys({ start: [tmid, Infinity], end: [tmid], reverse: true, limit })) out.push({ alertId: key[2], detectedAt: key[1] });
+      return out;
+    },
+    revision: (alertId, revision) => reports.get([alertId, revision]),
+    async setVerdict(input) {
+      const a = alerts.get(input.alertId);
+      if (a === undefined) return undefined;
+      const before = effectiveOf(a).verdict;
+      const id = `av_${randomBytes(6).toString('hex')}`;
+      const record: AnalystVerdict = {
+        id,
+        alertId: a.id,
+        at: input.at,
+        by: input.by,
+        verdict: input.verdict,
+        from: before,
+        ...(input.comment === undefined ? {} : { comment: input.comment }),
+      };
+      await analystVerdicts.put([a.id, input.at, id], record);
+      return { before, alert: effectiveOf(a) };
+    },
+    async addComment(input) {
+      if (alerts.get(input.alertId) === undefined) return undefined;
+      const comment: AlertComment = { id: `co_${randomBytes(6).toString('hex')}`, ...input };
+      await comments.put([input.alertId, input.at, comment.id], comment);
+      return comment;
+    },
+    comments: commentsOf,
+    dedup: (tmid, fileKey) => alertDedup.get([tmid, fileKey]),
+    saveSync(a) {
+      alerts.putSync(a.id, a);
+    },
+    indexSync(a) {
+      tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
+      deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
+      alertsByTime.putSync([a.createdAt, a.id], a.id);
+    },
+    putRevisionSync(report) {
+      reports.putSync([report.alertId, report.revision], report);
+    },
+    putVerdictChangeSync(change) {
+      verdictHistory.putSync([change.alertId, change.revision], change);
+    },
+    putDedupSync(tmid, fileKey, entry) {
+      alertDedup.putSync([tmid, fileKey], entry);
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openHotStore, type HotStore } from './hot-store.js';
+import type { DeviceRecord } from './records.js';
+
+const device = (tmid: string, supportId: string, connected = true): DeviceRecord => ({
+  tmid, supportId, computer: `PC-${tmid}`, agentVersion: '1', os: 'W', ips: [], macs: [], tokenHash: '0'.repeat(64), firstSeen: 1, lastSeen: 1, connected,
+});
+
+describe('device and tenant repositories', () => {
+  let dir: string;
+  let store: HotStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-devices-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pages devices in TMID order, per tenant or all, strictly after the cursor', async () => {
+    await store.devices.saveAll([device('C', 'TA'), device('A', 'TA'), device('B', 'TB'), device('D', 'TA', false)]);
+    const tmids = (it: Iterable<DeviceRecord>) => [...it].map((d) => d.tmid);
+    expect(tmids(store.devices.scanTenant('TA'))).toEqual(['A', 'C', 'D']);
+    expect(tmids(store.devices.scanTenant('TA', 'A'))).toEqual(['C', 'D']);
+    expect(tmids(store.devices.scanTenant('TB'))).toEqual(['B']);
+    expect(tmids(store.devices.scanTenant('T'))).toEqual([]);
+    expect(tmids(store.devices.scan())).toEqual(['A', 'B', 'C', 'D']);
+    expect(tmids(store.devices.scan('B'))).toEqual(['C', 'D']);
+    expect(await store.devices.markAllDisconnected()).toBe(3);
+    expect([...store.devices.all()].every((d) => !d.connected)).toBe(true);
+  });
+
+  it('pages tenants by support ID and keeps the policy in the tenant record', async () => {
+    for (const supportId of ['T2', 'T1', 'T3']) await store.tenants.create({ supportId, name: supportId, now: 1 });
+    expect([...store.tenants.scan()].map((t) => t.supportId)).toEqual(['T1', 'T2', 'T3']);
+    expect([...store.tenants.scan('T1')].map((t) => t.supportId)).toEqual(['T2', 'T3']);
+    expect(store.tenants.ids()).toEqual(['T1', 'T2', 'T3']);
+    expect(store.tenants.policy('T2')).toEqual({ autoExceptWhite: false, tuningUntil: null, isolateOnBlack: false });
+    expect(await store.tenants.setPolicy('T2', { isolateOnBlack: true })).toMatchObject({ isolateOnBlack: true, autoExceptWhite: false });
+    expect(store.tenants.policy('T2').isolateOnBlack).toBe(true);
+    await expect(store.tenants.setPolicy('T9', { isolateOnBlack: true })).rejects.toMatchObject({ code: 'ERR_TENANT_NOT_FOUND' });
+  });
+
+  it('pages the audit log newest first, strictly after the cursor', async () => {
+    for (const at of [10, 30, 20, 30]) {
+      await store.identity.appendAudit({ at, actor: 'a', role: 'system', supportId: null, action: `x${at}`, target: 't', from: 'test' });
+    }
+    const all = [...store.identity.scanAudit()];
+    expect(all.map((a) => a.at)).toEqual([30, 30, 20, 10]);
+    expect([...store.identity.scanAudit({ at: all[1]!.at, id: all[1]!.id })].map((a) => a.at)).toEqual([20, 10]);
+  });
+});

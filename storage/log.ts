@@ -1,0 +1,195 @@
+/**
+ * The raw batch log, the system's write-ahead log (SPEC §5): everything the
+ * shards derive can be rebuilt by replaying it from their checkpoints. Also
+ * the exactly-once batch-id index, per-device trail states, and the
+ * storage side of the hot-to-cold rollover (finding batches by receive
+ * time, removing a device's archived batches).
+ *
+ * Key layouts (storage/lmdb-keys.bench.ts compares the alternatives), all in log.lmdb:
+ *   batches         lsn (number, ascending)  -> BatchRecord (zstd events)
+ *   device-batches  [tmid, lsn]              -> event count
+ *   batch-ids       batch id (32 hex)        -> [lsn, tmid]
+ *   trails          tmid                     -> TrailState (seq ranges, counters)
+ * The log keys are one increasing number, so appends land at the end of the
+ * B-tree and a shard's replay is one forward range scan. `batch-ids` entries
+ * are kept when batches go: the exactly-once index must still recognise a
+ * late resend of a batch whose raw bytes now live only in a cold archive.
+ */
+import type { BatchRecord, BatchToCommit, TrailState } from './records.js';
+import type { Tables } from './tables.js';
+
+export interface DropResult {
+  batches: number;
+  events: number;
+  /** Highest lsn removed, 0 when none. */
+  lastLsn: number;
+}
+
+export interface LogRepository {
+  /** Highest lsn in the batch log, 0 when empty. */
+  lastLsn(): number;
+  /**
+   * Commits batches atomically with their id index entries and the trail
+   * states given, and resolves once the transaction is flushed to disk.
+   */
+  commitBatches(batches: readonly BatchToCommit[], trails: ReadonlyMap<string, TrailState>): Promise<void>;
+  batch(lsn: number): BatchRecord | undefined;
+  /** Batches with lsn in [from, toExclusive), ascending: a shard's replay (one forward scan). */
+  range(from: number, toExclusive: number): Iterable<{ key: number; value: BatchRecord }>;
+  /** Where a batch id is stored: [lsn, tmid], or undefined when it never was. */
+  batchIdOwner(id: string): readonly [number, string] | undefined;
+  trail(tmid: string): TrailState | undefined;
+  /** Every device's trail state, in TMID order. */
+  trails(): Iterable<{ tmid: string; trail: TrailState }>;
+  /** lsns of `tmid`'s batches in [fromLsn, toLsn), ascending, read without holding a snapshot. */
+  deviceLsns(tmid: string, fromLsn: number, toLsn: number): number[];
+  /** `tmid`'s oldest batch still in the log. */
+  oldestBatchOf(tmid: string): (BatchRecord & { lsn: number }) | undefined;
+  /**
+   * The first lsn whose batch was received at or after `ms` (lastLsn + 1
+   * when none): a binary search over the log, which is ordered by lsn and,
+   * because the committer stamps `recvAt` when it assigns the lsn, by
+   * receive time too. Callers that must not miss a batch across a clock step
+   * widen the window and filter on `recvAt` themselves.
+   */
+  lsnReceivedAtOrAfter(ms: number): number;
+  /**
+   * Removes `tmid`'s raw batches (from `batches` and `device-batches`) with
+   * lsn below `belowLsn` that were received before `receivedBefore`, in
+   * transactions of `chunk` batches so writers are never held up for long.
+   * Batches from `verifyFromLsn` on are read to check their receive time;
+   * older ones are known to be older from the lsn alone (default: check all).
+   */
+  dropDeviceBatches(tmid: string, limits: { belowLsn: number; receivedBefore: number; verifyFromLsn?: number }, chunk?: number): Promise<DropResult>;
+  /** Counts for `kiseki inspect`: stored batches and batch-id entries. */
+  counts(): { batches: number; batchIds: number };
+}
+
+/** The batch-log repository over the hot store's tables (called by openHotStore). */
+export function createLogRepository(t: Tables): LogRepository {
+  const { log, batches, deviceBatches, batchIds, trails } = t;
+  const lastLsn = (): number => {
+    for (const key of batches.getKeys({ reverse: true, limit: 1 })) return key;
+    return 0;
+  };
+  return {
+    lastLsn,
+    async commitBatches(toCommit, trailStates) {
+      await log.transaction(() => {
+        for (const { lsn, record } of toCommit) {
+          batches.putSync(lsn, record);
+          deviceBatches.putSync([record.tmid, lsn], record.n);
+          batchIds.putSync(record.id, [lsn, record.tmid]);
+        }
+        for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
+      });
+      // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
+      await log.flushed;
+    },
+    batch: (lsn) => batches.get(lsn),
+    range: (from, toExclusive) => batches.getRange({ start: from, end: toExclusive }),
+    batchIdOwner: (id) => batchIds.get(id),
+    trail: (tmid) => trails.get(tmid),
+    *trails() {
+      for (const { key, value } of trails.getRange()) yield { tmid: key, trail: value };
+    },
+    deviceLsns(tmid, fromLsn, toLsn) {
+      const out: number[] = [];
+      for (const key of deviceBatches.getKeys({ start: [tmid, fromLsn], end: [tmid, toLsn], snapshot: false })) out.push(key[1]);
+      return out;
+    },
+    oldestBatchOf(tmid) {
+      for (const key of deviceBatches.getKeys({ start: [tmid, 0], end: [tmid, Number.MAX_SAFE_INTEGER], limit: 1 })) {
+        const rec = batches.get(key[1]);
+        if (rec !== undefined) return { ...rec, lsn: key[1] };
+      }
+      return undefined;
+    },
+    lsnReceivedAtOrAfter(ms) {
+      const last = lastLsn();
+      if (last === 0) return 1;
+      const firstAtOrAfter = (x: number): { key: number; recvAt: number } | undefined => {
+        for (const { key, value } of batches.getRange({ start: x, limit: 1 })) return { key, recvAt: value.recvAt };
+        return undefined;
+      };
+      // P(x): the first batch at or after lsn x was received at or after ms (or there is none).
+      // P is monotone in x; the smallest such x leads to the answer. The log may have holes
+      // (retention removes devices' batches), hence "first batch at or after".
+      let lo = 1;
+      for (const key of batches.getKeys({ limit: 1 })) lo = key;
+      let hi = last + 1;
+      while (lo < hi) {
+        const mid = Math.floor((lo + hi) / 2);
+        const found = firstAtOrAfter(mid);
+        if (found === undefined || found.recvAt >= ms) hi = mid;
+        else lo = mid + 1;
+      }
+      return firstAtOrAfter(lo)?.key ?? last + 1;
+    },
+    async dropDeviceBatches(tmid, limits, chunk = 512) {
+      const result: DropResult = { batches: 0, events: 0, lastLsn: 0 };
+      const verifyFrom = limits.verifyFromLsn ?? 0;
+      for (;;) {
+        const victims: { lsn: number; n: number }[] = [];
+        for (const { key, value } of deviceBatches.getRange({ start: [tmid, 0], end: [tmid, limits.belowLsn], snapshot: false })) {
+          const lsn = key[1];
+          if (lsn >= verifyFrom) {
+            const rec = batches.get(lsn);
+            if (rec !== undefined && rec.recvAt >= limits.receivedBefore) break;
+          }
+          victims.push({ lsn, n: value });
+          if (victims.length >= chunk) break;
+        }
+        if (victims.length === 0) return result;
+        await log.transaction(() => {
+          for (const v of victims) {
+            batches.removeSync(v.lsn);
+            deviceBatches.removeSync([tmid, v.lsn]);
+          }
+        });
+        for (const v of victims) {
+          result.batches++;
+          result.events += v.n;
+          result.lastLsn = Math.max(result.lastLsn, v.lsn);
+        }
+        if (victims.length < chunk) return result;
+      }
+    },
+    counts: () => ({ batches: batches.getCount(), batchIds: batchIds.getCount() }),
+  };
+}
+
+/** Adds [first, last] to sorted disjoint ranges, merging neighbours. Returns the new array. */
+export function addSeqRange(ranges: [number, number][], first: number, last: number): [number, number][] {
+  const out: [number, number][] = [];
+  let lo = first;
+  let hi = last;
+  let placed = false;
+  for (const r of ranges) {
+    if (r[1] + 1 < lo) out.push(r);
+    else if (hi + 1 < r[0]) {
+      if (!placed) {
+        out.push([lo, hi]);
+        placed = true;
+      }
+      out.push(r);
+    } else {
+      lo = Math.min(lo, r[0]);
+      hi = Math.max(hi, r[1]);
+    }
+  }
+  if (!placed) out.push([lo, hi]);
+  return out;
+}
+
+/**
+ * Seq holes in held ranges: [from, to] inclusive for each gap. Agents number
+ * events from 1, so a first range starting later is a gap too.
+ */
+export function seqGaps(ranges: readonly [number, number][]): [number, number][] {
+  const gaps: [number, number][] = [];
+  const first = ranges[0];
+  if (first !== undefined && first[0] > 1) gaps.push([1, first[0] - 1]);
+  for (let i = 1; i < ranges.length; i++) gaps.push([ranges[i - 1]![1] + 1, ranges[i]![0] - 1]);
+  return gaps;
+}

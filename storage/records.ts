@@ -1,0 +1,179 @@
+/**
+ * The record types the repositories store and hand out (types only). They
+ * live apart from the repositories so that no two storage modules need each
+ * other: tables.ts and every repository import this file, never one another
+ * in a circle.
+ */
+import type { AlertRecord, CommandRequest, TenantPolicy, Verdict } from '../core/contracts.js';
+
+/** Tenant (one contract, identified by its support ID). */
+export interface TenantRecord {
+  supportId: string;
+  name: string;
+  /** SHA-256 hex of the enrollment key; the key itself is never stored. */
+  enrollKeyHash: string;
+  createdAt: number;
+  /** Absent until set: see DEFAULT_TENANT_POLICY. */
+  policy?: TenantPolicy;
+}
+
+/** A device (one PC running one agent). */
+export interface DeviceRecord {
+  tmid: string;
+  supportId: string;
+  computer: string;
+  agentVersion: string;
+  os: string;
+  ips: string[];
+  macs: string[];
+  /** SHA-256 hex of the device token. */
+  tokenHash: string;
+  firstSeen: number;
+  lastSeen: number;
+  connected: boolean;
+}
+
+/** What an agent reports of its device at hello: the fields of a device record it owns. */
+export interface DeviceFacts {
+  computer: string;
+  agentVersion: string;
+  os: string;
+  ips: string[];
+  macs: string[];
+}
+
+/** Network isolation as last confirmed by the agent (SPEC §8); its own database, so device updates never race it. */
+export interface DeviceIsolation {
+  state: 'isolated' | 'released';
+  since: number;
+  /** Allowed destinations while isolated (IP or CIDR, optional port). */
+  allow: { cidr: string; port?: number }[];
+  commandId: string;
+}
+
+/** What the store knows of a device's trail: held seq ranges and counters. */
+export interface TrailState {
+  /** Sorted, disjoint, non-adjacent inclusive [lo, hi] ranges of seq held. */
+  ranges: [number, number][];
+  batches: number;
+  events: number;
+  lastLsn: number;
+  lastBatchAt: number;
+}
+
+/** One raw batch as committed by ingest. `z` holds the zstd-compressed MessagePack events array. */
+export interface BatchRecord {
+  tmid: string;
+  id: string;
+  sentAt: number;
+  recvAt: number;
+  first: number;
+  last: number;
+  n: number;
+  z: Uint8Array;
+}
+
+/** A batch ready to commit; `lsn` is assigned by the committer. */
+export interface BatchToCommit {
+  lsn: number;
+  record: BatchRecord;
+}
+
+/** A verdict set by an analyst; it takes precedence over the engine's. */
+export interface AnalystVerdict {
+  id: string;
+  alertId: string;
+  at: number;
+  by: string;
+  verdict: Verdict;
+  /** The effective verdict just before this change (absent on records written before it was kept). */
+  from?: Verdict;
+  comment?: string;
+}
+
+/** An analyst's comment on an alert. */
+export interface AlertComment {
+  id: string;
+  alertId: string;
+  at: number;
+  author: string;
+  text: string;
+}
+
+/** The first alert of a device and file, for the 72 h dedup. */
+export interface DedupEntry {
+  alertId: string;
+  /** Endpoint time of the detection that created the alert. */
+  at: number;
+}
+
+export type CommandKind = CommandRequest['kind'];
+export type CommandState = CommandRequest['state'];
+
+/** What a command record holds beyond the request: its last change and result. */
+export interface CommandRecord extends CommandRequest {
+  /** Absent on commands the engine queued and nobody touched since. */
+  updatedAt?: number;
+  result?: Record<string, unknown>;
+  error?: string;
+}
+
+export type Role = 'operator' | 'admin' | 'viewer';
+
+export interface UserRecord {
+  /** Login ID. */
+  id: string;
+  role: Role;
+  /** The tenant of an admin or viewer; null for operators (all tenants). */
+  supportId: string | null;
+  passwordHash: string;
+  mustChangePassword: boolean;
+  failedLogins: number;
+  lockedUntil: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SessionRecord {
+  userId: string;
+  kind: 'session' | 'token';
+  createdAt: number;
+  expiresAt: number;
+  /** For tokens: what the script is for. */
+  label?: string;
+}
+
+export interface AuditRecord {
+  id: string;
+  at: number;
+  actor: string;
+  role: Role | 'system';
+  supportId: string | null;
+  action: string;
+  target: string;
+  /** Client address as seen by the server. */
+  from: string;
+  details?: Record<string, unknown>;
+}
+
+/** An alert as users see it: the analyst's last verdict, when there is one, wins over the engine's. */
+export interface EffectiveAlert extends AlertRecord {
+  /** The engine's own verdict, kept for comparison. */
+  engineVerdict: Verdict;
+  /** `engine`, or the login ID of the analyst who set `verdict`. */
+  verdictBy: string;
+}
+
+/** One entry of an alert's verdict history: an engine revision, or an analyst's change (revision null). */
+export interface VerdictHistoryEntry {
+  alertId: string;
+  at: number;
+  /** The report revision that changed the engine's verdict; null for an analyst's change. */
+  revision: number | null;
+  /** The effective verdict just before this change; null before the first report. */
+  from: Verdict | null;
+  to: Verdict;
+  /** `engine` or the analyst's login ID. */
+  by: string;
+  comment?: string;
+}

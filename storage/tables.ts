@@ -1,0 +1,130 @@
+/**
+ * The raw LMDB databases, private to storage/: only the repositories use
+ * them, and storage/index.ts does not export this file. Opening them is
+ * the one place that knows database names and key types; the key layouts
+ * themselves are documented beside the repository that owns each table
+ * (storage/README.md lists them all).
+ *
+ * Two environments: `log.lmdb` holds the raw batch log and its indexes
+ * (written only by ingest's group commits and by retention), `kiseki.lmdb`
+ * everything else. LMDB has one writer per environment: apart, the shards'
+ * and the API's transactions never make an ack wait.
+ */
+import { mkdirSync } from 'node:fs';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type { AlertRecord, ExceptionEntry, QuickReport, VerdictChange } from '../core/contracts.js';
+import { KisekiError } from '../core/errors.js';
+import type {
+  AlertComment,
+  AnalystVerdict,
+  AuditRecord,
+  BatchRecord,
+  CommandRecord,
+  DedupEntry,
+  DeviceIsolation,
+  DeviceRecord,
+  SessionRecord,
+  TenantRecord,
+  TrailState,
+  UserRecord,
+} from './records.js';
+
+export interface TablesOptions {
+  dataDir: string;
+  /** Initial LMDB map size in bytes; LMDB grows it as needed. */
+  mapSizeBytes?: number;
+  readOnly?: boolean;
+}
+
+export interface Tables {
+  /** kiseki.lmdb: everything but the log. */
+  readonly root: RootDatabase;
+  /** log.lmdb: the raw batch log and its indexes. */
+  readonly log: RootDatabase;
+  readonly tenants: Database<TenantRecord, string>;
+  readonly enrollKeys: Database<string, string>;
+  readonly devices: Database<DeviceRecord, string>;
+  readonly tenantDevices: Database<number, [string, string]>;
+  readonly inventory: Database<Record<string, unknown>, string>;
+  readonly batches: Database<BatchRecord, number>;
+  readonly deviceBatches: Database<number, [string, number]>;
+  readonly batchIds: Database<[number, string], string>;
+  readonly trails: Database<TrailState, string>;
+  readonly checkpoints: Database<number, number>;
+  readonly stateCheckpoints: Database<number, number>;
+  readonly kindCounts: Database<Record<string, number>, string>;
+  readonly deviceState: Database<Buffer, string>;
+  readonly alerts: Database<AlertRecord, string>;
+  readonly tenantAlerts: Database<string, [string, number, string]>;
+  readonly deviceAlerts: Database<string, [string, number, string]>;
+  readonly alertsByTime: Database<string, [number, string]>;
+  readonly reports: Database<QuickReport, [string, number]>;
+  readonly verdictHistory: Database<VerdictChange, [string, number]>;
+  readonly alertDedup: Database<DedupEntry, [string, string]>;
+  readonly analystVerdicts: Database<AnalystVerdict, [string, number, string]>;
+  readonly comments: Database<AlertComment, [string, number, string]>;
+  readonly exceptions: Database<ExceptionEntry, [string, string]>;
+  readonly commands: Database<CommandRecord, string>;
+  readonly deviceCommands: Database<string, [string, number, string]>;
+  readonly isolation: Database<DeviceIsolation, string>;
+  readonly users: Database<UserRecord, string>;
+  readonly sessions: Database<SessionRecord, string>;
+  readonly audit: Database<AuditRecord, [number, string]>;
+}
+
+/**
+ * Opens (creating when needed) both environments and every database.
+ * @throws KisekiError ERR_STORAGE when an environment cannot be opened.
+ */
+export function openTables(options: TablesOptions): Tables {
+  const readOnly = options.readOnly ?? false;
+  if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
+  const openEnv = (name: string): RootDatabase => {
+    try {
+      return open({ path: `${options.dataDir}/${name}`, maxDbs: 48, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
+    } catch (cause) {
+      throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open', env: name }, { cause });
+    }
+  };
+  const root = openEnv('kiseki.lmdb');
+  let log: RootDatabase;
+  try {
+    log = openEnv('log.lmdb');
+  } catch (err) {
+    void root.close();
+    throw err;
+  }
+  return {
+    root,
+    log,
+    tenants: root.openDB('tenants', {}),
+    enrollKeys: root.openDB('enroll-keys', {}),
+    devices: root.openDB('devices', {}),
+    tenantDevices: root.openDB('tenant-devices', {}),
+    inventory: root.openDB('inventory', {}),
+    batches: log.openDB('batches', {}),
+    deviceBatches: log.openDB('device-batches', {}),
+    batchIds: log.openDB('batch-ids', {}),
+    trails: log.openDB('trails', {}),
+    checkpoints: root.openDB('checkpoints', {}),
+    stateCheckpoints: root.openDB('state-checkpoints', {}),
+    kindCounts: root.openDB('kind-counts', {}),
+    deviceState: root.openDB('device-state', { encoding: 'binary' }),
+    alerts: root.openDB('alerts', {}),
+    tenantAlerts: root.openDB('tenant-alerts', {}),
+    deviceAlerts: root.openDB('device-alerts', {}),
+    alertsByTime: root.openDB('alerts-by-time', {}),
+    reports: root.openDB('reports', {}),
+    verdictHistory: root.openDB('verdict-history', {}),
+    alertDedup: root.openDB('alert-dedup', {}),
+    analystVerdicts: root.openDB('analyst-verdicts', {}),
+    comments: root.openDB('comments', {}),
+    exceptions: root.openDB('exceptions', {}),
+    commands: root.openDB('commands', {}),
+    deviceCommands: root.openDB('device-commands', {}),
+    isolation: root.openDB('isolation', {}),
+    users: root.openDB('users', {}),
+    sessions: root.openDB('sessions', {}),
+    audit: root.openDB('audit', {}),
+  };
+}
