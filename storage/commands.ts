@@ -36,6 +36,14 @@ export interface CommandOutcome {
   error?: string;
 }
 
+/** A move of a command to a new state, with the agent's result or error. */
+export interface CommandChange {
+  state: CommandState;
+  at: number;
+  result?: Record<string, unknown> | undefined;
+  error?: string | undefined;
+}
+
 export interface CommandRepository {
   /**
    * A new queued command record (not stored): `expiresAt` defaults to
@@ -63,7 +71,7 @@ export interface CommandRepository {
    */
   recordOutcome(id: string, outcome: CommandOutcome): Promise<CommandRecord | undefined>;
   /** Moves a command to a state (for expiry and tests); returns the updated record. */
-  update(id: string, change: { state: CommandState; at: number; result?: Record<string, unknown>; error?: string }): Promise<CommandRecord | undefined>;
+  update(id: string, change: CommandChange): Promise<CommandRecord | undefined>;
   /** Isolation as last confirmed by the device's agent. */
   isolation(tmid: string): DeviceIsolation | undefined;
 }
@@ -91,16 +99,17 @@ export function createCommandRepository(t: Tables): CommandRepository {
     return out;
   };
   const pendingFor = (tmid: string): CommandRecord[] => forDevice(tmid).filter((c) => c.state === 'queued' || c.state === 'sent');
+  const changed = (current: CommandRecord, change: CommandChange): CommandRecord => ({
+    ...current,
+    state: change.state,
+    updatedAt: change.at,
+    ...(change.result === undefined ? {} : { result: change.result }),
+    ...(change.error === undefined ? {} : { error: change.error }),
+  });
   const update: CommandRepository['update'] = async (id, change) => {
     const current = commands.get(id);
     if (current === undefined) return undefined;
-    const next: CommandRecord = {
-      ...current,
-      state: change.state,
-      updatedAt: change.at,
-      ...(change.result === undefined ? {} : { result: change.result }),
-      ...(change.error === undefined ? {} : { error: change.error }),
-    };
+    const next = changed(current, change);
     await commands.put(id, next);
     return next;
   };
@@ -129,13 +138,7 @@ export function createCommandRepository(t: Tables): CommandRepository {
     async recordOutcome(id, outcome) {
       const current = commands.get(id);
       if (current === undefined) return undefined;
-      const next: CommandRecord = {
-        ...current,
-        state: outcome.status,
-        updatedAt: outcome.at,
-        ...(outcome.result === undefined ? {} : { result: outcome.result }),
-        ...(outcome.error === undefined ? {} : { error: outcome.error }),
-      };
+      const next = changed(current, { state: outcome.status, at: outcome.at, result: outcome.result, error: outcome.error });
       const changesIsolation = outcome.status === 'done' && (next.kind === 'isolate' || next.kind === 'release');
       const allow = Array.isArray(next.args.allow) ? (next.args.allow as { cidr: string; port?: number }[]) : [];
       // One transaction: whoever sees the command done also sees the isolation state it set.
