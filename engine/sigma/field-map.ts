@@ -325,7 +325,12 @@ const COMPUTED: Record<string, FieldReader> = {
   remoteIsIpv6: (e) => (typeof e.rip === 'string' ? (e.rip.includes(':') ? 'true' : 'false') : undefined),
   queryResults: (e) => (Array.isArray(e.answers) ? e.answers.join(';') : undefined),
   signed: (e) => (e.sig === 'unsigned' ? 'false' : e.sig === 'trusted' || e.sig === 'untrusted' ? 'true' : undefined),
-  streamTarget: (e) => (typeof e.path === 'string' && typeof e.stream === 'string' ? `${e.path}:${e.stream}` : e.path),
+  streamTarget: (e) => {
+    const path = e.path;
+    const stream = e.stream;
+    if (typeof path !== 'string' || typeof stream !== 'string' || stream === '' || path.toLowerCase().endsWith(`:${stream.toLowerCase()}`)) return path;
+    return `${path}:${stream}`;
+  },
   pipeEventType: (e) => (e.k === 'pipe.connect' ? 'ConnectPipe' : 'CreatePipe'),
 };
 
@@ -385,7 +390,7 @@ const COMPUTED_DOC: Record<string, string> = {
   remoteIsIpv6: '`true` when `rip` is IPv6',
   queryResults: '`answers` joined with `;`',
   signed: '`true` unless `sig` is `unsigned`',
-  streamTarget: '`path` + `:` + `stream`',
+  streamTarget: '`path`, with `:` + `stream` appended unless it ends with it',
   pipeEventType: '`CreatePipe` (pipe.create) / `ConnectPipe` (pipe.connect)',
 };
 
