@@ -44,6 +44,7 @@ Usage:
               | spot1y --tenant S --tmid T | close-days   (collection days 05:00-05:00 JST)
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
+  kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
   kiseki exception add --support-id S [--sha256 H] [--path-pattern GLOB] [--signer NAME]
                        [--expires YYYY-MM-DD] [--reason TEXT]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
@@ -362,6 +363,11 @@ async function main(argv: string[]): Promise<void> {
     case 'bench': {
       const { runBenchCommand } = await import('../bench/load/bench-cli.js');
       process.exitCode = await runBenchCommand(rest);
+      return;
+    }
+    case 'sigma': {
+      const { runSigmaCommand } = await import('../engine/sigma/cli.js');
+      process.exitCode = await runSigmaCommand(rest);
       return;
     }
     case 'export': {

@@ -86,8 +86,14 @@ function textValues(e: Ev): Iterable<unknown> {
   return isObject(d) ? [...Object.values(e), ...Object.values(d)] : Object.values(e);
 }
 
-/** Keyword search: the pattern against every string value of the event (and of its `data`). */
-function keywordSel(modifiers: string[], values: unknown, options: CompileOptions): Sel {
+/**
+ * Keyword search: the pattern against every string value of the event (and
+ * of its `data`). A keyword is found anywhere in a value, as full-text search
+ * finds it, unless the rule says where (startswith, endswith, re, …).
+ */
+function keywordSel(mods: string[], values: unknown, options: CompileOptions): Sel {
+  const placed = mods.some((m) => ['contains', 'startswith', 'endswith', 're', 'cidr', 'exists', 'fieldref', 'lt', 'lte', 'gt', 'gte', 'base64', 'base64offset'].includes(m));
+  const modifiers = placed ? mods : [...mods, 'contains'];
   const c = compileValues(modifiers, values, { placeholders: options.placeholders });
   if (!c.ok) throw new Refuse(c.reason, c.detail);
   const test = c.test;

@@ -334,8 +334,19 @@ const COMPUTED: Record<string, FieldReader> = {
   pipeEventType: (e) => (e.k === 'pipe.connect' ? 'ConnectPipe' : 'CreatePipe'),
 };
 
-/** The reader of a spec string (see the file comment). */
+const readers = new Map<string, FieldReader>();
+
+/** The reader of a spec string (see the file comment); one shared reader per spec, so the matcher scans a field once per event. */
 export function readerOf(spec: string): FieldReader {
+  let r = readers.get(spec);
+  if (r === undefined) {
+    r = makeReader(spec);
+    readers.set(spec, r);
+  }
+  return r;
+}
+
+function makeReader(spec: string): FieldReader {
   const head = spec[0];
   const name = spec.slice(1);
   if (head === '=') {
@@ -350,6 +361,15 @@ export function readerOf(spec: string): FieldReader {
 
 /** Reader for data-map kinds: the Windows field name inside `data`, `EventID` from the kind. */
 export function dataReaderOf(field: string): FieldReader {
+  let r = readers.get(`data:${field}`);
+  if (r === undefined) {
+    r = makeDataReader(field);
+    readers.set(`data:${field}`, r);
+  }
+  return r;
+}
+
+function makeDataReader(field: string): FieldReader {
   if (field === 'EventID') return COMPUTED.eventId!;
   if (field === 'Channel') return (e) => e.channel;
   if (field === 'Provider_Name') return (e) => e.provider;

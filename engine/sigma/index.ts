@@ -8,3 +8,7 @@ export type { SigmaMatcher, SigmaMatcherOptions, SigmaMatcherStats } from './mat
 export { LOGSOURCES, fieldTableMarkdown, logsourceOf } from './field-map.js';
 export type { LogsourceMapping, FieldReader } from './field-map.js';
 export type { ProcessFacts, ProcessResolver, Refusal, RefusalReason, Severity, SigmaRuleInfo } from './types.js';
+export { runSigmaCommand, SIGMA_USAGE } from './cli.js';
+export type { SigmaIo } from './cli.js';
+export { runConformance, parseJsonStream } from './conformance.js';
+export type { ConformanceResult, CaseFailure } from './conformance.js';

@@ -102,7 +102,7 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
   const byKind = new Map<string, KindIndex>();
   for (const [kind, list] of exactSlots) {
     const always: Slot[] = [];
-    const perField = new Map<string, { reader: FieldReader; entries: { literal: string; output: number }[] }>();
+    const perField = new Map<FieldReader, { field: string; reader: FieldReader; entries: { literal: string; output: number }[] }>();
     for (const slot of list) {
       const pre = slot.program.prefilter;
       if (pre === null) {
@@ -110,14 +110,17 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
         continue;
       }
       for (const p of pre) {
-        const f = perField.get(p.field) ?? { reader: p.reader, entries: [] };
+        // Keyed by reader, not name: one Sigma field may be read differently by two logsources on one kind
+        // (TargetFilename of Sysmon 11 and 15), and one reader is shared by every rule that reads the same way.
+        const key = p.reader;
+        const f = perField.get(key) ?? { field: p.field, reader: p.reader, entries: [] };
         for (const literal of p.literals) f.entries.push({ literal, output: slot.index });
-        perField.set(p.field, f);
+        perField.set(key, f);
       }
     }
     byKind.set(kind, {
       always,
-      scanners: [...perField].map(([field, f]) => ({ field, reader: f.reader, scanner: createLiteralScanner(f.entries) })),
+      scanners: [...perField.values()].map((f) => ({ field: f.field, reader: f.reader, scanner: createLiteralScanner(f.entries) })),
     });
   }
   const prefixCache = new Map<string, Slot[]>();
