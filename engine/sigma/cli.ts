@@ -62,7 +62,7 @@ export async function runSigmaCommand(args: string[], io: SigmaIo = { stdout: pr
             files: loaded.files,
             loaded: loaded.rules.length,
             refusedByReason: loaded.refusedByReason,
-            rules: loaded.rules.map((r) => ({ id: r.info.id, title: r.info.title, level: r.info.level, severity: r.info.severity, status: r.info.status, logsource: r.info.logsource, kinds: [...r.info.kinds, ...r.info.prefixes.map((p) => `${p}*`)], file: r.info.file })),
+            rules: loaded.rules.map((r) => ({ id: r.info.id, title: r.info.title, level: r.info.level, severity: r.info.severity, status: r.info.status, author: r.info.author, logsource: r.info.logsource, kinds: [...r.info.kinds, ...r.info.prefixes.map((p) => `${p}*`)], file: r.info.file })),
             refused: loaded.refused,
           })}\n`,
         );

@@ -280,6 +280,7 @@ export function compileRule(doc: unknown, file: string, options: CompileOptions 
       level,
       severity: severityOf(level),
       status: typeof doc.status === 'string' ? doc.status : 'unknown',
+      author: typeof doc.author === 'string' ? doc.author : '',
       tags: Array.isArray(doc.tags) ? doc.tags.filter((t): t is string => typeof t === 'string') : [],
       logsource: mapping.logsource,
       file,

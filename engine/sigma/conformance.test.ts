@@ -11,22 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { mapRecord } from '../../ingest/import/index.js';
 import { parseJsonStream, runConformance } from './conformance.js';
-import { loadSigmaRules } from './loader.js';
+import { findSharedSigmaDir, loadSigmaRules } from './loader.js';
 import { createSigmaMatcher } from './matcher.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-function findShared(): string | undefined {
-  let dir = ROOT;
-  for (let i = 0; i < 3; i++) {
-    const candidate = join(dir, '..', 'shared', 'sigma');
-    if (existsSync(join(candidate, 'rules', 'windows')) && existsSync(join(candidate, 'regression'))) return resolve(candidate);
-    dir = resolve(dir, '..');
-  }
-  return undefined;
-}
-
-const SHARED = findShared();
+const found = findSharedSigmaDir(ROOT);
+const SHARED = found !== undefined && existsSync(join(found, 'regression')) ? found : undefined;
 if (SHARED === undefined) process.stdout.write('engine/sigma conformance: skipped, ../shared/sigma (SigmaHQ rules and regression data) is not beside the repository\n');
 
 function* jsonFiles(dir: string): Generator<string> {

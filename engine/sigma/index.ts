@@ -1,7 +1,7 @@
 /** Public surface of engine/sigma/: load and compile Sigma rules, match trail events, run SigmaHQ's regression cases. */
 export { compileRule, compileFilter, compileDetection, severityOf } from './compile.js';
 export type { CompiledRule, CompiledFilter, CompileOptions, CompileOutcome, Program, PrefilterEntry } from './compile.js';
-export { loadSigmaRules, loadSigmaFilters, defaultRulesDir, parseRuleText, countByReason } from './loader.js';
+export { loadSigmaRules, loadSigmaFilters, defaultRulesDir, findSharedSigmaDir, parseRuleText, countByReason } from './loader.js';
 export type { LoadedRules } from './loader.js';
 export { createSigmaMatcher } from './matcher.js';
 export type { SigmaMatcher, SigmaMatcherOptions, SigmaMatcherStats } from './matcher.js';

@@ -86,6 +86,21 @@ export function defaultRulesDir(): string {
 }
 
 /**
+ * The SigmaHQ folder (`shared/sigma`: rules and regression data) beside the
+ * repository at `root`, or beside one of its parent folders (a worktree
+ * nested one or two levels deeper); undefined when absent (a user's clone).
+ */
+export function findSharedSigmaDir(root: string): string | undefined {
+  let dir = resolve(root);
+  for (let i = 0; i < 3; i++) {
+    const candidate = join(dir, '..', 'shared', 'sigma');
+    if (existsSync(join(candidate, 'rules', 'windows'))) return resolve(candidate);
+    dir = resolve(dir, '..');
+  }
+  return undefined;
+}
+
+/**
  * Loads the Sigma filter files under `dir` (a tenant's exclusions) for `rules`.
  * @returns rule id → filters, and refusals.
  */

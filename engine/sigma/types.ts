@@ -53,6 +53,8 @@ export interface SigmaRuleInfo {
   level: string;
   severity: Severity;
   status: string;
+  /** The rule's `author` field: DRL 1.1 asks that messages based on a match keep it. */
+  author: string;
   tags: readonly string[];
   /** The logsource key of field-map.ts (`process_creation`, `service:security`, …). */
   logsource: string;
