@@ -334,6 +334,63 @@ const COMPUTED: Record<string, FieldReader> = {
   pipeEventType: (e) => (e.k === 'pipe.connect' ? 'ConnectPipe' : 'CreatePipe'),
 };
 
+/**
+ * For computed text fields: how to hand the value to a scanner in parts, in
+ * order, without building the string (the matcher's no-allocation path).
+ * The parts, concatenated, are exactly the computed value.
+ */
+export type PartsReader = (event: Readonly<Record<string, unknown>>, feed: (text: string) => void) => void;
+
+const PARTS: Record<string, PartsReader> = {
+  hashes: (e, feed) => {
+    let first = true;
+    for (const [name, field] of HASH_PARTS) {
+      const v = e[field];
+      if (typeof v !== 'string') continue;
+      feed(first ? HASH_PREFIX_FIRST[name]! : HASH_PREFIX[name]!);
+      feed(v);
+      first = false;
+    }
+  },
+  queryResults: (e, feed) => {
+    if (!Array.isArray(e.answers)) return;
+    for (let i = 0; i < e.answers.length; i++) {
+      const a: unknown = e.answers[i];
+      if (typeof a !== 'string') continue;
+      if (i > 0) feed(';');
+      feed(a);
+    }
+  },
+  streamTarget: (e, feed) => {
+    const path = e.path;
+    if (typeof path !== 'string') return;
+    feed(path);
+    const stream = e.stream;
+    if (typeof stream === 'string' && stream !== '' && !path.toLowerCase().endsWith(`:${stream.toLowerCase()}`)) {
+      feed(':');
+      feed(stream);
+    }
+  },
+  targetObject: (e, feed) => {
+    if (typeof e.renamedFrom === 'string') return feed(e.renamedFrom);
+    if (typeof e.key !== 'string') return;
+    feed(e.key);
+    if (typeof e.value === 'string') {
+      feed('\\');
+      feed(e.value);
+    }
+  },
+};
+const HASH_PREFIX_FIRST: Record<string, string> = { SHA1: 'SHA1=', MD5: 'MD5=', SHA256: 'SHA256=', IMPHASH: 'IMPHASH=' };
+const HASH_PREFIX: Record<string, string> = { SHA1: ',SHA1=', MD5: ',MD5=', SHA256: ',SHA256=', IMPHASH: ',IMPHASH=' };
+
+const partsByReader = new Map<FieldReader, PartsReader>();
+
+/** The parts reader of a computed text field's reader, if it has one. */
+export function partsOf(reader: FieldReader): PartsReader | undefined {
+  return partsByReader.get(reader);
+}
+
 const readers = new Map<string, FieldReader>();
 
 /** The reader of a spec string (see the file comment); one shared reader per spec, so the matcher scans a field once per event. */
@@ -342,6 +399,8 @@ export function readerOf(spec: string): FieldReader {
   if (r === undefined) {
     r = makeReader(spec);
     readers.set(spec, r);
+    const parts = spec[0] === '=' ? PARTS[spec.slice(1)] : undefined;
+    if (parts !== undefined) partsByReader.set(r, parts);
   }
   return r;
 }

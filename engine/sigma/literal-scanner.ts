@@ -30,6 +30,10 @@ export interface LiteralScanner {
    * (an output may be reported more than once: the caller deduplicates).
    */
   scan(text: string, onMatch: (output: number) => void): void;
+  /** Starts a value made of parts (see {@link LiteralScanner.feed}). */
+  reset(): void;
+  /** Scans the next part of a value, continuing from where the previous part ended. */
+  feed(text: string, onMatch: (output: number) => void): void;
   readonly states: number;
 }
 
@@ -77,21 +81,54 @@ export function createLiteralScanner(entries: readonly { literal: string; output
   // The root's transitions as a dense table: most characters of a value leave the root at once.
   const root = new Int32Array(65536);
   for (const [c, t] of next[0]!) root[c] = t;
+  // Characters of no literal send every state back to the root: one table look-up instead of a fail walk.
+  const alphabet = new Uint8Array(65536);
+  // Every other edge in one open-addressing table keyed by (state, character): a typed-array probe
+  // instead of a Map per state (3× faster on the proc.start fields of `--micro sigma`).
+  let size = 16;
+  while (size < n * 2) size <<= 1;
+  const mask = size - 1;
+  const keyState = new Int32Array(size).fill(-1);
+  const keyChar = new Uint16Array(size);
+  const value = new Int32Array(size);
+  for (let st = 0; st < n; st++) {
+    for (const [c, t] of next[st]!) {
+      alphabet[c] = 1;
+      if (st === 0) continue;
+      let h = (Math.imul(st, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & mask;
+      while (keyState[h] !== -1) h = (h + 1) & mask;
+      keyState[h] = st;
+      keyChar[h] = c;
+      value[h] = t;
+    }
+  }
+  const step = (st: number, c: number): number => {
+    let h = (Math.imul(st, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & mask;
+    for (;;) {
+      const k = keyState[h]!;
+      if (k === -1) return -1;
+      if (k === st && keyChar[h] === c) return value[h]!;
+      h = (h + 1) & mask;
+    }
+  };
   const out = outputs.map((o) => (o.length === 0 ? null : Int32Array.from(o)));
 
-  return {
-    states: n,
-    scan(text, onMatch) {
-      let s = 0;
+  let carried = 0;
+  const run = (start: number, text: string, onMatch: (output: number) => void): number => {
+      let s = start;
       for (let i = 0; i < text.length; i++) {
         const c = FOLD[text.charCodeAt(i)]!;
+        if (alphabet[c] === 0) {
+          s = 0;
+          continue;
+        }
         for (;;) {
           if (s === 0) {
             s = root[c]!;
             break;
           }
-          const t = next[s]!.get(c);
-          if (t !== undefined) {
+          const t = step(s, c);
+          if (t >= 0) {
             s = t;
             break;
           }
@@ -105,6 +142,18 @@ export function createLiteralScanner(entries: readonly { literal: string; output
           o = outLink[o]!;
         }
       }
+      return s;
+  };
+  return {
+    states: n,
+    scan(text, onMatch) {
+      run(0, text, onMatch);
+    },
+    reset() {
+      carried = 0;
+    },
+    feed(text, onMatch) {
+      carried = run(carried, text, onMatch);
     },
   };
 }

@@ -9,13 +9,14 @@
  * kinds (`security.4688`) are looked up by prefix and cached per kind.
  *
  * `match(event)` returns a shared empty array when nothing matches and does
- * not allocate on that path (except for the computed fields a scanner reads,
- * such as a registry event's `TargetObject`). Parent and actor fields come
+ * not allocate on that path: computed text fields (a registry event's
+ * `TargetObject`, Sysmon's `Hashes`) are fed to their scanner part by part
+ * instead of being built. Parent and actor fields come
  * from the {@link ProcessResolver} the shard supplies. Tenant exclusions
  * (Sigma filters) are checked only after a rule matched.
  */
 import type { CompiledFilter, CompiledRule, Program } from './compile.js';
-import type { FieldReader } from './field-map.js';
+import { partsOf, type FieldReader, type PartsReader } from './field-map.js';
 import { createLiteralScanner, type LiteralScanner } from './literal-scanner.js';
 import type { ProcessResolver, SigmaRuleInfo } from './types.js';
 
@@ -30,7 +31,7 @@ interface Slot {
 
 interface KindIndex {
   always: Slot[];
-  scanners: { field: string; reader: FieldReader; scanner: LiteralScanner }[];
+  scanners: { field: string; reader: FieldReader; scanner: LiteralScanner; parts: PartsReader | undefined; feed: (text: string) => void }[];
 }
 
 /** Counters of a matcher (monotonic). */
@@ -120,7 +121,12 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
     }
     byKind.set(kind, {
       always,
-      scanners: [...perField.values()].map((f) => ({ field: f.field, reader: f.reader, scanner: createLiteralScanner(f.entries) })),
+      scanners: [...perField.values()].map((f) => {
+        const scanner = createLiteralScanner(f.entries);
+        // Made once per scanner, so feeding parts allocates nothing per event.
+        const feed = (text: string): void => scanner.feed(text, consider);
+        return { field: f.field, reader: f.reader, scanner, parts: partsOf(f.reader), feed };
+      }),
     });
   }
   const prefixCache = new Map<string, Slot[]>();
@@ -182,6 +188,12 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
         for (let i = 0; i < idx.always.length; i++) consider(idx.always[i]!.index);
         for (let i = 0; i < idx.scanners.length; i++) {
           const sc = idx.scanners[i]!;
+          if (sc.parts !== undefined) {
+            // A computed text (registry TargetObject, Sysmon Hashes): scanned part by part, never built.
+            sc.scanner.reset();
+            sc.parts(event, sc.feed);
+            continue;
+          }
           const v = sc.reader(event, resolver);
           if (typeof v === 'string') sc.scanner.scan(v, consider);
           else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') sc.scanner.scan(x, consider);

@@ -200,6 +200,8 @@ describe('prefilter literals', () => {
     expect(regexLiteral('net\\s+user\\s+')).toBe('user');
     expect(regexLiteral('\\\\DserNamePipe[0-9a-f]{2}')).toBe('\\dsernamepipe');
     expect(regexLiteral('a|b')).toBeNull();
+    expect(regexLiteral('cmd.{0,5}(?:/c|/r).+powershell.+(?:x|y)')).toBe('powershell');
+    expect(regexLiteral('[a|b]cdef')).toBe('cdef');
     expect(regexLiteral('ab?c')).toBeNull();
     expect(regexLiteral('(?:abc)')).toBeNull();
     expect(regexLiteral('x\\.exe')).toBe('x.exe');

@@ -153,13 +153,29 @@ function longestLiteral(toks: Tok[]): string | null {
   return best === '' ? null : best.toLowerCase();
 }
 
+/** True when `|` separates alternatives of the whole expression (not inside a group or a class). */
+function hasTopLevelAlternation(src: string): boolean {
+  let depth = 0;
+  let inClass = false;
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') i++;
+    else if (inClass) inClass = c !== ']';
+    else if (c === '[') inClass = true;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === '|' && depth === 0) return true;
+  }
+  return false;
+}
+
 /**
  * A literal every match of the regular expression must contain, or null.
- * Conservative: gives up on alternation and takes only characters that are
- * neither optional nor inside a group or class.
+ * Conservative: gives up on alternation of the whole expression and takes
+ * only characters that are neither optional nor inside a group or class.
  */
 export function regexLiteral(src: string): string | null {
-  if (src.includes('|')) return null;
+  if (hasTopLevelAlternation(src)) return null;
   let best = '';
   let run = '';
   const end = () => {
