@@ -13,7 +13,7 @@
  * one must occur in the event whenever the rule matches.
  */
 import { parseCondition, type CondNode } from './condition.js';
-import { dataReaderOf, logsourceOf, readerOf, type FieldReader } from './field-map.js';
+import { dataReaderOf, exactReaderOf, logsourceOf, type FieldReader } from './field-map.js';
 import type { ProcessResolver, Refusal, RefusalReason, Severity, SigmaRuleInfo } from './types.js';
 import { compileValues, type ValueOptions } from './values.js';
 
@@ -160,8 +160,7 @@ function mapSel(map: Record<string, unknown>, readerFor: (f: string) => FieldRea
     }
     const test = c.test;
     preds.push((e, r) => test(reader(e, r), e, r));
-    // Numbers are not prefiltered (the scanner reads text): another field of the selection will do.
-    if (c.literals !== null && !mods.includes('cased')) pre = better(pre, [{ field, reader, literals: c.literals }]);
+    if (c.literals !== null) pre = better(pre, [{ field, reader, literals: c.literals }]);
   }
   const pred: Predicate = preds.length === 1 ? preds[0]! : (e, r) => preds.every((p) => p(e, r));
   return { pred, pre };
@@ -255,10 +254,7 @@ export function compileRule(doc: unknown, file: string, options: CompileOptions 
     const ls = doc.logsource;
     return refusal(file, doc, 'unsupported_logsource', ['product', 'category', 'service'].map((k) => (ls[k] === undefined ? '' : `${k}:${String(ls[k])}`)).filter((s) => s !== '').join(' '));
   }
-  const exactReader = (field: string): FieldReader | undefined => {
-    const spec = mapping.fields[field];
-    return spec === undefined ? undefined : readerOf(spec);
-  };
+  const exactReader = (field: string): FieldReader | undefined => exactReaderOf(mapping, field);
   try {
     let exact: Program | undefined;
     let data: Program | undefined;

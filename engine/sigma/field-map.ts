@@ -35,6 +35,12 @@ export interface LogsourceMapping {
   guard?: { doc: string; test: (event: Readonly<Record<string, unknown>>) => boolean };
   /** Sigma field → reader spec, for the exact kinds. */
   fields: Readonly<Record<string, string>>;
+  /**
+   * The exact kinds may carry the Windows event data too (`data`, as the import
+   * writes it for logon / logoff): every field is read from it first, then from
+   * `fields`.
+   */
+  dataFirst?: boolean;
   /** Sysmon / Windows source, for the docs. */
   source: string;
 }
@@ -194,6 +200,7 @@ export const LOGSOURCES: readonly LogsourceMapping[] = [
     kinds: ['logon', 'logoff'],
     prefixes: ['security.'],
     source: 'Security channel (4624 / 4625 / 4634 as logon / logoff, any other ID as security.<id>)',
+    dataFirst: true,
     fields: {
       EventID: '=eventId',
       TargetUserSid: 'user',
@@ -438,6 +445,24 @@ function makeDataReader(field: string): FieldReader {
   };
 }
 
+/**
+ * The reader of `field` on a logsource's exact kinds: the table's, and for a
+ * `dataFirst` logsource the event data's value first (any field then has a reader).
+ */
+export function exactReaderOf(mapping: LogsourceMapping, field: string): FieldReader | undefined {
+  const spec = mapping.fields[field];
+  const table = spec === undefined ? undefined : readerOf(spec);
+  if (mapping.dataFirst !== true || field === 'EventID') return table;
+  const key = `first:${field}:${spec ?? ''}`;
+  let r = readers.get(key);
+  if (r === undefined) {
+    const fromData = dataReaderOf(field);
+    r = table === undefined ? fromData : (e, res) => fromData(e, res) ?? table(e, res);
+    readers.set(key, r);
+  }
+  return r;
+}
+
 /** The mapping of a rule's logsource, or undefined when kiseki has no trail events for it. */
 export function logsourceOf(ls: { product?: unknown; category?: unknown; service?: unknown }): LogsourceMapping | undefined {
   if (ls.product !== 'windows') return undefined;
@@ -479,8 +504,9 @@ export function fieldTableMarkdown(): string {
   for (const l of LOGSOURCES) {
     const kinds = [...l.kinds.map((k) => `\`${k}\``), ...l.prefixes.map((p) => `\`${p}<id>\``)].join(', ') + (l.guard === undefined ? '' : ` (${l.guard.doc})`);
     const fields = Object.entries(l.fields);
+    if (l.dataFirst === true) lines.push(`| \`${l.logsource}\` | ${l.kinds.map((k) => `\`${k}\``).join(', ')} | any | \`data.<field>\` when the event carries the Windows event data (imported events), else: |`);
     if (fields.length === 0) lines.push(`| \`${l.logsource}\` | ${kinds} | any | \`data.<field>\`; \`EventID\` from the kind |`);
-    fields.forEach(([sigma, spec], i) => lines.push(`| ${i === 0 ? `\`${l.logsource}\`` : ''} | ${i === 0 ? kinds : ''} | \`${sigma}\` | ${specDoc(spec)} |`));
+    fields.forEach(([sigma, spec], i) => lines.push(`| ${i === 0 && l.dataFirst !== true ? `\`${l.logsource}\`` : ''} | ${i === 0 && l.dataFirst !== true ? kinds : ''} | \`${sigma}\` | ${specDoc(spec)} |`));
     if (l.prefixes.length > 0 && fields.length > 0) lines.push(`| | ${l.prefixes.map((p) => `\`${p}<id>\``).join(', ')} | any | \`data.<field>\` |`);
   }
   return lines.join('\n');

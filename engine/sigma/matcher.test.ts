@@ -87,28 +87,35 @@ describe('compileRule', () => {
     expect(bad.ok ? 'ok' : bad.refusal.reason).toBe('yaml_error');
   });
 
-  it('drops kinds whose fields the trail lacks, and keeps the rule on the others', () => {
-    const r = rule(`
-title: Security 4624 or any event with a SubjectUserName
-logsource: { product: windows, service: security }
-detection:
-    selection:
-        EventID: 4624
-        SubjectUserName|endswith: '$'
-    condition: selection
-`);
-    expect(r.info.kinds).toEqual([]);
-    expect(r.info.prefixes).toEqual(['security.']);
-    const both = rule(`
-title: Network logon
+  it('reads Security logon events from their event data first, then from the trail fields', () => {
+    const ntlm = rule(`
+title: NTLM network logon
 logsource: { product: windows, service: security }
 detection:
     selection:
         EventID: 4624
         LogonType: 3
+        LogonProcessName: 'NtLmSsp'
     condition: selection
 `);
-    expect(both.info.kinds).toEqual(['logon', 'logoff']);
+    expect(ntlm.info.kinds).toEqual(['logon', 'logoff']);
+    expect(ntlm.info.prefixes).toEqual(['security.']);
+    const net = rule(`
+title: Network logon
+logsource: { product: windows, service: security }
+detection:
+    selection: { EventID: 4624, LogonType: 3 }
+    filter_local: { IpAddress|cidr: ['127.0.0.0/8', '::1/128'] }
+    condition: selection and not filter_local
+`);
+    const m = createSigmaMatcher([ntlm, net]);
+    // Imported: the event data decides, loopback addresses included.
+    expect(m.match({ k: 'logon', ok: true, logonType: 3, data: { LogonType: '3', LogonProcessName: 'NtLmSsp ', IpAddress: '10.0.0.5' } }).map((h) => h.title)).toEqual(['Network logon']);
+    expect(m.match({ k: 'logon', ok: true, logonType: 3, data: { LogonType: '3', LogonProcessName: 'NtLmSsp', IpAddress: '10.0.0.5' } })).toHaveLength(2);
+    expect(m.match({ k: 'logon', ok: true, logonType: 3, data: { LogonType: '3', IpAddress: '127.0.0.1' } })).toHaveLength(0);
+    // From an agent: the trail fields.
+    expect(m.match({ k: 'logon', ok: true, logonType: 3, srcIp: '10.0.0.5' }).map((h) => h.title)).toEqual(['Network logon']);
+    expect(m.match({ k: 'logon', ok: false, logonType: 3, srcIp: '10.0.0.5' })).toHaveLength(0);
   });
 });
 

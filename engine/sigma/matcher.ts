@@ -196,6 +196,8 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
           }
           const v = sc.reader(event, resolver);
           if (typeof v === 'string') sc.scanner.scan(v, consider);
+          // Ports, PIDs, event IDs: rules compare them as text (V8 caches the text of small numbers).
+          else if (typeof v === 'number' || typeof v === 'boolean') sc.scanner.scan(String(v), consider);
           else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') sc.scanner.scan(x, consider);
         }
       }

@@ -755,6 +755,9 @@ function securityBody(id: number, f: Fields): Body {
       ok: id !== 4625,
       status: id === 4625 ? f.text('Status', 32) : undefined,
       subStatus: id === 4625 ? f.text('SubStatus', 32) : undefined,
+      // The whole event data too: Sigma rules on 4624 / 4625 read fields the trail has no name for
+      // (LogonProcessName, AuthenticationPackageName, loopback IpAddress, '-' values, …).
+      data: f.all(),
     },
   };
 }
