@@ -61,7 +61,7 @@ interface Envelope {
 
 /** Longest string kept in any field; command lines are at most 32 Ki characters on Windows. */
 const MAX_TEXT = 32 * 1024;
-/** Registry data, call traces and the fields of unknown events are kept to 1 KiB (SPEC §2). */
+/** Registry data and the fields of unknown events are kept to 1 KiB (SPEC §2). */
 const MAX_SMALL_TEXT = 1024;
 const MAX_UNKNOWN_FIELDS = 64;
 
@@ -666,7 +666,8 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
           timage: f.text('TargetImage'),
           tuser: f.text('TargetUser', 256),
           access: f.text('GrantedAccess', 32),
-          callTrace: f.text('CallTrace', MAX_SMALL_TEXT),
+          // 4 KiB: a call trace lists every module on the stack, and Sigma rules look for one anywhere in it.
+          callTrace: f.text('CallTrace', 4096),
         },
       };
     }
