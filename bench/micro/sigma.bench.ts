@@ -6,9 +6,11 @@
  * prefilter, engine/sigma/matcher.ts) and plain evaluation of every rule of
  * the event's kind, plus the index on process starts alone (the kind most
  * rules read). Each is repeated (≥ 3 runs); the median events/s per core
- * and the spread (min–max) are printed and written to bench/results/sigma-<time>.json.
+ * and the spread (min–max) are printed and written to bench/results/sigma-<time>.json,
+ * with the heap the engine allocates per match (sampling heap profiler).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import type { TrailEvent } from '../../core/contracts.js';
 import { createSigmaMatcher, defaultRulesDir, findSharedSigmaDir, loadSigmaRules, type CompiledRule, type ProcessFacts } from '../../engine/sigma/index.js';
@@ -58,6 +60,42 @@ function plainMatcher(rules: readonly CompiledRule[], resolver: { process(pg: st
     for (const r of byKind.get(e.k) ?? []) if ((r.guard === undefined || r.guard(e)) && r.exact!.evaluate(e, resolver)) n++;
     return n;
   };
+}
+
+/**
+ * Heap bytes allocated per `match` (V8's sampling heap profiler, collected
+ * objects included), on events that reach no candidate rule and on events
+ * whose candidates are evaluated but do not match.
+ */
+async function allocationPerMatch(matcher: ReturnType<typeof createSigmaMatcher>, events: readonly TrailEvent[]): Promise<{ noCandidate: number; candidatesNoHit: number; noCandidateEvents: number; candidateEvents: number }> {
+  const none: TrailEvent[] = [];
+  const some: TrailEvent[] = [];
+  for (const e of events) {
+    const before = matcher.stats.evaluated;
+    if (matcher.match(e).length > 0) continue;
+    (matcher.stats.evaluated === before ? none : some).push(e);
+  }
+  const session = new Session();
+  session.connect();
+  const measureList = async (list: TrailEvent[]): Promise<number> => {
+    if (list.length === 0) return 0;
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+    for (let pass = 0; pass < 5; pass++) for (let i = 0; i < list.length; i++) matcher.match(list[i]!);
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    // Only what the engine allocates (this loop and the profiler's own messages are not the matcher's).
+    let bytes = 0;
+    const walk = (n: typeof profile.head, inEngine: boolean): void => {
+      const here = inEngine || n.callFrame.url.includes('/engine/sigma/');
+      if (here) bytes += n.selfSize;
+      for (const c of n.children) walk(c, here);
+    };
+    walk(profile.head, false);
+    return bytes / (5 * list.length);
+  };
+  const noCandidate = await measureList(none);
+  const candidatesNoHit = await measureList(some);
+  session.disconnect();
+  return { noCandidate, candidatesNoHit, noCandidateEvents: none.length, candidateEvents: some.length };
 }
 
 /** Runs the comparison, prints it, writes bench/results/sigma-<time>.json. */
@@ -121,6 +159,7 @@ export async function runBench(): Promise<MicroTable[]> {
     rows,
     verdict: 'rules are indexed by kind and prefiltered by literals (one multi-literal scan per field), so an event evaluates few rules',
   };
+  const alloc = await allocationPerMatch(matcher, events);
   for (const r of rows) {
     process.stdout.write(
       `  ${r.name.padEnd(58)} median ${r.itemsPerSec.toLocaleString('en-US').padStart(10)} events/s per core (CPU time; min ${r.minPerSec.toLocaleString('en-US')}, max ${r.maxPerSec.toLocaleString('en-US')}, ${r.samples} runs; wall ${r.wallMedianPerSec.toLocaleString('en-US')}/s)\n`,
@@ -128,6 +167,9 @@ export async function runBench(): Promise<MicroTable[]> {
   }
   process.stdout.write(`  rules loaded ${loaded.rules.length} of ${loaded.files} files in ${loadMs} ms; index built in ${buildMs} ms; ${evaluatedPerEvent.toFixed(3)} rule evaluations and ${(hitsPerRun / EVENTS).toFixed(4)} hits per event\n`);
 
+  process.stdout.write(
+    `  heap allocated by the engine per match: ${alloc.noCandidate.toFixed(1)} B on ${alloc.noCandidateEvents.toLocaleString('en-US')} events with no candidate rule, ${alloc.candidatesNoHit.toFixed(1)} B on ${alloc.candidateEvents.toLocaleString('en-US')} events whose candidates did not match\n`,
+  );
   mkdirSync(paths.resultsDir, { recursive: true });
   const startedAt = new Date();
   const file = join(paths.resultsDir, `sigma-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -149,6 +191,7 @@ export async function runBench(): Promise<MicroTable[]> {
         ruleEvaluationsPerEvent: evaluatedPerEvent,
         hitsPerEvent: hitsPerRun / EVENTS,
         kindIndex: matcher.describe(),
+        heapBytesPerMatch: alloc,
         rows,
       },
       null,

@@ -13,7 +13,7 @@
  * one must occur in the event whenever the rule matches.
  */
 import { parseCondition, type CondNode } from './condition.js';
-import { dataReaderOf, exactReaderOf, logsourceOf, type FieldReader } from './field-map.js';
+import { dataReaderOf, exactReaderOf, FEW_VALUED_FIELDS, logsourceOf, type FieldReader } from './field-map.js';
 import type { ProcessResolver, Refusal, RefusalReason, Severity, SigmaRuleInfo } from './types.js';
 import { compileValues, type ValueOptions } from './values.js';
 
@@ -71,6 +71,24 @@ class Refuse extends Error {
   }
 }
 
+/** AND of predicates, as a loop: `every` with an arrow would make a closure on every call. */
+function allOf(preds: readonly Predicate[]): Predicate {
+  if (preds.length === 1) return preds[0]!;
+  return (e, r) => {
+    for (let i = 0; i < preds.length; i++) if (!preds[i]!(e, r)) return false;
+    return true;
+  };
+}
+
+/** OR of predicates, as a loop. */
+function anyOf(preds: readonly Predicate[]): Predicate {
+  if (preds.length === 1) return preds[0]!;
+  return (e, r) => {
+    for (let i = 0; i < preds.length; i++) if (preds[i]!(e, r)) return true;
+    return false;
+  };
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -121,7 +139,8 @@ function anyValue(e: Ev, f: (v: unknown) => boolean): boolean {
 function better(a: PrefilterEntry[] | null, b: PrefilterEntry[] | null): PrefilterEntry[] | null {
   if (a === null) return b;
   if (b === null) return a;
-  const score = (x: PrefilterEntry[]) => Math.min(...x.flatMap((p) => p.literals.map((l) => l.length)));
+  // The shortest literal bounds how often the set fires; a few-valued field fires on most events whatever its literal.
+  const score = (x: PrefilterEntry[]) => Math.min(...x.flatMap((p) => p.literals.map((l) => (FEW_VALUED_FIELDS.has(p.field) ? 0 : l.length))));
   const sa = score(a);
   const sb = score(b);
   if (sa !== sb) return sa > sb ? a : b;
@@ -162,7 +181,7 @@ function mapSel(map: Record<string, unknown>, readerFor: (f: string) => FieldRea
     preds.push((e, r) => test(reader(e, r), e, r));
     if (c.literals !== null) pre = better(pre, [{ field, reader, literals: c.literals }]);
   }
-  const pred: Predicate = preds.length === 1 ? preds[0]! : (e, r) => preds.every((p) => p(e, r));
+  const pred = allOf(preds);
   return { pred, pre };
 }
 
@@ -173,7 +192,7 @@ function selectionOf(def: unknown, readerFor: (f: string) => FieldReader | undef
     if (def.every((d) => isObject(d))) {
       const sels = def.map((d) => mapSel(d as Record<string, unknown>, readerFor, missing, options));
       const preds = sels.map((s) => s.pred);
-      return { pred: (e, r) => preds.some((p) => p(e, r)), pre: union(sels.map((s) => s.pre)) };
+      return { pred: anyOf(preds), pre: union(sels.map((s) => s.pre)) };
     }
     if (def.every((d) => !isObject(d) && !Array.isArray(d))) return keywordSel([], def, options);
     throw new Refuse('invalid_value', 'a search identifier mixing maps and keywords');
@@ -195,12 +214,12 @@ function build(node: CondNode, sels: Map<string, Sel>): Sel {
       const preds = parts.map((p) => p.pred);
       let pre: PrefilterEntry[] | null = null;
       for (const p of parts) pre = better(pre, p.pre);
-      return { pred: (e, r) => preds.every((p) => p(e, r)), pre };
+      return { pred: allOf(preds), pre };
     }
     case 'or': {
       const parts = node.items.map((n) => build(n, sels));
       const preds = parts.map((p) => p.pred);
-      return { pred: (e, r) => preds.some((p) => p(e, r)), pre: union(parts.map((p) => p.pre)) };
+      return { pred: anyOf(preds), pre: union(parts.map((p) => p.pre)) };
     }
   }
 }

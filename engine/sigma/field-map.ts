@@ -225,6 +225,28 @@ export const LOGSOURCES: readonly LogsourceMapping[] = [
   { logsource: 'service:sysmon', kinds: [], prefixes: ['sysmon.'], source: 'Sysmon events without a trail kind (4, 16, 255, …: sysmon.<id>)', fields: {} },
 ];
 
+/**
+ * Fields with a handful of values (`true` / `false`, event types, IDs): a
+ * literal on them says little about an event, so the prefilter picks
+ * another field of the rule when it has one (`--micro sigma`: the five
+ * `Initiated: 'true'` rules were candidates on every outbound connection).
+ */
+export const FEW_VALUED_FIELDS: ReadonlySet<string> = new Set([
+  'EventID',
+  'EventType',
+  'Initiated',
+  'SourceIsIpv6',
+  'DestinationIsIpv6',
+  'Signed',
+  'SignatureStatus',
+  'IntegrityLevel',
+  'Protocol',
+  'LogonType',
+  'QueryStatus',
+  'Status',
+  'SubStatus',
+]);
+
 // ---------------------------------------------------------------------------
 // Readers
 

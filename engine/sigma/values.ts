@@ -400,8 +400,8 @@ function textOf(v: unknown): string | undefined {
 function regexTest(re: RegExp): (v: unknown) => boolean {
   return (v) => {
     if (Array.isArray(v)) {
-      for (const x of v) {
-        const s = textOf(x);
+      for (let i = 0; i < v.length; i++) {
+        const s = textOf(v[i]);
         if (s !== undefined && re.test(s)) return true;
       }
       return false;
@@ -613,8 +613,17 @@ function compileOrThrow(modifiers: readonly string[], raw: unknown, options: Val
 
   let test: ValueTest;
   if (tests.length === 1) test = tests[0]!;
-  else if (all) test = (v, e, r) => tests.every((t) => t(v, e, r));
-  else test = (v, e, r) => tests.some((t) => t(v, e, r));
+  // Loops, not every / some with an arrow: no closure per call.
+  else if (all)
+    test = (v, e, r) => {
+      for (let i = 0; i < tests.length; i++) if (!tests[i]!(v, e, r)) return false;
+      return true;
+    };
+  else
+    test = (v, e, r) => {
+      for (let i = 0; i < tests.length; i++) if (tests[i]!(v, e, r)) return true;
+      return false;
+    };
   if (neq) {
     const inner = test;
     test = (v, e, r) => !inner(v, e, r);
