@@ -100,6 +100,12 @@ describe('kiseki sigma', () => {
     expect(r.code).toBe(1);
   });
 
+  it('a missing rule directory fails with exit 1 and says which', async () => {
+    const r = await run(['list', '--rules', join(dir, 'nope')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/The input is invalid\. \{"reason":"not a directory","dir":".*nope"\}/);
+  });
+
   it.each([
     [['test', '--rules', 'x']],
     [['nope']],

@@ -10,6 +10,7 @@
  */
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { isKisekiError } from '../../core/errors.js';
 import { runConformance } from './conformance.js';
 import { defaultRulesDir, loadSigmaRules } from './loader.js';
 
@@ -91,7 +92,8 @@ export async function runSigmaCommand(args: string[], io: SigmaIo = { stdout: pr
       io.stderr.write(`kiseki sigma: ${err.message}\n\n${SIGMA_USAGE}`);
       return 64;
     }
-    io.stderr.write(`kiseki sigma: ${err instanceof Error ? err.message : String(err)}\n`);
+    const details = isKisekiError(err) && err.details !== undefined ? ` ${JSON.stringify(err.details)}` : '';
+    io.stderr.write(`kiseki sigma: ${err instanceof Error ? err.message : String(err)}${details}\n`);
     return 1;
   }
 }

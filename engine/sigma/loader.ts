@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { KisekiError } from '../../core/errors.js';
 import { compileFilter, compileRule, type CompiledFilter, type CompiledRule, type CompileOptions } from './compile.js';
 import type { Refusal, RefusalReason } from './types.js';
 
@@ -52,11 +53,11 @@ export function countByReason(refused: readonly Refusal[]): Partial<Record<Refus
 
 /**
  * Loads and compiles every rule file under `dir`.
- * @throws Error when `dir` is not a readable directory.
+ * @throws KisekiError ERR_INVALID_INPUT when `dir` is not a directory.
  */
 export function loadSigmaRules(dir: string, options: CompileOptions = {}): LoadedRules {
   const root = resolve(dir);
-  if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`${dir} is not a directory`);
+  if (!existsSync(root) || !statSync(root).isDirectory()) throw new KisekiError('ERR_INVALID_INPUT', { reason: 'not a directory', dir });
   const rules: CompiledRule[] = [];
   const refused: Refusal[] = [];
   let files = 0;
