@@ -271,26 +271,43 @@ function windash(toks: Tok[]): Tok[] {
   return out;
 }
 
+/**
+ * `expand`: each `%name%` becomes each of its configured values (an OR);
+ * `\%` is a plain percent sign (rules specification, Placeholders).
+ */
 function expand(toks: Tok[], placeholders: Readonly<Record<string, readonly string[]>>): Tok[][] {
   let variants: Tok[][] = [[]];
+  const pushLit = (s: string) => {
+    if (s !== '') for (const v of variants) v.push({ t: 'lit', s });
+  };
   for (const t of toks) {
-    if (t.t !== 'lit' || !/%[^%\s]+%/.test(t.s)) {
+    if (t.t !== 'lit' || !t.s.includes('%')) {
       for (const v of variants) v.push(t);
       continue;
     }
-    const pieces = t.s.split(/(%[^%\s]+%)/);
-    for (const piece of pieces) {
-      const m = /^%([^%\s]+)%$/.exec(piece);
-      if (m === null) {
-        if (piece !== '') for (const v of variants) v.push({ t: 'lit', s: piece });
+    let plainText = '';
+    for (let i = 0; i < t.s.length; i++) {
+      const c = t.s[i]!;
+      if (c === '\\' && t.s[i + 1] === '%') {
+        plainText += '%';
+        i++;
         continue;
       }
+      const m = c === '%' ? /^%([^%\s\\]+)%/.exec(t.s.slice(i)) : null;
+      if (m === null) {
+        plainText += c;
+        continue;
+      }
+      pushLit(plainText);
+      plainText = '';
       const values = placeholders[m[1]!];
       if (values === undefined || values.length === 0) throw new Refuse('unknown_placeholder', `%${m[1]}%`);
       const next: Tok[][] = [];
       for (const v of variants) for (const x of values) next.push([...v, ...parseSigmaString(x)]);
       variants = next;
+      i += m[0].length - 1;
     }
+    pushLit(plainText);
   }
   return variants;
 }
