@@ -44,7 +44,7 @@ export interface CompiledRule {
   data: Program | undefined;
   /** The logsource's extra condition (channel, Sysmon 15 or not). */
   guard: ((event: Ev) => boolean) | undefined;
-  /** The raw detection, kept for Sigma filters compiled later against the same readers. */
+  /** The field readers of the rule's exact kinds, for Sigma filters compiled later against the same mapping. */
   readonly readerFor: (field: string) => FieldReader | undefined;
 }
 
