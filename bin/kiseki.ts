@@ -33,6 +33,7 @@ Usage:
   kiseki report --alert ID [--revision N] [--json]
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
+  kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
@@ -313,6 +314,11 @@ async function main(argv: string[]): Promise<void> {
     case 'bench': {
       const { runBenchCommand } = await import('../bench/load/bench-cli.js');
       process.exitCode = await runBenchCommand(rest);
+      return;
+    }
+    case 'sigma': {
+      const { runSigmaCommand } = await import('../engine/sigma/cli.js');
+      process.exitCode = await runSigmaCommand(rest);
       return;
     }
     case 'export': {

@@ -39,6 +39,8 @@ export const ERRORS = {
   ERR_COMMAND_FAILED: { status: 500, message: 'The command could not be completed.' },
   ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
   ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
+  // engine/sigma
+  ERR_SIGMA_REFUSED: { status: 422, message: 'The Sigma rule uses something kiseki does not support or is invalid.' },
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

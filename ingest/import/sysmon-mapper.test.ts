@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defenderAction, defenderPath, mapRecord, normalizeGuid, parseQueryResults, parseUtcTime, parseZoneIdentifier, sha256FromHashes, type ImportedEvent } from './sysmon-mapper.js';
+import { defenderAction, defenderPath, mapRecord, normalizeGuid, parseHashes, parseQueryResults, parseUtcTime, parseZoneIdentifier, sha256FromHashes, type ImportedEvent } from './sysmon-mapper.js';
 
 const HOST = 'PC-0001.corp.example';
 const T = '2024-01-02 03:04:05.678';
@@ -168,7 +168,7 @@ const CASES: [string, number, Source, Record<string, unknown>, string, Record<st
     'sysmon',
     sysmon({ ProcessGuid: PG, TargetFilename: 'C:\\Users\\tanaka\\a.txt:hidden', Hash: HASHES }),
     'file.create',
-    { path: 'C:\\Users\\tanaka\\a.txt:hidden', sha256: SHA },
+    { path: 'C:\\Users\\tanaka\\a.txt:hidden', stream: 'hidden', sha256: SHA },
   ],
   [
     'DNS query with a CNAME and an IPv4-mapped answer',
@@ -180,7 +180,17 @@ const CASES: [string, number, Source, Record<string, unknown>, string, Record<st
   ],
   ['file delete (archived)', 23, 'sysmon', sysmon({ ProcessGuid: PG, TargetFilename: 'C:\\Temp\\x.tmp', Hashes: HASHES, IsExecutable: 'false', Archived: 'true' }), 'file.delete', { path: 'C:\\Temp\\x.tmp', sha256: SHA }],
   ['file delete (detected)', 26, 'sysmon', sysmon({ ProcessGuid: PG, TargetFilename: 'C:\\Temp\\y.tmp', Hashes: HASHES }), 'file.delete', { path: 'C:\\Temp\\y.tmp', sha256: SHA }],
-  ['unknown Sysmon event (driver loaded) kept as an unknown kind', 6, 'sysmon', sysmon({ ImageLoaded: 'C:\\Windows\\x.sys', Signed: 'true' }), 'sysmon.6', { data: { UtcTime: T, ImageLoaded: 'C:\\Windows\\x.sys', Signed: 'true' } }],
+  [
+    'driver loaded',
+    6,
+    'sysmon',
+    sysmon({ ImageLoaded: 'C:\\Windows\\x.sys', Hashes: HASHES, Signed: 'true', Signature: 'Microsoft Windows', SignatureStatus: 'Valid' }),
+    'driver.load',
+    { path: 'C:\\Windows\\x.sys', sha256: SHA, signer: 'Microsoft Windows', sig: 'trusted', sigStatus: 'Valid' },
+  ],
+  ['named pipe created', 17, 'sysmon', sysmon({ EventType: 'CreatePipe', ProcessGuid: PG, ProcessId: '7344', PipeName: '\\PSHost.1', Image: 'C:\\x.exe', User: USER }), 'pipe.create', { pg: PG, pipe: '\\PSHost.1', image: 'C:\\x.exe' }],
+  ['named pipe connected', 18, 'sysmon', sysmon({ EventType: 'ConnectPipe', ProcessGuid: PG, PipeName: '\\srvsvc', Image: 'C:\\x.exe' }), 'pipe.connect', { pipe: '\\srvsvc', image: 'C:\\x.exe' }],
+  ['unknown Sysmon event (config change) kept as an unknown kind', 16, 'sysmon', sysmon({ Configuration: 'C:\\s.xml', ConfigurationFileHash: '-' }), 'sysmon.16', { data: { UtcTime: T, Configuration: 'C:\\s.xml', ConfigurationFileHash: '-' } }],
   [
     'successful logon',
     4624,
@@ -236,6 +246,22 @@ describe('mapRecord: every event ID in both field styles', () => {
     expect(strip(b.event)).toEqual(strip(a.event));
     // Nothing undefined: MessagePack would write it as nil.
     expect(Object.values(a.event).some((v) => v === undefined)).toBe(false);
+  });
+
+  it('carries what Sigma rules read: version info, all hashes, parent user, logon ID and the acting image', () => {
+    const start = mapRecord(
+      flat(1, sysmon({ ProcessGuid: PG, ProcessId: '7344', Image: 'C:\\Windows\\System32\\reg.exe', CommandLine: 'reg add x', User: USER, Hashes: HASHES, OriginalFileName: 'reg.exe', Description: 'Registry Console Tool', Product: 'Microsoft® Windows® Operating System', Company: 'Microsoft Corporation', FileVersion: '10.0.26100.1', LogonId: '0x3144c', ParentProcessGuid: PPG, ParentImage: 'C:\\p.exe', ParentUser: 'CORP\\admin' })),
+    );
+    expect(start).toMatchObject({
+      ok: true,
+      event: { originalFileName: 'reg.exe', description: 'Registry Console Tool', product: 'Microsoft® Windows® Operating System', company: 'Microsoft Corporation', fileVersion: '10.0.26100.1', md5: '0f343b0931126a20f133d67c2b018a3b', sha1: '3395856ce81f2b7382dee72602f798b642f14140', imphash: 'f34d5f2d4577ed6d9ceec516c1f5a744', sha256: SHA, logonId: '0x3144c', puser: 'CORP\\admin' },
+    });
+    const file = mapRecord(flat(11, sysmon({ ProcessGuid: PG, Image: 'C:\\x.exe', TargetFilename: 'C:\\a.txt' })));
+    expect(file).toMatchObject({ ok: true, event: { k: 'file.create', image: 'C:\\x.exe' } });
+    const access = mapRecord(flat(10, sysmon({ SourceProcessGUID: PG, SourceImage: 'C:\\x.exe', TargetProcessGUID: TPG, TargetImage: 'C:\\lsass.exe', TargetUser: 'NT AUTHORITY\\SYSTEM' })));
+    expect(access).toMatchObject({ ok: true, event: { k: 'proc.access', image: 'C:\\x.exe', tuser: 'NT AUTHORITY\\SYSTEM' } });
+    const motw = mapRecord(flat(15, sysmon({ ProcessGuid: PG, TargetFilename: 'C:\\d\\a.exe:Zone.Identifier', Contents: '[ZoneTransfer]  ZoneId=3' })));
+    expect(motw).toMatchObject({ ok: true, event: { path: 'C:\\d\\a.exe', stream: 'Zone.Identifier', contents: '[ZoneTransfer]  ZoneId=3', zone: 3 } });
   });
 
   it('reads the XML-as-JSON layout of evtx dumpers too', () => {
@@ -351,6 +377,12 @@ describe('field values', () => {
     ['', undefined],
   ])('parses the time %j', (input, want) => {
     expect(parseUtcTime(input)).toBe(want);
+  });
+
+  it('reads every hash out of Sysmon hashes', () => {
+    expect(parseHashes(HASHES)).toEqual({ sha1: '3395856ce81f2b7382dee72602f798b642f14140', md5: '0f343b0931126a20f133d67c2b018a3b', sha256: SHA, imphash: 'f34d5f2d4577ed6d9ceec516c1f5a744' });
+    expect(parseHashes(SHA.toUpperCase())).toEqual({ sha256: SHA });
+    expect(parseHashes('MD5=short')).toEqual({});
   });
 
   it('reads SHA256 out of Sysmon hashes', () => {

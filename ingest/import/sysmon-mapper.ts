@@ -61,7 +61,7 @@ interface Envelope {
 
 /** Longest string kept in any field; command lines are at most 32 Ki characters on Windows. */
 const MAX_TEXT = 32 * 1024;
-/** Registry data, call traces and the fields of unknown events are kept to 1 KiB (SPEC §2). */
+/** Registry data and the fields of unknown events are kept to 1 KiB (SPEC §2). */
 const MAX_SMALL_TEXT = 1024;
 const MAX_UNKNOWN_FIELDS = 64;
 
@@ -321,6 +321,40 @@ export function normalizeGuid(v: unknown): string | undefined {
   return g === NULL_GUID ? undefined : `{${g}}`;
 }
 
+/** The hashes of Sysmon's `Hashes` / `Hash` (`SHA1=…,MD5=…,SHA256=…,IMPHASH=…`), lower-case hex; a bare 64-hex value is a SHA-256. */
+export function parseHashes(v: unknown): { md5?: string; sha1?: string; sha256?: string; imphash?: string } {
+  if (Array.isArray(v)) v = v[0];
+  if (typeof v !== 'string') return {};
+  const s = v.trim();
+  if (/^[0-9a-f]{64}$/i.test(s)) return { sha256: s.toLowerCase() };
+  const out: { md5?: string; sha1?: string; sha256?: string; imphash?: string } = {};
+  for (const m of s.matchAll(/(?:^|[,;\s])(MD5|SHA1|SHA256|IMPHASH)=([0-9a-f]+)\b/gi)) {
+    const name = m[1]!.toLowerCase() as 'md5' | 'sha1' | 'sha256' | 'imphash';
+    const hex = m[2]!.toLowerCase();
+    const len = { md5: 32, sha1: 40, sha256: 64, imphash: 32 }[name];
+    // IMPHASH=00000000000000000000000000000000 means "no import table": kept, rules test for it.
+    if (hex.length === len) out[name] = hex;
+  }
+  return out;
+}
+
+/** The version resource fields Sysmon reads from an image (events 1, 7): what Sigma rules call OriginalFileName, Company, … */
+function versionInfo(f: Fields): Record<string, unknown> {
+  return {
+    originalFileName: f.text('OriginalFileName', 256),
+    description: f.text('Description', 512),
+    product: f.text('Product', 512),
+    company: f.text('Company', 512),
+    fileVersion: f.text('FileVersion', 256),
+  };
+}
+
+/** Hashes other than SHA-256 (which has its own `sha256` field). */
+function otherHashes(v: unknown): Record<string, unknown> {
+  const h = parseHashes(v);
+  return { md5: h.md5, sha1: h.sha1, imphash: h.imphash };
+}
+
 /** SHA256=… out of Sysmon's `Hashes` (`SHA1=…,MD5=…,SHA256=…,IMPHASH=…`), or a bare 64-hex value. */
 export function sha256FromHashes(v: unknown): string | undefined {
   if (Array.isArray(v)) v = v[0];
@@ -420,8 +454,12 @@ function put(target: Record<string, unknown>, fields: Record<string, unknown>): 
 
 type Body = { k: string; fields: Record<string, unknown> } | { skip: 'missing_field' };
 
-function actor(f: Fields, guid = 'ProcessGuid', pid = 'ProcessId', user = 'User'): Record<string, unknown> {
-  return { pg: f.guid(guid), pid: f.int(pid), user: f.text(user, 256) };
+/**
+ * The acting process: GUID, PID, user and, where Sysmon names it, its image
+ * (`image`), so rules on the acting process's `Image` work without its start event.
+ */
+function actor(f: Fields, guid = 'ProcessGuid', pid = 'ProcessId', user = 'User', image = 'Image'): Record<string, unknown> {
+  return { pg: f.guid(guid), pid: f.int(pid), user: f.text(user, 256), image: f.text(image) };
 }
 
 const HIVES: [RegExp, string][] = [
@@ -519,12 +557,16 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
           image,
           cmd: f.text('CommandLine'),
           sha256: sha256FromHashes(f.raw('Hashes')),
+          ...otherHashes(f.raw('Hashes')),
+          ...versionInfo(f),
           ppg: f.guid('ParentProcessGuid'),
           ppid: f.int('ParentProcessId'),
           pimage: f.text('ParentImage'),
           pcmd: f.text('ParentCommandLine'),
+          puser: f.text('ParentUser', 256),
           cwd: f.text('CurrentDirectory'),
           integrity: f.text('IntegrityLevel', 64),
+          logonId: f.text('LogonId', 64),
         },
       };
     }
@@ -569,8 +611,28 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
           ...actor(f),
           path,
           sha256: sha256FromHashes(f.raw('Hashes')),
+          ...otherHashes(f.raw('Hashes')),
+          ...versionInfo(f),
           signer: f.text('Signature', 256),
           sig: signed === false ? 'unsigned' : signed === true ? (status === 'valid' ? 'trusted' : 'untrusted') : undefined,
+          sigStatus: f.text('SignatureStatus', 64),
+        },
+      };
+    }
+    case 6: {
+      const path = f.text('ImageLoaded');
+      if (path === undefined) return { skip: 'missing_field' };
+      const signed = f.bool('Signed');
+      const status = f.text('SignatureStatus', 64)?.toLowerCase();
+      return {
+        k: 'driver.load',
+        fields: {
+          path,
+          sha256: sha256FromHashes(f.raw('Hashes')),
+          ...otherHashes(f.raw('Hashes')),
+          signer: f.text('Signature', 256),
+          sig: signed === false ? 'unsigned' : signed === true ? (status === 'valid' ? 'trusted' : 'untrusted') : undefined,
+          sigStatus: f.text('SignatureStatus', 64),
         },
       };
     }
@@ -581,7 +643,7 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
       return {
         k: 'proc.remote_thread',
         fields: {
-          ...actor(f, 'SourceProcessGuid', 'SourceProcessId', 'SourceUser'),
+          ...actor(f, 'SourceProcessGuid', 'SourceProcessId', 'SourceUser', 'SourceImage'),
           tpg,
           tpid,
           timage: f.text('TargetImage'),
@@ -598,12 +660,14 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
       return {
         k: 'proc.access',
         fields: {
-          ...actor(f, 'SourceProcessGUID', 'SourceProcessId', 'SourceUser'),
+          ...actor(f, 'SourceProcessGUID', 'SourceProcessId', 'SourceUser', 'SourceImage'),
           tpg,
           tpid,
           timage: f.text('TargetImage'),
+          tuser: f.text('TargetUser', 256),
           access: f.text('GrantedAccess', 32),
-          callTrace: f.text('CallTrace', MAX_SMALL_TEXT),
+          // 4 KiB: a call trace lists every module on the stack, and Sigma rules look for one anywhere in it.
+          callTrace: f.text('CallTrace', 4096),
         },
       };
     }
@@ -643,9 +707,15 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
         // The Mark of the Web of the base file: its download origin. The stream's own hash is not the file's.
         const path = target.slice(0, zoneStream.index);
         const zone = parseZoneIdentifier(f.text('Contents', 4096));
-        return { k: 'file.create', fields: { ...actor(f), path, vol: volumeOf(path), ...zone, motw: true } };
+        return { k: 'file.create', fields: { ...actor(f), path, vol: volumeOf(path), ...zone, motw: true, stream: 'Zone.Identifier', contents: f.text('Contents', MAX_SMALL_TEXT) } };
       }
-      return { k: 'file.create', fields: { ...actor(f), path: target, vol: volumeOf(target), sha256: sha256FromHashes(f.raw('Hash')) } };
+      // Any other stream: `path` keeps `:stream`; `stream` names it (the event is Sigma's create_stream_hash).
+      const colon = target.indexOf(':', /^[a-z]:/i.test(target) ? 2 : 0);
+      const stream = colon < 0 ? '' : target.slice(colon + 1).replace(/:\$DATA$/i, '');
+      return {
+        k: 'file.create',
+        fields: { ...actor(f), path: target, vol: volumeOf(target), stream, sha256: sha256FromHashes(f.raw('Hash')), ...otherHashes(f.raw('Hash')), contents: f.text('Contents', MAX_SMALL_TEXT) },
+      };
     }
     case 22: {
       const qname = f.text('QueryName', 256);
@@ -657,7 +727,13 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
     case 26: {
       const path = f.text('TargetFilename');
       if (path === undefined) return { skip: 'missing_field' };
-      return { k: 'file.delete', fields: { ...actor(f), path, sha256: sha256FromHashes(f.raw('Hashes')) } };
+      return { k: 'file.delete', fields: { ...actor(f), path, sha256: sha256FromHashes(f.raw('Hashes')), ...otherHashes(f.raw('Hashes')) } };
+    }
+    case 17:
+    case 18: {
+      const pipe = f.text('PipeName', 256);
+      if (pipe === undefined) return { skip: 'missing_field' };
+      return { k: id === 17 ? 'pipe.create' : 'pipe.connect', fields: { ...actor(f), pipe } };
     }
     default:
       return { k: `sysmon.${id}`, fields: { ...actor(f), data: f.all() } };
@@ -680,6 +756,9 @@ function securityBody(id: number, f: Fields): Body {
       ok: id !== 4625,
       status: id === 4625 ? f.text('Status', 32) : undefined,
       subStatus: id === 4625 ? f.text('SubStatus', 32) : undefined,
+      // The whole event data too: Sigma rules on 4624 / 4625 read fields the trail has no name for
+      // (LogonProcessName, AuthenticationPackageName, loopback IpAddress, '-' values, …).
+      data: f.all(),
     },
   };
 }
