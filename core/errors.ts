@@ -40,6 +40,8 @@ export const ERRORS = {
   ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
   ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
+  // hardening: agent path (issue 11)
+  ERR_COMMAND_ARGS_TOO_LARGE: { status: 400, message: 'The command arguments nest too deeply or are too large for a device.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
