@@ -187,3 +187,64 @@ export function valueDepth(value: unknown, maxDepth: number): number {
   }
   return deepest;
 }
+
+/** Kind of the placeholder an export writes for a quarantined event (its seq kept, its content withheld). */
+export const QUARANTINED_KIND = '_quarantined';
+
+/** An element of an array that was set aside, with why. */
+export interface PoisonElement {
+  index: number;
+  reason: 'depth_exceeded' | 'undecodable';
+  bytes: number;
+}
+
+/** A decoded array whose poison elements are `undefined` in `values` and listed in `poison`. */
+export interface BoundedArray {
+  values: unknown[];
+  poison: PoisonElement[];
+}
+
+/**
+ * Decodes a MessagePack array of events with a recursive decoder (`decodeOne`,
+ * e.g. msgpackr's unpack) without letting one element stop the rest: when the
+ * whole array cannot be decoded (the decoder threw, e.g. a stack overflow),
+ * it is split into elements and each is decoded on its own; an element
+ * deeper than `maxDepth` is never handed to the decoder.
+ *
+ * `verify: false` tries the whole array first and only splits on failure
+ * (the shards: ingest already bounds depth, so the split never runs for new
+ * data); `verify: true` measures depth first, so that nothing deeper than
+ * `maxDepth` reaches the caller even when the decoder would cope (the export,
+ * whose JSON.stringify is recursive too). Returns undefined when the bytes are
+ * not a well-formed array.
+ */
+export function decodeArrayBounded(bytes: Uint8Array, decodeOne: (b: Uint8Array) => unknown, maxDepth: number, verify: boolean): BoundedArray | undefined {
+  // The array itself is one level above its elements.
+  const shallow = !verify || (measureValue(bytes, 0, maxDepth + 1)?.depth ?? Number.POSITIVE_INFINITY) <= maxDepth + 1;
+  if (shallow) {
+    try {
+      const whole = decodeOne(bytes);
+      return Array.isArray(whole) ? { values: whole, poison: [] } : undefined;
+    } catch {
+      // Fall through to element by element.
+    }
+  }
+  const spans = splitArray(bytes, maxDepth);
+  if (spans === undefined) return undefined;
+  const values: unknown[] = new Array(spans.length);
+  const poison: PoisonElement[] = [];
+  for (let i = 0; i < spans.length; i++) {
+    const span = spans[i]!;
+    const size = span.end - span.start;
+    if (span.depth > maxDepth) {
+      poison.push({ index: i, reason: 'depth_exceeded', bytes: size });
+      continue;
+    }
+    try {
+      values[i] = decodeOne(bytes.subarray(span.start, span.end));
+    } catch {
+      poison.push({ index: i, reason: 'undecodable', bytes: size });
+    }
+  }
+  return { values, poison };
+}

@@ -429,8 +429,14 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         reject(ws, 'internal_error', 'The server failed to handle the frame.');
       }
     },
-    close: (ws) => {
+    close: (ws, code, message) => {
       const session = ws.getUserData();
+      // uWS cuts a frame over maxPayloadLength itself (TCP close, 1006 at the agent, no error frame):
+      // count it with the frames refused here, so the operator sees it.
+      if (code === 1006 && session.state !== 'closed' && Buffer.from(message).toString().includes('too big')) {
+        metrics.ingestRejectsTotal.inc({ reason: 'frame_too_large' });
+        rejectsByReason.frame_too_large = (rejectsByReason.frame_too_large ?? 0) + 1;
+      }
       session.state = 'closed';
       sockets.delete(ws);
       awaitingHello.delete(ws);
