@@ -235,7 +235,7 @@ export class ShardCore {
     const { shardState } = this.store;
     await this.store.transaction(() => {
       for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);
-      for (const r of quarantine) this.store.quarantine.putSync(r);
+      for (const r of quarantine) this.store.quarantine.recordSync(r);
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
         if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {

@@ -14,7 +14,7 @@ import type { Tables } from './tables.js';
 
 export interface QuarantineRepository {
   /** Inside `store.transaction()` (a shard's flush): records one poison event. */
-  putSync(record: QuarantineRecord): void;
+  recordSync(record: QuarantineRecord): void;
   /** A device's quarantined events, in log order. */
   forDevice(tmid: string): QuarantineRecord[];
   /** Quarantined events per reason, over all devices (for `kiseki inspect`). */
@@ -25,7 +25,7 @@ export interface QuarantineRepository {
 export function createQuarantineRepository(t: Tables): QuarantineRepository {
   const { quarantine } = t;
   return {
-    putSync: (r) => quarantine.putSync([r.tmid, r.lsn, r.index], r),
+    recordSync: (r) => quarantine.putSync([r.tmid, r.lsn, r.index], r),
     forDevice(tmid) {
       const out: QuarantineRecord[] = [];
       for (const { value } of quarantine.getRange({ start: [tmid], end: [tmid, Infinity] })) out.push(value);
