@@ -15,6 +15,8 @@ import { systemClock } from '../../core/clock.js';
 import { QUARANTINED_KIND } from '../../core/msgpack-bounds.js';
 import { alertIdFor, Correlator } from '../../engine/correlator.js';
 import { ShardCore } from '../../engine/shard-core.js';
+import { createShardPool } from '../../engine/shard-pool.js';
+import { createSilentLogger } from '../../core/logger.js';
 import { createThreatIntel } from '../../engine/threat-intel.js';
 import { dayWindow } from '../../export/collection-day.js';
 import { buildDayArchive } from '../../export/day-archive.js';
@@ -88,5 +90,36 @@ describe('a poison event already stored (issue 11, item 5)', () => {
     const lines = Object.values(inner.text)[0]!.trim().split('\r\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => l.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(lines[2]).toEqual({ seq: 3, k: QUARANTINED_KIND, reason: 'depth_exceeded' });
+  });
+
+  it('item 5: a shard worker reports the quarantined event to its pool, which feeds kiseki_engine_quarantined_events_total', async () => {
+    const recvAt = dayWindow(DAY).fromMs + 1000;
+    const bytes = poisonBatch(recvAt - 1000);
+    await t.store.log.commitBatches(
+      [{ lsn: 1, record: { tmid: TMID, id: 'cd'.repeat(16), sentAt: recvAt, recvAt, first: 1, last: 5, n: 5, z: compress(bytes) } }],
+      new Map([[TMID, { ranges: [[1, 5]], batches: 1, events: 5, lastLsn: 1, lastBatchAt: recvAt }]]),
+    );
+    const pool = createShardPool({
+      workers: 1,
+      dataDir: t.dir,
+      mapSizeBytes: 64 * 1024 * 1024,
+      flushIntervalMs: 10,
+      maxQueuedBatches: 64,
+      stateSnapshotIntervalMs: 60_000,
+      intelDir: join(t.dir, 'intel'),
+      revisionWindowMs: 60_000,
+      maxDevicesInMemory: 100,
+      logger: createSilentLogger(),
+    });
+    try {
+      await pool.start();
+      await pool.drained(1);
+      for (let i = 0; i < 500 && pool.stats().quarantinedEvents.depth_exceeded === undefined; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pool.stats().quarantinedEvents).toEqual({ depth_exceeded: 1 });
+      t.store.refreshReads();
+      expect(t.store.quarantine.forDevice(TMID)).toHaveLength(1);
+    } finally {
+      await pool.close();
+    }
   });
 });
