@@ -159,19 +159,28 @@ export function createCommandRepository(t: Tables): CommandRepository {
       await Promise.all(changes);
     },
     async recordOutcome(id, outcome) {
-      const next = await update(id, {
+      const current = commands.get(id);
+      if (current === undefined) return undefined;
+      const next: CommandRecord = {
+        ...current,
         state: outcome.status,
-        at: outcome.at,
+        updatedAt: outcome.at,
         ...(outcome.result === undefined ? {} : { result: outcome.result }),
         ...(outcome.error === undefined ? {} : { error: outcome.error }),
-      });
-      if (next === undefined || outcome.status !== 'done' || (next.kind !== 'isolate' && next.kind !== 'release')) return next;
+      };
+      const confirms = outcome.status === 'done' && (next.kind === 'isolate' || next.kind === 'release');
       const allow = Array.isArray(next.args.allow) ? (next.args.allow as { cidr: string; port?: number }[]) : [];
-      await isolation.put(next.tmid, {
-        state: next.kind === 'isolate' ? 'isolated' : 'released',
-        since: outcome.at,
-        allow: next.kind === 'isolate' ? allow : [],
-        commandId: next.id,
+      // One transaction: whoever sees the command done also sees the isolation state it confirmed.
+      await commands.transaction(() => {
+        commands.putSync(id, next);
+        if (confirms) {
+          isolation.putSync(next.tmid, {
+            state: next.kind === 'isolate' ? 'isolated' : 'released',
+            since: outcome.at,
+            allow: next.kind === 'isolate' ? allow : [],
+            commandId: next.id,
+          });
+        }
       });
       return next;
     },
