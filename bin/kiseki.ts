@@ -245,6 +245,7 @@ async function cmdInspect(args: string[]): Promise<void> {
       `events             ${r.events} (processed by shards: ${r.eventsProcessed})`,
       `seq gaps           ${r.seqGaps} missing events on ${r.seqGapDevices.length} devices`,
       `log / checkpoint   ${r.lastLsn} / ${r.minCheckpoint}`,
+      `quarantined        ${Object.values(r.quarantined).reduce((a, b) => a + b, 0)} poison events${Object.keys(r.quarantined).length === 0 ? '' : ` (${Object.entries(r.quarantined).map(([k, n]) => `${k} ${n}`).join(', ')})`}`,
       'events by kind:',
       ...Object.entries(r.eventsByKind)
         .sort((a, b) => b[1] - a[1])

@@ -74,6 +74,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     let catchUpSeen = 0;
     let eventsSeen = 0;
     let invalidSeen = 0;
+    const quarantinedSeen: Record<string, number> = {};
     const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
     agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics });
     const agentServer = agents;
@@ -90,6 +91,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       catchUpSeen = s.skippedToCatchUp;
       eventsSeen = s.eventsProcessed;
       invalidSeen = s.invalidEvents;
+      for (const [reason, n] of Object.entries(s.quarantinedEvents)) {
+        metrics.engineQuarantinedEventsTotal.inc({ reason }, n - (quarantinedSeen[reason] ?? 0));
+        quarantinedSeen[reason] = n;
+      }
     };
     const metricsTimer = setInterval(refreshEngineMetrics, 1000);
     // Day close, retention and log-spot jobs share one worker pool off the event loop.

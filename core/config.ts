@@ -35,6 +35,17 @@ const configSchema = z
         hbIntervalMs: z.number().int().min(1000),
         /** Inventory frames larger than this are refused (invalid_field). */
         maxInventoryBytes: z.number().int().min(1024),
+        /**
+         * Deepest nesting of an agent frame (its own map is 1; an event's fields start at 4);
+         * deeper frames are refused with nesting_too_deep. At most 64: shards and exports
+         * quarantine events deeper than that (core/msgpack-bounds.ts MAX_EVENT_DEPTH).
+         */
+        maxFrameDepth: z.number().int().min(4).max(64),
+        /**
+         * Open agent connections at most; further upgrades get 503. The agent port's own
+         * descriptor budget, apart from the HTTP server's: size ulimit -n for both.
+         */
+        maxConnections: z.number().int().min(1),
       })
       .strict(),
     http: z
@@ -146,6 +157,10 @@ export const DEFAULTS: Config = {
     maxUnackedBatches: 16,
     hbIntervalMs: 30_000,
     maxInventoryBytes: 256 * 1024,
+    // Inventory (drives → partitions) and events (net.dns answers) nest 4-6 deep; 32 leaves room.
+    maxFrameDepth: 32,
+    // 50,000 agents per node (the reference scale) plus reconnect overlap.
+    maxConnections: 60_000,
   },
   http: { host: '0.0.0.0', port: 8080, requireClientCert: false },
   engine: {
@@ -200,6 +215,8 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'ingest.tlsCertFile', env: 'KISEKI_TLS_CERT', flag: 'tls-cert', type: 'string' },
   { path: 'ingest.tlsKeyFile', env: 'KISEKI_TLS_KEY', flag: 'tls-key', type: 'string' },
   { path: 'ingest.maxFrameBytes', env: 'KISEKI_MAX_FRAME_BYTES', type: 'integer' },
+  { path: 'ingest.maxFrameDepth', env: 'KISEKI_MAX_FRAME_DEPTH', type: 'integer' },
+  { path: 'ingest.maxConnections', env: 'KISEKI_INGEST_MAX_CONNECTIONS', type: 'integer' },
   { path: 'http.host', env: 'KISEKI_HTTP_HOST', type: 'string' },
   { path: 'http.port', env: 'KISEKI_HTTP_PORT', flag: 'http-port', type: 'integer' },
   { path: 'http.tlsCertFile', env: 'KISEKI_HTTP_TLS_CERT', flag: 'http-tls-cert', type: 'string' },

@@ -123,7 +123,13 @@ export type ProtocolErrorCode =
   | 'auth_failed'
   | 'batch_id_conflict'
   | 'server_shutting_down'
-  | 'internal_error';
+  | 'internal_error'
+  // hardening: agent path (issue 11)
+  | 'nesting_too_deep'
+  | 'batch_id_reused'
+  | 'seq_out_of_range'
+  | 'seq_overlap'
+  | 'superseded';
 
 // ---------------------------------------------------------------------------
 // Alerts, quick reports and verdicts (SPEC §4). Written by the engine, read by

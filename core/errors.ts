@@ -42,6 +42,8 @@ export const ERRORS = {
   // engine/sigma
   ERR_SIGMA_REFUSED: { status: 422, message: 'The Sigma rule uses something kiseki does not support or is invalid.' },
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
+  // hardening: agent path (issue 11)
+  ERR_COMMAND_ARGS_TOO_LARGE: { status: 400, message: 'The command arguments nest too deeply or are too large for a device.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -15,6 +15,8 @@ export interface Metrics {
   ingestBytesTotal: Counter;
   ingestCommitSeconds: Histogram;
   ingestEnrollmentsTotal: Counter;
+  ingestSupersededTotal: Counter;
+  engineQuarantinedEventsTotal: Counter<'reason'>;
   engineEventsTotal: Counter;
   engineInvalidEventsTotal: Counter;
   engineQueuedBatches: Gauge;
@@ -45,6 +47,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
     ingestEnrollmentsTotal: new Counter({ name: 'kiseki_ingest_enrollments_total', help: 'Devices enrolled.', registers }),
+    ingestSupersededTotal: new Counter({
+      name: 'kiseki_ingest_superseded_total',
+      help: 'Agent connections closed because the same device connected again (steady growth: a copied device token).',
+      registers,
+    }),
+    engineQuarantinedEventsTotal: new Counter({
+      name: 'kiseki_engine_quarantined_events_total',
+      help: 'Stored events the shards could not decode and set aside, by reason (depth_exceeded, undecodable).',
+      labelNames: ['reason'],
+      registers,
+    }),
     engineEventsTotal: new Counter({ name: 'kiseki_engine_events_total', help: 'Events processed by the shards.', registers }),
     engineInvalidEventsTotal: new Counter({ name: 'kiseki_engine_invalid_events_total', help: 'Events without a usable kind.', registers }),
     engineQueuedBatches: new Gauge({ name: 'kiseki_engine_queued_batches', help: 'Batches posted to shards and not yet processed.', registers }),

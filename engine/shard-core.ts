@@ -18,7 +18,8 @@ import { Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { TrailEvent } from '../core/contracts.js';
-import type { HotStore } from '../storage/index.js';
+import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/msgpack-bounds.js';
+import type { HotStore, QuarantineRecord } from '../storage/index.js';
 import type { Correlator } from './correlator.js';
 import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from '../core/vshard.js';
 
@@ -47,18 +48,22 @@ export interface ShardStats {
   events: number;
   invalidEvents: number;
   undecodableBatches: number;
+  /** Poison events set aside (storage/quarantine.ts), per reason: running totals. */
+  quarantined: Record<string, number>;
 }
 
 export class ShardCore {
   /** Highest lsn this shard has accounted for (processed, or skipped as not its own). */
   lastLsn = 0;
-  readonly stats: ShardStats = { batches: 0, events: 0, invalidEvents: 0, undecodableBatches: 0 };
+  readonly stats: ShardStats = { batches: 0, events: 0, invalidEvents: 0, undecodableBatches: 0, quarantined: {} };
   private readonly store: HotStore;
   private readonly owned: boolean[] = [];
   private readonly checkpointOf = new Map<number, number>();
   private readonly stateCheckpointOf = new Map<number, number>();
   /** Count deltas not yet persisted: tmid -> kind -> delta. */
   private readonly pendingCounts = new Map<string, Map<string, number>>();
+  /** Poison events found since the last flush, recorded with it. */
+  private pendingQuarantine: QuarantineRecord[] = [];
   private dirty = false;
   private readonly correlator: Correlator | undefined;
   private readonly snapshotEveryMs: number;
@@ -129,11 +134,24 @@ export class ShardCore {
   }
 
   private processEvents(tmid: string, lsn: number, bytes: Uint8Array, mode: 'full' | 'state', recvAt: number | undefined): void {
-    let events: unknown;
-    try {
-      events = unpackr.unpack(bytes);
-    } catch {
-      events = undefined;
+    // One poison event (say, nested 100,000 deep) must not make its whole batch unreadable:
+    // the bounded decode sets it aside and decodes the others (core/msgpack-bounds.ts).
+    const decoded = decodeArrayBounded(bytes, (b) => unpackr.unpack(b), MAX_EVENT_DEPTH, false);
+    let events: unknown[] | undefined = decoded?.values;
+    if (decoded !== undefined && decoded.poison.length > 0) {
+      const kept: unknown[] = [];
+      const poisoned = new Set<number>();
+      const at = this.clock.now();
+      for (const p of decoded.poison) {
+        poisoned.add(p.index);
+        if (mode === 'full') {
+          this.pendingQuarantine.push({ tmid, lsn, index: p.index, reason: p.reason, bytes: p.bytes, at });
+          this.stats.quarantined[p.reason] = (this.stats.quarantined[p.reason] ?? 0) + 1;
+          this.countKind(tmid, QUARANTINED_KIND);
+        }
+      }
+      for (let i = 0; i < decoded.values.length; i++) if (!poisoned.has(i)) kept.push(decoded.values[i]);
+      events = kept;
     }
     if (!Array.isArray(events)) {
       // Ingest validated the structure, so this means a corrupt log entry: count it and move on.
@@ -162,6 +180,15 @@ export class ShardCore {
     }
     this.dirty = true;
     this.correlator?.processBatch(tmid, lsn, events as TrailEvent[], mode, recvAt);
+  }
+
+  private countKind(tmid: string, kind: string): void {
+    let counts = this.pendingCounts.get(tmid);
+    if (counts === undefined) {
+      counts = new Map();
+      this.pendingCounts.set(tmid, counts);
+    }
+    counts.set(kind, (counts.get(kind) ?? 0) + 1);
   }
 
   /** True when there is state or checkpoint progress not yet persisted. */
@@ -193,6 +220,8 @@ export class ShardCore {
   async flush(snapshot = false): Promise<void> {
     const counts = new Map(this.pendingCounts);
     this.pendingCounts.clear();
+    const quarantine = this.pendingQuarantine;
+    this.pendingQuarantine = [];
     this.dirty = false;
     const lsn = this.lastLsn;
     const now = this.clock.now();
@@ -206,6 +235,7 @@ export class ShardCore {
     const { shardState } = this.store;
     await this.store.transaction(() => {
       for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);
+      for (const r of quarantine) this.store.quarantine.recordSync(r);
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
         if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {

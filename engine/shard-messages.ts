@@ -26,7 +26,7 @@ export type ToShard =
 export type FromShard =
   | { type: 'ready'; lastLsn: number; replayed: number }
   /** `handled` messages were taken off the queue since the last progress message. */
-  | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number }
+  | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number; quarantined?: Record<string, number> }
   | { type: 'flushed'; checkpoint: number; heapUsedBytes: number; devicesInMemory: number }
   /** Alerts stored by the last flush, with the ms from their batch's receipt to the flush. */
   | { type: 'alerts'; count: number; latenciesMs: number[] }

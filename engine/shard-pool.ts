@@ -39,6 +39,8 @@ export interface ShardPoolStats {
   skippedToCatchUp: number;
   eventsProcessed: number;
   invalidEvents: number;
+  /** Poison events the shards set aside, per reason (running totals; storage/quarantine.ts has each one). */
+  quarantinedEvents: Record<string, number>;
   /** Lowest persisted checkpoint over all workers. */
   checkpoint: number;
   /**
@@ -100,6 +102,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
   const log = options.logger.child({ component: 'shard-pool' });
   const slots: WorkerSlot[] = [];
   const stats = { skippedToCatchUp: 0, eventsProcessed: 0, invalidEvents: 0, restarts: 0 };
+  const quarantined: Record<string, number> = {};
   let closing = false;
   const waiters: { lsn: number; resolve: () => void }[] = [];
 
@@ -161,6 +164,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             slot.queued -= msg.handled;
             stats.eventsProcessed += msg.events;
             stats.invalidEvents += msg.invalidEvents;
+            for (const [reason, n] of Object.entries(msg.quarantined ?? {})) quarantined[reason] = (quarantined[reason] ?? 0) + n;
             if (slot.catchUpTo > 0 && slot.queued <= options.maxQueuedBatches / 2) {
               post(slot, { type: 'catchup', upTo: slot.catchUpTo });
               slot.queued++;
@@ -241,7 +245,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
         heapUsedBytes += s.heapUsedBytes;
         devicesInMemory += s.devicesInMemory;
       }
-      return { queued, ...stats, checkpoint: minCheckpoint(), lagLsn, heapUsedBytes, devicesInMemory };
+      return { queued, ...stats, quarantinedEvents: { ...quarantined }, checkpoint: minCheckpoint(), lagLsn, heapUsedBytes, devicesInMemory };
     },
 
     drained(lsn) {

@@ -44,17 +44,26 @@ function send(msg: FromShard): void {
 let handled = 0;
 let reportedEvents = 0;
 let reportedInvalid = 0;
+const reportedQuarantined: Record<string, number> = {};
 let flushing: Promise<void> | undefined;
 let flushAgain = false;
 
 function reportProgress(): void {
   if (handled === 0) return;
+  let quarantined: Record<string, number> | undefined;
+  for (const [reason, n] of Object.entries(core.stats.quarantined)) {
+    const delta = n - (reportedQuarantined[reason] ?? 0);
+    if (delta === 0) continue;
+    (quarantined ??= {})[reason] = delta;
+    reportedQuarantined[reason] = n;
+  }
   send({
     type: 'progress',
     handled,
     lastLsn: core.lastLsn,
     events: core.stats.events - reportedEvents,
     invalidEvents: core.stats.invalidEvents - reportedInvalid,
+    ...(quarantined === undefined ? {} : { quarantined }),
   });
   handled = 0;
   reportedEvents = core.stats.events;

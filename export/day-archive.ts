@@ -135,7 +135,7 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
           acc = { tmid: device.tmid, computer: device.computer, folder: device.folder, batches: 0, events: 0, ranges: [] };
           devices.push(acc);
         }
-        const decoded = decodeEvents(batch.z);
+        const decoded = decodeEvents(batch.z, batch.first);
         const inner = innerZipOf(batch, decoded, options.deflateLevel);
         zip.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
         parquet!.append({ tmid: batch.tmid, computer: device.computer, batchId: batch.id, sentAt: batch.sentAt, recvAt: batch.recvAt }, decoded);

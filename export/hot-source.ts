@@ -9,6 +9,7 @@
  * for hours does not stop LMDB from reusing freed pages.
  */
 import { Unpackr } from 'msgpackr';
+import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/msgpack-bounds.js';
 import { decompress } from 'zstd-napi';
 import type { BatchRecord, HotStore } from '../storage/index.js';
 import { send15 } from './collection-day.js';
@@ -77,10 +78,27 @@ export function batchInWindow(store: HotStore, lsn: number, fromMs: number, toMs
   return { ...rec, lsn };
 }
 
-/** A batch's events, decoded, in seq order. */
-export function decodeEvents(z: Uint8Array): unknown[] {
-  const decoded = unpackr.unpack(decompress(z)) as unknown;
-  const events = Array.isArray(decoded) ? decoded : [decoded];
+const unpackOne = (b: Uint8Array): unknown => unpackr.unpack(b);
+
+/**
+ * A batch's events, decoded, in seq order. An event nested deeper than
+ * MAX_EVENT_DEPTH (or undecodable on its own) is a poison event: it becomes
+ * the placeholder `{seq, k: "_quarantined", reason}` (its seq is `first` +
+ * its index), so the day's archive is still built, its seq stays accounted
+ * for, and no recursive decoder or JSON.stringify meets it (issue 11, item 5).
+ */
+export function decodeEvents(z: Uint8Array, first = 1): unknown[] {
+  const raw = decompress(z);
+  const bounded = decodeArrayBounded(raw, unpackOne, MAX_EVENT_DEPTH, true);
+  let events: unknown[];
+  if (bounded === undefined) {
+    // Not an array: stored as one value, exported as one line (as before bounds existed).
+    const decoded = unpackr.unpack(raw) as unknown;
+    events = Array.isArray(decoded) ? decoded : [decoded];
+  } else {
+    events = bounded.values;
+    for (const p of bounded.poison) events[p.index] = { seq: first + p.index, k: QUARANTINED_KIND, reason: p.reason };
+  }
   let ordered = true;
   for (let i = 1; i < events.length && ordered; i++) ordered = seqOf(events[i - 1]) <= seqOf(events[i]);
   // Agents send events in seq order; a stable sort repairs the rare batch that is not.

@@ -152,7 +152,7 @@ class DayCopier {
       for (const lsn of lsns) {
         const batch = batchInWindow(this.store, lsn, fromMs, toMs);
         if (batch !== undefined) {
-          const inner = innerZipOf(batch, decodeEvents(batch.z), this.options.deflateLevel);
+          const inner = innerZipOf(batch, decodeEvents(batch.z, batch.first), this.options.deflateLevel);
           const target = place(device.folder, inner.name);
           for (const d of target.dirs) this.dir(zip, d, fromMs);
           zip.addStored(target.name, inner.data, { mtimeMs: batch.sentAt });

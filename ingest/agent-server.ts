@@ -6,7 +6,11 @@
  * then transferred to the owning shard without another copy.
  *
  * Any bad input gets an `error` frame with a stable code and the connection
- * is closed; nothing a single agent sends can stop the server.
+ * is closed; nothing a single agent sends can stop the server. Frames nest at
+ * most `maxFrameDepth` levels (checked by the scanner before any recursive
+ * decoder sees them), every promise started here has a handler, and a device
+ * has at most one live connection: a newer authenticated connection closes
+ * the older one with `superseded` (docs/PROTOCOL.md says why the newer wins).
  */
 import { decode, encode } from '@msgpack/msgpack';
 import uWS from 'uWebSockets.js';
@@ -72,6 +76,9 @@ const CLOSE_CODES: Partial<Record<ProtocolErrorCode, number>> = {
   internal_error: 1011,
 };
 
+/** Answer to an upgrade past `maxConnections`: the socket is closed at once, so its descriptor is freed. */
+const TOO_MANY_CONNECTIONS = 'too many agent connections; retry later';
+
 const ACK_HEAD = Uint8Array.from([0xa1, 0x74, 0xa3, 0x61, 0x63, 0x6b, 0xa2, 0x69, 0x64]); // "t":"ack","id":
 const DUP_TAIL = Uint8Array.from([0xa3, 0x64, 0x75, 0x70, 0xc3]); // "dup":true
 
@@ -119,6 +126,12 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   const seen = new Map<string, number>();
   let accepting = true;
   let rejectsByReason: Record<string, number> = {};
+  /** A promise the agent path starts and does not wait for still gets a handler: failures are logged, never unhandled. */
+  const logFailure =
+    (what: string) =>
+    (err: unknown): void => {
+      log.error({ err }, what);
+    };
 
   const app =
     config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
@@ -161,8 +174,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       serverTime: clock.now(),
       nextSeq: last === undefined ? 1 : last[1] + 1,
     });
-    // A newer connection of the same device replaces the older one for commands.
+    // One live connection per device: the newer one wins, so a copied token can never lock the real
+    // device out (it reconnects and wins in turn), and the older one is closed before it sends more.
+    const older = live.get(device.tmid);
     live.set(device.tmid, ws);
+    if (older !== undefined && older !== ws) {
+      metrics.ingestSupersededTotal.inc();
+      log.warn({ tmid: device.tmid, supportId: device.supportId }, 'A device connected again while connected: the older connection was closed (a copied token shows as this repeating).');
+      reject(older, 'superseded', 'A newer connection of this device replaced this one.');
+    }
     deliverCommands(device.tmid);
   }
 
@@ -170,13 +190,22 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   function deliverCommands(tmid: string): void {
     const ws = live.get(tmid);
     if (ws === undefined || ws.getUserData().state !== 'ready') return;
-    store.commands.deliver(tmid, clock.now(), (c) => send(ws, { t: 'cmd', id: c.id, kind: c.kind, args: c.args }));
+    // Encoded before sending: a command that cannot be encoded throws here and is failed by deliver,
+    // instead of cutting the connection (and the device, at every reconnect) with internal_error.
+    store.commands
+      .deliver(tmid, clock.now(), (c) => {
+        const bytes = encode({ t: 'cmd', id: c.id, kind: c.kind, args: c.args });
+        if (ws.getUserData().state !== 'closed') ws.send(bytes, true);
+      })
+      .catch(logFailure('Command states could not be stored after a delivery.'));
   }
 
   function applyCommandResult(device: SessionDevice, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
     const now = clock.now();
     const outcome = { status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) };
-    void store.commands.recordOutcome(command.id, outcome).then(() =>
+    store.commands
+      .recordOutcome(command.id, outcome)
+      .then(() =>
       store.identity.appendAudit({
         at: now,
         actor: `agent:${device.tmid}`,
@@ -187,7 +216,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         from: 'agent',
         details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
       }),
-    );
+      )
+      .catch(logFailure('A command result could not be stored.'));
   }
 
   function onCommandResult(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
@@ -218,7 +248,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       lastSeen: now,
       connected: true,
     };
-    void store.devices.update(updated);
+    store.devices.update(updated).catch(logFailure('The device record could not be updated at hello.'));
     return updated;
   }
 
@@ -297,6 +327,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
             return send(ws, { t: 'ack', id, dup: true });
           case 'conflict':
             return reject(ws, 'batch_id_conflict', 'This batch id is already stored for another device.', 'id');
+          case 'reused':
+            return reject(ws, 'batch_id_reused', 'This batch id is already stored with other content; a new batch needs a new id.', 'id');
+          case 'overlap':
+            return reject(ws, 'seq_overlap', 'The server already holds some of these seqs under another batch id.', 'first');
           case 'failed':
             return reject(ws, 'internal_error', 'The batch could not be stored; resend it later.');
         }
@@ -316,7 +350,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
     const { t: _t, ...inventory } = raw as Record<string, unknown>;
     const device = ws.getUserData().device!;
-    void store.devices.setInventory(device.tmid, { ...inventory, receivedAt: clock.now() });
+    store.devices.setInventory(device.tmid, { ...inventory, receivedAt: clock.now() }).catch(logFailure('An inventory could not be stored.'));
   }
 
   function onMessage(ws: uWS.WebSocket<Session>, message: ArrayBuffer, isBinary: boolean): void {
@@ -328,7 +362,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       return reject(ws, 'frame_too_large', `Frames are limited to ${config.maxFrameBytes} bytes.`);
     }
     const bytes = new Uint8Array(message);
-    const scanned = scanFrame(bytes);
+    const scanned = scanFrame(bytes, config.maxFrameDepth);
     if (!scanned.ok) return reject(ws, scanned.reason, `The frame is invalid: ${scanned.detail}.`);
     const env = scanned.envelope;
     metrics.ingestFramesTotal.inc({ type: env.t });
@@ -367,6 +401,12 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         res.writeStatus('503 Service Unavailable').end('shutting down');
         return;
       }
+      if (sockets.size >= config.maxConnections) {
+        metrics.ingestRejectsTotal.inc({ reason: 'too_many_connections' });
+        rejectsByReason.too_many_connections = (rejectsByReason.too_many_connections ?? 0) + 1;
+        res.writeStatus('503 Service Unavailable').writeHeader('Retry-After', '30').end(TOO_MANY_CONNECTIONS, true);
+        return;
+      }
       const session: Session = { state: 'awaiting_hello', openedAt: clock.now(), device: undefined };
       res.upgrade(
         session,
@@ -389,18 +429,25 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         reject(ws, 'internal_error', 'The server failed to handle the frame.');
       }
     },
-    close: (ws) => {
+    close: (ws, code, message) => {
       const session = ws.getUserData();
+      // uWS cuts a frame over maxPayloadLength itself (TCP close, 1006 at the agent, no error frame):
+      // count it with the frames refused here, so the operator sees it.
+      if (code === 1006 && session.state !== 'closed' && Buffer.from(message).toString().includes('too big')) {
+        metrics.ingestRejectsTotal.inc({ reason: 'frame_too_large' });
+        rejectsByReason.frame_too_large = (rejectsByReason.frame_too_large ?? 0) + 1;
+      }
       session.state = 'closed';
       sockets.delete(ws);
       awaitingHello.delete(ws);
       metrics.ingestConnections.dec();
       const device = session.device;
-      if (device !== undefined) {
+      // A superseded connection leaves the device connected through the newer one.
+      if (device !== undefined && live.get(device.tmid) === ws) {
         seen.delete(device.tmid);
-        if (live.get(device.tmid) === ws) live.delete(device.tmid);
+        live.delete(device.tmid);
         const current = store.devices.get(device.tmid);
-        if (current !== undefined) void store.devices.update({ ...current, connected: false, lastSeen: clock.now() });
+        if (current !== undefined) store.devices.update({ ...current, connected: false, lastSeen: clock.now() }).catch(logFailure('The device record could not be updated at close.'));
       }
     },
   });
@@ -433,7 +480,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
       const current = store.devices.get(tmid);
-      if (current !== undefined && current.lastSeen < at) void store.devices.update({ ...current, lastSeen: at });
+      if (current !== undefined && current.lastSeen < at) store.devices.update({ ...current, lastSeen: at }).catch(logFailure('lastSeen could not be updated.'));
     }
   }, 5_000);
 

@@ -6,15 +6,19 @@
  * disk, in commit order; then each batch is handed to its shard.
  *
  * Exactly-once: an id already in the index, or waiting in a commit group, is
- * acked again (as a duplicate) and not stored twice.
+ * acked again (as a duplicate) and not stored twice, but only when it carries
+ * the same seq range and the same event bytes as the stored copy: the same id
+ * with other content is `reused` (refused, never silently dropped). A new id
+ * whose seq range overlaps seqs the device already holds is `overlap`
+ * (refused): a device's seqs are stored once (issue 11, item 8).
  */
-import { compress } from 'zstd-napi';
+import { compress, decompress } from 'zstd-napi';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { addSeqRange, type BatchRecord, type BatchToCommit, type HotStore, type TrailState } from '../storage/index.js';
 
-export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'failed';
+export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'reused' | 'overlap' | 'failed';
 
 /** Called once per submitted batch with its outcome; `stored` and `duplicate` mean the agent may be acked. */
 export type CommitCallback = (outcome: CommitOutcome) => void;
@@ -89,6 +93,19 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     return t;
   }
 
+  /** Same seq range and same event bytes as the stored or pending copy of the id. */
+  function sameContent(batch: BatchSubmission, first: number, last: number, n: number, events: () => Uint8Array | undefined): boolean {
+    if (batch.first !== first || batch.last !== last || batch.eventCount !== n) return false;
+    // Raw bytes already rolled out of the hot log cannot be compared: the seq range has to do.
+    const stored = events();
+    return stored === undefined || Buffer.compare(stored, batch.events) === 0;
+  }
+
+  function overlapsHeld(ranges: readonly [number, number][], first: number, last: number): boolean {
+    for (const r of ranges) if (r[0] <= last && first <= r[1]) return true;
+    return false;
+  }
+
   function completeInOrder(): void {
     while (inFlight.length > 0 && inFlight[0]!.done) {
       const group = inFlight.shift()!;
@@ -151,6 +168,8 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       const pending = pendingById.get(batch.id);
       if (pending !== undefined) {
         if (pending.record.tmid !== batch.tmid) return callback('conflict');
+        const r = pending.record;
+        if (!sameContent(batch, r.first, r.last, r.n, () => pending.events)) return callback('reused');
         metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
         // Acked together with the first copy, once that copy is on disk.
         pending.callbacks.push((outcome) => callback(outcome === 'stored' ? 'duplicate' : outcome));
@@ -159,9 +178,14 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       const existing = store.log.batchIdOwner(batch.id);
       if (existing !== undefined) {
         if (existing[1] !== batch.tmid) return callback('conflict');
+        // Resends are rare (reconnects): reading the stored copy back costs nothing on the normal path.
+        const stored = store.log.batch(existing[0]);
+        if (stored !== undefined && !sameContent(batch, stored.first, stored.last, stored.n, () => decompress(stored.z))) return callback('reused');
         metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
         return callback('duplicate');
       }
+      const held = trailOf(batch.tmid);
+      if (overlapsHeld(held.ranges, batch.first, batch.last)) return callback('overlap');
       const now = clock.now();
       const lsn = nextLsn++;
       const record: BatchRecord = {

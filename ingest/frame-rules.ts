@@ -57,6 +57,15 @@ export function rejectionFromZod(error: z.ZodError, input: unknown): Rejection {
 
 const BATCH_ID = /^[0-9a-f]{32}$/;
 
+/**
+ * Highest seq a batch may end at: 2^53 - 1 (Number.MAX_SAFE_INTEGER) less a
+ * margin of 2^20. Past it `last + 1` (the next batch's first, welcome's
+ * nextSeq) and range arithmetic would leave the exact integers and the device
+ * could never send again; with the margin every seq the server computes from
+ * a stored one stays exact. 4.5e15 events lasts a device 142 years at 10^6/s.
+ */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER - 2 ** 20;
+
 function isSeq(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 1;
 }
@@ -82,6 +91,9 @@ export function checkBatchEnvelope(env: FrameEnvelope): { ok: true } | Rejection
   if (!isSeq(env.first)) return { ok: false, code: 'invalid_field', message: 'Field first must be an integer >= 1.', field: 'first' };
   if (!isSeq(env.last) || env.last < env.first) {
     return { ok: false, code: 'invalid_field', message: 'Field last must be an integer >= first.', field: 'last' };
+  }
+  if (env.last > MAX_SEQ) {
+    return { ok: false, code: 'seq_out_of_range', message: `Field last must be at most ${MAX_SEQ}.`, field: 'last' };
   }
   if (!env.eventsIsArray) return { ok: false, code: 'invalid_field', message: 'Field events must be an array.', field: 'events' };
   if (env.eventCount !== env.last - env.first + 1) {

@@ -23,6 +23,30 @@ describe('scanFrame', () => {
     expect(r.ok && r.envelope.eventCount).toBe(70_000);
   });
 
+  it.each([
+    [4, 4, true],
+    [4, 5, false],
+    [32, 32, true],
+    [32, 33, false],
+  ])('with maxDepth %i, a frame %i levels deep is %s (nesting_too_deep otherwise)', (maxDepth, depth, ok) => {
+    // The frame map (1) holding `x`: depth - 1 nested arrays around 1.
+    const inner = new Uint8Array(depth - 1 + 1).fill(0x91);
+    inner[depth - 1] = 0x01;
+    const head = encode({ t: 'inv', x: 0 });
+    const frame = new Uint8Array(head.length - 1 + inner.length);
+    frame.set(head.subarray(0, head.length - 1));
+    frame.set(inner, head.length - 1);
+    const r = scanFrame(frame, maxDepth);
+    expect(r.ok ? 'ok' : r.reason).toBe(ok ? 'ok' : 'nesting_too_deep');
+  });
+
+  it('refuses 1,000,000 levels with nesting_too_deep, without overflowing the stack', () => {
+    const frame = new Uint8Array(1_000_010).fill(0x91);
+    frame.set(encode({ t: 'batch', events: 0 }).subarray(0, -1), 0);
+    const r = scanFrame(frame);
+    expect(r.ok ? 'ok' : r.reason).toBe('nesting_too_deep');
+  });
+
   type Case = [name: string, bytes: number[] | Uint8Array, reason: string];
   const cases: Case[] = [
     ['empty input', [], 'malformed_frame'],

@@ -15,7 +15,10 @@ import { isKisekiError, KisekiError } from '../core/errors.js';
 /** Result of scanning one frame; `ok: false` carries a stable reason. */
 export type ScanResult =
   | { ok: true; envelope: FrameEnvelope }
-  | { ok: false; reason: 'malformed_frame' | 'unknown_frame_type'; detail: string };
+  | { ok: false; reason: 'malformed_frame' | 'unknown_frame_type' | 'nesting_too_deep'; detail: string };
+
+/** Default deepest nesting of a frame (the frame's own map is 1); config `ingest.maxFrameDepth`. */
+export const DEFAULT_MAX_FRAME_DEPTH = 32;
 
 /**
  * Top-level scalars of a frame. For a batch, `eventsStart`/`eventsEnd` are the
@@ -44,6 +47,8 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  */
 const TRUNCATED = new KisekiError('ERR_MALFORMED_FRAME', { reason: 'truncated' });
 const INVALID_UTF8 = new KisekiError('ERR_MALFORMED_FRAME', { reason: 'invalid utf-8' });
+/* Deeper than allowed: refused before any recursive decoder (hello, cmdr, inv, the shards' events) meets it. */
+const TOO_DEEP = new KisekiError('ERR_MALFORMED_FRAME', { reason: 'too deep' });
 
 function malformedDetail(err: unknown): string | undefined {
   return isKisekiError(err, 'ERR_MALFORMED_FRAME') ? String(err.details?.reason) : undefined;
@@ -57,8 +62,11 @@ class Cursor {
   buf: Uint8Array = new Uint8Array(0);
   view: DataView = new DataView(new ArrayBuffer(0));
   pos = 0;
+  /** Deepest container allowed inside a skipped value (the value itself at depth 1). */
+  maxDepth = Number.POSITIVE_INFINITY;
 
-  reset(buf: Uint8Array): void {
+  reset(buf: Uint8Array, maxDepth = Number.POSITIVE_INFINITY): void {
+    this.maxDepth = maxDepth;
     this.buf = buf;
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.pos = 0;
@@ -353,6 +361,8 @@ class Cursor {
       }
       // Every child takes at least one byte: a count beyond the remaining bytes is a lie.
       if (children > this.buf.length - this.pos) throw TRUNCATED;
+      // One comparison per container, none per scalar: the bound costs nothing measurable on the ingest path.
+      if (stack.length >= this.maxDepth) throw TOO_DEEP;
       if (children > 0) {
         stack.push(pending);
         pending = children;
@@ -367,12 +377,14 @@ export const NON_SCALAR: unique symbol = Symbol('non-scalar');
 const cursor = new Cursor();
 
 /**
- * Scans one frame. Never throws: malformed input yields `{ ok: false }`.
- * The envelope refers to offsets in `frame`, which the caller must copy from
- * before the uWS message callback returns.
+ * Scans one frame. Never throws: malformed input yields `{ ok: false }`, a
+ * frame nesting deeper than `maxDepth` (its own map is 1; default 32)
+ * `nesting_too_deep`. The envelope refers to offsets in `frame`, which the
+ * caller must copy from before the uWS message callback returns.
  */
-export function scanFrame(frame: Uint8Array): ScanResult {
-  cursor.reset(frame);
+export function scanFrame(frame: Uint8Array, maxDepth = DEFAULT_MAX_FRAME_DEPTH): ScanResult {
+  // Values are skipped from inside the frame's map: one level is already taken.
+  cursor.reset(frame, maxDepth - 1);
   const env: FrameEnvelope = {
     t: '',
     id: undefined,
@@ -431,6 +443,7 @@ export function scanFrame(frame: Uint8Array): ScanResult {
     }
     if (cursor.pos !== frame.length) return { ok: false, reason: 'malformed_frame', detail: 'trailing bytes after the frame' };
   } catch (err) {
+    if (err === TOO_DEEP) return { ok: false, reason: 'nesting_too_deep', detail: `nesting deeper than ${maxDepth} levels` };
     const detail = malformedDetail(err);
     if (detail !== undefined) return { ok: false, reason: 'malformed_frame', detail };
     throw err;

@@ -17,6 +17,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { COMMAND_EXPIRY_MS, type CommandRequest } from '../core/contracts.js';
+import { KisekiError } from '../core/errors.js';
+import { MAX_COMMAND_ARGS_BYTES, MAX_COMMAND_ARGS_DEPTH, valueDepth } from '../core/msgpack-bounds.js';
 import type { CommandRecord, CommandState, DeviceIsolation } from './records.js';
 import type { Tables } from './tables.js';
 
@@ -48,6 +50,9 @@ export interface CommandRepository {
   /**
    * A new queued command record (not stored): `expiresAt` defaults to
    * COMMAND_EXPIRY_MS after the request, the id to a random one.
+   * @throws KisekiError ERR_COMMAND_ARGS_TOO_LARGE when `args` nests deeper than
+   * MAX_COMMAND_ARGS_DEPTH (16) or is larger than MAX_COMMAND_ARGS_BYTES (16 KiB as JSON):
+   * such a command could not be encoded for its device.
    */
   create(input: CommandInput): CommandRecord;
   /** Creates and stores a command; resolves when it is durable. */
@@ -62,9 +67,12 @@ export interface CommandRepository {
   /**
    * Delivers a connected device's pending commands: expires those past
    * their expiry, hands the others to `send` (oldest first) and marks the
-   * queued ones sent. Resends sent-but-unacknowledged ones.
+   * queued ones sent. Resends sent-but-unacknowledged ones. A command that
+   * `send` throws on (it cannot be encoded) is failed with error
+   * `undeliverable` and the others still go: one bad command never cuts its
+   * device off. Resolves when the state changes are stored.
    */
-  deliver(tmid: string, now: number, send: (command: CommandRecord) => void): void;
+  deliver(tmid: string, now: number, send: (command: CommandRecord) => void): Promise<void>;
   /**
    * Records what the agent reported; a done isolate or release also records
    * the device's isolation state. Returns the updated command (undefined if unknown).
@@ -76,16 +84,32 @@ export interface CommandRepository {
   isolation(tmid: string): DeviceIsolation | undefined;
 }
 
+/** Refuses args that could not be encoded for the device (depth) or that no command needs (size). */
+function checkArgs(args: unknown): void {
+  const depth = valueDepth(args, MAX_COMMAND_ARGS_DEPTH);
+  if (depth > MAX_COMMAND_ARGS_DEPTH) {
+    throw new KisekiError('ERR_COMMAND_ARGS_TOO_LARGE', { reason: `args nest deeper than ${MAX_COMMAND_ARGS_DEPTH} levels`, maxDepth: MAX_COMMAND_ARGS_DEPTH });
+  }
+  // Depth is bounded, so JSON.stringify cannot overflow the stack here.
+  const bytes = JSON.stringify(args ?? null).length;
+  if (bytes > MAX_COMMAND_ARGS_BYTES) {
+    throw new KisekiError('ERR_COMMAND_ARGS_TOO_LARGE', { reason: `args are larger than ${MAX_COMMAND_ARGS_BYTES} bytes`, maxBytes: MAX_COMMAND_ARGS_BYTES });
+  }
+}
+
 /** The command repository over the hot store's tables (called by openHotStore). */
 export function createCommandRepository(t: Tables): CommandRepository {
   const { commands, deviceCommands, isolation } = t;
-  const create = (input: CommandInput): CommandRecord => ({
+  const create = (input: CommandInput): CommandRecord => {
+    checkArgs(input.args);
+    return {
     ...input,
     id: input.id ?? newCommandId(),
     state: 'queued',
     expiresAt: input.expiresAt ?? input.requestedAt + COMMAND_EXPIRY_MS,
     updatedAt: input.requestedAt,
-  });
+    };
+  };
   const queueSync = (c: CommandRecord): void => {
     commands.putSync(c.id, c);
     deviceCommands.putSync([c.tmid, c.requestedAt, c.id], c.id);
@@ -125,15 +149,23 @@ export function createCommandRepository(t: Tables): CommandRepository {
     get: (id) => commands.get(id),
     forDevice,
     pendingFor,
-    deliver(tmid, now, send) {
+    async deliver(tmid, now, send) {
+      const changes: Promise<unknown>[] = [];
       for (const c of pendingFor(tmid)) {
         if (c.expiresAt <= now) {
-          void update(c.id, { state: 'expired', at: now });
+          changes.push(update(c.id, { state: 'expired', at: now }));
           continue;
         }
-        send(c);
-        if (c.state === 'queued') void update(c.id, { state: 'sent', at: now });
+        try {
+          send(c);
+        } catch {
+          // Stored before the args limit existed, or otherwise unencodable: fail it rather than retry it forever.
+          changes.push(update(c.id, { state: 'failed', at: now, error: 'undeliverable' }));
+          continue;
+        }
+        if (c.state === 'queued') changes.push(update(c.id, { state: 'sent', at: now }));
       }
+      await Promise.all(changes);
     },
     async recordOutcome(id, outcome) {
       const current = commands.get(id);

@@ -14,6 +14,7 @@ import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
+import { createQuarantineRepository, type QuarantineRepository } from './quarantine.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
@@ -38,6 +39,8 @@ export interface HotStore {
   readonly log: LogRepository;
   /** Shard checkpoints, kind counts, device-state snapshots. */
   readonly shardState: ShardStateRepository;
+  /** Poison events the shards set aside, with their reasons. */
+  readonly quarantine: QuarantineRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -86,6 +89,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     identity: createIdentityRepository(t),
     log: createLogRepository(t),
     shardState: createShardStateRepository(t),
+    quarantine: createQuarantineRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

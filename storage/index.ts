@@ -19,6 +19,8 @@ export type {
   DeviceIsolation,
   DeviceRecord,
   EffectiveAlert,
+  QuarantineReason,
+  QuarantineRecord,
   Role,
   SessionRecord,
   TenantRecord,
@@ -41,6 +43,7 @@ export type { IdentityRepository, LoginResult, AuditCursor } from './identity.js
 export { addSeqRange, seqGaps } from './log.js';
 export type { LogRepository, DropResult } from './log.js';
 export type { ShardStateRepository } from './shard-state.js';
+export type { QuarantineRepository } from './quarantine.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export type { InspectReport } from './inspect.js';

@@ -28,6 +28,8 @@ export interface InspectReport {
   /** Highest lsn in the log and the lowest shard checkpoint. */
   lastLsn: number;
   minCheckpoint: number;
+  /** Stored events the shards set aside as poison, per reason (storage/quarantine.ts). */
+  quarantined: Record<string, number>;
 }
 
 export function inspectStore(store: HotStore): InspectReport {
@@ -63,5 +65,6 @@ export function inspectStore(store: HotStore): InspectReport {
     seqGapDevices,
     lastLsn: store.log.lastLsn(),
     minCheckpoint: store.shardState.minCheckpoint(),
+    quarantined: store.quarantine.countsByReason(),
   };
 }

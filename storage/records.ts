@@ -177,3 +177,19 @@ export interface VerdictHistoryEntry {
   by: string;
   comment?: string;
 }
+
+/** Why a stored event was set aside (core/msgpack-bounds.ts). */
+export type QuarantineReason = 'depth_exceeded' | 'undecodable';
+
+/** A poison event a shard set aside (storage/quarantine.ts). */
+export interface QuarantineRecord {
+  tmid: string;
+  /** The batch's log position and the event's position in it (its seq is the batch's first + index). */
+  lsn: number;
+  index: number;
+  reason: QuarantineReason;
+  /** Size of the event's MessagePack encoding. */
+  bytes: number;
+  /** When the shard set it aside (ms). */
+  at: number;
+}

@@ -23,6 +23,7 @@ import type {
   DedupEntry,
   DeviceIsolation,
   DeviceRecord,
+  QuarantineRecord,
   SessionRecord,
   TenantRecord,
   TrailState,
@@ -70,6 +71,7 @@ export interface Tables {
   readonly users: Database<UserRecord, string>;
   readonly sessions: Database<SessionRecord, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
+  readonly quarantine: Database<QuarantineRecord, [string, number, number]>;
 }
 
 /**
@@ -126,5 +128,6 @@ export function openTables(options: TablesOptions): Tables {
     users: root.openDB('users', {}),
     sessions: root.openDB('sessions', {}),
     audit: root.openDB('audit', {}),
+    quarantine: root.openDB('quarantine', {}),
   };
 }

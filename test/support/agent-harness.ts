@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { systemClock } from '../../core/clock.js';
 import { loadConfig } from '../../core/config.js';
 import { createSilentLogger } from '../../core/logger.js';
-import { createMetrics } from '../../core/metrics.js';
+import { createMetrics, type Metrics } from '../../core/metrics.js';
 import { createBatchCommitter } from '../../ingest/batch-committer.js';
 import { startAgentServer, type AgentServer } from '../../ingest/agent-server.js';
 import { openHotStore, type HotStore, type TenantRecord } from '../../storage/index.js';
@@ -23,9 +23,17 @@ export interface AgentHarness {
   enrollKey: string;
   /** Batches the committer handed on after their commit, in order. */
   dispatched: { lsn: number; tmid: string; bytes: number }[];
+  metrics: Metrics;
 }
 
-export type HarnessIngestOverrides = { maxFrameBytes?: number; helloTimeoutMs?: number; tlsCertFile?: string; tlsKeyFile?: string };
+export type HarnessIngestOverrides = {
+  maxFrameBytes?: number;
+  helloTimeoutMs?: number;
+  tlsCertFile?: string;
+  tlsKeyFile?: string;
+  maxFrameDepth?: number;
+  maxConnections?: number;
+};
 
 export async function startAgentHarness(overrides: HarnessIngestOverrides = {}): Promise<AgentHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-ingest-'));
@@ -45,7 +53,7 @@ export async function startAgentHarness(overrides: HarnessIngestOverrides = {}):
   });
   const server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
   const scheme = overrides.tlsCertFile === undefined ? 'ws' : 'wss';
-  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, tenant, enrollKey, dispatched };
+  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, tenant, enrollKey, dispatched, metrics };
 }
 
 export async function stopAgentHarness(h: AgentHarness): Promise<void> {
