@@ -59,6 +59,8 @@ export interface SimulationOptions {
   onProgress?: (progress: SimulationProgress) => void;
   /** Aborting stops generation at once, skips the drain, closes sockets, saves state and resolves. */
   signal?: AbortSignal;
+  /** Aborting ends generation early, as if `durationSec` had run out: the drain still runs (a first Ctrl-C). */
+  stopGeneration?: AbortSignal;
   /** Receives sentences about notable events (rate-limited); default: silent. */
   log?: (message: string, details?: Record<string, unknown>) => void;
 }
@@ -697,6 +699,13 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (wake) wake();
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  const stopGeneration = options.stopGeneration;
+  let generationStopped = stopGeneration?.aborted ?? false;
+  const onStopGeneration = (): void => {
+    generationStopped = true;
+    if (wake) wake();
+  };
+  stopGeneration?.addEventListener('abort', onStopGeneration, { once: true });
 
   const progress = (): SimulationProgress => {
     let batchesUnacked = 0;
@@ -745,7 +754,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   let drained = false;
   try {
     if (!aborted) for (const a of agents) a.start();
-    await waitUntil(ctx.genStopAtMs, () => false);
+    await waitUntil(ctx.genStopAtMs, () => generationStopped);
     generationEndedAtMs = Math.min(ctx.genStopAtMs, performance.now());
     ctx.genStopAtMs = generationEndedAtMs;
     ctx.phase = 'draining';
@@ -759,6 +768,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     await Promise.all(agents.map((a) => a.close()));
     if (progressTimer) clearInterval(progressTimer);
     signal?.removeEventListener('abort', onAbort);
+    stopGeneration?.removeEventListener('abort', onStopGeneration);
     try {
       await state.flush();
     } catch (err) {

@@ -272,8 +272,12 @@ async function cmdSimulate(args: string[]): Promise<void> {
     'drain-timeout': { type: 'number' },
   });
   const { runSimulation } = await import('../agent/index.js');
+  // A first SIGINT / SIGTERM ends generation and drains what is unacked; a second one stops at once.
   const controller = new AbortController();
-  process.once('SIGINT', () => controller.abort());
+  const stopGeneration = new AbortController();
+  const onSignal = (): void => (stopGeneration.signal.aborted ? controller.abort() : stopGeneration.abort());
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const summary = await runSimulation({
     url: str(v, 'url') ?? 'ws://127.0.0.1:9100/agent/v1',
     enrollKey: requireStr(v, 'enroll-key'),
@@ -287,8 +291,11 @@ async function cmdSimulate(args: string[]): Promise<void> {
     ...(numFlag(v, 'max-unacked') === undefined ? {} : { maxUnacked: numFlag(v, 'max-unacked')! }),
     ...(numFlag(v, 'drain-timeout') === undefined ? {} : { drainTimeoutSec: numFlag(v, 'drain-timeout')! }),
     signal: controller.signal,
+    stopGeneration: stopGeneration.signal,
     log: (msg: string) => process.stderr.write(`${msg}\n`),
   });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 

@@ -99,7 +99,7 @@ describe('kiseki end to end', () => {
     fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
     relay.setTarget(fx.server.ingestPort);
     const port = relay.port;
-    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, fx.dir, ['--agents', '10', '--eps', '200', '--duration', '6', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
+    const sim = spawn(process.execPath, [CLI, ...simulateArgs(port, key, fx.dir, ['--agents', '10', '--eps', '200', '--duration', '600', '--batch-ms', '100', '--drain-timeout', '60', '--detect-rate', '0.001'])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let simOut = '';
@@ -116,6 +116,10 @@ describe('kiseki end to end', () => {
     const atCrash = await inspect(fx.dir);
     fx.server = await startServer(['--data', fx.dir, '--host', '127.0.0.1', '--ingest-port', '0', '--http-port', '0']);
     relay.setTarget(fx.server.ingestPort);
+    // Generation runs until told to stop (no race with a fixed duration): once the restarted server
+    // has stored new batches, a SIGTERM ends generation and the simulator drains what is unacked.
+    await eventually(async () => ((await inspect(fx.dir)).batches > atCrash.batches ? true : undefined));
+    sim.kill('SIGTERM');
 
     expect(await simDone, simErr).toBe(0);
     const summary = JSON.parse(simOut) as Summary;
