@@ -184,7 +184,7 @@ export interface ConnectGate {
 }
 
 /** Protocol error codes after which a new connection may succeed; every other code is final. */
-export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set(['server_shutting_down', 'internal_error', 'hello_timeout']);
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set(['server_shutting_down', 'internal_error', 'hello_timeout', 'storage_unavailable']);
 
 /** Used when a welcome carries no usable policy (docs/PROTOCOL.md defaults). */
 export const DEFAULT_POLICY: Readonly<AgentPolicy> = Object.freeze({ batchIntervalMs: 1000, maxBatchEvents: 5000, maxUnackedBatches: 8, hbIntervalMs: 30_000 });

@@ -123,7 +123,9 @@ export type ProtocolErrorCode =
   | 'auth_failed'
   | 'batch_id_conflict'
   | 'server_shutting_down'
-  | 'internal_error';
+  | 'internal_error'
+  // hardening: process and storage: the disk or the LMDB map is full; retry later (close 1013).
+  | 'storage_unavailable';
 
 // ---------------------------------------------------------------------------
 // Alerts, quick reports and verdicts (SPEC §4). Written by the engine, read by

@@ -70,6 +70,8 @@ const CLOSE_CODES: Partial<Record<ProtocolErrorCode, number>> = {
   frame_too_large: 1009,
   server_shutting_down: 1001,
   internal_error: 1011,
+  // 1013 Try Again Later: storage refuses writes until space is freed.
+  storage_unavailable: 1013,
 };
 
 const ACK_HEAD = Uint8Array.from([0xa1, 0x74, 0xa3, 0x61, 0x63, 0x6b, 0xa2, 0x69, 0x64]); // "t":"ack","id":
@@ -130,6 +132,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     ws.send(frame.t === 'ack' ? encodeAck(frame.id, frame.dup === true) : encode(frame), true);
   }
 
+  /**
+   * The handler of a store write nobody waits for (lastSeen, inventory, a
+   * command result): a failure (disk full, a record LMDB cannot encode) is
+   * logged, never left as an unhandled rejection that would end the process.
+   */
+  function storeFailed(message: string): (err: unknown) => void {
+    return (err: unknown) => log.error({ err }, message);
+  }
+
   function reject(ws: uWS.WebSocket<Session>, code: ProtocolErrorCode, message: string, field?: string): void {
     const session = ws.getUserData();
     if (session.state === 'closed') return;
@@ -176,8 +187,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   function applyCommandResult(device: SessionDevice, command: CommandRecord, status: 'acknowledged' | 'done' | 'failed', result: Record<string, unknown> | undefined, error: string | undefined): void {
     const now = clock.now();
     const outcome = { status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) };
-    void store.commands.recordOutcome(command.id, outcome).then(() =>
-      store.identity.appendAudit({
+    store.commands
+      .recordOutcome(command.id, outcome)
+      .then(() =>
+        store.identity.appendAudit({
         at: now,
         actor: `agent:${device.tmid}`,
         role: 'system',
@@ -187,7 +200,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         from: 'agent',
         details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
       }),
-    );
+      )
+      .catch(storeFailed('A command result could not be stored.'));
   }
 
   function onCommandResult(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
@@ -218,7 +232,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       lastSeen: now,
       connected: true,
     };
-    void store.devices.update(updated);
+    store.devices.update(updated).catch(storeFailed('A device record could not be updated.'));
     return updated;
   }
 
@@ -299,6 +313,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
             return reject(ws, 'batch_id_conflict', 'This batch id is already stored for another device.', 'id');
           case 'failed':
             return reject(ws, 'internal_error', 'The batch could not be stored; resend it later.');
+          case 'unavailable':
+            return reject(ws, 'storage_unavailable', 'Storage refuses writes (disk or map full); the batch is not acked, resend it later.');
         }
       },
     );
@@ -316,7 +332,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
     const { t: _t, ...inventory } = raw as Record<string, unknown>;
     const device = ws.getUserData().device!;
-    void store.devices.setInventory(device.tmid, { ...inventory, receivedAt: clock.now() });
+    store.devices.setInventory(device.tmid, { ...inventory, receivedAt: clock.now() }).catch(storeFailed('An inventory could not be stored.'));
   }
 
   function onMessage(ws: uWS.WebSocket<Session>, message: ArrayBuffer, isBinary: boolean): void {
@@ -400,7 +416,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         seen.delete(device.tmid);
         if (live.get(device.tmid) === ws) live.delete(device.tmid);
         const current = store.devices.get(device.tmid);
-        if (current !== undefined) void store.devices.update({ ...current, connected: false, lastSeen: clock.now() });
+        if (current !== undefined) store.devices.update({ ...current, connected: false, lastSeen: clock.now() }).catch(storeFailed('A device record could not be updated.'));
       }
     },
   });
@@ -433,7 +449,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
       const current = store.devices.get(tmid);
-      if (current !== undefined && current.lastSeen < at) void store.devices.update({ ...current, lastSeen: at });
+      if (current !== undefined && current.lastSeen < at) store.devices.update({ ...current, lastSeen: at }).catch(storeFailed('A device record could not be updated.'));
     }
   }, 5_000);
 

@@ -118,12 +118,14 @@ export function createCommandRepository(t: Tables): CommandRepository {
     pendingFor,
     deliver(tmid, now, send) {
       for (const c of pendingFor(tmid)) {
+        // A state change that fails (disk full) leaves the command as it was: it is
+        // expired or marked sent again at the next delivery; never an unhandled rejection.
         if (c.expiresAt <= now) {
-          void update(c.id, { state: 'expired', at: now });
+          update(c.id, { state: 'expired', at: now }).catch(() => undefined);
           continue;
         }
         send(c);
-        if (c.state === 'queued') void update(c.id, { state: 'sent', at: now });
+        if (c.state === 'queued') update(c.id, { state: 'sent', at: now }).catch(() => undefined);
       }
     },
     async recordOutcome(id, outcome) {
