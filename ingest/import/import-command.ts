@@ -91,7 +91,7 @@ export interface ImportSummary {
  * import's memory (issue 11: it grew without bound on big inputs); measured
  * figures are in docs/security/process.md.
  */
-export const MAX_IMPORT_EVENTS = 2_000_000;
+export const MAX_IMPORT_EVENTS = 1_000_000;
 
 function count(map: Record<string, number>, key: string): void {
   map[key] = (map[key] ?? 0) + 1;
