@@ -8,6 +8,7 @@
  *    magic and version, and the file length against the last page the newer
  *    meta page says is in use. A truncated file (SIGBUS on first write) or
  *    zeroed meta pages (segfault) are caught here, before LMDB maps the file.
+ *    `openTables` runs this layer on every open (every command, every worker).
  * 2. A child process opens both environments read-only and walks every
  *    database (keys and values; the batch log's keys, and the values of its
  *    newest `recentBatches` batches, or all with `full`), checking each batch
@@ -64,6 +65,8 @@ function damaged(env: string, reason: string, extra: Record<string, unknown> = {
  */
 export function checkLmdbFile(path: string, env: string): { bytes: number; lastPage: number; pageSize: number } {
   const bytes = statSync(path).size;
+  // An empty file is one LMDB created and had not written yet: it initialises it on open.
+  if (bytes === 0) return { bytes, lastPage: 0, pageSize: 0 };
   if (bytes < 2 * 4096) throw damaged(env, `it is ${bytes} bytes long, shorter than its two meta pages (truncated)`, { bytes });
   const fd = openSync(path, 'r');
   try {

@@ -89,4 +89,12 @@ describe('fault: damaged LMDB files (item 9)', () => {
     expect(r.stderr).toContain('restore the file from the latest backup');
     expect(r.stdout).not.toContain('listening');
   });
+
+  it('item 9: other commands refuse a damaged file the same way (kiseki inspect on zeroed meta pages: exit 74, not a segfault)', async () => {
+    const dir = copy('inspect-zeroed');
+    overwrite(join(dir, 'kiseki.lmdb'), 0, Buffer.alloc(8192));
+    const r = await runCli(['inspect', '--json', '--data', dir]);
+    expect(r.code, r.stderr).toBe(74);
+    expect(r.stderr).toContain('kiseki.lmdb is damaged: meta page 0');
+  });
 });
