@@ -186,7 +186,7 @@ export interface ConnectGate {
 /** Protocol error codes after which a new connection may succeed; every other code is final. */
 // superseded: another connection with this device's token took over; reconnecting takes it back, so a
 // copied token cannot keep the real device away (docs/PROTOCOL.md, one live connection per device).
-export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set(['server_shutting_down', 'internal_error', 'hello_timeout', 'superseded']);
+export const RETRYABLE_ERROR_CODES: ReadonlySet<string> = new Set(['server_shutting_down', 'internal_error', 'hello_timeout', 'superseded', 'storage_unavailable']);
 
 /** Used when a welcome carries no usable policy (docs/PROTOCOL.md defaults). */
 export const DEFAULT_POLICY: Readonly<AgentPolicy> = Object.freeze({ batchIntervalMs: 1000, maxBatchEvents: 5000, maxUnackedBatches: 8, hbIntervalMs: 30_000 });

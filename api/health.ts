@@ -1,7 +1,7 @@
 /**
  * What /healthz checks: free disk space of the data directory, LMDB map use,
  * shard lag (how far the slowest shard's checkpoint is behind the work given
- * to it) and recent export failures. Each figure comes from a probe the composition root
+ * to it), recent export failures, and whether the batch log accepts writes. Each figure comes from a probe the composition root
  * wires to the real thing (statfs, lmdb env stats, the shard pool, the export
  * scheduler), so tests inject plain functions. A check whose probe throws is
  * itself a problem (`probe_failed`): a health endpoint must not hide failures.
@@ -12,7 +12,7 @@ import type { Config } from '../core/config.js';
 
 /** One reason the service is degraded: a stable snake_case code and the figures behind it. */
 export interface HealthProblem {
-  code: 'low_disk_space' | 'lmdb_map_full' | 'shard_lag' | 'export_failed' | 'probe_failed';
+  code: 'low_disk_space' | 'lmdb_map_full' | 'shard_lag' | 'export_failed' | 'probe_failed' | 'storage_unavailable';
   details: Record<string, unknown>;
 }
 
@@ -37,6 +37,11 @@ export interface HealthProbes {
   shardPositions(): { lagLsn: number; committedLsn: number; slowestCheckpointLsn: number };
   /** Export failures, newest last (the scheduler keeps a short list). */
   exportFailures(): readonly ExportFailure[];
+  /**
+   * Set while the batch log refuses writes (its latest commit failed: disk or
+   * map full, I/O error): ingest refuses batches until a retry succeeds.
+   */
+  storageFailure?(): { since: number; reason: string; failures: number } | undefined;
 }
 
 export interface HealthCheck {
@@ -83,6 +88,12 @@ export function createHealthCheck(options: { probes: HealthProbes; thresholds: R
         guarded('shards', () => {
           const { lagLsn, committedLsn, slowestCheckpointLsn } = probes.shardPositions();
           return lagLsn > thresholds.maxShardLagLsn ? { code: 'shard_lag', details: { committedLsn, slowestCheckpointLsn, lagLsn, maxLagLsn: thresholds.maxShardLagLsn } } : undefined;
+        }),
+      );
+      out.push(
+        guarded('storage', () => {
+          const f = probes.storageFailure?.();
+          return f === undefined ? undefined : { code: 'storage_unavailable', details: { since: new Date(f.since).toISOString(), reason: f.reason, failedCommits: f.failures } };
         }),
       );
       out.push(

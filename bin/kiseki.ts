@@ -11,6 +11,7 @@ import { createLogger } from '../core/logger.js';
 import { renderReportText } from '../engine/index.js';
 import { randomBytes } from 'node:crypto';
 import { inspectStore, openHotStore, type HotStore, type Role } from '../storage/index.js';
+import { installLastResort } from './last-resort.js';
 import { startService } from './service.js';
 
 const USAGE = `kiseki — trail-log backend for managed endpoint security
@@ -78,7 +79,12 @@ async function cmdStart(args: string[]): Promise<void> {
   const host = str(v, 'host');
   const config = loadConfig(configFromEnv(process.env), { ingest: { host }, http: { host } }, configFromFlags(v));
   const logger = createLogger(config.logLevel);
+  // Installed before start-up: the policy (log and keep serving, or exit 70) is in bin/last-resort.ts.
+  let countRejection: (() => void) | undefined;
+  const lastResort = installLastResort({ logger, countRejection: () => countRejection?.(), exit: (code) => process.exit(code) });
   const service = await startService({ config, logger });
+  countRejection = () => service.metrics.processUnhandledRejectionsTotal.inc();
+  lastResort.setShutdown(() => service.close());
   // Machine-readable line for scripts and tests that start the server with port 0.
   process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, dataDir: config.dataDir })}\n`);
   let signals = 0;
@@ -362,11 +368,14 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** Exit codes for scripts and supervisors (docs/ERRORS.md): sysexits where one fits. */
+const EXIT_CODES: Partial<Record<string, number>> = { ERR_USAGE: 64, ERR_DATA_DIR_LOCKED: 73, ERR_STORAGE_DAMAGED: 74 };
+
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (isKisekiError(err)) {
     process.stderr.write(`kiseki: ${describeError(err)}\n`);
     if (err.code === 'ERR_USAGE') process.stderr.write(`\n${USAGE}`);
-    process.exit(err.code === 'ERR_USAGE' ? 64 : 1);
+    process.exit(EXIT_CODES[err.code] ?? 1);
   }
   process.stderr.write(`kiseki: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);

@@ -10,9 +10,9 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
 import { createShardPool, type ShardPool } from '../engine/index.js';
-import { createExportRunner, createExportScheduler } from '../export/index.js';
+import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
-import { openHotStore, type HotStore } from '../storage/index.js';
+import { lockDataDir, openHotStore, verifyDataDir, type HotStore } from '../storage/index.js';
 
 export interface RunningService {
   readonly ingestPort: number;
@@ -41,8 +41,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
   const log = logger.child({ component: 'service' });
+  // One server per data directory (issue 11, item 3): two would hand out the same lsns.
+  const lock = lockDataDir(config.dataDir);
+  if (lock.stale !== undefined) log.warn({ lockFile: lock.path, reason: lock.stale }, 'Took over the lock of a server that is gone.');
+  let store: HotStore;
+  try {
+    // Damaged files stop the start with a message, before LMDB maps them (issue 11, item 9).
+    const verified = await verifyDataDir(config.dataDir, { recentBatches: config.storage.verifyRecentBatches });
+    if (verified.envs.length > 0) log.info({ entries: verified.entries, batchesChecked: verified.batchesChecked }, 'The data directory passed its start-up check.');
+    store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const metrics = createMetrics({ defaultMetrics: options.defaultMetrics ?? true });
-  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
+  // Export jobs left `running` by a killed server are failed and their temporary files removed (item 10).
+  const recovered = recoverInterruptedJobs(config.dataDir, clock.now());
+  if (recovered.failed.length > 0) log.warn({ jobs: recovered.failed, tempFilesRemoved: recovered.tempFilesRemoved }, 'Export jobs interrupted by the previous run are marked failed.');
   let pool: ShardPool | undefined;
   let agents: AgentServer | undefined;
   let http: HttpServer | undefined;
@@ -117,6 +132,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           return { lagLsn: s.lagLsn, committedLsn: committer.committedLsn(), slowestCheckpointLsn: s.checkpoint };
         },
         exportFailures: () => exportScheduler.failures(),
+        storageFailure: () => committer.storageFailure(),
       },
     });
     const app = createHttpApp({
@@ -163,6 +179,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           clearInterval(metricsTimer);
           await httpServer.close();
           await store.close();
+          lock.release();
           log.info('Shutdown complete: every acked batch is on disk.');
         })();
         return closing;
@@ -174,6 +191,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     await pool?.close().catch(() => undefined);
     await http?.close().catch(() => undefined);
     await store.close().catch(() => undefined);
+    lock.release();
     throw err;
   }
 }

@@ -83,6 +83,8 @@ const configSchema = z
         zstdLevel: z.number().int().min(1).max(19),
         /** LMDB map size; grows automatically, this is only the starting reservation. */
         mapSizeBytes: z.number().int().min(1024 * 1024),
+        /** Newest batches read and checksummed by the start-up check (storage/verify.ts); 0 checks structure only. */
+        verifyRecentBatches: z.number().int().min(0),
       })
       .strict(),
     /** The cold tier and the exports (export/). */
@@ -172,7 +174,7 @@ export const DEFAULTS: Config = {
     revisionWindowMs: 10 * 60 * 1000,
     maxDevicesInMemory: 5_000,
   },
-  storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024 },
+  storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024, verifyRecentBatches: 10_000 },
   export: {
     closeGraceMs: 15 * 60_000,
     checkIntervalMs: 5 * 60_000,
@@ -226,6 +228,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
   { path: 'storage.mapSizeBytes', env: 'KISEKI_MAP_SIZE_BYTES', type: 'integer' },
+  { path: 'storage.verifyRecentBatches', env: 'KISEKI_VERIFY_RECENT_BATCHES', type: 'integer' },
   { path: 'export.closeGraceMs', env: 'KISEKI_EXPORT_CLOSE_GRACE_MS', type: 'integer' },
   { path: 'export.hotRetentionDays', env: 'KISEKI_HOT_RETENTION_DAYS', flag: 'hot-retention-days', type: 'integer' },
   { path: 'export.coldRetentionDays', env: 'KISEKI_COLD_RETENTION_DAYS', flag: 'cold-retention-days', type: 'integer' },

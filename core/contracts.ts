@@ -129,7 +129,9 @@ export type ProtocolErrorCode =
   | 'batch_id_reused'
   | 'seq_out_of_range'
   | 'seq_overlap'
-  | 'superseded';
+  | 'superseded'
+  // hardening: process and storage: the disk or the LMDB map is full; retry later (close 1013).
+  | 'storage_unavailable';
 
 // ---------------------------------------------------------------------------
 // Alerts, quick reports and verdicts (SPEC §4). Written by the engine, read by

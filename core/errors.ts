@@ -44,6 +44,11 @@ export const ERRORS = {
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
   // hardening: agent path (issue 11)
   ERR_COMMAND_ARGS_TOO_LARGE: { status: 400, message: 'The command arguments nest too deeply or are too large for a device.' },
+  // hardening: process and storage (issue 11, h-process)
+  ERR_STORAGE_UNAVAILABLE: { status: 503, message: 'Storage refuses writes (disk or LMDB map full, or an I/O error); nothing is acked until it accepts them again.' },
+  ERR_DATA_DIR_LOCKED: { status: 409, message: 'Another kiseki server is running on this data directory.' },
+  ERR_STORAGE_DAMAGED: { status: 500, message: 'The data directory is damaged; kiseki will not open it.' },
+  ERR_INPUT_TOO_LARGE: { status: 413, message: 'An input file expands beyond the allowed size.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -26,6 +26,10 @@ export interface Metrics {
   engineShardHeapBytes: Gauge;
   engineDevicesInMemory: Gauge;
   engineReportLatencySeconds: Summary;
+  // hardening: process and storage
+  storageWritable: Gauge;
+  storageWriteFailuresTotal: Counter;
+  processUnhandledRejectionsTotal: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -46,6 +50,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
+    storageWritable: new Gauge({ name: 'kiseki_storage_writable', help: '1 while the batch log accepts commits, 0 after a failed commit (disk or map full) until a retry succeeds.', registers }),
+    storageWriteFailuresTotal: new Counter({ name: 'kiseki_storage_write_failures_total', help: 'Commit groups of the batch log that failed (ENOSPC, map full, I/O error).', registers }),
+    processUnhandledRejectionsTotal: new Counter({ name: 'kiseki_process_unhandled_rejections_total', help: 'Promise rejections that reached the process-level last resort (logged, the server kept serving).', registers }),
     ingestEnrollmentsTotal: new Counter({ name: 'kiseki_ingest_enrollments_total', help: 'Devices enrolled.', registers }),
     ingestSupersededTotal: new Counter({
       name: 'kiseki_ingest_superseded_total',

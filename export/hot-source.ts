@@ -11,7 +11,8 @@
 import { Unpackr } from 'msgpackr';
 import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/msgpack-bounds.js';
 import { decompress } from 'zstd-napi';
-import type { BatchRecord, HotStore } from '../storage/index.js';
+import { KisekiError } from '../core/errors.js';
+import { batchIntact, type BatchRecord, type HotStore } from '../storage/index.js';
 import { send15 } from './collection-day.js';
 import { safeFolderName } from './layout.js';
 import { buildInnerZip } from './zip-writer.js';
@@ -75,6 +76,10 @@ export function deviceLsns(store: HotStore, tmid: string, window: { from: number
 export function batchInWindow(store: HotStore, lsn: number, fromMs: number, toMs: number): HotBatch | undefined {
   const rec = store.log.batch(lsn);
   if (rec === undefined || rec.recvAt < fromMs || rec.recvAt >= toMs) return undefined;
+  // A damaged record stops the export with its lsn rather than putting changed bytes in an archive.
+  if (!batchIntact(rec)) {
+    throw new KisekiError('ERR_STORAGE_DAMAGED', { env: 'log.lmdb', lsn, reason: `log.lmdb is damaged: the batch record at lsn ${lsn} fails its checksum; restore log.lmdb from a backup (docs/security/process.md)` });
+  }
   return { ...rec, lsn };
 }
 

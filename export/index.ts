@@ -16,8 +16,8 @@ export { buildSpot30, buildSpot1y, spot30Problem, SPOT30_MAX_DAYS } from './spot
 export type { SpotResult } from './spot-jobs.js';
 export { startSpotJob } from './spot-runner.js';
 export type { SpotRequest, StartSpotJobOptions } from './spot-runner.js';
-export { listJobs, readJob, writeJob, newJobId, jobDir, jobFilesDir, jobFilePath, expireJobs, offerDailyDownload, dailyJobId, deliveryDate } from './jobs.js';
-export type { ExportJob, ExportJobFile, ExportKind, ExportStatus } from './jobs.js';
+export { listJobs, readJob, writeJob, newJobId, jobDir, jobFilesDir, jobFilePath, expireJobs, offerDailyDownload, dailyJobId, deliveryDate, recoverInterruptedJobs, jobOwner } from './jobs.js';
+export type { ExportJob, ExportJobFile, ExportKind, ExportStatus, JobRecovery } from './jobs.js';
 export { coldDayPaths, coldTenantDir, exportsRoot, readManifest, readLedger, archivedDays, safeFolderName } from './layout.js';
 export type { DayManifest, ManifestDevice, TenantLedger } from './layout.js';
 export { collectionDayOf, dayWindow, send15, jstDateOf, isValidDay } from './collection-day.js';

@@ -6,10 +6,11 @@
  * `exportRetentionDays` (30) after it was made and is then removed (SPEC §6).
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DAY_MS, jstDateOf } from './collection-day.js';
-import { exportsRoot, readJson, writeFileAtomic } from './layout.js';
+import { exportsRoot, readJson, removeStaleTemporaries, writeFileAtomic } from './layout.js';
 
 export type ExportKind = 'daily' | 'spot30' | 'spot1y';
 export type ExportStatus = 'running' | 'done' | 'failed';
@@ -43,6 +44,8 @@ export interface ExportJob {
   /** While running: the latest progress written (every few seconds). */
   progress?: { phase: string; done: number; total: number; bytes: number; at: number };
   error?: string;
+  /** The process building a `running` job, so a restart can tell a live build from an interrupted one. */
+  owner?: { pid: number; host: string };
 }
 
 const JOB_ID_RE = /^[a-z0-9][a-z0-9-]{0,120}$/i;
@@ -149,4 +152,68 @@ export function offerDailyDownload(
 /** The delivery date of a 1-year log spot made at `now` (JST calendar date). */
 export function deliveryDate(now: number): string {
   return jstDateOf(now);
+}
+
+/** The owner stamp of a job this process builds. */
+export function jobOwner(): { pid: number; host: string } {
+  return { pid: process.pid, host: hostname() };
+}
+
+/** True when `pid` runs on this host (EPERM: it exists under another user). */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** What `recoverInterruptedJobs` did. */
+export interface JobRecovery {
+  /** Jobs that were `running` for a process that is gone, now `failed`. */
+  failed: string[];
+  /** Temporary files removed from those jobs' directories. */
+  tempFilesRemoved: number;
+}
+
+/**
+ * Issue 11, item 10: a job whose building process was killed (kill -9, a
+ * crash, power loss) would stay `running` forever with its `.tmp` files.
+ * Called when the server starts: every `running` job whose owner process is
+ * gone (or that has no owner stamp: written by an older version) is marked
+ * `failed` with a reason saying to ask for it again, and the temporary files
+ * in its directory are removed. A job owned by a live process on this host
+ * (a `kiseki export` command still running) is left alone; one owned by
+ * another host cannot be checked and is left alone too.
+ * Log spots are not resumed: they are rebuilt from scratch in minutes, and a
+ * half-written archive cannot be trusted.
+ */
+export function recoverInterruptedJobs(dataDir: string, now: number, alive: (pid: number) => boolean = pidAlive): JobRecovery {
+  const out: JobRecovery = { failed: [], tempFilesRemoved: 0 };
+  const host = hostname();
+  for (const job of listJobs(dataDir)) {
+    if (job.status !== 'running') continue;
+    const owner = job.owner;
+    if (owner !== undefined && (owner.host !== host || owner.pid === process.pid || alive(owner.pid))) continue;
+    out.tempFilesRemoved += removeTemporariesUnder(jobDir(dataDir, job.id));
+    writeJob(dataDir, {
+      ...job,
+      status: 'failed',
+      finishedAt: now,
+      error: 'interrupted: the process building this export stopped before it finished (killed or crashed); request the export again',
+    });
+    out.failed.push(job.id);
+  }
+  return out;
+}
+
+function removeTemporariesUnder(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let removed = removeStaleTemporaries(dir);
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) removed += removeTemporariesUnder(path);
+  }
+  return removed;
 }

@@ -11,7 +11,7 @@ import { DAY_MS } from './collection-day.js';
 import type { ExportConfig } from './config.js';
 import type { ExportProgress } from './day-archive.js';
 import type { ExportRunner } from './export-pool.js';
-import { newJobId, writeJob, type ExportJob } from './jobs.js';
+import { jobOwner, newJobId, writeJob, type ExportJob } from './jobs.js';
 import { spot30Problem } from './spot-jobs.js';
 
 export type SpotRequest = { kind: 'spot30'; from: string; to: string } | { kind: 'spot1y'; tmid: string; computer?: string };
@@ -62,6 +62,7 @@ export function startSpotJob(options: StartSpotJobOptions): { job: ExportJob; do
     createdAt: now,
     expiresAt: now + config.exportRetentionDays * DAY_MS,
     files: [],
+    owner: jobOwner(),
   };
   writeJob(dataDir, job);
   const first = { ...job };

@@ -74,6 +74,8 @@ const CLOSE_CODES: Partial<Record<ProtocolErrorCode, number>> = {
   frame_too_large: 1009,
   server_shutting_down: 1001,
   internal_error: 1011,
+  // 1013 Try Again Later: storage refuses writes until space is freed.
+  storage_unavailable: 1013,
 };
 
 /** Answer to an upgrade past `maxConnections`: the socket is closed at once, so its descriptor is freed. */
@@ -143,6 +145,11 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     ws.send(frame.t === 'ack' ? encodeAck(frame.id, frame.dup === true) : encode(frame), true);
   }
 
+  /**
+   * The handler of a store write nobody waits for (lastSeen, inventory, a
+   * command result): a failure (disk full, a record LMDB cannot encode) is
+   * logged, never left as an unhandled rejection that would end the process.
+   */
   function reject(ws: uWS.WebSocket<Session>, code: ProtocolErrorCode, message: string, field?: string): void {
     const session = ws.getUserData();
     if (session.state === 'closed') return;
@@ -333,6 +340,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
             return reject(ws, 'seq_overlap', 'The server already holds some of these seqs under another batch id.', 'first');
           case 'failed':
             return reject(ws, 'internal_error', 'The batch could not be stored; resend it later.');
+          case 'unavailable':
+            return reject(ws, 'storage_unavailable', 'Storage refuses writes (disk or map full); the batch is not acked, resend it later.');
         }
       },
     );

@@ -11,16 +11,34 @@
  * with other content is `reused` (refused, never silently dropped). A new id
  * whose seq range overlaps seqs the device already holds is `overlap`
  * (refused): a device's seqs are stored once (issue 11, item 8).
+ *
+ * A failed commit (disk full, LMDB map full, I/O error) answers its batches
+ * `unavailable` (not acked: the agents resend them) and puts the committer in
+ * a refusing state: new batches are refused at once, without compressing or
+ * numbering them, until `retryIntervalMs` has passed; then the next group is
+ * tried, and its success ends the state. So the service recovers by itself
+ * when space returns, and a full disk costs one failed write per interval.
  */
 import { compress, decompress } from 'zstd-napi';
 import type { Clock } from '../core/clock.js';
+import { isKisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import { addSeqRange, type BatchRecord, type BatchToCommit, type HotStore, type TrailState } from '../storage/index.js';
+import { addSeqRange, batchChecksum, type BatchRecord, type BatchToCommit, type HotStore, type TrailState } from '../storage/index.js';
 
-export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'reused' | 'overlap' | 'failed';
+export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'reused' | 'overlap' | 'failed' | 'unavailable';
 
-/** Called once per submitted batch with its outcome; `stored` and `duplicate` mean the agent may be acked. */
+/** Why storage refuses writes, while it does (for /healthz). */
+export interface StorageFailure {
+  /** When the first commit of this episode failed, ms since the epoch. */
+  since: number;
+  /** The cause of the latest failure, e.g. "No space left on device" or "MDB_MAP_FULL...". */
+  reason: string;
+  /** Commit groups failed since `since`. */
+  failures: number;
+}
+
+/** Called once per submitted batch with its outcome; `stored` and `duplicate` mean the agent may be acked; `unavailable`: storage refuses writes. */
 export type CommitCallback = (outcome: CommitOutcome) => void;
 
 /** Where committed batches go next (the shard pool). `events` is handed over, not copied. */
@@ -46,6 +64,8 @@ export interface BatchCommitterOptions {
   logger: Logger;
   metrics: Metrics;
   zstdLevel: number;
+  /** While storage refuses writes, how long new batches are refused before a commit is tried again (default 1000 ms). */
+  retryIntervalMs?: number;
 }
 
 interface PendingBatch {
@@ -67,6 +87,8 @@ export interface BatchCommitter {
   committedLsn(): number;
   /** Resolves when every submitted batch has been committed (or failed) and answered. */
   idle(): Promise<void>;
+  /** Set while storage refuses writes (the latest commit failed), undefined when it accepts them. */
+  storageFailure(): StorageFailure | undefined;
 }
 
 export function createBatchCommitter(options: BatchCommitterOptions): BatchCommitter {
@@ -83,6 +105,9 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   const inFlight: CommitGroup[] = [];
   let scheduled = false;
   let idleWaiters: (() => void)[] = [];
+  const retryIntervalMs = options.retryIntervalMs ?? 1000;
+  let failure: (StorageFailure & { retryAt: number }) | undefined;
+  metrics.storageWritable.set(1);
 
   function trailOf(tmid: string): TrailState {
     let t = trailCache.get(tmid);
@@ -111,7 +136,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       const group = inFlight.shift()!;
       for (const b of group.batches) {
         pendingById.delete(b.record.id);
-        const outcome: CommitOutcome = group.ok ? 'stored' : 'failed';
+        const outcome: CommitOutcome = group.ok ? 'stored' : 'unavailable';
         for (const cb of b.callbacks) cb(outcome);
         if (group.ok) {
           lastCompletedLsn = b.lsn;
@@ -150,10 +175,24 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         for (const b of group.batches) events += b.record.n;
         metrics.ingestBatchesTotal.inc({ result: 'stored' }, group.batches.length);
         metrics.ingestEventsTotal.inc(events);
+        if (failure !== undefined) {
+          log.warn({ downMs: clock.now() - failure.since, failures: failure.failures }, 'The batch log accepts commits again; ingest resumes.');
+          failure = undefined;
+          metrics.storageWritable.set(1);
+        }
         completeInOrder();
       },
       (err: unknown) => {
-        log.error({ err, batches: group.batches.length }, 'Commit of a batch group failed; its batches are not acked.');
+        const reason = describeCause(err);
+        const now = clock.now();
+        if (failure === undefined) {
+          log.error({ err, reason, batches: group.batches.length }, 'Commit of a batch group failed (disk or map full?); its batches are not acked, and new batches are refused until a retry succeeds.');
+          failure = { since: now, reason, failures: 1, retryAt: now + retryIntervalMs };
+        } else {
+          failure = { ...failure, reason, failures: failure.failures + 1, retryAt: now + retryIntervalMs };
+        }
+        metrics.storageWritable.set(0);
+        metrics.storageWriteFailuresTotal.inc();
         metrics.ingestBatchesTotal.inc({ result: 'failed' }, group.batches.length);
         // The cached trail states include the failed batches: forget them, the store has the truth.
         for (const b of group.batches) trailCache.delete(b.record.tmid);
@@ -187,7 +226,12 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       const held = trailOf(batch.tmid);
       if (overlapsHeld(held.ranges, batch.first, batch.last)) return callback('overlap');
       const now = clock.now();
+      if (failure !== undefined && now < failure.retryAt) {
+        metrics.ingestBatchesTotal.inc({ result: 'refused' });
+        return callback('unavailable');
+      }
       const lsn = nextLsn++;
+      const z = compress(batch.events, zstdParams);
       const record: BatchRecord = {
         tmid: batch.tmid,
         id: batch.id,
@@ -196,7 +240,9 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         first: batch.first,
         last: batch.last,
         n: batch.eventCount,
-        z: compress(batch.events, zstdParams),
+        z,
+        // The checksum that lets the start-up check and the log's readers see damaged bytes (storage/verify.ts).
+        c: batchChecksum(z),
       };
       const trail = trailOf(batch.tmid);
       trail.ranges = addSeqRange(trail.ranges, batch.first, batch.last);
@@ -218,9 +264,19 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       return lastCompletedLsn;
     },
 
+    storageFailure() {
+      return failure === undefined ? undefined : { since: failure.since, reason: failure.reason, failures: failure.failures };
+    },
+
     idle() {
       if (inFlight.length === 0 && openGroup.length === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
+}
+
+/** The operator-facing cause of a failed commit (ERR_STORAGE_UNAVAILABLE carries it in details.reason). */
+function describeCause(err: unknown): string {
+  if (isKisekiError(err) && typeof err.details?.reason === 'string') return err.details.reason;
+  return err instanceof Error ? err.message : String(err);
 }

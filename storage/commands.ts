@@ -152,6 +152,8 @@ export function createCommandRepository(t: Tables): CommandRepository {
     async deliver(tmid, now, send) {
       const changes: Promise<unknown>[] = [];
       for (const c of pendingFor(tmid)) {
+        // A state change that fails (disk full) leaves the command as it was: it is
+        // expired or marked sent again at the next delivery; never an unhandled rejection.
         if (c.expiresAt <= now) {
           changes.push(update(c.id, { state: 'expired', at: now }));
           continue;

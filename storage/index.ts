@@ -46,4 +46,8 @@ export type { ShardStateRepository } from './shard-state.js';
 export type { QuarantineRepository } from './quarantine.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
+export { lockDataDir, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';
+export type { DataDirLock, DataDirLockOwner } from './data-dir-lock.js';
+export { verifyDataDir, checkLmdbFile, batchChecksum, batchIntact } from './verify.js';
+export type { VerifyOptions, VerifyReport } from './verify.js';
 export type { InspectReport } from './inspect.js';

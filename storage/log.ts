@@ -15,6 +15,7 @@
  * are kept when batches go: the exactly-once index must still recognise a
  * late resend of a batch whose raw bytes now live only in a cold archive.
  */
+import { isKisekiError, KisekiError } from '../core/errors.js';
 import type { BatchRecord, BatchToCommit, TrailState } from './records.js';
 import type { Tables } from './tables.js';
 
@@ -65,6 +66,28 @@ export interface LogRepository {
   counts(): { batches: number; batchIds: number };
 }
 
+/**
+ * A failed commit as ERR_STORAGE_UNAVAILABLE with the real cause. lmdb-js
+ * rejects the transaction with a generic "Commit failed" whose `commitError`
+ * promise carries the cause (ENOSPC, MDB_MAP_FULL, EIO) and is rejected in
+ * the same native callback; nothing else handles that promise, so without
+ * the handler attached here it would end the process as an unhandled
+ * rejection (issue 11, item 2).
+ */
+async function commitFailure(err: unknown): Promise<KisekiError> {
+  if (isKisekiError(err)) return err;
+  let cause: unknown = err;
+  const commitError = (err as { commitError?: unknown } | undefined)?.commitError;
+  if (commitError instanceof Promise) {
+    commitError.catch((e: unknown) => (cause = e));
+    // The cause is rejected in the native callback that failed the transaction: one macrotask is enough.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return new KisekiError('ERR_STORAGE_UNAVAILABLE', { op: 'commit', env: 'log.lmdb', reason, ...(code === undefined ? {} : { errno: code }) }, { cause });
+}
+
 /** The batch-log repository over the hot store's tables (called by openHotStore). */
 export function createLogRepository(t: Tables): LogRepository {
   const { log, batches, deviceBatches, batchIds, trails } = t;
@@ -75,16 +98,20 @@ export function createLogRepository(t: Tables): LogRepository {
   return {
     lastLsn,
     async commitBatches(toCommit, trailStates) {
-      await log.transaction(() => {
-        for (const { lsn, record } of toCommit) {
-          batches.putSync(lsn, record);
-          deviceBatches.putSync([record.tmid, lsn], record.n);
-          batchIds.putSync(record.id, [lsn, record.tmid]);
-        }
-        for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
-      });
-      // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
-      await log.flushed;
+      try {
+        await log.transaction(() => {
+          for (const { lsn, record } of toCommit) {
+            batches.putSync(lsn, record);
+            deviceBatches.putSync([record.tmid, lsn], record.n);
+            batchIds.putSync(record.id, [lsn, record.tmid]);
+          }
+          for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
+        });
+        // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
+        await log.flushed;
+      } catch (err) {
+        throw await commitFailure(err);
+      }
     },
     batch: (lsn) => batches.get(lsn),
     range: (from, toExclusive) => batches.getRange({ start: from, end: toExclusive }),

@@ -71,6 +71,8 @@ export interface BatchRecord {
   last: number;
   n: number;
   z: Uint8Array;
+  /** CRC-32 of `z` (storage/verify.ts); absent on records written before checksums. */
+  c?: number;
 }
 
 /** A batch ready to commit; `lsn` is assigned by the committer. */

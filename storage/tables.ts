@@ -10,10 +10,11 @@
  * everything else. LMDB has one writer per environment: apart, the shards'
  * and the API's transactions never make an ack wait.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AlertRecord, ExceptionEntry, QuickReport, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
+import { checkLmdbFile } from './verify.js';
 import type {
   AlertComment,
   AnalystVerdict,
@@ -76,12 +77,15 @@ export interface Tables {
 
 /**
  * Opens (creating when needed) both environments and every database.
- * @throws KisekiError ERR_STORAGE when an environment cannot be opened.
+ * @throws KisekiError ERR_STORAGE when an environment cannot be opened, ERR_STORAGE_DAMAGED when its file is truncated or its meta pages damaged.
  */
 export function openTables(options: TablesOptions): Tables {
   const readOnly = options.readOnly ?? false;
   if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
   const openEnv = (name: string): RootDatabase => {
+    // Truncated files and damaged meta pages crash LMDB (SIGBUS, segfault): refuse them with a message first.
+    const path = `${options.dataDir}/${name}`;
+    if (existsSync(path)) checkLmdbFile(path, name);
     try {
       return open({ path: `${options.dataDir}/${name}`, maxDbs: 48, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
     } catch (cause) {

@@ -8,7 +8,7 @@
  */
 import { buildTrails, type InputEvent } from './import-trail.js';
 import { DEFAULT_AGENT_URL, probeServer, sendTrail } from './import-client.js';
-import { isKisekiError } from '../../core/errors.js';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { agentUrl, commandError, EXIT_OK, factsFor, flag, parseFlags, reportFailure, requireFlag, requireTenant, resolveDevice, usageError, withImportStore, type CommandIo } from './command-support.js';
 import { mapRecord } from './sysmon-mapper.js';
 import { readRecords } from './sysmon-reader.js';
@@ -84,6 +84,14 @@ export interface ImportSummary {
   devicesEnrolled: number;
   batches: { sent: number; acked: number; duplicateAcks: number };
 }
+
+/**
+ * Most events one import holds (they are sorted by time and deduplicated per
+ * host before sending, so they are held until the input ends). Bounds the
+ * import's memory (issue 11: it grew without bound on big inputs); measured
+ * figures are in docs/security/process.md.
+ */
+export const MAX_IMPORT_EVENTS = 1_000_000;
 
 function count(map: Record<string, number>, key: string): void {
   map[key] = (map[key] ?? 0) + 1;
@@ -163,6 +171,12 @@ async function importSysmon(opts: { supportId: string; computer: string | undefi
           continue;
         }
         summary.events.mapped++;
+        if (input.length >= MAX_IMPORT_EVENTS) {
+          throw new KisekiError('ERR_INPUT_TOO_LARGE', {
+            maxEvents: MAX_IMPORT_EVENTS,
+            reason: `more than ${MAX_IMPORT_EVENTS} events in one import (its events are held to be ordered and deduplicated): split the input by day or by host into several imports; nothing was sent`,
+          });
+        }
         input.push({ host: mapped.host, event: mapped.event, order: input.length });
       }
     }

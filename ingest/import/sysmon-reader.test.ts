@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { KisekiError } from '../../core/errors.js';
-import { readRecords, type ReadItem } from './sysmon-reader.js';
+import { jsonDepthExceeds, MAX_LINE_CHARS, maxExpandedBytes, readRecords, type ReadItem } from './sysmon-reader.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -89,5 +89,25 @@ describe('readRecords', () => {
     await expect(readAll(join(dir, 'cut.gz'))).rejects.toMatchObject(unreadable(/cannot be read/));
     writeFileSync(join(dir, 'bad.zip'), Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), Buffer.alloc(64)]));
     await expect(readAll(join(dir, 'bad.zip'))).rejects.toMatchObject(unreadable(/zip archive/));
+  });
+  it('bounds what one line may cost: a line deeper than 32 levels is too_deep, an endless line is skipped unbuffered', async () => {
+    const path = join(dir, 'bounds.jsonl');
+    const deep = `${'{"a":'.repeat(40)}1${'}'.repeat(40)}`;
+    writeFileSync(path, `{"ok":1}\n${deep}\n${'x'.repeat(MAX_LINE_CHARS + 10)}\n{"ok":2}\r\n${'y'.repeat(MAX_LINE_CHARS * 2)}`);
+    const items = await readAll(path);
+    expect(bad(items)).toEqual([
+      [2, 'too_deep'],
+      [3, 'line_too_long'],
+      [5, 'line_too_long'],
+    ]);
+    expect(items.filter((i) => i.ok).map((i) => i.ok && i.record)).toEqual([{ ok: 1 }, { ok: 2 }]);
+  });
+
+  it('sizes the expansion limit of compressed inputs and scans JSON depth outside strings', () => {
+    expect(maxExpandedBytes(1000)).toBe(256 * 1024 * 1024);
+    expect(maxExpandedBytes(10 * 1024 * 1024)).toBe(2000 * 1024 * 1024);
+    expect(maxExpandedBytes(1e12)).toBe(4 * 1024 * 1024 * 1024);
+    expect(jsonDepthExceeds('{"a":"[[[[[[[["}', 2)).toBe(false);
+    expect(jsonDepthExceeds('[[[1]]]', 2)).toBe(true);
   });
 });

@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { createManualClock } from '../core/clock.js';
+import { KisekiError } from '../core/errors.js';
+import { createSilentLogger } from '../core/logger.js';
+import { createMetrics } from '../core/metrics.js';
+import type { BatchToCommit, HotStore } from '../storage/index.js';
+import { createBatchCommitter, type CommitOutcome } from './batch-committer.js';
+
+/** A batch log whose commits fail while `full` is set, as LMDB does on ENOSPC. */
+function fakeStore() {
+  const committed: BatchToCommit[] = [];
+  const state = { full: false, attempts: 0 };
+  const store = {
+    log: {
+      lastLsn: () => 0,
+      trail: () => undefined,
+      batchIdOwner: (id: string) => {
+        const hit = committed.find((b) => b.record.id === id);
+        return hit === undefined ? undefined : ([hit.lsn, hit.record.tmid] as const);
+      },
+      commitBatches: async (batches: readonly BatchToCommit[]) => {
+        state.attempts++;
+        if (state.full) throw new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' });
+        committed.push(...batches);
+      },
+    },
+  } as unknown as HotStore;
+  return { store, committed, state };
+}
+
+function submission(id: string, first: number) {
+  return { tmid: 'T-1', id: id.padEnd(32, '0'), sentAt: 1, first, last: first, events: new Uint8Array(new ArrayBuffer(4)), eventCount: 1 };
+}
+
+describe('batch committer when storage refuses writes (issue 11, item 2)', () => {
+  it('answers unavailable, refuses new batches until the retry is due, then recovers with the next successful commit', async () => {
+    const { store, committed, state } = fakeStore();
+    const clock = createManualClock(1_000_000);
+    const metrics = createMetrics({ defaultMetrics: false });
+    const dispatched: number[] = [];
+    const committer = createBatchCommitter({ store, sink: { dispatch: (lsn) => dispatched.push(lsn) }, clock, logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 1000 });
+    const submit = (id: string, first: number) =>
+      new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
+
+    expect(await submit('a', 1)).toBe('stored');
+    state.full = true;
+    expect(await submit('b', 2)).toBe('unavailable');
+    expect(committer.storageFailure()).toMatchObject({ since: 1_000_000, reason: 'No space left on device', failures: 1 });
+    expect((await metrics.registry.getSingleMetric('kiseki_storage_writable')!.get()).values[0]!.value).toBe(0);
+
+    // Within the retry interval: refused at once, no commit attempted.
+    const attempts = state.attempts;
+    clock.advance(999);
+    expect(await submit('b', 2)).toBe('unavailable');
+    expect(state.attempts).toBe(attempts);
+
+    // Due: one try, still full, the episode goes on.
+    clock.advance(1);
+    expect(await submit('b', 2)).toBe('unavailable');
+    expect(state.attempts).toBe(attempts + 1);
+    expect(committer.storageFailure()?.failures).toBe(2);
+
+    // Space returns: the resend is stored once and the state clears.
+    state.full = false;
+    clock.advance(1000);
+    expect(await submit('b', 2)).toBe('stored');
+    expect(committer.storageFailure()).toBeUndefined();
+    expect((await metrics.registry.getSingleMetric('kiseki_storage_writable')!.get()).values[0]!.value).toBe(1);
+    expect(committed.map((b) => b.record.id[0])).toEqual(['a', 'b']);
+    expect(committed.every((b) => typeof b.record.c === 'number')).toBe(true);
+    expect(dispatched).toHaveLength(2);
+    // A duplicate is still acked while storage refuses writes: it is already on disk.
+    state.full = true;
+    expect(await submit('c', 3)).toBe('unavailable');
+    expect(await submit('a', 1)).toBe('duplicate');
+  });
+});
