@@ -14,6 +14,7 @@ function fakeStore() {
     log: {
       lastLsn: () => 0,
       trail: () => undefined,
+      batch: (lsn: number) => committed.find((b) => b.lsn === lsn)?.record,
       batchIdOwner: (id: string) => {
         const hit = committed.find((b) => b.record.id === id);
         return hit === undefined ? undefined : ([hit.lsn, hit.record.tmid] as const);
