@@ -40,6 +40,11 @@ export const ERRORS = {
   ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
   ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
+  // hardening: http (issue 11, api/)
+  ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than the server accepts.' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be JSON (Content-Type: application/json).' },
+  ERR_ORIGIN_MISMATCH: { status: 403, message: 'A cookie-authenticated request came from another origin.' },
+  ERR_COMMAND_NOT_CANCELLABLE: { status: 409, message: 'Only a queued or sent, unacknowledged command can be cancelled.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

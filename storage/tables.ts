@@ -23,6 +23,7 @@ import type {
   DedupEntry,
   DeviceIsolation,
   DeviceRecord,
+  LoginAttempts,
   SessionRecord,
   TenantRecord,
   TrailState,
@@ -69,6 +70,7 @@ export interface Tables {
   readonly isolation: Database<DeviceIsolation, string>;
   readonly users: Database<UserRecord, string>;
   readonly sessions: Database<SessionRecord, string>;
+  readonly loginAttempts: Database<LoginAttempts, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
 }
 
@@ -125,6 +127,7 @@ export function openTables(options: TablesOptions): Tables {
     isolation: root.openDB('isolation', {}),
     users: root.openDB('users', {}),
     sessions: root.openDB('sessions', {}),
+    loginAttempts: root.openDB('login-attempts', {}),
     audit: root.openDB('audit', {}),
   };
 }
