@@ -39,7 +39,10 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  */
 export const securityHeaders: MiddlewareHandler = async (c, next) => {
   await next();
-  const h = c.res.headers;
+  // A new Response with copied headers: @hono/node-server's lightweight Response (installed globally
+  // by serve()) may hand out a detached Headers object, so setting on c.res.headers can be lost.
+  const res = c.res;
+  const h = new Headers(res.headers);
   h.set('x-content-type-options', 'nosniff');
   h.set('x-frame-options', 'DENY');
   h.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
@@ -48,6 +51,9 @@ export const securityHeaders: MiddlewareHandler = async (c, next) => {
   h.set('cross-origin-resource-policy', 'same-origin');
   if (new URL(c.req.url).protocol === 'https:') h.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
   if (c.req.path.startsWith('/api/') || c.req.path === '/healthz' || c.req.path === '/metrics') h.set('cache-control', 'no-store');
+  // Cleared first so Hono does not merge the old headers back in.
+  c.res = undefined;
+  c.res = new Response(res.body, { status: res.status, statusText: res.statusText, headers: h });
 };
 
 export function createHttpApp(options: HttpAppOptions): Hono {
