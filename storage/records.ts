@@ -130,7 +130,9 @@ export interface UserRecord {
   supportId: string | null;
   passwordHash: string;
   mustChangePassword: boolean;
+  /** No longer read: the lockout counter lives in `login-attempts` (LoginAttempts), shared with unknown IDs. Kept 0. */
   failedLogins: number;
+  /** No longer read (see failedLogins). Kept 0. */
   lockedUntil: number;
   createdAt: number;
   updatedAt: number;
