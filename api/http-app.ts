@@ -4,7 +4,8 @@
  * tests drive it with app.request() and the server wraps it with
  * @hono/node-server.
  */
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import type { Metrics } from '../core/metrics.js';
 import { mountRoutes, openApiDocument, problemFrom, type ApiDeps } from './route-kit.js';
 import { ROUTES } from './routes/index.js';
@@ -24,10 +25,46 @@ export interface HttpAppOptions {
   health: HealthSource;
   /** The API's dependencies; without them only /healthz and /metrics are served. */
   api?: ApiDeps;
+  /** Largest request body in bytes (default 1 MiB); larger ones answer 413 ERR_BODY_TOO_LARGE unread. */
+  maxBodyBytes?: number;
 }
+
+/** The default of HttpAppOptions.maxBodyBytes (config http.maxBodyBytes). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Headers on every response: no sniffing, no framing, no referrer, a CSP
+ * that allows nothing (the API serves JSON and files, never pages), HSTS
+ * over HTTPS, and no caching of API answers (they carry tenant data).
+ */
+export const securityHeaders: MiddlewareHandler = async (c, next) => {
+  await next();
+  // A new Response with copied headers: @hono/node-server's lightweight Response (installed globally
+  // by serve()) may hand out a detached Headers object, so setting on c.res.headers can be lost.
+  const res = c.res;
+  const h = new Headers(res.headers);
+  h.set('x-content-type-options', 'nosniff');
+  h.set('x-frame-options', 'DENY');
+  h.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  h.set('referrer-policy', 'no-referrer');
+  h.set('cross-origin-opener-policy', 'same-origin');
+  h.set('cross-origin-resource-policy', 'same-origin');
+  if (new URL(c.req.url).protocol === 'https:') h.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
+  if (c.req.path.startsWith('/api/') || c.req.path === '/healthz' || c.req.path === '/metrics') h.set('cache-control', 'no-store');
+  // Cleared first so Hono does not merge the old headers back in.
+  c.res = undefined;
+  c.res = new Response(res.body, { status: res.status, statusText: res.statusText, headers: h });
+};
 
 export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
+  // Mounted on '*' (not '/api/v1/*') so the route list stays the served operations only.
+  app.use('*', securityHeaders);
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  app.use(
+    '*',
+    bodyLimit({ maxSize: maxBodyBytes, onError: (c) => problemFrom(c, new KisekiError('ERR_BODY_TOO_LARGE', { maxBytes: maxBodyBytes })) }),
+  );
   app.get('/healthz', (c) => {
     const problems = options.health.problems();
     if (problems.length === 0) return c.json({ status: 'ok', ...options.health.details() }, 200);

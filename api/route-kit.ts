@@ -37,6 +37,8 @@ export interface RouteContext<P, Q, B> {
   body: B;
   /** The client address as the server sees it. */
   from: string;
+  /** The session or bearer token the request was authenticated with (undefined on public routes). */
+  token: string | undefined;
   /** Appends an audit record for this user and request. */
   audit(action: string, target: string, supportId: string | null, details?: Record<string, unknown>): Promise<void>;
 }
@@ -95,10 +97,43 @@ export function problemFrom(c: Context, err: unknown, log?: Logger): Response {
   });
 }
 
-function bearer(c: Context): string | undefined {
+/** The request's token: the bearer header first, else the session cookie (and which it was). */
+export function requestToken(c: Context): { token: string; fromCookie: boolean } | undefined {
   const h = c.req.header('authorization');
-  if (h !== undefined && /^Bearer\s+/i.test(h)) return h.replace(/^Bearer\s+/i, '').trim();
-  return getCookie(c, SESSION_COOKIE);
+  if (h !== undefined && /^Bearer\s+/i.test(h)) return { token: h.replace(/^Bearer\s+/i, '').trim(), fromCookie: false };
+  const cookie = getCookie(c, SESSION_COOKIE);
+  return cookie === undefined ? undefined : { token: cookie, fromCookie: true };
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * CSRF defence for cookie-authenticated state changes: the browser's
+ * `Origin` must name this host; without one, `Sec-Fetch-Site` must not say
+ * another site. Bearer tokens are never sent by a browser on its own, so
+ * they are not checked. The host is compared, not the scheme, so a proxy
+ * terminating TLS in front of the API keeps working.
+ */
+export function sameOrigin(c: Context): boolean {
+  const origin = c.req.header('origin');
+  const host = c.req.header('host') ?? new URL(c.req.url).host;
+  if (origin !== undefined) {
+    if (origin === 'null') return false;
+    try {
+      return new URL(origin).host.toLowerCase() === host.toLowerCase();
+    } catch {
+      return false;
+    }
+  }
+  const site = c.req.header('sec-fetch-site');
+  return site === undefined || site === 'same-origin' || site === 'none';
+}
+
+/** True for `application/json` and `application/<x>+json`, with or without parameters. */
+function isJson(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
 
 function clientAddress(c: Context): string {
@@ -119,8 +154,14 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
         let user: UserRecord | undefined;
         // The second factor applies to every route, the login included.
         if (deps.requireClientCert && !clientCertVerified(c)) throw new KisekiError('ERR_CLIENT_CERT_REQUIRED');
+        const presented = requestToken(c);
+        // A browser attaches the cookie to cross-site requests by itself; only the origin tells them apart.
+        if (presented?.fromCookie === true && !SAFE_METHODS.has(c.req.method) && !sameOrigin(c)) {
+          throw new KisekiError('ERR_ORIGIN_MISMATCH', { origin: c.req.header('origin') ?? null });
+        }
+        let token: string | undefined;
         if (route.auth !== 'public') {
-          const token = bearer(c);
+          token = presented?.token;
           const resolved = token === undefined ? undefined : deps.store.identity.resolveSession(token, deps.clock.now());
           if (resolved === undefined) throw new KisekiError('ERR_UNAUTHENTICATED');
           user = resolved.user;
@@ -131,6 +172,8 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
         const query = route.query === undefined ? {} : route.query.parse(c.req.query());
         let body: unknown;
         if (route.body !== undefined) {
+          // JSON only: a text/plain or form body is what a cross-site form can send without a preflight.
+          if (!isJson(c.req.header('content-type'))) throw new KisekiError('ERR_UNSUPPORTED_MEDIA_TYPE', { contentType: c.req.header('content-type') ?? null });
           let raw: unknown;
           try {
             raw = await c.req.json();
@@ -149,6 +192,7 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
           query,
           body,
           from,
+          token,
           audit: async (action, target, supportId, details) => {
             await deps.store.identity.appendAudit({
               at: deps.clock.now(),

@@ -137,6 +137,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     const app = createHttpApp({
       metrics,
+      maxBodyBytes: config.http.maxBodyBytes,
       api: {
         store,
         clock,

@@ -58,6 +58,14 @@ const configSchema = z
         /** CA that signs client certificates; with requireClientCert, the second login factor. */
         clientCaFile: z.string().min(1).optional(),
         requireClientCert: z.boolean(),
+        /** Largest request body accepted (413 ERR_BODY_TOO_LARGE beyond). */
+        maxBodyBytes: z.number().int().min(1024).max(256 * 1024 * 1024),
+        /** Open HTTP connections at most; more are closed at once, so they cannot take the agent port's descriptors. */
+        maxConnections: z.number().int().min(1).max(1_000_000),
+        /** Time a client has to send the request headers (slow-header clients are cut). */
+        headersTimeoutMs: z.number().int().min(100).max(600_000),
+        /** Time a client has to send the whole request, body included (not the response). */
+        requestTimeoutMs: z.number().int().min(100).max(3_600_000),
       })
       .strict(),
     engine: z
@@ -134,6 +142,9 @@ const configSchema = z
     if (c.http.requireClientCert && (c.http.tlsCertFile === undefined || c.http.clientCaFile === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'requireClientCert needs HTTPS (tlsCertFile, tlsKeyFile) and clientCaFile', path: ['http'] });
     }
+    if (c.http.requestTimeoutMs < c.http.headersTimeoutMs) {
+      ctx.addIssue({ code: 'custom', message: 'http requestTimeoutMs must be at least headersTimeoutMs', path: ['http', 'requestTimeoutMs'] });
+    }
     if (c.ingest.port !== 0 && c.ingest.port === c.http.port) {
       ctx.addIssue({ code: 'custom', message: 'ingest and http ports must differ', path: ['http', 'port'] });
     }
@@ -164,7 +175,17 @@ export const DEFAULTS: Config = {
     // 50,000 agents per node (the reference scale) plus reconnect overlap.
     maxConnections: 60_000,
   },
-  http: { host: '0.0.0.0', port: 8080, requireClientCert: false },
+  http: {
+    host: '0.0.0.0',
+    port: 8080,
+    requireClientCert: false,
+    // 1 MiB: the largest legitimate body (a set-policy command, an exception) is a few KiB.
+    maxBodyBytes: 1024 * 1024,
+    // Far above what operators' consoles and scripts open; far below the default descriptor limit.
+    maxConnections: 1024,
+    headersTimeoutMs: 10_000,
+    requestTimeoutMs: 30_000,
+  },
   engine: {
     // One core serves sockets and commits; the rest decode and correlate.
     shards: Math.max(1, availableParallelism() - 1),
@@ -225,6 +246,10 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'http.tlsKeyFile', env: 'KISEKI_HTTP_TLS_KEY', flag: 'http-tls-key', type: 'string' },
   { path: 'http.clientCaFile', env: 'KISEKI_HTTP_CLIENT_CA', flag: 'client-ca', type: 'string' },
   { path: 'http.requireClientCert', env: 'KISEKI_HTTP_REQUIRE_CLIENT_CERT', flag: 'require-client-cert', type: 'boolean' },
+  { path: 'http.maxBodyBytes', env: 'KISEKI_HTTP_MAX_BODY_BYTES', type: 'integer' },
+  { path: 'http.maxConnections', env: 'KISEKI_HTTP_MAX_CONNECTIONS', flag: 'http-max-connections', type: 'integer' },
+  { path: 'http.headersTimeoutMs', env: 'KISEKI_HTTP_HEADERS_TIMEOUT_MS', type: 'integer' },
+  { path: 'http.requestTimeoutMs', env: 'KISEKI_HTTP_REQUEST_TIMEOUT_MS', type: 'integer' },
   { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
   { path: 'storage.mapSizeBytes', env: 'KISEKI_MAP_SIZE_BYTES', type: 'integer' },

@@ -285,7 +285,7 @@ export interface CommandRequest {
   supportId: string;
   kind: 'isolate' | 'release' | 'delete-file' | 'collect-file' | 'set-policy';
   args: Record<string, unknown>;
-  state: 'queued' | 'sent' | 'acknowledged' | 'done' | 'failed' | 'expired';
+  state: 'queued' | 'sent' | 'acknowledged' | 'done' | 'failed' | 'expired' | 'cancelled';
   requestedBy: string;
   requestedAt: number;
   /** After this time an undelivered command expires (default 7 days after the request). */

@@ -49,6 +49,11 @@ export const ERRORS = {
   ERR_DATA_DIR_LOCKED: { status: 409, message: 'Another kiseki server is running on this data directory.' },
   ERR_STORAGE_DAMAGED: { status: 500, message: 'The data directory is damaged; kiseki will not open it.' },
   ERR_INPUT_TOO_LARGE: { status: 413, message: 'An input file expands beyond the allowed size.' },
+  // hardening: http (issue 11, api/)
+  ERR_BODY_TOO_LARGE: { status: 413, message: 'The request body is larger than the server accepts.' },
+  ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be JSON (Content-Type: application/json).' },
+  ERR_ORIGIN_MISMATCH: { status: 403, message: 'A cookie-authenticated request came from another origin.' },
+  ERR_COMMAND_NOT_CANCELLABLE: { status: 409, message: 'Only a queued or sent, unacknowledged command can be cancelled.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

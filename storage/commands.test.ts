@@ -48,4 +48,23 @@ describe('command lifecycle', () => {
     expect(store.commands.isolation('D1')?.state).toBe('isolated');
     expect(await store.commands.recordOutcome('cmd_none', { status: 'done', at: 1 })).toBeUndefined();
   });
+
+  it('cancels queued and sent commands only, and a delivery racing the cancel never moves it back to sent', async () => {
+    const queued = await store.commands.queue({ ...base, tmid: 'D1', kind: 'release', requestedAt: 100 });
+    // The cancel's transaction is in flight while a connection delivers from the committed state.
+    const cancelling = store.commands.cancel(queued.id, 'admin', 200);
+    const sentFirst: string[] = [];
+    store.commands.deliver('D1', 150, (c) => sentFirst.push(c.id));
+    expect(await cancelling).toMatchObject({ cancelled: true, command: { state: 'cancelled', cancelledBy: 'admin', updatedAt: 200 } });
+    await store.flushed();
+    expect(store.commands.get(queued.id)?.state).toBe('cancelled');
+    const sentAfter: string[] = [];
+    store.commands.deliver('D1', 300, (c) => sentAfter.push(c.id));
+    expect(sentAfter).toEqual([]);
+
+    const done = await store.commands.queue({ ...base, tmid: 'D1', kind: 'release', requestedAt: 400 });
+    await store.commands.recordOutcome(done.id, { status: 'done', at: 500 });
+    expect(await store.commands.cancel(done.id, 'admin', 600)).toMatchObject({ cancelled: false, command: { state: 'done' } });
+    expect(await store.commands.cancel('cmd_none', 'admin', 600)).toBeUndefined();
+  });
 });

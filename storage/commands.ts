@@ -8,7 +8,10 @@
  * LMDB, so an offline device gets its queued commands when it reconnects and
  * every request and result can be shown and audited.
  *
- * States: queued → sent → acknowledged → done / failed; queued or sent → expired.
+ * States: queued → sent → acknowledged → done / failed; queued or sent →
+ * expired or cancelled. Moves to `sent` and `expired` are checked against
+ * the state inside the write transaction, so a cancel is never overwritten
+ * by a delivery racing it and a cancelled command is never sent again.
  *
  * Key layouts (kiseki.lmdb):
  *   commands         command id                  -> CommandRecord
@@ -78,8 +81,19 @@ export interface CommandRepository {
    * the device's isolation state. Returns the updated command (undefined if unknown).
    */
   recordOutcome(id: string, outcome: CommandOutcome): Promise<CommandRecord | undefined>;
-  /** Moves a command to a state (for expiry and tests); returns the updated record. */
-  update(id: string, change: CommandChange): Promise<CommandRecord | undefined>;
+  /**
+   * Moves a command to a state (for expiry and tests); with `from`, only when
+   * its current state is one of them (checked in the write transaction).
+   * Returns the updated record, or undefined when unknown or not moved.
+   */
+  update(id: string, change: CommandChange & { from?: readonly CommandState[] }): Promise<CommandRecord | undefined>;
+  /**
+   * Cancels a command that is queued, or sent and not acknowledged: it
+   * becomes `cancelled` and is never delivered again. Returns the updated
+   * record, or the current one with `cancelled: false` when its state does
+   * not allow it (undefined when unknown).
+   */
+  cancel(id: string, by: string, at: number): Promise<{ cancelled: boolean; command: CommandRecord } | undefined>;
   /** Isolation as last confirmed by the device's agent. */
   isolation(tmid: string): DeviceIsolation | undefined;
 }
@@ -130,13 +144,15 @@ export function createCommandRepository(t: Tables): CommandRepository {
     ...(change.result === undefined ? {} : { result: change.result }),
     ...(change.error === undefined ? {} : { error: change.error }),
   });
-  const update: CommandRepository['update'] = async (id, change) => {
-    const current = commands.get(id);
-    if (current === undefined) return undefined;
-    const next = changed(current, change);
-    await commands.put(id, next);
-    return next;
-  };
+  const update: CommandRepository['update'] = (id, change) =>
+    commands.transaction(() => {
+      const current = commands.get(id);
+      if (current === undefined || (change.from !== undefined && !change.from.includes(current.state))) return undefined;
+      const next = changed(current, change);
+      commands.putSync(id, next);
+      return next;
+    });
+  const CANCELLABLE: readonly CommandState[] = ['queued', 'sent'];
   return {
     create,
     async queue(input) {
@@ -155,17 +171,17 @@ export function createCommandRepository(t: Tables): CommandRepository {
         // A state change that fails (disk full) leaves the command as it was: it is
         // expired or marked sent again at the next delivery; never an unhandled rejection.
         if (c.expiresAt <= now) {
-          changes.push(update(c.id, { state: 'expired', at: now }));
+          changes.push(update(c.id, { state: 'expired', at: now, from: CANCELLABLE }));
           continue;
         }
         try {
           send(c);
         } catch {
           // Stored before the args limit existed, or otherwise unencodable: fail it rather than retry it forever.
-          changes.push(update(c.id, { state: 'failed', at: now, error: 'undeliverable' }));
+          changes.push(update(c.id, { state: 'failed', at: now, error: 'undeliverable', from: CANCELLABLE }));
           continue;
         }
-        if (c.state === 'queued') changes.push(update(c.id, { state: 'sent', at: now }));
+        if (c.state === 'queued') changes.push(update(c.id, { state: 'sent', at: now, from: ['queued'] }));
       }
       await Promise.all(changes);
     },
@@ -190,6 +206,19 @@ export function createCommandRepository(t: Tables): CommandRepository {
       return next;
     },
     update,
+    async cancel(id, by, at) {
+      const outcome = await commands.transaction(() => {
+        const current = commands.get(id);
+        if (current === undefined) return undefined;
+        if (!CANCELLABLE.includes(current.state)) return { cancelled: false, command: current };
+        const next: CommandRecord = { ...current, state: 'cancelled', updatedAt: at, cancelledBy: by };
+        commands.putSync(id, next);
+        return { cancelled: true, command: next };
+      });
+      // Durable before the caller answers: a device reconnecting now must not get it.
+      await t.root.flushed;
+      return outcome;
+    },
     isolation: (tmid) => isolation.get(tmid),
   };
 }

@@ -28,7 +28,7 @@ export function sourceFiles(dir = ROOT): string[] {
 const TABLE_ONLY_NAMES = [
   'enrollKeys', 'tenantDevices', 'inventory', 'batches', 'deviceBatches', 'batchIds', 'trails', 'checkpoints', 'stateCheckpoints',
   'kindCounts', 'deviceState', 'tenantAlerts', 'deviceAlerts', 'alertsByTime', 'reports', 'verdictHistory', 'alertDedup',
-  'analystVerdicts', 'comments', 'deviceCommands', 'isolation', 'users', 'sessions', 'audit',
+  'analystVerdicts', 'comments', 'deviceCommands', 'isolation', 'users', 'sessions', 'loginAttempts', 'audit',
 ];
 
 const RULES: { name: string; pattern: RegExp }[] = [

@@ -118,6 +118,8 @@ export interface CommandRecord extends CommandRequest {
   updatedAt?: number;
   result?: Record<string, unknown>;
   error?: string;
+  /** Who cancelled it (state `cancelled`). */
+  cancelledBy?: string;
 }
 
 export type Role = 'operator' | 'admin' | 'viewer';
@@ -130,10 +132,27 @@ export interface UserRecord {
   supportId: string | null;
   passwordHash: string;
   mustChangePassword: boolean;
+  /** No longer read: the lockout counter lives in `login-attempts` (LoginAttempts), shared with unknown IDs. Kept 0. */
   failedLogins: number;
+  /** No longer read (see failedLogins). Kept 0. */
   lockedUntil: number;
   createdAt: number;
   updatedAt: number;
+}
+
+/**
+ * Failed logins of one login ID, real or not (unknown IDs are counted the same
+ * way so that the answers cannot tell them apart). Attempts are counted when
+ * they start, before the password is checked, so parallel guesses cannot all
+ * be evaluated.
+ */
+export interface LoginAttempts {
+  /** Attempts counted in the current window (a success clears them). */
+  failed: number;
+  /** When the last attempt was counted (ms); older windows are forgotten. */
+  lastAt: number;
+  /** Locked until this time (ms); 0 when not locked. */
+  lockedUntil: number;
 }
 
 export interface SessionRecord {

@@ -25,6 +25,7 @@ import type {
   DeviceIsolation,
   DeviceRecord,
   QuarantineRecord,
+  LoginAttempts,
   SessionRecord,
   TenantRecord,
   TrailState,
@@ -71,6 +72,7 @@ export interface Tables {
   readonly isolation: Database<DeviceIsolation, string>;
   readonly users: Database<UserRecord, string>;
   readonly sessions: Database<SessionRecord, string>;
+  readonly loginAttempts: Database<LoginAttempts, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
   readonly quarantine: Database<QuarantineRecord, [string, number, number]>;
 }
@@ -131,6 +133,7 @@ export function openTables(options: TablesOptions): Tables {
     isolation: root.openDB('isolation', {}),
     users: root.openDB('users', {}),
     sessions: root.openDB('sessions', {}),
+    loginAttempts: root.openDB('login-attempts', {}),
     audit: root.openDB('audit', {}),
     quarantine: root.openDB('quarantine', {}),
   };

@@ -2,7 +2,6 @@
 import { deleteCookie, setCookie } from 'hono/cookie';
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
-import { verifyPassword } from '../../storage/index.js';
 import { defineRoute, SESSION_COOKIE, type Route } from '../route-kit.js';
 import { password, userView } from './shared.js';
 
@@ -43,12 +42,12 @@ export const AUTH_ROUTES: Route[] = [
   defineRoute({
     method: 'post',
     path: '/auth/logout',
-    summary: 'End the current session.',
+    summary: 'End the current session (or revoke the bearer token used); it stops working at once.',
     tag: 'auth',
     beforePasswordChange: true,
     responses: { 204: 'Logged out', 401: 'Not logged in' },
-    async handler({ c, deps, audit }) {
-      const token = c.req.header('authorization')?.replace(/^Bearer\s+/i, '') ?? undefined;
+    async handler({ c, deps, token, audit }) {
+      // The token this request came with, from the header or the cookie: either way it stops working now.
       if (token !== undefined) await deps.store.identity.revokeSession(token);
       deleteCookie(c, SESSION_COOKIE, { path: '/' });
       await audit('auth.logout', 'session', null);
@@ -67,15 +66,18 @@ export const AUTH_ROUTES: Route[] = [
   defineRoute({
     method: 'post',
     path: '/auth/password',
-    summary: 'Change your password (required after the first login and after a reset).',
+    summary: 'Change your password (required after the first login and after a reset); every other session and token of yours is revoked.',
     tag: 'auth',
     beforePasswordChange: true,
     body: z.object({ currentPassword: z.string().min(1).max(128), newPassword: password }).strict(),
-    responses: { 204: 'Changed', 400: 'Invalid new password', 401: 'Wrong current password' },
-    async handler({ c, deps, user, body, audit }) {
-      if (!(await verifyPassword(body.currentPassword, user.passwordHash))) throw new KisekiError('ERR_INVALID_CREDENTIALS');
+    responses: { 204: 'Changed', 400: 'Invalid new password', 401: 'Wrong current password', 423: 'Account locked' },
+    async handler({ c, deps, user, body, token, audit }) {
+      // Through the login counter: a stolen session must not become a password-guessing oracle.
+      const check = await deps.store.identity.verifyLogin(user.id, body.currentPassword, deps.clock.now());
+      if (!check.ok) throw new KisekiError(check.reason === 'locked' ? 'ERR_ACCOUNT_LOCKED' : 'ERR_INVALID_CREDENTIALS');
       if (body.currentPassword === body.newPassword) throw new KisekiError('ERR_VALIDATION', { field: 'newPassword', reason: 'must differ from the current password' });
-      await deps.store.identity.setPassword(user.id, body.newPassword, deps.clock.now(), false);
+      // A changed password ends whatever a thief may hold: every session and token but this one.
+      await deps.store.identity.setPassword(user.id, body.newPassword, deps.clock.now(), false, token);
       await audit('user.password_changed', user.id, user.supportId);
       return c.body(null, 204);
     },

@@ -1,5 +1,6 @@
-/** Response actions: request one for a device, list a device's, read one (the lifecycle is storage's commands module). */
+/** Response actions: request one for a device, list a device's, read one, cancel one (the lifecycle is storage's commands module). */
 import { z } from 'zod';
+import { KisekiError } from '../../core/errors.js';
 import { defineRoute, type Route } from '../route-kit.js';
 import { assertTenant, idParam, tmidParam } from './shared.js';
 
@@ -57,7 +58,7 @@ export const COMMAND_ROUTES: Route[] = [
   defineRoute({
     method: 'get',
     path: '/commands/:id',
-    summary: 'One command: state (queued → sent → acknowledged → done / failed / expired) and result.',
+    summary: 'One command: state (queued → sent → acknowledged → done / failed / expired, or cancelled) and result.',
     tag: 'commands',
     params: idParam,
     responses: { 200: 'The command', 404: 'Not found' },
@@ -65,6 +66,24 @@ export const COMMAND_ROUTES: Route[] = [
       const cmd = deps.store.commands.get(params.id);
       assertTenant(user, cmd?.supportId);
       return c.json(cmd);
+    },
+  }),
+  defineRoute({
+    method: 'post',
+    path: '/commands/:id/cancel',
+    summary: 'Cancel a command still queued, or sent but not acknowledged: it becomes cancelled and is never delivered again.',
+    tag: 'commands',
+    roles: ['operator', 'admin'],
+    params: idParam,
+    responses: { 200: 'Cancelled: the command', 404: 'Not found', 409: 'Acknowledged or ended already (details.state)' },
+    async handler({ c, deps, user, params, audit }) {
+      const existing = deps.store.commands.get(params.id);
+      assertTenant(user, existing?.supportId);
+      const outcome = await deps.store.commands.cancel(params.id, user.id, deps.clock.now());
+      if (outcome === undefined) throw new KisekiError('ERR_NOT_FOUND');
+      if (!outcome.cancelled) throw new KisekiError('ERR_COMMAND_NOT_CANCELLABLE', { state: outcome.command.state });
+      await audit('command.cancelled', outcome.command.id, outcome.command.supportId, { kind: outcome.command.kind, tmid: outcome.command.tmid });
+      return c.json(outcome.command);
     },
   }),
 ];

@@ -162,8 +162,15 @@ export const EXPORT_ROUTES: Route[] = [
       // A conditional range for another version of the file gets the whole (current) file.
       const ifRange = c.req.header('if-range');
       if (range !== undefined && ifRange !== undefined && ifRange !== headers.etag) range = undefined;
-      if (range === undefined || (range.start === 0 && range.end === size - 1)) {
-        if (range === undefined) await audit('export.downloaded', `${job.id}/${params.name}`, job.supportId, { bytes: size });
+      // Every read of a file is audited, whole or partial: a `Range: bytes=0-` is a whole download too.
+      const whole = range === undefined || (range.start === 0 && range.end === size - 1);
+      await audit('export.downloaded', `${job.id}/${params.name}`, job.supportId, {
+        bytes: range === undefined ? size : range.end - range.start + 1,
+        size,
+        range: range === undefined ? null : `bytes=${range.start}-${range.end}`,
+        whole,
+      });
+      if (whole || range === undefined) {
         return new Response(Readable.toWeb(createReadStream(path)) as ReadableStream, { status: 200, headers: { ...headers, 'content-length': String(size) } });
       }
       const stream = createReadStream(path, { start: range.start, end: range.end });
