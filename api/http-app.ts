@@ -1,6 +1,7 @@
 /**
  * The HTTP side of the service (Hono): health and Prometheus metrics, and the
- * /api/v1 routes with their OpenAPI document. Built as a plain Hono app so
+ * /api/v1 routes with their OpenAPI document, and the web console's pages
+ * under `/` (api/console). Built as a plain Hono app so
  * tests drive it with app.request() and the server wraps it with
  * @hono/node-server.
  */
@@ -11,6 +12,7 @@ import { ROUTES } from './routes/index.js';
 import { EXPORT_ROUTES } from './routes/exports.js';
 import { KisekiError } from '../core/errors.js';
 import type { HealthProblem } from './health.js';
+import { createConsoleApp } from './console/index.js';
 
 export interface HealthSource {
   /** Problems that make the service degraded; empty when healthy (api/health.ts builds them). */
@@ -42,6 +44,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const doc = openApiDocument(routes);
     app.get('/api/v1/openapi.json', (c) => c.json(doc));
     mountRoutes(app, routes, options.api);
+    // The console's pages live beside the API under `/` (api/console), with the same sessions and roles.
+    app.route('/', createConsoleApp({ api: options.api, reportsAvailable: routes.some((r) => r.path.startsWith('/reports')) }));
   }
   app.notFound((c) => problemFrom(c, new KisekiError('ERR_NOT_FOUND')));
   app.onError((err, c) => problemFrom(c, err));

@@ -1,8 +1,8 @@
 /** /users: list (operators all, admins their tenant) and create users. */
 import { z } from 'zod';
-import { KisekiError } from '../../core/errors.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, page, password, roleEnum, scopeOf, userView } from './shared.js';
+import { createUserAs } from '../services.js';
+import { collect, page, password, roleEnum, scopeOf, userView } from './shared.js';
 
 export const USER_ROUTES: Route[] = [
   defineRoute({
@@ -30,15 +30,8 @@ export const USER_ROUTES: Route[] = [
     roles: ['operator', 'admin'],
     body: z.object({ id: z.string().min(3).max(64), role: roleEnum, supportId: z.string().min(1).max(64).nullable().default(null), password }).strict(),
     responses: { 201: 'Created', 400: 'Invalid request', 403: 'Role not allowed', 404: 'No such tenant', 409: 'ID taken' },
-    async handler({ c, deps, user, body, audit }) {
-      if (user.role === 'admin') {
-        // Admins manage their own tenant's admins and viewers only.
-        if (body.role === 'operator') throw new KisekiError('ERR_FORBIDDEN', { role: user.role });
-        assertTenant(user, body.supportId ?? undefined);
-      }
-      const created = await deps.store.identity.createUser({ ...body, now: deps.clock.now() });
-      await audit('user.created', created.id, created.supportId, { role: created.role });
-      return c.json(userView(created), 201);
+    async handler({ c, deps, user, body, from }) {
+      return c.json(userView(await createUserAs(deps, user, from, body)), 201);
     },
   }),
 ];
