@@ -46,7 +46,7 @@ function simulate(tenant: 'A' | 'B', agents: number, durationSec: number, extra:
   const child = spawn(
     process.execPath,
     [CLI, 'simulate', '--url', `ws://127.0.0.1:${server.ingestPort}/agent/v1`, '--enroll-key', tenants[tenant].key, '--agents', String(agents), '--eps', '40', '--duration', String(durationSec), '--batch-ms', '250', '--state', join(dir, `sim-${tenant}.json`), '--seed', tenant === 'A' ? '11' : '12', ...extra],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    { stdio: 'ignore' },
   );
   return { child, done: new Promise((resolve) => child.on('exit', (code) => resolve(code))) };
 }
@@ -95,7 +95,7 @@ describe.skipIf(!haveChromium)('web console in a browser', () => {
     expect((await api('/api/v1/auth/password', { method: 'POST', body: JSON.stringify({ currentPassword: 'first-pass', newPassword: 'second-pass' }) })).status).toBe(204);
     // Tenant B: a short burst with detections; tenant A: agents that stay connected through the test, with detections.
     const b = simulate('B', 2, 3, ['--detect-rate', '0.01']);
-    sim = simulate('A', 3, 90, ['--detect-rate', '0.01']).child;
+    sim = simulate('A', 3, 900, ['--detect-rate', '0.01']).child;
     expect(await b.done).toBe(0);
     await eventually(async () => {
       const r = await api('/api/v1/alerts?limit=200');
