@@ -135,7 +135,7 @@ describe.skipIf(!haveChromium)('web console in a browser', () => {
     expect(await page.getAttribute('html', 'lang')).toBe('ja');
     expect(await page.textContent('h1')).toContain('ダッシュボード');
     await page.click('#lang-switch');
-    await page.waitForFunction("document.documentElement.lang === 'en'");
+    await page.locator('html[lang=en]').waitFor();
     expect(await page.textContent('h1')).toContain('Dashboard');
     await page.screenshot({ path: join(SHOTS, 'dashboard-en.png'), fullPage: true });
     // The choice sticks across pages, and a wrong password shows the message in that language.
@@ -184,12 +184,12 @@ describe.skipIf(!haveChromium)('web console in a browser', () => {
     await page.goto(`${base}/devices/${target}`);
     await page.fill('#isolate-form textarea[name=allow]', '10.0.0.0/8\n192.0.2.10:443');
     await Promise.all([page.waitForURL(/flash=queued/), page.click('#isolate-form button')]);
-    // htmx refreshes the block until the agent confirms.
-    await page.waitForFunction("document.getElementById('isolation-state')?.textContent === '隔離中'", undefined, { timeout: 30_000 });
+    // htmx refreshes the block until the agent confirms (no reload: the page's own script swaps it in).
+    await page.locator('#isolation-state', { hasText: /^隔離中$/ }).waitFor({ timeout: 60_000 });
     expect(await page.textContent('#isolation-block')).toContain('192.0.2.10:443');
     await page.screenshot({ path: join(SHOTS, 'device-isolated.png'), fullPage: true });
     await Promise.all([page.waitForURL(/flash=queued/), page.click('#release-form button')]);
-    await page.waitForFunction("document.getElementById('isolation-state')?.textContent === '解除済み'", undefined, { timeout: 30_000 });
+    await page.locator('#isolation-state', { hasText: /^解除済み$/ }).waitFor({ timeout: 60_000 });
     const states = await page.$$eval('#commands-table td[data-state]', (els) => els.map((e) => e.getAttribute('data-state')));
     expect(states.slice(0, 2)).toEqual(['done', 'done']);
     expect((await api(`/api/v1/devices/${target}`)).json.isolation).toBe('released');
