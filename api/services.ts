@@ -112,17 +112,36 @@ export interface DeviceFilter {
 
 export type DeviceListItem = ReturnType<typeof deviceView>;
 
+/** Bounds a device scan: stop after `max` records read; `scanned` and `last` tell where it stopped. */
+export interface ScanBudget {
+  max: number;
+  scanned: number;
+  /** TMID of the last record read (a cursor to resume from). */
+  last?: string;
+  exhausted: boolean;
+}
+
 /**
  * Devices in the user's scope that pass `filter`, in TMID order after
- * `afterTmid`: a lazy iterator, so a page stops reading after limit + 1.
+ * `afterTmid`: a lazy iterator, so a page stops reading after limit + 1;
+ * with a `budget`, it also stops after that many records read (a filter
+ * that matches few devices then answers in bounded time and resumes).
  */
-export function* filteredDevices(deps: ApiDeps, user: UserRecord, filter: DeviceFilter, afterTmid?: string): Iterable<DeviceListItem> {
+export function* filteredDevices(deps: ApiDeps, user: UserRecord, filter: DeviceFilter, afterTmid?: string, budget?: ScanBudget): Iterable<DeviceListItem> {
   const own = scopeOf(user);
   if (own !== null && filter.supportId !== undefined && filter.supportId !== own) return;
   const scope = own ?? filter.supportId ?? null;
   const computer = filter.computer?.toLowerCase();
   const source: Iterable<DeviceRecord> = scope !== null ? deps.store.devices.scanTenant(scope, afterTmid) : deps.store.devices.scan(afterTmid);
   for (const d of source) {
+    if (budget !== undefined) {
+      if (budget.scanned >= budget.max) {
+        budget.exhausted = true;
+        return;
+      }
+      budget.scanned++;
+      budget.last = d.tmid;
+    }
     if (filter.connected !== undefined && d.connected !== filter.connected) continue;
     if (computer !== undefined && !d.computer.toLowerCase().includes(computer)) continue;
     if (filter.agentVersion !== undefined && d.agentVersion !== filter.agentVersion) continue;

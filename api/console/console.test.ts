@@ -14,6 +14,7 @@ import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import { openHotStore, type HotStore } from '../../storage/index.js';
 import { createHttpApp } from '../http-app.js';
+import { filteredDevices, type ScanBudget } from '../services.js';
 import { createConsoleAssets, csrfToken, parseAllowList, pickLang } from './index.js';
 
 const T0 = Date.UTC(2026, 10, 1);
@@ -163,6 +164,17 @@ describe('console', () => {
     const en = await req('/login', { headers: { cookie: 'kiseki_lang=en' } });
     expect(en.text).toContain('<html lang="en">');
     expect(en.text).toContain('Log in');
+  });
+
+  it('bounds a device search by a scan budget and resumes where it stopped', () => {
+    const op = store.identity.user('op.x')!;
+    const api = { store, clock: createManualClock(T0), logger: createSilentLogger(), deliverCommands: () => undefined, requireClientCert: false };
+    const sorted = [...tmids()].sort();
+    const budget: ScanBudget = { max: 1, scanned: 0, exhausted: false };
+    expect([...filteredDevices(api, op, { computer: 'no-such-pc' }, undefined, budget)]).toEqual([]);
+    expect(budget).toMatchObject({ scanned: 1, exhausted: true, last: sorted[0] });
+    const rest: ScanBudget = { max: 1, scanned: 0, exhausted: false };
+    expect([...filteredDevices(api, op, {}, budget.last, rest)].map((d) => d.tmid)).toEqual([sorted[1]]);
   });
 
   it('parses the allow-list editor', () => {

@@ -167,6 +167,8 @@ const ja = {
   invalidRequest: '入力内容が正しくありません。',
   dataTable: 'データ (表)',
   day: '日付',
+  searchPartial: 'この画面では {n} 台まで検索しました。続きを検索できます。',
+  continueSearch: '続きを検索',
 };
 
 export type MessageKey = keyof typeof ja;
@@ -329,6 +331,8 @@ const en: Messages = {
   invalidRequest: 'The request is invalid.',
   dataTable: 'Data (table)',
   day: 'Day',
+  searchPartial: 'Searched {n} devices for this page; the search can go on.',
+  continueSearch: 'Continue the search',
 };
 
 export const CATALOGUE: Record<Lang, Messages> = { ja, en };
