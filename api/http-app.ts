@@ -1,6 +1,7 @@
 /**
  * The HTTP side of the service (Hono): health and Prometheus metrics, and the
- * /api/v1 routes with their OpenAPI document. Built as a plain Hono app so
+ * /api/v1 routes with their OpenAPI document, and the web console's pages
+ * under `/` (api/console). Built as a plain Hono app so
  * tests drive it with app.request() and the server wraps it with
  * @hono/node-server.
  */
@@ -12,6 +13,7 @@ import { ROUTES } from './routes/index.js';
 import { EXPORT_ROUTES } from './routes/exports.js';
 import { KisekiError } from '../core/errors.js';
 import type { HealthProblem } from './health.js';
+import { createConsoleApp } from './console/index.js';
 
 export interface HealthSource {
   /** Problems that make the service degraded; empty when healthy (api/health.ts builds them). */
@@ -34,8 +36,10 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
 /**
  * Headers on every response: no sniffing, no framing, no referrer, a CSP
- * that allows nothing (the API serves JSON and files, never pages), HSTS
- * over HTTPS, and no caching of API answers (they carry tenant data).
+ * that allows nothing unless the response set its own (the API serves JSON
+ * and files; the console's pages set their strict page CSP in
+ * api/console/security.ts), HSTS over HTTPS, and no caching of API answers
+ * (they carry tenant data).
  */
 export const securityHeaders: MiddlewareHandler = async (c, next) => {
   await next();
@@ -45,7 +49,7 @@ export const securityHeaders: MiddlewareHandler = async (c, next) => {
   const h = new Headers(res.headers);
   h.set('x-content-type-options', 'nosniff');
   h.set('x-frame-options', 'DENY');
-  h.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  if (!h.has('content-security-policy')) h.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
   h.set('referrer-policy', 'no-referrer');
   h.set('cross-origin-opener-policy', 'same-origin');
   h.set('cross-origin-resource-policy', 'same-origin');
@@ -79,6 +83,8 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     const doc = openApiDocument(routes);
     app.get('/api/v1/openapi.json', (c) => c.json(doc));
     mountRoutes(app, routes, options.api);
+    // The console's pages live beside the API under `/` (api/console), with the same sessions and roles.
+    app.route('/', createConsoleApp({ api: options.api, reportsAvailable: routes.some((r) => r.path.startsWith('/reports')) }));
   }
   app.notFound((c) => problemFrom(c, new KisekiError('ERR_NOT_FOUND')));
   app.onError((err, c) => problemFrom(c, err));

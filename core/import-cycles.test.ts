@@ -18,7 +18,7 @@ function sourceFiles(dir: string): string[] {
     if (SKIP.has(entry.name) || entry.name.startsWith('.')) continue;
     const path = join(dir, entry.name);
     if (entry.isDirectory()) out.push(...sourceFiles(path));
-    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) out.push(path);
+    else if (/\.tsx?$/.test(entry.name) && !entry.name.endsWith('.d.ts')) out.push(path);
   }
   return out;
 }
@@ -90,7 +90,9 @@ describe('import graph', () => {
       const from = relative(ROOT, file).split(sep).join('/');
       const edges: string[] = [];
       for (const spec of relativeImports(readFileSync(file, 'utf8'))) {
-        const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
+        // A `.js` import names a .ts or (JSX) .tsx source.
+        const ts = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
+        const target = existsSync(ts) ? ts : `${ts}x`;
         if (existsSync(target)) edges.push(relative(ROOT, target).split(sep).join('/'));
       }
       graph.set(from, edges);

@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
-import type { EffectiveAlert } from '../../storage/index.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, page, scopeOf, verdict } from './shared.js';
+import { filteredAlerts, type AlertFilter } from '../services.js';
+import { assertTenant, collect, idParam, page, verdict } from './shared.js';
 
 export const ALERT_ROUTES: Route[] = [
   defineRoute({
@@ -24,20 +24,16 @@ export const ALERT_ROUTES: Route[] = [
     }),
     responses: { 200: 'A page of alerts', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
-      const own = scopeOf(user);
-      if (own !== null && query.supportId !== undefined && query.supportId !== own) return c.json({ items: [], nextCursor: null });
-      const scope = own ?? query.supportId ?? null;
       const cursor = decodeCursor(query.cursor);
       const after =
         cursor === undefined ? undefined : { createdAt: typeof cursor[0] === 'number' ? cursor[0] : Infinity, id: typeof cursor[1] === 'string' ? cursor[1] : '\uffff' };
-      const keep = (a: EffectiveAlert) => {
-        if (query.verdict !== undefined && a.verdict !== query.verdict) return undefined;
-        if (query.state !== undefined && a.state !== query.state) return undefined;
-        if (query.tmid !== undefined && a.tmid !== query.tmid) return undefined;
-        return a;
+      const filter: AlertFilter = {
+        ...(query.supportId === undefined ? {} : { supportId: query.supportId }),
+        ...(query.verdict === undefined ? {} : { verdict: query.verdict }),
+        ...(query.state === undefined ? {} : { state: query.state }),
+        ...(query.tmid === undefined ? {} : { tmid: query.tmid }),
       };
-      const source = scope !== null ? deps.store.alerts.scanTenant(scope, after) : deps.store.alerts.scanAll(after);
-      const items = collect(source, query.limit, keep);
+      const items = collect(filteredAlerts(deps, user, filter, after), query.limit, (a) => a);
       return c.json(page(items, query.limit, (a) => [a.createdAt, a.id]));
     },
   }),

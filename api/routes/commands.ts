@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import { defineRoute, type Route } from '../route-kit.js';
+import { requestCommand, type CommandAsk } from '../services.js';
 import { assertTenant, idParam, tmidParam } from './shared.js';
 
 const allowEntry = z.object({
@@ -26,20 +27,8 @@ export const COMMAND_ROUTES: Route[] = [
     params: tmidParam,
     body: commandBody,
     responses: { 202: 'Queued (sent at once when the device is connected)', 400: 'Invalid request', 404: 'Not found' },
-    async handler({ c, deps, user, params, body, audit }) {
-      const d = deps.store.devices.get(params.tmid);
-      assertTenant(user, d?.supportId);
-      const command = await deps.store.commands.queue({
-        tmid: d!.tmid,
-        supportId: d!.supportId,
-        kind: body.kind,
-        args: body.args as Record<string, unknown>,
-        requestedBy: user.id,
-        requestedAt: deps.clock.now(),
-      });
-      await audit(`command.requested`, command.id, d!.supportId, { kind: body.kind, tmid: d!.tmid, args: body.args });
-      deps.deliverCommands(d!.tmid);
-      return c.json(deps.store.commands.get(command.id) ?? command, 202);
+    async handler({ c, deps, user, params, body, from }) {
+      return c.json(await requestCommand(deps, user, from, params.tmid, body as CommandAsk), 202);
     },
   }),
   defineRoute({

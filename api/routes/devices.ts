@@ -1,8 +1,8 @@
 /** /devices: list with filters (tenant, connection, isolation, computer name) and read one. */
 import { z } from 'zod';
-import type { DeviceRecord } from '../../storage/index.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, deviceView, page, scopeOf, tmidParam } from './shared.js';
+import { filteredDevices, type DeviceFilter } from '../services.js';
+import { assertTenant, collect, deviceView, page, tmidParam } from './shared.js';
 
 export const DEVICE_ROUTES: Route[] = [
   defineRoute({
@@ -18,20 +18,14 @@ export const DEVICE_ROUTES: Route[] = [
     }),
     responses: { 200: 'A page of devices', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
-      const scope = scopeOf(user) ?? query.supportId ?? null;
-      if (scopeOf(user) !== null && query.supportId !== undefined && query.supportId !== scopeOf(user)) return c.json({ items: [], nextCursor: null });
       const after = decodeCursor(query.cursor)?.[0];
-      const afterTmid = typeof after === 'string' ? after : undefined;
-      const computer = query.computer?.toLowerCase();
-      const view = (d: DeviceRecord) => {
-        if (query.connected !== undefined && String(d.connected) !== query.connected) return undefined;
-        if (computer !== undefined && !d.computer.toLowerCase().includes(computer)) return undefined;
-        const v = deviceView(deps.store, d, false);
-        if (query.isolated !== undefined && String(v.isolation === 'isolated') !== query.isolated) return undefined;
-        return v;
+      const filter: DeviceFilter = {
+        ...(query.supportId === undefined ? {} : { supportId: query.supportId }),
+        ...(query.connected === undefined ? {} : { connected: query.connected === 'true' }),
+        ...(query.isolated === undefined ? {} : { isolated: query.isolated === 'true' }),
+        ...(query.computer === undefined ? {} : { computer: query.computer }),
       };
-      const source = scope !== null ? deps.store.devices.scanTenant(scope, afterTmid) : deps.store.devices.scan(afterTmid);
-      const items = collect(source, query.limit, view);
+      const items = collect(filteredDevices(deps, user, filter, typeof after === 'string' ? after : undefined), query.limit, (d) => d);
       return c.json(page(items, query.limit, (d) => [d.tmid]));
     },
   }),

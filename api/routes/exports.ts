@@ -7,17 +7,13 @@ import { createReadStream, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
-import { jobFilePath, listJobs, readJob, startSpotJob, type ExportJob } from '../../export/index.js';
+import { jobFilePath, listJobs, readJob, type ExportJob } from '../../export/index.js';
 import type { UserRecord } from '../../storage/index.js';
 import { decodeCursor, defineRoute, encodeCursor, pageQuery, type ApiDeps, type Route } from '../route-kit.js';
-
-function exportsOf(deps: ApiDeps): NonNullable<ApiDeps['exports']> {
-  if (deps.exports === undefined) throw new KisekiError('ERR_NOT_FOUND');
-  return deps.exports;
-}
+import { exportsOf, requestSpotJob } from '../services.js';
 
 /** A job as clients see it: file paths on the server stay private. */
-function jobView(job: ExportJob) {
+export function jobView(job: ExportJob) {
   return {
     id: job.id,
     kind: job.kind,
@@ -34,7 +30,8 @@ function jobView(job: ExportJob) {
   };
 }
 
-function visibleJob(deps: ApiDeps, user: UserRecord, id: string): ExportJob {
+/** An export job the user may see; 404 for another tenant's or an unknown one. */
+export function visibleJob(deps: ApiDeps, user: UserRecord, id: string): ExportJob {
   let job: ExportJob | undefined;
   try {
     job = readJob(exportsOf(deps).dataDir, id);
@@ -103,24 +100,8 @@ export const EXPORT_ROUTES: Route[] = [
     roles: ['operator', 'admin'],
     body: spotBody,
     responses: { 202: 'Started; follow GET /exports/{id}', 400: 'Invalid request', 404: 'No such tenant or device' },
-    async handler({ c, deps, user, body, audit }) {
-      const ex = exportsOf(deps);
-      const supportId = user.role === 'operator' ? body.supportId : user.supportId;
-      if (supportId === undefined || supportId === null) throw new KisekiError('ERR_VALIDATION', { field: 'supportId', reason: 'operators name the tenant' });
-      if (user.role !== 'operator' && body.supportId !== undefined && body.supportId !== supportId) throw new KisekiError('ERR_NOT_FOUND');
-      if (deps.store.tenants.get(supportId) === undefined) throw new KisekiError('ERR_NOT_FOUND');
-      if (body.kind === 'spot1y' && deps.store.devices.get(body.tmid)?.supportId !== supportId) throw new KisekiError('ERR_NOT_FOUND');
-      const request = body.kind === 'spot30' ? { kind: 'spot30' as const, from: body.from, to: body.to } : { kind: 'spot1y' as const, tmid: body.tmid, ...(body.computer === undefined ? {} : { computer: body.computer }) };
-      let started: ReturnType<typeof startSpotJob>;
-      try {
-        started = startSpotJob({ store: deps.store, dataDir: ex.dataDir, runner: ex.runner, config: ex.config, now: deps.clock.now(), supportId, request });
-      } catch (err) {
-        if (err instanceof KisekiError && err.code === 'ERR_INVALID_INPUT') throw new KisekiError('ERR_VALIDATION', err.details);
-        throw err;
-      }
-      started.done.catch((err: unknown) => deps.logger.error({ err, job: started.job.id }, 'Log-spot job failed.'));
-      await audit('export.requested', started.job.id, supportId, { kind: body.kind, params: started.job.params });
-      return c.json(jobView(started.job), 202);
+    async handler({ c, deps, user, body, from }) {
+      return c.json(jobView(await requestSpotJob(deps, user, from, body)), 202);
     },
   }),
   defineRoute({

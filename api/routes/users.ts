@@ -1,27 +1,14 @@
 /**
- * /users: list (operators all, admins their tenant), create users, and reset
- * a password (which revokes every session and token of the user).
- *
- * Login IDs are global, so a refused creation could tell an admin that an ID
- * exists in another tenant. IDs ending in `@<support ID>` belong to that
- * tenant: an admin may create only IDs ending in `@<own support ID>`, and no
- * one may give such an ID to another tenant. An admin's creation can then
- * only clash with a user of their own tenant, whom they can list anyway; any
- * other ID answers 400 whether it exists or not.
+ * /users: list (operators all, admins their tenant), create users (login-ID
+ * namespaces: see createUserAs in api/services.ts), and reset a password
+ * (which revokes every session and token of the user).
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { KisekiError } from '../../core/errors.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, page, password, roleEnum, scopeOf, userView } from './shared.js';
-
-/** The tenant an `…@<support ID>` login ID names, if that tenant exists. */
-function namespaceOf(id: string, tenantExists: (supportId: string) => boolean): string | undefined {
-  const at = id.lastIndexOf('@');
-  if (at < 0) return undefined;
-  const suffix = id.slice(at + 1);
-  return tenantExists(suffix) ? suffix : undefined;
-}
+import { KisekiError } from '../../core/errors.js';
+import { createUserAs } from '../services.js';
+import { collect, idParam, page, password, roleEnum, scopeOf, userView } from './shared.js';
 
 export const USER_ROUTES: Route[] = [
   defineRoute({
@@ -49,23 +36,8 @@ export const USER_ROUTES: Route[] = [
     roles: ['operator', 'admin'],
     body: z.object({ id: z.string().min(3).max(64), role: roleEnum, supportId: z.string().min(1).max(64).nullable().default(null), password }).strict(),
     responses: { 201: 'Created', 400: 'Invalid request (admins: the ID must end with @<own support ID>)', 403: 'Role not allowed', 404: 'No such tenant', 409: 'ID taken (in the own tenant, for admins)' },
-    async handler({ c, deps, user, body, audit }) {
-      if (user.role === 'admin') {
-        // Admins manage their own tenant's admins and viewers only.
-        if (body.role === 'operator') throw new KisekiError('ERR_FORBIDDEN', { role: user.role });
-        assertTenant(user, body.supportId ?? undefined);
-        // Decided from the ID alone, never from whether it exists (see the file comment).
-        if (!body.id.endsWith(`@${user.supportId}`)) {
-          throw new KisekiError('ERR_VALIDATION', { field: 'id', reason: `IDs an admin creates end with @${user.supportId}` });
-        }
-      }
-      const owner = namespaceOf(body.id, (s) => deps.store.tenants.get(s) !== undefined);
-      if (owner !== undefined && owner !== body.supportId) {
-        throw new KisekiError('ERR_VALIDATION', { field: 'id', reason: `IDs ending with @${owner} belong to tenant ${owner}` });
-      }
-      const created = await deps.store.identity.createUser({ ...body, now: deps.clock.now() });
-      await audit('user.created', created.id, created.supportId, { role: created.role });
-      return c.json(userView(created), 201);
+    async handler({ c, deps, user, body, from }) {
+      return c.json(userView(await createUserAs(deps, user, from, body)), 201);
     },
   }),
   defineRoute({
