@@ -9,11 +9,14 @@
 import { KisekiError } from '../core/errors.js';
 import type { AlertRepository } from './alerts.js';
 import { createAlertRepository } from './alerts.js';
+import { createAnswerRepository, type AnswerRepository } from './answers.js';
 import { createCommandRepository, type CommandRepository } from './commands.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
+import { createNotifyRepository, type NotifyRepository } from './notify.js';
+import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
@@ -38,6 +41,12 @@ export interface HotStore {
   readonly log: LogRepository;
   /** Shard checkpoints, kind counts, device-state snapshots. */
   readonly shardState: ShardStateRepository;
+  /** Notification feed, settings, outbox, dead letters (notify/). */
+  readonly notify: NotifyRepository;
+  /** Periodic reports and their rendered files (reports/). */
+  readonly periodicReports: PeriodicReportRepository;
+  /** Customers' answers on alerts. */
+  readonly answers: AnswerRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -86,6 +95,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     identity: createIdentityRepository(t),
     log: createLogRepository(t),
     shardState: createShardStateRepository(t),
+    notify: createNotifyRepository(t),
+    periodicReports: createPeriodicReportRepository(t),
+    answers: createAnswerRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

@@ -14,11 +14,18 @@ export type {
   CommandKind,
   CommandRecord,
   CommandState,
+  CustomerAnswer,
   DedupEntry,
   DeviceFacts,
   DeviceIsolation,
   DeviceRecord,
   EffectiveAlert,
+  NotifyEventKind,
+  NotifyFeedEvent,
+  NotifyRecipient,
+  NotifySettings,
+  OutboxEntry,
+  PeriodicReportRecord,
   Role,
   SessionRecord,
   TenantRecord,
@@ -41,6 +48,9 @@ export type { IdentityRepository, LoginResult, AuditCursor } from './identity.js
 export { addSeqRange, seqGaps } from './log.js';
 export type { LogRepository, DropResult } from './log.js';
 export type { ShardStateRepository } from './shard-state.js';
+export type { NotifyRepository } from './notify.js';
+export type { PeriodicReportRepository } from './periodic-reports.js';
+export type { AnswerRepository } from './answers.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export type { InspectReport } from './inspect.js';

@@ -20,9 +20,14 @@ import type {
   AuditRecord,
   BatchRecord,
   CommandRecord,
+  CustomerAnswer,
   DedupEntry,
   DeviceIsolation,
   DeviceRecord,
+  NotifyFeedEvent,
+  NotifySettings,
+  OutboxEntry,
+  PeriodicReportRecord,
   SessionRecord,
   TenantRecord,
   TrailState,
@@ -70,6 +75,17 @@ export interface Tables {
   readonly users: Database<UserRecord, string>;
   readonly sessions: Database<SessionRecord, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
+  // notify/ and reports/
+  readonly notifyFeed: Database<NotifyFeedEvent, number>;
+  readonly notifySettings: Database<NotifySettings, string>;
+  readonly notifyOutbox: Database<OutboxEntry, string>;
+  readonly notifyDue: Database<string, [number, string]>;
+  readonly notifyDead: Database<string, [string, number, string]>;
+  readonly notifyState: Database<number | string, string>;
+  readonly periodicReports: Database<PeriodicReportRecord, string>;
+  readonly tenantReports: Database<string, [string, number, string]>;
+  readonly reportFiles: Database<Buffer, [string, string]>;
+  readonly customerAnswers: Database<CustomerAnswer, [string, number, string]>;
 }
 
 /**
@@ -126,5 +142,15 @@ export function openTables(options: TablesOptions): Tables {
     users: root.openDB('users', {}),
     sessions: root.openDB('sessions', {}),
     audit: root.openDB('audit', {}),
+    notifyFeed: root.openDB('notify-feed', {}),
+    notifySettings: root.openDB('notify-settings', {}),
+    notifyOutbox: root.openDB('notify-outbox', {}),
+    notifyDue: root.openDB('notify-due', {}),
+    notifyDead: root.openDB('notify-dead', {}),
+    notifyState: root.openDB('notify-state', {}),
+    periodicReports: root.openDB('periodic-reports', {}),
+    tenantReports: root.openDB('tenant-reports', {}),
+    reportFiles: root.openDB('report-files', { encoding: 'binary' }),
+    customerAnswers: root.openDB('customer-answers', {}),
   };
 }
