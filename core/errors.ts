@@ -40,6 +40,9 @@ export const ERRORS = {
   ERR_ABORTED: { status: 503, message: 'The operation was interrupted.' },
   ERR_DAY_OPEN: { status: 409, message: 'The collection day is still open.' },
   ERR_EVTX_MALFORMED: { status: 400, message: 'An .evtx record holds malformed BinXML.' },
+  // notify/ and reports/
+  ERR_NOTIFY_DELIVERY: { status: 502, message: 'A notification could not be delivered.' },
+  ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
