@@ -8,3 +8,5 @@ export { createSmtpTransport } from './smtp.js';
 export type { SmtpSettings } from './smtp.js';
 export { renderMail, webhookBody } from './messages.js';
 export type { WebhookBody } from './messages.js';
+export { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
+export type { GrayTimeoutOptions } from './gray-timeout.js';
