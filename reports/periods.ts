@@ -46,8 +46,15 @@ export function previousPeriod(kind: Period['kind'], ms: number): Period {
   return kind === 'monthly' ? monthOf(current.start - 1) : weekOf(current.start - 1);
 }
 
-/** 13 months after `ms` (the retention of periodic reports, seed 000 §5-1). */
+/**
+ * 13 months after `ms` on the JST calendar (the retention of periodic
+ * reports, seed 000 §5-1); a day past the target month's end is clamped to it.
+ */
 export function thirteenMonthsAfter(ms: number): number {
-  const d = new Date(ms);
-  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 13, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds());
+  const d = new Date(ms + JST_OFFSET_MS);
+  const y = d.getUTCFullYear();
+  const m = d.getUTCMonth() + 13;
+  const lastDay = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
+  const day = Math.min(d.getUTCDate(), lastDay);
+  return Date.UTC(y, m, day) + (ms + JST_OFFSET_MS - Date.UTC(y, d.getUTCMonth(), d.getUTCDate())) - JST_OFFSET_MS;
 }
