@@ -10,3 +10,5 @@ export { renderMail, webhookBody } from './messages.js';
 export type { WebhookBody } from './messages.js';
 export { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
 export type { GrayTimeoutOptions } from './gray-timeout.js';
+export { startNotifications } from './runtime.js';
+export type { NotificationsRuntime } from './runtime.js';
