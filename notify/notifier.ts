@@ -191,7 +191,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
         subject: mail.subject,
         text: mail.text,
         messageId: `<${entry.id}@kiseki>`,
-        headers: { 'X-Kiseki-Idempotency-Key': entry.id },
+        // The event's server time: receivers (and bench/load/notify-latency.ts) measure the delay from it.
+        headers: { 'X-Kiseki-Idempotency-Key': entry.id, 'X-Kiseki-Event-At': String(entry.events[0]?.at ?? entry.createdAt) },
         ...(pdf === undefined ? {} : { attachments: [{ filename: `quick-report-${alertId}.pdf`, content: pdf, contentType: 'application/pdf' }] }),
       });
       return;
