@@ -120,6 +120,8 @@ const configSchema = z
         retryBaseMs: z.number().int().min(100),
         /** Business days a gray alert waits for the customer before it turns white; 0 turns the rule off. */
         grayTimeoutBusinessDays: z.number().int().min(0).max(30),
+        /** A device not connected and not seen this long notifies `device.offline` once; 0 turns it off. */
+        offlineAfterMs: z.number().int().min(0),
       })
       .strict(),
     /** Periodic and incident reports (reports/). */
@@ -222,6 +224,7 @@ export const DEFAULTS: Config = {
     maxAttempts: 6,
     retryBaseMs: 30_000,
     grayTimeoutBusinessDays: 3,
+    offlineAfterMs: 24 * 3600_000,
   },
   reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '' },
   health: {

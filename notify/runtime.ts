@@ -1,6 +1,7 @@
 /**
  * What `kiseki start` runs of notify/: the notifier on its interval (feed →
- * outbox → SMTP and webhooks) and the gray → white rule once a minute, both
+ * outbox → SMTP and webhooks), and once a minute the gray → white rule and
+ * the agent-offline check, all
  * from one config slice. `stop()` waits for a running round, so nothing is
  * half-marked at shutdown (and an unfinished one resumes from the outbox).
  */
@@ -9,10 +10,12 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore } from '../storage/index.js';
 import { applyGrayTimeouts } from './gray-timeout.js';
+import { checkOfflineDevices } from './offline-check.js';
 import { createNotifier, type Notifier } from './notifier.js';
 import { createSmtpTransport } from './smtp.js';
 
-const GRAY_CHECK_INTERVAL_MS = 60_000;
+/** The gray → white rule and the offline check run this often. */
+const MINUTE_CHECKS_INTERVAL_MS = 60_000;
 
 export interface NotificationsRuntime {
   readonly notifier: Notifier;
@@ -49,23 +52,29 @@ export function startNotifications(options: {
     ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
   });
   notifier.start(config.intervalMs);
-  let grayTimer: NodeJS.Timeout | undefined;
-  let grayRun: Promise<unknown> = Promise.resolve();
-  if (config.grayTimeoutBusinessDays > 0) {
-    grayTimer = setInterval(() => {
-      grayRun = applyGrayTimeouts({ store, clock, businessDays: config.grayTimeoutBusinessDays })
-        .then((ids) => {
-          if (ids.length > 0) log.info({ alerts: ids.length }, 'Gray alerts without an answer turned white.');
-        })
-        .catch((err: unknown) => log.error({ err }, 'The gray → white check failed; the next one retries.'));
-    }, GRAY_CHECK_INTERVAL_MS);
-    grayTimer.unref();
+  let minuteTimer: NodeJS.Timeout | undefined;
+  let minuteRun: Promise<unknown> = Promise.resolve();
+  const minuteChecks = async (): Promise<void> => {
+    if (config.grayTimeoutBusinessDays > 0) {
+      const ids = await applyGrayTimeouts({ store, clock, businessDays: config.grayTimeoutBusinessDays });
+      if (ids.length > 0) log.info({ alerts: ids.length }, 'Gray alerts without an answer turned white.');
+    }
+    if (config.offlineAfterMs > 0) {
+      const tmids = await checkOfflineDevices({ store, clock, offlineAfterMs: config.offlineAfterMs });
+      if (tmids.length > 0) log.info({ devices: tmids.length }, 'Devices silent past the offline limit were reported.');
+    }
+  };
+  if (config.grayTimeoutBusinessDays > 0 || config.offlineAfterMs > 0) {
+    minuteTimer = setInterval(() => {
+      minuteRun = minuteChecks().catch((err: unknown) => log.error({ err }, 'The gray → white or offline check failed; the next one retries.'));
+    }, MINUTE_CHECKS_INTERVAL_MS);
+    minuteTimer.unref();
   }
   return {
     notifier,
     async stop() {
-      if (grayTimer !== undefined) clearInterval(grayTimer);
-      await grayRun;
+      if (minuteTimer !== undefined) clearInterval(minuteTimer);
+      await minuteRun;
       await notifier.stop();
       transport?.close();
     },

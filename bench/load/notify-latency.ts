@@ -7,7 +7,7 @@
  * PDF, so Chromium's rendering is inside the figure. Target (issue 15): p99
  * ≤ 60 s.
  *
- * Run: `npx tsc -p tsconfig.json && node dist/bench/load/notify-latency.js [--scenario steady-1k] [--duration 30]`
+ * Run: `npx tsc -p tsconfig.json && node dist/bench/load/notify-latency.js [--scenario steady-1k] [--duration 30] [--agents N] [--detection-rate R]`
  * The notification settings are written to the data directory before kiseki
  * starts (the `prepare` hook); the load itself goes through the protocol.
  */
@@ -19,7 +19,9 @@ import { benchPaths } from './bench-paths.js';
 import { runScenario } from './runner.js';
 import { loadScenario } from './scenario.js';
 
-const { values } = parseArgs({ options: { scenario: { type: 'string', default: 'steady-1k' }, duration: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { scenario: { type: 'string', default: 'steady-1k' }, duration: { type: 'string' }, agents: { type: 'string' }, 'detection-rate': { type: 'string' } },
+});
 const paths = benchPaths();
 const base = loadScenario(values.scenario!, paths.scenariosDir);
 const latencies: number[] = [];
@@ -46,6 +48,8 @@ process.env.KISEKI_SMTP_REQUIRE_TLS = 'false';
 const scenario = {
   ...base,
   ...(values.duration === undefined ? {} : { durationSec: Number(values.duration) }),
+  ...(values.agents === undefined ? {} : { agents: Number(values.agents) }),
+  ...(values['detection-rate'] === undefined ? {} : { detectionRate: Number(values['detection-rate']) }),
   serverArgs: [...(base.serverArgs ?? []), '--smtp-host', '127.0.0.1', '--smtp-port', String(port)],
 };
 const { result, file } = await runScenario({
