@@ -65,8 +65,9 @@ describe('notifier', () => {
 
       store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
       const second = make(store);
-      // Nothing new in the feed: the restart resumes from the outbox only.
+      // Nothing new in the feed: the restart resumes from the outbox only. Consumed feed entries are gone but the last.
       expect(await second.pump()).toBe(0);
+      expect(store.notify.feedAfter(0, 100).map((e) => e.seq)).toEqual([5]);
       expect(await second.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
       expect(await second.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
       const ids = smtp.mails.map((m) => m.messageId).sort();
@@ -76,6 +77,7 @@ describe('notifier', () => {
       // An analyst's change is a verdict notification with who and from.
       await store.alerts.setVerdict({ alertId: 'al_3', at: T0 + 20, by: 'op.sato', verdict: 'black' });
       expect(await second.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)).toMatchObject({ messageId: '<nt_6_r1@kiseki>' });
       expect(smtp.mails.at(-1)!.raw).toContain('al_3');
     } finally {
       transport.close();

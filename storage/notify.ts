@@ -39,7 +39,12 @@ export interface NotifyRepository {
   scanTenant(supportId: string): OutboxEntry[];
   /** Inside `store.transaction()`: stores a new or changed entry and its due index. */
   queueSync(entry: OutboxEntry): void;
-  /** Inside `store.transaction()`: moves the feed cursor. */
+  /**
+   * Inside `store.transaction()`: moves the feed cursor and drops the feed
+   * entries before it. The entry at the cursor stays: the next sequence
+   * number is counted from the last key, and reusing one would reuse an
+   * idempotency key.
+   */
   setCursorSync(seq: number): void;
   /** Inside `store.transaction()`: the count for a recipient's hour, plus one; returns the new count. */
   bumpRateSync(recipientId: string, hourStart: number): number;
@@ -110,6 +115,7 @@ export function createNotifyRepository(t: Tables): NotifyRepository {
     },
     setCursorSync(seq) {
       notifyState.putSync('cursor', seq);
+      for (const key of notifyFeed.getKeys({ start: 0, end: seq })) notifyFeed.removeSync(key);
     },
     bumpRateSync(recipientId, hourStart) {
       const key = `rate:${recipientId}:${hourStart}`;
