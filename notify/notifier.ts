@@ -59,6 +59,8 @@ export interface NotifierOptions {
   webhookTimeoutMs?: number;
   /** Feed events read per pump (default 500). */
   batchSize?: number;
+  /** Deliveries in flight at once (default 4). */
+  concurrency?: number;
 }
 
 export interface DeliveryCounts {
@@ -100,6 +102,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
   const doFetch = options.fetch ?? fetch;
   const batchSize = options.batchSize ?? 500;
+  const concurrency = options.concurrency ?? 4;
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
@@ -206,34 +209,41 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (res.status < 200 || res.status >= 300) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: `webhook answered HTTP ${res.status}` });
   }
 
+  async function deliverOne(entry: OutboxEntry, counts: DeliveryCounts): Promise<void> {
+    try {
+      await send(entry);
+      await store.notify.markSent(entry.id, clock.now());
+      await audit(entry, 'notify.delivered', { attempt: entry.attempts + 1 });
+      counts.sent++;
+    } catch (err) {
+      // The reason only: messages from SMTP servers and fetch carry no secrets, payloads stay out.
+      const reason = (isKisekiError(err) ? describeError(err) : err instanceof Error ? err.message : 'unknown error').slice(0, 300);
+      const attempt = entry.attempts + 1;
+      if (attempt >= retry.maxAttempts) {
+        await store.notify.markDead(entry.id, reason, clock.now());
+        await audit(entry, 'notify.dead_lettered', { attempt, error: reason });
+        log.warn({ id: entry.id, channel: entry.channel, attempt }, 'A notification failed its last attempt and was dead-lettered.');
+        counts.dead++;
+      } else {
+        const delay = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
+        await store.notify.markRetry(entry.id, reason, clock.now() + delay);
+        await audit(entry, 'notify.failed', { attempt, error: reason, retryInMs: delay });
+        counts.retried++;
+      }
+    }
+  }
+
   async function deliverDue(): Promise<DeliveryCounts> {
     const counts: DeliveryCounts = { sent: 0, retried: 0, dead: 0 };
     for (;;) {
       const due = store.notify.due(clock.now(), 100);
       if (due.length === 0) break;
-      for (const entry of due) {
-        try {
-          await send(entry);
-          await store.notify.markSent(entry.id, clock.now());
-          await audit(entry, 'notify.delivered', { attempt: entry.attempts + 1 });
-          counts.sent++;
-        } catch (err) {
-          // The reason only: messages from SMTP servers and fetch carry no secrets, payloads stay out.
-          const reason = (isKisekiError(err) ? describeError(err) : err instanceof Error ? err.message : 'unknown error').slice(0, 300);
-          const attempt = entry.attempts + 1;
-          if (attempt >= retry.maxAttempts) {
-            await store.notify.markDead(entry.id, reason, clock.now());
-            await audit(entry, 'notify.dead_lettered', { attempt, error: reason });
-            log.warn({ id: entry.id, channel: entry.channel, attempt }, 'A notification failed its last attempt and was dead-lettered.');
-            counts.dead++;
-          } else {
-            const delay = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
-            await store.notify.markRetry(entry.id, reason, clock.now() + delay);
-            await audit(entry, 'notify.failed', { attempt, error: reason, retryInMs: delay });
-            counts.retried++;
-          }
-        }
-      }
+      // A few at a time: one slow receiver or PDF does not hold up the rest, and the SMTP pool and Chromium stay bounded.
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < due.length) await deliverOne(due[next++]!, counts);
+      };
+      await Promise.all(Array.from({ length: Math.min(concurrency, due.length) }, worker));
     }
     return counts;
   }
