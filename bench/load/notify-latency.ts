@@ -56,6 +56,19 @@ const { result, file } = await runScenario({
   scenario,
   paths,
   baselines: false,
+  // Mails still queued when the load ends are waited for: until none arrived for 20 s (at most 5 min).
+  async beforeStop() {
+    const until = Date.now() + 300_000;
+    let seen = -1;
+    let quietSince = Date.now();
+    while (Date.now() < until && Date.now() - quietSince < 20_000) {
+      if (latencies.length !== seen) {
+        seen = latencies.length;
+        quietSince = Date.now();
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  },
   async prepare(dataDir) {
     const store = openHotStore({ dataDir });
     await store.notify.putSettings({
@@ -68,7 +81,6 @@ const { result, file } = await runScenario({
     await store.close();
   },
 });
-// Mails still in flight when the server stopped are not counted (the outbox would send them after a restart).
 await new Promise<void>((resolve) => server.close(() => resolve()));
 latencies.sort((a, b) => a - b);
 const pct = (p: number): number | null => (latencies.length === 0 ? null : latencies[Math.min(latencies.length - 1, Math.ceil((p / 100) * latencies.length) - 1)]!);

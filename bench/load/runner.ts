@@ -52,6 +52,8 @@ export interface RunOptions {
   profileDir?: string;
   /** Runs on the data directory after the tenant is created and before kiseki starts (e.g. notification settings). */
   prepare?: (dataDir: string) => Promise<void>;
+  /** Runs after the fleet closed and before kiseki stops (e.g. waiting for notification mails). */
+  beforeStop?: () => Promise<void>;
 }
 
 /** The machine a result came from. */
@@ -430,6 +432,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     phase = 'stopping';
     await f.close();
     fleet = undefined;
+    if (options.beforeStop !== undefined) await guard(options.beforeStop());
     serverExited = new Promise<never>(() => undefined);
     const exitCode = await srv.stop(60_000);
     server = undefined;
