@@ -120,6 +120,28 @@ describe('notifier', () => {
     }
   });
 
+  it('sends the mail without the PDF when rendering fails or is too slow', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      await add(store, testAlert('al_1', 'TA', T0), testAlert('al_2', 'TA', T0 + 1));
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 50,
+        renderAlertPdf: (id) => (id === 'al_1' ? Promise.reject(new Error('chromium crashed')) : new Promise<Buffer>(() => undefined)),
+      });
+      expect(await n.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
+      expect(smtp.mails).toHaveLength(2);
+      for (const m of smtp.mails) {
+        expect(m.raw).not.toContain('application/pdf');
+        expect(m.raw).toContain('https://c/alerts/al_');
+      }
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
   it('dead-letters after the last attempt and lists it', async () => {
     const hook = await startTestReceiver(() => 500);
     try {

@@ -59,6 +59,12 @@ export interface NotifierOptions {
   webhookTimeoutMs?: number;
   /** Feed events read per pump (default 500). */
   batchSize?: number;
+  /**
+   * Longest wait for the quick-report PDF, ms (default 20 000): past it (or
+   * when rendering fails) the mail goes without the attachment, with the
+   * console link, so a slow Chromium never holds up the notification.
+   */
+  pdfTimeoutMs?: number;
   /** Deliveries in flight at once (default 4). */
   concurrency?: number;
 }
@@ -103,6 +109,24 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const doFetch = options.fetch ?? fetch;
   const batchSize = options.batchSize ?? 500;
   const concurrency = options.concurrency ?? 4;
+  const pdfTimeoutMs = options.pdfTimeoutMs ?? 20_000;
+
+  /** The PDF, or undefined when it fails or takes longer than pdfTimeoutMs. */
+  const attachment = async (render: (alertId: string) => Promise<Buffer | undefined>, alertId: string): Promise<Buffer | undefined> => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), pdfTimeoutMs);
+    });
+    try {
+      const rendered = render(alertId).catch((err: unknown): undefined => {
+        log.warn({ err, alertId }, 'The quick-report PDF failed; the mail goes without it.');
+        return undefined;
+      });
+      return await Promise.race([rendered, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
@@ -187,7 +211,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       if (options.mail === undefined) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: 'no SMTP server is configured' });
       const mail = renderMail(store, entry, options.consoleUrl);
       const alertId = !entry.digest && entry.events[0]?.kind === 'alert.new' ? entry.events[0].alertId : undefined;
-      const pdf = alertId !== undefined && options.renderAlertPdf !== undefined ? await options.renderAlertPdf(alertId) : undefined;
+      const pdf = alertId !== undefined && options.renderAlertPdf !== undefined ? await attachment(options.renderAlertPdf, alertId) : undefined;
       await options.mail.transport.sendMail({
         from: options.mail.from,
         to: entry.to,

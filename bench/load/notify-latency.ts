@@ -56,12 +56,12 @@ const { result, file } = await runScenario({
   scenario,
   paths,
   baselines: false,
-  // Mails still queued when the load ends are waited for: until none arrived for 20 s (at most 5 min).
+  // Mails still queued when the load ends are waited for: until none arrived for 60 s (at most 5 min).
   async beforeStop() {
     const until = Date.now() + 300_000;
     let seen = -1;
     let quietSince = Date.now();
-    while (Date.now() < until && Date.now() - quietSince < 20_000) {
+    while (Date.now() < until && Date.now() - quietSince < 60_000) {
       if (latencies.length !== seen) {
         seen = latencies.length;
         quietSince = Date.now();
