@@ -12,6 +12,8 @@ import { createMetrics, type Metrics } from '../core/metrics.js';
 import { createShardPool, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
+import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
+import { createPdfRenderer, createReportScheduler, quickReportPdf, type ReportScheduler } from '../reports/index.js';
 import { lockDataDir, openHotStore, verifyDataDir, type HotStore } from '../storage/index.js';
 
 export interface RunningService {
@@ -62,6 +64,15 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let agents: AgentServer | undefined;
   let http: HttpServer | undefined;
   let stopExports: (() => Promise<void>) | undefined;
+  let notifications: NotificationsRuntime | undefined;
+  let reports: ReportScheduler | undefined;
+  // Chromium starts on the first PDF only (a report or a quick-report mail).
+  const pdf = createPdfRenderer(config.reports.chromiumPath === '' ? {} : { executablePath: config.reports.chromiumPath });
+  const stopOutbound = async (): Promise<void> => {
+    await notifications?.stop();
+    await reports?.stop();
+    await pdf.close();
+  };
   try {
     await resetConnectedFlags(store);
     pool = createShardPool({
@@ -161,6 +172,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       },
     });
     http = await startHttpServer(app, config.http);
+    // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
+    notifications = startNotifications({ store, clock, logger, config: config.notify, renderAlertPdf: (id) => quickReportPdf({ store, pdf }, id) });
+    if (config.reports.enabled) {
+      reports = createReportScheduler({ store, pdf, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
+      reports.start();
+    }
     const httpServer = http;
     log.info({ ingestPort: agentServer.port, httpPort: httpServer.port, shards: config.engine.shards, dataDir: config.dataDir }, 'kiseki is running.');
     let closing: Promise<void> | undefined;
@@ -174,6 +191,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         closing ??= (async () => {
           log.info('Shutting down: no new connections, finishing in-flight commits.');
           await agentServer.close();
+          await stopOutbound();
           await stopExports?.();
           await shards.drained(committer.committedLsn());
           await shards.close();
@@ -188,6 +206,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     };
   } catch (err) {
     await agents?.close().catch(() => undefined);
+    await stopOutbound().catch(() => undefined);
     await stopExports?.().catch(() => undefined);
     await pool?.close().catch(() => undefined);
     await http?.close().catch(() => undefined);

@@ -54,6 +54,9 @@ export const ERRORS = {
   ERR_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'The request body must be JSON (Content-Type: application/json).' },
   ERR_ORIGIN_MISMATCH: { status: 403, message: 'A cookie-authenticated request came from another origin.' },
   ERR_COMMAND_NOT_CANCELLABLE: { status: 409, message: 'Only a queued or sent, unacknowledged command can be cancelled.' },
+  // notify/ and reports/
+  ERR_NOTIFY_DELIVERY: { status: 502, message: 'A notification could not be delivered.' },
+  ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AlertRecord, QuickReport, Verdict, VerdictChange } from '../core/contracts.js';
 import type { AlertComment, AnalystVerdict, DedupEntry, EffectiveAlert, VerdictHistoryEntry } from './records.js';
+import { appendFeedSync } from './feed.js';
 import type { Tables } from './tables.js';
 
 /** An alert with its report revisions, verdict history and comments. */
@@ -182,7 +183,13 @@ export function createAlertRepository(t: Tables): AlertRepository {
         from: before,
         ...(input.comment === undefined ? {} : { comment: input.comment }),
       };
-      await analystVerdicts.put([a.id, input.at, id], record);
+      // The verdict and its feed entry commit together: notify/ never misses or invents a change.
+      await t.root.transaction(() => {
+        analystVerdicts.putSync([a.id, input.at, id], record);
+        if (before !== input.verdict) {
+          appendFeedSync(t, { kind: 'alert.verdict', supportId: a.supportId, at: input.at, alertId: a.id, tmid: a.tmid, verdict: input.verdict, from: before, by: input.by });
+        }
+      });
       return { before, alert: effectiveOf(a) };
     },
     async addComment(input) {
@@ -200,12 +207,20 @@ export function createAlertRepository(t: Tables): AlertRepository {
       tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
       deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
       alertsByTime.putSync([a.createdAt, a.id], a.id);
+      appendFeedSync(t, { kind: 'alert.new', supportId: a.supportId, at: a.createdAt, alertId: a.id, tmid: a.tmid, verdict: a.verdict, state: a.state, by: 'engine' });
     },
     putRevisionSync(report) {
       reports.putSync([report.alertId, report.revision], report);
     },
     putVerdictChangeSync(change) {
       verdictHistory.putSync([change.alertId, change.revision], change);
+      // The first report's verdict is announced by alert.new; later engine revisions that change it notify.
+      if (change.from !== null && change.from !== change.to && lastAnalyst(change.alertId) === undefined) {
+        const a = alerts.get(change.alertId);
+        if (a !== undefined) {
+          appendFeedSync(t, { kind: 'alert.verdict', supportId: a.supportId, at: change.at, alertId: a.id, tmid: a.tmid, verdict: change.to, from: change.from, by: change.by });
+        }
+      }
     },
     putDedupSync(tmid, fileKey, entry) {
       alertDedup.putSync([tmid, fileKey], entry);

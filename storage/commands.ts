@@ -23,6 +23,7 @@ import { COMMAND_EXPIRY_MS, type CommandRequest } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { MAX_COMMAND_ARGS_BYTES, MAX_COMMAND_ARGS_DEPTH, valueDepth } from '../core/msgpack-bounds.js';
 import type { CommandRecord, CommandState, DeviceIsolation } from './records.js';
+import { appendFeedSync } from './feed.js';
 import type { Tables } from './tables.js';
 
 /** A new random command id: `cmd_` and 24 hex characters. */
@@ -201,6 +202,8 @@ export function createCommandRepository(t: Tables): CommandRepository {
             allow: next.kind === 'isolate' ? allow : [],
             commandId: next.id,
           });
+          // Notifications see the isolation in the same commit (storage/feed.ts).
+          if (next.kind === 'isolate') appendFeedSync(t, { kind: 'device.isolated', supportId: next.supportId, at: outcome.at, tmid: next.tmid, by: next.requestedBy });
         }
       });
       return next;

@@ -9,12 +9,15 @@
 import { KisekiError } from '../core/errors.js';
 import type { AlertRepository } from './alerts.js';
 import { createAlertRepository } from './alerts.js';
+import { createAnswerRepository, type AnswerRepository } from './answers.js';
 import { createCommandRepository, type CommandRepository } from './commands.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
 import { createQuarantineRepository, type QuarantineRepository } from './quarantine.js';
+import { createNotifyRepository, type NotifyRepository } from './notify.js';
+import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
@@ -41,6 +44,12 @@ export interface HotStore {
   readonly shardState: ShardStateRepository;
   /** Poison events the shards set aside, with their reasons. */
   readonly quarantine: QuarantineRepository;
+  /** Notification feed, settings, outbox, dead letters (notify/). */
+  readonly notify: NotifyRepository;
+  /** Periodic reports and their rendered files (reports/). */
+  readonly periodicReports: PeriodicReportRepository;
+  /** Customers' answers on alerts. */
+  readonly answers: AnswerRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -90,6 +99,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     log: createLogRepository(t),
     shardState: createShardStateRepository(t),
     quarantine: createQuarantineRepository(t),
+    notify: createNotifyRepository(t),
+    periodicReports: createPeriodicReportRepository(t),
+    answers: createAnswerRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

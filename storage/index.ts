@@ -14,6 +14,7 @@ export type {
   CommandKind,
   CommandRecord,
   CommandState,
+  CustomerAnswer,
   DedupEntry,
   DeviceFacts,
   DeviceIsolation,
@@ -21,6 +22,12 @@ export type {
   EffectiveAlert,
   QuarantineReason,
   QuarantineRecord,
+  NotifyEventKind,
+  NotifyFeedEvent,
+  NotifyRecipient,
+  NotifySettings,
+  OutboxEntry,
+  PeriodicReportRecord,
   Role,
   SessionRecord,
   TenantRecord,
@@ -44,6 +51,9 @@ export { addSeqRange, seqGaps } from './log.js';
 export type { LogRepository, DropResult } from './log.js';
 export type { ShardStateRepository } from './shard-state.js';
 export type { QuarantineRepository } from './quarantine.js';
+export type { NotifyRepository } from './notify.js';
+export type { PeriodicReportRepository } from './periodic-reports.js';
+export type { AnswerRepository } from './answers.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export { lockDataDir, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';

@@ -214,3 +214,103 @@ export interface QuarantineRecord {
   /** When the shard set it aside (ms). */
   at: number;
 }
+
+// ---------------------------------------------------------------------------
+// Notifications, periodic reports and customer answers (notify/, reports/).
+
+/** What a notification is about. */
+export type NotifyEventKind = 'alert.new' | 'alert.verdict' | 'device.isolated' | 'device.offline';
+
+/**
+ * One entry of the notification feed: written by the repositories in the same
+ * transaction as the change it describes, read in `seq` order by notify/.
+ */
+export interface NotifyFeedEvent {
+  /** Position in the feed, 1, 2, 3… in commit order. */
+  seq: number;
+  kind: NotifyEventKind;
+  supportId: string;
+  /** Server time of the change, ms. */
+  at: number;
+  alertId?: string;
+  tmid?: string;
+  /** The (new) effective verdict of an alert event. */
+  verdict?: Verdict;
+  /** The verdict before a verdict change. */
+  from?: Verdict | null;
+  /** Who made the change: `engine`, `system:…` or a login ID. */
+  by?: string;
+  /** Alert state at creation: only `reported` alerts notify. */
+  state?: AlertRecord['state'];
+}
+
+/** One destination of a tenant's notifications and what it wants. */
+export interface NotifyRecipient {
+  id: string;
+  channel: 'email' | 'webhook';
+  /** An e-mail address or an http(s) URL. */
+  to: string;
+  /** Webhooks: the HMAC-SHA256 key of the signature header (never shown back by the API). */
+  secret?: string;
+  /** Event kinds wanted. */
+  events: NotifyEventKind[];
+  /** Verdicts wanted on alert events. */
+  verdicts: Verdict[];
+}
+
+/** A tenant's notification settings. */
+export interface NotifySettings {
+  supportId: string;
+  recipients: NotifyRecipient[];
+  /** Notifications per recipient per clock hour before the rest fold into one digest. */
+  maxPerHour: number;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** One queued notification (or digest) for one recipient; its id is the idempotency key. */
+export interface OutboxEntry {
+  id: string;
+  supportId: string;
+  recipientId: string;
+  channel: NotifyRecipient['channel'];
+  to: string;
+  /** One event, or the folded events of a digest. */
+  events: NotifyFeedEvent[];
+  digest: boolean;
+  state: 'pending' | 'sent' | 'dead';
+  attempts: number;
+  nextAttemptAt: number;
+  createdAt: number;
+  sentAt?: number;
+  lastError?: string;
+}
+
+/** A periodic report: monthly, weekly, or the incident report of one black alert. */
+export interface PeriodicReportRecord {
+  id: string;
+  supportId: string;
+  kind: 'monthly' | 'weekly' | 'incident';
+  /** Period start and end (exclusive), ms; JST calendar boundaries. */
+  periodStart: number;
+  periodEnd: number;
+  /** e.g. `2026-10` or `2026-W44` or the alert id. */
+  label: string;
+  createdAt: number;
+  /** Reports older than this are swept (13 months after the period ends). */
+  expiresAt: number;
+  htmlBytes: number;
+  pdfBytes: number;
+  /** The figures the report prints, as the API returns them. */
+  figures: Record<string, unknown>;
+}
+
+/** A customer's answer on an alert (typically a gray one: "this is our tool"). */
+export interface CustomerAnswer {
+  id: string;
+  alertId: string;
+  supportId: string;
+  at: number;
+  by: string;
+  text: string;
+}

@@ -21,11 +21,16 @@ import type {
   AuditRecord,
   BatchRecord,
   CommandRecord,
+  CustomerAnswer,
   DedupEntry,
   DeviceIsolation,
   DeviceRecord,
   QuarantineRecord,
   LoginAttempts,
+  NotifyFeedEvent,
+  NotifySettings,
+  OutboxEntry,
+  PeriodicReportRecord,
   SessionRecord,
   TenantRecord,
   TrailState,
@@ -75,6 +80,17 @@ export interface Tables {
   readonly loginAttempts: Database<LoginAttempts, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
   readonly quarantine: Database<QuarantineRecord, [string, number, number]>;
+  // notify/ and reports/
+  readonly notifyFeed: Database<NotifyFeedEvent, number>;
+  readonly notifySettings: Database<NotifySettings, string>;
+  readonly notifyOutbox: Database<OutboxEntry, string>;
+  readonly notifyDue: Database<string, [number, string]>;
+  readonly notifyDead: Database<string, [string, number, string]>;
+  readonly notifyState: Database<number | string, string>;
+  readonly periodicReports: Database<PeriodicReportRecord, string>;
+  readonly tenantReports: Database<string, [string, number, string]>;
+  readonly reportFiles: Database<Buffer, [string, string]>;
+  readonly customerAnswers: Database<CustomerAnswer, [string, number, string]>;
 }
 
 /**
@@ -136,5 +152,15 @@ export function openTables(options: TablesOptions): Tables {
     loginAttempts: root.openDB('login-attempts', {}),
     audit: root.openDB('audit', {}),
     quarantine: root.openDB('quarantine', {}),
+    notifyFeed: root.openDB('notify-feed', {}),
+    notifySettings: root.openDB('notify-settings', {}),
+    notifyOutbox: root.openDB('notify-outbox', {}),
+    notifyDue: root.openDB('notify-due', {}),
+    notifyDead: root.openDB('notify-dead', {}),
+    notifyState: root.openDB('notify-state', {}),
+    periodicReports: root.openDB('periodic-reports', {}),
+    tenantReports: root.openDB('tenant-reports', {}),
+    reportFiles: root.openDB('report-files', { encoding: 'binary' }),
+    customerAnswers: root.openDB('customer-answers', {}),
   };
 }

@@ -50,6 +50,10 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Write a CPU profile of the server (main thread and shard workers) into this folder and summarise it in the result. */
   profileDir?: string;
+  /** Runs on the data directory after the tenant is created and before kiseki starts (e.g. notification settings). */
+  prepare?: (dataDir: string) => Promise<void>;
+  /** Runs after the fleet closed and before kiseki stops (e.g. waiting for notification mails). */
+  beforeStop?: () => Promise<void>;
 }
 
 /** The machine a result came from. */
@@ -226,6 +230,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     const machine = machineNote();
     log(`[${s.name}] starting kiseki on ${dataDir}`);
     const enrollKey = await guard(createBenchTenant(paths.kisekiJs, dataDir));
+    if (options.prepare !== undefined) await guard(options.prepare(dataDir));
     server = await guard(
       startKiseki({
         kisekiJs: paths.kisekiJs,
@@ -427,6 +432,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     phase = 'stopping';
     await f.close();
     fleet = undefined;
+    if (options.beforeStop !== undefined) await guard(options.beforeStop());
     serverExited = new Promise<never>(() => undefined);
     const exitCode = await srv.stop(60_000);
     server = undefined;

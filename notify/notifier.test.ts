@@ -1,0 +1,194 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createManualClock } from '../core/clock.js';
+import type { AlertRecord } from '../core/contracts.js';
+import { createSilentLogger } from '../core/logger.js';
+import { openHotStore, type HotStore, type NotifySettings } from '../storage/index.js';
+import { createNotifier, recipientWants, signWebhook, type Notifier } from './notifier.js';
+import { createSmtpTransport } from './smtp.js';
+import { startTestReceiver, startTestSmtp, testAlert } from './test-support.js';
+
+const T0 = Date.UTC(2026, 9, 5, 1, 0, 0);
+
+describe('notifier', () => {
+  let dir: string;
+  let store: HotStore;
+  const clock = createManualClock(T0);
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-notify-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+    clock.set(T0);
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function add(s: HotStore, ...alerts: AlertRecord[]): Promise<void> {
+    await s.transaction(() => {
+      for (const a of alerts) {
+        s.alerts.saveSync(a);
+        s.alerts.indexSync(a);
+      }
+    });
+  }
+  const settings = (recipients: NotifySettings['recipients'], maxPerHour = 100): NotifySettings => ({ supportId: 'TA', recipients, maxPerHour, updatedAt: T0, updatedBy: 'op' });
+
+  it('mails through a real SMTP server over STARTTLS with auth, with the PDF attached, and survives a restart without duplicates or losses', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    const make = (s: HotStore): Notifier =>
+      createNotifier({
+        store: s, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://console.example.jp',
+        renderAlertPdf: async (id) => Buffer.from(`%PDF-1.4 fake report of ${id}`),
+      });
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new', 'alert.verdict'], verdicts: ['black', 'gray'] }]));
+      // A white alert and another tenant's alert are not for this recipient.
+      await add(store, testAlert('al_1', 'TA', T0), testAlert('al_w', 'TA', T0 + 1, 'white'), testAlert('al_x', 'TB', T0 + 2));
+      const first = make(store);
+      expect(await first.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails).toHaveLength(1);
+      const mail = smtp.mails[0]!;
+      expect(mail).toMatchObject({ messageId: '<nt_1_r1@kiseki>', to: ['soc@customer.jp'], secured: true, user: 'kiseki' });
+      expect(mail.raw).toContain('quick-report-al_1.pdf');
+      expect(mail.raw).toContain('application/pdf');
+      expect(mail.raw).toContain('https://console.example.jp/alerts/al_1');
+
+      // Two more alerts are queued, then the process "stops" before sending them.
+      await add(store, testAlert('al_2', 'TA', T0 + 10), testAlert('al_3', 'TA', T0 + 11, 'gray'));
+      expect(await first.pump()).toBe(2);
+      await first.stop();
+      await store.close();
+
+      store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      const second = make(store);
+      // Nothing new in the feed: the restart resumes from the outbox only. Consumed feed entries are gone but the last.
+      expect(await second.pump()).toBe(0);
+      expect(store.notify.feedAfter(0, 100).map((e) => e.seq)).toEqual([5]);
+      expect(await second.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
+      expect(await second.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
+      const ids = smtp.mails.map((m) => m.messageId).sort();
+      expect(ids).toEqual(['<nt_1_r1@kiseki>', '<nt_4_r1@kiseki>', '<nt_5_r1@kiseki>']);
+      expect([...store.identity.scanAudit()].filter((a) => a.action === 'notify.delivered').map((a) => a.target).sort()).toEqual(['nt_1_r1', 'nt_4_r1', 'nt_5_r1']);
+
+      // An analyst's change is a verdict notification with who and from.
+      await store.alerts.setVerdict({ alertId: 'al_3', at: T0 + 20, by: 'op.sato', verdict: 'black' });
+      expect(await second.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)).toMatchObject({ messageId: '<nt_6_r1@kiseki>' });
+      expect(smtp.mails.at(-1)!.raw).toContain('al_3');
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
+  it('signs webhooks and retries a failing receiver with doubling backoff until it answers', async () => {
+    let answer = 500;
+    const hook = await startTestReceiver(() => answer);
+    try {
+      await store.notify.putSettings(settings([{ id: 'h1', channel: 'webhook', to: hook.url, secret: 's3cret', events: ['alert.new'], verdicts: ['black'] }]));
+      await add(store, testAlert('al_1', 'TA', T0), testAlert('al_2', 'TA', T0 + 1));
+      const n = createNotifier({ store, clock, logger: createSilentLogger(), consoleUrl: 'https://c', retry: { maxAttempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000 } });
+      expect(await n.tick()).toEqual({ sent: 0, retried: 2, dead: 0 });
+      // Not due yet: nothing is attempted before the backoff ends.
+      clock.advance(999);
+      expect(await n.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
+      clock.advance(1);
+      expect(await n.tick()).toEqual({ sent: 0, retried: 2, dead: 0 });
+      // The second delay doubles.
+      clock.advance(1999);
+      expect(await n.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
+      answer = 200;
+      const delivered = store.notify.get('nt_1_h1')!;
+      expect(delivered).toMatchObject({ state: 'pending', attempts: 2, lastError: 'webhook answered HTTP 500' });
+      clock.advance(1);
+      expect(await n.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
+
+      expect(hook.hooks).toHaveLength(6);
+      const last = hook.hooks.find((h, i) => i >= 4 && h.headers['idempotency-key'] === 'nt_1_h1')!;
+      const ts = String(last.headers['x-kiseki-timestamp']);
+      expect(last.headers['x-kiseki-signature']).toBe(`sha256=${signWebhook('s3cret', ts, last.body)}`);
+      expect(last.headers['idempotency-key']).toBe('nt_1_h1');
+      expect(JSON.parse(last.body)).toMatchObject({ id: 'nt_1_h1', supportId: 'TA', events: [{ kind: 'alert.new', alertId: 'al_1', verdict: 'black' }] });
+      expect(store.notify.get('nt_1_h1')).toMatchObject({ state: 'sent', attempts: 3 });
+      expect(store.notify.get('nt_2_h1')).toMatchObject({ state: 'sent' });
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('sends the mail without the PDF when rendering fails or is too slow', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      await add(store, testAlert('al_1', 'TA', T0), testAlert('al_2', 'TA', T0 + 1));
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 50,
+        renderAlertPdf: (id) => (id === 'al_1' ? Promise.reject(new Error('chromium crashed')) : new Promise<Buffer>(() => undefined)),
+      });
+      expect(await n.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
+      expect(smtp.mails).toHaveLength(2);
+      for (const m of smtp.mails) {
+        expect(m.raw).not.toContain('application/pdf');
+        expect(m.raw).toContain('https://c/alerts/al_');
+      }
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
+  it('dead-letters after the last attempt and lists it', async () => {
+    const hook = await startTestReceiver(() => 500);
+    try {
+      await store.notify.putSettings(settings([{ id: 'h1', channel: 'webhook', to: hook.url, events: ['alert.new'], verdicts: ['black'] }]));
+      await add(store, testAlert('al_1', 'TA', T0));
+      const n = createNotifier({ store, clock, logger: createSilentLogger(), consoleUrl: 'https://c', retry: { maxAttempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000 } });
+      expect(await n.tick()).toMatchObject({ retried: 1 });
+      clock.advance(1000);
+      expect(await n.tick()).toMatchObject({ retried: 1 });
+      clock.advance(2000);
+      expect(await n.tick()).toEqual({ sent: 0, retried: 0, dead: 1 });
+      clock.advance(3_600_000);
+      expect(await n.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
+      expect(hook.hooks).toHaveLength(3);
+      expect(store.notify.deadLetters('TA').map((e) => [e.id, e.state, e.attempts])).toEqual([['nt_1_h1', 'dead', 3]]);
+      const actions = [...store.identity.scanAudit()].map((a) => a.action).reverse();
+      expect(actions).toEqual(['notify.failed', 'notify.failed', 'notify.dead_lettered']);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('folds a storm into one digest at the end of the hour', async () => {
+    const hook = await startTestReceiver();
+    try {
+      await store.notify.putSettings(settings([{ id: 'h1', channel: 'webhook', to: hook.url, events: ['alert.new'], verdicts: ['black', 'gray', 'white'] }], 2));
+      await add(store, ...[1, 2, 3, 4, 5].map((i) => testAlert(`al_${i}`, 'TA', T0 + i)));
+      const n = createNotifier({ store, clock, logger: createSilentLogger(), consoleUrl: 'https://c' });
+      expect(await n.tick()).toEqual({ sent: 2, retried: 0, dead: 0 });
+      clock.set(Math.floor(T0 / 3_600_000) * 3_600_000 + 3_600_000);
+      expect(await n.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      const digest = JSON.parse(hook.hooks[2]!.body) as { digest: boolean; events: { alertId: string }[] };
+      expect(digest.digest).toBe(true);
+      expect(digest.events.map((e) => e.alertId)).toEqual(['al_3', 'al_4', 'al_5']);
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it.each([
+    ['new black alert, wants black', { kind: 'alert.new', verdict: 'black', state: 'reported' }, true],
+    ['new white alert, wants black', { kind: 'alert.new', verdict: 'white', state: 'reported' }, false],
+    ['suppressed alert', { kind: 'alert.new', verdict: 'black', state: 'suppressed' }, false],
+    ['isolation, not subscribed', { kind: 'device.isolated' }, false],
+    ['verdict change to black', { kind: 'alert.verdict', verdict: 'black', from: 'gray' }, true],
+  ] as const)('recipientWants: %s', (_name, e, want) => {
+    const r = { id: 'r', channel: 'email' as const, to: 'x@y', events: ['alert.new' as const, 'alert.verdict' as const], verdicts: ['black' as const] };
+    expect(recipientWants(r, { seq: 1, supportId: 'TA', at: 0, ...e })).toBe(want);
+  });
+});

@@ -1,0 +1,82 @@
+/**
+ * What `kiseki start` runs of notify/: the notifier on its interval (feed →
+ * outbox → SMTP and webhooks), and once a minute the gray → white rule and
+ * the agent-offline check, all
+ * from one config slice. `stop()` waits for a running round, so nothing is
+ * half-marked at shutdown (and an unfinished one resumes from the outbox).
+ */
+import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { HotStore } from '../storage/index.js';
+import { applyGrayTimeouts } from './gray-timeout.js';
+import { checkOfflineDevices } from './offline-check.js';
+import { createNotifier, type Notifier } from './notifier.js';
+import { createSmtpTransport } from './smtp.js';
+
+/** The gray → white rule and the offline check run this often. */
+const MINUTE_CHECKS_INTERVAL_MS = 60_000;
+
+export interface NotificationsRuntime {
+  readonly notifier: Notifier;
+  stop(): Promise<void>;
+}
+
+/** Starts the notifier and the gray → white timer. */
+export function startNotifications(options: {
+  store: HotStore;
+  clock: Clock;
+  logger: Logger;
+  config: Readonly<Config['notify']>;
+  renderAlertPdf?: (alertId: string) => Promise<Buffer | undefined>;
+}): NotificationsRuntime {
+  const { config, store, clock } = options;
+  const log = options.logger.child({ component: 'notify' });
+  const transport =
+    config.smtpHost === ''
+      ? undefined
+      : createSmtpTransport({
+          host: config.smtpHost,
+          port: config.smtpPort,
+          secure: config.smtpSecure,
+          requireTls: config.smtpRequireTls,
+          ...(config.smtpUser === '' ? {} : { user: config.smtpUser, password: config.smtpPassword }),
+        });
+  const notifier = createNotifier({
+    store,
+    clock,
+    logger: options.logger,
+    consoleUrl: config.consoleUrl.replace(/\/$/, ''),
+    retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseMs },
+    ...(transport === undefined ? {} : { mail: { transport, from: config.mailFrom } }),
+    ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
+  });
+  notifier.start(config.intervalMs);
+  let minuteTimer: NodeJS.Timeout | undefined;
+  let minuteRun: Promise<unknown> = Promise.resolve();
+  const minuteChecks = async (): Promise<void> => {
+    if (config.grayTimeoutBusinessDays > 0) {
+      const ids = await applyGrayTimeouts({ store, clock, businessDays: config.grayTimeoutBusinessDays });
+      if (ids.length > 0) log.info({ alerts: ids.length }, 'Gray alerts without an answer turned white.');
+    }
+    if (config.offlineAfterMs > 0) {
+      const tmids = await checkOfflineDevices({ store, clock, offlineAfterMs: config.offlineAfterMs });
+      if (tmids.length > 0) log.info({ devices: tmids.length }, 'Devices silent past the offline limit were reported.');
+    }
+  };
+  if (config.grayTimeoutBusinessDays > 0 || config.offlineAfterMs > 0) {
+    minuteTimer = setInterval(() => {
+      minuteRun = minuteChecks().catch((err: unknown) => log.error({ err }, 'The gray → white or offline check failed; the next one retries.'));
+    }, MINUTE_CHECKS_INTERVAL_MS);
+    minuteTimer.unref();
+  }
+  return {
+    notifier,
+    async stop() {
+      if (minuteTimer !== undefined) clearInterval(minuteTimer);
+      await minuteRun;
+      await notifier.stop();
+      transport?.close();
+    },
+  };
+}

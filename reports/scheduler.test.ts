@@ -1,0 +1,63 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createManualClock } from '../core/clock.js';
+import { createSilentLogger } from '../core/logger.js';
+import { openHotStore, type HotStore } from '../storage/index.js';
+import type { PdfRenderer } from './pdf.js';
+import { createReportScheduler } from './scheduler.js';
+
+const jst = (iso: string): number => Date.parse(`${iso}+09:00`);
+
+/** Records the HTML it was given; the PDF itself is tested in reports.test.ts with Chromium. */
+function fakePdf(): PdfRenderer & { rendered: string[] } {
+  const rendered: string[] = [];
+  return { rendered, render: async (html) => (rendered.push(html), Buffer.from('%PDF-fake')), close: async () => undefined };
+}
+
+describe('report scheduler', () => {
+  let dir: string;
+  let store: HotStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-report-sched-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('makes each period report once, at the JST period start, and an incident report per black alert, remade after a comment', async () => {
+    await store.tenants.create({ supportId: 'TA', name: 'A', now: jst('2026-09-01T00:00:00') });
+    const black = { id: 'al_b', tmid: 'D1', supportId: 'TA', computer: 'PC', sha256: 'a'.repeat(64), path: 'C:\\x.exe', threat: 'T', engine: 'E', action: 'blocked', detectedAt: jst('2026-10-30T09:00:00'), createdAt: jst('2026-10-30T09:00:00'), state: 'reported' as const, verdict: 'black' as const, score: 90, revision: 1, repeats: 0, openUntil: 0, isolationRequested: false };
+    await store.transaction(() => {
+      store.alerts.saveSync(black);
+      store.alerts.indexSync(black);
+      store.alerts.saveSync({ ...black, id: 'al_g', verdict: 'gray' });
+      store.alerts.indexSync({ ...black, id: 'al_g', verdict: 'gray' });
+    });
+    const clock = createManualClock(jst('2026-10-31T23:59:00'));
+    const pdf = fakePdf();
+    const s = createReportScheduler({ store, pdf, clock, logger: createSilentLogger() });
+    // Saturday 31 Oct: September and the week of 19 Oct are due (the week of 26 Oct has not ended).
+    expect((await s.runOnce()).generated.sort()).toEqual(['rp_TA_incident_al_b', 'rp_TA_monthly_2026-09', 'rp_TA_weekly_2026-W43']);
+    expect((await s.runOnce()).generated).toEqual([]);
+    clock.set(jst('2026-11-01T00:00:30'));
+    expect((await s.runOnce()).generated).toEqual(['rp_TA_monthly_2026-10']);
+    clock.set(jst('2026-11-02T00:00:30'));
+    expect((await s.runOnce()).generated).toEqual(['rp_TA_weekly_2026-W44']);
+    await store.alerts.addComment({ alertId: 'al_b', at: clock.now(), author: 'op', text: '詳細分析を追記' });
+    clock.advance(1000);
+    expect((await s.runOnce()).generated).toEqual(['rp_TA_incident_al_b']);
+    expect(pdf.rendered.at(-1)).toContain('詳細分析を追記');
+    // Newest period start first.
+    expect(store.periodicReports.listTenant('TA').map((r) => r.id)).toEqual([
+      'rp_TA_incident_al_b',
+      'rp_TA_weekly_2026-W44',
+      'rp_TA_weekly_2026-W43',
+      'rp_TA_monthly_2026-10',
+      'rp_TA_monthly_2026-09',
+    ]);
+  });
+});

@@ -1,0 +1,105 @@
+/**
+ * The report scheduler the server runs: every `checkIntervalMs` it makes the
+ * reports that are due and missing: each tenant's monthly report once the
+ * JST month has ended, the weekly one once the JST week (Monday 00:00) has,
+ * and an incident report for every reported alert whose effective verdict
+ * is black (made again when an analyst, the engine or the customer added
+ * something since). It also sweeps reports past their 13 months. Report ids
+ * are deterministic, so a restart or a second tick never duplicates one.
+ */
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { HotStore } from '../storage/index.js';
+import { generateIncidentReport, generatePeriodicReport, reportId } from './generate.js';
+import type { PdfRenderer } from './pdf.js';
+import { previousPeriod } from './periods.js';
+
+export interface ReportSchedulerOptions {
+  store: HotStore;
+  pdf: PdfRenderer;
+  clock: Clock;
+  logger: Logger;
+  /** How often to look for due reports, ms (default 60 000). */
+  checkIntervalMs?: number;
+  /** Black alerts older than this get no new incident report, ms (default 35 days). */
+  incidentLookBackMs?: number;
+  /** Which periodic reports to make (default both). */
+  kinds?: ('monthly' | 'weekly')[];
+}
+
+export interface ReportRound {
+  generated: string[];
+  swept: number;
+}
+
+export interface ReportScheduler {
+  /** One round now (what the timer runs). */
+  runOnce(): Promise<ReportRound>;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export function createReportScheduler(options: ReportSchedulerOptions): ReportScheduler {
+  const { store, clock } = options;
+  const log = options.logger.child({ component: 'report-scheduler' });
+  const kinds = options.kinds ?? ['monthly', 'weekly'];
+  const lookBack = options.incidentLookBackMs ?? 35 * 86_400_000;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<unknown> = Promise.resolve();
+
+  /** The last time anything an incident report prints changed. */
+  const lastChange = (alertId: string): number => {
+    const view = store.alerts.view(alertId);
+    if (view === undefined) return 0;
+    const times = [view.alert.createdAt, ...view.verdicts.map((v) => v.at), ...view.comments.map((c) => c.at), ...store.answers.of(alertId).map((a) => a.at)];
+    return Math.max(...times);
+  };
+
+  async function runOnce(): Promise<ReportRound> {
+    const now = clock.now();
+    const ctx = { store, pdf: options.pdf, clock };
+    const generated: string[] = [];
+    for (const supportId of store.tenants.ids()) {
+      for (const kind of kinds) {
+        const period = previousPeriod(kind, now);
+        // A tenant created after the period has nothing to report for it.
+        const tenant = store.tenants.get(supportId);
+        if (tenant === undefined || tenant.createdAt >= period.end) continue;
+        if (store.periodicReports.get(reportId(supportId, kind, period.label)) !== undefined) continue;
+        generated.push((await generatePeriodicReport(ctx, supportId, period)).id);
+      }
+    }
+    for (const a of store.alerts.scanAll()) {
+      if (a.createdAt < now - lookBack) break;
+      if (a.verdict !== 'black' || a.state !== 'reported') continue;
+      const existing = store.periodicReports.get(reportId(a.supportId, 'incident', a.id));
+      if (existing !== undefined && existing.createdAt >= lastChange(a.id)) continue;
+      const r = await generateIncidentReport(ctx, a.id);
+      if (r !== undefined) generated.push(r.id);
+    }
+    const swept = await store.periodicReports.sweep(now);
+    if (generated.length > 0 || swept > 0) log.info({ generated: generated.length, swept }, 'Reports generated and expired ones swept.');
+    return { generated, swept };
+  }
+
+  return {
+    runOnce,
+    start() {
+      const interval = options.checkIntervalMs ?? 60_000;
+      const loop = (): void => {
+        running = runOnce()
+          .catch((err: unknown) => log.error({ err }, 'A report round failed; the next one retries.'))
+          .finally(() => {
+            if (timer !== undefined) timer = setTimeout(loop, interval);
+          });
+      };
+      timer = setTimeout(loop, 0);
+    },
+    async stop() {
+      const t = timer;
+      timer = undefined;
+      if (t !== undefined) clearTimeout(t);
+      await running;
+    },
+  };
+}
