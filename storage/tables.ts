@@ -12,7 +12,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, QuickReport, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type {
   AlertComment,
@@ -70,6 +70,12 @@ export interface Tables {
   readonly users: Database<UserRecord, string>;
   readonly sessions: Database<SessionRecord, string>;
   readonly audit: Database<AuditRecord, [number, string]>;
+  readonly detections: Database<SigmaDetection, string>;
+  readonly tenantDetections: Database<string, [string, number, string]>;
+  readonly deviceDetections: Database<string, [string, number, string]>;
+  readonly detectionsByTime: Database<string, [number, string]>;
+  readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
+  readonly sigmaTenants: Database<SigmaTenantSettings, string>;
 }
 
 /**
@@ -126,5 +132,11 @@ export function openTables(options: TablesOptions): Tables {
     users: root.openDB('users', {}),
     sessions: root.openDB('sessions', {}),
     audit: root.openDB('audit', {}),
+    detections: root.openDB('detections', {}),
+    tenantDetections: root.openDB('tenant-detections', {}),
+    deviceDetections: root.openDB('device-detections', {}),
+    detectionsByTime: root.openDB('detections-by-time', {}),
+    detectionDedup: root.openDB('detection-dedup', {}),
+    sigmaTenants: root.openDB('sigma-tenants', {}),
   };
 }
