@@ -44,6 +44,7 @@ export interface HuntResult {
   supportId: string;
   sinceMs: number;
   rules: number;
+  /** Batches read (a batch both archived and hot counts once). */
   batches: number;
   events: number;
   hits: HuntHit[];
@@ -60,12 +61,14 @@ export function runSigmaHunt(options: HuntOptions): HuntResult {
   const hits: HuntHit[] = [];
   const byRule: Record<string, number> = {};
   let events = 0;
-  const progress = readTenantTrails(
+  let batches = 0;
+  readTenantTrails(
     options.store,
     options.dataDir,
     options.supportId,
     options.sinceMs,
     (batch) => {
+      batches++;
       let state = states.get(batch.tmid);
       if (state === undefined) states.set(batch.tmid, (state = new DeviceState(DEFAULT_DEVICE_LIMITS)));
       current = state;
@@ -88,5 +91,5 @@ export function runSigmaHunt(options: HuntOptions): HuntResult {
     },
     options.onProgress,
   );
-  return { supportId: options.supportId, sinceMs: options.sinceMs, rules: options.rules.length, batches: progress.done, events, hits, byRule };
+  return { supportId: options.supportId, sinceMs: options.sinceMs, rules: options.rules.length, batches, events, hits, byRule };
 }
