@@ -35,6 +35,8 @@ Usage:
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
   kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
+  kiseki sigma detections --tenant S [--device TMID] [--rule ID] [--since D] [--json]
+  kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
@@ -331,6 +333,12 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'sigma': {
+      if (rest[0] === 'hunt' || rest[0] === 'detections') {
+        const config = loadConfig(configFromEnv(process.env), { dataDir: peekDataDir(rest) });
+        const { runSigmaStoreCommand } = await import('../engine/sigma-hunt-cli.js');
+        process.exitCode = await runSigmaStoreCommand(rest, { stdout: process.stdout, stderr: process.stderr, dataDir: config.dataDir });
+        return;
+      }
       const { runSigmaCommand } = await import('../engine/sigma/cli.js');
       process.exitCode = await runSigmaCommand(rest);
       return;

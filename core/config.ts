@@ -156,6 +156,19 @@ const configSchema = z
         chromiumPath: z.string(),
       })
       .strict(),
+    /** Sigma rules in the shards (docs/SIGMA.md). */
+    sigma: z
+      .object({
+        /** Off: the shards match no Sigma rule (the benchmark's baseline). */
+        enabled: z.boolean(),
+        /** The default pack shipped in engine/sigma/rules/. */
+        defaultPack: z.boolean(),
+        /** A directory of Sigma rules loaded besides the default pack (a customer's own, SigmaHQ's tree). */
+        dir: z.string().min(1).optional(),
+        /** How often each shard checks the rule directories for changes and reloads them. */
+        reloadIntervalMs: z.number().int().min(100),
+      })
+      .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
     health: z
       .object({
@@ -265,6 +278,7 @@ export const DEFAULTS: Config = {
     offlineAfterMs: 24 * 3600_000,
   },
   reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '' },
+  sigma: { enabled: true, defaultPack: true, reloadIntervalMs: 5_000 },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -308,6 +322,9 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'http.requestTimeoutMs', env: 'KISEKI_HTTP_REQUEST_TIMEOUT_MS', type: 'integer' },
   { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
+  { path: 'sigma.enabled', env: 'KISEKI_SIGMA_ENABLED', type: 'boolean' },
+  { path: 'sigma.defaultPack', env: 'KISEKI_SIGMA_DEFAULT_PACK', type: 'boolean' },
+  { path: 'sigma.dir', env: 'KISEKI_SIGMA_DIR', flag: 'sigma', type: 'string' },
   { path: 'storage.mapSizeBytes', env: 'KISEKI_MAP_SIZE_BYTES', type: 'integer' },
   { path: 'storage.verifyRecentBatches', env: 'KISEKI_VERIFY_RECENT_BATCHES', type: 'integer' },
   { path: 'export.closeGraceMs', env: 'KISEKI_EXPORT_CLOSE_GRACE_MS', type: 'integer' },

@@ -208,8 +208,69 @@ export interface QuickReport {
   executed: boolean;
   sections: ReportSection[];
   rules: RuleHit[];
+  /**
+   * Sigma rules that fired on a process of the report's tree (the detected
+   * process's chain and descendants): stored detections, oldest first.
+   * Absent on reports made before Sigma ran in the shards.
+   */
+  sigma?: SigmaReportHit[];
   score: number;
   verdict: Verdict;
+}
+
+/** The Sigma severities: `level` critical → Critical, high → Serious, medium → Medium, low / informational → Information. */
+export type SigmaSeverity = 'Critical' | 'Serious' | 'Medium' | 'Information';
+
+/** A Sigma rule that fired in a quick report's process tree ("rules that fired"). */
+export interface SigmaReportHit {
+  detectionId: string;
+  ruleId: string;
+  title: string;
+  level: string;
+  severity: SigmaSeverity;
+  tags: string[];
+  /** The process the matched event belongs to. */
+  pg: string;
+  image: string;
+  event: EvidenceRef;
+}
+
+/**
+ * A stored Sigma detection: one rule that matched one trail event, with the
+ * device and the process. Deduplicated per device + rule + process for 72 h
+ * (later matches count as `repeats` of the first).
+ */
+export interface SigmaDetection {
+  /** `sd_` + 24 hex of SHA-256(tmid:seq:ruleId): a replay produces the same id. */
+  id: string;
+  supportId: string;
+  tmid: string;
+  computer: string;
+  ruleId: string;
+  title: string;
+  level: string;
+  severity: SigmaSeverity;
+  tags: string[];
+  /** The rule's author (DRL 1.1 asks that messages based on a match keep it). */
+  author: string;
+  /** Batch of the device's log holding the matched event, and the event itself. */
+  lsn: number;
+  event: EvidenceRef;
+  /** The acting process (its GUID, '' when the event has none) and its image. */
+  pg: string;
+  image: string;
+  /** Endpoint time of the matched event, ms. */
+  at: number;
+  /** Server time it was stored, ms. */
+  createdAt: number;
+  repeats: number;
+  lastRepeatAt?: number;
+}
+
+/** A tenant's Sigma settings: the whole pack on or off, and rules turned off by id. */
+export interface SigmaTenantSettings {
+  enabled: boolean;
+  disabledRules: string[];
 }
 
 export type AlertState = 'reported' | 'suppressed' | 'tuning';

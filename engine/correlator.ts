@@ -18,10 +18,11 @@ import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent
 import type { Clock } from '../core/clock.js';
 import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
-import { buildQuickReport, reportFingerprint, reportProcessSet } from './report-builder.js';
+import { buildQuickReport, reportFingerprint, reportProcessSet, type SigmaHitsReader } from './report-builder.js';
 import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
 import { DEFAULT_RULES } from './rules/default-rules.js';
 import type { RuleSet } from './rules/rule-types.js';
+import type { SigmaFlushUnit, SigmaStage, StoreWrite } from './sigma-stage.js';
 import type { ThreatIntel } from './threat-intel.js';
 
 export const DEDUP_WINDOW_MS = 72 * 3600 * 1000;
@@ -40,6 +41,8 @@ export interface CorrelatorOptions {
   onAlert?: (alert: AlertRecord, batchRecvAt: number | undefined) => void;
   /** Called when a command for a device is queued (delivered once the flush stored it). */
   onCommand?: (tmid: string) => void;
+  /** Sigma rules matched on every event processed in full (engine/sigma-stage.ts); absent: none. */
+  sigma?: SigmaStage;
 }
 
 interface OpenAlert {
@@ -113,6 +116,10 @@ export class Correlator {
   private readonly pendingDedup = new Map<string, { alertId: string; at: number }>();
   private readonly pendingExceptions = new Map<string, ExceptionEntry[]>();
   readonly stats = { alerts: 0, suppressed: 0, deduplicated: 0, revisions: 0 };
+  private readonly sigma: SigmaStage | undefined;
+  private readonly queueWrite = (put: StoreWrite): void => {
+    this.writes.push({ db: 'other', put });
+  };
 
   constructor(options: CorrelatorOptions) {
     this.store = options.store;
@@ -124,6 +131,7 @@ export class Correlator {
     this.limits = options.deviceLimits ?? DEFAULT_DEVICE_LIMITS;
     this.onAlert = options.onAlert;
     this.onCommand = options.onCommand;
+    this.sigma = options.sigma;
   }
 
   devicesInMemory(): number {
@@ -232,9 +240,13 @@ export class Correlator {
     this.remember(lsn, events);
     const detections: TrailEvent[] = [];
     let lastTs = 0;
+    // Sigma runs on events processed in full only: a state replay's detections are already stored.
+    const sigma = mode === 'full' ? this.sigma : undefined;
+    const device = sigma === undefined ? undefined : { tmid, supportId: entry.supportId, computer: entry.computer, state: entry.state };
     for (const e of events) {
       if (typeof e !== 'object' || e === null || typeof e.k !== 'string') continue;
       entry.state.apply(e, lsn);
+      if (device !== undefined) sigma!.onEvent(device, e, lsn, this.queueWrite);
       if (typeof e.ts === 'number' && e.ts > lastTs) lastTs = e.ts;
       if (e.k === 'av.detect' && mode === 'full') detections.push(e);
     }
@@ -312,6 +324,7 @@ export class Correlator {
       readBatch: this.readBatch,
       rules: this.rules,
       intel: this.intel,
+      ...this.sigmaHitsOf(tmid),
     });
     const tuning = policy.tuningUntil !== null && now < policy.tuningUntil;
     const alert: AlertRecord = { ...base, state: tuning ? 'tuning' : 'reported', verdict: report.verdict, score: report.score, revision: 1 };
@@ -330,6 +343,12 @@ export class Correlator {
     });
     this.stats.alerts++;
     this.onAlert?.(this.alert(alertId)!, batchRecvAt);
+  }
+
+  /** The report's "rules that fired" reader, when Sigma runs. */
+  private sigmaHitsOf(tmid: string): { sigmaHits?: SigmaHitsReader } {
+    const sigma = this.sigma;
+    return sigma === undefined ? {} : { sigmaHits: (pgs, from, to) => sigma.hitsFor(tmid, pgs, from, to) };
   }
 
   private indexAlert(a: AlertRecord): void {
@@ -415,6 +434,7 @@ export class Correlator {
       readBatch: this.readBatch,
       rules: this.rules,
       intel: this.intel,
+      ...this.sigmaHitsOf(tmid),
     });
     const fingerprint = reportFingerprint(report);
     open.pgs = reportProcessSet(report);
@@ -485,6 +505,7 @@ export class Correlator {
       alerts: new Map(this.pendingAlerts),
       dedup: new Map(this.pendingDedup),
       exceptions: new Map(this.pendingExceptions),
+      sigma: this.sigma?.capture(),
     };
     this.writes = [];
     return unit;
@@ -527,6 +548,7 @@ export class Correlator {
     for (const [k, v] of unit.alerts) if (this.pendingAlerts.get(k) === v) this.pendingAlerts.delete(k);
     for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
     for (const [k, v] of unit.exceptions) if (this.pendingExceptions.get(k) === v) this.pendingExceptions.delete(k);
+    if (unit.sigma !== undefined) this.sigma?.release(unit.sigma);
   }
 }
 
@@ -536,4 +558,5 @@ export interface FlushUnit {
   alerts: Map<string, AlertRecord>;
   dedup: Map<string, { alertId: string; at: number }>;
   exceptions: Map<string, ExceptionEntry[]>;
+  sigma: SigmaFlushUnit | undefined;
 }

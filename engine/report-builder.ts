@@ -11,6 +11,7 @@ import type {
   QuickReport,
   ReportSection,
   ReportSectionId,
+  SigmaReportHit,
   TrailEvent,
 } from '../core/contracts.js';
 import { count } from '../core/plural.js';
@@ -34,7 +35,12 @@ export interface DetectionContext {
   readBatch: BatchReader;
   rules: CompiledRuleSet;
   intel: ThreatIntel;
+  /** Sigma detections of the device on the report's process tree ("rules that fired"); absent when Sigma is off. */
+  sigmaHits?: SigmaHitsReader;
 }
+
+/** The stored Sigma detections of a device on processes `pgs` (folded GUIDs), endpoint time in [from, to]. */
+export type SigmaHitsReader = (pgs: ReadonlySet<string>, from: number, to: number) => SigmaReportHit[];
 
 export const SECTION_TITLES: Record<ReportSectionId, string> = {
   origin: '1. How the file came to be',
@@ -287,6 +293,19 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     dnsNames: state.dns,
   });
 
+  // Rules that fired: Sigma detections on any process of the tree (chain, the detected process, descendants)
+  // from the look-back to now. The verdict does not weigh them yet (the verdict model's own issue).
+  let sigma: SigmaReportHit[] | undefined;
+  if (ctx.sigmaHits !== undefined) {
+    const tree = new Set<string>();
+    for (const s of sections) {
+      if (s.id !== 'chain' && s.id !== 'descendants') continue;
+      for (const it of s.items) if (typeof it.event.pg === 'string') tree.add(foldKey(it.event.pg));
+    }
+    if (typeof detection.pg === 'string') tree.add(foldKey(detection.pg));
+    sigma = ctx.sigmaHits(tree, detection.ts - LOOK_BACK_MS, Number.MAX_SAFE_INTEGER);
+  }
+
   return {
     alertId: ctx.alertId,
     revision: ctx.revision,
@@ -299,6 +318,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     executed,
     sections,
     rules: judgement.hits,
+    ...(sigma === undefined ? {} : { sigma }),
     score: judgement.score,
     verdict: judgement.verdict,
   };
@@ -317,5 +337,5 @@ export function reportProcessSet(report: QuickReport): Set<string> {
 
 /** A fingerprint of what a revision shows: a new revision is kept only when it changes. */
 export function reportFingerprint(report: QuickReport): string {
-  return `${report.verdict}|${report.score}|${report.rules.map((r) => r.ruleId).join(',')}|${report.sections.map((s) => s.items.length).join(',')}`;
+  return `${report.verdict}|${report.score}|${report.rules.map((r) => r.ruleId).join(',')}|${(report.sigma ?? []).map((h) => h.detectionId).join(',')}|${report.sections.map((s) => s.items.length).join(',')}`;
 }

@@ -39,6 +39,11 @@ export function renderReportText(alert: AlertRecord, report: QuickReport | undef
     lines.push(`  ${r.ruleId} (${effect}): ${r.description} [evidence ${r.evidence.map((e) => `#${e.seq}`).join(', ') || 'facts'}]`);
   }
   if (report.rules.length === 0) lines.push('  none');
+  // Sigma detections on the report's process tree (absent on reports made before Sigma ran in the shards).
+  if (report.sigma !== undefined && report.sigma.length > 0) {
+    lines.push('Sigma rules that fired on the process tree:');
+    for (const h of report.sigma) lines.push(`  ${h.severity} ${h.title} (${h.ruleId}) on ${h.image || h.pg} [evidence #${h.event.seq}]`);
+  }
   for (const s of report.sections) {
     lines.push('', `${s.title}: ${s.summary}`);
     for (const it of s.items) lines.push(describeItem(it));

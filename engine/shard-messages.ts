@@ -15,6 +15,15 @@ export interface ShardWorkerData {
   /** Endpoint ms during which later events revise a report. */
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** Sigma rules in the shard; absent: off. */
+  sigma?: ShardSigmaOptions;
+}
+
+/** Where a shard's Sigma rules come from and how often it looks for changes. */
+export interface ShardSigmaOptions {
+  defaultPack: boolean;
+  dir?: string;
+  reloadIntervalMs: number;
 }
 
 export type ToShard =

@@ -1,5 +1,5 @@
 import { encode } from '@msgpack/msgpack';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -66,5 +66,68 @@ describe('shard pool lag', () => {
     // it, and still persists that it has seen it: no wait for its 60 s snapshot round).
     await pool.drained(20);
     expect(pool.stats()).toMatchObject({ lagLsn: 0, checkpoint: 20 });
+  });
+});
+
+describe('shard pool with Sigma', () => {
+  let dir: string;
+  let store: HotStore;
+  let pool: ShardPool | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-sigma-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await pool?.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a worker loads the rule directory and stores a detection for a matching event', async () => {
+    const rulesDir = join(dir, 'rules');
+    mkdirSync(rulesDir);
+    writeFileSync(
+      join(rulesDir, 'whoami.yml'),
+      [
+        'title: Whoami run',
+        'id: 5b7b1c3e-0000-4000-8000-0000000a11ce',
+        'status: test',
+        'level: medium',
+        'logsource:',
+        '  category: process_creation',
+        '  product: windows',
+        'detection:',
+        '  selection:',
+        "    Image|endswith: '\\whoami.exe'",
+        '  condition: selection',
+        '',
+      ].join('\n'),
+    );
+    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
+    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
+    pool = createShardPool({
+      workers: 1,
+      dataDir: dir,
+      mapSizeBytes: 64 * 1024 * 1024,
+      flushIntervalMs: 10,
+      maxQueuedBatches: 64,
+      stateSnapshotIntervalMs: 60_000,
+      intelDir: join(dir, 'intel'),
+      revisionWindowMs: 60_000,
+      maxDevicesInMemory: 100,
+      sigma: { defaultPack: false, dir: rulesDir, reloadIntervalMs: 60_000 },
+      logger: createSilentLogger(),
+    });
+    await pool.start();
+    const events = encode([
+      { ts: 1000, k: 'proc.start', seq: 1, pg: '{a}', image: 'C:\\Windows\\System32\\whoami.exe', cmd: 'whoami' },
+      { ts: 1001, k: 'proc.start', seq: 2, pg: '{b}', image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd' },
+    ]);
+    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 2, n: 2, z: compress(events) } }], new Map());
+    pool.dispatch(1, device.tmid, new Uint8Array(events), 0);
+    await pool.drained(1);
+    store.refreshReads();
+    const found = [...store.detections.scanTenant('T1')];
+    expect(found.map((d) => [d.ruleId, d.severity, d.pg])).toEqual([['5b7b1c3e-0000-4000-8000-0000000a11ce', 'Medium', '{a}']]);
   });
 });

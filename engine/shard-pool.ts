@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
+import type { FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
 import { workerOf } from '../core/vshard.js';
 
 export interface ShardPoolOptions {
@@ -25,6 +25,8 @@ export interface ShardPoolOptions {
   intelDir: string;
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** Sigma rules in the shards; absent: off. */
+  sigma?: ShardSigmaOptions;
   logger: Logger;
   /** Called with the alerts each flush stored and their batch-receipt → stored latencies (ms). */
   onAlerts?: (count: number, latenciesMs: number[]) => void;
@@ -138,6 +140,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       intelDir: options.intelDir,
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
+      ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
     };
     const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
     slot.worker = worker;

@@ -11,6 +11,8 @@ import { openHotStore } from '../storage/index.js';
 import { Correlator } from './correlator.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
+import { createSigmaRuleSource } from './sigma-rules.js';
+import { SigmaStage } from './sigma-stage.js';
 import { createThreatIntel } from './threat-intel.js';
 
 const PROGRESS_EVERY = 32;
@@ -24,7 +26,12 @@ const intel = createThreatIntel(data.intelDir);
 /** Alerts created since the last flush, with their batches' receipt times. */
 let alertTimes: number[] = [];
 let commandTmids = new Set<string>();
+// Sigma: compiled once at start, again when a rule file changes (checked every reloadIntervalMs).
+const sigmaSource = data.sigma === undefined ? undefined : createSigmaRuleSource(data.sigma);
+const sigma = sigmaSource === undefined ? undefined : new SigmaStage({ store, clock: systemClock });
+if (sigma !== undefined) sigma.setMatcher(sigmaSource!.load(sigma.resolver).matcher);
 const correlator = new Correlator({
+  ...(sigma === undefined ? {} : { sigma }),
   store,
   intel,
   clock: systemClock,
@@ -119,7 +126,21 @@ const timer = setInterval(() => {
   reportProgress();
   void flush();
 }, data.flushIntervalMs);
-const intelTimer = setInterval(() => intel.reloadIfChanged(), INTEL_CHECK_MS);
+const intelTimer = setInterval(() => {
+  intel.reloadIfChanged();
+  // Tenants' Sigma settings changed through the API reach the shard within this period.
+  sigma?.refreshSettings();
+}, INTEL_CHECK_MS);
+const sigmaTimer =
+  sigmaSource === undefined || sigma === undefined
+    ? undefined
+    : setInterval(() => {
+        try {
+          if (sigmaSource.changed()) sigma.setMatcher(sigmaSource.load(sigma.resolver).matcher);
+        } catch {
+          // A directory gone or unreadable mid-edit: keep the rules loaded; the next check tries again.
+        }
+      }, data.sigma!.reloadIntervalMs);
 
 port.on('message', (msg: ToShard) => {
   try {
@@ -133,6 +154,7 @@ port.on('message', (msg: ToShard) => {
       case 'stop':
         clearInterval(timer);
         clearInterval(intelTimer);
+        if (sigmaTimer !== undefined) clearInterval(sigmaTimer);
         reportProgress();
         void (async () => {
           while (flushing !== undefined) await flushing;

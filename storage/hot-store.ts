@@ -11,6 +11,7 @@ import type { AlertRepository } from './alerts.js';
 import { createAlertRepository } from './alerts.js';
 import { createAnswerRepository, type AnswerRepository } from './answers.js';
 import { createCommandRepository, type CommandRepository } from './commands.js';
+import { createDetectionRepository, type DetectionRepository } from './detections.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
@@ -34,6 +35,8 @@ export interface HotStore {
   readonly alerts: AlertRepository;
   /** Response actions through their whole lifecycle, and isolation state. */
   readonly commands: CommandRepository;
+  /** Sigma detections, their 72 h dedup, the tenants' Sigma settings. */
+  readonly detections: DetectionRepository;
   /** The tenants' exception lists. */
   readonly exceptions: ExceptionRepository;
   /** Users, sessions and tokens, the audit log. */
@@ -94,6 +97,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     devices: createDeviceRepository(t),
     alerts: createAlertRepository(t),
     commands: createCommandRepository(t),
+    detections: createDetectionRepository(t),
     exceptions: createExceptionRepository(t),
     identity: createIdentityRepository(t),
     log: createLogRepository(t),

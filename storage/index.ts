@@ -41,6 +41,8 @@ export { newTmid } from './devices.js';
 export type { DeviceRepository } from './devices.js';
 export { dedupApplies, dedupFileKey } from './alerts.js';
 export type { AlertRepository, AlertView, AlertCursor } from './alerts.js';
+export { DEFAULT_SIGMA_SETTINGS } from './detections.js';
+export type { DetectionRepository, DetectionCursor, SigmaDedupEntry } from './detections.js';
 export { newCommandId } from './commands.js';
 export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
 export { matchException, newExceptionId } from './exceptions.js';

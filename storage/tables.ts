@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, QuickReport, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -91,6 +91,12 @@ export interface Tables {
   readonly tenantReports: Database<string, [string, number, string]>;
   readonly reportFiles: Database<Buffer, [string, string]>;
   readonly customerAnswers: Database<CustomerAnswer, [string, number, string]>;
+  readonly detections: Database<SigmaDetection, string>;
+  readonly tenantDetections: Database<string, [string, number, string]>;
+  readonly deviceDetections: Database<string, [string, number, string]>;
+  readonly detectionsByTime: Database<string, [number, string]>;
+  readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
+  readonly sigmaTenants: Database<SigmaTenantSettings, string>;
 }
 
 /**
@@ -105,7 +111,7 @@ export function openTables(options: TablesOptions): Tables {
     const path = `${options.dataDir}/${name}`;
     if (existsSync(path)) checkLmdbFile(path, name);
     try {
-      return open({ path: `${options.dataDir}/${name}`, maxDbs: 48, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
+      return open({ path: `${options.dataDir}/${name}`, maxDbs: 128, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
     } catch (cause) {
       throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open', env: name }, { cause });
     }
@@ -162,5 +168,11 @@ export function openTables(options: TablesOptions): Tables {
     tenantReports: root.openDB('tenant-reports', {}),
     reportFiles: root.openDB('report-files', { encoding: 'binary' }),
     customerAnswers: root.openDB('customer-answers', {}),
+    detections: root.openDB('detections', {}),
+    tenantDetections: root.openDB('tenant-detections', {}),
+    deviceDetections: root.openDB('device-detections', {}),
+    detectionsByTime: root.openDB('detections-by-time', {}),
+    detectionDedup: root.openDB('detection-dedup', {}),
+    sigmaTenants: root.openDB('sigma-tenants', {}),
   };
 }

@@ -19,6 +19,8 @@ export const SIGMA_USAGE = `kiseki sigma — Sigma detection rules (docs/SIGMA.m
 Usage:
   kiseki sigma list [--rules DIR] [--json]          loaded rules, refused rules with reasons
   kiseki sigma test --rules DIR --cases DIR [--json] run SigmaHQ regression cases
+  kiseki sigma detections --tenant S ...            stored detections (kiseki sigma detections --help)
+  kiseki sigma hunt --tenant S [--since D] ...      rules over stored trails (kiseki sigma hunt --help)
 
   --rules DIR   a directory of Sigma rules, searched recursively (list: default the shipped pack)
   --cases DIR   SigmaHQ regression data (info.yml + evtx_dump JSON per case)

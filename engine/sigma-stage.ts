@@ -1,0 +1,233 @@
+/**
+ * Sigma in the shards: every trail event a shard processes in full is
+ * matched against the compiled rules (engine/sigma/), inline with
+ * correlation; each hit becomes a stored detection (storage/detections.ts).
+ *
+ * Like alerts, nothing here writes to LMDB: writes are handed to the
+ * correlator's queue and commit in the shard's flush transaction, with the
+ * checkpoint, so a replay after a crash neither loses nor duplicates a
+ * detection (ids derive from device, event seq and rule). Detections of the
+ * same device, rule and process within 72 h count as repeats of the first.
+ *
+ * The process table of the device being processed answers the matcher's
+ * parent and actor fields (the `ProcessResolver` port); the resolver object
+ * is reused, so an event no rule matches allocates nothing here either.
+ */
+import { createHash } from 'node:crypto';
+import type { EvidenceRef, SigmaDetection, SigmaReportHit, TrailEvent } from '../core/contracts.js';
+import type { Clock } from '../core/clock.js';
+import type { HotStore, SigmaDedupEntry } from '../storage/index.js';
+import { foldKey, type DeviceState } from './device-state.js';
+import type { ProcessFacts, ProcessResolver, SigmaMatcher, SigmaRuleInfo } from './sigma/index.js';
+
+/** Same device, rule and process within this (endpoint ms) is a repeat of the first detection. */
+export const SIGMA_DEDUP_WINDOW_MS = 72 * 3600 * 1000;
+
+/** A write for the shard's flush transaction. */
+export type StoreWrite = (store: HotStore) => void;
+
+/** The device an event belongs to, as the correlator knows it. */
+export interface SigmaDeviceContext {
+  tmid: string;
+  supportId: string;
+  computer: string;
+  state: DeviceState;
+}
+
+/** Overlays a flush captured: dropped once the transaction committed, unless changed since. */
+export interface SigmaFlushUnit {
+  detections: Map<string, SigmaDetection>;
+  dedup: Map<string, SigmaDedupEntry>;
+}
+
+interface TenantRules {
+  enabled: boolean;
+  disabled: ReadonlySet<string>;
+}
+
+/** Counters (monotonic). */
+export interface SigmaStageStats {
+  detections: number;
+  repeats: number;
+  /** Hits dropped because the tenant turned the rule off. */
+  disabled: number;
+}
+
+/** The detection id of a rule matching one event of one device: the same on replay. */
+export function sigmaDetectionIdFor(tmid: string, seq: number, ruleId: string): string {
+  return `sd_${createHash('sha256').update(`${tmid}:${seq}:${ruleId}`).digest('hex').slice(0, 24)}`;
+}
+
+class DeviceResolver implements ProcessResolver {
+  state: DeviceState | undefined;
+  process(pg: string): ProcessFacts | undefined {
+    // ProcNode carries the proc.start fields under their trail names (image, cmd, user, ppg, pimage…).
+    return this.state?.proc(pg) as ProcessFacts | undefined;
+  }
+}
+
+export interface SigmaStageOptions {
+  store: HotStore;
+  clock: Clock;
+  /** The compiled rules; replace with `setMatcher` on reload. Undefined: Sigma off. */
+  matcher?: SigmaMatcher;
+}
+
+/** The resolver a matcher for this stage must be created with (`createSigmaMatcher(rules, { resolver })`). */
+export class SigmaStage {
+  readonly resolver: DeviceResolver = new DeviceResolver();
+  readonly stats: SigmaStageStats = { detections: 0, repeats: 0, disabled: 0 };
+  private matcher: SigmaMatcher | undefined;
+  private readonly store: HotStore;
+  private readonly clock: Clock;
+  private readonly tenants = new Map<string, TenantRules>();
+  private readonly pending = new Map<string, SigmaDetection>();
+  private readonly pendingByDevice = new Map<string, Map<string, SigmaDetection>>();
+  private readonly pendingDedup = new Map<string, SigmaDedupEntry>();
+
+  constructor(options: SigmaStageOptions) {
+    this.store = options.store;
+    this.clock = options.clock;
+    this.matcher = options.matcher;
+  }
+
+  /** Swaps the rule set (a reload); the matcher must use `this.resolver`. */
+  setMatcher(matcher: SigmaMatcher | undefined): void {
+    this.matcher = matcher;
+  }
+
+  get rules(): number {
+    return this.matcher?.rules.length ?? 0;
+  }
+
+  /** Forgets the cached tenant settings: the next event of each tenant reads them again. */
+  refreshSettings(): void {
+    this.tenants.clear();
+  }
+
+  private tenantRules(supportId: string): TenantRules {
+    let t = this.tenants.get(supportId);
+    if (t === undefined) {
+      const s = this.store.detections.settings(supportId);
+      t = { enabled: s.enabled, disabled: new Set(s.disabledRules) };
+      this.tenants.set(supportId, t);
+    }
+    return t;
+  }
+
+  /** Matches one event (already folded into `dev.state`); hits are queued through `queue`. */
+  onEvent(dev: SigmaDeviceContext, e: TrailEvent, lsn: number, queue: (w: StoreWrite) => void): void {
+    const matcher = this.matcher;
+    if (matcher === undefined) return;
+    const tenant = this.tenantRules(dev.supportId);
+    if (!tenant.enabled) return;
+    this.resolver.state = dev.state;
+    const hits = matcher.match(e, dev.supportId);
+    this.resolver.state = undefined;
+    if (hits.length === 0) return;
+    for (const rule of hits) {
+      if (tenant.disabled.has(rule.id)) {
+        this.stats.disabled++;
+        continue;
+      }
+      this.record(dev, e, lsn, rule, queue);
+    }
+  }
+
+  private detection(id: string): SigmaDetection | undefined {
+    return this.pending.get(id) ?? this.store.detections.get(id);
+  }
+
+  private put(d: SigmaDetection, queue: (w: StoreWrite) => void): void {
+    this.pending.set(d.id, d);
+    let dev = this.pendingByDevice.get(d.tmid);
+    if (dev === undefined) {
+      dev = new Map();
+      this.pendingByDevice.set(d.tmid, dev);
+    }
+    dev.set(d.id, d);
+    queue((s) => s.detections.saveSync(d));
+  }
+
+  private record(dev: SigmaDeviceContext, e: TrailEvent, lsn: number, rule: SigmaRuleInfo, queue: (w: StoreWrite) => void): void {
+    const { tmid } = dev;
+    const id = sigmaDetectionIdFor(tmid, e.seq, rule.id);
+    if (this.detection(id) !== undefined) return; // Already stored: a replay.
+    const pg = typeof e.pg === 'string' ? e.pg : '';
+    const pgKey = foldKey(pg);
+    const at = typeof e.ts === 'number' ? e.ts : 0;
+    const dedupKey = `${tmid}\u0000${rule.id}\u0000${pgKey}`;
+    const prior = this.pendingDedup.get(dedupKey) ?? this.store.detections.dedup(tmid, rule.id, pgKey);
+    if (prior !== undefined && at >= prior.at && at - prior.at < SIGMA_DEDUP_WINDOW_MS) {
+      const first = this.detection(prior.detectionId);
+      if (first !== undefined) {
+        this.put({ ...first, repeats: first.repeats + 1, lastRepeatAt: at }, queue);
+        this.stats.repeats++;
+        return;
+      }
+    }
+    const image = e.k === 'proc.start' && typeof e.image === 'string' ? e.image : (dev.state.proc(pg === '' ? undefined : pg)?.image ?? '');
+    const event: EvidenceRef = { tmid, seq: e.seq, ts: at, k: e.k };
+    const d: SigmaDetection = {
+      id,
+      supportId: dev.supportId,
+      tmid,
+      computer: dev.computer,
+      ruleId: rule.id,
+      title: rule.title,
+      level: rule.level,
+      severity: rule.severity,
+      tags: [...rule.tags],
+      author: rule.author,
+      lsn,
+      event,
+      pg,
+      image,
+      at,
+      createdAt: this.clock.now(),
+      repeats: 0,
+    };
+    const entry: SigmaDedupEntry = { detectionId: id, at };
+    this.pendingDedup.set(dedupKey, entry);
+    this.put(d, queue);
+    queue((s) => {
+      s.detections.indexSync(d);
+      s.detections.putDedupSync(tmid, rule.id, pgKey, entry);
+    });
+    this.stats.detections++;
+  }
+
+  /**
+   * The detections of a device whose process is in `pgs` (folded GUIDs) with
+   * event time in [from, to]: the quick report's "rules that fired".
+   */
+  hitsFor(tmid: string, pgs: ReadonlySet<string>, from: number, to: number): SigmaReportHit[] {
+    if (pgs.size === 0) return [];
+    const byId = new Map<string, SigmaDetection>();
+    for (const d of this.store.detections.ofDevice(tmid, from, to)) byId.set(d.id, d);
+    for (const d of this.pendingByDevice.get(tmid)?.values() ?? []) if (d.at >= from && d.at <= to) byId.set(d.id, d);
+    const out: SigmaReportHit[] = [];
+    for (const d of byId.values()) {
+      if (!pgs.has(foldKey(d.pg))) continue;
+      out.push({ detectionId: d.id, ruleId: d.ruleId, title: d.title, level: d.level, severity: d.severity, tags: d.tags, pg: d.pg, image: d.image, event: d.event });
+    }
+    return out.sort((a, b) => a.event.ts - b.event.ts || a.event.seq - b.event.seq || (a.ruleId < b.ruleId ? -1 : 1));
+  }
+
+  /** Overlays the next flush commits (called with the correlator's capture). */
+  capture(): SigmaFlushUnit {
+    return { detections: new Map(this.pending), dedup: new Map(this.pendingDedup) };
+  }
+
+  /** After the flush committed: LMDB now answers for what it wrote. */
+  release(unit: SigmaFlushUnit): void {
+    for (const [k, v] of unit.detections) {
+      if (this.pending.get(k) !== v) continue;
+      this.pending.delete(k);
+      const dev = this.pendingByDevice.get(v.tmid);
+      if (dev?.get(k) === v) dev.delete(k);
+      if (dev?.size === 0) this.pendingByDevice.delete(v.tmid);
+    }
+    for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
+  }
+}

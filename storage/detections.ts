@@ -1,0 +1,100 @@
+/**
+ * Sigma detections (engine/sigma-stage.ts stores them) and the tenants'
+ * Sigma settings. A detection is written by a shard in the same transaction
+ * as its checkpoint, so a replay after a crash neither loses nor duplicates
+ * one; the 72 h dedup per device + rule + process is an index of its own.
+ *
+ * Key layouts (kiseki.lmdb):
+ *   detections         detectionId                 -> SigmaDetection
+ *   tenant-detections  [supportId, at, id]         -> id (a tenant's detections, event time order)
+ *   device-detections  [tmid, at, id]              -> id (a device's detections, event time order)
+ *   detections-by-time [at, id]                 -> id (every detection: operators' view)
+ *   detection-dedup    [tmid, ruleId, folded pg]   -> SigmaDedupEntry (first detection)
+ *   sigma-tenants      supportId                   -> SigmaTenantSettings
+ */
+import type { SigmaDetection, SigmaTenantSettings } from '../core/contracts.js';
+import type { Tables } from './tables.js';
+
+/** The first detection of a device, rule and process, and its event time. */
+export interface SigmaDedupEntry {
+  detectionId: string;
+  at: number;
+}
+
+/** A page cursor over detections listed newest first: the last one shown. */
+export interface DetectionCursor {
+  at: number;
+  id: string;
+}
+
+/** Settings of a tenant that never set any: the pack on, no rule off. */
+export const DEFAULT_SIGMA_SETTINGS: SigmaTenantSettings = Object.freeze({ enabled: true, disabledRules: [] }) as SigmaTenantSettings;
+
+export interface DetectionRepository {
+  get(id: string): SigmaDetection | undefined;
+  count(): number;
+  /** A tenant's detections, newest event first, strictly after `after` when given. */
+  scanTenant(supportId: string, after?: DetectionCursor): Iterable<SigmaDetection>;
+  /** A device's detections with event time in [from, to], oldest first. */
+  ofDevice(tmid: string, from: number, to?: number): SigmaDetection[];
+  /** Every tenant's detections, newest event first (operators' view). */
+  scanAll(after?: DetectionCursor): Iterable<SigmaDetection>;
+  dedup(tmid: string, ruleId: string, pgKey: string): SigmaDedupEntry | undefined;
+  /** Inside `store.transaction()`: the record (new or with a repeat counted). */
+  saveSync(d: SigmaDetection): void;
+  /** Inside `store.transaction()`: tenant and device index entries of a new detection. */
+  indexSync(d: SigmaDetection): void;
+  /** Inside `store.transaction()`: the first detection of a device, rule and process. */
+  putDedupSync(tmid: string, ruleId: string, pgKey: string, entry: SigmaDedupEntry): void;
+  /** A tenant's Sigma settings (defaults when never set). */
+  settings(supportId: string): SigmaTenantSettings;
+  setSettings(supportId: string, settings: SigmaTenantSettings): Promise<void>;
+}
+
+/** The detection repository over the hot store's tables (called by openHotStore). */
+export function createDetectionRepository(t: Tables): DetectionRepository {
+  const { detections, tenantDetections, deviceDetections, detectionsByTime, detectionDedup, sigmaTenants } = t;
+  function* byIds(ids: Iterable<string>): Iterable<SigmaDetection> {
+    for (const id of ids) {
+      const d = detections.get(id);
+      if (d !== undefined) yield d;
+    }
+  }
+  function* tenantIds(supportId: string, after: DetectionCursor | undefined): Iterable<string> {
+    for (const key of tenantDetections.getKeys({ start: [supportId, after?.at ?? Infinity, after?.id ?? '\uffff'], end: [supportId], reverse: true })) {
+      if (key[2] !== after?.id) yield key[2];
+    }
+  }
+  function* allIds(after: DetectionCursor | undefined): Iterable<string> {
+    for (const key of detectionsByTime.getKeys({ start: [after?.at ?? Infinity, after?.id ?? '\uffff'], end: [-Infinity], reverse: true })) {
+      if (key[1] !== after?.id) yield key[1];
+    }
+  }
+  return {
+    get: (id) => detections.get(id),
+    count: () => detections.getCount(),
+    scanTenant: (supportId, after) => byIds(tenantIds(supportId, after)),
+    scanAll: (after) => byIds(allIds(after)),
+    ofDevice(tmid, from, to = Infinity) {
+      const ids: string[] = [];
+      for (const key of deviceDetections.getKeys({ start: [tmid, from], end: [tmid, to, '\uffff'] })) ids.push(key[2]);
+      return [...byIds(ids)];
+    },
+    dedup: (tmid, ruleId, pgKey) => detectionDedup.get([tmid, ruleId, pgKey]),
+    saveSync(d) {
+      detections.putSync(d.id, d);
+    },
+    indexSync(d) {
+      tenantDetections.putSync([d.supportId, d.at, d.id], d.id);
+      deviceDetections.putSync([d.tmid, d.at, d.id], d.id);
+      detectionsByTime.putSync([d.at, d.id], d.id);
+    },
+    putDedupSync(tmid, ruleId, pgKey, entry) {
+      detectionDedup.putSync([tmid, ruleId, pgKey], entry);
+    },
+    settings: (supportId) => sigmaTenants.get(supportId) ?? DEFAULT_SIGMA_SETTINGS,
+    async setSettings(supportId, settings) {
+      await sigmaTenants.put(supportId, { enabled: settings.enabled, disabledRules: [...new Set(settings.disabledRules)].sort() });
+    },
+  };
+}
