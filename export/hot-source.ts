@@ -78,7 +78,7 @@ export function batchInWindow(store: HotStore, lsn: number, fromMs: number, toMs
   if (rec === undefined || rec.recvAt < fromMs || rec.recvAt >= toMs) return undefined;
   // A damaged record stops the export with its lsn rather than putting changed bytes in an archive.
   if (!batchIntact(rec)) {
-    throw new KisekiError('ERR_STORAGE_DAMAGED', { env: 'log.lmdb', lsn, reason: `log.lmdb is damaged: the batch record at lsn ${lsn} fails its checksum; restore log.lmdb from a backup (docs/security/process.md)` });
+    throw new KisekiError('ERR_STORAGE_DAMAGED', { env: 'log.lmdb', lsn, reason: `log.lmdb is damaged: the batch record at lsn ${lsn} fails its checksum; restore log.lmdb from a backup (docs/SECURITY.md)` });
   }
   return { ...rec, lsn };
 }

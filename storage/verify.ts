@@ -36,7 +36,7 @@ const META_OFFSET = 24;
 
 /** What the operator should do about damage, in every ERR_STORAGE_DAMAGED. */
 const ACTION =
-  'stop here: copy the data directory aside, then restore the file from the latest backup (see docs/security/process.md); ' +
+  'stop here: copy the data directory aside, then restore the file from the latest backup (see docs/SECURITY.md); ' +
   'the raw batches of closed days are also in the cold archives';
 
 export interface VerifyOptions {

@@ -89,7 +89,7 @@ export interface ImportSummary {
  * Most events one import holds (they are sorted by time and deduplicated per
  * host before sending, so they are held until the input ends). Bounds the
  * import's memory (issue 11: it grew without bound on big inputs); measured
- * figures are in docs/security/process.md.
+ * figures are in docs/SECURITY.md.
  */
 export const MAX_IMPORT_EVENTS = 1_000_000;
 
