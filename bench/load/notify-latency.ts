@@ -12,18 +12,16 @@
  * starts (the `prepare` hook); the load itself goes through the protocol.
  */
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { SMTPServer } from 'smtp-server';
+import { parseFlags } from '../../core/cli-flags.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from './bench-paths.js';
 import { runScenario } from './runner.js';
 import { loadScenario } from './scenario.js';
 
-const { values } = parseArgs({
-  options: { scenario: { type: 'string', default: 'steady-1k' }, duration: { type: 'string' }, agents: { type: 'string' }, 'detection-rate': { type: 'string' } },
-});
+const { values } = parseFlags(process.argv.slice(2), { scenario: { type: 'string' }, duration: { type: 'number' }, agents: { type: 'number' }, 'detection-rate': { type: 'number' } });
 const paths = benchPaths();
-const base = loadScenario(values.scenario!, paths.scenariosDir);
+const base = loadScenario(values.scenario ?? 'steady-1k', paths.scenariosDir);
 const latencies: number[] = [];
 const server = new SMTPServer({
   authOptional: true,
@@ -47,9 +45,9 @@ const port = (server.server.address() as AddressInfo).port;
 process.env.KISEKI_SMTP_REQUIRE_TLS = 'false';
 const scenario = {
   ...base,
-  ...(values.duration === undefined ? {} : { durationSec: Number(values.duration) }),
-  ...(values.agents === undefined ? {} : { agents: Number(values.agents) }),
-  ...(values['detection-rate'] === undefined ? {} : { detectionRate: Number(values['detection-rate']) }),
+  ...(values.duration === undefined ? {} : { durationSec: values.duration }),
+  ...(values.agents === undefined ? {} : { agents: values.agents }),
+  ...(values['detection-rate'] === undefined ? {} : { detectionRate: values['detection-rate'] }),
   serverArgs: [...(base.serverArgs ?? []), '--smtp-host', '127.0.0.1', '--smtp-port', String(port)],
 };
 const { result, file } = await runScenario({
