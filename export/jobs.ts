@@ -11,6 +11,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DAY_MS, jstDateOf } from './collection-day.js';
 import { exportsRoot, readJson, removeStaleTemporaries, writeFileAtomic } from './layout.js';
+import { isProcessAlive } from '../core/process-alive.js';
 
 export type ExportKind = 'daily' | 'spot30' | 'spot1y';
 export type ExportStatus = 'running' | 'done' | 'failed';
@@ -159,15 +160,6 @@ export function jobOwner(): { pid: number; host: string } {
   return { pid: process.pid, host: hostname() };
 }
 
-/** True when `pid` runs on this host (EPERM: it exists under another user). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** What `recoverInterruptedJobs` did. */
 export interface JobRecovery {
@@ -189,7 +181,7 @@ export interface JobRecovery {
  * Log spots are not resumed: they are rebuilt from scratch in minutes, and a
  * half-written archive cannot be trusted.
  */
-export function recoverInterruptedJobs(dataDir: string, now: number, alive: (pid: number) => boolean = pidAlive): JobRecovery {
+export function recoverInterruptedJobs(dataDir: string, now: number, alive: (pid: number) => boolean = isProcessAlive): JobRecovery {
   const out: JobRecovery = { failed: [], tempFilesRemoved: 0 };
   const host = hostname();
   for (const job of listJobs(dataDir)) {

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isValidDay } from './collection-day.js';
+import { isProcessAlive } from '../core/process-alive.js';
 
 /** Support IDs are path components here (storage/tenants.ts enforces the same rule at creation). */
 export const SUPPORT_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -186,7 +187,7 @@ export function tryLock(path: string, now: number): (() => void) | undefined {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = readJson<{ pid: number }>(path);
-      if (holder !== undefined && holder.pid !== process.pid && isAlive(holder.pid)) return undefined;
+      if (holder !== undefined && holder.pid !== process.pid && isProcessAlive(holder.pid)) return undefined;
       if (holder !== undefined && holder.pid === process.pid) return undefined;
       rmSync(path, { force: true });
     }
@@ -194,11 +195,3 @@ export function tryLock(path: string, now: number): (() => void) | undefined {
   return undefined;
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

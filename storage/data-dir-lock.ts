@@ -19,6 +19,7 @@ import { linkSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } 
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { KisekiError } from '../core/errors.js';
+import { isProcessAlive } from '../core/process-alive.js';
 
 /** The lock file's name inside the data directory. */
 export const DATA_DIR_LOCK_FILE = 'kiseki.lock';
@@ -52,15 +53,6 @@ function startTicksOf(pid: number): number | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the pid exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function readOwner(path: string): { text: string; owner: DataDirLockOwner | undefined } | undefined {
   let text: string;
@@ -84,7 +76,7 @@ function staleReason(owner: DataDirLockOwner | undefined, text: string): string 
   if (owner === undefined) return text.trim() === '' ? 'empty lock file' : undefined;
   if (owner.host !== hostname()) return undefined;
   if (owner.pid === process.pid) return undefined;
-  if (!isAlive(owner.pid)) return `process ${owner.pid} is gone`;
+  if (!isProcessAlive(owner.pid)) return `process ${owner.pid} is gone`;
   if (owner.startTicks !== undefined) {
     const now = startTicksOf(owner.pid);
     if (now !== undefined && now !== owner.startTicks) return `pid ${owner.pid} now belongs to another process`;

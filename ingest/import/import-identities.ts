@@ -13,6 +13,7 @@
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KisekiError } from '../../core/errors.js';
+import { isProcessAlive } from '../../core/process-alive.js';
 
 export interface ImportIdentity {
   supportId: string;
@@ -80,14 +81,6 @@ export function findIdentity(identities: readonly ImportIdentity[], supportId: s
   return identities.find((i) => i.supportId === supportId && i.computer.trim().toUpperCase() === want);
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Takes the import lock of a data directory; returns its release. A lock
@@ -105,7 +98,7 @@ export function acquireImportLock(dataDir: string): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw identityFileError(path, `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
       const holder = Number(existsSync(path) ? readFileSync(path, 'utf8').trim() : NaN);
-      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && isProcessAlive(holder)) {
         throw new KisekiError('ERR_IMPORT_LOCKED', { pid: holder, reason: `another import or detect (pid ${holder}) is running on this data directory; wait for it to finish` });
       }
       rmSync(path, { force: true });
