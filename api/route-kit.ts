@@ -193,18 +193,7 @@ export function mountRoutes(app: Hono, routes: readonly Route[], deps: ApiDeps):
           body,
           from,
           token,
-          audit: async (action, target, supportId, details) => {
-            await deps.store.identity.appendAudit({
-              at: deps.clock.now(),
-              actor: actor?.id ?? 'anonymous',
-              role: actor?.role ?? 'system',
-              supportId,
-              action,
-              target,
-              from,
-              ...(details === undefined ? {} : { details }),
-            });
-          },
+          audit: (action, target, supportId, details) => auditAs(deps, actor, from, action, target, supportId, details),
         });
       } catch (err) {
         return problemFrom(c, err, deps.logger);
@@ -293,4 +282,26 @@ export function decodeCursor(cursor: string | undefined): unknown[] | undefined 
     // fall through
   }
   throw new KisekiError('ERR_VALIDATION', { field: 'cursor', reason: 'not a cursor this API issued' });
+}
+
+/** Appends an audit record for `user` (or an anonymous caller) seen from `from`. */
+export async function auditAs(
+  deps: ApiDeps,
+  user: UserRecord | undefined,
+  from: string,
+  action: string,
+  target: string,
+  supportId: string | null,
+  details?: Record<string, unknown>,
+): Promise<void> {
+  await deps.store.identity.appendAudit({
+    at: deps.clock.now(),
+    actor: user?.id ?? 'anonymous',
+    role: user?.role ?? 'system',
+    supportId,
+    action,
+    target,
+    from,
+    ...(details === undefined ? {} : { details }),
+  });
 }

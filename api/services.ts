@@ -10,33 +10,14 @@ import { setCookie } from 'hono/cookie';
 import { KisekiError } from '../core/errors.js';
 import { verifyPassword, type AlertCursor, type CommandRecord, type DeviceRecord, type EffectiveAlert, type Role, type UserRecord } from '../storage/index.js';
 import { startSpotJob, type ExportJob } from '../export/index.js';
-import { SESSION_COOKIE, type ApiDeps } from './route-kit.js';
+import { auditAs, SESSION_COOKIE, type ApiDeps } from './route-kit.js';
+
+export { auditAs };
 import { assertTenant, deviceView, scopeOf } from './routes/shared.js';
 
 /** How long a console or API session lives, ms (12 h). */
 export const SESSION_TTL_MS = 12 * 3600 * 1000;
 
-/** Appends an audit record for `user` (or an anonymous caller) seen from `from`. */
-export async function auditAs(
-  deps: ApiDeps,
-  user: UserRecord | undefined,
-  from: string,
-  action: string,
-  target: string,
-  supportId: string | null,
-  details?: Record<string, unknown>,
-): Promise<void> {
-  await deps.store.identity.appendAudit({
-    at: deps.clock.now(),
-    actor: user?.id ?? 'anonymous',
-    role: user?.role ?? 'system',
-    supportId,
-    action,
-    target,
-    from,
-    ...(details === undefined ? {} : { details }),
-  });
-}
 
 /**
  * Checks an ID and password, audits the outcome, creates a session and sets

@@ -152,44 +152,8 @@ function DashboardPage({ ui, data }: { ui: Ui; data: DashboardData }) {
         ) : null}
       </div>
       <div class="grid2">
-        <section aria-labelledby="h-threats">
-          <h2 id="h-threats">{t.topThreats}</h2>
-          <table id="top-threats">
-            <thead>
-              <tr>
-                <th scope="col">{t.threat}</th>
-                <th scope="col">{t.count}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.topThreats.map(([k, n]) => (
-                <tr>
-                  <td>{k}</td>
-                  <td>{n}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </section>
-        <section aria-labelledby="h-rules">
-          <h2 id="h-rules">{t.topRules}</h2>
-          <table id="top-rules">
-            <thead>
-              <tr>
-                <th scope="col">{t.rules}</th>
-                <th scope="col">{t.count}</th>
-              </tr>
-            </thead>
-            <tbody>
-              {data.topRules.map(([k, n]) => (
-                <tr>
-                  <td>{k}</td>
-                  <td>{n}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </section>
+        <TopTable id="top-threats" title={t.topThreats} column={t.threat} countLabel={t.count} rows={data.topThreats} />
+        <TopTable id="top-rules" title={t.topRules} column={t.rules} countLabel={t.count} rows={data.topRules} />
       </div>
     </Layout>
   );
@@ -200,5 +164,30 @@ export function mountDashboard(app: Hono, deps: ConsoleDeps): void {
   app.get(
     '/',
     page(deps, {}, ({ ui, user, deps: d }) => <DashboardPage ui={ui} data={dashboardData(d.api, user, d.api.clock.now())} />),
+  );
+}
+
+/** A top-N table (threats, rules) of the dashboard: name and count, with its own heading. */
+function TopTable(props: { id: string; title: string; column: string; countLabel: string; rows: readonly (readonly [string, number])[] }) {
+  return (
+    <section aria-labelledby={`h-${props.id}`}>
+      <h2 id={`h-${props.id}`}>{props.title}</h2>
+      <table id={props.id}>
+        <thead>
+          <tr>
+            <th scope="col">{props.column}</th>
+            <th scope="col">{props.countLabel}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {props.rows.map(([k, n]) => (
+            <tr>
+              <td>{k}</td>
+              <td>{n}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
   );
 }
