@@ -373,3 +373,45 @@ export interface CommandResultFrame {
   result?: Record<string, unknown>;
   error?: string;
 }
+
+/** Network-log formats the syslog receiver parses (seed 003: proxy, IDS, firewall). */
+export type NetworkLogFormat = 'squid' | 'suricata' | 'cef' | 'fortigate';
+
+/** What a network device did with the traffic, as its log states it. */
+export type NetworkLogAction = 'allowed' | 'blocked' | 'alert' | 'unknown';
+
+/**
+ * One parsed network-log record (proxy access, IDS alert, firewall session), owned by
+ * ingest/syslog (parsing) and storage (its key layout); read by intel matching, correlation
+ * with endpoint trails, exports and SIEM forwarding. Times are epoch milliseconds (UTC).
+ */
+export interface NetworkLogRecord {
+  supportId: string;
+  /** When the syslog message was received. */
+  receivedAt: number;
+  /** The event's own time where the line states it, else receivedAt. */
+  ts: number;
+  format: NetworkLogFormat;
+  /** The syslog sender's address. */
+  sourceAddress: string;
+  /** The syslog header's hostname / app-name where present. */
+  host?: string;
+  srcIp?: string;
+  srcPort?: number;
+  dstIp?: string;
+  dstPort?: number;
+  protocol?: string;
+  /** Domain or host name the traffic went to (proxy URL host, DNS query, TLS SNI, HTTP host). */
+  domain?: string;
+  url?: string;
+  action: NetworkLogAction;
+  /** IDS signature / firewall rule / proxy result code. */
+  signature?: string;
+  /** The device's own severity number or word, unmapped. */
+  vendorSeverity?: string;
+  bytesOut?: number;
+  bytesIn?: number;
+  user?: string;
+  /** The line as received (after syslog framing), for exports and evidence. */
+  raw: string;
+}
