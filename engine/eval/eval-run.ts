@@ -11,7 +11,6 @@
  * worker threads, no timing: the same inputs give the same report.
  */
 import { encode } from '@msgpack/msgpack';
-import { createHash } from 'node:crypto';
 import { accessSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +21,8 @@ import { KisekiError } from '../../core/errors.js';
 import { buildTrails, enrichDetection, hostKey, type HostTrail, type InputEvent } from '../../ingest/import/import-trail.js';
 import { planBatches } from '../../ingest/import/import-client.js';
 import { factsFor } from '../../ingest/import/command-support.js';
-import { mapRecord, type ImportedEvent } from '../../ingest/import/sysmon-mapper.js';
+import { detectionEvent } from '../../ingest/import/detect-command.js';
+import { mapRecord } from '../../ingest/import/sysmon-mapper.js';
 import { readRecords } from '../../ingest/import/sysmon-reader.js';
 import { expandInputs } from '../../ingest/import/evtx/evtx-source.js';
 import { openHotStore } from '../../storage/index.js';
@@ -148,9 +148,7 @@ export async function runCase(c: EvalCase, files: readonly string[], options: Ru
     }
     // The detection, exactly as `kiseki detect` builds it.
     const threat = c.threat ?? 'eval';
-    const rid = createHash('sha256').update(`detect|${deviceTmid}|${c.path.toLowerCase()}|${c.sha256 ?? ''}|${at}`).digest('hex').slice(0, 24);
-    const detection: ImportedEvent = { ts: at, k: 'av.detect', engine: 'import', threat, path: c.path, action: 'allowed', src: 'detect', rid };
-    if (c.sha256 !== undefined) detection.sha256 = c.sha256;
+    const detection = detectionEvent(deviceTmid, { path: c.path, ts: at, threat, ...(c.sha256 === undefined ? {} : { sha256: c.sha256 }) });
     enrichDetection(detection, trail.events);
     const [batch] = planBatches(deviceTmid, [detection], nextSeq);
     await commit(deviceTmid, batch!);

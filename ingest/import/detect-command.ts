@@ -39,6 +39,20 @@ function parseAt(v: string | undefined): number {
 }
 
 /**
+ * The `av.detect` event `kiseki detect` injects (engine "import", action
+ * "allowed"), with a record id derived from the device, file and time so that
+ * injecting the same detection twice is recognised. `kiseki eval` raises its
+ * detections with it too.
+ */
+export function detectionEvent(tmid: string, d: { path: string; ts: number; threat: string; sha256?: string }): ImportedEvent {
+  const sha = d.sha256?.toLowerCase();
+  const rid = createHash('sha256').update(`detect|${tmid}|${d.path.toLowerCase()}|${sha ?? ''}|${d.ts}`).digest('hex').slice(0, 24);
+  const detection: ImportedEvent = { ts: d.ts, k: 'av.detect', engine: 'import', threat: d.threat, path: d.path, action: 'allowed', src: 'detect', rid };
+  if (sha !== undefined) detection.sha256 = sha;
+  return detection;
+}
+
+/**
  * Runs `kiseki detect`; `args` are the words after `detect`. Prints one JSON
  * line: tmid, seq, ts, path, sha256, pg, alertId (and `duplicate: true`
  * when the same detection was injected before).
@@ -76,9 +90,8 @@ export async function runDetectCommand(args: string[], io: CommandIo): Promise<n
       }
       await probeServer(url);
 
-      const rid = createHash('sha256').update(`detect|${tmid}|${path.toLowerCase()}|${sha?.toLowerCase() ?? ''}|${ts}`).digest('hex').slice(0, 24);
-      const detection: ImportedEvent = { ts, k: 'av.detect', engine: 'import', threat, path, action: 'allowed', src: 'detect', rid };
-      if (sha !== undefined) detection.sha256 = sha.toLowerCase();
+      const detection = detectionEvent(tmid, { path, ts, threat, ...(sha === undefined ? {} : { sha256: sha }) });
+      const rid = detection.rid;
       // One pass over the stored trail: the process and hash of the file, and an earlier injection of the same detection.
       let earlier: Record<string, unknown> | undefined;
       const trail = (function* () {
