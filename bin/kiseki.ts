@@ -34,7 +34,7 @@ Usage:
   kiseki report --alert ID [--revision N] [--json]
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
-  kiseki eval --cases FILE [--json] [--case NAME]... [--corpus DIR]
+  kiseki eval --cases FILE [--json] [--case NAME]... [--report] [--corpus DIR]
   kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
   kiseki sigma detections --tenant S [--device TMID] [--rule ID] [--since D] [--json]
   kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]

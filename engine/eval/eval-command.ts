@@ -8,7 +8,7 @@
  * on real incidents", describes the case format.
  */
 import { COMMON_FLAGS, parseFlags, requireFlag, usageError } from '../../core/cli-flags.js';
-import type { Verdict } from '../../core/contracts.js';
+import type { QuickReport, Verdict } from '../../core/contracts.js';
 import { describeError, isKisekiError } from '../../core/errors.js';
 import { defaultCorpusDir, loadCaseFile, resolveCaseInput, type EvalCase } from './eval-cases.js';
 import { confusionMatrix, formatConfusionMatrix, type ConfusionMatrix, type GotVerdict } from './confusion.js';
@@ -16,7 +16,7 @@ import { checkFacts, describeFact } from './fact-match.js';
 import { loadEvalSigmaRules, runCase } from './eval-run.js';
 
 export const EVAL_USAGE = `Usage:
-  kiseki eval --cases FILE [--json] [--case NAME]... [--corpus DIR] [--sigma DIR] [--no-sigma] [--intel-dir DIR]
+  kiseki eval --cases FILE [--json] [--case NAME]... [--report] [--corpus DIR] [--sigma DIR] [--no-sigma] [--intel-dir DIR]
 
 Imports each labelled case's trail into a fresh temporary data directory, raises its
 detection, and compares the quick report with the case: verdict, and expected facts.
@@ -26,6 +26,7 @@ Prints per-case lines, the confusion matrix (expected × got) and the totals.
   --corpus   folder relative trail paths are resolved in (default KISEKI_SHARED_DIR/corpus,
              else ../shared/corpus beside the repository); paths beside the case file win
   --sigma    extra Sigma rules folder besides the default pack; --no-sigma: none at all
+  --report   also print each case's quick report (as \`kiseki report\` does; in --json, the report object)
   --json     one JSON object instead of text
 Exit code 0 when every verdict is right and at least 90 % of the facts are found, 1 otherwise.
 `;
@@ -50,6 +51,9 @@ export interface CaseResult {
   events: number;
   ms: number;
   error?: string;
+  /** With `report`: the quick report, as text and as stored. */
+  reportText?: string;
+  report?: QuickReport;
 }
 
 export interface EvalResult {
@@ -76,6 +80,8 @@ export interface EvaluateOptions {
   only?: readonly string[];
   sigma?: { enabled: boolean; dir?: string };
   intelDir?: string;
+  /** Keep each case's report in its result (`--report`). */
+  report?: boolean;
   /** Called after each case (progress lines). */
   onCase?: (r: CaseResult) => void;
 }
@@ -119,14 +125,14 @@ export async function evaluateCases(casesFile: string, options: EvaluateOptions 
   const sigmaRules = options.sigma?.enabled === false ? undefined : loadEvalSigmaRules(options.sigma?.dir);
   const results: CaseResult[] = [];
   for (const c of selected) {
-    const r = await evaluateOne(c, file.file, corpusDir, { ...(sigmaRules === undefined ? {} : { sigmaRules }), ...(options.intelDir === undefined ? {} : { intelDir: options.intelDir }) });
+    const r = await evaluateOne(c, file.file, corpusDir, { ...(sigmaRules === undefined ? {} : { sigmaRules }), ...(options.intelDir === undefined ? {} : { intelDir: options.intelDir }) }, options.report === true);
     results.push(r);
     options.onCase?.(r);
   }
   return summarize(results, Math.round(performance.now() - started));
 }
 
-async function evaluateOne(c: EvalCase, caseFile: string, corpusDir: string, runOptions: Parameters<typeof runCase>[2]): Promise<CaseResult> {
+async function evaluateOne(c: EvalCase, caseFile: string, corpusDir: string, runOptions: Parameters<typeof runCase>[2], keepReport: boolean): Promise<CaseResult> {
   const base = { name: c.name, device: c.device, path: c.path, expected: c.expected, factsExpected: c.facts.length };
   try {
     const files = c.files.map((f) => resolveCaseInput(caseFile, corpusDir, f));
@@ -147,6 +153,8 @@ async function evaluateOne(c: EvalCase, caseFile: string, corpusDir: string, run
       events: run.deviceEvents,
       ms: run.ms,
       ...(report === undefined ? { error: `no quick report (alert ${run.alertState ?? 'not stored'})` } : {}),
+      ...(keepReport && run.reportText !== undefined ? { reportText: run.reportText } : {}),
+      ...(keepReport && report !== undefined ? { report } : {}),
     };
   } catch (err) {
     return { ...base, got: 'none', correct: false, score: null, executed: null, originKind: null, alertId: null, factsFound: 0, missing: c.facts.map(describeFact), events: 0, ms: 0, error: errorText(err) };
@@ -164,6 +172,7 @@ export function formatCaseLine(r: CaseResult): string {
   const tail = [
     ...(r.error === undefined ? [] : [`      error: ${r.error}`]),
     ...(r.missing.length === 0 ? [] : [`      missing: ${r.missing.join('; ')}`]),
+    ...(r.reportText === undefined ? [] : ['', ...r.reportText.trimEnd().split('\n').map((l) => `      | ${l}`), '']),
   ];
   return [head, ...tail].join('\n');
 }
@@ -190,6 +199,7 @@ export async function runEvalCommand(args: string[], io: EvalIo): Promise<number
         cases: { type: 'string' },
         case: { type: 'string', multiple: true },
         json: { type: 'boolean' },
+        report: { type: 'boolean' },
         corpus: { type: 'string' },
         sigma: { type: 'string' },
         'no-sigma': { type: 'boolean' },
@@ -210,9 +220,11 @@ export async function runEvalCommand(args: string[], io: EvalIo): Promise<number
       only: (values.case as string[] | undefined) ?? [],
       sigma: { enabled: values['no-sigma'] !== true, ...(values.sigma === undefined ? {} : { dir: values.sigma as string }) },
       ...(values['intel-dir'] === undefined ? {} : { intelDir: values['intel-dir'] as string }),
+      report: values.report === true,
       ...(json ? {} : { onCase: (r: CaseResult) => io.stderr.write(`kiseki eval: ${r.name} ${r.expected} → ${r.got} (${r.ms} ms)\n`) }),
     });
-    io.stdout.write(json ? `${JSON.stringify(result)}\n` : formatEvalText(result));
+    // In JSON the report object stands for itself; its text rendering is for the text output.
+    io.stdout.write(json ? `${JSON.stringify({ ...result, cases: result.cases.map(({ reportText: _text, ...c }) => c) })}\n` : formatEvalText(result));
     return result.pass ? 0 : 1;
   } catch (err) {
     io.stderr.write(`kiseki eval: ${errorText(err)}\n`);

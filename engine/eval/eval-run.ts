@@ -27,6 +27,7 @@ import { readRecords } from '../../ingest/import/sysmon-reader.js';
 import { expandInputs } from '../../ingest/import/evtx/evtx-source.js';
 import { openHotStore } from '../../storage/index.js';
 import { alertIdForDetection, Correlator } from '../correlator.js';
+import { renderReportText } from '../report-text.js';
 import { ShardCore } from '../shard-core.js';
 import { createSigmaRuleSource } from '../sigma-rules.js';
 import { createSigmaMatcher, type CompiledRule } from '../sigma/index.js';
@@ -67,6 +68,8 @@ export interface CaseRun {
   /** The newest revision of the report, undefined when the engine made none (e.g. suppressed). */
   report: QuickReport | undefined;
   alertState: string | undefined;
+  /** The report as `kiseki report` prints it (alert header, rules, sections), when there is an alert. */
+  reportText: string | undefined;
   ms: number;
 }
 
@@ -166,6 +169,7 @@ export async function runCase(c: EvalCase, files: readonly string[], options: Ru
       alertId,
       report,
       alertState: view?.alert.state,
+      reportText: view === undefined ? undefined : renderReportText(view.alert, report, view.verdicts),
       ms: Math.round(performance.now() - started),
     };
   } finally {
