@@ -28,6 +28,8 @@ export interface ProcNode {
   pcmd: string | undefined;
   user: string | undefined;
   pid: number | undefined;
+  /** Current directory at start: relative paths on its command line resolve against it. */
+  cwd?: string;
   start: EventRef | undefined;
   end: EventRef | undefined;
   /** Child process GUIDs. */
@@ -50,6 +52,11 @@ export interface FileOrigin {
   referrerUrl: string | undefined;
   zone: number | undefined;
   firstSeen: number;
+  /** The process that last loaded the file as an image (DLL), and that load. */
+  loadedBy?: string;
+  loaded?: EventRef;
+  /** The deletion of its Zone.Identifier stream (Mark of the Web removed): evidence it came from the internet. */
+  motwDeleted?: EventRef;
 }
 
 export interface DeviceStateLimits {
@@ -72,6 +79,26 @@ export interface DeviceSnapshot {
   files: FileOrigin[];
   dns: [string, string][];
   removableDrives: string[];
+  /** Device-wide persistence events (service installs, scheduled tasks); absent in older snapshots. */
+  persistence?: EventRef[];
+}
+
+/** Extension kinds from the Security / System fallbacks that install persistence device-wide (no acting process). */
+export const PERSISTENCE_KINDS: ReadonlySet<string> = new Set(['service.install', 'service.config', 'task.create']);
+const MAX_PERSISTENCE = 64;
+
+/**
+ * Folders only Windows or an administrator's installer writes: a DLL loaded
+ * from anywhere else is remembered (it may be a payload or a side-load), one
+ * from here is not (every process loads hundreds).
+ */
+const SYSTEM_FOLDER = /^[a-z]:\\(windows\\(system32|syswow64|winsxs|microsoft\.net|assembly|systemapps|servicing)\\|program files( \(x86\))?\\)/i;
+
+/** True for paths outside the folders only Windows or installers write (user profiles, ProgramData, temp, roots of drives, shares). */
+export function isUserWritablePath(path: string): boolean {
+  if (path.startsWith('\\\\')) return true;
+  if (!/^[a-z]:\\/i.test(path)) return false;
+  return !SYSTEM_FOLDER.test(path) && !/^[a-z]:\\windows\\[^\\]+$/i.test(path);
 }
 
 /** Lower-case key for Windows paths and GUIDs: they keep their case but compare case-insensitively. */
@@ -122,6 +149,8 @@ export class DeviceState {
   readonly dns = new Map<string, string>();
   /** Drive letters (e.g. "E:") of connected removable devices. */
   readonly removableDrives = new Set<string>();
+  /** Device-wide persistence events (PERSISTENCE_KINDS), newest last, bounded. */
+  readonly persistence: EventRef[] = [];
   private readonly limits: DeviceStateLimits;
 
   constructor(limits: DeviceStateLimits = DEFAULT_DEVICE_LIMITS, snapshot?: DeviceSnapshot) {
@@ -131,11 +160,18 @@ export class DeviceState {
       for (const f of snapshot.files) this.files.set(foldKey(f.path), f);
       for (const [ip, name] of snapshot.dns) this.dns.set(ip, name);
       for (const d of snapshot.removableDrives) this.removableDrives.add(d);
+      for (const r of snapshot.persistence ?? []) this.persistence.push(r);
     }
   }
 
   snapshot(): DeviceSnapshot {
-    return { procs: [...this.procs.values()], files: [...this.files.values()], dns: [...this.dns], removableDrives: [...this.removableDrives] };
+    return {
+      procs: [...this.procs.values()],
+      files: [...this.files.values()],
+      dns: [...this.dns],
+      removableDrives: [...this.removableDrives],
+      ...(this.persistence.length === 0 ? {} : { persistence: [...this.persistence] }),
+    };
   }
 
   proc(pg: string | undefined): ProcNode | undefined {
@@ -261,6 +297,8 @@ export class DeviceState {
         p.pcmd = keep(p.pcmd, e.pcmd);
         p.user = keep(p.user, e.user);
         p.pid = num(e.pid) ?? p.pid;
+        const cwd = keep(p.cwd, e.cwd);
+        if (cwd !== undefined) p.cwd = cwd;
         p.start = ref;
         if (p.ppg !== undefined) {
           const parent = this.touchProc(p.ppg, lsn, ts);
@@ -324,6 +362,33 @@ export class DeviceState {
         }
         return;
       }
+      case 'file.delete': {
+        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        const path = typeof e.path === 'string' ? e.path : '';
+        const motw = /:Zone\.Identifier(:\$DATA)?$/i.exec(path);
+        // Deleting the Mark of the Web (Unblock-File, streams -d) is evidence the file came from the internet.
+        if (motw !== null && motw.index > 0) this.touchFile(path.slice(0, motw.index), ts).motwDeleted = ref;
+        return;
+      }
+      case 'image.load': {
+        if (pg === undefined) return;
+        const p = this.touchProc(pg, lsn, ts);
+        const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
+        if (path === undefined) return;
+        // A process's own image load carries the signature its start event lacks (Sysmon 1 has none).
+        if (p.signer === undefined && p.sig === undefined && p.image !== '' && foldKey(p.image) === foldKey(path)) {
+          p.signer = str(e.signer);
+          p.sig = str(e.sig);
+          return;
+        }
+        if (e.sig !== 'trusted' || isUserWritablePath(path)) {
+          const f = this.touchFile(path, ts);
+          f.loadedBy = p.pg;
+          f.loaded = ref;
+          f.sha256 = keep(f.sha256, e.sha256);
+        }
+        return;
+      }
       case 'usb.connect':
       case 'usb.disconnect': {
         const drive = str(e.drive);
@@ -334,6 +399,10 @@ export class DeviceState {
         return;
       }
       default:
+        if (PERSISTENCE_KINDS.has(e.k)) {
+          this.persistence.push(ref);
+          if (this.persistence.length > MAX_PERSISTENCE) this.persistence.shift();
+        }
         // Every other kind with an acting process is indexed by its batch for the report's sections.
         if (pg !== undefined) this.touchProc(pg, lsn, ts);
     }
