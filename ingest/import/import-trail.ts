@@ -9,6 +9,7 @@
  * exists reads wrong. Events keep their own `ts`; only their order changes.
  */
 import type { ImportedEvent } from './sysmon-mapper.js';
+import { FALLBACK_FIELD, synthesizedGuid } from './windows-fallback.js';
 
 /** One mapped record, with its position in the input (the tie-breaker of the sort). */
 export interface InputEvent {
@@ -138,6 +139,47 @@ function orderKeys(events: InputEvent[]): Map<InputEvent, { key: number; rank: n
   return keys;
 }
 
+/**
+ * The Security fallbacks of one host (windows-fallback.ts): on a host with
+ * Sysmon they go back to their raw `security.<id>` kind (Sysmon already
+ * recorded the same facts); without Sysmon, each 4688's parent is the latest
+ * process started earlier with its creator PID, and every other fallback
+ * event's acting process the latest started with its PID.
+ */
+export function linkFallbackProcesses(host: string, events: readonly ImportedEvent[]): void {
+  const fallbacks = events.filter((e) => e[FALLBACK_FIELD] === true);
+  if (fallbacks.length === 0) return;
+  const hasSysmon = events.some((e) => e.src.startsWith('sysmon:'));
+  if (hasSysmon) {
+    for (const e of fallbacks) {
+      e.k = `security.${e.src.slice(e.src.indexOf(':') + 1)}`;
+      delete e[FALLBACK_FIELD];
+    }
+    return;
+  }
+  const byTime = [...fallbacks].sort((a, b) => a.ts - b.ts || (a.k === 'proc.start' ? -1 : 0) - (b.k === 'proc.start' ? -1 : 0));
+  const byPid = new Map<number, ImportedEvent>();
+  for (const e of byTime) {
+    delete e[FALLBACK_FIELD];
+    if (e.k === 'proc.start') {
+      const ppid = typeof e.ppid === 'number' ? e.ppid : undefined;
+      if (ppid !== undefined) {
+        const parent = byPid.get(ppid);
+        // Unknown parent (started before the log begins): one GUID per host and PID, so its children share it.
+        e.ppg = parent?.pg ?? synthesizedGuid(host, ppid, 0);
+        if (e.pimage === undefined && typeof parent?.image === 'string') e.pimage = parent.image;
+        if (e.pcmd === undefined && typeof parent?.cmd === 'string') e.pcmd = parent.cmd;
+      }
+      if (typeof e.pid === 'number') byPid.set(e.pid, e);
+      continue;
+    }
+    if (e.pg === undefined && typeof e.pid === 'number') {
+      const proc = byPid.get(e.pid);
+      if (proc !== undefined) e.pg = proc.pg;
+    }
+  }
+}
+
 /** Groups mapped records by host and builds each host's trail (see the file comment). */
 export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const hosts = new Map<string, { computer: string; events: InputEvent[]; seen: Set<string>; duplicates: number }>();
@@ -158,6 +200,7 @@ export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const trails: HostTrail[] = [];
   for (const h of hosts.values()) {
     const { kept, merged } = mergeDefender(h.events);
+    linkFallbackProcesses(h.computer, kept.map((x) => x.event));
     const keys = orderKeys(kept);
     kept.sort((a, b) => {
       const ka = keys.get(a)!;
