@@ -34,6 +34,7 @@ Usage:
   kiseki report --alert ID [--revision N] [--json]
   kiseki import sysmon --tenant S [--computer NAME] [--url ws://127.0.0.1:9100/agent/v1] FILE...
   kiseki detect --tenant S --tmid T --path P [--sha256 H] [--at TIME]
+  kiseki eval --cases FILE [--json] [--case NAME]... [--corpus DIR]
   kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
   kiseki sigma detections --tenant S [--device TMID] [--rule ID] [--since D] [--json]
   kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]
@@ -363,6 +364,12 @@ async function main(argv: string[]): Promise<void> {
       const { runImportCommand, runDetectCommand } = await import('../ingest/import/index.js');
       const io = { dataDir: config.dataDir, stdout: process.stdout, stderr: process.stderr };
       process.exitCode = command === 'import' ? await runImportCommand(rest, io) : await runDetectCommand(rest, io);
+      return;
+    }
+    case 'eval': {
+      // In-process, in temporary data directories: no server, no --data.
+      const { runEvalCommand } = await import('../engine/eval/index.js');
+      process.exitCode = await runEvalCommand(rest, { stdout: process.stdout, stderr: process.stderr });
       return;
     }
     case undefined:

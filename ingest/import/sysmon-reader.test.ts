@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import yazl from 'yazl';
 import { KisekiError } from '../../core/errors.js';
-import { jsonDepthExceeds, MAX_LINE_CHARS, maxExpandedBytes, readRecords, type ReadItem } from './sysmon-reader.js';
+import { jsonDepthExceeds, MAX_LINE_CHARS, maxExpandedBytes, readRecords, trimAfterEndRecord, type ReadItem } from './sysmon-reader.js';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url));
 
@@ -78,6 +78,21 @@ describe('readRecords', () => {
     const items = await readAll(path);
     expect(items.filter((i) => i.ok).map((i) => i.ok && i.record.n)).toEqual([1, 2, 3]);
     expect(items.filter((i) => !i.ok)).toEqual([{ ok: false, file: `${path}!dataset/host2.json.gz`, line: 2, reason: 'invalid_json' }]);
+  });
+
+  // A real export (an OTRF dataset zip) ends with a stray newline after the end record: unzip reads it, so must we.
+  it('reads a zip with bytes appended after its end record, and still refuses a zip cut short', async () => {
+    const path = join(dir, 'tail.zip');
+    await zip(path, [['dataset/host1.json', Buffer.from('{"n":1}\n{"n":2}\n')]]);
+    const whole = readFileSync(path);
+    writeFileSync(path, Buffer.concat([whole, Buffer.from('\n')]));
+    const items = await readAll(path);
+    expect(items.filter((i) => i.ok).map((i) => i.ok && i.record.n)).toEqual([1, 2]);
+    expect(trimAfterEndRecord(Buffer.concat([whole, Buffer.from('\n')]))?.length).toBe(whole.length);
+    expect(trimAfterEndRecord(whole)).toBeUndefined();
+    const cut = join(dir, 'cut.zip');
+    writeFileSync(cut, whole.subarray(0, whole.length - 10));
+    await expect(readAll(cut)).rejects.toMatchObject({ code: 'ERR_INPUT_UNREADABLE' });
   });
 
   it('fails clearly on a missing file, a truncated gzip and a broken zip', async () => {

@@ -16,7 +16,7 @@
  * (ERR_INPUT_TOO_LARGE).
  */
 import { createReadStream, statSync } from 'node:fs';
-import { open as openFile } from 'node:fs/promises';
+import { open as openFile, readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import yauzl from 'yauzl';
@@ -193,10 +193,42 @@ function parseLine(s: string, file: string, line: number): ReadItem | undefined 
   return { ok: true, file, line, record: parsed as Record<string, unknown> };
 }
 
-function openZip(path: string): Promise<yauzl.ZipFile> {
+/** Largest zip read whole into memory to drop bytes after its end record (see `trimAfterEndRecord`). */
+const MAX_TRIMMED_ZIP_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The archive without bytes appended after its end-of-central-directory
+ * record, or undefined when it has none to drop. Real exports carry such
+ * tails (an OTRF dataset zip ends with a stray newline: unzip reads it,
+ * yauzl refuses it as "Invalid comment length").
+ */
+export function trimAfterEndRecord(buf: Buffer): Buffer | undefined {
+  // The end record is 22 bytes plus a comment of at most 65,535 bytes: search backwards from the end.
+  const from = Math.max(0, buf.length - 22 - 65_535 - 1024);
+  for (let i = buf.length - 22; i >= from; i--) {
+    if (buf.readUInt32LE(i) !== 0x06054b50) continue;
+    const end = i + 22 + buf.readUInt16LE(i + 20);
+    if (end < buf.length) return buf.subarray(0, end);
+    return undefined;
+  }
+  return undefined;
+}
+
+const ZIP_OPTIONS = { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: true };
+
+async function openZip(path: string): Promise<yauzl.ZipFile> {
+  const fail = (err: Error | null) => inputError(path, `is not a readable zip archive: ${err?.message ?? 'unknown error'}`);
+  const opened = await new Promise<{ zip?: yauzl.ZipFile; err: Error | null }>((resolve) => {
+    yauzl.open(path, ZIP_OPTIONS, (err, zip) => resolve(err === null && zip !== undefined ? { zip, err: null } : { err }));
+  });
+  if (opened.zip !== undefined) return opened.zip;
+  // Only a tail after the end record is forgiven, and only for archives small enough to hold.
+  if (!/comment length/i.test(opened.err?.message ?? '') || statSync(path).size > MAX_TRIMMED_ZIP_BYTES) throw fail(opened.err);
+  const trimmed = trimAfterEndRecord(await readFile(path));
+  if (trimmed === undefined) throw fail(opened.err);
   return new Promise((resolve, reject) => {
-    yauzl.open(path, { lazyEntries: true, autoClose: false, strictFileNames: false, validateEntrySizes: true }, (err, zip) => {
-      if (err !== null || zip === undefined) reject(inputError(path, `is not a readable zip archive: ${err?.message ?? 'unknown error'}`));
+    yauzl.fromBuffer(trimmed, ZIP_OPTIONS, (err, zip) => {
+      if (err !== null || zip === undefined) reject(fail(err));
       else resolve(zip);
     });
   });
