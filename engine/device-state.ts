@@ -81,6 +81,7 @@ export interface DeviceSnapshot {
   removableDrives: string[];
   /** Device-wide persistence events (service installs, scheduled tasks); absent in older snapshots. */
   persistence?: EventRef[];
+  remoteLogons?: EventRef[];
 }
 
 /** Extension kinds from the Security / System fallbacks that install persistence device-wide (no acting process). */
@@ -151,6 +152,8 @@ export class DeviceState {
   readonly removableDrives = new Set<string>();
   /** Device-wide persistence events (PERSISTENCE_KINDS), newest last, bounded. */
   readonly persistence: EventRef[] = [];
+  /** Successful network and remote-interactive logons (types 3, 10), newest last, bounded: who could have acted remotely. */
+  readonly remoteLogons: EventRef[] = [];
   private readonly limits: DeviceStateLimits;
 
   constructor(limits: DeviceStateLimits = DEFAULT_DEVICE_LIMITS, snapshot?: DeviceSnapshot) {
@@ -161,6 +164,7 @@ export class DeviceState {
       for (const [ip, name] of snapshot.dns) this.dns.set(ip, name);
       for (const d of snapshot.removableDrives) this.removableDrives.add(d);
       for (const r of snapshot.persistence ?? []) this.persistence.push(r);
+      for (const r of snapshot.remoteLogons ?? []) this.remoteLogons.push(r);
     }
   }
 
@@ -171,6 +175,7 @@ export class DeviceState {
       dns: [...this.dns],
       removableDrives: [...this.removableDrives],
       ...(this.persistence.length === 0 ? {} : { persistence: [...this.persistence] }),
+      ...(this.remoteLogons.length === 0 ? {} : { remoteLogons: [...this.remoteLogons] }),
     };
   }
 
@@ -193,7 +198,8 @@ export class DeviceState {
     return best;
   }
 
-  private touchProc(pg: string, lsn: number, ts: number): ProcNode {
+  /** The process `pg`, created on first sight; `image` is the acting image an event names (Sysmon writes it on every kind). */
+  private touchProc(pg: string, lsn: number, ts: number, image?: unknown): ProcNode {
     let p = this.procs.get(pg);
     const key = p === undefined ? foldKey(pg) : pg;
     if (p === undefined) p = this.procs.get(key);
@@ -225,6 +231,8 @@ export class DeviceState {
       if (p.lsns.length > this.limits.maxLsnsPerProcess) p.lsns.shift();
     }
     if (ts > p.lastTs) p.lastTs = ts;
+    // Known by its own events only (it started before the log began): its image is still known.
+    if (p.image === '' && typeof image === 'string' && image.length > 0) p.image = own(image);
     return p;
   }
 
@@ -286,7 +294,7 @@ export class DeviceState {
     switch (e.k) {
       case 'proc.start': {
         if (pg === undefined) return;
-        const p = this.touchProc(pg, lsn, ts);
+        const p = this.touchProc(pg, lsn, ts, e.image);
         p.image = keep(p.image, e.image) ?? p.image;
         p.cmd = keep(p.cmd, e.cmd) ?? p.cmd;
         p.sha256 = keep(p.sha256, e.sha256);
@@ -313,13 +321,13 @@ export class DeviceState {
       }
       case 'proc.end': {
         if (pg === undefined) return;
-        this.touchProc(pg, lsn, ts).end = ref;
+        this.touchProc(pg, lsn, ts, e.image).end = ref;
         return;
       }
       case 'file.create':
       case 'file.write': {
         const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         if (path === undefined) return;
         const f = this.touchFile(path, ts);
         if (e.k === 'file.create') {
@@ -338,7 +346,7 @@ export class DeviceState {
         return;
       }
       case 'file.rename': {
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         const from = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
         const to = typeof e.newPath === 'string' && e.newPath.length > 0 ? e.newPath : undefined;
         if (from === undefined || to === undefined) return;
@@ -350,7 +358,7 @@ export class DeviceState {
         return;
       }
       case 'net.dns': {
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         const qname = str(e.qname);
         const answers = e.answers;
         if (qname === undefined || !Array.isArray(answers)) return;
@@ -363,7 +371,7 @@ export class DeviceState {
         return;
       }
       case 'file.delete': {
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         const path = typeof e.path === 'string' ? e.path : '';
         const motw = /:Zone\.Identifier(:\$DATA)?$/i.exec(path);
         // Deleting the Mark of the Web (Unblock-File, streams -d) is evidence the file came from the internet.
@@ -372,7 +380,7 @@ export class DeviceState {
       }
       case 'image.load': {
         if (pg === undefined) return;
-        const p = this.touchProc(pg, lsn, ts);
+        const p = this.touchProc(pg, lsn, ts, e.image);
         const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
         if (path === undefined) return;
         // A process's own image load carries the signature its start event lacks (Sysmon 1 has none).
@@ -398,13 +406,21 @@ export class DeviceState {
         else this.removableDrives.delete(letter);
         return;
       }
+      case 'logon': {
+        // Machine accounts (NAME$) log on over the network all the time; a person's network logon with a source address is what a remote actor leaves.
+        if (e.ok !== false && (e.logonType === 3 || e.logonType === 10) && typeof e.srcIp === 'string' && !(typeof e.userName === 'string' && e.userName.endsWith('$'))) {
+          this.remoteLogons.push(ref);
+          if (this.remoteLogons.length > MAX_PERSISTENCE) this.remoteLogons.shift();
+        }
+        return;
+      }
       default:
         if (PERSISTENCE_KINDS.has(e.k)) {
           this.persistence.push(ref);
           if (this.persistence.length > MAX_PERSISTENCE) this.persistence.shift();
         }
         // Every other kind with an acting process is indexed by its batch for the report's sections.
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
     }
   }
 }

@@ -123,6 +123,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   }
   let how: 'process' | 'hosted' | 'loaded' | undefined = detected === undefined ? undefined : 'process';
   let hostedNote: string | undefined;
+  let hostedTarget: string | undefined;
   const fileOrigin = state.file(path);
   if (detected === undefined && path !== '') {
     const hosted = findHost(state, path, detectedAt);
@@ -130,6 +131,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       detected = hosted.node;
       how = 'hosted';
       hostedNote = `runs ${hosted.target} (${hosted.how})`;
+      hostedTarget = hosted.target;
     }
   }
   let loadEvent: TrailEvent | undefined;
@@ -142,7 +144,8 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       hostedNote = `loaded ${path} as an image`;
     }
   }
-  const executed = detected !== undefined && (detected.start !== undefined || how === 'loaded');
+  // A process known only by its own events (it started before the log began) ran all the same.
+  const executed = detected !== undefined && (detected.start !== undefined || how !== 'process' || detected.lsns.length > 0);
   if (!executed) how = undefined;
 
   // 1. Origin.
@@ -191,6 +194,26 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
         originUrl ??= req.url;
       } else if (originKind === 'unknown' || originKind === 'local') originKind = 'script';
       originSummary = `Inferred: ${basename(req.node.image)} asked ${req.service} for it${req.url === undefined ? '' : ` from ${req.url}`} (${req.evidence}).`;
+    } else if (creator !== undefined && state.remoteLogons.length > 0) {
+      // No local requester: a service wrote it just after someone logged on over the network (schtasks /S, sc \\host, WMI, PsExec).
+      for (let i = state.remoteLogons.length - 1; i >= 0; i--) {
+        const ref = state.remoteLogons[i]!;
+        if (ref.ts > at || ref.ts < at - 120_000) continue;
+        const logon = fetch(ref);
+        if (logon === undefined) continue;
+        originItems.push(item(logon, `inferred: written by ${basename(creator.image)} ${Math.round((at - ref.ts) / 1000)} s after a network logon from ${str(logon.srcIp)}${str(logon.userName) === undefined ? '' : ` as ${str(logon.userName)}`}: created remotely`));
+        originKind = 'remote';
+        originSummary = `Inferred: created remotely by ${str(logon.userName) ?? 'a user'} from ${str(logon.srcIp)} (${basename(creator.image)} wrote it just after their network logon).`;
+        break;
+      }
+    }
+  }
+  // A host that fetched the file by URL (mshta / regsvr32 / wmic /format: https://…) downloaded it.
+  if (hostedNote !== undefined && how === 'hosted' && /^[a-z]+:\/\//i.test(hostedTarget ?? '')) {
+    originUrl ??= hostedTarget;
+    if (originKind !== 'internet' && originKind !== 'mail') {
+      originKind = 'internet';
+      originSummary = `Downloaded by ${basename(detected!.image)} from ${hostedTarget}, which ran it.`;
     }
   }
   const motwDeleted = fetch(fileOrigin?.motwDeleted);
@@ -211,10 +234,14 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       seen.add(foldKey(p.pg));
       const start = fetch(p.start);
       if (start !== undefined) chainItems.push(item(start, processNote(start, p === detected ? hostedNote : undefined)));
-      else if (child !== undefined) {
-        // Known only from the parent fields copied into its child's start event.
-        const childStart = fetch(child.start);
-        if (childStart !== undefined) chainItems.push({ ...item(childStart, 'parent known from this start event only'), event: { k: 'proc.start', pg: p.pg, image: p.image, cmd: p.cmd } });
+      else {
+        // Known only from the parent fields copied into a child's start event (it started before the log begins).
+        let childStart = child === undefined ? undefined : fetch(child.start);
+        for (let i = 0; childStart === undefined && i < p.children.length && i < 8; i++) childStart = fetch(state.proc(p.children[i])?.start);
+        if (childStart !== undefined) {
+          const note = p === detected && hostedNote !== undefined ? `${hostedNote}; known from a child's start event only` : 'parent known from this start event only';
+          chainItems.push({ ...item(childStart, note), event: { k: 'proc.start', pg: p.pg, image: p.image, cmd: p.cmd } });
+        }
       }
       chainNames.push(basename(p.image) || p.pg);
       child = p;
@@ -267,7 +294,9 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   // 4-7. Activity of the detected process and its descendants, read from the log.
   const pgSet = new Set<string>();
   const lsns = new Set<number>();
-  for (const node of detected === undefined ? tree : [detected, ...tree]) {
+  // A file that did not run is an artifact of its creator (a dump, a hive copy, a dropped script): the creator's activity is what shows intent.
+  const actors = detected === undefined ? (executed || creator === undefined ? tree : [creator]) : [detected, ...tree];
+  for (const node of actors) {
     pgSet.add(foldKey(node.pg));
     for (const l of node.lsns) lsns.add(l);
   }
@@ -370,7 +399,9 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       const e = fetch(ref);
       if (e === undefined || (typeof e.pg === 'string' && pgSet.has(foldKey(e.pg)))) continue;
       const text = `${str(e.imagePath) ?? ''} ${str(e.command) ?? ''} ${str(e.content) ?? ''}`.toLowerCase();
-      if (names.some((n) => text.includes(n))) push(registry, item(e, 'names the detected file or a process of its tree'));
+      const task = str(e.task)?.toLowerCase();
+      if (task !== undefined && foldKey(path).endsWith(`\\tasks${task.startsWith('\\') ? '' : '\\'}${task}`)) push(registry, item(e, 'the scheduled task the detected file defines'));
+      else if (names.some((n) => text.includes(n))) push(registry, item(e, 'names the detected file or a process of its tree'));
     }
   }
 
@@ -500,15 +531,22 @@ function processNote(start: TrailEvent, hosted: string | undefined): string | un
  */
 function findHost(state: DeviceState, path: string, detectedAt: number): { node: ProcNode; target: string; how: string } | undefined {
   const name = basename(path);
-  const stem = name.replace(/\.[^.]*$/, '');
+  // Browser caches name a download "x[1].ext": its URL says "x.ext".
+  const stem = name.replace(/\.[^.]*$/, '').replace(/\[\d+\]$/, '');
   if (stem === '') return undefined;
   let best: { node: ProcNode; target: string; how: string } | undefined;
+  let bestTs = Number.NEGATIVE_INFINITY;
   for (const p of state.procs.values()) {
-    if (p.start === undefined || p.start.ts > detectedAt || p.cmd === '') continue;
+    // A process that started before the log began is known by its command line from a child's start event.
+    const ts = p.start?.ts ?? p.lastTs;
+    if (ts > detectedAt || p.cmd === '') continue;
     // Cheap filter first: the command line must contain the file's name (an extension may be implied: rundll32 x,Entry).
     if (!p.cmd.toLowerCase().includes(stem)) continue;
     const t = hostedTargets(p.image, p.cmd, p.cwd).find((x) => targetNames(x.path, path));
-    if (t !== undefined && (best === undefined || p.start.ts >= best.node.start!.ts)) best = { node: p, target: t.path, how: t.how };
+    if (t !== undefined && ts >= bestTs) {
+      best = { node: p, target: t.path, how: t.how };
+      bestTs = ts;
+    }
   }
   return best;
 }

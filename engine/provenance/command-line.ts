@@ -199,7 +199,7 @@ export function hostedTargets(image: string, cmd: string, cwd?: string): HostedT
     }
     case 'mshta.exe': {
       const p = args.find((a) => a !== '' && !/^[-/]/.test(a));
-      if (p !== undefined && !/^(javascript|vbscript|about):/i.test(p)) raw.push({ path: p.replace(/\s.*$/, ''), how: 'hta' });
+      if (p !== undefined && !/^(javascript|vbscript|about):/i.test(p)) raw.push({ path: p, how: 'hta' });
       break;
     }
     case 'rundll32.exe': {
@@ -344,6 +344,11 @@ export function targetNames(target: string, file: string): boolean {
   const t = target.toLowerCase();
   const f = file.toLowerCase();
   if (t === f) return true;
-  if (/^[a-z]:\\|^\\\\|^[a-z]+:\/\//i.test(t)) return false;
+  if (/^[a-z]+:\/\//i.test(t)) {
+    // A URL the host fetched: the file is its download when the names agree (browser caches add "[1]").
+    const urlName = baseName(t.replace(/[?#].*$/, ''));
+    return urlName !== '' && urlName === baseName(f).replace(/\[\d+\](?=\.[^.]*$|$)/, '');
+  }
+  if (/^[a-z]:\\|^\\\\/i.test(t)) return false;
   return baseName(t) === baseName(f);
 }

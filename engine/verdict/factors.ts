@@ -52,6 +52,7 @@ export const FACTOR_WEIGHTS = {
   'behaviour.self-delete': 20,
   'behaviour.host-spawns-shell': 20,
   'behaviour.discovery': 10,
+  'behaviour.lateral-movement': 25,
   'provenance.motw-removed': 10,
   'provenance.user-writable': 10,
   'provenance.unsigned': 10,
@@ -76,6 +77,7 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'behaviour.self-delete': 'A process of the tree deleted its own image or the detected file.',
   'behaviour.host-spawns-shell': 'The script or DLL, run by a host process, started a shell or another script host.',
   'behaviour.discovery': 'The process tree ran several discovery commands (whoami, net, systeminfo, nltest, …).',
+  'behaviour.lateral-movement': 'The file was created remotely: a service wrote it just after a network logon, with no local requester.',
   'provenance.motw-removed': "The file's Mark of the Web was deleted (it came from the internet).",
   'provenance.user-writable': 'The file sits in a user-writable folder.',
   'provenance.unsigned': 'The file is not signed.',
@@ -84,7 +86,7 @@ const DESCRIPTIONS: Record<FactorId, string> = {
 };
 
 const CREDENTIAL_CMD =
-  /comsvcs(\.dll)?[\s,"']+#?(minidump|24)\b|sekurlsa|lsadump|kerberos::|mimikatz|procdump(64)?(\.exe)?\s.*\blsass|\bout-minidump\b|reg(\.exe)?\s+save\s+"?hklm\\(sam|security|system)\b|esentutl(\.exe)?\s.*\\(sam|ntds\.dit|security)\b|ntdsutil.*\bifm\b|\\config\\sam\b|invoke-mimikatz|get-gpppassword|dumpcreds|lazagne|nanodump|pypykatz/i;
+  /comsvcs(\.dll)?[\s,"']+#?(minidump|24)\b|sekurlsa|lsadump|kerberos::|mimikatz|procdump(64)?(\.exe)?\s.*\blsass|\bout-minidump\b|reg(\.exe)?\s+save\s+"?hklm[\\/](sam|security|system)\b|esentutl(\.exe)?\s.*[\\/](sam|ntds\.dit|security|system)\b|ntdsutil.*\bifm\b|[\\/]config[\\/]sam\b|invoke-mimikatz|get-gpppassword|dumpcreds|lazagne|nanodump|pypykatz/i;
 const CREDENTIAL_FILE = /lsass[^\\]*\.dmp$|\\(sam|ntds\.dit)(\.save|\.bak|\.hive)?$/i;
 const TAMPER_CMD =
   /wevtutil(\.exe)?\s+(cl|clear-log)\b|wevtutil(\.exe)?\s+sl\s.*\/e:false|\b(sc|net)(\.exe)?\s+(stop|config)\s+"?eventlog\b|clear-eventlog|remove-eventlog|set-mppreference\s.*-disable|add-mppreference\s.*-exclusion|vssadmin(\.exe)?\s+delete\s+shadows|shadowcopy\s+delete|wbadmin(\.exe)?\s+delete|bcdedit(\.exe)?\s.*(recoveryenabled\s+no|ignoreallfailures)|netsh(\.exe)?\s.*(firewall|advfirewall)\s.*\b(off|disable)\b|auditpol(\.exe)?\s.*(\/clear|\/remove|disable)|fltmc(\.exe)?\s+unload|taskkill(\.exe)?\s.*\b(msmpeng|mssense|sysmon)|(sc|net)(\.exe)?\s+(stop|delete)\s+"?(windefend|sense|sysmon)/i;
@@ -136,7 +138,9 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   const chain = sectionOf('chain');
   // The tree that acted: the detected (or host) process, the last of the chain, and its descendants.
   const detectedStart = input.executed ? chain.at(-1) : undefined;
-  const tree = detectedStart === undefined ? sectionOf('descendants') : [detectedStart, ...sectionOf('descendants')];
+  // When the file did not run, its creator (and an inferred requester) is the actor: their command lines count.
+  const originStarts = input.executed ? [] : sectionOf('origin').filter((it) => it.event.k === 'proc.start');
+  const tree = [...(detectedStart === undefined ? [] : [detectedStart]), ...sectionOf('descendants'), ...originStarts];
   const treeImages = new Set<string>();
   const discovery = new Set<string>();
   for (const it of tree) {
@@ -211,9 +215,14 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     if (Number.isFinite(port) && !COMMON_PORTS.has(port) && port < 49152) add(acc, 'behaviour.c2-unusual-port', it.ref, `${rip}:${port}`);
   }
   if (input.motwDeleted !== undefined) add(acc, 'provenance.motw-removed', input.motwDeleted);
+  for (const it of sectionOf('origin')) {
+    if (it.event.k === 'logon' && typeof it.note === 'string' && it.note.endsWith('created remotely')) add(acc, 'behaviour.lateral-movement', it.ref, it.note.slice('inferred: '.length));
+  }
 
   // Provenance of the file itself.
   const name = baseName(input.path);
+  // The file is itself a credential store copy or an LSASS dump.
+  if (CREDENTIAL_FILE.test(input.path)) add(acc, 'behaviour.credential-access', input.fileRef, `${name} is a credential store copy or an LSASS dump`);
   // Where a file sits and whether it is signed say little until it runs: every download is in a user folder.
   if (input.executed && isUserWritablePath(input.path)) add(acc, 'provenance.user-writable', input.fileRef, input.path);
   if (input.executed && input.sig === 'unsigned') add(acc, 'provenance.unsigned', input.fileRef);

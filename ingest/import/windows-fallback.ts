@@ -179,7 +179,7 @@ export function securityFallbackBody(id: number, f: FallbackFields, host: string
       const task = f.text('TaskName', 512);
       if (task === undefined) return { skip: 'missing_field' };
       const content = f.text('TaskContent', 8192);
-      return { k: 'task.create', fields: { user: sid(f.text('SubjectUserSid', 256)), task, command: taskCommand(content), content: content?.slice(0, 4096) } };
+      return { k: 'task.create', fields: { user: sid(f.text('SubjectUserSid', 256)), task, command: taskCommand(content), content: content?.slice(0, 4096), data: f.all() } };
     }
     default:
       return { k: `security.${id}`, fields: { data: f.all() } };
@@ -205,13 +205,13 @@ export function systemFallbackBody(id: number, f: FallbackFields): FallbackBody 
     if (name === undefined) return { skip: 'missing_field' };
     return {
       k: 'service.install',
-      fields: { name, imagePath: f.text('ImagePath'), serviceType: f.text('ServiceType', 64), startType: startType(f.text('StartType', 64)), account: f.text('AccountName', 256), data: f.all() },
+      fields: { channel: 'system', name, imagePath: f.text('ImagePath'), serviceType: f.text('ServiceType', 64), startType: startType(f.text('StartType', 64)), account: f.text('AccountName', 256), data: f.all() },
     };
   }
   if (id === 7040) {
     const name = f.text('param4', 256) ?? f.text('param1', 256);
     if (name === undefined) return { skip: 'missing_field' };
-    return { k: 'service.config', fields: { name, displayName: f.text('param1', 256), from: startType(f.text('param2', 64)), startType: startType(f.text('param3', 64)), data: f.all() } };
+    return { k: 'service.config', fields: { channel: 'system', name, displayName: f.text('param1', 256), from: startType(f.text('param2', 64)), startType: startType(f.text('param3', 64)), data: f.all() } };
   }
   return { k: `winevent.${id}`, fields: { data: f.all() } };
 }
