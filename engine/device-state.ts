@@ -137,6 +137,14 @@ function keep(prev: string | undefined, v: unknown): string | undefined {
   return own(v);
 }
 
+/** The program of a command line (its first argument, quotes removed). */
+function firstArg(cmd: string): string {
+  const t = cmd.trim();
+  if (t.startsWith('"')) return t.slice(1, t.indexOf('"', 1) < 0 ? undefined : t.indexOf('"', 1));
+  const sp = t.search(/\s/);
+  return sp < 0 ? t : t.slice(0, sp);
+}
+
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -310,11 +318,10 @@ export class DeviceState {
         p.start = ref;
         if (p.ppg !== undefined) {
           const parent = this.touchProc(p.ppg, lsn, ts);
-          if (parent.image === '' && p.pimage !== undefined) {
-            // Parent fields are copied into every start event, so a chain survives a missing parent event.
-            parent.image = p.pimage;
-            parent.cmd = p.pcmd ?? '';
-          }
+          // Parent fields are copied into every start event, so a chain survives a missing parent event
+          // (some exports name the parent only by its command line).
+          if (parent.image === '') parent.image = p.pimage ?? (p.pcmd === undefined ? '' : own(firstArg(p.pcmd)));
+          if (parent.cmd === '' && p.pcmd !== undefined) parent.cmd = p.pcmd;
           if (!parent.children.includes(p.pg)) parent.children.push(p.pg);
         }
         return;

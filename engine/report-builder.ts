@@ -391,6 +391,18 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     }
   }
 
+  // The creator registered the file somewhere that runs it (a COM server, a Run value, a service): that is part of its story.
+  if (creator !== undefined && !pgSet.has(foldKey(creator.pg)) && path !== '') {
+    const want = foldKey(path);
+    const cpg = foldKey(creator.pg);
+    for (const lsn of creator.lsns) {
+      for (const e of ctx.readBatch(lsn) ?? []) {
+        if (e.k !== 'reg.set' || typeof e.pg !== 'string' || foldKey(e.pg) !== cpg || e.ts < lookBackFrom) continue;
+        if (typeof e.data === 'string' && foldKey(e.data).includes(want)) push(registry, item(e, 'the file’s creator registered it here'));
+      }
+    }
+  }
+
   // Services and tasks installed device-wide (System 7045 / 7040, Security 4698: no acting process) that name the file or a tree image.
   if (state.persistence.length > 0) {
     const names = [foldKey(path), ...treeImages].filter((n) => n !== '');

@@ -52,7 +52,13 @@ export const FACTOR_WEIGHTS = {
   'behaviour.self-delete': 20,
   'behaviour.host-spawns-shell': 20,
   'behaviour.discovery': 10,
-  'behaviour.lateral-movement': 25,
+  'behaviour.lateral-movement': 35,
+  'behaviour.beaconing': 20,
+  'behaviour.fileless-payload': 20,
+  'behaviour.drops-and-runs': 15,
+  'chain.script-host-parent': 15,
+  'signer.installed': -10,
+  'chain.signed-parent': -10,
   'provenance.motw-removed': 10,
   'provenance.user-writable': 10,
   'provenance.unsigned': 10,
@@ -78,6 +84,12 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'behaviour.host-spawns-shell': 'The script or DLL, run by a host process, started a shell or another script host.',
   'behaviour.discovery': 'The process tree ran several discovery commands (whoami, net, systeminfo, nltest, …).',
   'behaviour.lateral-movement': 'The file was created remotely: a service wrote it just after a network logon, with no local requester.',
+  'behaviour.beaconing': 'The process tree connected to the same IP address and port again and again (beaconing).',
+  'behaviour.fileless-payload': 'A script or encoded payload was stored in the registry or a persistence command (a script host with a URL, an encoded command, long base64).',
+  'behaviour.drops-and-runs': 'The process tree wrote an executable or script and then ran it.',
+  'chain.script-host-parent': 'A script host or LOLBin started the file from a user-writable folder.',
+  'signer.installed': 'The file is signed and trusted, and installed where only administrators write.',
+  'chain.signed-parent': 'Its parent is an installed program, not a script host, document reader or browser.',
   'provenance.motw-removed': "The file's Mark of the Web was deleted (it came from the internet).",
   'provenance.user-writable': 'The file sits in a user-writable folder.',
   'provenance.unsigned': 'The file is not signed.',
@@ -86,14 +98,21 @@ const DESCRIPTIONS: Record<FactorId, string> = {
 };
 
 const CREDENTIAL_CMD =
-  /comsvcs(\.dll)?[\s,"']+#?(minidump|24)\b|sekurlsa|lsadump|kerberos::|mimikatz|procdump(64)?(\.exe)?\s.*\blsass|\bout-minidump\b|reg(\.exe)?\s+save\s+"?hklm[\\/](sam|security|system)\b|esentutl(\.exe)?\s.*[\\/](sam|ntds\.dit|security|system)\b|ntdsutil.*\bifm\b|[\\/]config[\\/]sam\b|invoke-mimikatz|get-gpppassword|dumpcreds|lazagne|nanodump|pypykatz/i;
+  /comsvcs(\.dll)?[\s,"']+#?(minidump|24)\b|sekurlsa|lsadump|kerberos::|mimikatz|procdump(64)?(\.exe)?"?\s.*\blsass|\bout-minidump\b|reg(\.exe)?"?\s+save\s+"?hklm[\\/](sam|security|system)\b|esentutl(\.exe)?"?\s.*[\\/](sam|ntds\.dit|security|system)\b|ntdsutil.*\bifm\b|[\\/]config[\\/]sam\b|invoke-mimikatz|get-gpppassword|dumpcreds|lazagne|nanodump|pypykatz/i;
 const CREDENTIAL_FILE = /lsass[^\\]*\.dmp$|\\(sam|ntds\.dit)(\.save|\.bak|\.hive)?$/i;
 const TAMPER_CMD =
-  /wevtutil(\.exe)?\s+(cl|clear-log)\b|wevtutil(\.exe)?\s+sl\s.*\/e:false|\b(sc|net)(\.exe)?\s+(stop|config)\s+"?eventlog\b|clear-eventlog|remove-eventlog|set-mppreference\s.*-disable|add-mppreference\s.*-exclusion|vssadmin(\.exe)?\s+delete\s+shadows|shadowcopy\s+delete|wbadmin(\.exe)?\s+delete|bcdedit(\.exe)?\s.*(recoveryenabled\s+no|ignoreallfailures)|netsh(\.exe)?\s.*(firewall|advfirewall)\s.*\b(off|disable)\b|auditpol(\.exe)?\s.*(\/clear|\/remove|disable)|fltmc(\.exe)?\s+unload|taskkill(\.exe)?\s.*\b(msmpeng|mssense|sysmon)|(sc|net)(\.exe)?\s+(stop|delete)\s+"?(windefend|sense|sysmon)/i;
+  /wevtutil(\.exe)?"?\s+(cl|clear-log)\b|wevtutil(\.exe)?"?\s+sl\s.*\/e:false|\b(sc|net)(\.exe)?"?\s+(stop|config)\s+"?eventlog\b|clear-eventlog|remove-eventlog|set-mppreference\s.*-disable|add-mppreference\s.*-exclusion|vssadmin(\.exe)?"?\s+delete\s+shadows|shadowcopy\s+delete|wbadmin(\.exe)?"?\s+delete|bcdedit(\.exe)?"?\s.*(recoveryenabled\s+no|ignoreallfailures)|netsh(\.exe)?"?\s.*(firewall|advfirewall)\s.*\b(off|disable)\b|auditpol(\.exe)?"?\s.*(\/clear|\/remove|disable)|fltmc(\.exe)?"?\s+unload|taskkill(\.exe)?"?\s.*\b(msmpeng|mssense|sysmon)|(sc|net)(\.exe)?"?\s+(stop|delete)\s+"?(windefend|sense|sysmon)/i;
 const TAMPER_REG = /\\windows defender\\(.*\\)?(disable[a-z]*|exclusions\\)|\\services\\eventlog\\.*\\(start|file|maxsize)$|\\policies\\system\\enablelua$|\\services\\(windefend|sense|sysmon[a-z0-9]*)\\start$/i;
 const TAMPER_VALUE = /^(disableantispyware|disablerealtimemonitoring|disablebehaviormonitoring|disableioavprotection|enablelua)$/i;
 const PERSIST_CMD =
-  /schtasks(\.exe)?\s.*\/create\b|\bsc(\.exe)?\s+(\\\\\S+\s+)?create\b|new-service\b|register-scheduledtask\b|new-scheduledtask|reg(\.exe)?\s+add\s.*\\currentversion\\run|__eventfilter|commandlineeventconsumer|set-wmiinstance|\bat(\.exe)?\s+\d{1,2}:\d{2}/i;
+  /schtasks(\.exe)?"?\s.*\/create\b|\bsc(\.exe)?"?\s+(\\\\\S+\s+)?create\b|new-service\b|register-scheduledtask\b|new-scheduledtask|reg(\.exe)?"?\s+add\s.*\\currentversion\\run|__eventfilter|commandlineeventconsumer|set-wmiinstance|\bat(\.exe)?"?\s+\d{1,2}:\d{2}/i;
+/** Registry locations that make Windows run something: COM overrides, IFEO debuggers, Winlogon, AppInit, services' images. */
+const PERSIST_REG =
+  /\\software\\classes\\(wow6432node\\)?clsid\\\{[^}]+\}\\(inprocserver32|localserver32)|\\image file execution options\\[^\\]+\\(debugger|globalflag)|\\winlogon\\(shell|userinit|notify)|\\appinit_dlls|\\currentcontrolset\\services\\[^\\]+\\(imagepath|parameters\\servicedll)|\\currentversion\\(run|runonce|runservices)(once)?(\\|$)|\\explorer\\shell folders\\startup|\\environment\\userinitmprlogonscript/i;
+/** A payload in a value or a command: a script host fetching a URL, an encoded command, a long base64 blob. */
+const FILELESS = /(powershell|pwsh|mshta|wscript|cscript|rundll32|regsvr32)(\.exe)?["']?\s.*(https?:\/\/|javascript:|vbscript:|\s-e(nc|ncodedcommand)?\s|frombase64string|iex\b)|[A-Za-z0-9+/]{200,}={0,2}/i;
+const SCRIPT_PARENTS = new Set(['powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'wmic.exe', 'wmiprvse.exe', 'msbuild.exe', 'installutil.exe', 'certutil.exe', 'bitsadmin.exe', 'hh.exe', 'winword.exe', 'excel.exe', 'powerpnt.exe', 'outlook.exe']);
+const DROPPED_EXEC = /\.(exe|dll|scr|com|bat|cmd|ps1|vbs|vbe|js|jse|hta|wsf|msi|cpl|ocx)$/i;
 const DISCOVERY_IMAGES = new Set(['whoami.exe', 'systeminfo.exe', 'nltest.exe', 'ipconfig.exe', 'net.exe', 'net1.exe', 'quser.exe', 'qwinsta.exe', 'tasklist.exe', 'hostname.exe', 'arp.exe', 'route.exe', 'netstat.exe', 'dsquery.exe', 'adfind.exe']);
 const SHELLS = new Set(['cmd.exe', 'powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'certutil.exe', 'bitsadmin.exe', 'schtasks.exe', 'msiexec.exe', 'wmic.exe', 'installutil.exe', 'msbuild.exe']);
 /** Ports most software uses outbound; anything else on a raw IP looks like a C2 channel. */
@@ -103,6 +122,13 @@ const SYSTEM_BINARIES = new Set([
   'conhost.exe', 'rundll32.exe', 'regsvr32.exe', 'cmd.exe', 'powershell.exe', 'searchindexer.exe', 'taskmgr.exe', 'notepad.exe', 'calc.exe', 'mshta.exe', 'wscript.exe', 'cscript.exe',
   'certutil.exe', 'sihost.exe', 'ctfmon.exe', 'userinit.exe', 'lsm.exe', 'msiexec.exe', 'werfault.exe', 'audiodg.exe', 'dwm.exe', 'fontdrvhost.exe', 'runtimebroker.exe',
 ]);
+
+/** Writable by users in principle, but owned by a protected service (Defender's platform updates live there). */
+const PROTECTED_DATA = /^[a-z]:\\programdata\\microsoft\\windows defender\\platform\\/i;
+
+function installedPath(path: string): boolean {
+  return /^[a-z]:\\/i.test(path) && (!isUserWritablePath(path) || PROTECTED_DATA.test(path));
+}
 
 function isIpLiteral(s: string): boolean {
   return /^\d{1,3}(\.\d{1,3}){3}$/.test(s) || (s.includes(':') && /^[0-9a-f:.]+$/i.test(s));
@@ -150,7 +176,10 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     if (image !== '') treeImages.add(image.toLowerCase());
     if (CREDENTIAL_CMD.test(cmd)) add(acc, 'behaviour.credential-access', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
     if (TAMPER_CMD.test(cmd)) add(acc, 'behaviour.defence-tampering', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
-    if (PERSIST_CMD.test(cmd)) add(acc, 'behaviour.persistence', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
+    if (PERSIST_CMD.test(cmd)) {
+      add(acc, 'behaviour.persistence', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
+      if (FILELESS.test(cmd.replace(/^\S+\s*/, ''))) add(acc, 'behaviour.fileless-payload', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
+    }
     if (/mavinject(32)?(\.exe)?\s.*\/injectrunning/i.test(cmd)) add(acc, 'behaviour.injection', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
     const b = baseName(image);
     if (it !== detectedStart && DISCOVERY_IMAGES.has(b)) discovery.add(b);
@@ -173,6 +202,8 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     if (mask === undefined) continue;
     const d = decodeProcessAccess(mask);
     if (target === 'lsass.exe' && d.readsMemory) add(acc, 'behaviour.credential-access', it.ref, `lsass.exe opened with ${d.rights.join(', ')}`);
+    // Opening another process (its own children included: CreateProcess already hands out a full handle) with every right is how hollowing starts.
+    else if (d.full && target !== '' && s(e.tpg).toLowerCase() !== s(e.pg).toLowerCase()) add(acc, 'behaviour.injection', it.ref, `${target} opened with ${d.rights.join(', ')}`);
     else if (d.writesMemory && target !== '' && !treeImages.has(s(e.timage).toLowerCase()) && (mask & 0x20) !== 0 && (mask & 0x8) !== 0) {
       add(acc, 'behaviour.injection', it.ref, `${target} opened with ${d.rights.join(', ')}`);
     }
@@ -192,6 +223,7 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     const e = it.event;
     if (e.k === 'service.install' || e.k === 'task.create') {
       add(acc, 'behaviour.persistence', it.ref, s(e.name) || s(e.task) || s(e.k));
+      if (FILELESS.test(`${s(e.imagePath)} ${s(e.command)}`)) add(acc, 'behaviour.fileless-payload', it.ref, s(e.imagePath) || s(e.command));
       continue;
     }
     if (e.k === 'service.config' && /eventlog|windefend|sense|sysmon/i.test(s(e.name)) && /disabled/i.test(s(e.startType))) {
@@ -201,18 +233,54 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     const key = s(e.key);
     const value = s(e.value);
     const full = value === '' ? key : `${key}\\${value}`;
+    if ((e.k === 'reg.set' || e.k === 'reg.create') && PERSIST_REG.test(full) && !/\\currentcontrolset\\services\\(bam|dam)\\/i.test(full)) add(acc, 'behaviour.persistence', it.ref, full);
+    if (e.k === 'reg.set' && FILELESS.test(s(e.data))) add(acc, 'behaviour.fileless-payload', it.ref, `${full} = ${s(e.data).slice(0, 80)}`);
     if (TAMPER_REG.test(full) || (TAMPER_VALUE.test(value) && e.k === 'reg.set')) {
       if (!(/enablelua$/i.test(full) && !/^(dword \()?0x0*0\)?$|^0$/i.test(s(e.data)))) add(acc, 'behaviour.defence-tampering', it.ref, full);
     }
   }
+  const dials = new Map<string, EvidenceItem[]>();
   for (const it of sectionOf('network')) {
     const e = it.event;
     if (e.k !== 'net.conn' || e.dir === 'in') continue;
+    if (isIpLiteral(s(e.rip)) && !isLoopbackOrLinkLocal(s(e.rip)) && !(typeof it.note === 'string' && it.note.includes(' is '))) {
+      const key = `${s(e.rip)}:${String(e.rport)}`;
+      const list = dials.get(key) ?? [];
+      list.push(it);
+      dials.set(key, list);
+    }
     const rip = s(e.rip);
     const port = typeof e.rport === 'number' ? e.rport : Number(e.rport);
     // Named destinations are left to intel; an IP the tree dialled with no name, on a port few programs use, looks like C2.
     if (!isIpLiteral(rip) || isLoopbackOrLinkLocal(rip) || s(e.rhost) !== '' || (typeof it.note === 'string' && it.note.includes(' is '))) continue;
     if (Number.isFinite(port) && !COMMON_PORTS.has(port) && port < 49152) add(acc, 'behaviour.c2-unusual-port', it.ref, `${rip}:${port}`);
+  }
+  // Five or more connections to one nameless address and port, spread over time: a beacon.
+  for (const [key, list] of dials) {
+    if (list.length < 5) continue;
+    const span = (list.at(-1)!.ref.ts - list[0]!.ref.ts) / 1000;
+    if (span >= 10) for (const it of list.slice(0, 10)) add(acc, 'behaviour.beaconing', it.ref, `${list.length} connections to ${key} over ${Math.round(span)} s`);
+  }
+  // Wrote an executable or script, then a process of the tree ran it.
+  const written = new Map<string, EvidenceItem>();
+  for (const it of sectionOf('filesWritten')) {
+    const p = s(it.event.path).toLowerCase();
+    if ((it.event.k === 'file.create' || it.event.k === 'file.write' || it.event.k === 'file.rename') && DROPPED_EXEC.test(p)) written.set(p, it);
+    const np = s(it.event.newPath).toLowerCase();
+    if (np !== '' && DROPPED_EXEC.test(np)) written.set(np, it);
+  }
+  if (written.size > 0) {
+    for (const it of sectionOf('descendants')) {
+      const img = s(it.event.image).toLowerCase();
+      const cmd = s(it.event.cmd).toLowerCase();
+      for (const [p, w] of written) {
+        if (img === p || cmd.includes(p) || (cmd.includes(baseName(p)) && !SYSTEM_BINARIES.has(baseName(p)))) {
+          add(acc, 'behaviour.drops-and-runs', w.ref, `${baseName(p)} written then run`);
+          add(acc, 'behaviour.drops-and-runs', it.ref);
+          break;
+        }
+      }
+    }
   }
   if (input.motwDeleted !== undefined) add(acc, 'provenance.motw-removed', input.motwDeleted);
   for (const it of sectionOf('origin')) {
@@ -224,13 +292,22 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   // The file is itself a credential store copy or an LSASS dump.
   if (CREDENTIAL_FILE.test(input.path)) add(acc, 'behaviour.credential-access', input.fileRef, `${name} is a credential store copy or an LSASS dump`);
   // Where a file sits and whether it is signed say little until it runs: every download is in a user folder.
-  if (input.executed && isUserWritablePath(input.path)) add(acc, 'provenance.user-writable', input.fileRef, input.path);
+  if (input.executed && !installedPath(input.path) && isUserWritablePath(input.path)) add(acc, 'provenance.user-writable', input.fileRef, input.path);
   if (input.executed && input.sig === 'unsigned') add(acc, 'provenance.unsigned', input.fileRef);
   const original = (input.originalFileName ?? '').toLowerCase().replace(/\.mui$/, '');
   if (SYSTEM_BINARIES.has(name) && !/^[a-z]:\\windows\\(system32|syswow64|winsxs)\\/i.test(input.path) && !/^[a-z]:\\windows\\[^\\]+$/i.test(input.path)) {
     add(acc, 'provenance.masquerading', input.fileRef, `${name} outside the Windows folders`);
   } else if (original !== '' && original !== name && SYSTEM_BINARIES.has(original)) add(acc, 'provenance.masquerading', input.fileRef, `${name} is ${original} renamed`);
-  if (input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && input.how === 'process') add(acc, 'signer.microsoft', input.fileRef, input.signer);
+  if (input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && (input.how === 'process' || input.how === 'loaded')) add(acc, 'signer.microsoft', input.fileRef, input.signer);
+  if (input.sig === 'trusted' && installedPath(input.path)) add(acc, 'signer.installed', input.fileRef, input.path);
+  if (input.how === 'process' && detectedStart !== undefined) {
+    const parent = s(detectedStart.event.pimage) || s(chain.at(-2)?.event.image);
+    const pb = baseName(parent);
+    if (pb !== '' && SCRIPT_PARENTS.has(pb) && isUserWritablePath(input.path)) add(acc, 'chain.script-host-parent', detectedStart.ref, `${pb} started ${name}`);
+    else if (pb !== '' && /^[a-z]:\\/i.test(parent) && !isUserWritablePath(parent) && !SCRIPT_PARENTS.has(pb) && !SHELLS.has(pb) && !/\\(chrome|msedge|firefox|iexplore|brave|opera|acrord32|acrobat)\.exe$/i.test(parent)) {
+      add(acc, 'chain.signed-parent', detectedStart.ref, parent);
+    }
+  }
 
   // Sigma detections in the tree, by level: one factor per level, a little more per further distinct rule.
   const byLevel = new Map<string, SigmaReportHit[]>();

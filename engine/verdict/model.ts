@@ -26,7 +26,8 @@ export function decideVerdict(thresholds: CompiledRuleSet['thresholds'], ruleHit
   const decisiveBlack = hits.some((h) => h.outcome === 'black');
   const decisiveWhite = hits.some((h) => h.outcome === 'white');
   const behaviour = factors.filter((f) => f.group === 'behaviour');
-  const strongSigma = factors.some((f) => f.ruleId === 'sigma.critical' || f.ruleId === 'sigma.high');
+  // A critical Sigma detection keeps a file from white; a high one (often a generic hunting rule) only weighs.
+  const strongSigma = factors.some((f) => f.ruleId === 'sigma.critical');
   const intel = ruleHits.some((h) => h.ruleId.startsWith('intel.'));
   let verdict: Verdict;
   if (decisiveBlack) verdict = 'black';
@@ -56,7 +57,7 @@ export function decideVerdict(thresholds: CompiledRuleSet['thresholds'], ruleHit
     reason = `score ${score} (white at ${thresholds.white} or less); ${positives === 0 ? 'nothing suspicious seen' : `${positives} suspicious sign(s) outweighed`}`;
   } else {
     level = positives <= 1 ? 'low' : 'medium';
-    const guard = score >= thresholds.black ? '; held at gray: the file did not run and did nothing of its own' : score <= thresholds.white ? '; held at gray: suspicious behaviour or a high-level Sigma detection stands' : '';
+    const guard = score >= thresholds.black ? '; held at gray: the file did not run and did nothing of its own' : score <= thresholds.white ? '; held at gray: suspicious behaviour or a critical Sigma detection stands' : '';
     reason = positives <= 1 ? `thin evidence: score ${score}${guard}` : `score ${score} between white (${thresholds.white}) and black (${thresholds.black})${guard}`;
   }
   return { hits, score, verdict, confidence: { level, reason } };
