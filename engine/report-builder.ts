@@ -350,7 +350,8 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
           const rights = describeAccess(e.access) ?? String(e.access ?? 'unknown rights');
           const lsass = target === 'lsass.exe' ? (mask !== undefined && decodeProcessAccess(mask).readsMemory ? 'LSASS memory readable: credential theft' : 'LSASS opened') : undefined;
           // Opening one's own children is routine; list access to other processes.
-          if (lsass !== undefined || !treeImages.has(foldKey(str(e.timage) ?? ''))) push(access, item(e, `${target || 'a process'} opened with ${rights}${lsass === undefined ? '' : ` (${lsass})`}`));
+          const strong = mask !== undefined && (decodeProcessAccess(mask).full || decodeProcessAccess(mask).writesMemory);
+          if (lsass !== undefined || strong || !treeImages.has(foldKey(str(e.timage) ?? ''))) push(access, item(e, `${target || 'a process'} opened with ${rights}${lsass === undefined ? '' : ` (${lsass})`}`));
           break;
         }
         case 'proc.remote_thread':

@@ -215,7 +215,8 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   for (const it of sectionOf('filesWritten')) {
     const e = it.event;
     const p = s(e.path);
-    if (e.k === 'file.time') add(acc, 'behaviour.timestomp', it.ref, p);
+    // Timestomping hides a dropped program or script; shells and browsers reset times of their own caches all the time.
+    if (e.k === 'file.time' && DROPPED_EXEC.test(p)) add(acc, 'behaviour.timestomp', it.ref, p);
     else if (e.k === 'file.delete' && (p.toLowerCase() === detectedPath || treeImages.has(p.toLowerCase()))) add(acc, 'behaviour.self-delete', it.ref, p);
     if ((e.k === 'file.create' || e.k === 'file.write') && CREDENTIAL_FILE.test(p)) add(acc, 'behaviour.credential-access', it.ref, p);
   }
@@ -298,8 +299,10 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   if (SYSTEM_BINARIES.has(name) && !/^[a-z]:\\windows\\(system32|syswow64|winsxs)\\/i.test(input.path) && !/^[a-z]:\\windows\\[^\\]+$/i.test(input.path)) {
     add(acc, 'provenance.masquerading', input.fileRef, `${name} outside the Windows folders`);
   } else if (original !== '' && original !== name && SYSTEM_BINARIES.has(original)) add(acc, 'provenance.masquerading', input.fileRef, `${name} is ${original} renamed`);
-  if (input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && (input.how === 'process' || input.how === 'loaded')) add(acc, 'signer.microsoft', input.fileRef, input.signer);
-  if (input.sig === 'trusted' && installedPath(input.path)) add(acc, 'signer.installed', input.fileRef, input.path);
+  // A signed script host or LOLBin told to run inline script or a payload is abused: its signature vouches for nothing.
+  const abused = SHELLS.has(name) && detectedStart !== undefined && /(javascript|vbscript):|https?:\/\/|\s-e(nc|ncodedcommand)?\s|frombase64string|\biex\b|downloadstring/i.test(s(detectedStart.event.cmd));
+  if (!abused && input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && (input.how === 'process' || input.how === 'loaded')) add(acc, 'signer.microsoft', input.fileRef, input.signer);
+  if (!abused && input.sig === 'trusted' && installedPath(input.path)) add(acc, 'signer.installed', input.fileRef, input.path);
   if (input.how === 'process' && detectedStart !== undefined) {
     const parent = s(detectedStart.event.pimage) || s(chain.at(-2)?.event.image);
     const pb = baseName(parent);
