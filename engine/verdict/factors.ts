@@ -108,7 +108,7 @@ const PERSIST_CMD =
   /schtasks(\.exe)?"?\s.*\/create\b|\bsc(\.exe)?"?\s+(\\\\\S+\s+)?create\b|new-service\b|register-scheduledtask\b|new-scheduledtask|reg(\.exe)?"?\s+add\s.*\\currentversion\\run|__eventfilter|commandlineeventconsumer|set-wmiinstance|\bat(\.exe)?"?\s+\d{1,2}:\d{2}/i;
 /** Registry locations that make Windows run something: COM overrides, IFEO debuggers, Winlogon, AppInit, services' images. */
 const PERSIST_REG =
-  /\\software\\classes\\(wow6432node\\)?clsid\\\{[^}]+\}\\(inprocserver32|localserver32)|\\image file execution options\\[^\\]+\\(debugger|globalflag)|\\winlogon\\(shell|userinit|notify)|\\appinit_dlls|\\currentcontrolset\\services\\[^\\]+\\(imagepath|parameters\\servicedll)|\\currentversion\\(run|runonce|runservices)(once)?(\\|$)|\\explorer\\shell folders\\startup|\\environment\\userinitmprlogonscript/i;
+  /(\\software\\classes|_classes)\\(wow6432node\\)?clsid\\\{[^}]+\}\\(inprocserver32|localserver32)|\\image file execution options\\[^\\]+\\(debugger|globalflag)|\\winlogon\\(shell|userinit|notify)|\\appinit_dlls|\\currentcontrolset\\services\\[^\\]+\\(imagepath|parameters\\servicedll)|\\currentversion\\(run|runonce|runservices)(once)?(\\|$)|\\explorer\\shell folders\\startup|\\environment\\userinitmprlogonscript/i;
 /** A payload in a value or a command: a script host fetching a URL, an encoded command, a long base64 blob. */
 const FILELESS = /(powershell|pwsh|mshta|wscript|cscript|rundll32|regsvr32)(\.exe)?["']?\s.*(https?:\/\/|javascript:|vbscript:|\s-e(nc|ncodedcommand)?\s|frombase64string|iex\b)|[A-Za-z0-9+/]{200,}={0,2}/i;
 const SCRIPT_PARENTS = new Set(['powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'wmic.exe', 'wmiprvse.exe', 'msbuild.exe', 'installutil.exe', 'certutil.exe', 'bitsadmin.exe', 'hh.exe', 'winword.exe', 'excel.exe', 'powerpnt.exe', 'outlook.exe']);
@@ -191,6 +191,8 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   if (discovery.size >= 2) {
     for (const it of tree) if (discovery.has(baseName(s(it.event.image)))) add(acc, 'behaviour.discovery', it.ref, [...discovery].join(', '));
   }
+  // The detected process and its ancestors: a child opening its parent (a console host, a crash reporter) is routine.
+  const chainPgs = new Set(chain.map((it) => s(it.event.pg).toLowerCase()).filter((x) => x !== ''));
   for (const it of sectionOf('processAccess')) {
     const e = it.event;
     const target = baseName(s(e.timage));
@@ -203,7 +205,7 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     const d = decodeProcessAccess(mask);
     if (target === 'lsass.exe' && d.readsMemory) add(acc, 'behaviour.credential-access', it.ref, `lsass.exe opened with ${d.rights.join(', ')}`);
     // Opening another process (its own children included: CreateProcess already hands out a full handle) with every right is how hollowing starts.
-    else if (d.full && target !== '' && s(e.tpg).toLowerCase() !== s(e.pg).toLowerCase()) add(acc, 'behaviour.injection', it.ref, `${target} opened with ${d.rights.join(', ')}`);
+    else if (d.full && target !== '' && !chainPgs.has(s(e.tpg).toLowerCase()) && s(e.tpg).toLowerCase() !== s(e.pg).toLowerCase()) add(acc, 'behaviour.injection', it.ref, `${target} opened with ${d.rights.join(', ')}`);
     else if (d.writesMemory && target !== '' && !treeImages.has(s(e.timage).toLowerCase()) && (mask & 0x20) !== 0 && (mask & 0x8) !== 0) {
       add(acc, 'behaviour.injection', it.ref, `${target} opened with ${d.rights.join(', ')}`);
     }
