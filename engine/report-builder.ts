@@ -166,6 +166,8 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     else if (MAIL_CLIENTS.has(creatorImage) || /\\content\.outlook\\|\\olk[0-9a-f]*\\/i.test(path)) originKind = 'mail';
     else if (removable) originKind = 'removable';
     else if (SCRIPT_WRITERS.has(creatorImage)) originKind = 'script';
+    // The System process writes what arrives over SMB (admin shares): a copy from another machine.
+    else if (creatorImage === 'system' || (creator === undefined && /^system$/i.test(str(createdEvent?.image) ?? ''))) originKind = 'remote';
     else if (creator !== undefined) originKind = 'local';
     const by = creator?.image ? basename(creator.image) : 'an unknown process';
     originSummary =
@@ -173,7 +175,9 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
         ? `Downloaded by ${by}${fileOrigin.originUrl ? ` from ${fileOrigin.originUrl}` : ' (Mark of the Web)'}${fileOrigin.referrerUrl ? ` (referrer ${fileOrigin.referrerUrl})` : ''}.`
         : originKind === 'mail'
           ? `Saved by the mail client ${by}.`
-          : originKind === 'removable'
+          : originKind === 'remote'
+            ? 'Written by the System process: copied over SMB from another machine.'
+            : originKind === 'removable'
             ? `Came from a removable volume (${path.slice(0, 2)}).`
             : originKind === 'script'
               ? `Written by ${by}, a script host or LOLBin.`
@@ -296,6 +300,16 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   const lsns = new Set<number>();
   // A file that did not run is an artifact of its creator (a dump, a hive copy, a dropped script): the creator's activity is what shows intent.
   const actors = detected === undefined ? (executed || creator === undefined ? tree : [creator]) : [detected, ...tree];
+  // Every other run of the detected file within the look-back acted for it too (a tool run several times).
+  if (how === 'process' && detected !== undefined) {
+    const want = foldKey(detected.image);
+    let runs = 0;
+    for (const p of state.procs.values()) {
+      if (runs >= 16 || p === detected || foldKey(p.image) !== want || (p.start?.ts ?? detectedAt) < lookBackFrom || (p.start?.ts ?? 0) > detectedAt) continue;
+      actors.push(p);
+      runs++;
+    }
+  }
   for (const node of actors) {
     pgSet.add(foldKey(node.pg));
     for (const l of node.lsns) lsns.add(l);
@@ -482,6 +496,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       for (const it of s.items) if (typeof it.event.pg === 'string') tree.add(foldKey(it.event.pg));
     }
     if (typeof detection.pg === 'string') tree.add(foldKey(detection.pg));
+    for (const pg of pgSet) tree.add(pg);
     sigma = ctx.sigmaHits(tree, detection.ts - LOOK_BACK_MS, Number.MAX_SAFE_INTEGER);
   }
   const detectedStart = how === 'process' ? fetch(detected?.start) : undefined;
@@ -549,6 +564,7 @@ function findHost(state: DeviceState, path: string, detectedAt: number): { node:
   if (stem === '') return undefined;
   let best: { node: ProcNode; target: string; how: string } | undefined;
   let bestTs = Number.NEGATIVE_INFINITY;
+  const candidates: { node: ProcNode; target: string; how: string; ts: number }[] = [];
   for (const p of state.procs.values()) {
     // A process that started before the log began is known by its command line from a child's start event.
     const ts = p.start?.ts ?? p.lastTs;
@@ -556,9 +572,17 @@ function findHost(state: DeviceState, path: string, detectedAt: number): { node:
     // Cheap filter first: the command line must contain the file's name (an extension may be implied: rundll32 x,Entry).
     if (!p.cmd.toLowerCase().includes(stem)) continue;
     const t = hostedTargets(p.image, p.cmd, p.cwd).find((x) => targetNames(x.path, path));
-    if (t !== undefined && ts >= bestTs) {
-      best = { node: p, target: t.path, how: t.how };
-      bestTs = ts;
+    if (t !== undefined) candidates.push({ node: p, target: t.path, how: t.how, ts });
+  }
+  // A host started by another host of the same file (rundll32 relaunching itself) is part of that run: the root-most run wins, then the latest.
+  const pgs = new Set(candidates.map((c) => foldKey(c.node.pg)));
+  for (const c of candidates) {
+    let up = state.proc(c.node.ppg);
+    let nested = false;
+    for (let i = 0; up !== undefined && i < 16 && !nested; i++, up = state.proc(up.ppg)) nested = pgs.has(foldKey(up.pg));
+    if (!nested && c.ts >= bestTs) {
+      best = { node: c.node, target: c.target, how: c.how };
+      bestTs = c.ts;
     }
   }
   return best;

@@ -53,6 +53,7 @@ export const FACTOR_WEIGHTS = {
   'behaviour.host-spawns-shell': 20,
   'behaviour.discovery': 10,
   'behaviour.lateral-movement': 35,
+  'behaviour.privilege-escalation': 35,
   'behaviour.beaconing': 20,
   'behaviour.fileless-payload': 20,
   'behaviour.drops-and-runs': 15,
@@ -83,7 +84,8 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'behaviour.self-delete': 'A process of the tree deleted its own image or the detected file.',
   'behaviour.host-spawns-shell': 'The script or DLL, run by a host process, started a shell or another script host.',
   'behaviour.discovery': 'The process tree ran several discovery commands (whoami, net, systeminfo, nltest, …).',
-  'behaviour.lateral-movement': 'The file was created remotely: a service wrote it just after a network logon, with no local requester.',
+  'behaviour.lateral-movement': 'The file was created remotely: copied over SMB, or written by a service just after a network logon with no local requester.',
+  'behaviour.privilege-escalation': 'A named-pipe impersonation (cmd echo to \\\\.\\pipe\\…) or a UAC bypass hijack was used to gain rights.',
   'behaviour.beaconing': 'The process tree connected to the same IP address and port again and again (beaconing).',
   'behaviour.fileless-payload': 'A script or encoded payload was stored in the registry or a persistence command (a script host with a URL, an encoded command, long base64).',
   'behaviour.drops-and-runs': 'The process tree wrote an executable or script and then ran it.',
@@ -180,6 +182,7 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
       add(acc, 'behaviour.persistence', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
       if (FILELESS.test(cmd.replace(/^\S+\s*/, ''))) add(acc, 'behaviour.fileless-payload', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
     }
+    if (/\becho\b.*>\s*\\\\\.\\pipe\\/i.test(cmd) || /\\(ms-settings|mscfile|exefile|folder)\\shell\\open\\command/i.test(cmd)) add(acc, 'behaviour.privilege-escalation', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
     if (/mavinject(32)?(\.exe)?\s.*\/injectrunning/i.test(cmd)) add(acc, 'behaviour.injection', it.ref, `${baseName(image)}: ${cmd.slice(0, 160)}`);
     const b = baseName(image);
     if (it !== detectedStart && DISCOVERY_IMAGES.has(b)) discovery.add(b);
@@ -187,6 +190,11 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     if (it !== detectedStart && (input.how === 'hosted' || input.how === 'loaded') && SHELLS.has(b) && detectedStart !== undefined && s(e.ppg).toLowerCase() === s(detectedStart.event.pg).toLowerCase()) {
       add(acc, 'behaviour.host-spawns-shell', it.ref, `${baseName(s(detectedStart.event.image))} started ${b}`);
     }
+  }
+  // Named-pipe impersonation is often the detected process's parent (the service a getsystem creates).
+  for (const it of chain.slice(0, -1)) {
+    const cmd = s(it.event.cmd);
+    if (/\becho\b.*>\s*\\\\\.\\pipe\\/i.test(cmd)) add(acc, 'behaviour.privilege-escalation', it.ref, `${baseName(s(it.event.image))}: ${cmd.slice(0, 160)}`);
   }
   if (discovery.size >= 2) {
     for (const it of tree) if (discovery.has(baseName(s(it.event.image)))) add(acc, 'behaviour.discovery', it.ref, [...discovery].join(', '));
@@ -286,6 +294,7 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     }
   }
   if (input.motwDeleted !== undefined) add(acc, 'provenance.motw-removed', input.motwDeleted);
+  if (input.originKind === 'remote') add(acc, 'behaviour.lateral-movement', sectionOf('origin')[0]?.ref ?? input.fileRef, 'copied over SMB or created after a network logon');
   for (const it of sectionOf('origin')) {
     if (it.event.k === 'logon' && typeof it.note === 'string' && it.note.endsWith('created remotely')) add(acc, 'behaviour.lateral-movement', it.ref, it.note.slice('inferred: '.length));
   }

@@ -8,7 +8,7 @@
  * before its event 1 now and then, and a trail where a process acts before it
  * exists reads wrong. Events keep their own `ts`; only their order changes.
  */
-import type { ImportedEvent } from './sysmon-mapper.js';
+import { ENVELOPE_SKEW, type ImportedEvent } from './sysmon-mapper.js';
 import { FALLBACK_FIELD, synthesizedGuid } from './windows-fallback.js';
 
 /** One mapped record, with its position in the input (the tie-breaker of the sort). */
@@ -180,6 +180,30 @@ export function linkFallbackProcesses(host: string, events: readonly ImportedEve
   }
 }
 
+/**
+ * Corrects the time of records that have only an envelope time (Security,
+ * System, …) on a host whose envelope times are its local time marked as UTC:
+ * when most of the host's Sysmon records (at least 10) show the same offset
+ * between envelope and UtcTime, the other records are moved by it. Defender
+ * detections keep their own Detection Time.
+ */
+export function correctEnvelopeTimes(events: readonly ImportedEvent[]): void {
+  const counts = new Map<number, number>();
+  let sysmon = 0;
+  for (const e of events) {
+    if (!e.src.startsWith('sysmon:')) continue;
+    sysmon++;
+    const skew = typeof e[ENVELOPE_SKEW] === 'number' ? (e[ENVELOPE_SKEW] as number) : 0;
+    counts.set(skew, (counts.get(skew) ?? 0) + 1);
+  }
+  for (const e of events) delete e[ENVELOPE_SKEW];
+  let best = 0;
+  let bestCount = 0;
+  for (const [skew, n] of counts) if (n > bestCount) [best, bestCount] = [skew, n];
+  if (best === 0 || sysmon < 10 || bestCount * 2 < sysmon) return;
+  for (const e of events) if (!e.src.startsWith('sysmon:') && !e.src.startsWith('defender:')) e.ts -= best;
+}
+
 /** Groups mapped records by host and builds each host's trail (see the file comment). */
 export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const hosts = new Map<string, { computer: string; events: InputEvent[]; seen: Set<string>; duplicates: number }>();
@@ -200,6 +224,7 @@ export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const trails: HostTrail[] = [];
   for (const h of hosts.values()) {
     const { kept, merged } = mergeDefender(h.events);
+    correctEnvelopeTimes(kept.map((x) => x.event));
     linkFallbackProcesses(h.computer, kept.map((x) => x.event));
     const keys = orderKeys(kept);
     kept.sort((a, b) => {

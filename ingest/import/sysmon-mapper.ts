@@ -24,6 +24,9 @@ import { normalizeRegistryPath, SECURITY_FALLBACK_IDS, securityFallbackBody, SYS
 
 export { normalizeRegistryPath };
 
+/** Transient field: a Sysmon record's envelope time minus its UtcTime (rounded to 15 min); removed by buildTrails. */
+export const ENVELOPE_SKEW = 'envelopeSkew';
+
 /** A trail event before its seq is assigned, with where it came from (`src`) and its record's fingerprint (`rid`). */
 export interface ImportedEvent {
   ts: number;
@@ -862,6 +865,13 @@ export function mapRecord(raw: unknown, options: MapOptions = {}): MapOutcome {
 
   const event: Record<string, unknown> = { ts, k: body.k };
   put(event, body.fields);
+  // Some exports stamp the envelope in the host's local time marked as UTC; a Sysmon record has both, so its
+  // difference tells the host's offset (import-trail.ts corrects the records that have only the envelope).
+  if (source === 'sysmon') {
+    const envelope = env.times.map(parseUtcTime).find((t) => t !== undefined);
+    const skew = envelope === undefined ? 0 : Math.round((envelope - ts) / 900_000) * 900_000;
+    if (skew !== 0 && Math.abs(skew) <= 14 * 3_600_000) event[ENVELOPE_SKEW] = skew;
+  }
   event.src = `${source === 'other' ? 'winevent' : source}:${id}`;
   event.rid = recordId(env, host, id, ts);
   return { ok: true, host, event: event as ImportedEvent };
