@@ -162,7 +162,9 @@ describe('correlator: the black chain', () => {
     expect(report.verdict).toBe('black');
     expect(ruleIds(report)).toEqual(
       [
+        'behaviour.persistence',
         'chain.document-spawns-script',
+        'chain.script-host-parent',
         'execution.executed',
         'lolbin.powershell-encoded',
         'network.raw-ip',
@@ -556,7 +558,7 @@ describe('correlator: provenance that follows how Windows runs things, and the v
       ev('av.detect', { engine: 'E', threat: 'PUA:Win32/X', path: 'C:\\Windows\\System32\\sc.exe', action: 'allowed' }),
     ]);
     const report = r.store.alerts.view(alertIdFor(r.tmid, 5))!.revisions[0]!;
-    expect(ruleIds(report)).toEqual(['execution.executed', 'signer.microsoft', 'signer.trusted']);
+    expect(ruleIds(report)).toEqual(['chain.signed-parent', 'execution.executed', 'signer.installed', 'signer.microsoft', 'signer.trusted']);
     expect(report.verdict).toBe('white');
     expect(report.confidence?.level).toBe('medium');
     void exe;

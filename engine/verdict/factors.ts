@@ -46,7 +46,7 @@ export const FACTOR_WEIGHTS = {
   'behaviour.defence-tampering': 40,
   'behaviour.persistence': 25,
   'behaviour.c2-unusual-port': 20,
-  'behaviour.injection': 30,
+  'behaviour.injection': 40,
   'behaviour.side-loading': 35,
   'behaviour.timestomp': 25,
   'behaviour.self-delete': 20,
@@ -91,7 +91,7 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'behaviour.drops-and-runs': 'The process tree wrote an executable or script and then ran it.',
   'chain.script-host-parent': 'A script host or LOLBin started the file from a user-writable folder.',
   'signer.installed': 'The file is signed and trusted, and installed where only administrators write.',
-  'chain.signed-parent': 'Its parent is an installed program, not a script host, document reader or browser.',
+  'chain.signed-parent': "Its parent is an installed application or Windows' installer, not the shell, a script host, document reader or browser.",
   'provenance.motw-removed': "The file's Mark of the Web was deleted (it came from the internet).",
   'provenance.user-writable': 'The file sits in a user-writable folder.',
   'provenance.unsigned': 'The file is not signed.',
@@ -114,6 +114,7 @@ const PERSIST_REG =
 /** A payload in a value or a command: a script host fetching a URL, an encoded command, a long base64 blob. */
 const FILELESS = /(powershell|pwsh|mshta|wscript|cscript|rundll32|regsvr32)(\.exe)?["']?\s.*(https?:\/\/|javascript:|vbscript:|\s-e(nc|ncodedcommand)?\s|frombase64string|iex\b)|[A-Za-z0-9+/]{200,}={0,2}/i;
 const SCRIPT_PARENTS = new Set(['powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'wmic.exe', 'wmiprvse.exe', 'msbuild.exe', 'installutil.exe', 'certutil.exe', 'bitsadmin.exe', 'hh.exe', 'winword.exe', 'excel.exe', 'powerpnt.exe', 'outlook.exe']);
+const INSTALLERS = new Set(['msiexec.exe', 'trustedinstaller.exe', 'tiworker.exe']);
 const DROPPED_EXEC = /\.(exe|dll|scr|com|bat|cmd|ps1|vbs|vbe|js|jse|hta|wsf|msi|cpl|ocx)$/i;
 const DISCOVERY_IMAGES = new Set(['whoami.exe', 'systeminfo.exe', 'nltest.exe', 'ipconfig.exe', 'net.exe', 'net1.exe', 'quser.exe', 'qwinsta.exe', 'tasklist.exe', 'hostname.exe', 'arp.exe', 'route.exe', 'netstat.exe', 'dsquery.exe', 'adfind.exe']);
 const SHELLS = new Set(['cmd.exe', 'powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'certutil.exe', 'bitsadmin.exe', 'schtasks.exe', 'msiexec.exe', 'wmic.exe', 'installutil.exe', 'msbuild.exe']);
@@ -318,7 +319,8 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     const parent = s(detectedStart.event.pimage) || s(chain.at(-2)?.event.image);
     const pb = baseName(parent);
     if (pb !== '' && SCRIPT_PARENTS.has(pb) && isUserWritablePath(input.path)) add(acc, 'chain.script-host-parent', detectedStart.ref, `${pb} started ${name}`);
-    else if (pb !== '' && /^[a-z]:\\/i.test(parent) && !isUserWritablePath(parent) && !SCRIPT_PARENTS.has(pb) && !SHELLS.has(pb) && !/\\(chrome|msedge|firefox|iexplore|brave|opera|acrord32|acrobat)\.exe$/i.test(parent)) {
+    // An installed application or Windows' installer started it; the shell (explorer) or a service host vouches for nothing.
+    else if (pb !== '' && (INSTALLERS.has(pb) || (/^[a-z]:\\program files( \(x86\))?\\/i.test(parent) && !SCRIPT_PARENTS.has(pb) && !/\\(chrome|msedge|firefox|iexplore|brave|opera|acrord32|acrobat|foxitreader|foxitpdfreader)\.exe$/i.test(parent)))) {
       add(acc, 'chain.signed-parent', detectedStart.ref, parent);
     }
   }
