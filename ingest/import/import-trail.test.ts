@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildTrails, enrichDetection, linkFallbackProcesses, type InputEvent } from './import-trail.js';
+import { buildTrails, correctEnvelopeTimes, enrichDetection, linkFallbackProcesses, type InputEvent } from './import-trail.js';
 import type { ImportedEvent } from './sysmon-mapper.js';
 
 const T0 = Date.UTC(2024, 0, 2, 3, 0, 0);
@@ -123,5 +123,29 @@ describe('linkFallbackProcesses (Security fallbacks)', () => {
     linkFallbackProcesses('PC1', [start, sysmon]);
     expect(start.k).toBe('security.4688');
     expect(sysmon.k).toBe('proc.start');
+  });
+});
+
+describe('correctEnvelopeTimes', () => {
+  const ev = (src: string, ts: number, skew?: number): ImportedEvent => ({ ts, k: 'x', src, rid: `r${order++}`, ...(skew === undefined ? {} : { envelopeSkew: skew }) });
+
+  it('moves envelope-only records by the offset most Sysmon records of the host show', () => {
+    const H = 5 * 3_600_000;
+    const sysmon = Array.from({ length: 12 }, (_, i) => ev('sysmon:1', T0 + i, i < 10 ? -H : undefined));
+    const security = ev('security:4624', T0 - H);
+    const defender = ev('defender:1116', T0);
+    correctEnvelopeTimes([...sysmon, security, defender]);
+    expect(security.ts).toBe(T0);
+    expect(defender.ts).toBe(T0);
+    expect(sysmon.every((e) => e.envelopeSkew === undefined && e.ts >= T0)).toBe(true);
+  });
+
+  it('leaves times alone with too few Sysmon records or no agreement', () => {
+    const few = [...Array.from({ length: 5 }, () => ev('sysmon:1', T0, 3_600_000)), ev('security:4624', T0)];
+    correctEnvelopeTimes(few);
+    expect(few.at(-1)!.ts).toBe(T0);
+    const split = [...Array.from({ length: 6 }, () => ev('sysmon:1', T0, 3_600_000)), ...Array.from({ length: 6 }, () => ev('sysmon:1', T0)), ev('security:4624', T0)];
+    correctEnvelopeTimes(split);
+    expect(split.at(-1)!.ts).toBe(T0);
   });
 });

@@ -183,7 +183,7 @@ export function linkFallbackProcesses(host: string, events: readonly ImportedEve
 /**
  * Corrects the time of records that have only an envelope time (Security,
  * System, …) on a host whose envelope times are its local time marked as UTC:
- * when most of the host's Sysmon records (at least 10) show the same offset
+ * when more than half of the host's Sysmon records (at least 10) show the same offset
  * between envelope and UtcTime, the other records are moved by it. Defender
  * detections keep their own Detection Time.
  */
@@ -200,7 +200,7 @@ export function correctEnvelopeTimes(events: readonly ImportedEvent[]): void {
   let best = 0;
   let bestCount = 0;
   for (const [skew, n] of counts) if (n > bestCount) [best, bestCount] = [skew, n];
-  if (best === 0 || sysmon < 10 || bestCount * 2 < sysmon) return;
+  if (best === 0 || sysmon < 10 || bestCount * 2 <= sysmon) return;
   for (const e of events) if (!e.src.startsWith('sysmon:') && !e.src.startsWith('defender:')) e.ts -= best;
 }
 
