@@ -3,6 +3,7 @@
  * shards from their checkpoints, then opens the agent endpoint and the HTTP
  * server. Shutdown runs the other way round and loses nothing acked.
  */
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHealthCheck, createHttpApp, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -75,6 +76,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
   try {
     await resetConnectedFlags(store);
+    // An empty intel folder from the start: operators see where lists go, and the verdict needs none to reach black.
+    const intelDir = config.engine.intelDir ?? join(config.dataDir, 'intel');
+    mkdirSync(intelDir, { recursive: true });
     pool = createShardPool({
       workers: config.engine.shards,
       dataDir: config.dataDir,
@@ -82,7 +86,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       flushIntervalMs: config.engine.flushIntervalMs,
       maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
       stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
-      intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
+      intelDir,
       revisionWindowMs: config.engine.revisionWindowMs,
       maxDevicesInMemory: config.engine.maxDevicesInMemory,
       ...(config.sigma.enabled

@@ -164,7 +164,11 @@ export type ReportSectionId =
   | 'registry'
   | 'filesRead'
   | 'network'
-  | 'attributes';
+  | 'attributes'
+  // Sections past the eight of SPEC §4 (issue 13): what the process tree did to other processes, loaded and connected to.
+  | 'processAccess'
+  | 'imageLoads'
+  | 'pipes';
 
 export interface ReportSection {
   id: ReportSectionId;
@@ -182,6 +186,10 @@ export interface RuleHit {
   weight?: number;
   outcome?: Verdict;
   evidence: EvidenceRef[];
+  /** The verdict model's factor group (sigma, provenance, behaviour, signer, execution, intel); absent on rule-set rules. */
+  group?: string;
+  /** What the evidence showed, in words (e.g. "lsass.exe opened with PROCESS_VM_READ"). */
+  detail?: string;
 }
 
 export interface FileAttributes {
@@ -216,6 +224,15 @@ export interface QuickReport {
   sigma?: SigmaReportHit[];
   score: number;
   verdict: Verdict;
+  /**
+   * How the detected file ran: `process` (a process started from it), `hosted`
+   * (a script host or loader ran it by its command line), `loaded` (loaded as an
+   * image into a process); with that process. Absent when it did not run, and on
+   * reports made before issue 13.
+   */
+  execution?: { how: 'process' | 'hosted' | 'loaded'; pg: string; image: string; detail: string };
+  /** How sure the verdict is (high, medium, low) and why; absent on reports made before issue 13. */
+  confidence?: { level: 'high' | 'medium' | 'low'; reason: string };
 }
 
 /** The Sigma severities: `level` critical → Critical, high → Serious, medium → Medium, low / informational → Information. */

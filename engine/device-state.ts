@@ -28,6 +28,8 @@ export interface ProcNode {
   pcmd: string | undefined;
   user: string | undefined;
   pid: number | undefined;
+  /** Current directory at start: relative paths on its command line resolve against it. */
+  cwd?: string;
   start: EventRef | undefined;
   end: EventRef | undefined;
   /** Child process GUIDs. */
@@ -50,6 +52,11 @@ export interface FileOrigin {
   referrerUrl: string | undefined;
   zone: number | undefined;
   firstSeen: number;
+  /** The process that last loaded the file as an image (DLL), and that load. */
+  loadedBy?: string;
+  loaded?: EventRef;
+  /** The deletion of its Zone.Identifier stream (Mark of the Web removed): evidence it came from the internet. */
+  motwDeleted?: EventRef;
 }
 
 export interface DeviceStateLimits {
@@ -72,6 +79,27 @@ export interface DeviceSnapshot {
   files: FileOrigin[];
   dns: [string, string][];
   removableDrives: string[];
+  /** Device-wide persistence events (service installs, scheduled tasks); absent in older snapshots. */
+  persistence?: EventRef[];
+  remoteLogons?: EventRef[];
+}
+
+/** Extension kinds from the Security / System fallbacks that install persistence device-wide (no acting process). */
+export const PERSISTENCE_KINDS: ReadonlySet<string> = new Set(['service.install', 'service.config', 'task.create']);
+const MAX_PERSISTENCE = 64;
+
+/**
+ * Folders only Windows or an administrator's installer writes: a DLL loaded
+ * from anywhere else is remembered (it may be a payload or a side-load), one
+ * from here is not (every process loads hundreds).
+ */
+const SYSTEM_FOLDER = /^[a-z]:\\(windows\\(system32|syswow64|winsxs|microsoft\.net|assembly|systemapps|servicing)\\|program files( \(x86\))?\\)/i;
+
+/** True for paths outside the folders only Windows or installers write (user profiles, ProgramData, temp, roots of drives, shares). */
+export function isUserWritablePath(path: string): boolean {
+  if (path.startsWith('\\\\')) return true;
+  if (!/^[a-z]:\\/i.test(path)) return false;
+  return !SYSTEM_FOLDER.test(path) && !/^[a-z]:\\windows\\[^\\]+$/i.test(path);
 }
 
 /** Lower-case key for Windows paths and GUIDs: they keep their case but compare case-insensitively. */
@@ -109,6 +137,14 @@ function keep(prev: string | undefined, v: unknown): string | undefined {
   return own(v);
 }
 
+/** The program of a command line (its first argument, quotes removed). */
+function firstArg(cmd: string): string {
+  const t = cmd.trim();
+  if (t.startsWith('"')) return t.slice(1, t.indexOf('"', 1) < 0 ? undefined : t.indexOf('"', 1));
+  const sp = t.search(/\s/);
+  return sp < 0 ? t : t.slice(0, sp);
+}
+
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -122,6 +158,10 @@ export class DeviceState {
   readonly dns = new Map<string, string>();
   /** Drive letters (e.g. "E:") of connected removable devices. */
   readonly removableDrives = new Set<string>();
+  /** Device-wide persistence events (PERSISTENCE_KINDS), newest last, bounded. */
+  readonly persistence: EventRef[] = [];
+  /** Successful network and remote-interactive logons (types 3, 10), newest last, bounded: who could have acted remotely. */
+  readonly remoteLogons: EventRef[] = [];
   private readonly limits: DeviceStateLimits;
 
   constructor(limits: DeviceStateLimits = DEFAULT_DEVICE_LIMITS, snapshot?: DeviceSnapshot) {
@@ -131,11 +171,20 @@ export class DeviceState {
       for (const f of snapshot.files) this.files.set(foldKey(f.path), f);
       for (const [ip, name] of snapshot.dns) this.dns.set(ip, name);
       for (const d of snapshot.removableDrives) this.removableDrives.add(d);
+      for (const r of snapshot.persistence ?? []) this.persistence.push(r);
+      for (const r of snapshot.remoteLogons ?? []) this.remoteLogons.push(r);
     }
   }
 
   snapshot(): DeviceSnapshot {
-    return { procs: [...this.procs.values()], files: [...this.files.values()], dns: [...this.dns], removableDrives: [...this.removableDrives] };
+    return {
+      procs: [...this.procs.values()],
+      files: [...this.files.values()],
+      dns: [...this.dns],
+      removableDrives: [...this.removableDrives],
+      ...(this.persistence.length === 0 ? {} : { persistence: [...this.persistence] }),
+      ...(this.remoteLogons.length === 0 ? {} : { remoteLogons: [...this.remoteLogons] }),
+    };
   }
 
   proc(pg: string | undefined): ProcNode | undefined {
@@ -157,7 +206,8 @@ export class DeviceState {
     return best;
   }
 
-  private touchProc(pg: string, lsn: number, ts: number): ProcNode {
+  /** The process `pg`, created on first sight; `image` is the acting image an event names (Sysmon writes it on every kind). */
+  private touchProc(pg: string, lsn: number, ts: number, image?: unknown): ProcNode {
     let p = this.procs.get(pg);
     const key = p === undefined ? foldKey(pg) : pg;
     if (p === undefined) p = this.procs.get(key);
@@ -189,6 +239,8 @@ export class DeviceState {
       if (p.lsns.length > this.limits.maxLsnsPerProcess) p.lsns.shift();
     }
     if (ts > p.lastTs) p.lastTs = ts;
+    // Known by its own events only (it started before the log began): its image is still known.
+    if (p.image === '' && typeof image === 'string' && image.length > 0) p.image = own(image);
     return p;
   }
 
@@ -250,7 +302,7 @@ export class DeviceState {
     switch (e.k) {
       case 'proc.start': {
         if (pg === undefined) return;
-        const p = this.touchProc(pg, lsn, ts);
+        const p = this.touchProc(pg, lsn, ts, e.image);
         p.image = keep(p.image, e.image) ?? p.image;
         p.cmd = keep(p.cmd, e.cmd) ?? p.cmd;
         p.sha256 = keep(p.sha256, e.sha256);
@@ -261,27 +313,28 @@ export class DeviceState {
         p.pcmd = keep(p.pcmd, e.pcmd);
         p.user = keep(p.user, e.user);
         p.pid = num(e.pid) ?? p.pid;
+        const cwd = keep(p.cwd, e.cwd);
+        if (cwd !== undefined) p.cwd = cwd;
         p.start = ref;
         if (p.ppg !== undefined) {
           const parent = this.touchProc(p.ppg, lsn, ts);
-          if (parent.image === '' && p.pimage !== undefined) {
-            // Parent fields are copied into every start event, so a chain survives a missing parent event.
-            parent.image = p.pimage;
-            parent.cmd = p.pcmd ?? '';
-          }
+          // Parent fields are copied into every start event, so a chain survives a missing parent event
+          // (some exports name the parent only by its command line).
+          if (parent.image === '') parent.image = p.pimage ?? (p.pcmd === undefined ? '' : own(firstArg(p.pcmd)));
+          if (parent.cmd === '' && p.pcmd !== undefined) parent.cmd = p.pcmd;
           if (!parent.children.includes(p.pg)) parent.children.push(p.pg);
         }
         return;
       }
       case 'proc.end': {
         if (pg === undefined) return;
-        this.touchProc(pg, lsn, ts).end = ref;
+        this.touchProc(pg, lsn, ts, e.image).end = ref;
         return;
       }
       case 'file.create':
       case 'file.write': {
         const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         if (path === undefined) return;
         const f = this.touchFile(path, ts);
         if (e.k === 'file.create') {
@@ -300,7 +353,7 @@ export class DeviceState {
         return;
       }
       case 'file.rename': {
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         const from = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
         const to = typeof e.newPath === 'string' && e.newPath.length > 0 ? e.newPath : undefined;
         if (from === undefined || to === undefined) return;
@@ -312,7 +365,7 @@ export class DeviceState {
         return;
       }
       case 'net.dns': {
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
         const qname = str(e.qname);
         const answers = e.answers;
         if (qname === undefined || !Array.isArray(answers)) return;
@@ -321,6 +374,33 @@ export class DeviceState {
           this.dns.delete(a);
           this.dns.set(own(a), qname);
           if (this.dns.size > MAX_DNS) this.dns.delete(this.dns.keys().next().value!);
+        }
+        return;
+      }
+      case 'file.delete': {
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
+        const path = typeof e.path === 'string' ? e.path : '';
+        const motw = /:Zone\.Identifier(:\$DATA)?$/i.exec(path);
+        // Deleting the Mark of the Web (Unblock-File, streams -d) is evidence the file came from the internet.
+        if (motw !== null && motw.index > 0) this.touchFile(path.slice(0, motw.index), ts).motwDeleted = ref;
+        return;
+      }
+      case 'image.load': {
+        if (pg === undefined) return;
+        const p = this.touchProc(pg, lsn, ts, e.image);
+        const path = typeof e.path === 'string' && e.path.length > 0 ? e.path : undefined;
+        if (path === undefined) return;
+        // A process's own image load carries the signature its start event lacks (Sysmon 1 has none).
+        if (p.signer === undefined && p.sig === undefined && p.image !== '' && foldKey(p.image) === foldKey(path)) {
+          p.signer = str(e.signer);
+          p.sig = str(e.sig);
+          return;
+        }
+        if (e.sig !== 'trusted' || isUserWritablePath(path)) {
+          const f = this.touchFile(path, ts);
+          f.loadedBy = p.pg;
+          f.loaded = ref;
+          f.sha256 = keep(f.sha256, e.sha256);
         }
         return;
       }
@@ -333,9 +413,21 @@ export class DeviceState {
         else this.removableDrives.delete(letter);
         return;
       }
+      case 'logon': {
+        // Machine accounts (NAME$) log on over the network all the time; a person's network logon with a source address is what a remote actor leaves.
+        if (e.ok !== false && (e.logonType === 3 || e.logonType === 10) && typeof e.srcIp === 'string' && !(typeof e.userName === 'string' && e.userName.endsWith('$'))) {
+          this.remoteLogons.push(ref);
+          if (this.remoteLogons.length > MAX_PERSISTENCE) this.remoteLogons.shift();
+        }
+        return;
+      }
       default:
+        if (PERSISTENCE_KINDS.has(e.k)) {
+          this.persistence.push(ref);
+          if (this.persistence.length > MAX_PERSISTENCE) this.persistence.shift();
+        }
         // Every other kind with an acting process is indexed by its batch for the report's sections.
-        if (pg !== undefined) this.touchProc(pg, lsn, ts);
+        if (pg !== undefined) this.touchProc(pg, lsn, ts, e.image);
     }
   }
 }

@@ -15,9 +15,15 @@ import type {
   TrailEvent,
 } from '../core/contracts.js';
 import { count } from '../core/plural.js';
-import { foldKey, type DeviceState, type EventRef, type ProcNode } from './device-state.js';
+import { foldKey, isUserWritablePath, type DeviceState, type EventRef, type ProcNode } from './device-state.js';
+import { describeAccess, decodeProcessAccess, parseAccessMask } from './facts/access-mask.js';
+import { decodeEncodedCommand } from './facts/encoded-command.js';
+import { hostedTargets, targetNames } from './provenance/command-line.js';
+import { findRequester, SERVICE_WRITERS } from './provenance/service-requests.js';
 import { judge, type CompiledRuleSet } from './rules/evaluate.js';
 import type { ThreatIntel } from './threat-intel.js';
+import { verdictFactors } from './verdict/factors.js';
+import { decideVerdict } from './verdict/model.js';
 
 /** Reads the events of one batch of this device's log (decoded, in seq order). */
 export type BatchReader = (lsn: number) => readonly TrailEvent[] | undefined;
@@ -51,7 +57,13 @@ export const SECTION_TITLES: Record<ReportSectionId, string> = {
   filesRead: '6. Files read',
   network: '7. Network communication',
   attributes: '8. File attributes',
+  processAccess: '9. Process access and injection',
+  imageLoads: '10. Images loaded',
+  pipes: '11. Named pipes',
 };
+
+/** DLLs whose load says what a process is up to (dumping memory, reading credentials, hosting .NET or PowerShell). */
+const NOTABLE_DLLS = new Set(['dbghelp.dll', 'dbgcore.dll', 'comsvcs.dll', 'samlib.dll', 'vaultcli.dll', 'wdigest.dll', 'clr.dll', 'clrjit.dll', 'mscoree.dll', 'system.management.automation.dll', 'system.management.automation.ni.dll', 'scrobj.dll', 'jscript.dll', 'jscript9.dll', 'vbscript.dll', 'wshom.ocx', 'scrrun.dll', 'winhttp.dll', 'wininet.dll']);
 
 const MAIL_CLIENTS = new Set(['outlook.exe', 'thunderbird.exe', 'hxoutlook.exe', 'olk.exe', 'winmail.exe']);
 const SCRIPT_WRITERS = new Set(['powershell.exe', 'pwsh.exe', 'certutil.exe', 'bitsadmin.exe', 'mshta.exe', 'wscript.exe', 'cscript.exe', 'cmd.exe', 'curl.exe', 'rundll32.exe', 'regsvr32.exe']);
@@ -101,22 +113,48 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   const path = str(detection.path) ?? '';
   const sha256 = str(detection.sha256);
 
-  // The detected process: the one the antivirus names, if it runs the file; else the latest run of that image.
+  // The detected process: the one the antivirus names, if it runs the file; else the latest run of that image;
+  // else the host that ran it by its command line (script host, loader); else the process that loaded it as an image.
   let detected: ProcNode | undefined = state.proc(str(detection.pg));
   if (detected !== undefined && path !== '' && foldKey(detected.image) !== foldKey(path)) detected = undefined;
   if (detected === undefined && path !== '') {
     const candidate = state.latestProcessOfImage(path);
     if (candidate !== undefined && (candidate.start?.ts ?? 0) <= detectedAt) detected = candidate;
   }
-  const executed = detected !== undefined && detected.start !== undefined;
+  let how: 'process' | 'hosted' | 'loaded' | undefined = detected === undefined ? undefined : 'process';
+  let hostedNote: string | undefined;
+  let hostedTarget: string | undefined;
+  const fileOrigin = state.file(path);
+  if (detected === undefined && path !== '') {
+    const hosted = findHost(state, path, detectedAt);
+    if (hosted !== undefined) {
+      detected = hosted.node;
+      how = 'hosted';
+      hostedNote = `runs ${hosted.target} (${hosted.how})`;
+      hostedTarget = hosted.target;
+    }
+  }
+  let loadEvent: TrailEvent | undefined;
+  if (detected === undefined && fileOrigin?.loadedBy !== undefined) {
+    const loader = state.proc(fileOrigin.loadedBy);
+    loadEvent = fetch(fileOrigin.loaded);
+    if (loader !== undefined && loadEvent !== undefined && loadEvent.ts <= detectedAt) {
+      detected = loader;
+      how = 'loaded';
+      hostedNote = `loaded ${path} as an image`;
+    }
+  }
+  // A process known only by its own events (it started before the log began) ran all the same.
+  const executed = detected !== undefined && (detected.start !== undefined || how !== 'process' || detected.lsns.length > 0);
+  if (!executed) how = undefined;
 
   // 1. Origin.
-  const fileOrigin = state.file(path);
   const originItems: EvidenceItem[] = [];
   let originKind = 'unknown';
   let originSummary = 'No record of how the file was created.';
+  let originUrl = fileOrigin?.originUrl;
   let creator: ProcNode | undefined;
-  if (fileOrigin !== undefined) {
+  if (fileOrigin !== undefined && (fileOrigin.created !== undefined || fileOrigin.lastWrite !== undefined || fileOrigin.originUrl !== undefined)) {
     const createdEvent = fetch(fileOrigin.created) ?? fetch(fileOrigin.lastWrite);
     if (createdEvent !== undefined) originItems.push(item(createdEvent, 'created the detected file'));
     creator = state.proc(fileOrigin.pg);
@@ -128,14 +166,18 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     else if (MAIL_CLIENTS.has(creatorImage) || /\\content\.outlook\\|\\olk[0-9a-f]*\\/i.test(path)) originKind = 'mail';
     else if (removable) originKind = 'removable';
     else if (SCRIPT_WRITERS.has(creatorImage)) originKind = 'script';
+    // The System process writes what arrives over SMB (admin shares): a copy from another machine.
+    else if (creatorImage === 'system' || (creator === undefined && /^system$/i.test(str(createdEvent?.image) ?? ''))) originKind = 'remote';
     else if (creator !== undefined) originKind = 'local';
     const by = creator?.image ? basename(creator.image) : 'an unknown process';
     originSummary =
       originKind === 'internet'
-        ? `Downloaded by ${by}${fileOrigin.originUrl ? ` from ${fileOrigin.originUrl}` : ' (Mark of the Web)'}.`
+        ? `Downloaded by ${by}${fileOrigin.originUrl ? ` from ${fileOrigin.originUrl}` : ' (Mark of the Web)'}${fileOrigin.referrerUrl ? ` (referrer ${fileOrigin.referrerUrl})` : ''}.`
         : originKind === 'mail'
           ? `Saved by the mail client ${by}.`
-          : originKind === 'removable'
+          : originKind === 'remote'
+            ? 'Written by the System process: copied over SMB from another machine.'
+            : originKind === 'removable'
             ? `Came from a removable volume (${path.slice(0, 2)}).`
             : originKind === 'script'
               ? `Written by ${by}, a script host or LOLBin.`
@@ -143,6 +185,46 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   } else if (/^[a-z]:/i.test(path) && state.removableDrives.has(path.slice(0, 2).toUpperCase())) {
     originKind = 'removable';
     originSummary = `On a removable volume (${path.slice(0, 2)}).`;
+  }
+  // Written by a Windows service on a requester's behalf (BITS, Task Scheduler, the service manager): an inference.
+  if (path !== '' && (creator === undefined || SERVICE_WRITERS.has(basename(creator.image)))) {
+    const at = fetch(fileOrigin?.created)?.ts ?? fetch(fileOrigin?.lastWrite)?.ts ?? detectedAt;
+    const req = findRequester(state, path, at, creator === undefined ? undefined : basename(creator.image));
+    const reqStart = req === undefined ? undefined : fetch(req.node.start);
+    if (req !== undefined && reqStart !== undefined) {
+      originItems.push(item(reqStart, `inferred: ${req.evidence}`));
+      if (req.url !== undefined) {
+        originKind = 'internet';
+        originUrl ??= req.url;
+      } else if (originKind === 'unknown' || originKind === 'local') originKind = 'script';
+      originSummary = `Inferred: ${basename(req.node.image)} asked ${req.service} for it${req.url === undefined ? '' : ` from ${req.url}`} (${req.evidence}).`;
+    } else if (creator !== undefined && state.remoteLogons.length > 0) {
+      // No local requester: a service wrote it just after someone logged on over the network (schtasks /S, sc \\host, WMI, PsExec).
+      for (let i = state.remoteLogons.length - 1; i >= 0; i--) {
+        const ref = state.remoteLogons[i]!;
+        if (ref.ts > at || ref.ts < at - 120_000) continue;
+        const logon = fetch(ref);
+        if (logon === undefined) continue;
+        originItems.push(item(logon, `inferred: written by ${basename(creator.image)} ${Math.round((at - ref.ts) / 1000)} s after a network logon from ${str(logon.srcIp)}${str(logon.userName) === undefined ? '' : ` as ${str(logon.userName)}`}: created remotely`));
+        originKind = 'remote';
+        originSummary = `Inferred: created remotely by ${str(logon.userName) ?? 'a user'} from ${str(logon.srcIp)} (${basename(creator.image)} wrote it just after their network logon).`;
+        break;
+      }
+    }
+  }
+  // A host that fetched the file by URL (mshta / regsvr32 / wmic /format: https://…) downloaded it.
+  if (hostedNote !== undefined && how === 'hosted' && /^[a-z]+:\/\//i.test(hostedTarget ?? '')) {
+    originUrl ??= hostedTarget;
+    if (originKind !== 'internet' && originKind !== 'mail') {
+      originKind = 'internet';
+      originSummary = `Downloaded by ${basename(detected!.image)} from ${hostedTarget}, which ran it.`;
+    }
+  }
+  const motwDeleted = fetch(fileOrigin?.motwDeleted);
+  if (motwDeleted !== undefined) {
+    originItems.push(item(motwDeleted, 'its Mark of the Web (Zone.Identifier) was deleted: it came from the internet'));
+    if (originKind === 'unknown' || originKind === 'local' || originKind === 'script') originKind = 'internet';
+    originSummary += ' Its Mark of the Web was deleted afterwards.';
   }
 
   // 2. Chain: ancestors from the root down to the detected process.
@@ -155,11 +237,15 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     while (p !== undefined && !seen.has(foldKey(p.pg)) && chainItems.length < 64) {
       seen.add(foldKey(p.pg));
       const start = fetch(p.start);
-      if (start !== undefined) chainItems.push(item(start));
-      else if (child !== undefined) {
-        // Known only from the parent fields copied into its child's start event.
-        const childStart = fetch(child.start);
-        if (childStart !== undefined) chainItems.push({ ...item(childStart, 'parent known from this start event only'), event: { k: 'proc.start', pg: p.pg, image: p.image, cmd: p.cmd } });
+      if (start !== undefined) chainItems.push(item(start, processNote(start, p === detected ? hostedNote : undefined)));
+      else {
+        // Known only from the parent fields copied into a child's start event (it started before the log begins).
+        let childStart = child === undefined ? undefined : fetch(child.start);
+        for (let i = 0; childStart === undefined && i < p.children.length && i < 8; i++) childStart = fetch(state.proc(p.children[i])?.start);
+        if (childStart !== undefined) {
+          const note = p === detected && hostedNote !== undefined ? `${hostedNote}; known from a child's start event only` : 'parent known from this start event only';
+          chainItems.push({ ...item(childStart, note), event: { k: 'proc.start', pg: p.pg, image: p.image, cmd: p.cmd } });
+        }
       }
       chainNames.push(basename(p.image) || p.pg);
       child = p;
@@ -170,6 +256,17 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
         if (childStart !== undefined) {
           chainItems.push({ ...item(childStart, 'parent known from this start event only'), event: { k: 'proc.start', pg: child.ppg, image: child.pimage, cmd: child.pcmd } });
         }
+      }
+    }
+    // A service, task or WMI host started it: who asked for that, by command line and time (an inference).
+    const top = detected;
+    const parentImage = basename(top.pimage ?? state.proc(top.ppg)?.image ?? '');
+    if (SERVICE_WRITERS.has(parentImage) || parentImage === 'wmiprvse.exe') {
+      const req = findRequester(state, top.image, fetch(top.start)?.ts ?? detectedAt, parentImage);
+      const reqStart = req === undefined ? undefined : fetch(req.node.start);
+      if (req !== undefined && reqStart !== undefined) {
+        chainItems.push(item(reqStart, `inferred: ${req.evidence}`));
+        chainNames.push(`(${basename(req.node.image)} via ${req.service})`);
       }
     }
     chainItems.reverse();
@@ -194,14 +291,26 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   const descendantItems: EvidenceItem[] = [];
   for (const node of tree) {
     const start = fetch(node.start);
-    if (start !== undefined) descendantItems.push(item(start));
+    if (start !== undefined) descendantItems.push(item(start, processNote(start, undefined)));
   }
   descendantItems.sort((a, b) => a.ref.seq - b.ref.seq);
 
   // 4-7. Activity of the detected process and its descendants, read from the log.
   const pgSet = new Set<string>();
   const lsns = new Set<number>();
-  for (const node of detected === undefined ? tree : [detected, ...tree]) {
+  // A file that did not run is an artifact of its creator (a dump, a hive copy, a dropped script): the creator's activity is what shows intent.
+  const actors = detected === undefined ? (executed || creator === undefined ? tree : [creator]) : [detected, ...tree];
+  // Every other run of the detected file within the look-back acted for it too (a tool run several times).
+  if (how === 'process' && detected !== undefined) {
+    const want = foldKey(detected.image);
+    let runs = 0;
+    for (const p of state.procs.values()) {
+      if (runs >= 16 || p === detected || foldKey(p.image) !== want || (p.start?.ts ?? detectedAt) < lookBackFrom || (p.start?.ts ?? 0) > detectedAt) continue;
+      actors.push(p);
+      runs++;
+    }
+  }
+  for (const node of actors) {
     pgSet.add(foldKey(node.pg));
     for (const l of node.lsns) lsns.add(l);
   }
@@ -209,6 +318,12 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   const registry: EvidenceItem[] = [];
   const read: EvidenceItem[] = [];
   const network: EvidenceItem[] = [];
+  const access: EvidenceItem[] = [];
+  const loads: EvidenceItem[] = [];
+  const pipes: EvidenceItem[] = [];
+  const detectedImage = detected === undefined ? '' : foldKey(detected.image);
+  const treeImages = new Set<string>();
+  for (const node of detected === undefined ? tree : [detected, ...tree]) if (node.image !== '') treeImages.add(foldKey(node.image));
   let omitted = 0;
   const push = (list: EvidenceItem[], it: EvidenceItem) => {
     if (list.length < MAX_ITEMS_PER_SECTION) list.push(it);
@@ -222,9 +337,53 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       switch (e.k) {
         case 'file.create':
         case 'file.write':
-        case 'file.delete':
         case 'file.rename':
           push(written, item(e));
+          break;
+        case 'file.delete': {
+          const p = foldKey(str(e.path) ?? '');
+          const note = /:zone\.identifier(:\$data)?$/.test(p)
+            ? 'Mark of the Web removed'
+            : p === foldKey(path) || treeImages.has(p)
+              ? p === foldKey(str(e.image) ?? '') || p === detectedImage
+                ? 'self-deletion'
+                : 'deleted the detected file or a process image of the tree'
+              : undefined;
+          push(written, item(e, note));
+          break;
+        }
+        case 'file.time': {
+          const was = typeof e.prevCtime === 'number' ? new Date(e.prevCtime).toISOString() : 'unknown';
+          const now = typeof e.ctime === 'number' ? new Date(e.ctime).toISOString() : 'unknown';
+          push(written, item(e, `timestomping: creation time set to ${now} (was ${was})`));
+          break;
+        }
+        case 'proc.access': {
+          const target = basename(str(e.timage) ?? '');
+          const mask = parseAccessMask(e.access);
+          const rights = describeAccess(e.access) ?? String(e.access ?? 'unknown rights');
+          const lsass = target === 'lsass.exe' ? (mask !== undefined && decodeProcessAccess(mask).readsMemory ? 'LSASS memory readable: credential theft' : 'LSASS opened') : undefined;
+          // Opening one's own children is routine; list access to other processes.
+          const strong = mask !== undefined && (decodeProcessAccess(mask).full || decodeProcessAccess(mask).writesMemory);
+          if (lsass !== undefined || strong || !treeImages.has(foldKey(str(e.timage) ?? ''))) push(access, item(e, `${target || 'a process'} opened with ${rights}${lsass === undefined ? '' : ` (${lsass})`}`));
+          break;
+        }
+        case 'proc.remote_thread':
+          push(access, item(e, `remote thread created in ${basename(str(e.timage) ?? '') || 'another process'}${str(e.startFunction) === undefined ? '' : ` at ${str(e.startFunction)}`}`));
+          break;
+        case 'image.load': {
+          const note = imageLoadNote(e, state, path);
+          if (note !== undefined) push(loads, item(e, note));
+          break;
+        }
+        case 'pipe.create':
+        case 'pipe.connect':
+          push(pipes, item(e));
+          break;
+        case 'service.install':
+        case 'service.config':
+        case 'task.create':
+          push(registry, item(e));
           break;
         case 'reg.set':
         case 'reg.create':
@@ -247,13 +406,42 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     }
   }
 
-  // 8. Attributes.
+  // The creator registered the file somewhere that runs it (a COM server, a Run value, a service): that is part of its story.
+  if (creator !== undefined && !pgSet.has(foldKey(creator.pg)) && path !== '') {
+    const want = foldKey(path);
+    const cpg = foldKey(creator.pg);
+    for (const lsn of creator.lsns) {
+      for (const e of ctx.readBatch(lsn) ?? []) {
+        if (e.k !== 'reg.set' || typeof e.pg !== 'string' || foldKey(e.pg) !== cpg || e.ts < lookBackFrom) continue;
+        if (typeof e.data === 'string' && foldKey(e.data).includes(want)) push(registry, item(e, 'the file’s creator registered it here'));
+      }
+    }
+  }
+
+  // Services and tasks installed device-wide (System 7045 / 7040, Security 4698: no acting process) that name the file or a tree image.
+  if (state.persistence.length > 0) {
+    const names = [foldKey(path), ...treeImages].filter((n) => n !== '');
+    for (const ref of state.persistence) {
+      if (ref.ts < lookBackFrom || ref.ts > detectedAt + 600_000) continue;
+      const e = fetch(ref);
+      if (e === undefined || (typeof e.pg === 'string' && pgSet.has(foldKey(e.pg)))) continue;
+      const text = `${str(e.imagePath) ?? ''} ${str(e.command) ?? ''} ${str(e.content) ?? ''}`.toLowerCase();
+      const task = str(e.task)?.toLowerCase();
+      if (task !== undefined && foldKey(path).endsWith(`\\tasks${task.startsWith('\\') ? '' : '\\'}${task}`)) push(registry, item(e, 'the scheduled task the detected file defines'));
+      else if (names.some((n) => text.includes(n))) push(registry, item(e, 'names the detected file or a process of its tree'));
+    }
+  }
+
+  // 8. Attributes. The signature is the detected process's only when the file is that process's image.
+  // The file's own image load (a DLL run by a host or loaded) carries its signature.
+  const loadSig = loadEvent ?? fetch(fileOrigin?.loaded);
+  const ownImage = how === 'process' ? detected : undefined;
   const attributes: FileAttributes = {
     path,
-    sha256: sha256 ?? fileOrigin?.sha256 ?? detected?.sha256,
+    sha256: sha256 ?? fileOrigin?.sha256 ?? ownImage?.sha256 ?? str(loadSig?.sha256),
     size: fileOrigin?.size,
-    signer: detected?.signer ?? str(detection.signer),
-    sig: detected?.sig ?? str(detection.sig),
+    signer: ownImage?.signer ?? str(loadSig?.signer) ?? str(detection.signer),
+    sig: ownImage?.sig ?? str(loadSig?.sig) ?? str(detection.sig),
     firstSeen: fileOrigin?.firstSeen ?? detected?.start?.ts,
     vol: fileOrigin?.vol,
   };
@@ -264,7 +452,9 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     {
       id: 'chain',
       title: SECTION_TITLES.chain,
-      summary: executed ? chainNames.join(' → ') : 'The file did not run (no process start recorded).',
+      summary: executed
+        ? `${chainNames.join(' → ')}${how === 'hosted' ? ` (${hostedNote})` : how === 'loaded' ? ` (${basename(detected!.image)} ${hostedNote})` : ''}`
+        : 'The file did not run (no process start, no host running it, no image load recorded).',
       items: chainItems,
     },
     { id: 'descendants', title: SECTION_TITLES.descendants, summary: count(descendantItems.length, 'child process'), items: descendantItems },
@@ -283,9 +473,12 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       summary: `${path} sha256=${attributes.sha256 ?? 'unknown'} signer=${attributes.signer ?? 'none'} (${attributes.sig ?? 'unknown'})`,
       items: attributeItems,
     },
+    { id: 'processAccess', title: SECTION_TITLES.processAccess, summary: accessSummary(access), items: access },
+    { id: 'imageLoads', title: SECTION_TITLES.imageLoads, summary: count(loads.length, 'notable image load'), items: loads },
+    { id: 'pipes', title: SECTION_TITLES.pipes, summary: count(pipes.length, 'named pipe event'), items: pipes },
   ];
   // The origin's evidence also counts for rules on the origin URL.
-  const originForRules = originItems.map((it) => (it.note === 'created the detected file' ? { ...it, event: { ...it.event, originUrl: fileOrigin?.originUrl } } : it));
+  const originForRules = originItems.map((it) => (it.note === 'created the detected file' ? { ...it, event: { ...it.event, originUrl } } : it));
   const judgement = judge(ctx.rules, {
     sections: sections.map((s) => (s.id === 'origin' ? { ...s, items: originForRules } : s)),
     facts: { originKind, executed, action: str(detection.action) ?? 'unknown' },
@@ -294,7 +487,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   });
 
   // Rules that fired: Sigma detections on any process of the tree (chain, the detected process, descendants)
-  // from the look-back to now. The verdict does not weigh them yet (the verdict model's own issue).
+  // from the look-back to now; the verdict model weighs them by level.
   let sigma: SigmaReportHit[] | undefined;
   if (ctx.sigmaHits !== undefined) {
     const tree = new Set<string>();
@@ -303,8 +496,24 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
       for (const it of s.items) if (typeof it.event.pg === 'string') tree.add(foldKey(it.event.pg));
     }
     if (typeof detection.pg === 'string') tree.add(foldKey(detection.pg));
+    for (const pg of pgSet) tree.add(pg);
     sigma = ctx.sigmaHits(tree, detection.ts - LOOK_BACK_MS, Number.MAX_SAFE_INTEGER);
   }
+  const detectedStart = how === 'process' ? fetch(detected?.start) : undefined;
+  const factors = verdictFactors({
+    sections,
+    path,
+    executed,
+    how,
+    originKind,
+    sig: attributes.sig,
+    signer: attributes.signer,
+    originalFileName: str(detectedStart?.originalFileName) ?? str(loadSig?.originalFileName),
+    sigma,
+    fileRef: attributeItems[0]!.ref,
+    motwDeleted: motwDeleted === undefined ? undefined : item(motwDeleted).ref,
+  });
+  const outcome = decideVerdict(ctx.rules.thresholds, judgement.hits, factors, executed);
 
   return {
     alertId: ctx.alertId,
@@ -317,12 +526,89 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     originKind,
     executed,
     sections,
-    rules: judgement.hits,
+    rules: outcome.hits,
     ...(sigma === undefined ? {} : { sigma }),
-    score: judgement.score,
-    verdict: judgement.verdict,
+    score: outcome.score,
+    verdict: outcome.verdict,
+    ...(how === undefined || detected === undefined ? {} : { execution: { how, pg: detected.pg, image: detected.image, detail: how === 'process' ? 'a process started from the file' : hostedNote! } }),
+    confidence: outcome.confidence,
   };
 }
+
+function accessSummary(items: readonly EvidenceItem[]): string {
+  const lsass = items.some((it) => basename(str(it.event.timage) ?? '') === 'lsass.exe');
+  const threads = items.filter((it) => it.event.k === 'proc.remote_thread').length;
+  return `${count(items.length, 'process access event')}${lsass ? '; LSASS was opened' : ''}${threads > 0 ? `; ${count(threads, 'remote thread')}` : ''}`;
+}
+
+/** The note on a process start: what a host runs, and a decoded -EncodedCommand. */
+function processNote(start: TrailEvent, hosted: string | undefined): string | undefined {
+  const image = str(start.image) ?? '';
+  const cmd = str(start.cmd) ?? '';
+  const decoded = cmd === '' ? undefined : decodeEncodedCommand(image, cmd);
+  const parts: string[] = [];
+  if (hosted !== undefined) parts.push(hosted);
+  if (decoded !== undefined) parts.push(`decoded -EncodedCommand: ${decoded.join(' ⟶ decoded: ').slice(0, 4096)}`);
+  return parts.length === 0 ? undefined : parts.join('; ');
+}
+
+/**
+ * The process that ran `path` by its command line: the latest start, at or
+ * before the detection, of a script host or loader whose command line names
+ * the file (relative names resolved against the host's current directory).
+ */
+function findHost(state: DeviceState, path: string, detectedAt: number): { node: ProcNode; target: string; how: string } | undefined {
+  const name = basename(path);
+  // Browser caches name a download "x[1].ext": its URL says "x.ext".
+  const stem = name.replace(/\.[^.]*$/, '').replace(/\[\d+\]$/, '');
+  if (stem === '') return undefined;
+  let best: { node: ProcNode; target: string; how: string } | undefined;
+  let bestTs = Number.NEGATIVE_INFINITY;
+  const candidates: { node: ProcNode; target: string; how: string; ts: number }[] = [];
+  for (const p of state.procs.values()) {
+    // A process that started before the log began is known by its command line from a child's start event.
+    const ts = p.start?.ts ?? p.lastTs;
+    if (ts > detectedAt || p.cmd === '') continue;
+    // Cheap filter first: the command line must contain the file's name (an extension may be implied: rundll32 x,Entry).
+    if (!p.cmd.toLowerCase().includes(stem)) continue;
+    const t = hostedTargets(p.image, p.cmd, p.cwd).find((x) => targetNames(x.path, path));
+    if (t !== undefined) candidates.push({ node: p, target: t.path, how: t.how, ts });
+  }
+  // A host started by another host of the same file (rundll32 relaunching itself) is part of that run: the root-most run wins, then the latest.
+  const pgs = new Set(candidates.map((c) => foldKey(c.node.pg)));
+  for (const c of candidates) {
+    let up = state.proc(c.node.ppg);
+    let nested = false;
+    for (let i = 0; up !== undefined && i < 16 && !nested; i++, up = state.proc(up.ppg)) nested = pgs.has(foldKey(up.pg));
+    if (!nested && c.ts >= bestTs) {
+      best = { node: c.node, target: c.target, how: c.how };
+      bestTs = c.ts;
+    }
+  }
+  return best;
+}
+
+/** Why an image load is worth listing, or undefined: the detected file, unsigned or from a user-writable folder, side-loading, or a telling DLL. */
+function imageLoadNote(e: TrailEvent, state: DeviceState, detectedPath: string): string | undefined {
+  const p = str(e.path);
+  if (p === undefined) return undefined;
+  const loader = state.proc(str(e.pg));
+  const sig = str(e.sig);
+  const writable = isUserWritablePath(p);
+  // A process's own image: its start already says so.
+  if (loader !== undefined && foldKey(loader.image) === foldKey(p)) return undefined;
+  if (foldKey(p) === foldKey(detectedPath)) return `the detected file loaded as an image${sig === undefined ? '' : ` (${sig})`}`;
+  if (sig !== undefined && sig !== 'trusted' && writable) {
+    const loaderSigned = loader?.sig === 'trusted' || (loader?.signer !== undefined && loader.signer !== '');
+    if (loaderSigned) return `side-loading: ${sig} DLL from a user-writable folder loaded by the signed ${basename(loader?.image ?? '')}`;
+    return `${sig} DLL from a user-writable folder`;
+  }
+  if (writable) return 'loaded from a user-writable folder';
+  if (sig !== undefined && sig !== 'trusted') return `${sig} DLL`;
+  if (NOTABLE_DLLS.has(basename(p))) return `${basename(p)} loaded`;
+  return undefined;
+}
+
 
 /** The process GUIDs whose later events revise a report: the detected process and its descendants. */
 export function reportProcessSet(report: QuickReport): Set<string> {

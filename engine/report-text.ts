@@ -6,7 +6,7 @@
 import type { AlertRecord, EvidenceItem, QuickReport } from '../core/contracts.js';
 import type { VerdictHistoryEntry } from '../storage/index.js';
 
-const EVENT_FIELDS = ['image', 'cmd', 'path', 'newPath', 'key', 'value', 'data', 'rip', 'rport', 'rhost', 'qname', 'answers', 'originUrl', 'sha256', 'signer', 'sig', 'size', 'action', 'threat'];
+const EVENT_FIELDS = ['image', 'cmd', 'path', 'newPath', 'key', 'value', 'data', 'rip', 'rport', 'rhost', 'qname', 'answers', 'originUrl', 'sha256', 'signer', 'sig', 'size', 'action', 'threat', 'timage', 'access', 'pipe', 'name', 'imagePath', 'task'];
 
 function iso(ms: number | undefined): string {
   return ms === undefined ? '-' : new Date(ms).toISOString();
@@ -32,11 +32,13 @@ export function renderReportText(alert: AlertRecord, report: QuickReport | undef
     return `${lines.join('\n')}\n`;
   }
   if (report === undefined) return `${lines.join('\n')}\n(no report stored)\n`;
-  lines.push(`Report revision ${report.revision} made ${iso(report.createdAt)}; origin ${report.originKind}; ${report.executed ? 'executed' : 'not executed'}`, '');
-  lines.push('Rules that fired:');
+  const ran = report.execution === undefined ? (report.executed ? 'executed' : 'not executed') : `executed (${report.execution.detail})`;
+  lines.push(`Report revision ${report.revision} made ${iso(report.createdAt)}; origin ${report.originKind}; ${ran}`);
+  if (report.confidence !== undefined) lines.push(`Confidence ${report.confidence.level}: ${report.confidence.reason}`);
+  lines.push('', 'Rules and factors that fired:');
   for (const r of report.rules) {
     const effect = r.outcome !== undefined ? `decides ${r.outcome}` : `${r.weight! >= 0 ? '+' : ''}${r.weight}`;
-    lines.push(`  ${r.ruleId} (${effect}): ${r.description} [evidence ${r.evidence.map((e) => `#${e.seq}`).join(', ') || 'facts'}]`);
+    lines.push(`  ${r.ruleId} (${effect}): ${r.description}${r.detail === undefined ? '' : ` ${r.detail}.`} [evidence ${r.evidence.map((e) => `#${e.seq}`).join(', ') || 'facts'}]`);
   }
   if (report.rules.length === 0) lines.push('  none');
   // Sigma detections on the report's process tree (absent on reports made before Sigma ran in the shards).

@@ -144,7 +144,8 @@ export const DEFAULT_RULES: RuleSet = {
       id: 'persistence.service',
       description: 'A service was registered in the registry.',
       weight: 25,
-      when: { section: 'registry', where: [{ field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\' }] },
+      // bam / dam: the kernel records every process's last run there; that is no service.
+      when: { section: 'registry', where: [{ field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\(?!bam\\\\|dam\\\\)' }] },
     },
     {
       id: 'persistence.scheduled-task',

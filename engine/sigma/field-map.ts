@@ -197,7 +197,7 @@ export const LOGSOURCES: readonly LogsourceMapping[] = [
   { logsource: 'pipe_created', kinds: ['pipe.create', 'pipe.connect'], prefixes: [], source: 'Sysmon 17, 18', fields: { ...ACTOR_IMAGE, PipeName: 'pipe', EventType: '=pipeEventType' } },
   {
     logsource: 'service:security',
-    kinds: ['logon', 'logoff'],
+    kinds: ['logon', 'logoff', 'task.create'],
     prefixes: ['security.'],
     source: 'Security channel (4624 / 4625 / 4634 as logon / logoff, any other ID as security.<id>)',
     dataFirst: true,
@@ -216,9 +216,10 @@ export const LOGSOURCES: readonly LogsourceMapping[] = [
   },
   {
     logsource: 'service:system',
-    kinds: [],
+    kinds: ['service.install', 'service.config'],
     prefixes: ['winevent.'],
-    source: 'System channel (winevent.<id>)',
+    source: 'System channel (7045 / 7040 as service.install / service.config, any other ID as winevent.<id>)',
+    dataFirst: true,
     guard: { doc: '`channel` is `system`', test: (e) => e.channel === 'system' },
     fields: {},
   },
@@ -316,6 +317,10 @@ function eventId(e: Readonly<Record<string, unknown>>): number | undefined {
   const k = e.k;
   if (typeof k !== 'string') return undefined;
   if (k === 'logon') return e.ok === false ? 4625 : 4624;
+  // The import's Security / System fallback kinds (ingest/import/windows-fallback.ts).
+  if (k === 'task.create') return 4698;
+  if (k === 'service.install') return 7045;
+  if (k === 'service.config') return 7040;
   const known = SYSMON_IDS[k];
   if (known !== undefined) {
     if (k === 'reg.create' && e.renamedFrom !== undefined) return 14;

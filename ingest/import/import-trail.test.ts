@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildTrails, enrichDetection, type InputEvent } from './import-trail.js';
+import { buildTrails, correctEnvelopeTimes, enrichDetection, linkFallbackProcesses, type InputEvent } from './import-trail.js';
 import type { ImportedEvent } from './sysmon-mapper.js';
 
 const T0 = Date.UTC(2024, 0, 2, 3, 0, 0);
@@ -95,5 +95,57 @@ describe('enrichDetection', () => {
     const given: Record<string, unknown> = { ts: T0 + 1, k: 'av.detect', path: 'C:\\x.exe', sha256: 'd'.repeat(64) };
     enrichDetection(given, trail);
     expect(given.sha256).toBe('d'.repeat(64));
+  });
+});
+
+describe('linkFallbackProcesses (Security fallbacks)', () => {
+  const sec = (k: string, ts: number, fields: Record<string, unknown>): ImportedEvent => ({ ts, k, ...fields, fallback: true, src: `security:${k === 'proc.start' ? 4688 : 5156}`, rid: `r${order++}` });
+
+  it('links 4688 parents and other events’ acting processes by PID and time when the host has no Sysmon', () => {
+    const parent = sec('proc.start', T0, { pg: P(1), pid: 100, ppid: 4, image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd' });
+    const child = sec('proc.start', T0 + 10, { pg: P(2), pid: 200, ppid: 100, image: 'C:\\t\\a.exe', cmd: 'a.exe' });
+    const conn = sec('net.conn', T0 + 20, { pid: 200, rip: '203.0.113.1' });
+    // PID 100 reused later by another process: a later child links to it, not to the first.
+    const reuse = sec('proc.start', T0 + 30, { pg: P(3), pid: 100, ppid: 4, image: 'C:\\x.exe', cmd: 'x' });
+    const child2 = sec('proc.start', T0 + 40, { pg: P(4), pid: 300, ppid: 100, image: 'C:\\y.exe', cmd: 'y' });
+    linkFallbackProcesses('PC1', [child2, conn, child, reuse, parent]);
+    expect(child).toMatchObject({ ppg: P(1), pimage: 'C:\\Windows\\System32\\cmd.exe', pcmd: 'cmd' });
+    expect(conn.pg).toBe(P(2));
+    expect(child2.ppg).toBe(P(3));
+    // An unknown parent gets one GUID per host and PID, shared by its children.
+    expect(parent.ppg).toBe(reuse.ppg);
+    expect(parent.fallback).toBeUndefined();
+  });
+
+  it('returns the fallbacks to their raw kinds on a host with Sysmon', () => {
+    const start = sec('proc.start', T0, { pg: P(1), pid: 100, image: 'C:\\a.exe' });
+    const sysmon: ImportedEvent = { ts: T0, k: 'proc.start', pg: P(2), src: 'sysmon:1', rid: 'x' };
+    linkFallbackProcesses('PC1', [start, sysmon]);
+    expect(start.k).toBe('security.4688');
+    expect(sysmon.k).toBe('proc.start');
+  });
+});
+
+describe('correctEnvelopeTimes', () => {
+  const ev = (src: string, ts: number, skew?: number): ImportedEvent => ({ ts, k: 'x', src, rid: `r${order++}`, ...(skew === undefined ? {} : { envelopeSkew: skew }) });
+
+  it('moves envelope-only records by the offset most Sysmon records of the host show', () => {
+    const H = 5 * 3_600_000;
+    const sysmon = Array.from({ length: 12 }, (_, i) => ev('sysmon:1', T0 + i, i < 10 ? -H : undefined));
+    const security = ev('security:4624', T0 - H);
+    const defender = ev('defender:1116', T0);
+    correctEnvelopeTimes([...sysmon, security, defender]);
+    expect(security.ts).toBe(T0);
+    expect(defender.ts).toBe(T0);
+    expect(sysmon.every((e) => e.envelopeSkew === undefined && e.ts >= T0)).toBe(true);
+  });
+
+  it('leaves times alone with too few Sysmon records or no agreement', () => {
+    const few = [...Array.from({ length: 5 }, () => ev('sysmon:1', T0, 3_600_000)), ev('security:4624', T0)];
+    correctEnvelopeTimes(few);
+    expect(few.at(-1)!.ts).toBe(T0);
+    const split = [...Array.from({ length: 6 }, () => ev('sysmon:1', T0, 3_600_000)), ...Array.from({ length: 6 }, () => ev('sysmon:1', T0)), ev('security:4624', T0)];
+    correctEnvelopeTimes(split);
+    expect(split.at(-1)!.ts).toBe(T0);
   });
 });

@@ -8,7 +8,8 @@
  * before its event 1 now and then, and a trail where a process acts before it
  * exists reads wrong. Events keep their own `ts`; only their order changes.
  */
-import type { ImportedEvent } from './sysmon-mapper.js';
+import { ENVELOPE_SKEW, type ImportedEvent } from './sysmon-mapper.js';
+import { FALLBACK_FIELD, synthesizedGuid } from './windows-fallback.js';
 
 /** One mapped record, with its position in the input (the tie-breaker of the sort). */
 export interface InputEvent {
@@ -138,6 +139,71 @@ function orderKeys(events: InputEvent[]): Map<InputEvent, { key: number; rank: n
   return keys;
 }
 
+/**
+ * The Security fallbacks of one host (windows-fallback.ts): on a host with
+ * Sysmon they go back to their raw `security.<id>` kind (Sysmon already
+ * recorded the same facts); without Sysmon, each 4688's parent is the latest
+ * process started earlier with its creator PID, and every other fallback
+ * event's acting process the latest started with its PID.
+ */
+export function linkFallbackProcesses(host: string, events: readonly ImportedEvent[]): void {
+  const fallbacks = events.filter((e) => e[FALLBACK_FIELD] === true);
+  if (fallbacks.length === 0) return;
+  const hasSysmon = events.some((e) => e.src.startsWith('sysmon:'));
+  if (hasSysmon) {
+    for (const e of fallbacks) {
+      e.k = `security.${e.src.slice(e.src.indexOf(':') + 1)}`;
+      delete e[FALLBACK_FIELD];
+    }
+    return;
+  }
+  const byTime = [...fallbacks].sort((a, b) => a.ts - b.ts || (a.k === 'proc.start' ? -1 : 0) - (b.k === 'proc.start' ? -1 : 0));
+  const byPid = new Map<number, ImportedEvent>();
+  for (const e of byTime) {
+    delete e[FALLBACK_FIELD];
+    if (e.k === 'proc.start') {
+      const ppid = typeof e.ppid === 'number' ? e.ppid : undefined;
+      if (ppid !== undefined) {
+        const parent = byPid.get(ppid);
+        // Unknown parent (started before the log begins): one GUID per host and PID, so its children share it.
+        e.ppg = parent?.pg ?? synthesizedGuid(host, ppid, 0);
+        if (e.pimage === undefined && typeof parent?.image === 'string') e.pimage = parent.image;
+        if (e.pcmd === undefined && typeof parent?.cmd === 'string') e.pcmd = parent.cmd;
+      }
+      if (typeof e.pid === 'number') byPid.set(e.pid, e);
+      continue;
+    }
+    if (e.pg === undefined && typeof e.pid === 'number') {
+      const proc = byPid.get(e.pid);
+      if (proc !== undefined) e.pg = proc.pg;
+    }
+  }
+}
+
+/**
+ * Corrects the time of records that have only an envelope time (Security,
+ * System, …) on a host whose envelope times are its local time marked as UTC:
+ * when more than half of the host's Sysmon records (at least 10) show the same offset
+ * between envelope and UtcTime, the other records are moved by it. Defender
+ * detections keep their own Detection Time.
+ */
+export function correctEnvelopeTimes(events: readonly ImportedEvent[]): void {
+  const counts = new Map<number, number>();
+  let sysmon = 0;
+  for (const e of events) {
+    if (!e.src.startsWith('sysmon:')) continue;
+    sysmon++;
+    const skew = typeof e[ENVELOPE_SKEW] === 'number' ? (e[ENVELOPE_SKEW] as number) : 0;
+    counts.set(skew, (counts.get(skew) ?? 0) + 1);
+  }
+  for (const e of events) delete e[ENVELOPE_SKEW];
+  let best = 0;
+  let bestCount = 0;
+  for (const [skew, n] of counts) if (n > bestCount) [best, bestCount] = [skew, n];
+  if (best === 0 || sysmon < 10 || bestCount * 2 <= sysmon) return;
+  for (const e of events) if (!e.src.startsWith('sysmon:') && !e.src.startsWith('defender:')) e.ts -= best;
+}
+
 /** Groups mapped records by host and builds each host's trail (see the file comment). */
 export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const hosts = new Map<string, { computer: string; events: InputEvent[]; seen: Set<string>; duplicates: number }>();
@@ -158,6 +224,8 @@ export function buildTrails(input: readonly InputEvent[]): HostTrail[] {
   const trails: HostTrail[] = [];
   for (const h of hosts.values()) {
     const { kept, merged } = mergeDefender(h.events);
+    correctEnvelopeTimes(kept.map((x) => x.event));
+    linkFallbackProcesses(h.computer, kept.map((x) => x.event));
     const keys = orderKeys(kept);
     kept.sort((a, b) => {
       const ka = keys.get(a)!;

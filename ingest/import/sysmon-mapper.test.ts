@@ -208,7 +208,48 @@ const CASES: [string, number, Source, Record<string, unknown>, string, Record<st
     { user: 'S-1-0-0', userName: 'admin', logonType: 10, srcIp: '198.51.100.9', ok: false, status: '0xc000006d', subStatus: '0xc000006a' },
   ],
   ['logoff', 4634, 'security', { TargetUserSid: SID, TargetUserName: 'tanaka', TargetDomainName: 'CORP', TargetLogonId: '0x1c8f2a3', LogonType: '3' }, 'logoff', { user: SID, userName: 'tanaka', logonType: 3, logonId: '0x1c8f2a3', ok: true }],
-  ['other Security event kept as an unknown kind', 4688, 'security', { NewProcessName: 'C:\\x.exe' }, 'security.4688', { data: { NewProcessName: 'C:\\x.exe' } }],
+  ['other Security event kept as an unknown kind', 4720, 'security', { TargetUserName: 'eve' }, 'security.4720', { data: { TargetUserName: 'eve' } }],
+  // The Security / System fallbacks (windows-fallback.ts): the same kinds as Sysmon where Sysmon is absent.
+  [
+    'Security 4688 process created → proc.start',
+    4688,
+    'security',
+    { SubjectUserSid: SID, SubjectLogonId: '0x14f3c84', NewProcessId: '0x18b8', NewProcessName: 'C:\\Windows\\System32\\cmd.exe', TargetUserSid: 'S-1-0-0', MandatoryLabel: 'S-1-16-12288', ProcessId: '0x1e40', CommandLine: 'cmd.exe /c whoami', ParentProcessName: 'C:\\Windows\\explorer.exe' },
+    'proc.start',
+    { pid: 0x18b8, user: SID, image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd.exe /c whoami', ppid: 0x1e40, pimage: 'C:\\Windows\\explorer.exe', integrity: 'High', logonId: '0x14f3c84', fallback: true, src: 'security:4688' },
+  ],
+  [
+    'Security 5156 connection permitted → net.conn',
+    5156,
+    'security',
+    { ProcessID: '3304', Application: '\\device\\harddiskvolume2\\users\\a\\x.exe', Direction: '%%14593', SourceAddress: '192.168.2.5', SourcePort: '65353', DestAddress: '203.0.113.8', DestPort: '8443', Protocol: '6' },
+    'net.conn',
+    { pid: 3304, image: 'C:\\users\\a\\x.exe', proto: 'tcp', dir: 'out', lip: '192.168.2.5', lport: 65353, rip: '203.0.113.8', rport: 8443 },
+  ],
+  [
+    'Security 4663 file write → file.write',
+    4663,
+    'security',
+    { SubjectUserSid: SID, ObjectType: 'File', ObjectName: 'C:\\Users\\a\\x.dll', AccessMask: '0x2', ProcessId: '0x1f0', ProcessName: 'C:\\x.exe' },
+    'file.write',
+    { pid: 0x1f0, image: 'C:\\x.exe', path: 'C:\\Users\\a\\x.dll', access: '0x2' },
+  ],
+  [
+    'Security 4657 registry value set → reg.set',
+    4657,
+    'security',
+    { ObjectName: '\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run', ObjectValueName: 'upd', OperationType: '%%1905', NewValueType: '%%1873', NewValue: 'C:\\x.exe', ProcessId: '0x1f0', ProcessName: 'C:\\x.exe' },
+    'reg.set',
+    { key: 'HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Run', value: 'upd', dtype: 'REG_SZ', data: 'C:\\x.exe', pid: 0x1f0 },
+  ],
+  [
+    'Security 4698 scheduled task created → task.create',
+    4698,
+    'security',
+    { SubjectUserSid: SID, TaskName: '\\Updater', TaskContent: '<Task><Actions><Exec><Command>C:\\x.exe</Command><Arguments>-q &amp; run</Arguments></Exec></Actions></Task>' },
+    'task.create',
+    { task: '\\Updater', command: 'C:\\x.exe -q & run', user: SID },
+  ],
   [
     'Defender detection',
     1116,
@@ -225,7 +266,9 @@ const CASES: [string, number, Source, Record<string, unknown>, string, Record<st
     'av.detect',
     { path: 'C:\\Users\\tanaka\\Downloads\\a.exe', action: 'quarantined', src: 'defender:1117' },
   ],
-  ['an event of another log kept as an unknown kind', 7045, 'system', { ServiceName: 'evil', ImagePath: 'C:\\x.exe' }, 'winevent.7045', { channel: 'system', data: { ServiceName: 'evil', ImagePath: 'C:\\x.exe' } }],
+  ['System 7045 service installed → service.install', 7045, 'system', { ServiceName: 'evil', ImagePath: 'C:\\x.exe', StartType: 'auto start' }, 'service.install', { name: 'evil', imagePath: 'C:\\x.exe', startType: 'auto', src: 'system:7045' }],
+  ['System 7040 start type changed → service.config', 7040, 'system', { param1: 'Windows Event Log', param2: 'auto start', param3: 'disabled', param4: 'EventLog' }, 'service.config', { name: 'EventLog', from: 'auto', startType: 'disabled' }],
+  ['an event of another log kept as an unknown kind', 7036, 'system', { param1: 'x' }, 'winevent.7036', { channel: 'system', data: { param1: 'x' } }],
 ];
 
 function strip(e: ImportedEvent): Record<string, unknown> {

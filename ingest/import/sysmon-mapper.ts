@@ -20,6 +20,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { TrailEvent } from '../../core/contracts.js';
+import { normalizeRegistryPath, SECURITY_FALLBACK_IDS, securityFallbackBody, SYSTEM_FALLBACK_IDS, systemFallbackBody } from './windows-fallback.js';
+
+export { normalizeRegistryPath };
+
+/** Transient field: a Sysmon record's envelope time minus its UtcTime (rounded to 15 min); removed by buildTrails. */
+export const ENVELOPE_SKEW = 'envelopeSkew';
 
 /** A trail event before its seq is assigned, with where it came from (`src`) and its record's fingerprint (`rid`). */
 export interface ImportedEvent {
@@ -256,18 +262,20 @@ function envelopeOf(rec: Record<string, unknown>): Envelope {
   };
 }
 
-type Source = 'sysmon' | 'security' | 'defender' | 'other';
+type Source = 'sysmon' | 'security' | 'defender' | 'system' | 'other';
 
 function sourceOf(env: Envelope): Source {
   const p = `${env.provider} ${env.channel}`.trim();
   if (p.includes('sysmon')) return 'sysmon';
   if (p.includes('defender')) return 'defender';
   if (p.includes('security-auditing') || env.channel === 'security') return 'security';
+  if (env.provider.includes('service control manager') && SYSTEM_FALLBACK_IDS.has(env.eventId ?? -1)) return 'system';
   if (p !== '') return 'other';
   // No provider or channel in the record: the event ID decides (the command imports Sysmon logs).
   const id = env.eventId;
-  if (id === 4624 || id === 4625 || id === 4634) return 'security';
+  if (id === 4624 || id === 4625 || id === 4634 || (id !== undefined && SECURITY_FALLBACK_IDS.has(id))) return 'security';
   if (id === 1116 || id === 1117) return 'defender';
+  if (id !== undefined && SYSTEM_FALLBACK_IDS.has(id)) return 'system';
   return 'sysmon';
 }
 
@@ -460,21 +468,6 @@ type Body = { k: string; fields: Record<string, unknown> } | { skip: 'missing_fi
  */
 function actor(f: Fields, guid = 'ProcessGuid', pid = 'ProcessId', user = 'User', image = 'Image'): Record<string, unknown> {
   return { pg: f.guid(guid), pid: f.int(pid), user: f.text(user, 256), image: f.text(image) };
-}
-
-const HIVES: [RegExp, string][] = [
-  [/^\\REGISTRY\\MACHINE(?=\\|$)/i, 'HKLM'],
-  [/^\\REGISTRY\\USER(?=\\|$)/i, 'HKU'],
-  [/^HKEY_LOCAL_MACHINE(?=\\|$)/i, 'HKLM'],
-  [/^HKEY_USERS(?=\\|$)/i, 'HKU'],
-  [/^HKEY_CURRENT_USER(?=\\|$)/i, 'HKCU'],
-  [/^HKEY_CLASSES_ROOT(?=\\|$)/i, 'HKCR'],
-];
-
-/** Registry paths with the short hive names Sysmon itself writes (HKLM, HKU, HKCR). */
-export function normalizeRegistryPath(path: string): string {
-  for (const [re, hive] of HIVES) if (re.test(path)) return path.replace(re, hive);
-  return path;
 }
 
 function splitValue(path: string): { key: string; value?: string } {
@@ -740,7 +733,8 @@ function sysmonBody(id: number, f: Fields, env: Envelope): Body {
   }
 }
 
-function securityBody(id: number, f: Fields): Body {
+function securityBody(id: number, f: Fields, env: Envelope, host: string, ts: number): Body {
+  if (SECURITY_FALLBACK_IDS.has(id)) return securityFallbackBody(id, f, host, ts, env.style === 'flat' ? env.root.ProcessID : undefined);
   if (id !== 4624 && id !== 4625 && id !== 4634) return { k: `security.${id}`, fields: { data: f.all() } };
   const srcIp = f.text('IpAddress', 64);
   return {
@@ -861,14 +855,23 @@ export function mapRecord(raw: unknown, options: MapOptions = {}): MapOutcome {
     source === 'sysmon'
       ? sysmonBody(id, f, env)
       : source === 'security'
-        ? securityBody(id, f)
+        ? securityBody(id, f, env, host, ts)
         : source === 'defender'
           ? defenderBody(id, f)
-          : { k: `winevent.${id}`, fields: { channel: env.channel || undefined, provider: env.provider || undefined, data: f.all() } };
+          : source === 'system'
+            ? systemFallbackBody(id, f)
+            : { k: `winevent.${id}`, fields: { channel: env.channel || undefined, provider: env.provider || undefined, data: f.all() } };
   if ('skip' in body) return { ok: false, reason: body.skip, eventId: id };
 
   const event: Record<string, unknown> = { ts, k: body.k };
   put(event, body.fields);
+  // Some exports stamp the envelope in the host's local time marked as UTC; a Sysmon record has both, so its
+  // difference tells the host's offset (import-trail.ts corrects the records that have only the envelope).
+  if (source === 'sysmon') {
+    const envelope = env.times.map(parseUtcTime).find((t) => t !== undefined);
+    const skew = envelope === undefined ? 0 : Math.round((envelope - ts) / 900_000) * 900_000;
+    if (skew !== 0 && Math.abs(skew) <= 14 * 3_600_000) event[ENVELOPE_SKEW] = skew;
+  }
   event.src = `${source === 'other' ? 'winevent' : source}:${id}`;
   event.rid = recordId(env, host, id, ts);
   return { ok: true, host, event: event as ImportedEvent };
