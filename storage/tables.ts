@@ -13,6 +13,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
+import type { SigmaHuntHit, SigmaHuntRecord } from './sigma-hunts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -97,6 +98,9 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // Sigma hunt jobs (storage/sigma-hunts.ts).
+  readonly sigmaHunts: Database<SigmaHuntRecord, string>;
+  readonly sigmaHuntHits: Database<SigmaHuntHit, [string, number]>;
 }
 
 /**
@@ -174,5 +178,8 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    // Sigma hunt jobs (storage/sigma-hunts.ts).
+    sigmaHunts: root.openDB('sigma-hunts', {}),
+    sigmaHuntHits: root.openDB('sigma-hunt-hits', {}),
   };
 }
