@@ -13,7 +13,6 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
-import type { SigmaHuntHit, SigmaHuntRecord } from './sigma-hunts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -36,6 +35,8 @@ import type {
   TenantRecord,
   TrailState,
   UserRecord,
+  SigmaHuntHit,
+  SigmaHuntRecord,
 } from './records.js';
 
 export interface TablesOptions {
