@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
 import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
 import type { HotStore, Role, UserRecord } from '../storage/index.js';
 
@@ -26,6 +27,8 @@ export interface ApiDeps {
   requireClientCert: boolean;
   /** Exports (downloads and log-spot jobs); the routes answer 404 without them. */
   exports?: { dataDir: string; runner: ExportRunner; config: Readonly<ExportConfig> };
+  /** The server's Sigma rule set, for hunt jobs (`/sigma/hunts`); default: the shipped pack. */
+  sigmaRules?: SigmaRuleSourceOptions;
 }
 
 export interface RouteContext<P, Q, B> {

@@ -61,6 +61,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   // Export jobs left `running` by a killed server are failed and their temporary files removed (item 10).
   const recovered = recoverInterruptedJobs(config.dataDir, clock.now());
   if (recovered.failed.length > 0) log.warn({ jobs: recovered.failed, tempFilesRemoved: recovered.tempFilesRemoved }, 'Export jobs interrupted by the previous run are marked failed.');
+  // Sigma hunts run in memory: one left `running` was cut by the stop.
+  const cutHunts = await store.sigmaHunts.interruptRunning(clock.now());
+  if (cutHunts.length > 0) log.warn({ hunts: cutHunts }, 'Sigma hunts interrupted by the previous run are marked interrupted.');
   let pool: ShardPool | undefined;
   let agents: AgentServer | undefined;
   let http: HttpServer | undefined;
@@ -163,6 +166,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
         requireClientCert: config.http.requireClientCert,
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
+        sigmaRules: { defaultPack: config.sigma.defaultPack, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) },
       },
       health: {
         problems: () => healthCheck.problems(),

@@ -14,3 +14,7 @@ export { DEFAULT_RULES } from './rules/default-rules.js';
 export { compileRules, judge } from './rules/evaluate.js';
 export type { RuleSet, RuleSpec, Condition, FieldTest } from './rules/rule-types.js';
 export { renderReportText } from './report-text.js';
+// Sigma hunt jobs (the API's /sigma/hunts).
+export { startSigmaHunt, compileRulesText, MAX_HUNT_HITS } from './sigma-hunt-job.js';
+export type { HuntRuleChoice, StartSigmaHuntOptions } from './sigma-hunt-job.js';
+export type { SigmaRuleSourceOptions } from './sigma-rules.js';

@@ -11,7 +11,8 @@
  *
  * The process table of the device being processed answers the matcher's
  * parent and actor fields (the `ProcessResolver` port); the resolver object
- * is reused, so an event no rule matches allocates nothing here either.
+ * is reused and remembers its last answers for the event, so an event no
+ * rule matches allocates nothing here either and asks the table once per process.
  */
 import { createHash } from 'node:crypto';
 import type { EvidenceRef, SigmaDetection, SigmaReportHit, TrailEvent } from '../core/contracts.js';
@@ -59,10 +60,33 @@ export function sigmaDetectionIdFor(tmid: string, seq: number, ruleId: string): 
 }
 
 class DeviceResolver implements ProcessResolver {
-  state: DeviceState | undefined;
+  private state: DeviceState | undefined;
+  // The last two answers of this event: an event's actor is asked for once per actor field of each
+  // candidate rule and scanner (Image, CommandLine, User…), its parent once per parent field.
+  private pg1: string | undefined;
+  private facts1: ProcessFacts | undefined;
+  private pg2: string | undefined;
+  private facts2: ProcessFacts | undefined;
+
+  /** The device whose table answers, for one event (undefined: none); forgets the previous event's answers. */
+  use(state: DeviceState | undefined): void {
+    this.state = state;
+    this.pg1 = undefined;
+    this.facts1 = undefined;
+    this.pg2 = undefined;
+    this.facts2 = undefined;
+  }
+
   process(pg: string): ProcessFacts | undefined {
+    if (pg === this.pg1) return this.facts1;
+    if (pg === this.pg2) return this.facts2;
     // ProcNode carries the proc.start fields under their trail names (image, cmd, user, ppg, pimage…).
-    return this.state?.proc(pg) as ProcessFacts | undefined;
+    const facts = this.state?.proc(pg) as ProcessFacts | undefined;
+    this.pg2 = this.pg1;
+    this.facts2 = this.facts1;
+    this.pg1 = pg;
+    this.facts1 = facts;
+    return facts;
   }
 }
 
@@ -121,9 +145,9 @@ export class SigmaStage {
     if (matcher === undefined) return;
     const tenant = this.tenantRules(dev.supportId);
     if (!tenant.enabled) return;
-    this.resolver.state = dev.state;
+    this.resolver.use(dev.state);
     const hits = matcher.match(e, dev.supportId);
-    this.resolver.state = undefined;
+    this.resolver.use(undefined);
     if (hits.length === 0) return;
     for (const rule of hits) {
       if (tenant.disabled.has(rule.id)) {
@@ -151,21 +175,24 @@ export class SigmaStage {
 
   private record(dev: SigmaDeviceContext, e: TrailEvent, lsn: number, rule: SigmaRuleInfo, queue: (w: StoreWrite) => void): void {
     const { tmid } = dev;
-    const id = sigmaDetectionIdFor(tmid, e.seq, rule.id);
-    if (this.detection(id) !== undefined) return; // Already stored: a replay.
     const pg = typeof e.pg === 'string' ? e.pg : '';
     const pgKey = foldKey(pg);
     const at = typeof e.ts === 'number' ? e.ts : 0;
     const dedupKey = `${tmid}\u0000${rule.id}\u0000${pgKey}`;
+    // The dedup entry first: most hits are repeats (a rule firing on every event of one process), and a
+    // repeat needs neither this event's detection id (a hash) nor the look-up of it in LMDB.
     const prior = this.pendingDedup.get(dedupKey) ?? this.store.detections.dedup(tmid, rule.id, pgKey);
     if (prior !== undefined && at >= prior.at && at - prior.at < SIGMA_DEDUP_WINDOW_MS) {
       const first = this.detection(prior.detectionId);
       if (first !== undefined) {
+        if (first.event.seq === e.seq) return; // This event made the first detection: a replay.
         this.put({ ...first, repeats: first.repeats + 1, lastRepeatAt: at }, queue);
         this.stats.repeats++;
         return;
       }
     }
+    const id = sigmaDetectionIdFor(tmid, e.seq, rule.id);
+    if (this.detection(id) !== undefined) return; // Already stored: a replay.
     const image = e.k === 'proc.start' && typeof e.image === 'string' ? e.image : (dev.state.proc(pg === '' ? undefined : pg)?.image ?? '');
     const event: EvidenceRef = { tmid, seq: e.seq, ts: at, k: e.k };
     const d: SigmaDetection = {

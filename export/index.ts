@@ -22,5 +22,5 @@ export { coldDayPaths, coldTenantDir, exportsRoot, readManifest, readLedger, arc
 export type { DayManifest, ManifestDevice, TenantLedger } from './layout.js';
 export { collectionDayOf, dayWindow, send15, jstDateOf, isValidDay } from './collection-day.js';
 export { BATCH_COLUMNS, EVENT_COLUMNS, EXTRA_COLUMN, PARQUET_SCHEMA_VERSION } from './parquet-writer.js';
-export { readTenantTrails } from './trail-reader.js';
+export { readTenantTrails, tenantTrailBatches } from './trail-reader.js';
 export type { TrailBatch, TrailProgress } from './trail-reader.js';

@@ -75,6 +75,21 @@ export function readTenantTrails(
   onBatch: (batch: TrailBatch) => void,
   onProgress?: (p: TrailProgress) => void,
 ): TrailProgress {
+  const it = tenantTrailBatches(store, dataDir, supportId, sinceMs);
+  for (;;) {
+    const step = it.next();
+    if (step.done === true) return step.value;
+    if (step.value.batch !== undefined) onBatch(step.value.batch);
+    onProgress?.(step.value.progress);
+  }
+}
+
+/**
+ * The same reading as {@link readTenantTrails}, one step per batch (a batch,
+ * or undefined for a hot batch already read from an archive), so a caller on
+ * the event loop (the API's hunt jobs) can yield between batches.
+ */
+export function* tenantTrailBatches(store: HotStore, dataDir: string, supportId: string, sinceMs: number): Generator<{ batch: TrailBatch | undefined; progress: TrailProgress }, TrailProgress> {
   const sinceDay = collectionDayOf(sinceMs);
   const days = archivedDays(dataDir, supportId).filter((d) => d >= sinceDay);
   const manifests = days.map((d) => ({ day: d, manifest: readManifest(dataDir, supportId, d) }));
@@ -96,9 +111,9 @@ export function readTenantTrails(
         const raw = reader.readRaw(entry);
         const inner = entry.method === 8 ? inflateRawSync(raw) : raw;
         seen.add(`${tmid}\u0000${id}`);
-        onBatch({ tmid, computer: computers.get(tmid) ?? '', id, source: 'cold', day, events: parseLog(innerLog(inner)) });
+        const batch: TrailBatch = { tmid, computer: computers.get(tmid) ?? '', id, source: 'cold', day, events: parseLog(innerLog(inner)) };
         progress.done++;
-        onProgress?.(progress);
+        yield { batch, progress };
       }
     } finally {
       reader.close();
@@ -108,10 +123,8 @@ export function readTenantTrails(
     for (const lsn of lsns) {
       const batch = batchInWindow(store, lsn, sinceMs, Number.MAX_SAFE_INTEGER);
       progress.done++;
-      if (batch !== undefined && !seen.has(`${batch.tmid}\u0000${batch.id.toLowerCase()}`)) {
-        onBatch({ tmid: batch.tmid, computer: device.computer, id: batch.id, source: 'hot', events: decodeEvents(batch.z) });
-      }
-      onProgress?.(progress);
+      const fresh = batch !== undefined && !seen.has(`${batch.tmid}\u0000${batch.id.toLowerCase()}`);
+      yield { batch: fresh ? { tmid: batch.tmid, computer: device.computer, id: batch.id, source: 'hot', events: decodeEvents(batch.z) } : undefined, progress };
     }
   }
   return progress;

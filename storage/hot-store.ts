@@ -12,6 +12,7 @@ import { createAlertRepository } from './alerts.js';
 import { createAnswerRepository, type AnswerRepository } from './answers.js';
 import { createCommandRepository, type CommandRepository } from './commands.js';
 import { createDetectionRepository, type DetectionRepository } from './detections.js';
+import { createSigmaHuntRepository, type SigmaHuntRepository } from './sigma-hunts.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
@@ -37,6 +38,8 @@ export interface HotStore {
   readonly commands: CommandRepository;
   /** Sigma detections, their 72 h dedup, the tenants' Sigma settings. */
   readonly detections: DetectionRepository;
+  /** Sigma hunt jobs and their hits (`POST /api/v1/sigma/hunts`). */
+  readonly sigmaHunts: SigmaHuntRepository;
   /** The tenants' exception lists. */
   readonly exceptions: ExceptionRepository;
   /** Users, sessions and tokens, the audit log. */
@@ -98,6 +101,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     alerts: createAlertRepository(t),
     commands: createCommandRepository(t),
     detections: createDetectionRepository(t),
+    sigmaHunts: createSigmaHuntRepository(t),
     exceptions: createExceptionRepository(t),
     identity: createIdentityRepository(t),
     log: createLogRepository(t),

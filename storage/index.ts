@@ -43,6 +43,7 @@ export { dedupApplies, dedupFileKey } from './alerts.js';
 export type { AlertRepository, AlertView, AlertCursor } from './alerts.js';
 export { DEFAULT_SIGMA_SETTINGS } from './detections.js';
 export type { DetectionRepository, DetectionCursor, SigmaDedupEntry } from './detections.js';
+export type { SigmaHuntRepository, SigmaHuntRecord, SigmaHuntHit, SigmaHuntStatus } from './sigma-hunts.js';
 export { newCommandId } from './commands.js';
 export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
 export { matchException, newExceptionId } from './exceptions.js';

@@ -314,3 +314,48 @@ export interface CustomerAnswer {
   by: string;
   text: string;
 }
+
+// Sigma hunt jobs (storage/sigma-hunts.ts).
+
+/** One rule matching one stored event (`kiseki sigma hunt` prints the same). */
+export interface SigmaHuntHit {
+  ruleId: string;
+  title: string;
+  level: string;
+  severity: 'Critical' | 'Serious' | 'Medium' | 'Information';
+  tags: readonly string[];
+  tmid: string;
+  computer: string;
+  seq: number;
+  ts: number;
+  k: string;
+  pg: string;
+  image: string;
+  source: 'hot' | 'cold';
+}
+
+export type SigmaHuntStatus = 'running' | 'done' | 'failed' | 'interrupted';
+
+/** A hunt job as stored and shown. */
+export interface SigmaHuntRecord {
+  id: string;
+  supportId: string;
+  status: SigmaHuntStatus;
+  /** Who asked (login ID). */
+  requestedBy: string;
+  createdAt: number;
+  finishedAt?: number;
+  /** Event time bounds, ms. */
+  sinceMs: number;
+  untilMs?: number;
+  /** `rule`: one rule id of the server's set; `rules`: rules sent as YAML; `all`: the server's whole set. */
+  ruleSet: { kind: 'all' | 'rule' | 'rules'; ruleId?: string; rules: number; refused: { id?: string; title?: string; reason: string; detail: string }[] };
+  progress: { done: number; total: number };
+  batches: number;
+  events: number;
+  /** Hits found (stored up to `maxHits`; `truncated` past it). */
+  hits: number;
+  truncated: boolean;
+  byRule: Record<string, number>;
+  error?: string;
+}

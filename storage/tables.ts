@@ -35,6 +35,8 @@ import type {
   TenantRecord,
   TrailState,
   UserRecord,
+  SigmaHuntHit,
+  SigmaHuntRecord,
 } from './records.js';
 
 export interface TablesOptions {
@@ -97,6 +99,9 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // Sigma hunt jobs (storage/sigma-hunts.ts).
+  readonly sigmaHunts: Database<SigmaHuntRecord, string>;
+  readonly sigmaHuntHits: Database<SigmaHuntHit, [string, number]>;
 }
 
 /**
@@ -174,5 +179,8 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    // Sigma hunt jobs (storage/sigma-hunts.ts).
+    sigmaHunts: root.openDB('sigma-hunts', {}),
+    sigmaHuntHits: root.openDB('sigma-hunt-hits', {}),
   };
 }

@@ -7,14 +7,14 @@
  * Exit codes: 0 done and every acked batch stored; 1 the count check failed
  * or the run failed; 64 usage error; 130 interrupted.
  */
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
-import { runScenario } from './runner.js';
+import { runScenario, type BenchResult } from './runner.js';
 import { listScenarios, loadScenario, parseScenario } from './scenario.js';
 
 export const BENCH_USAGE = `kiseki bench — load and micro benchmarks (docs/BENCHMARKS.md)
@@ -30,6 +30,9 @@ Usage:
   --out DIR             result folder (default bench/results)
   --no-baselines        skip the bare-uWS and rsyslog baselines
   --profile DIR         CPU-profile the server (node --cpu-prof, every thread) into DIR; top functions go in the result
+  --sigma on|off|both   Sigma rules in the server's shards (default: as configured, on); both: the scenario runs
+                        with Sigma on, then off, and prints both sustained rates and on / off
+                        (goal: ≥ 0.8 with the default pack; bench/results/<scenario>-sigma-<date>.json)
 `;
 
 const OPTIONS = {
@@ -47,7 +50,19 @@ const OPTIONS = {
   quiet: { type: 'boolean' },
   list: { type: 'boolean' },
   micro: { type: 'boolean' },
+  sigma: { type: 'string' },
 } as const;
+
+/** The server environment of each `--sigma` run, in run order. */
+function sigmaVariants(value: unknown): { variant: string | undefined; env: Record<string, string> | undefined }[] {
+  if (value === undefined) return [{ variant: undefined, env: undefined }];
+  const on = { variant: 'sigma-on', env: { KISEKI_SIGMA_ENABLED: 'true' } };
+  const off = { variant: 'sigma-off', env: { KISEKI_SIGMA_ENABLED: 'false' } };
+  if (value === 'on') return [on];
+  if (value === 'off') return [off];
+  if (value === 'both') return [on, off];
+  throw usageError('--sigma takes on, off or both');
+}
 
 function num(values: Readonly<Record<string, unknown>>, name: string): number | undefined {
   const n = values[name];
@@ -82,6 +97,48 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   const file = writeMicroResults(all as Parameters<typeof writeMicroResults>[0], outDir ?? paths.resultsDir);
   process.stdout.write(`results: ${file}\n`);
   return 0;
+}
+
+/** Sigma on against Sigma off over the same scenario (`--sigma both`). */
+export interface SigmaComparison {
+  scenario: string;
+  kind: string;
+  /** Sustained acked events/s with Sigma on and off (saturate: the sustained maximum). */
+  sigmaOnEventsPerSec: number;
+  sigmaOffEventsPerSec: number;
+  /** on / off; the goal is ≥ 0.8 with the default pack. */
+  ratio: number | null;
+  /** saturate: the throughput ceilings (highest step that kept up, ack p99 not considered). */
+  ceilings?: { on: number | null; off: number | null; ratio: number | null };
+  /** Load average (1 min) at the start of each run: the machine is shared. */
+  loadAverage: { on: number; off: number };
+  results: string[];
+}
+
+/** Compares two runs of one scenario, Sigma on and off. */
+export function sigmaComparison(on: BenchResult, off: BenchResult, files: string[]): SigmaComparison {
+  const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((1000 * a) / b) / 1000 : null);
+  return {
+    scenario: on.scenario,
+    kind: on.kind,
+    sigmaOnEventsPerSec: on.eventsPerSec,
+    sigmaOffEventsPerSec: off.eventsPerSec,
+    ratio: ratio(on.eventsPerSec, off.eventsPerSec),
+    ...(on.kind === 'saturate' ? { ceilings: { on: on.throughputCeiling ?? null, off: off.throughputCeiling ?? null, ratio: ratio(on.throughputCeiling, off.throughputCeiling) } } : {}),
+    loadAverage: { on: on.machine.loadAverageAtStart, off: off.machine.loadAverageAtStart },
+    results: files,
+  };
+}
+
+/** The comparison as three lines for the terminal. */
+export function formatSigmaComparison(c: SigmaComparison): string {
+  const n = (x: number | null | undefined): string => (typeof x === 'number' ? Math.round(x).toLocaleString('en-US') : '—');
+  const lines = [
+    `Sigma on / off, ${c.scenario}: ${n(c.sigmaOnEventsPerSec)} vs ${n(c.sigmaOffEventsPerSec)} events/s sustained, ratio ${c.ratio ?? '—'} (goal ≥ 0.8)`,
+    `  load average at start: on ${c.loadAverage.on}, off ${c.loadAverage.off}`,
+  ];
+  if (c.ceilings !== undefined) lines.push(`  throughput ceilings: ${n(c.ceilings.on)} vs ${n(c.ceilings.off)} events/s, ratio ${c.ceilings.ratio ?? '—'}`);
+  return lines.join('\n');
 }
 
 /**
@@ -130,21 +187,37 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     if (clients !== undefined) overrides.clientProcesses = Math.floor(clients);
     const scenario = parseScenario({ ...base, ...overrides }, `scenario ${base.name} with flags`);
 
+    const variants = sigmaVariants(values.sigma);
+
     const controller = new AbortController();
     const onSignal = (): void => controller.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const { result, file } = await runScenario({
-        scenario,
-        baselines: !values['no-baselines'],
-        ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
-        ...(values.quiet ? { log: () => undefined } : {}),
-        ...(typeof values.profile === 'string' ? { profileDir: values.profile } : {}),
-        signal: controller.signal,
-      });
-      process.stdout.write(`${formatResultTable(result)}\nresult: ${file}\n`);
-      return result.countCheck.ok ? 0 : 1;
+      const done: { variant: string | undefined; result: BenchResult; file: string }[] = [];
+      for (const v of variants) {
+        const { result, file } = await runScenario({
+          scenario,
+          // The baselines do not depend on Sigma: measured once, with the first run.
+          baselines: !values['no-baselines'] && done.length === 0,
+          ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
+          ...(values.quiet ? { log: () => undefined } : {}),
+          ...(typeof values.profile === 'string' ? { profileDir: join(values.profile, v.variant ?? '') } : {}),
+          ...(v.env === undefined ? {} : { serverEnv: v.env }),
+          ...(v.variant === undefined ? {} : { variant: v.variant }),
+          signal: controller.signal,
+        });
+        process.stdout.write(`${v.variant === undefined ? '' : `[${v.variant}]\n`}${formatResultTable(result)}\nresult: ${file}\n`);
+        done.push({ variant: v.variant, result, file });
+      }
+      if (done.length === 2) {
+        const outDir = typeof values.out === 'string' ? values.out : paths.resultsDir;
+        const summary = sigmaComparison(done[0]!.result, done[1]!.result, done.map((d) => d.file));
+        const file = join(outDir, `${scenario.name}-sigma-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+        writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+        process.stdout.write(`${formatSigmaComparison(summary)}\nresult: ${file}\n`);
+      }
+      return done.every((d) => d.result.countCheck.ok) ? 0 : 1;
     } catch (err) {
       if (controller.signal.aborted) {
         process.stderr.write('kiseki bench: interrupted; every process it started was stopped.\n');

@@ -123,6 +123,8 @@ export function startKiseki(options: {
   /** Flags for node itself, e.g. ['--cpu-prof', '--cpu-prof-dir', DIR] to profile the server. */
   nodeArgs?: string[];
   logLevel?: string;
+  /** Variables added to this process's environment for the server (e.g. KISEKI_SIGMA_ENABLED). */
+  env?: Readonly<Record<string, string>>;
   tracker: ProcessTracker;
   timeoutMs?: number;
 }): Promise<KisekiServer> {
@@ -142,7 +144,7 @@ export function startKiseki(options: {
     options.logLevel ?? 'warn',
     ...(options.extraArgs ?? []),
   ];
-  const child = options.tracker.track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = options.tracker.track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }) }));
   let log = '';
   child.stderr?.on('data', (d: Buffer) => {
     log = (log + d.toString()).slice(-16_384);

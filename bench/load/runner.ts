@@ -54,6 +54,10 @@ export interface RunOptions {
   prepare?: (dataDir: string) => Promise<void>;
   /** Runs after the fleet closed and before kiseki stops (e.g. waiting for notification mails). */
   beforeStop?: () => Promise<void>;
+  /** Environment variables for the server only (e.g. KISEKI_SIGMA_ENABLED=false for the Sigma-off run). */
+  serverEnv?: Readonly<Record<string, string>>;
+  /** Tag appended to the result file name and recorded in the result (e.g. `sigma-off`). */
+  variant?: string;
 }
 
 /** The machine a result came from. */
@@ -144,6 +148,8 @@ export interface BenchResult {
   pool: { events: number; bytes: number; mix: Record<string, number>; detectionRuns: number };
   /** Top self-time functions of the server's CPU profiles (with --profile). */
   profile?: ProfileSummary[];
+  /** The run's variant (`sigma-on`, `sigma-off` with `--sigma both`), when it has one. */
+  variant?: string;
   notes: string[];
 }
 
@@ -237,6 +243,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         dataDir,
         extraArgs: s.serverArgs,
         tracker,
+        ...(options.serverEnv === undefined ? {} : { env: options.serverEnv }),
         ...(options.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', options.profileDir] } : {}),
       }),
     );
@@ -538,6 +545,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       ...(burst ? { burst } : {}),
       pool: f.pool,
       ...(profile ? { profile } : {}),
+      ...(options.variant === undefined ? {} : { variant: options.variant }),
       notes,
     };
     result.targets = evaluateTargets(result);
@@ -545,7 +553,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     if (s.kind !== 'fanin') notes.push('memoryPerAgentBytes outside fanin includes in-flight batch buffers');
 
     mkdirSync(outDir, { recursive: true });
-    const file = join(outDir, `${s.name}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+    const file = join(outDir, `${s.name}${options.variant === undefined ? '' : `-${options.variant}`}-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
     writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
     return { result, file };
   } finally {

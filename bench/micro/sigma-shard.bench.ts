@@ -6,11 +6,13 @@
  * process (the machine is shared; wall time would count other work), median
  * of the runs. The shard-level stand-in for the load benchmark's "Sigma on
  * ≥ 80 % of Sigma off" when the machine is too loaded for `--scenario
- * saturate` to mean anything. Run: node --expose-gc dist/bench/micro/sigma-shard.bench.js [events] [runs]
+ * saturate` to mean anything. Prints on, off (median, min–max) and the
+ * on / off ratio of each back-to-back pair; writes bench/results/sigma-shard-<time>.json.
+ * Run: node --expose-gc dist/bench/micro/sigma-shard.bench.js [events] [runs ≥ 3]
  */
 import { encode } from '@msgpack/msgpack';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
 import { createManualClock } from '../../core/clock.js';
@@ -20,11 +22,14 @@ import { createSigmaRuleSource } from '../../engine/sigma-rules.js';
 import { SigmaStage } from '../../engine/sigma-stage.js';
 import { createThreatIntel } from '../../engine/threat-intel.js';
 import { openHotStore } from '../../storage/index.js';
+import { benchPaths } from '../load/bench-paths.js';
+import { machineNote } from '../load/runner.js';
 import { fixtureEvents, isMain } from './micro-fixtures.js';
 
 const DEVICES = 8;
 
-async function once(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number }> {
+/** One shard run over `events` with the default pack on or off: events per CPU and wall second, detections stored. */
+export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-sigma-shard-'));
   const store = openHotStore({ dataDir: dir, mapSizeBytes: 512 * 1024 * 1024 });
   try {
@@ -86,28 +91,64 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** Median, min and max of a series (runs of one mode). */
+function spread(xs: number[]): { median: number; min: number; max: number } {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
 if (isMain(import.meta.url)) {
   const count = Number(process.argv[2] ?? 100_000);
-  const runs = Number(process.argv[3] ?? 3);
+  const runs = Math.max(3, Number(process.argv[3] ?? 3));
   const events = fixtureEvents(count);
   const on: number[] = [];
   const off: number[] = [];
   const onWall: number[] = [];
   const offWall: number[] = [];
+  const ratios: number[] = [];
   let last = { detections: 0, rules: 0 };
-  await once(true, events.slice(0, 5000)); // warm-up (and the pack's first compile)
+  const loadAverageAtStart = loadavg()[0]!;
+  await shardRun(true, events.slice(0, 5000)); // warm-up (and the pack's first compile)
   for (let r = 0; r < runs; r++) {
-    const a = await once(true, events);
+    const a = await shardRun(true, events);
     last = a;
     on.push(a.cpuEps);
     onWall.push(a.wallEps);
-    const b = await once(false, events);
+    const b = await shardRun(false, events);
     off.push(b.cpuEps);
     offWall.push(b.wallEps);
+    // Each pair ran back to back, under the same neighbours: its ratio is the least disturbed figure.
+    ratios.push(Math.round((1000 * a.cpuEps) / b.cpuEps) / 1000);
   }
-  const mOn = median(on);
-  const mOff = median(off);
+  const mOn = spread(on);
+  const mOff = spread(off);
+  const ratio = spread(ratios);
+  const fmt = (x: number): string => x.toLocaleString('en-US');
   process.stdout.write(
-    `${JSON.stringify({ events: count, runs, rules: last.rules, detections: last.detections, sigmaOnEventsPerCpuSec: on, sigmaOffEventsPerCpuSec: off, sigmaOnEventsPerWallSec: onWall, sigmaOffEventsPerWallSec: offWall, medianOn: mOn, medianOff: mOff, ratio: Math.round((1000 * mOn) / mOff) / 1000 })}\n`,
+    `  shard, Sigma default pack on (${last.rules} rules): median ${fmt(mOn.median)} events/s per CPU second (min ${fmt(mOn.min)}, max ${fmt(mOn.max)}, ${runs} runs)\n` +
+      `  shard, Sigma off:                          median ${fmt(mOff.median)} events/s per CPU second (min ${fmt(mOff.min)}, max ${fmt(mOff.max)})\n` +
+      `  on / off: ${ratio.median} (median of the ${runs} back-to-back pairs; min ${ratio.min}, max ${ratio.max}); ${last.detections} detections per run; load average ${loadAverageAtStart.toFixed(2)} at start\n`,
   );
+  const paths = benchPaths();
+  mkdirSync(paths.resultsDir, { recursive: true });
+  const startedAt = new Date();
+  const file = join(paths.resultsDir, `sigma-shard-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const result = {
+    startedAt: startedAt.toISOString(),
+    machine: machineNote(),
+    loadAverageAtEnd: loadavg()[0],
+    events: count,
+    runs,
+    rules: last.rules,
+    detections: last.detections,
+    sigmaOnEventsPerCpuSec: on,
+    sigmaOffEventsPerCpuSec: off,
+    sigmaOnEventsPerWallSec: onWall,
+    sigmaOffEventsPerWallSec: offWall,
+    on: mOn,
+    off: mOff,
+    ratioPerPair: ratios,
+    ratio,
+  };
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`  ${JSON.stringify({ medianOn: mOn.median, medianOff: mOff.median, ratio: ratio.median, ratioMin: ratio.min, ratioMax: ratio.max })}\n  sigma-shard result: ${file}\n`);
 }

@@ -333,15 +333,37 @@ function eventId(e: Readonly<Record<string, unknown>>): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** Bumped by the matcher at each event: computed texts are built once per event, not once per rule reading them. */
+let eventEpoch = 0;
+
+/** Marks the start of a new event for the per-event memo of computed fields (called by the matcher). */
+export function nextSigmaEvent(): void {
+  eventEpoch = (eventEpoch + 1) | 0;
+}
+
+/** A computed field that builds a string, remembered for the current event (every candidate rule on a registry event reads TargetObject). */
+function perEvent(fn: FieldReader): FieldReader {
+  let lastEvent: Readonly<Record<string, unknown>> | undefined;
+  let lastEpoch = -1;
+  let lastValue: unknown;
+  return (e, r) => {
+    if (e === lastEvent && lastEpoch === eventEpoch) return lastValue;
+    lastValue = fn(e, r);
+    lastEvent = e;
+    lastEpoch = eventEpoch;
+    return lastValue;
+  };
+}
+
 const COMPUTED: Record<string, FieldReader> = {
   eventId: (e) => eventId(e),
-  hashes: (e) => hashes(e),
-  targetObject: (e) => {
+  hashes: perEvent((e) => hashes(e)),
+  targetObject: perEvent((e) => {
     if (typeof e.renamedFrom === 'string') return e.renamedFrom;
     const key = str(e.key);
     const value = str(e.value);
     return key === undefined ? undefined : value === undefined ? key : `${key}\\${value}`;
-  },
+  }),
   regNewName: (e) => (typeof e.renamedFrom === 'string' ? e.key : undefined),
   regEventType: (e) => {
     switch (e.k) {
@@ -357,14 +379,14 @@ const COMPUTED: Record<string, FieldReader> = {
   remoteHost: (e) => e.rptr ?? e.rhost,
   localIsIpv6: (e) => (typeof e.lip === 'string' ? (e.lip.includes(':') ? 'true' : 'false') : undefined),
   remoteIsIpv6: (e) => (typeof e.rip === 'string' ? (e.rip.includes(':') ? 'true' : 'false') : undefined),
-  queryResults: (e) => (Array.isArray(e.answers) ? e.answers.join(';') : undefined),
+  queryResults: perEvent((e) => (Array.isArray(e.answers) ? e.answers.join(';') : undefined)),
   signed: (e) => (e.sig === 'unsigned' ? 'false' : e.sig === 'trusted' || e.sig === 'untrusted' ? 'true' : undefined),
-  streamTarget: (e) => {
+  streamTarget: perEvent((e) => {
     const path = e.path;
     const stream = e.stream;
     if (typeof path !== 'string' || typeof stream !== 'string' || stream === '' || path.toLowerCase().endsWith(`:${stream.toLowerCase()}`)) return path;
     return `${path}:${stream}`;
-  },
+  }),
   pipeEventType: (e) => (e.k === 'pipe.connect' ? 'ConnectPipe' : 'CreatePipe'),
 };
 
@@ -420,6 +442,18 @@ const HASH_PREFIX: Record<string, string> = { SHA1: ',SHA1=', MD5: ',MD5=', SHA2
 
 const partsByReader = new Map<FieldReader, PartsReader>();
 
+/** Readers of the acting process's or its parent's fields (`@x`, `^x`): few distinct values per device. */
+const processReaders = new Set<FieldReader>();
+
+/**
+ * True for a reader of the acting process's or its parent's field: its
+ * values repeat on every event of a process, so the matcher may remember
+ * what scanning a value found instead of scanning it again.
+ */
+export function isProcessReader(reader: FieldReader): boolean {
+  return processReaders.has(reader);
+}
+
 /** The parts reader of a computed text field's reader, if it has one. */
 export function partsOf(reader: FieldReader): PartsReader | undefined {
   return partsByReader.get(reader);
@@ -435,6 +469,7 @@ export function readerOf(spec: string): FieldReader {
     readers.set(spec, r);
     const parts = spec[0] === '=' ? PARTS[spec.slice(1)] : undefined;
     if (parts !== undefined) partsByReader.set(r, parts);
+    if (spec[0] === '@' || spec[0] === '^') processReaders.add(r);
   }
   return r;
 }

@@ -164,6 +164,21 @@ describe('createSigmaMatcher', () => {
     expect(m.match({ k: 'reg.create', image: 'C:\\odupdate.exe', key, value: 'Updater' })).toHaveLength(0);
   });
 
+  it("scans a process field's value once and still follows the process table as it changes", () => {
+    const table = new Map<string, ProcessFacts>([['{a}', { image: 'C:\\Users\\u\\AppData\\odupdate.exe' }]]);
+    const m = createSigmaMatcher(rules, { resolver: { process: (pg) => table.get(pg) } });
+    const key = 'HKU\\S-1-5-21-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Run';
+    const ev = () => ({ k: 'reg.set', pg: '{a}', key, value: 'Updater', data: 'x' });
+    expect(m.match(ev())).toHaveLength(1);
+    expect(m.match(ev())).toHaveLength(1);
+    table.set('{a}', { image: 'C:\\other.exe' });
+    expect(m.match(ev())).toHaveLength(0);
+    table.set('{a}', { image: 'C:\\Users\\u\\AppData\\ODUPDATE.EXE' });
+    expect(m.match(ev())).toHaveLength(1);
+    // The event's own image, when it has one, is the actor's.
+    expect(m.match({ ...ev(), image: 'C:\\other.exe' })).toHaveLength(0);
+  });
+
   it('keeps file_event and create_stream_hash apart (Sysmon 11 vs 15)', () => {
     const fe = rule(`
 title: exe dropped

@@ -12,11 +12,13 @@
  * not allocate on that path: computed text fields (a registry event's
  * `TargetObject`, Sysmon's `Hashes`) are fed to their scanner part by part
  * instead of being built. Parent and actor fields come
- * from the {@link ProcessResolver} the shard supplies. Tenant exclusions
- * (Sigma filters) are checked only after a rule matched.
+ * from the {@link ProcessResolver} the shard supplies; what scanning a
+ * process field's value (the actor's Image, CommandLine, the parent's…)
+ * found is remembered per value, since every event of a process repeats it.
+ * Tenant exclusions (Sigma filters) are checked only after a rule matched.
  */
 import type { CompiledFilter, CompiledRule, Program } from './compile.js';
-import { partsOf, type FieldReader, type PartsReader } from './field-map.js';
+import { isProcessReader, nextSigmaEvent, partsOf, type FieldReader, type PartsReader } from './field-map.js';
 import { createLiteralScanner, type LiteralScanner } from './literal-scanner.js';
 import type { ProcessResolver, SigmaRuleInfo } from './types.js';
 
@@ -31,7 +33,29 @@ interface Slot {
 
 interface KindIndex {
   always: Slot[];
-  scanners: { field: string; reader: FieldReader; scanner: LiteralScanner; parts: PartsReader | undefined; feed: (text: string) => void }[];
+  scanners: Scanner[];
+}
+
+interface Scanner {
+  field: string;
+  reader: FieldReader;
+  scanner: LiteralScanner;
+  parts: PartsReader | undefined;
+  feed: (text: string) => void;
+  /** For process fields (Image, CommandLine, ParentImage…): value → the slots its scan reported. */
+  seen: Map<string, Int32Array> | undefined;
+}
+
+/** Values remembered per process-field scanner before the memo starts over (bounds its memory). */
+const MAX_SEEN_VALUES = 2048;
+const NO_SLOTS = new Int32Array(0);
+
+/**
+ * An owned copy of a string: a decoder may hand out slices of one string per
+ * batch, and a memo key must not keep a whole batch's text alive.
+ */
+function ownedCopy(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 /** Counters of a matcher (monotonic). */
@@ -125,7 +149,7 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
         const scanner = createLiteralScanner(f.entries);
         // Made once per scanner, so feeding parts allocates nothing per event.
         const feed = (text: string): void => scanner.feed(text, consider);
-        return { field: f.field, reader: f.reader, scanner, parts: partsOf(f.reader), feed };
+        return { field: f.field, reader: f.reader, scanner, parts: partsOf(f.reader), feed, seen: isProcessReader(f.reader) ? new Map<string, Int32Array>() : undefined };
       }),
     });
   }
@@ -161,6 +185,29 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
     (hits ??= []).push(slot.rule.info);
   }
 
+  // Slots one scan reported, while a process field's value is scanned for the memo.
+  const collected: number[] = [];
+  const collect = (index: number): void => {
+    if (!collected.includes(index)) collected.push(index);
+  };
+
+  /**
+   * Scans a process field's value once per distinct value: the actor's image
+   * or command line is read on every event of the process (half the scanned
+   * text of a generated trail), and its literals do not change.
+   */
+  function scanRemembered(sc: Scanner, seen: Map<string, Int32Array>, v: string): void {
+    let slots = seen.get(v);
+    if (slots === undefined) {
+      collected.length = 0;
+      sc.scanner.scan(v, collect);
+      slots = collected.length === 0 ? NO_SLOTS : Int32Array.from(collected);
+      if (seen.size >= MAX_SEEN_VALUES) seen.clear();
+      seen.set(ownedCopy(v), slots);
+    }
+    for (let i = 0; i < slots.length; i++) consider(slots[i]!);
+  }
+
   function prefixSlotsOf(kind: string): Slot[] | undefined {
     let list = prefixCache.get(kind);
     if (list !== undefined) return list;
@@ -178,6 +225,7 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
       stats.events++;
       const kind = event.k;
       if (typeof kind !== 'string') return EMPTY;
+      nextSigmaEvent();
       epoch = epoch === 0xffffffff ? 1 : epoch + 1;
       if (epoch === 1) stamp.fill(0);
       curEvent = event;
@@ -195,7 +243,10 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
             continue;
           }
           const v = sc.reader(event, resolver);
-          if (typeof v === 'string') sc.scanner.scan(v, consider);
+          if (typeof v === 'string') {
+            if (sc.seen !== undefined) scanRemembered(sc, sc.seen, v);
+            else sc.scanner.scan(v, consider);
+          }
           // Ports, PIDs, event IDs: rules compare them as text (V8 caches the text of small numbers).
           else if (typeof v === 'number' || typeof v === 'boolean') sc.scanner.scan(String(v), consider);
           else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') sc.scanner.scan(x, consider);

@@ -207,3 +207,31 @@ describe('prefilter literals', () => {
     expect(regexLiteral('x\\.exe')).toBe('x.exe');
   });
 });
+
+describe('literal patterns without a RegExp (the fast path)', () => {
+  const values = ['C:\\Windows\\System32\\CMD.EXE', 'c:\\windows\\system32\\cmd.exe', 'cmd.exe', 'CMD', 'xcmd.exey', '', '\u0130stanbul\\cmd.exe', 'K\u212Aelvin\\CMD.EXE', 42, true, ['a', 'C:\\x\\cmd.exe'], undefined, null];
+  const lists: [string[], unknown[]][] = [
+    [['endswith'], ['\\cmd.exe', '\\powershell.exe']],
+    [['startswith'], ['c:\\windows\\', 'd:\\']],
+    [['contains'], ['system32', 'SysWOW64', 'cmd']],
+    [[], ['cmd.exe', 'CMD', 42, true]],
+    [[], ['*cmd.exe', 'c:\\*', '*system32*']],
+    [['cased'], ['cmd.exe', 'CMD']],
+    [['contains', 'cased'], ['System32']],
+    [['endswith', 'cased'], ['.EXE']],
+  ];
+  it.each(lists)('%j %j: the same answer as the RegExp on every value', (mods, pats) => {
+    const fast = compileValues(mods, pats);
+    const slow = compileValues(mods, pats, { regexOnly: true });
+    if (!fast.ok || !slow.ok) throw new Error('compile');
+    expect(fast.test).not.toBe(slow.test);
+    for (const v of values) expect([v, fast.test(v, {}, undefined)]).toEqual([v, slow.test(v, {}, undefined)]);
+  });
+
+  it('matches case-insensitively unless cased', () => {
+    expect(t(['endswith'], '\\CMD.exe', 'c:\\x\\cmd.EXE')).toBe(true);
+    expect(t(['endswith', 'cased'], '\\CMD.exe', 'c:\\x\\cmd.EXE')).toBe(false);
+    expect(t(['contains'], ['zzz', 'SYSTEM32'], 'c:\\windows\\system32\\x')).toBe(true);
+    expect(t([], 'cmd.exe', 'cmd.exe ')).toBe(false);
+  });
+});

@@ -35,6 +35,8 @@ export interface ValueOptions {
   placeholders?: Readonly<Record<string, readonly string[]>>;
   /** Reader of another field, for `fieldref`. */
   readerFor?: (field: string) => FieldReader | undefined;
+  /** Every string pattern as a RegExp, no literal fast path (tests compare the two). */
+  regexOnly?: boolean;
 }
 
 type Tok = { t: 'lit'; s: string } | { t: 'star' } | { t: 'one' } | { t: 'cls'; chars: string };
@@ -427,6 +429,89 @@ function regexTest(re: RegExp): (v: unknown) => boolean {
   };
 }
 
+/**
+ * Lower case of an event value for the literal fast path, remembered for the
+ * last few values: one event's field is read by several candidate rules, and
+ * the actor's image by every event of the process, so each is folded once.
+ * `===` on strings compares contents, so a stale entry can never answer wrong.
+ */
+const LOWER_KEYS: (string | undefined)[] = new Array<string | undefined>(8).fill(undefined);
+const LOWER_VALUES: string[] = new Array<string>(8).fill('');
+let lowerNext = 0;
+
+function lowerOf(s: string): string {
+  for (let i = 0; i < 8; i++) if (LOWER_KEYS[i] === s) return LOWER_VALUES[i]!;
+  const l = s.toLowerCase();
+  LOWER_KEYS[lowerNext] = s;
+  LOWER_VALUES[lowerNext] = l;
+  lowerNext = (lowerNext + 1) & 7;
+  return l;
+}
+
+/** Printable ASCII only: its lower case is one unit per unit, as the RegExp `i` flag folds it. */
+function isAsciiText(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+/** A pattern that is one literal with at most a leading and a trailing `*`: tested with string methods, not a RegExp. */
+interface LiteralPattern {
+  kind: 'eq' | 'start' | 'end' | 'in';
+  text: string;
+}
+
+/** The literal form of a pattern, or undefined when it needs a RegExp (inner wildcards, classes, non-ASCII). */
+function literalPattern(toks: Tok[], cased: boolean): LiteralPattern | undefined {
+  const lead = toks[0]?.t === 'star';
+  const trail = toks.length > 1 && toks[toks.length - 1]!.t === 'star';
+  const inner = toks.slice(lead ? 1 : 0, trail ? -1 : undefined);
+  if (inner.length !== 1 || inner[0]!.t !== 'lit') return undefined;
+  const text = inner[0]!.s;
+  if (text === '' || !isAsciiText(text)) return undefined;
+  return { kind: lead ? (trail ? 'in' : 'end') : trail ? 'start' : 'eq', text: cased ? text : text.toLowerCase() };
+}
+
+/**
+ * The OR of literal patterns as string comparisons on the value (lower-cased
+ * once unless `cased`): a RegExp alternation of fifty `endswith` paths tries
+ * every alternative at every position, these try each once. A value whose
+ * lower case changes its length (a few non-ASCII letters) is left to the
+ * RegExp, so both paths agree on every value.
+ */
+function literalTest(patterns: readonly LiteralPattern[], cased: boolean, fallback: RegExp): (v: unknown) => boolean {
+  const eq = new Set<string>();
+  const start: string[] = [];
+  const end: string[] = [];
+  const within: string[] = [];
+  for (const p of patterns) {
+    if (p.kind === 'eq') eq.add(p.text);
+    else (p.kind === 'start' ? start : p.kind === 'end' ? end : within).push(p.text);
+  }
+  const one = (s: string): boolean => {
+    const l = cased ? s : lowerOf(s);
+    if (l.length !== s.length) return fallback.test(s);
+    if (eq.size > 0 && eq.has(l)) return true;
+    for (let i = 0; i < end.length; i++) if (l.endsWith(end[i]!)) return true;
+    for (let i = 0; i < start.length; i++) if (l.startsWith(start[i]!)) return true;
+    for (let i = 0; i < within.length; i++) if (l.includes(within[i]!)) return true;
+    return false;
+  };
+  return (v) => {
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const s = textOf(v[i]);
+        if (s !== undefined && one(s)) return true;
+      }
+      return false;
+    }
+    const s = textOf(v);
+    return s !== undefined && one(s);
+  };
+}
+
 function makeRegex(src: string, flags: string, what: string): RegExp {
   try {
     return new RegExp(src, flags);
@@ -569,6 +654,8 @@ function compileOrThrow(modifiers: readonly string[], raw: unknown, options: Val
     }
   } else {
     const strSources: string[] = [];
+    // Literal forms of strSources, while every one has one (undefined after the first that needs a RegExp).
+    let strLiterals: LiteralPattern[] | undefined = [];
     const cidrs: string[] = [];
     for (const v of vals) {
       switch (v.t) {
@@ -582,7 +669,11 @@ function compileOrThrow(modifiers: readonly string[], raw: unknown, options: Val
           const toks = asString(v);
           if (all) {
             tests.push(regexTest(makeRegex(tokSource(toks), cased ? '' : 'i', 'pattern')));
-          } else strSources.push(tokSource(toks));
+          } else {
+            strSources.push(tokSource(toks));
+            const lit: LiteralPattern | undefined = strLiterals === undefined || options.regexOnly === true ? undefined : literalPattern(toks, cased);
+            strLiterals = lit === undefined ? undefined : [...(strLiterals ?? []), lit];
+          }
           literals.push(longestLiteral(toks));
           break;
         }
@@ -623,7 +714,10 @@ function compileOrThrow(modifiers: readonly string[], raw: unknown, options: Val
           throw refuse('invalid_value', `unexpected ${v.t}`);
       }
     }
-    if (strSources.length > 0) tests.push(regexTest(makeRegex(strSources.length === 1 ? strSources[0]! : strSources.map((s) => `(?:${s})`).join('|'), cased ? '' : 'i', 'pattern')));
+    if (strSources.length > 0) {
+      const re = makeRegex(strSources.length === 1 ? strSources[0]! : strSources.map((s) => `(?:${s})`).join('|'), cased ? '' : 'i', 'pattern');
+      tests.push(strLiterals !== undefined && strLiterals.length === strSources.length ? literalTest(strLiterals, cased, re) : regexTest(re));
+    }
     if (cidrs.length > 0) tests.push(cidrTest(cidrs));
   }
 
