@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttpApp } from '../api/index.js';
+import { createHttpApp, createReportTemplates } from '../api/index.js';
 import { createManualClock } from '../core/clock.js';
 import type { AlertRecord } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
@@ -58,6 +58,7 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   let app: ReturnType<typeof createHttpApp>;
   const tokens: Record<string, string> = {};
   const clock = createManualClock(NOW);
+  const templates = createReportTemplates();
   const get = (path: string, who: string) => app.request(path, { headers: { authorization: `Bearer ${tokens[who]}` } });
 
   beforeAll(async () => {
@@ -108,7 +109,7 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   });
 
   it('prints the Japanese headings and the counts the API returns', async () => {
-    const record = await generatePeriodicReport({ store, pdf, clock }, 'TA', previousPeriod('monthly', NOW));
+    const record = await generatePeriodicReport({ store, pdf, clock, templates }, 'TA', previousPeriod('monthly', NOW));
     expect(record).toMatchObject({ id: 'rp_TA_monthly_2026-10', label: '2026-10', expiresAt: Date.parse('2027-11-30T15:00:00Z') });
 
     const list = (await (await get('/api/v1/reports', 'admin.a')).json()) as { items: { id: string; links: { pdf: string } }[] };
@@ -137,7 +138,8 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
     for (const heading of ['月次レポート 2026-10', '株式会社サンプル', '検知件数', '重要度別', '脅威の上位', 'オフライン端末', '検知一覧']) expect(text).toContain(heading);
     expect(text).toMatch(new RegExp(`検知件数\\s+${api.figures.detections}\\b`));
     expect(text).toMatch(new RegExp(`判定: 黒\\s+${api.figures.byVerdict.black}\\b`));
-    expect(text).toMatch(new RegExp(`判定: 灰\\s+${api.figures.byVerdict.gray}\\b`));
+    // The console's word for gray: the report prints with the console's catalogue.
+    expect(text).toMatch(new RegExp(`判定: グレー\\s+${api.figures.byVerdict.gray}\\b`));
     expect(text).toMatch(new RegExp(`判定: 白\\s+${api.figures.byVerdict.white}\\b`));
     expect(text).toMatch(/例外の追加\s+1\b/);
     expect(text).toMatch(/Trojan:Win32\/Emotet\s+2\b/);
@@ -155,15 +157,15 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   });
 
   it('merges an incident: the alerts of the device around it, verdict history with who and from, comments and the customer answer', async () => {
-    const record = (await generateIncidentReport({ store, pdf, clock }, 'al_2'))!;
+    const record = (await generateIncidentReport({ store, pdf, clock, templates }, 'al_2'))!;
     expect(record).toMatchObject({ kind: 'incident', label: 'al_2' });
     expect(record.figures).toMatchObject({ alertIds: ['al_2'], comments: 1, answers: 1 });
     const text = pdfText(store.periodicReports.file(record.id, 'pdf')!, dir);
     for (const s of ['インシデントレポート', '判定の履歴', '分析者のコメント', '添付ファイル経由の感染と判断', 'お客様からの回答', '該当端末を回収しました']) expect(text).toContain(s);
 
-    const merged = (await generateIncidentReport({ store, pdf, clock }, 'al_sep'))!;
+    const merged = (await generateIncidentReport({ store, pdf, clock, templates }, 'al_sep'))!;
     expect(merged.figures).toMatchObject({ alertIds: ['al_sep', 'al_1'] });
-    const quick = await quickReportPdf({ store, pdf }, 'al_1');
+    const quick = await quickReportPdf({ store, pdf, templates }, 'al_1');
     expect(pdfText(quick!, dir)).toContain('速報レポート');
   });
 });
