@@ -123,8 +123,11 @@ export function createNotifier(options: NotifierOptions): Notifier {
   /**
    * Quick-report PDFs by alert: rendered once per alert, started when its
    * mail is queued (so the render overlaps the wait for a delivery slot) and
-   * shared by every recipient of that alert. Bounded: the oldest go first; a
-   * failed render is forgotten so a retry renders again.
+   * shared by every recipient of that alert. A render that failed or was
+   * abandoned stays in the map as "no PDF": rendering again at send time
+   * would make the mail wait a second pdfTimeoutMs, and under a backlog
+   * every mail would (the measured cause of minutes-long delays). Bounded:
+   * the oldest go first (only a restart or a very late retry renders anew).
    */
   const pdfs = new Map<string, { startedAt: number; pdf: Promise<Buffer | undefined> }>();
   const PDF_CACHE_SIZE = 256;
@@ -135,7 +138,6 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (cached === undefined) {
       const pdf = render(alertId, AbortSignal.timeout(pdfTimeoutMs)).catch((err: unknown): undefined => {
         log.warn({ err, alertId }, 'The quick-report PDF failed; the mail goes without it.');
-        pdfs.delete(alertId);
         return undefined;
       });
       cached = { startedAt: performance.now(), pdf };

@@ -134,7 +134,21 @@ export function createPdfRenderer(options: { executablePath?: string; pages?: nu
     render(html, renderOptions = {}) {
       if (closed) return Promise.reject(new KisekiError('ERR_REPORT_RENDER', { reason: 'the renderer is closed' }));
       return new Promise<Buffer>((resolve, reject) => {
-        queues[renderOptions.priority ?? 'normal'].push({ html, signal: renderOptions.signal, resolve, reject });
+        const queue = queues[renderOptions.priority ?? 'normal'];
+        const { signal } = renderOptions;
+        const job: Job = { html, signal, resolve, reject };
+        // Abandoned while waiting: out of the queue at once (once printing, it finishes).
+        signal?.addEventListener(
+          'abort',
+          () => {
+            const i = queue.indexOf(job);
+            if (i < 0) return;
+            queue.splice(i, 1);
+            reject(new KisekiError('ERR_REPORT_RENDER', { reason: 'the render was abandoned before a page was free' }));
+          },
+          { once: true },
+        );
+        queue.push(job);
         dispatch();
       });
     },

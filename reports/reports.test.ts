@@ -148,7 +148,21 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
 
     const html = await get(`/api/v1/reports/${record.id}.html`, 'admin.a');
     expect(html.headers.get('content-type')).toContain('text/html');
-    expect(await html.text()).toContain('<h1>月次レポート 2026-10</h1>');
+    const stored = await html.text();
+    expect(stored).toContain('<h1>月次レポート 2026-10</h1>');
+
+    // The console's report page is the same document: its content after the title equals the stored one's, but for the download links.
+    const page = await app.request(`http://console.test/reports/${record.id}`, { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.a']}` } });
+    expect(page.status).toBe(200);
+    const content = (doc: string): string => /<h1>[^<]*<\/h1>([\s\S]*)<\/main>/.exec(doc)?.[1] ?? 'missing';
+    const onPage = content(await page.text()).replace(/^<p class="no-print">[\s\S]*?<\/p>/, '');
+    expect(onPage).toContain('<h2>検知件数</h2>');
+    expect(onPage).toBe(content(stored));
+    // Both use the console's stylesheet: inline in the document, linked from the page.
+    expect(stored).toContain('@media print');
+    const listPage = await app.request('http://console.test/reports', { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.a']}` } });
+    expect(await listPage.text()).toContain(`/api/v1/reports/${record.id}.pdf`);
+    expect((await app.request(`http://console.test/reports/${record.id}`, { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.b']}` } })).status).toBe(404);
 
     // Kept 13 months after the period, then swept.
     expect(await store.periodicReports.sweep(Date.parse('2027-11-30T14:59:59Z'))).toBe(0);
@@ -167,5 +181,27 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
     expect(merged.figures).toMatchObject({ alertIds: ['al_sep', 'al_1'] });
     const quick = await quickReportPdf({ store, pdf, templates }, 'al_1');
     expect(pdfText(quick!, dir)).toContain('速報レポート');
+  });
+
+  it('prints on a pool of reused pages: quick reports go first, and a render nobody waits for any more is dropped unstarted', async () => {
+    const one = createPdfRenderer({ pages: 1 });
+    try {
+      const done: string[] = [];
+      const doc = (s: string): string => `<!DOCTYPE html><html lang="ja"><body><p>${s}</p></body></html>`;
+      const abandoned = new AbortController();
+      // The one page opens asynchronously: all three are queued before it is free.
+      const a = one.render(doc('normal-a')).then((b) => (done.push('a'), b));
+      const b = one.render(doc('normal-b'), { signal: abandoned.signal }).then(() => done.push('b'), (err: { code?: string }) => done.push(`b:${err.code}`));
+      const c = one.render(doc('high-c'), { priority: 'high' }).then((b) => (done.push('c'), b));
+      abandoned.abort();
+      const [pa, , pc] = await Promise.all([a, b, c]);
+      expect(done).toEqual(['b:ERR_REPORT_RENDER', 'c', 'a']);
+      expect(pdfText(pa, dir)).toContain('normal-a');
+      expect(pdfText(pc, dir)).toContain('high-c');
+      // The page is reused: a fourth render needs no new page and still prints.
+      expect(pdfText(await one.render(doc('again')), dir)).toContain('again');
+    } finally {
+      await one.close();
+    }
   });
 });

@@ -217,6 +217,7 @@ const ja = {
   rptPdf: 'PDF',
   rptHtml: 'HTML',
   rptPrint: '印刷用',
+  rptMore: 'ほか {n} 件はコンソールのアラート画面で確認できます。',
 };
 
 export type MessageKey = keyof typeof ja;
@@ -429,6 +430,7 @@ const en: Messages = {
   rptPdf: 'PDF',
   rptHtml: 'HTML',
   rptPrint: 'Print version',
+  rptMore: '{n} more on the alert page of the console.',
 };
 
 export const CATALOGUE: Record<Lang, Messages> = { ja, en };

@@ -86,8 +86,11 @@ export function sectionTitle(t: Messages, id: string): string {
   return t[`sec_${id}` as MessageKey] ?? id;
 }
 
-/** The eight sections of a quick report revision (the alert page and the printed reports). */
-export function ReportSections({ t, report, headingLevel = 3 }: { t: Messages; report: QuickReport; headingLevel?: 2 | 3 }) {
+/** Evidence rows per section in printed reports: a PDF stays a few pages (and quick to print); the alert page has them all. */
+export const PRINTED_ITEMS_PER_SECTION = 30;
+
+/** The eight sections of a quick report revision (the alert page and the printed reports, these with at most `maxItems` rows each). */
+export function ReportSections({ t, report, headingLevel = 3, maxItems }: { t: Messages; report: QuickReport; headingLevel?: 2 | 3; maxItems?: number }) {
   return (
     <>
       {report.sections.map((s) => (
@@ -97,7 +100,8 @@ export function ReportSections({ t, report, headingLevel = 3 }: { t: Messages; r
             <span class="visually-hidden">{t.engineSummary}: </span>
             {s.summary}
           </p>
-          <EvidenceTable items={s.items} />
+          <EvidenceTable items={maxItems === undefined ? s.items : s.items.slice(0, maxItems)} />
+          {maxItems !== undefined && s.items.length > maxItems ? <p>{t.rptMore.replace('{n}', String(s.items.length - maxItems))}</p> : null}
         </section>
       ))}
     </>
@@ -187,7 +191,7 @@ export function IncidentReportBody({ t, views, answers }: { t: Messages; views: 
             <h2>
               {t.rptQuickOf} {v.alert.id}
             </h2>
-            <ReportSections t={t} report={r} />
+            <ReportSections t={t} report={r} maxItems={PRINTED_ITEMS_PER_SECTION} />
           </>
         );
       })}
@@ -216,7 +220,7 @@ export function QuickReportBody({ t, view }: { t: Messages; view: AlertView }) {
           [t.rptResponse, a.action],
         ]}
       />
-      {r === undefined ? null : <ReportSections t={t} report={r} headingLevel={2} />}
+      {r === undefined ? null : <ReportSections t={t} report={r} headingLevel={2} maxItems={PRINTED_ITEMS_PER_SECTION} />}
     </>
   );
 }
