@@ -278,6 +278,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
         headers: {
           'X-Kiseki-Idempotency-Key': entry.id,
           'X-Kiseki-Event-At': String(entry.events[0]?.at ?? entry.createdAt),
+          // When it was queued and handed to SMTP: where a delay came from (feed, PDF wait, or the mail server).
+          'X-Kiseki-Queued-At': String(entry.createdAt),
+          'X-Kiseki-Sent-At': String(clock.now()),
           // What the mail is about: receivers (and bench/load/notify-latency.ts) match it to the alert by these.
           'X-Kiseki-Event': entry.digest ? 'digest' : (entry.events[0]?.kind ?? 'unknown'),
           ...(entry.digest || entry.events[0]?.alertId === undefined ? {} : { 'X-Kiseki-Alert-Id': entry.events[0].alertId }),

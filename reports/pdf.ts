@@ -53,7 +53,10 @@ export function createPdfRenderer(options: { executablePath?: string; pages?: nu
   const queues: { high: Job[]; normal: Job[] } = { high: [], normal: [] };
   const idle: Page[] = [];
   let open = 0;
+  /** Pages being opened now: no more are opened than renders wait. */
+  let opening = 0;
   let closed = false;
+  const waiting = (): number => queues.high.length + queues.normal.length;
 
   const launch = (): Promise<Browser> => {
     const executablePath = findChromium(options.executablePath);
@@ -100,7 +103,7 @@ export function createPdfRenderer(options: { executablePath?: string; pages?: nu
   };
   /** Starts queued jobs on free pages, opening pages up to `size`. */
   const dispatch = (): void => {
-    while (queues.high.length + queues.normal.length > 0) {
+    while (waiting() > 0) {
       const page = idle.pop();
       if (page !== undefined) {
         const job = nextJob();
@@ -111,10 +114,12 @@ export function createPdfRenderer(options: { executablePath?: string; pages?: nu
         void print(page, job).finally(dispatch);
         continue;
       }
-      if (open >= size) return;
+      if (open >= size || opening >= waiting()) return;
       open++;
+      opening++;
       void newPage().then(
         (p) => {
+          opening--;
           if (closed) {
             void p.close().catch(() => undefined);
             return;
@@ -123,6 +128,7 @@ export function createPdfRenderer(options: { executablePath?: string; pages?: nu
           dispatch();
         },
         (err: unknown) => {
+          opening--;
           open--;
           // Chromium cannot start: every waiting render fails now instead of waiting for it.
           for (let job = nextJob(); job !== undefined; job = nextJob()) job.reject(err);

@@ -47,6 +47,9 @@ const runs = Math.max(1, values.runs ?? 1);
 interface Accepted {
   alertId: string;
   acceptedAt: number;
+  /** From the mail's headers: when the notifier queued it and handed it to SMTP. */
+  queuedAt: number;
+  sentAt: number;
   pdf: boolean;
 }
 
@@ -62,6 +65,8 @@ interface RunFigures {
   otherMails: number;
   withPdf: number;
   detectionToMailAcceptedMs: { p50: number | null; p99: number | null; max: number | null };
+  /** Where the time went: alert created → queued (feed), queued → handed to SMTP (slot and PDF wait), handed → accepted. */
+  breakdownMs: Record<'createdToQueued' | 'queuedToSent' | 'sentToAccepted', { p50: number | null; p99: number | null }>;
   /** 1-minute load average: at the start, the highest seen, at the end. */
   loadAverage: { start: number; max: number; end: number };
   loadResult: string;
@@ -92,7 +97,9 @@ async function runOnce(): Promise<RunFigures> {
         const headers = head.split(/\r?\n\r?\n/, 1)[0] ?? '';
         const event = /^X-Kiseki-Event:\s*(\S+)/im.exec(headers)?.[1];
         const alertId = /^X-Kiseki-Alert-Id:\s*(\S+)/im.exec(headers)?.[1];
-        if (event === 'alert.new' && alertId !== undefined && !accepted.has(alertId)) accepted.set(alertId, { alertId, acceptedAt, pdf });
+        const queuedAt = Number(/^X-Kiseki-Queued-At:\s*(\d+)/im.exec(headers)?.[1]);
+        const sentAt = Number(/^X-Kiseki-Sent-At:\s*(\d+)/im.exec(headers)?.[1]);
+        if (event === 'alert.new' && alertId !== undefined && !accepted.has(alertId)) accepted.set(alertId, { alertId, acceptedAt, queuedAt, sentAt, pdf });
         else otherMails++;
         cb();
       });
@@ -114,6 +121,7 @@ async function runOnce(): Promise<RunFigures> {
     load.max = Math.max(load.max, loadavg()[0]!);
   }, 5000);
   const latencies: number[] = [];
+  const parts = { createdToQueued: [] as number[], queuedToSent: [] as number[], sentToAccepted: [] as number[] };
   let alertsReported = 0;
   let withPdf = 0;
   try {
@@ -155,6 +163,9 @@ async function runOnce(): Promise<RunFigures> {
             const m = accepted.get(a.id);
             if (m === undefined) continue;
             latencies.push(m.acceptedAt - a.createdAt);
+            parts.createdToQueued.push(m.queuedAt - a.createdAt);
+            parts.queuedToSent.push(m.sentAt - m.queuedAt);
+            parts.sentToAccepted.push(m.acceptedAt - m.sentAt);
             if (m.pdf) withPdf++;
           }
         } finally {
@@ -172,6 +183,11 @@ async function runOnce(): Promise<RunFigures> {
       otherMails: otherMails + (accepted.size - latencies.length),
       withPdf,
       detectionToMailAcceptedMs: { p50: pct(latencies, 50), p99: pct(latencies, 99), max: latencies.at(-1) ?? null },
+      breakdownMs: {
+        createdToQueued: summarise(parts.createdToQueued),
+        queuedToSent: summarise(parts.queuedToSent),
+        sentToAccepted: summarise(parts.sentToAccepted),
+      },
       loadAverage: { start: round2(load.start), max: round2(load.max), end: round2(load.end) },
       loadResult: file,
     };
@@ -179,6 +195,11 @@ async function runOnce(): Promise<RunFigures> {
     clearInterval(loadTimer);
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+}
+
+function summarise(xs: number[]): { p50: number | null; p99: number | null } {
+  const sorted = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  return { p50: pct(sorted, 50), p99: pct(sorted, 99) };
 }
 
 function round2(x: number): number {
