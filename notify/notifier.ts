@@ -70,7 +70,7 @@ export interface NotifierOptions {
    * link, so a slow Chromium never holds up the notification.
    */
   pdfTimeoutMs?: number;
-  /** Deliveries in flight at once (default 16; most of their time is waiting on a PDF or the SMTP server). */
+  /** Deliveries in flight at once (default 64: most of their time is waiting on a PDF, none queues behind another's wait). */
   concurrency?: number;
 }
 
@@ -117,7 +117,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
   const doFetch = options.fetch ?? fetch;
   const batchSize = options.batchSize ?? 500;
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? 64;
   const pdfTimeoutMs = options.pdfTimeoutMs ?? 20_000;
 
   /**

@@ -183,7 +183,7 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
     expect(pdfText(quick!, dir)).toContain('速報レポート');
   });
 
-  it('prints on a pool of reused pages: quick reports go first, and a render nobody waits for any more is dropped unstarted', async () => {
+  it('prints on a pool of reused pages: quick reports first and newest first, and a render nobody waits for any more is dropped unstarted', async () => {
     const one = createPdfRenderer({ pages: 1 });
     try {
       const done: string[] = [];
@@ -193,9 +193,11 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
       const a = one.render(doc('normal-a')).then((b) => (done.push('a'), b));
       const b = one.render(doc('normal-b'), { signal: abandoned.signal }).then(() => done.push('b'), (err: { code?: string }) => done.push(`b:${err.code}`));
       const c = one.render(doc('high-c'), { priority: 'high' }).then((b) => (done.push('c'), b));
+      const d = one.render(doc('high-d'), { priority: 'high' }).then((b) => (done.push('d'), b));
       abandoned.abort();
-      const [pa, , pc] = await Promise.all([a, b, c]);
-      expect(done).toEqual(['b:ERR_REPORT_RENDER', 'c', 'a']);
+      const [pa, , pc] = await Promise.all([a, b, c, d]);
+      // Quick reports newest first (the newest mail still has its whole wait ahead), then the rest in order.
+      expect(done).toEqual(['b:ERR_REPORT_RENDER', 'd', 'c', 'a']);
       expect(pdfText(pa, dir)).toContain('normal-a');
       expect(pdfText(pc, dir)).toContain('high-c');
       // The page is reused: a fourth render needs no new page and still prints.
