@@ -236,6 +236,42 @@ describe('notifier', () => {
     }
   });
 
+  it('stops waiting for PDFs while Chromium is behind, and waits again once one is in time', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    let release: (pdf: Buffer) => void = () => undefined;
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 600_000,
+        renderAlertPdf: (id) =>
+          id === 'al_ok' ? Promise.resolve(Buffer.from('%PDF-1.4 ok'))
+          : id === 'al_late' ? new Promise<Buffer>((resolve) => (release = resolve))
+          : id === 'al_stuck' ? new Promise<Buffer>(() => undefined)
+          : Promise.reject(new Error('chromium is behind')),
+      });
+      // Five failures in a row: the stuck one's mail goes at once instead of waiting 10 minutes.
+      await add(store, ...[1, 2, 3, 4, 5].map((i) => testAlert(`al_f${i}`, 'TA', T0 + i)), testAlert('al_stuck', 'TA', T0 + 6));
+      expect(await n.tick()).toEqual({ sent: 6, retried: 0, dead: 0 });
+      expect(smtp.mails.every((m) => !m.raw.includes('application/pdf'))).toBe(true);
+      // A PDF in time: mails carry it, and wait for the next one again.
+      await add(store, testAlert('al_ok', 'TA', T0 + 7));
+      expect(await n.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)!.raw).toContain('application/pdf');
+      await add(store, testAlert('al_late', 'TA', T0 + 8));
+      const round = n.tick();
+      for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(smtp.mails).toHaveLength(7);
+      release(Buffer.from('%PDF-1.4 late'));
+      expect(await round).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)!.raw).toContain('quick-report-al_late.pdf');
+    } finally {
+      release(Buffer.from(''));
+      transport.close();
+      await smtp.close();
+    }
+  });
+
   it('dead-letters after the last attempt and lists it', async () => {
     const hook = await startTestReceiver(() => 500);
     try {
