@@ -148,6 +148,8 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
 
     const html = await get(`/api/v1/reports/${record.id}.html`, 'admin.a');
     expect(html.headers.get('content-type')).toContain('text/html');
+    expect(html.headers.get('content-security-policy')).toContain("style-src 'unsafe-inline'");
+    expect(html.headers.get('content-security-policy')).toContain("default-src 'none'");
     const stored = await html.text();
     expect(stored).toContain('<h1>月次レポート 2026-10</h1>');
 
