@@ -8,3 +8,4 @@ export type { HttpServer, HttpServerOptions } from './http-server.js';
 export { ROUTES } from './routes/index.js';
 export { openApiDocument, mountRoutes, problemFrom, SESSION_COOKIE } from './route-kit.js';
 export type { ApiDeps, Route, RouteSpec } from './route-kit.js';
+export { createReportTemplates } from './console/index.js';

@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createHealthCheck, createHttpApp, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
+import { createHealthCheck, createHttpApp, createReportTemplates, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -72,6 +72,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let reports: ReportScheduler | undefined;
   // Chromium starts on the first PDF only (a report or a quick-report mail).
   const pdf = createPdfRenderer(config.reports.chromiumPath === '' ? {} : { executablePath: config.reports.chromiumPath });
+  // Reports print from the console's templates: the console's report page and the PDF are one document.
+  const templates = createReportTemplates();
   const stopOutbound = async (): Promise<void> => {
     await notifications?.stop();
     await reports?.stop();
@@ -184,9 +186,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     http = await startHttpServer(app, config.http);
     // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
-    notifications = startNotifications({ store, clock, logger, config: config.notify, renderAlertPdf: (id) => quickReportPdf({ store, pdf }, id) });
+    notifications = startNotifications({ store, clock, logger, config: config.notify, renderAlertPdf: (id, signal) => quickReportPdf({ store, pdf, templates }, id, signal) });
     if (config.reports.enabled) {
-      reports = createReportScheduler({ store, pdf, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
+      reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
       reports.start();
     }
     const httpServer = http;

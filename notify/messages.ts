@@ -1,8 +1,10 @@
 /**
- * What a notification says: the mail subject and text (Japanese first, the
- * customers' language, with the console link) and the webhook's JSON body.
- * Built at send time from what storage holds then, so a digest lists each
- * alert with its current effective verdict.
+ * What a notification says: the mail subject, plain text and HTML part
+ * (Japanese first, the customers' language, with the console link) and the
+ * webhook's JSON body. Built at send time from what storage holds then, so a
+ * digest lists each alert with its current effective verdict. The HTML part
+ * says the same as the text (mail clients show one or the other), inline
+ * styles only: mail clients drop style sheets and never load remote ones.
  */
 import type { HotStore, NotifyFeedEvent, OutboxEntry } from '../storage/index.js';
 
@@ -12,6 +14,7 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'alert.verdict': '判定の変更',
   'device.isolated': '端末の隔離',
   'device.offline': 'エージェントのオフライン',
+  'report.incident': 'インシデントレポート',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */
@@ -45,21 +48,48 @@ function line(d: WebhookBody['events'][number]): string {
   return `- ${when} ${what}${verdict} ${subject}${d.url === undefined ? '' : `\n  ${d.url}`}`;
 }
 
-/** Subject and plain text of the mail of an outbox entry. */
-export function renderMail(store: HotStore, entry: OutboxEntry, consoleUrl: string): { subject: string; text: string } {
+/** Escapes text for HTML element content and attribute values. */
+function esc(s: unknown): string {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** One event as an HTML list item: the same words as `line`, the link clickable. */
+function lineHtml(d: WebhookBody['events'][number]): string {
+  const when = new Date(d.at).toISOString();
+  const verdict = d.verdict === undefined ? '' : ` 判定: <strong>${esc(VERDICT_JA[d.verdict] ?? d.verdict)}</strong>${d.from ? ` (変更前: ${esc(VERDICT_JA[d.from] ?? d.from)})` : ''}`;
+  const subject = d.threat === undefined ? esc(d.tmid ?? '') : `${esc(d.threat)} / ${esc(d.computer ?? d.tmid ?? '')}`;
+  return `<li>${esc(when)} ${esc(KIND_JA[d.kind])}${verdict} ${subject}${d.url === undefined ? '' : `<br><a href="${esc(d.url)}">${esc(d.url)}</a>`}</li>`;
+}
+
+const htmlMail = (title: string, paragraphs: string[], items: string[], link: string): string =>
+  `<!doctype html><html lang="ja"><head><meta charset="utf-8"><title>${esc(title)}</title></head>` +
+  `<body style="font-family:'Noto Sans CJK JP','Noto Sans JP',sans-serif;color:#1a1a1a;line-height:1.5">` +
+  paragraphs.map((p) => `<p>${esc(p)}</p>`).join('') +
+  `<ul>${items.join('')}</ul>` +
+  `<p>コンソール: <a href="${esc(link)}">${esc(link)}</a></p></body></html>`;
+
+/** Subject, plain text and HTML part of the mail of an outbox entry. */
+export function renderMail(store: HotStore, entry: OutboxEntry, consoleUrl: string): { subject: string; text: string; html: string } {
   const body = webhookBody(store, entry, consoleUrl);
   if (entry.digest) {
+    const subject = `[kiseki] ${entry.supportId}: ${body.events.length} 件の通知 (まとめ)`;
+    const intro = '通知が多いため、この1時間の通知をまとめてお送りします。';
     return {
-      subject: `[kiseki] ${entry.supportId}: ${body.events.length} 件の通知 (まとめ)`,
-      text: `通知が多いため、この1時間の通知をまとめてお送りします。\n\n${body.events.map(line).join('\n')}\n`,
+      subject,
+      text: `${intro}\n\n${body.events.map(line).join('\n')}\n`,
+      html: htmlMail(subject, [intro], body.events.map(lineHtml), consoleUrl),
     };
   }
   const d = body.events[0]!;
   const verdict = d.verdict === undefined ? '' : ` ${VERDICT_JA[d.verdict] ?? d.verdict}`;
   const target = d.threat === undefined ? (d.tmid ?? '') : ` ${d.threat} (${d.computer ?? ''})`;
-  const attach = d.kind === 'alert.new' ? '\n速報レポートを PDF で添付しています。' : '';
+  const attach = d.kind === 'alert.new' ? '速報レポートを PDF で添付しています。' : d.kind === 'report.incident' ? 'インシデントレポートを PDF で添付しています。' : '';
+  const subject = `[kiseki] ${KIND_JA[d.kind]}${verdict}:${target}`;
+  const intro = `${KIND_JA[d.kind]}をお知らせします。`;
+  const link = d.kind === 'report.incident' && d.reportId !== undefined ? `${consoleUrl}/reports/${d.reportId}` : (d.url ?? consoleUrl);
   return {
-    subject: `[kiseki] ${KIND_JA[d.kind]}${verdict}:${target}`,
-    text: `${KIND_JA[d.kind]}をお知らせします。${attach}\n\n${line(d)}\n\nコンソール: ${d.url ?? consoleUrl}\n`,
+    subject,
+    text: `${intro}${attach === '' ? '' : `\n${attach}`}\n\n${line(d)}\n\nコンソール: ${link}\n`,
+    html: htmlMail(subject, attach === '' ? [intro] : [intro, attach], [lineHtml(d)], link),
   };
 }

@@ -142,6 +142,136 @@ describe('notifier', () => {
     }
   });
 
+  /** A mail part decoded from quoted-printable (nodemailer's encoding of UTF-8 text and HTML). */
+  const decodeQp = (raw: string): string =>
+    Buffer.from(
+      raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
+
+  it('mails an incident report once, with its PDF, an HTML part and the console link, and not again after a restart or a regeneration', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    const make = (s: HotStore): Notifier => createNotifier({ store: s, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://console.example.jp' });
+    const report = (createdAt: number, pdf: string) =>
+      store.periodicReports.put(
+        { id: 'rp_TA_incident_al_1', supportId: 'TA', kind: 'incident', periodStart: T0, periodEnd: T0 + 1, label: 'al_1', createdAt, expiresAt: T0 + 400 * 86_400_000, htmlBytes: 4, pdfBytes: pdf.length, figures: { alertIds: ['al_1'], verdict: 'black' } },
+        Buffer.from('<p/>'),
+        Buffer.from(pdf),
+      );
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['report.incident'], verdicts: ['black'] }]));
+      await add(store, testAlert('al_1', 'TA', T0));
+      await report(T0 + 5, '%PDF-1.4 first');
+      const first = make(store);
+      expect(await first.pump()).toBe(1);
+      // Regenerated before the mail went (an analyst commented): no second notification, the mail carries the newest PDF.
+      await report(T0 + 6, '%PDF-1.4 second version');
+      expect(await first.pump()).toBe(0);
+      await first.stop();
+      await store.close();
+
+      store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      const second = make(store);
+      expect(await second.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      await report(T0 + 7, '%PDF-1.4 third version');
+      expect(await second.tick()).toEqual({ sent: 0, retried: 0, dead: 0 });
+      expect(smtp.mails).toHaveLength(1);
+      const raw = smtp.mails[0]!.raw;
+      expect(raw).toMatch(/^X-Kiseki-Event: report\.incident$/im);
+      expect(raw).toContain('incident-report-al_1.pdf');
+      expect(raw).toContain(Buffer.from('%PDF-1.4 second version').toString('base64'));
+      expect(raw).toMatch(/Content-Type: text\/plain/i);
+      expect(raw).toMatch(/Content-Type: text\/html/i);
+      const decoded = decodeQp(raw);
+      expect(decoded).toContain('インシデントレポートを PDF で添付しています。');
+      expect(decoded).toContain('<a href="https://console.example.jp/reports/rp_TA_incident_al_1">');
+      expect([...store.identity.scanAudit()].filter((a) => a.action === 'notify.delivered').map((a) => a.target)).toEqual(['nt_2_r1']);
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
+  it('puts the quick-report mail in plain text and HTML, renders its PDF once for all recipients, and does not hold other mails behind a slow PDF', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    const renders: string[] = [];
+    let releaseSlow: (pdf: Buffer) => void = () => undefined;
+    try {
+      await store.notify.putSettings(
+        settings([
+          { id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] },
+          { id: 'r2', channel: 'email', to: 'cio@customer.jp', events: ['alert.new'], verdicts: ['black'] },
+        ]),
+      );
+      await add(store, testAlert('al_slow', 'TA', T0), testAlert('al_fast', 'TA', T0 + 1));
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 600_000,
+        renderAlertPdf: (id) => {
+          renders.push(id);
+          return id === 'al_slow' ? new Promise<Buffer>((resolve) => (releaseSlow = resolve)) : Promise.resolve(Buffer.from(`%PDF-1.4 ${id}`));
+        },
+      });
+      const round = n.tick();
+      // Both mails of the fast alert arrive while the slow alert's PDF is still being made (bounded wait, no timing assumption).
+      for (let i = 0; i < 600 && smtp.mails.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(smtp.mails.map((m) => m.messageId).sort()).toEqual(['<nt_2_r1@kiseki>', '<nt_2_r2@kiseki>']);
+      releaseSlow(Buffer.from('%PDF-1.4 al_slow'));
+      expect(await round).toEqual({ sent: 4, retried: 0, dead: 0 });
+      // One render per alert, started when the mails were queued, shared by both recipients.
+      expect(renders.sort()).toEqual(['al_fast', 'al_slow']);
+      for (const m of smtp.mails) {
+        expect(m.raw).toMatch(/Content-Type: text\/html/i);
+        expect(m.raw).toContain('application/pdf');
+        expect(m.raw).toMatch(/^X-Kiseki-Event: alert\.new$/im);
+      }
+      const slow = smtp.mails.find((m) => m.messageId === '<nt_1_r1@kiseki>')!;
+      expect(slow.raw).toMatch(/^X-Kiseki-Alert-Id: al_slow$/im);
+      expect(decodeQp(slow.raw)).toContain('<a href="https://c/alerts/al_slow">');
+    } finally {
+      releaseSlow(Buffer.from(''));
+      transport.close();
+      await smtp.close();
+    }
+  });
+
+  it('stops waiting for PDFs while Chromium is behind, and waits again once one is in time', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    let release: (pdf: Buffer) => void = () => undefined;
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 600_000,
+        renderAlertPdf: (id) =>
+          id === 'al_ok' ? Promise.resolve(Buffer.from('%PDF-1.4 ok'))
+          : id === 'al_late' ? new Promise<Buffer>((resolve) => (release = resolve))
+          : id === 'al_stuck' ? new Promise<Buffer>(() => undefined)
+          : Promise.reject(new Error('chromium is behind')),
+      });
+      // Five failures in a row: the stuck one's mail goes at once instead of waiting 10 minutes.
+      await add(store, ...[1, 2, 3, 4, 5].map((i) => testAlert(`al_f${i}`, 'TA', T0 + i)), testAlert('al_stuck', 'TA', T0 + 6));
+      expect(await n.tick()).toEqual({ sent: 6, retried: 0, dead: 0 });
+      expect(smtp.mails.every((m) => !m.raw.includes('application/pdf'))).toBe(true);
+      // A PDF in time: mails carry it, and wait for the next one again.
+      await add(store, testAlert('al_ok', 'TA', T0 + 7));
+      expect(await n.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)!.raw).toContain('application/pdf');
+      await add(store, testAlert('al_late', 'TA', T0 + 8));
+      const round = n.tick();
+      for (let i = 0; i < 4; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(smtp.mails).toHaveLength(7);
+      release(Buffer.from('%PDF-1.4 late'));
+      expect(await round).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(smtp.mails.at(-1)!.raw).toContain('quick-report-al_late.pdf');
+    } finally {
+      release(Buffer.from(''));
+      transport.close();
+      await smtp.close();
+    }
+  });
+
   it('dead-letters after the last attempt and lists it', async () => {
     const hook = await startTestReceiver(() => 500);
     try {

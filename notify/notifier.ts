@@ -52,20 +52,25 @@ export interface NotifierOptions {
   fetch?: typeof fetch;
   /** Base URL of the console, for links in mails (e.g. https://kiseki.example.jp). */
   consoleUrl: string;
-  /** Renders an alert's quick report as PDF for the mail attachment; absent: no attachment. */
-  renderAlertPdf?: (alertId: string) => Promise<Buffer | undefined>;
+  /**
+   * Renders an alert's quick report as PDF for the mail attachment; absent: no
+   * attachment. `signal` aborts when nobody waits for it any more (a renderer
+   * drops a render still queued then).
+   */
+  renderAlertPdf?: (alertId: string, signal?: AbortSignal) => Promise<Buffer | undefined>;
   retry?: Partial<RetryPolicy>;
   /** Webhook request timeout, ms (default 10 000). */
   webhookTimeoutMs?: number;
   /** Feed events read per pump (default 500). */
   batchSize?: number;
   /**
-   * Longest wait for the quick-report PDF, ms (default 20 000): past it (or
-   * when rendering fails) the mail goes without the attachment, with the
-   * console link, so a slow Chromium never holds up the notification.
+   * Longest wait for the quick-report PDF, ms (default 20 000), counted from
+   * when the alert was queued (the render starts then): past it (or when
+   * rendering fails) the mail goes without the attachment, with the console
+   * link, so a slow Chromium never holds up the notification.
    */
   pdfTimeoutMs?: number;
-  /** Deliveries in flight at once (default 4). */
+  /** Deliveries in flight at once (default 64: most of their time is waiting on a PDF, none queues behind another's wait). */
   concurrency?: number;
 }
 
@@ -82,7 +87,11 @@ export interface Notifier {
   deliverDue(): Promise<DeliveryCounts>;
   /** pump() then deliverDue(); what the timer runs. */
   tick(): Promise<DeliveryCounts>;
-  /** Runs tick() every `intervalMs` until stop(). */
+  /**
+   * Reads the feed every `intervalMs` until stop(), and delivers in the
+   * background: a delivery that waits (PDF, slow receiver) never holds up
+   * queueing or the deliveries behind it.
+   */
   start(intervalMs: number): void;
   /** Stops the timer and waits for a running tick. */
   stop(): Promise<void>;
@@ -108,21 +117,69 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
   const doFetch = options.fetch ?? fetch;
   const batchSize = options.batchSize ?? 500;
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? 64;
   const pdfTimeoutMs = options.pdfTimeoutMs ?? 20_000;
 
-  /** The PDF, or undefined when it fails or takes longer than pdfTimeoutMs. */
-  const attachment = async (render: (alertId: string) => Promise<Buffer | undefined>, alertId: string): Promise<Buffer | undefined> => {
+  /**
+   * Quick-report PDFs by alert: rendered once per alert, started when its
+   * mail is queued (so the render overlaps the wait for a delivery slot) and
+   * shared by every recipient of that alert. A render that failed or was
+   * abandoned stays in the map as "no PDF": rendering again at send time
+   * would make the mail wait a second pdfTimeoutMs, and under a backlog
+   * every mail would (the measured cause of minutes-long delays). Bounded:
+   * the oldest go first (only a restart or a very late retry renders anew).
+   */
+  const pdfs = new Map<string, { startedAt: number; pdf: Promise<Buffer | undefined> }>();
+  const PDF_CACHE_SIZE = 256;
+  /**
+   * Quick-report PDFs in a row that failed or came later than pdfTimeoutMs.
+   * From PDF_MISSES_BEFORE_SKIP on, Chromium is behind (measured on a loaded
+   * 2-core machine: not one PDF in time for 163 mails) and mails stop waiting:
+   * they take a PDF only if it is ready. Renders go on, and the first one in
+   * time makes mails wait again.
+   */
+  let pdfMisses = 0;
+  const PDF_MISSES_BEFORE_SKIP = 5;
+  const pdfMissed = (): void => {
+    pdfMisses++;
+    if (pdfMisses === PDF_MISSES_BEFORE_SKIP) log.warn({ misses: pdfMisses }, 'Quick-report PDFs are not ready in time: mails no longer wait for them until one is.');
+  };
+  const pdfOf = (alertId: string): { startedAt: number; pdf: Promise<Buffer | undefined> } | undefined => {
+    const render = options.renderAlertPdf;
+    if (render === undefined) return undefined;
+    let cached = pdfs.get(alertId);
+    if (cached === undefined) {
+      const startedAt = performance.now();
+      const pdf = render(alertId, AbortSignal.timeout(pdfTimeoutMs)).then(
+        (bytes) => {
+          if (performance.now() - startedAt <= pdfTimeoutMs) pdfMisses = 0;
+          else pdfMissed();
+          return bytes;
+        },
+        (err: unknown): undefined => {
+          pdfMissed();
+          log.debug({ err, alertId }, 'The quick-report PDF failed or was abandoned; the mail goes without it.');
+          return undefined;
+        },
+      );
+      cached = { startedAt, pdf };
+      pdfs.set(alertId, cached);
+      if (pdfs.size > PDF_CACHE_SIZE) pdfs.delete(pdfs.keys().next().value!);
+    }
+    return cached;
+  };
+
+  /** The PDF, or undefined when it fails or is not ready pdfTimeoutMs after its render started (at once while Chromium is behind). */
+  const attachment = async (alertId: string): Promise<Buffer | undefined> => {
+    const cached = pdfOf(alertId);
+    if (cached === undefined) return undefined;
+    const wait = pdfMisses >= PDF_MISSES_BEFORE_SKIP ? 0 : Math.max(0, pdfTimeoutMs - (performance.now() - cached.startedAt));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), pdfTimeoutMs);
+      timer = setTimeout(() => resolve(undefined), wait);
     });
     try {
-      const rendered = render(alertId).catch((err: unknown): undefined => {
-        log.warn({ err, alertId }, 'The quick-report PDF failed; the mail goes without it.');
-        return undefined;
-      });
-      return await Promise.race([rendered, timeout]);
+      return await Promise.race([cached.pdf, timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -130,6 +187,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 10_000;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
+  /** Entries being delivered now (by any deliverDue call): never sent twice at once. */
+  const inFlight = new Set<string>();
+  /** The background delivery of start(), and whether more became due while it ran. */
+  let delivering: Promise<unknown> | undefined;
+  let deliverAgain = false;
+  /** Set by stop(): workers finish what they hold and take nothing new (the rest resumes from the outbox). */
+  let stopping = false;
 
   const audit = (entry: OutboxEntry, action: string, details: Record<string, unknown>): Promise<boolean> =>
     store.identity.appendAudit({
@@ -150,6 +214,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const events = store.notify.feedAfter(cursor, batchSize);
       if (events.length === 0) return total;
       const now = clock.now();
+      const mailedAlerts: string[] = [];
       total += await store.transaction(() => {
         let n = 0;
         for (const e of events) {
@@ -160,6 +225,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
             const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
             const count = store.notify.bumpRateSync(r.id, hour);
             if (count <= settings.maxPerHour) {
+              if (r.channel === 'email' && e.kind === 'alert.new' && e.alertId !== undefined) mailedAlerts.push(e.alertId);
               store.notify.queueSync({
                 id: `nt_${e.seq}_${r.id}`,
                 supportId: e.supportId,
@@ -202,6 +268,8 @@ export function createNotifier(options: NotifierOptions): Notifier {
         store.notify.setCursorSync(events.at(-1)!.seq);
         return n;
       });
+      // Committed: the quick-report PDFs start now, while the mails wait for a delivery slot.
+      for (const alertId of mailedAlerts) pdfOf(alertId);
     }
   }
 
@@ -210,17 +278,37 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (entry.channel === 'email') {
       if (options.mail === undefined) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: 'no SMTP server is configured' });
       const mail = renderMail(store, entry, options.consoleUrl);
-      const alertId = !entry.digest && entry.events[0]?.kind === 'alert.new' ? entry.events[0].alertId : undefined;
-      const pdf = alertId !== undefined && options.renderAlertPdf !== undefined ? await attachment(options.renderAlertPdf, alertId) : undefined;
+      const first = entry.digest ? undefined : entry.events[0];
+      const alertId = first?.kind === 'alert.new' ? first.alertId : undefined;
+      let pdf: { filename: string; content: Buffer } | undefined;
+      if (alertId !== undefined) {
+        const content = await attachment(alertId);
+        if (content !== undefined) pdf = { filename: `quick-report-${alertId}.pdf`, content };
+      } else if (first?.kind === 'report.incident' && first.reportId !== undefined) {
+        // The stored report, as it is now (a later version replaces the first one's bytes).
+        const content = store.periodicReports.file(first.reportId, 'pdf');
+        if (content === undefined) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: `report ${first.reportId} is missing` });
+        pdf = { filename: `incident-report-${first.alertId ?? first.reportId}.pdf`, content };
+      }
       await options.mail.transport.sendMail({
         from: options.mail.from,
         to: entry.to,
         subject: mail.subject,
         text: mail.text,
+        html: mail.html,
         messageId: `<${entry.id}@kiseki>`,
         // The event's server time: receivers (and bench/load/notify-latency.ts) measure the delay from it.
-        headers: { 'X-Kiseki-Idempotency-Key': entry.id, 'X-Kiseki-Event-At': String(entry.events[0]?.at ?? entry.createdAt) },
-        ...(pdf === undefined ? {} : { attachments: [{ filename: `quick-report-${alertId}.pdf`, content: pdf, contentType: 'application/pdf' }] }),
+        headers: {
+          'X-Kiseki-Idempotency-Key': entry.id,
+          'X-Kiseki-Event-At': String(entry.events[0]?.at ?? entry.createdAt),
+          // When it was queued and handed to SMTP: where a delay came from (feed, PDF wait, or the mail server).
+          'X-Kiseki-Queued-At': String(entry.createdAt),
+          'X-Kiseki-Sent-At': String(clock.now()),
+          // What the mail is about: receivers (and bench/load/notify-latency.ts) match it to the alert by these.
+          'X-Kiseki-Event': entry.digest ? 'digest' : (entry.events[0]?.kind ?? 'unknown'),
+          ...(entry.digest || entry.events[0]?.alertId === undefined ? {} : { 'X-Kiseki-Alert-Id': entry.events[0].alertId }),
+        },
+        ...(pdf === undefined ? {} : { attachments: [{ ...pdf, contentType: 'application/pdf' }] }),
       });
       return;
     }
@@ -257,18 +345,24 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }
   }
 
+  /** The oldest due entry nobody is delivering, or undefined. */
+  const nextDue = (): OutboxEntry | undefined => (stopping ? undefined : store.notify.due(clock.now(), inFlight.size + 1).find((e) => !inFlight.has(e.id)));
+
   async function deliverDue(): Promise<DeliveryCounts> {
     const counts: DeliveryCounts = { sent: 0, retried: 0, dead: 0 };
-    for (;;) {
-      const due = store.notify.due(clock.now(), 100);
-      if (due.length === 0) break;
-      // A few at a time: one slow receiver or PDF does not hold up the rest, and the SMTP pool and Chromium stay bounded.
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < due.length) await deliverOne(due[next++]!, counts);
-      };
-      await Promise.all(Array.from({ length: Math.min(concurrency, due.length) }, worker));
-    }
+    // `concurrency` workers, each taking the next due entry when its last one is done: one slow receiver or
+    // PDF holds up only its own slot, and entries queued meanwhile (pump runs beside this) are picked up at once.
+    const worker = async (): Promise<void> => {
+      for (let entry = nextDue(); entry !== undefined; entry = nextDue()) {
+        inFlight.add(entry.id);
+        try {
+          await deliverOne(entry, counts);
+        } finally {
+          inFlight.delete(entry.id);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
     return counts;
   }
 
@@ -277,13 +371,30 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return deliverDue();
   };
 
+  /** Starts the background delivery unless it runs; then it runs once more when it ends. */
+  const kick = (): void => {
+    if (delivering !== undefined) {
+      deliverAgain = true;
+      return;
+    }
+    deliverAgain = false;
+    delivering = deliverDue()
+      .catch((err: unknown) => log.error({ err }, 'A delivery round failed; the next one retries.'))
+      .finally(() => {
+        delivering = undefined;
+        if (deliverAgain && timer !== undefined) kick();
+      });
+  };
+
   return {
     pump,
     deliverDue,
     tick,
     start(intervalMs) {
+      stopping = false;
       const loop = (): void => {
-        running = tick()
+        running = pump()
+          .then(kick)
           .catch((err: unknown) => log.error({ err }, 'A notification round failed; the next one retries.'))
           .finally(() => {
             if (timer !== undefined) timer = setTimeout(loop, intervalMs);
@@ -295,7 +406,10 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const t = timer;
       timer = undefined;
       if (t !== undefined) clearTimeout(t);
+      stopping = true;
       await running;
+      await delivering;
+      stopping = false;
     },
   };
 }

@@ -28,7 +28,7 @@ export function startNotifications(options: {
   clock: Clock;
   logger: Logger;
   config: Readonly<Config['notify']>;
-  renderAlertPdf?: (alertId: string) => Promise<Buffer | undefined>;
+  renderAlertPdf?: (alertId: string, signal?: AbortSignal) => Promise<Buffer | undefined>;
 }): NotificationsRuntime {
   const { config, store, clock } = options;
   const log = options.logger.child({ component: 'notify' });

@@ -1,20 +1,22 @@
 /**
- * Builds and stores reports: the figures from storage, the HTML template,
- * the PDF from Chromium, then one repository write of the record and both
- * files. Report ids are deterministic per tenant, kind and period (or
+ * Builds and stores reports: the figures from storage, the HTML from the
+ * console's templates (passed in as `templates`), the PDF from Chromium,
+ * then one repository write of the record and both files. Report ids are deterministic per tenant, kind and period (or
  * alert), so running a generation twice replaces instead of duplicating.
  */
 import type { Clock } from '../core/clock.js';
 import type { HotStore, PeriodicReportRecord } from '../storage/index.js';
 import { computeFigures } from './figures.js';
-import { incidentReportHtml, periodicReportHtml, quickReportHtml } from './html.js';
 import type { PdfRenderer } from './pdf.js';
 import { thirteenMonthsAfter, type Period } from './periods.js';
+import type { ReportTemplates } from './templates.js';
 
 export interface ReportContext {
   store: HotStore;
   pdf: PdfRenderer;
   clock: Clock;
+  /** The console's report templates (api/console `createReportTemplates`). */
+  templates: ReportTemplates;
 }
 
 /** Alerts of the same device within this long of a black alert belong to its incident. */
@@ -28,7 +30,7 @@ export function reportId(supportId: string, kind: PeriodicReportRecord['kind'], 
 /** Generates (or regenerates) a tenant's monthly or weekly report and stores it. */
 export async function generatePeriodicReport(ctx: ReportContext, supportId: string, period: Period): Promise<PeriodicReportRecord> {
   const figures = computeFigures(ctx.store, supportId, period.start, period.end);
-  const html = periodicReportHtml(period.kind, period.label, figures);
+  const html = await ctx.templates.periodic(period.kind, period.label, figures);
   const pdf = await ctx.pdf.render(html);
   const { alerts: _list, ...summary } = figures;
   const record: PeriodicReportRecord = {
@@ -66,7 +68,7 @@ export async function generateIncidentReport(ctx: ReportContext, alertId: string
     .sort((x, y) => x.alert.detectedAt - y.alert.detectedAt);
   const views = [main, ...related];
   const answers = views.flatMap((v) => ctx.store.answers.of(v.alert.id));
-  const html = incidentReportHtml(views, answers);
+  const html = await ctx.templates.incident(views, answers);
   const pdf = await ctx.pdf.render(html);
   const start = Math.min(...views.map((v) => v.alert.createdAt));
   const end = Math.max(...views.map((v) => v.alert.createdAt)) + 1;
@@ -87,8 +89,13 @@ export async function generateIncidentReport(ctx: ReportContext, alertId: string
   return record;
 }
 
-/** The quick report of an alert as PDF (the notification mail's attachment); undefined for an unknown alert. */
-export async function quickReportPdf(ctx: Pick<ReportContext, 'store' | 'pdf'>, alertId: string): Promise<Buffer | undefined> {
+/**
+ * The quick report of an alert as PDF (the notification mail's attachment);
+ * undefined for an unknown alert. It goes before report renders in the
+ * Chromium queue: a mail waits on it.
+ */
+export async function quickReportPdf(ctx: Pick<ReportContext, 'store' | 'pdf' | 'templates'>, alertId: string, signal?: AbortSignal): Promise<Buffer | undefined> {
   const view = ctx.store.alerts.view(alertId);
-  return view === undefined ? undefined : ctx.pdf.render(quickReportHtml(view));
+  if (view === undefined) return undefined;
+  return ctx.pdf.render(await ctx.templates.quick(view), { priority: 'high', ...(signal === undefined ? {} : { signal }) });
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttpApp } from '../api/index.js';
+import { createHttpApp, createReportTemplates } from '../api/index.js';
 import { createManualClock } from '../core/clock.js';
 import type { AlertRecord } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
@@ -58,6 +58,7 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   let app: ReturnType<typeof createHttpApp>;
   const tokens: Record<string, string> = {};
   const clock = createManualClock(NOW);
+  const templates = createReportTemplates();
   const get = (path: string, who: string) => app.request(path, { headers: { authorization: `Bearer ${tokens[who]}` } });
 
   beforeAll(async () => {
@@ -108,7 +109,7 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   });
 
   it('prints the Japanese headings and the counts the API returns', async () => {
-    const record = await generatePeriodicReport({ store, pdf, clock }, 'TA', previousPeriod('monthly', NOW));
+    const record = await generatePeriodicReport({ store, pdf, clock, templates }, 'TA', previousPeriod('monthly', NOW));
     expect(record).toMatchObject({ id: 'rp_TA_monthly_2026-10', label: '2026-10', expiresAt: Date.parse('2027-11-30T15:00:00Z') });
 
     const list = (await (await get('/api/v1/reports', 'admin.a')).json()) as { items: { id: string; links: { pdf: string } }[] };
@@ -137,7 +138,8 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
     for (const heading of ['月次レポート 2026-10', '株式会社サンプル', '検知件数', '重要度別', '脅威の上位', 'オフライン端末', '検知一覧']) expect(text).toContain(heading);
     expect(text).toMatch(new RegExp(`検知件数\\s+${api.figures.detections}\\b`));
     expect(text).toMatch(new RegExp(`判定: 黒\\s+${api.figures.byVerdict.black}\\b`));
-    expect(text).toMatch(new RegExp(`判定: 灰\\s+${api.figures.byVerdict.gray}\\b`));
+    // The console's word for gray: the report prints with the console's catalogue.
+    expect(text).toMatch(new RegExp(`判定: グレー\\s+${api.figures.byVerdict.gray}\\b`));
     expect(text).toMatch(new RegExp(`判定: 白\\s+${api.figures.byVerdict.white}\\b`));
     expect(text).toMatch(/例外の追加\s+1\b/);
     expect(text).toMatch(/Trojan:Win32\/Emotet\s+2\b/);
@@ -146,7 +148,23 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
 
     const html = await get(`/api/v1/reports/${record.id}.html`, 'admin.a');
     expect(html.headers.get('content-type')).toContain('text/html');
-    expect(await html.text()).toContain('<h1>月次レポート 2026-10</h1>');
+    expect(html.headers.get('content-security-policy')).toContain("style-src 'unsafe-inline'");
+    expect(html.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const stored = await html.text();
+    expect(stored).toContain('<h1>月次レポート 2026-10</h1>');
+
+    // The console's report page is the same document: its content after the title equals the stored one's, but for the download links.
+    const page = await app.request(`http://console.test/reports/${record.id}`, { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.a']}` } });
+    expect(page.status).toBe(200);
+    const content = (doc: string): string => /<h1>[^<]*<\/h1>([\s\S]*)<\/main>/.exec(doc)?.[1] ?? 'missing';
+    const onPage = content(await page.text()).replace(/^<p class="no-print">[\s\S]*?<\/p>/, '');
+    expect(onPage).toContain('<h2>検知件数</h2>');
+    expect(onPage).toBe(content(stored));
+    // Both use the console's stylesheet: inline in the document, linked from the page.
+    expect(stored).toContain('@media print');
+    const listPage = await app.request('http://console.test/reports', { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.a']}` } });
+    expect(await listPage.text()).toContain(`/api/v1/reports/${record.id}.pdf`);
+    expect((await app.request(`http://console.test/reports/${record.id}`, { headers: { host: 'console.test', cookie: `kiseki_session=${tokens['admin.b']}` } })).status).toBe(404);
 
     // Kept 13 months after the period, then swept.
     expect(await store.periodicReports.sweep(Date.parse('2027-11-30T14:59:59Z'))).toBe(0);
@@ -155,15 +173,39 @@ describe.skipIf(missing.length > 0)('monthly and incident reports (HTML + PDF th
   });
 
   it('merges an incident: the alerts of the device around it, verdict history with who and from, comments and the customer answer', async () => {
-    const record = (await generateIncidentReport({ store, pdf, clock }, 'al_2'))!;
+    const record = (await generateIncidentReport({ store, pdf, clock, templates }, 'al_2'))!;
     expect(record).toMatchObject({ kind: 'incident', label: 'al_2' });
     expect(record.figures).toMatchObject({ alertIds: ['al_2'], comments: 1, answers: 1 });
     const text = pdfText(store.periodicReports.file(record.id, 'pdf')!, dir);
     for (const s of ['インシデントレポート', '判定の履歴', '分析者のコメント', '添付ファイル経由の感染と判断', 'お客様からの回答', '該当端末を回収しました']) expect(text).toContain(s);
 
-    const merged = (await generateIncidentReport({ store, pdf, clock }, 'al_sep'))!;
+    const merged = (await generateIncidentReport({ store, pdf, clock, templates }, 'al_sep'))!;
     expect(merged.figures).toMatchObject({ alertIds: ['al_sep', 'al_1'] });
-    const quick = await quickReportPdf({ store, pdf }, 'al_1');
+    const quick = await quickReportPdf({ store, pdf, templates }, 'al_1');
     expect(pdfText(quick!, dir)).toContain('速報レポート');
+  });
+
+  it('prints on a pool of reused pages: quick reports first and newest first, and a render nobody waits for any more is dropped unstarted', async () => {
+    const one = createPdfRenderer({ pages: 1 });
+    try {
+      const done: string[] = [];
+      const doc = (s: string): string => `<!DOCTYPE html><html lang="ja"><body><p>${s}</p></body></html>`;
+      const abandoned = new AbortController();
+      // The one page opens asynchronously: all three are queued before it is free.
+      const a = one.render(doc('normal-a')).then((b) => (done.push('a'), b));
+      const b = one.render(doc('normal-b'), { signal: abandoned.signal }).then(() => done.push('b'), (err: { code?: string }) => done.push(`b:${err.code}`));
+      const c = one.render(doc('high-c'), { priority: 'high' }).then((b) => (done.push('c'), b));
+      const d = one.render(doc('high-d'), { priority: 'high' }).then((b) => (done.push('d'), b));
+      abandoned.abort();
+      const [pa, , pc] = await Promise.all([a, b, c, d]);
+      // Quick reports newest first (the newest mail still has its whole wait ahead), then the rest in order.
+      expect(done).toEqual(['b:ERR_REPORT_RENDER', 'd', 'c', 'a']);
+      expect(pdfText(pa, dir)).toContain('normal-a');
+      expect(pdfText(pc, dir)).toContain('high-c');
+      // The page is reused: a fourth render needs no new page and still prints.
+      expect(pdfText(await one.render(doc('again')), dir)).toContain('again');
+    } finally {
+      await one.close();
+    }
   });
 });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
 import { createSilentLogger } from '../core/logger.js';
+import { createReportTemplates } from '../api/index.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import type { PdfRenderer } from './pdf.js';
 import { createReportScheduler } from './scheduler.js';
@@ -39,7 +40,7 @@ describe('report scheduler', () => {
     });
     const clock = createManualClock(jst('2026-10-31T23:59:00'));
     const pdf = fakePdf();
-    const s = createReportScheduler({ store, pdf, clock, logger: createSilentLogger() });
+    const s = createReportScheduler({ store, pdf, templates: createReportTemplates(), clock, logger: createSilentLogger() });
     // Saturday 31 Oct: September and the week of 19 Oct are due (the week of 26 Oct has not ended).
     expect((await s.runOnce()).generated.sort()).toEqual(['rp_TA_incident_al_b', 'rp_TA_monthly_2026-09', 'rp_TA_weekly_2026-W43']);
     expect((await s.runOnce()).generated).toEqual([]);

@@ -13,10 +13,13 @@ import type { HotStore } from '../storage/index.js';
 import { generateIncidentReport, generatePeriodicReport, reportId } from './generate.js';
 import type { PdfRenderer } from './pdf.js';
 import { previousPeriod } from './periods.js';
+import type { ReportTemplates } from './templates.js';
 
 export interface ReportSchedulerOptions {
   store: HotStore;
   pdf: PdfRenderer;
+  /** The console's report templates. */
+  templates: ReportTemplates;
   clock: Clock;
   logger: Logger;
   /** How often to look for due reports, ms (default 60 000). */
@@ -57,7 +60,7 @@ export function createReportScheduler(options: ReportSchedulerOptions): ReportSc
 
   async function runOnce(): Promise<ReportRound> {
     const now = clock.now();
-    const ctx = { store, pdf: options.pdf, clock };
+    const ctx = { store, pdf: options.pdf, clock, templates: options.templates };
     const generated: string[] = [];
     for (const supportId of store.tenants.ids()) {
       for (const kind of kinds) {

@@ -11,6 +11,8 @@
  * Report ids are deterministic (`rp_<supportId>_<kind>_<label>`), so a
  * scheduler that runs twice for one period overwrites instead of duplicating.
  */
+import { appendFeedSync } from './feed.js';
+import type { Verdict } from '../core/contracts.js';
 import type { PeriodicReportRecord } from './records.js';
 import type { Tables } from './tables.js';
 
@@ -20,7 +22,12 @@ export interface PeriodicReportRepository {
   listTenant(supportId: string): PeriodicReportRecord[];
   /** One rendered file of a report. */
   file(id: string, format: 'html' | 'pdf'): Buffer | undefined;
-  /** Stores (or replaces) a report with its two files in one transaction. */
+  /**
+   * Stores (or replaces) a report with its two files in one transaction. The
+   * first version of an incident report also appends `report.incident` to
+   * the notification feed, in the same transaction: it is mailed once, and
+   * never lost to a crash between storing and queueing.
+   */
   put(record: PeriodicReportRecord, html: Buffer, pdf: Buffer): Promise<void>;
   /** Deletes every report whose `expiresAt` is at or before `now`; returns how many. */
   sweep(now: number): Promise<number>;
@@ -44,6 +51,10 @@ export function createPeriodicReportRepository(t: Tables): PeriodicReportReposit
       root.transaction(() => {
         const prev = periodicReports.get(record.id);
         if (prev !== undefined) tenantReports.removeSync([prev.supportId, prev.periodStart, prev.id]);
+        if (prev === undefined && record.kind === 'incident') {
+          const verdict = record.figures.verdict as Verdict | undefined;
+          appendFeedSync(t, { kind: 'report.incident', supportId: record.supportId, at: record.createdAt, alertId: record.label, reportId: record.id, ...(verdict === undefined ? {} : { verdict }), by: 'system:reports' });
+        }
         periodicReports.putSync(record.id, record);
         tenantReports.putSync([record.supportId, record.periodStart, record.id], record.id);
         reportFiles.putSync([record.id, 'html'], html);

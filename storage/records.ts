@@ -219,7 +219,8 @@ export interface QuarantineRecord {
 // Notifications, periodic reports and customer answers (notify/, reports/).
 
 /** What a notification is about. */
-export type NotifyEventKind = 'alert.new' | 'alert.verdict' | 'device.isolated' | 'device.offline';
+/** `report.incident`: an incident report of a black alert was made for the first time (mailed with its PDF). */
+export type NotifyEventKind = 'alert.new' | 'alert.verdict' | 'device.isolated' | 'device.offline' | 'report.incident';
 
 /**
  * One entry of the notification feed: written by the repositories in the same
@@ -242,6 +243,8 @@ export interface NotifyFeedEvent {
   by?: string;
   /** Alert state at creation: only `reported` alerts notify. */
   state?: AlertRecord['state'];
+  /** `report.incident`: the report's id (its PDF is attached at send time). */
+  reportId?: string;
 }
 
 /** One destination of a tenant's notifications and what it wants. */

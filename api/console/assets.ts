@@ -13,8 +13,8 @@ import { dirname, join } from 'node:path';
 import type { Hono } from 'hono';
 import { setSecurityHeaders } from './security.js';
 
-/** The console's stylesheet: plain CSS, high contrast, visible focus, works without JS. */
-const CONSOLE_CSS = `
+/** The console's stylesheet: plain CSS, high contrast, visible focus, works without JS; reports print with it too. */
+export const CONSOLE_CSS = `
 :root { --fg:#1a1a1a; --bg:#fafafa; --muted:#555; --line:#ccc; --accent:#0b57d0; --black:#111; --gray:#8a6d00; --white:#2e7d32; --bad:#b3261e; }
 * { box-sizing: border-box; }
 body { margin:0; font-family: "Noto Sans CJK JP", "Noto Sans JP", system-ui, sans-serif; color:var(--fg); background:var(--bg); line-height:1.5; }
@@ -63,6 +63,17 @@ dl.facts dt { font-weight:bold; }
 .mono { font-family: ui-monospace, monospace; font-size:.85rem; word-break:break-all; }
 .visually-hidden { position:absolute; width:1px; height:1px; overflow:hidden; clip:rect(0 0 0 0); }
 .pager { display:flex; gap:1rem; margin-top:.75rem; }
+/* Reports: the console's report page and the PDF are one document with this one sheet; print drops the chrome. */
+.report-meta { color:var(--muted); }
+td.n { text-align:right; }
+@media print {
+  body { background:#fff; font-size:10.5pt; }
+  header.top, .skip, .no-print { display:none; }
+  main { max-width:none; padding:0; }
+  h2 { break-after:avoid; }
+  tr, section.report-section { break-inside:avoid; }
+  .verdict { color:#000; background:none; border:1px solid #000; }
+}
 `;
 
 /**

@@ -13,6 +13,7 @@ import { mountAuthPages } from './pages/auth.js';
 import { mountDashboard } from './pages/dashboard.js';
 import { mountDevicePages } from './pages/devices.js';
 import { mountExportPages } from './pages/exports.js';
+import { mountReportPages } from './pages/reports.js';
 
 export { CATALOGUE, pickLang, LANGS, LANG_COOKIE } from './i18n.js';
 export type { Lang, Messages } from './i18n.js';
@@ -23,6 +24,7 @@ export { devicesPage, DevicesPage, parseAllowList } from './pages/devices.js';
 export { dashboardData } from './pages/dashboard.js';
 export { processNodes, layoutNodes } from './process-graph.js';
 export type { Ui } from './layout.js';
+export { createReportTemplates, IncidentReportBody, PeriodicReportBody, QuickReportBody, ReportDocument } from './report-document.js';
 
 export interface ConsoleOptions {
   api: ApiDeps;
@@ -44,5 +46,6 @@ export function createConsoleApp(options: ConsoleOptions): Hono {
   mountAlertPages(app, deps);
   mountExportPages(app, deps);
   mountAdminPages(app, deps);
+  mountReportPages(app, deps);
   return app;
 }

@@ -52,7 +52,13 @@ export const REPORT_ROUTES: Route[] = [
       if (bytes === undefined) throw new KisekiError('ERR_NOT_FOUND');
       return new Response(new Uint8Array(bytes), {
         status: 200,
-        headers: { 'content-type': type, 'content-length': String(bytes.length), 'content-disposition': `${format === 'pdf' ? 'attachment' : 'inline'}; filename="${id}.${format}"` },
+        headers: {
+          'content-type': type,
+          'content-length': String(bytes.length),
+          'content-disposition': `${format === 'pdf' ? 'attachment' : 'inline'}; filename="${id}.${format}"`,
+          // The stored document carries the console's stylesheet inline (it is printed from memory); no scripts, nothing fetched.
+          ...(format === 'html' ? { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'" } : {}),
+        },
       });
     },
   }),

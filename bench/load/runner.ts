@@ -58,6 +58,8 @@ export interface RunOptions {
   serverEnv?: Readonly<Record<string, string>>;
   /** Tag appended to the result file name and recorded in the result (e.g. `sigma-off`). */
   variant?: string;
+  /** Runs on the data directory after kiseki stopped and before it is removed (e.g. reading what was stored). */
+  afterStop?: (dataDir: string) => Promise<void>;
 }
 
 /** The machine a result came from. */
@@ -443,6 +445,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     serverExited = new Promise<never>(() => undefined);
     const exitCode = await srv.stop(60_000);
     server = undefined;
+    if (options.afterStop !== undefined) await guard(options.afterStop(dataDir));
     const stored = await guard(inspectCounts(paths.kisekiJs, dataDir));
     const profile = options.profileDir ? summariseProfiles(options.profileDir, 15) : undefined;
     const acked = final.fs.counters;

@@ -1,7 +1,6 @@
 /**
  * Users and roles (a tenant admin manages its own tenant's users), the audit
- * log, the exception list, and the periodic reports page (a link to the
- * reports API when this server has it, a marked placeholder otherwise).
+ * log and the exception list (the reports pages are pages/reports.tsx).
  */
 import type { Hono } from 'hono';
 import { isKisekiError } from '../../../core/errors.js';
@@ -17,7 +16,7 @@ import { Csrf, Layout } from '../layout.js';
 const PAGE_SIZE = 100;
 const ROLE_KEYS = { operator: 'roleOperator', admin: 'roleAdmin', viewer: 'roleViewer' } as const;
 
-/** Registers /users, /audit, /exceptions and /reports. */
+/** Registers /users, /audit and /exceptions. */
 export function mountAdminPages(app: Hono, deps: ConsoleDeps): void {
   app.get(
     '/users',
@@ -191,22 +190,5 @@ export function mountAdminPages(app: Hono, deps: ConsoleDeps): void {
         </Layout>
       );
     }),
-  );
-  app.get(
-    '/reports',
-    page(deps, {}, ({ ui }) => (
-      <Layout ui={ui} title={ui.t.reportsTitle} section="reports">
-        {ui.reportsAvailable ? (
-          <p>
-            <a href="/api/v1/reports">{ui.t.reportsTitle} (API)</a>
-          </p>
-        ) : (
-          // PLACEHOLDER: the periodic-reports API (reports/) is built on another branch; this page links to it once merged.
-          <p class="notice" id="reports-placeholder">
-            {ui.t.reportsPending}
-          </p>
-        )}
-      </Layout>
-    )),
   );
 }

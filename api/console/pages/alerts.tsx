@@ -12,10 +12,11 @@ import type { EffectiveAlert } from '../../../storage/index.js';
 import { decodeCursor, encodeCursor } from '../../route-kit.js';
 import { assertTenant, collect } from '../../routes/shared.js';
 import { auditAs, filteredAlerts, type AlertFilter } from '../../services.js';
-import { formatTime, type MessageKey } from '../i18n.js';
+import { formatTime } from '../i18n.js';
 import { page, type ConsoleDeps } from '../kit.js';
 import { Csrf, Layout, VerdictBadge, type Ui } from '../layout.js';
 import { ProcessGraph } from '../process-graph.js';
+import { ReportSections } from '../report-document.js';
 
 const PAGE_SIZE = 50;
 const VERDICTS = ['black', 'gray', 'white'] as const;
@@ -60,43 +61,6 @@ function AlertRows({ ui, items, showTenant }: { ui: Ui; items: EffectiveAlert[];
             <td class="mono">{a.path}</td>
           </tr>
         ))}
-      </tbody>
-    </table>
-  );
-}
-
-function sectionTitle(ui: Ui, id: string): string {
-  const key = `sec_${id}` as MessageKey;
-  return ui.t[key] ?? id;
-}
-
-function EvidenceTable({ items }: { items: EvidenceItem[] }) {
-  if (items.length === 0) return <p>-</p>;
-  return (
-    <table>
-      <thead>
-        <tr>
-          <th scope="col">ts</th>
-          <th scope="col">k</th>
-          <th scope="col">seq</th>
-          <th scope="col">fields</th>
-        </tr>
-      </thead>
-      <tbody>
-        {items.map((it) => {
-          const { ts: _ts, k: _k, seq: _seq, ...rest } = it.event;
-          return (
-            <tr>
-              <td>{formatTime(it.ref.ts)}</td>
-              <td>{it.ref.k}</td>
-              <td>{it.ref.seq}</td>
-              <td class="mono">
-                {it.note !== undefined ? <strong>{it.note} </strong> : null}
-                {JSON.stringify(rest)}
-              </td>
-            </tr>
-          );
-        })}
       </tbody>
     </table>
   );
@@ -237,16 +201,7 @@ export function mountAlertPages(app: Hono, deps: ConsoleDeps): void {
               <h2 id="sections">
                 {t.reportTitle} ({t.revision} {report.revision})
               </h2>
-              {report.sections.map((s) => (
-                <section class="report-section" aria-labelledby={`sec-${s.id}`} data-section={s.id}>
-                  <h3 id={`sec-${s.id}`}>{sectionTitle(ui, s.id)}</h3>
-                  <p>
-                    <span class="visually-hidden">{t.engineSummary}: </span>
-                    {s.summary}
-                  </p>
-                  <EvidenceTable items={s.items} />
-                </section>
-              ))}
+              <ReportSections t={t} report={report} />
               <h2 id="timeline">{t.timeline}</h2>
               <ol class="timeline">
                 {timelineOf(report).map((it) => (
