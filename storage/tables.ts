@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, NetworkLogRecord, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -97,6 +97,11 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // network logs (ingest/syslog, issue 17), in log.lmdb
+  readonly netlogs: Database<NetworkLogRecord, [string, number, number]>;
+  readonly netlogDst: Database<number, [string, string, number, number]>;
+  readonly netlogFailures: Database<number, [string, string]>;
+  readonly netlogState: Database<number, string>;
 }
 
 /**
@@ -174,5 +179,9 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    netlogs: log.openDB('netlogs', {}),
+    netlogDst: log.openDB('netlog-dst', {}),
+    netlogFailures: log.openDB('netlog-failures', {}),
+    netlogState: log.openDB('netlog-state', {}),
   };
 }
