@@ -24,10 +24,10 @@ function outcomes(lines: string[]): Record<string, number> {
 
 describe('sample files', () => {
   it.each([
-    ['squid-access.log', { 'ok:squid': 7, bad_header: 1, bad_field: 1, unknown_format: 1 }],
-    ['suricata-eve.json', { 'ok:suricata': 7, unsupported_event: 1, missing_field: 1, bad_json: 1 }],
-    ['cef.log', { 'ok:cef': 5, bad_header: 1, bad_field: 1 }],
-    ['fortigate.log', { 'ok:fortigate': 2, bad_field: 1 }],
+    ['squid-access.txt', { 'ok:squid': 7, bad_header: 1, bad_field: 1, unknown_format: 1 }],
+    ['suricata-eve.jsonl', { 'ok:suricata': 7, unsupported_event: 1, missing_field: 1, bad_json: 1 }],
+    ['cef.txt', { 'ok:cef': 5, bad_header: 1, bad_field: 1 }],
+    ['fortigate.txt', { 'ok:fortigate': 2, bad_field: 1 }],
   ])('%s parses to the expected outcomes', (name, expected) => {
     expect(outcomes(fixture(name))).toEqual(expected);
   });
@@ -35,7 +35,7 @@ describe('sample files', () => {
 
 describe('squid', () => {
   it('maps a proxied GET', () => {
-    const r = parseMessage(fixture('squid-access.log')[0]!);
+    const r = parseMessage(fixture('squid-access.txt')[0]!);
     expect(r).toEqual({
       ok: true,
       format: 'squid',
@@ -43,18 +43,18 @@ describe('squid', () => {
     });
   });
   it('maps a denied CONNECT with its user', () => {
-    const r = parseMessage(fixture('squid-access.log')[1]!);
+    const r = parseMessage(fixture('squid-access.txt')[1]!);
     expect(r.ok && r.fields).toMatchObject({ action: 'blocked', domain: 'evil.example.net', dstPort: 443, protocol: 'https', user: 'alice' });
     expect(r.ok && r.fields.dstIp).toBe(undefined);
   });
   it('gives an error: pseudo-URL no domain', () => {
-    const r = parseMessage(fixture('squid-access.log')[6]!);
+    const r = parseMessage(fixture('squid-access.txt')[6]!);
     expect(r.ok && r.fields.domain).toBe(undefined);
   });
 });
 
 describe('suricata', () => {
-  const lines = fixture('suricata-eve.json');
+  const lines = fixture('suricata-eve.jsonl');
   it.each([
     [0, { action: 'alert', signature: 'ET POLICY Vulnerable Java Version 1.8.x Detected', vendorSeverity: '2', domain: 'malware.example.net', url: 'http://malware.example.net/payload.exe', dstIp: '203.0.113.55', dstPort: 80, protocol: 'http' }],
     [1, { action: 'blocked', signature: 'ET EXPLOIT Possible ETERNALBLUE Probe MS17-010', dstPort: 445 }],
@@ -75,7 +75,7 @@ describe('suricata', () => {
 });
 
 describe('cef', () => {
-  const lines = fixture('cef.log');
+  const lines = fixture('cef.txt');
   it.each([
     [0, { action: 'blocked', srcIp: '10.0.0.5', srcPort: 51514, dstIp: '198.51.100.23', dstPort: 445, protocol: 'tcp', ts: 1710234000000, signature: 'Drop', vendorSeverity: '5' }],
     [1, { action: 'blocked', url: 'http://malware.example.net/payload.exe', domain: 'malware.example.net', user: 'corp\\alice', ts: Date.UTC(2024, 2, 12, 9, 0, 1) }],
@@ -96,7 +96,7 @@ describe('cef', () => {
 });
 
 describe('fortigate', () => {
-  const lines = fixture('fortigate.log');
+  const lines = fixture('fortigate.txt');
   it('prefers eventtime (ns) and maps a session', () => {
     const r = parseMessage(lines[0]!);
     expect(r.ok && r.fields).toMatchObject({ ts: 1710234000123, action: 'allowed', srcIp: '10.0.0.5', dstIp: '93.184.216.34', dstPort: 443, protocol: 'tcp', domain: 'example.com', bytesOut: 1834, bytesIn: 5321, vendorSeverity: 'notice' });
@@ -129,7 +129,7 @@ describe('syslog header', () => {
 
 describe('parseLine', () => {
   it('builds a record with the header host and the raw line', () => {
-    const line = `<134>1 2024-03-12T09:00:00Z fw01 squid - - - ${fixture('squid-access.log')[0]!}`;
+    const line = `<134>1 2024-03-12T09:00:00Z fw01 squid - - - ${fixture('squid-access.txt')[0]!}`;
     const r = parseLine(line, RECEIVED, '192.0.2.1');
     expect(r.ok && r.record).toMatchObject({ receivedAt: RECEIVED, ts: 1710234000123, format: 'squid', sourceAddress: '192.0.2.1', host: 'fw01', raw: line });
   });
