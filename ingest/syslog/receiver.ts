@@ -23,6 +23,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { systemClock, type Clock } from '../../core/clock.js';
+import type { Config } from '../../core/config.js';
 import type { NetworkLogRecord } from '../../core/contracts.js';
 import { KisekiError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
@@ -32,27 +33,8 @@ import type { NetlogFailureReason } from './parse-result.js';
 import { parseLine } from './parse-line.js';
 import type { SyslogRouter } from './routing.js';
 
-/** The receiver's settings (core/config.ts `syslog`, without the routes). */
-export interface SyslogReceiverSettings {
-  host: string;
-  /** TCP port; -1 off, 0 any free port. */
-  tcpPort: number;
-  /** UDP port; -1 off, 0 any free port. */
-  udpPort: number;
-  /** TLS port; used only with both PEM files. -1 off, 0 any free port. */
-  tlsPort: number;
-  tlsCertFile?: string | undefined;
-  tlsKeyFile?: string | undefined;
-  /** Longest message in bytes; longer ones are counted as line_too_long. */
-  maxLineBytes: number;
-  /** Open TCP and TLS connections at most. */
-  maxConnections: number;
-  /** A batch is committed when it holds this many records, or after flushIntervalMs. */
-  batchMaxRecords: number;
-  flushIntervalMs: number;
-  /** Records waiting for a commit above which sockets pause and datagrams are dropped. */
-  maxPendingRecords: number;
-}
+/** The receiver's settings: core/config.ts `syslog` (ports -1 off, 0 any free port; TLS only with both PEM files). */
+export type SyslogReceiverSettings = Omit<Config['syslog'], 'enabled' | 'routesFile'>;
 
 export interface SyslogReceiverOptions {
   settings: SyslogReceiverSettings;
@@ -291,7 +273,7 @@ export async function startSyslogReceiver(options: SyslogReceiverOptions): Promi
       servers.push(server);
       tcpPort = await listen(server, settings.tcpPort, 'syslog tcp');
     }
-    if (settings.tlsPort >= 0 && settings.tlsCertFile !== undefined && settings.tlsKeyFile !== undefined) {
+    if (settings.tlsPort >= 0 && settings.tlsCertFile !== '' && settings.tlsKeyFile !== '') {
       let cert: Buffer;
       let key: Buffer;
       try {
