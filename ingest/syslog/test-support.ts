@@ -59,3 +59,16 @@ export async function waitUntil(check: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Finds rsyslogd on PATH or in /usr/sbin, /sbin; undefined when missing. */
+export function findRsyslogd(): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/local/sbin'];
+  for (const d of dirs) if (d !== '' && existsSync(join(d, 'rsyslogd'))) return join(d, 'rsyslogd');
+  return undefined;
+}
+
+/** True when rsyslog's GnuTLS network stream driver (package rsyslog-gnutls) is installed. */
+export function hasRsyslogGtls(): boolean {
+  for (const d of ['/usr/lib/x86_64-linux-gnu/rsyslog', '/usr/lib/aarch64-linux-gnu/rsyslog', '/usr/lib/rsyslog', '/usr/lib64/rsyslog']) if (existsSync(join(d, 'lmnsd_gtls.so'))) return true;
+  return false;
+}
