@@ -7,7 +7,7 @@ import { openHotStore, type HotStore } from './hot-store.js';
 
 const rec = (supportId: string, ts: number, over: Partial<NetworkLogRecord> = {}): NetworkLogRecord => ({
   supportId,
-  receivedAt: ts + 5,
+  receivedAt: ts,
   ts,
   format: 'squid',
   sourceAddress: '192.0.2.1',
@@ -58,12 +58,15 @@ describe('netlog repository', () => {
     expect(ts(store.netlog.scan('A'))).toEqual([400, 300, 200, 100]);
     expect(ts(store.netlog.scan('A', { from: 200, to: 300 }))).toEqual([300, 200]);
     const [first] = [...store.netlog.scan('A')];
-    expect(ts(store.netlog.scan('A', { after: { ts: first!.record.ts, seq: first!.seq } }))).toEqual([300, 200, 100]);
+    expect(ts(store.netlog.scan('A', { after: { at: first!.record.receivedAt, seq: first!.seq } }))).toEqual([300, 200, 100]);
     expect(ts(store.netlog.scan('A', { dst: 'evil.example' }))).toEqual([300, 100]);
     expect(ts(store.netlog.scan('A', { dst: '203.0.113.5' }))).toEqual([100]);
     expect(ts(store.netlog.scan('A', { format: 'cef' }))).toEqual([200]);
     expect([...store.netlog.range('A', 200, 400)].map((r) => r.ts)).toEqual([200, 300]);
-    expect(await store.netlog.dropBefore(250)).toBe(2);
+    expect(store.netlog.oldestReceivedAt('A')).toBe(100);
+    expect(await store.netlog.dropBefore('A', 250)).toBe(2);
+    expect(await store.netlog.dropBefore('B', 250)).toBe(0);
+    expect(store.netlog.oldestReceivedAt('A')).toBe(300);
     expect(ts(store.netlog.scan('A'))).toEqual([400, 300]);
     expect(ts(store.netlog.scan('A', { dst: 'evil.example' }))).toEqual([300]);
     expect(ts(store.netlog.scan('B'))).toEqual([250]);

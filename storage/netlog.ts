@@ -7,9 +7,14 @@
  * In log.lmdb beside the raw agent batches: both are ingest's raw input,
  * written by the same group-commit writer and dropped by the same retention.
  *
+ * Records are keyed by the time kiseki received them, not the event's own
+ * time: it only grows (appends stay at the B-tree's right edge), a sender's
+ * wrong clock or a year-less RFC 3164 stamp cannot file a record under a day
+ * already exported, and a day's export and retention are exact ranges.
+ *
  * Key layouts (log.lmdb):
- *   netlogs          [supportId, ts, seq]        -> NetworkLogRecord
- *   netlog-dst       [supportId, dst, ts, seq]   -> 1 (dst: dstIp and domain, each indexed)
+ *   netlogs          [supportId, receivedAt, seq]        -> NetworkLogRecord
+ *   netlog-dst       [supportId, dst, receivedAt, seq]   -> 1 (dst: dstIp and domain, each indexed)
  *   netlog-failures  [supportId, reason]         -> count ('' for lines routed to no tenant)
  *   netlog-state     'seq'                       -> last seq handed out
  */
@@ -24,7 +29,8 @@ export interface StoredNetlog {
 
 /** A page cursor over records listed newest first: the last one shown. */
 export interface NetlogCursor {
-  ts: number;
+  /** receivedAt of the last record shown. */
+  at: number;
   seq: number;
 }
 
@@ -37,7 +43,7 @@ export interface NetlogFailureCount {
 
 /** A scan of one tenant's records, newest first. */
 export interface NetlogQuery {
-  /** Event time bounds, epoch ms, inclusive. */
+  /** Receive time bounds, epoch ms, inclusive. */
   from?: number;
   to?: number;
   /** Destination IP address or domain (exact, lower-case for domains). */
@@ -53,16 +59,18 @@ export interface NetlogRepository {
    * @returns the first sequence number given (records got consecutive ones)
    */
   append(records: readonly NetworkLogRecord[], failures: readonly NetlogFailureCount[]): Promise<number>;
-  /** A tenant's records, newest event first, filtered by the query. */
+  /** A tenant's records, last received first, filtered by the query. */
   scan(supportId: string, q?: NetlogQuery): Iterable<StoredNetlog>;
-  /** A tenant's records with event time in [from, toExclusive), oldest first (exports). */
+  /** A tenant's records received in [from, toExclusive), oldest first (exports). */
   range(supportId: string, from: number, toExclusive: number): Iterable<NetworkLogRecord>;
   /** Failure totals, of one tenant or of all (with '' for unrouted lines). */
   failures(supportId?: string): NetlogFailureCount[];
   /** Records stored, of one tenant or of all. */
   count(supportId?: string): number;
-  /** Deletes records (and their index entries) with event time before `ts`; returns how many. */
-  dropBefore(ts: number): Promise<number>;
+  /** When the tenant's oldest record still stored was received, or undefined. */
+  oldestReceivedAt(supportId: string): number | undefined;
+  /** Deletes the tenant's records (and their index entries) received before `at`; returns how many. */
+  dropBefore(supportId: string, at: number): Promise<number>;
 }
 
 /** Destination keys a record is indexed under. */
@@ -77,17 +85,17 @@ function dstKeys(r: NetworkLogRecord): string[] {
 export function createNetlogRepository(t: Tables): NetlogRepository {
   const { log, netlogs, netlogDst, netlogFailures, netlogState } = t;
   function* byDst(supportId: string, dst: string, q: NetlogQuery): Iterable<StoredNetlog> {
-    const start: [string, string, number, number] = [supportId, dst, q.after?.ts ?? q.to ?? Infinity, q.after?.seq ?? Infinity];
+    const start: [string, string, number, number] = [supportId, dst, q.after?.at ?? q.to ?? Infinity, q.after?.seq ?? Infinity];
     for (const key of netlogDst.getKeys({ start, end: [supportId, dst, q.from ?? -Infinity], reverse: true })) {
-      if (q.after !== undefined && key[2] === q.after.ts && key[3] === q.after.seq) continue;
+      if (q.after !== undefined && key[2] === q.after.at && key[3] === q.after.seq) continue;
       const record = netlogs.get([supportId, key[2], key[3]]);
       if (record !== undefined) yield { seq: key[3], record };
     }
   }
   function* byTime(supportId: string, q: NetlogQuery): Iterable<StoredNetlog> {
-    const start: [string, number, number] = [supportId, q.after?.ts ?? q.to ?? Infinity, q.after?.seq ?? Infinity];
+    const start: [string, number, number] = [supportId, q.after?.at ?? q.to ?? Infinity, q.after?.seq ?? Infinity];
     for (const { key, value } of netlogs.getRange({ start, end: [supportId, q.from ?? -Infinity], reverse: true })) {
-      if (q.after !== undefined && key[1] === q.after.ts && key[2] === q.after.seq) continue;
+      if (q.after !== undefined && key[1] === q.after.at && key[2] === q.after.seq) continue;
       yield { seq: key[2], record: value };
     }
   }
@@ -99,8 +107,8 @@ export function createNetlogRepository(t: Tables): NetlogRepository {
         first = seq + 1;
         for (const r of records) {
           seq++;
-          netlogs.putSync([r.supportId, r.ts, seq], r);
-          for (const d of dstKeys(r)) netlogDst.putSync([r.supportId, d, r.ts, seq], 1);
+          netlogs.putSync([r.supportId, r.receivedAt, seq], r);
+          for (const d of dstKeys(r)) netlogDst.putSync([r.supportId, d, r.receivedAt, seq], 1);
         }
         netlogState.putSync('seq', seq);
         for (const f of failures) {
@@ -133,11 +141,14 @@ export function createNetlogRepository(t: Tables): NetlogRepository {
       if (supportId === undefined) return netlogs.getCount();
       return netlogs.getCount({ start: [supportId], end: [supportId, Infinity] });
     },
-    async dropBefore(ts) {
+    oldestReceivedAt(supportId) {
+      for (const key of netlogs.getKeys({ start: [supportId], end: [supportId, Infinity], limit: 1 })) return key[1];
+      return undefined;
+    },
+    async dropBefore(supportId, at) {
       let dropped = 0;
       await log.transaction(() => {
-        for (const { key, value } of netlogs.getRange({ snapshot: false })) {
-          if (key[1] >= ts) continue;
+        for (const { key, value } of netlogs.getRange({ start: [supportId], end: [supportId, at], snapshot: false })) {
           for (const d of dstKeys(value)) netlogDst.removeSync([key[0], d, key[1], key[2]]);
           netlogs.removeSync(key);
           dropped++;

@@ -94,9 +94,9 @@ describe('GET /netlogs', () => {
   it('never shows another tenant to a viewer', async () => {
     expect((await call('GET', '/api/v1/netlogs?supportId=TB', tokens['viewer.a'])).json.items).toEqual([]);
   });
-  it('filters by time, destination (IP or domain) and format', async () => {
+  it('filters by receive time, destination (IP or domain) and format', async () => {
     const op = tokens['op.sato']!;
-    expect(await all(`/api/v1/netlogs?tenant=TA&from=${T0 + 10_000}&to=${T0 + 12_000}`, op)).toHaveLength(3);
+    expect(await all(`/api/v1/netlogs?tenant=TA&from=${T0 + 10_000}&to=${T0 + 12_000}`, op)).toHaveLength(2); // receive times T0+10005, T0+11005
     const evil = await all('/api/v1/netlogs?supportId=TA&dst=Evil.Example', op);
     expect(evil.map((r) => r.ts)).toEqual([20, 16, 12, 8, 4, 0].map((i) => T0 + i * 1000));
     expect(await all('/api/v1/netlogs?supportId=TA&dst=203.0.113.9', op)).toHaveLength(6);

@@ -1,6 +1,6 @@
 /**
  * /netlogs: the network logs the syslog receiver stored (docs/NETLOG.md),
- * one tenant at a time, newest event first, filtered by event time,
+ * one tenant at a time, last received first, filtered by receive time,
  * destination (IP address or domain) and format; and the counts of stored
  * records and of lines that failed to parse, by reason.
  */
@@ -22,12 +22,12 @@ export const NETLOG_ROUTES: Route[] = [
   defineRoute({
     method: 'get',
     path: '/netlogs',
-    summary: "A tenant's network logs, newest event first.",
+    summary: "A tenant's network logs, last received first.",
     tag: 'netlogs',
     query: pageQuery.extend({
       supportId: z.string().max(64).optional(),
       tenant: z.string().max(64).optional(),
-      /** Event time bounds, ms since the epoch, inclusive. */
+      /** Receive time bounds, ms since the epoch, inclusive (each record also carries its event time `ts`). */
       from: z.coerce.number().int().optional(),
       to: z.coerce.number().int().optional(),
       /** Destination IP address or domain, exact. */
@@ -41,7 +41,7 @@ export const NETLOG_ROUTES: Route[] = [
       if (own !== null && supportId === undefined) return c.json({ items: [], nextCursor: null });
       if (supportId === undefined) throw new KisekiError('ERR_VALIDATION', { reason: 'supportId is required: network logs are listed one tenant at a time' });
       const cursor = decodeCursor(query.cursor);
-      const after = cursor !== undefined && typeof cursor[0] === 'number' && typeof cursor[1] === 'number' ? { ts: cursor[0], seq: cursor[1] } : undefined;
+      const after = cursor !== undefined && typeof cursor[0] === 'number' && typeof cursor[1] === 'number' ? { at: cursor[0], seq: cursor[1] } : undefined;
       const dst = query.dst === undefined ? undefined : query.dst.toLowerCase();
       const source = deps.store.netlog.scan(supportId, {
         ...(query.from === undefined ? {} : { from: query.from }),
@@ -51,7 +51,7 @@ export const NETLOG_ROUTES: Route[] = [
         ...(after === undefined ? {} : { after }),
       });
       const items = collect(source, query.limit, (s) => ({ seq: s.seq, ...s.record }));
-      return c.json(page(items, query.limit, (r) => [r.ts, r.seq]));
+      return c.json(page(items, query.limit, (r) => [r.receivedAt, r.seq]));
     },
   }),
   defineRoute({
