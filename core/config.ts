@@ -202,7 +202,7 @@ const configSchema = z
         maxLineBytes: z.number().int().min(1024).max(16 * 1024 * 1024),
         /** Open TCP and TLS connections at most; more are closed at once and counted. */
         maxConnections: z.number().int().min(1).max(1_000_000),
-        /** Records per LMDB transaction at most. */
+        /** Pending records that start a commit at once (else flushIntervalMs); a commit takes everything pending. */
         batchMaxRecords: z.number().int().min(1).max(1_000_000),
         /** Longest a parsed record waits for its commit. */
         flushIntervalMs: z.number().int().min(1).max(60_000),

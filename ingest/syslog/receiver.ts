@@ -153,8 +153,9 @@ export async function startSyslogReceiver(options: SyslogReceiverOptions): Promi
 
   const commit = async (): Promise<void> => {
     while (records.length > 0 || pendingFailures > 0) {
-      const batch = records.length > settings.batchMaxRecords ? records.splice(0, settings.batchMaxRecords) : records;
-      if (batch === records) records = [];
+      // Everything pending in one transaction: when the disk is behind, one fsync covers what piled up meanwhile.
+      const batch = records;
+      records = [];
       const failed = [...failures.values()];
       failures = new Map();
       pendingFailures = 0;

@@ -3,21 +3,14 @@
  * network logs of ingest/syslog/fixtures (Squid, Suricata EVE, CEF,
  * FortiGate, bad lines included) as RFC 3164 lines, LF-framed over `conns`
  * TCP connections to 127.0.0.1:`port`, as fast as the sockets drain. Speaks
- * the protocol of syslog-sender.ts (the rsyslog baseline runs it too): one
- * JSON line with the exact totals before sending, one when done.
+ * the protocol of syslog-sender.ts (bench/load/baselines/line-pump.ts), so the
+ * rsyslog baseline runs it too.
  *
  * Run as a child process with one JSON argument: `{ port, lines, conns, seed }`.
  */
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-
-interface SenderOptions {
-  port: number;
-  lines: number;
-  conns: number;
-  seed: number;
-}
+import { pumpLines, type SenderOptions } from './line-pump.js';
 
 const FILES: [string, string][] = [
   ['squid-access.txt', 'squid'],
@@ -43,35 +36,5 @@ export function netlogLinePool(seed: number, size = 4096): string[] {
 const isMain = process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1];
 if (isMain) {
   const opts = JSON.parse(process.argv[2] ?? '{}') as SenderOptions;
-  const POOL_LINES = 4096;
-  const chunk = Buffer.from(netlogLinePool(opts.seed, POOL_LINES).join(''));
-  const chunks = Math.max(opts.conns, Math.ceil(opts.lines / POOL_LINES / opts.conns) * opts.conns);
-  const totalLines = chunks * POOL_LINES;
-  const totalBytes = chunks * chunk.length;
-  process.stdout.write(`${JSON.stringify({ event: 'start', totalLines, totalBytes, avgLineBytes: Math.round(chunk.length / POOL_LINES) })}\n`);
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from(
-      { length: opts.conns },
-      () =>
-        new Promise<void>((resolve) => {
-          const s = net.connect(opts.port, '127.0.0.1');
-          let left = chunks / opts.conns;
-          const pump = (): void => {
-            while (left > 0) {
-              left--;
-              if (!s.write(chunk)) {
-                s.once('drain', pump);
-                return;
-              }
-            }
-            s.end();
-          };
-          s.on('connect', pump);
-          s.on('close', () => resolve());
-          s.on('error', () => resolve());
-        }),
-    ),
-  );
-  process.stdout.write(`${JSON.stringify({ event: 'sent', sendSec: (performance.now() - t0) / 1000 })}\n`);
+  await pumpLines(netlogLinePool(opts.seed), opts);
 }
