@@ -21,7 +21,8 @@ Usage:
                [--tls-cert FILE --tls-key FILE] [--http-tls-cert FILE --http-tls-key FILE]
                [--client-ca FILE --require-client-cert] [--intel-dir DIR] [--log-level info]
                [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
-               [--export-workers 1]
+               [--export-workers 1] [--syslog --syslog-routes FILE [--syslog-tcp-port 5140]
+               [--syslog-udp-port 5140] [--syslog-tls-port 6514 --syslog-tls-cert F --syslog-tls-key F]]
   kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
@@ -89,7 +90,7 @@ async function cmdStart(args: string[]): Promise<void> {
   countRejection = () => service.metrics.processUnhandledRejectionsTotal.inc();
   lastResort.setShutdown(() => service.close());
   // Machine-readable line for scripts and tests that start the server with port 0.
-  process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, dataDir: config.dataDir })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, syslogPorts: service.syslogPorts, dataDir: config.dataDir })}\n`);
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {

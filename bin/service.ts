@@ -13,6 +13,8 @@ import { createMetrics, type Metrics } from '../core/metrics.js';
 import { createShardPool, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
+import { createSyslogRouter, loadSyslogRoutes, startSyslogReceiver, type SyslogReceiver } from '../ingest/syslog/index.js';
+import type { NetworkLogRecord } from '../core/contracts.js';
 import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
 import { createPdfRenderer, createReportScheduler, quickReportPdf, type ReportScheduler } from '../reports/index.js';
 import { lockDataDir, openHotStore, verifyDataDir, type HotStore } from '../storage/index.js';
@@ -20,6 +22,8 @@ import { lockDataDir, openHotStore, verifyDataDir, type HotStore } from '../stor
 export interface RunningService {
   readonly ingestPort: number;
   readonly httpPort: number;
+  /** Bound syslog ports (docs/NETLOG.md); undefined when the receiver or that listener is off. */
+  readonly syslogPorts: { tcp?: number; tls?: number; udp?: number };
   readonly store: HotStore;
   readonly metrics: Metrics;
   /** Resolves when the shards have processed and checkpointed every committed batch. */
@@ -33,6 +37,8 @@ export interface ServiceOptions {
   clock?: Clock;
   /** Collect Node's default process metrics (off in tests that start several services). */
   defaultMetrics?: boolean;
+  /** Called with each batch of network-log records once stored (intel matching subscribes here). */
+  onNetworkLogs?: (records: NetworkLogRecord[]) => void;
 }
 
 /** Marks every device disconnected: after a crash the flags of the previous run are stale. */
@@ -66,6 +72,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (cutHunts.length > 0) log.warn({ hunts: cutHunts }, 'Sigma hunts interrupted by the previous run are marked interrupted.');
   let pool: ShardPool | undefined;
   let agents: AgentServer | undefined;
+  let syslog: SyslogReceiver | undefined;
   let http: HttpServer | undefined;
   let stopExports: (() => Promise<void>) | undefined;
   let notifications: NotificationsRuntime | undefined;
@@ -116,6 +123,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
     agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics });
     const agentServer = agents;
+    if (config.syslog.enabled) {
+      const router = createSyslogRouter(loadSyslogRoutes(config.syslog.routesFile));
+      for (const supportId of router.tenants) {
+        if (store.tenants.get(supportId) === undefined) log.warn({ supportId }, 'The syslog routes name a tenant that does not exist; its lines are stored under that support ID.');
+      }
+      const onNetworkLogs = options.onNetworkLogs;
+      syslog = await startSyslogReceiver({
+        settings: config.syslog,
+        store,
+        router,
+        logger,
+        clock,
+        registry: metrics.registry,
+        ...(onNetworkLogs === undefined ? {} : { onRecords: onNetworkLogs }),
+      });
+    }
+    const syslogReceiver = syslog;
     // Shard figures arrive as running totals; the registry is refreshed when scraped and every second.
     const refreshEngineMetrics = (): void => {
       const s = shards.stats();
@@ -197,6 +221,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     return {
       ingestPort: agentServer.port,
       httpPort: httpServer.port,
+      syslogPorts: {
+        ...(syslogReceiver?.tcpPort === undefined ? {} : { tcp: syslogReceiver.tcpPort }),
+        ...(syslogReceiver?.tlsPort === undefined ? {} : { tls: syslogReceiver.tlsPort }),
+        ...(syslogReceiver?.udpPort === undefined ? {} : { udp: syslogReceiver.udpPort }),
+      },
       store,
       metrics,
       drained: () => shards.drained(committer.committedLsn()),
@@ -204,6 +233,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         closing ??= (async () => {
           log.info('Shutting down: no new connections, finishing in-flight commits.');
           await agentServer.close();
+          // Stops the listeners and commits every network-log line already read.
+          await syslogReceiver?.close();
           await stopOutbound();
           await stopExports?.();
           await shards.drained(committer.committedLsn());
@@ -219,6 +250,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     };
   } catch (err) {
     await agents?.close().catch(() => undefined);
+    await syslog?.close().catch(() => undefined);
     await stopOutbound().catch(() => undefined);
     await stopExports?.().catch(() => undefined);
     await pool?.close().catch(() => undefined);

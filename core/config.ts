@@ -182,6 +182,34 @@ const configSchema = z
         exportFailureWindowMs: z.number().int().min(0),
       })
       .strict(),
+    /** The syslog receiver for network logs (ingest/syslog, docs/NETLOG.md). */
+    syslog: z
+      .object({
+        /** Start the receiver in `kiseki start`; needs routesFile. */
+        enabled: z.boolean(),
+        host: z.string().min(1),
+        /** -1 turns a listener off; 0 takes any free port (tests). */
+        tcpPort: z.number().int().min(-1).max(65535),
+        udpPort: z.number().int().min(-1).max(65535),
+        /** Listens only when tlsCertFile and tlsKeyFile are given. */
+        tlsPort: z.number().int().min(-1).max(65535),
+        /** PEM files of the TLS listener; empty: no TLS listener. */
+        tlsCertFile: z.string(),
+        tlsKeyFile: z.string(),
+        /** JSON file of each tenant's sender CIDRs and relay token; empty: none. */
+        routesFile: z.string(),
+        /** Longest message; longer ones are skipped and counted as line_too_long. */
+        maxLineBytes: z.number().int().min(1024).max(16 * 1024 * 1024),
+        /** Open TCP and TLS connections at most; more are closed at once and counted. */
+        maxConnections: z.number().int().min(1).max(1_000_000),
+        /** Pending records that start a commit at once (else flushIntervalMs); a commit takes everything pending. */
+        batchMaxRecords: z.number().int().min(1).max(1_000_000),
+        /** Longest a parsed record waits for its commit. */
+        flushIntervalMs: z.number().int().min(1).max(60_000),
+        /** Records waiting for a commit above which sockets pause and datagrams are dropped (queue_full). */
+        maxPendingRecords: z.number().int().min(1),
+      })
+      .strict(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -196,6 +224,15 @@ const configSchema = z
     }
     if (c.http.requestTimeoutMs < c.http.headersTimeoutMs) {
       ctx.addIssue({ code: 'custom', message: 'http requestTimeoutMs must be at least headersTimeoutMs', path: ['http', 'requestTimeoutMs'] });
+    }
+    if ((c.syslog.tlsCertFile === '') !== (c.syslog.tlsKeyFile === '')) {
+      ctx.addIssue({ code: 'custom', message: 'syslog tlsCertFile and tlsKeyFile must be given together', path: ['syslog'] });
+    }
+    if (c.syslog.enabled && c.syslog.routesFile === '') {
+      ctx.addIssue({ code: 'custom', message: 'syslog.enabled needs syslog.routesFile (which tenant each sender belongs to)', path: ['syslog', 'routesFile'] });
+    }
+    if (c.syslog.maxPendingRecords < c.syslog.batchMaxRecords) {
+      ctx.addIssue({ code: 'custom', message: 'syslog maxPendingRecords must be at least batchMaxRecords', path: ['syslog', 'maxPendingRecords'] });
     }
     if (c.ingest.port !== 0 && c.ingest.port === c.http.port) {
       ctx.addIssue({ code: 'custom', message: 'ingest and http ports must differ', path: ['http', 'port'] });
@@ -287,6 +324,23 @@ export const DEFAULTS: Config = {
     maxShardLagLsn: 10_000,
     exportFailureWindowMs: 24 * 3600_000,
   },
+  syslog: {
+    enabled: false,
+    host: '0.0.0.0',
+    // Unprivileged ports: 514 needs root; 6514 is the IANA port of syslog over TLS (RFC 5425).
+    tcpPort: 5140,
+    udpPort: 5140,
+    tlsPort: 6514,
+    tlsCertFile: '',
+    tlsKeyFile: '',
+    routesFile: '',
+    // 64 KiB: rsyslog's default maxMessageSize is 8 KiB; Suricata alerts with payloads reach ~20 KiB.
+    maxLineBytes: 64 * 1024,
+    maxConnections: 1024,
+    batchMaxRecords: 5000,
+    flushIntervalMs: 100,
+    maxPendingRecords: 50_000,
+  },
 };
 
 /** One value the environment (and, when `flag` is set, `kiseki start`) may set. */
@@ -347,6 +401,18 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'health.minFreeDiskBytes', env: 'KISEKI_HEALTH_MIN_FREE_DISK_BYTES', type: 'integer' },
   { path: 'health.maxMapUsePercent', env: 'KISEKI_HEALTH_MAX_MAP_USE_PERCENT', type: 'number' },
   { path: 'health.maxShardLagLsn', env: 'KISEKI_HEALTH_MAX_SHARD_LAG_LSN', type: 'integer' },
+  // syslog receiver (network logs, issue 17)
+  { path: 'syslog.enabled', env: 'KISEKI_SYSLOG', flag: 'syslog', type: 'boolean' },
+  { path: 'syslog.host', env: 'KISEKI_SYSLOG_HOST', type: 'string' },
+  { path: 'syslog.tcpPort', env: 'KISEKI_SYSLOG_TCP_PORT', flag: 'syslog-tcp-port', type: 'integer' },
+  { path: 'syslog.udpPort', env: 'KISEKI_SYSLOG_UDP_PORT', flag: 'syslog-udp-port', type: 'integer' },
+  { path: 'syslog.tlsPort', env: 'KISEKI_SYSLOG_TLS_PORT', flag: 'syslog-tls-port', type: 'integer' },
+  { path: 'syslog.tlsCertFile', env: 'KISEKI_SYSLOG_TLS_CERT', flag: 'syslog-tls-cert', type: 'string' },
+  { path: 'syslog.tlsKeyFile', env: 'KISEKI_SYSLOG_TLS_KEY', flag: 'syslog-tls-key', type: 'string' },
+  { path: 'syslog.routesFile', env: 'KISEKI_SYSLOG_ROUTES', flag: 'syslog-routes', type: 'string' },
+  { path: 'syslog.maxLineBytes', env: 'KISEKI_SYSLOG_MAX_LINE_BYTES', type: 'integer' },
+  { path: 'syslog.maxConnections', env: 'KISEKI_SYSLOG_MAX_CONNECTIONS', type: 'integer' },
+  { path: 'syslog.flushIntervalMs', env: 'KISEKI_SYSLOG_FLUSH_INTERVAL_MS', type: 'integer' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {

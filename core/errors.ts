@@ -57,6 +57,8 @@ export const ERRORS = {
   // notify/ and reports/
   ERR_NOTIFY_DELIVERY: { status: 502, message: 'A notification could not be delivered.' },
   ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
+  // ingest/syslog (network logs, issue 17)
+  ERR_SYSLOG_ROUTES_INVALID: { status: 500, message: 'The syslog routes file is invalid.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

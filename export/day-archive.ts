@@ -6,6 +6,9 @@
  *     daily archive `YYYY-MM-DD.zip`, under `YYYY-MM-DD/<computer>/`;
  *   - its events' rows in `YYYY-MM-DD.parquet`;
  *
+ * and the tenant's network logs received in the window (ingest/syslog) go to
+ * `netlog/<format>-NNNN.jsonl` in the same zip (docs/EXPORTS.md);
+ *
  * and a manifest records devices, counts, seq ranges and gaps, and the
  * archives' SHA-256. A day without logs produces no file at all.
  *
@@ -18,7 +21,7 @@ import { basename, join } from 'node:path';
 import { seqGaps, addSeqRange, type HotStore } from '../storage/index.js';
 import { dayWindow } from './collection-day.js';
 import { batchInWindow, decodeEvents, deviceLsns, innerZipOf, lsnWindow, tenantDevices } from './hot-source.js';
-import { coldDayPaths, removeStaleTemporaries, writeFileAtomic, type DayManifest, type ManifestDevice } from './layout.js';
+import { coldDayPaths, removeStaleTemporaries, writeFileAtomic, type DayManifest, type ManifestDevice, type ManifestNetlog } from './layout.js';
 import { ParquetDayWriter, type ParquetCompression } from './parquet-writer.js';
 import { ZipFileWriter } from './zip-writer.js';
 
@@ -60,6 +63,11 @@ export type DayArchiveResult =
 
 /** Batches between yields (drain the Parquet writer, renew the LMDB read transaction, report progress). */
 const YIELD_EVERY = 64;
+
+/** Network-log records per `netlog/<format>-NNNN.jsonl` entry: bounds the memory one entry takes (~30 MB). */
+export const NETLOG_RECORDS_PER_FILE = 100_000;
+
+const NETLOG_FORMATS = ['squid', 'suricata', 'cef', 'fortigate'] as const;
 
 function abortError(): Error {
   const err = new Error('The export was cancelled.');
@@ -103,6 +111,20 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
   let events = 0;
   let seen = 0;
   const folders = new Set<string>();
+  const open = (): ZipFileWriter => {
+    if (zip === undefined) {
+      mkdirSync(paths.dir, { recursive: true });
+      removeStaleTemporaries(paths.dir);
+      zip = new ZipFileWriter(paths.zip);
+      parquet = new ParquetDayWriter(paths.parquet, {
+        rowGroupRows: options.parquetRowGroupRows,
+        compression: options.parquetCompression,
+        metadata: { 'kiseki.supportId': supportId, 'kiseki.day': day },
+      });
+      zip.addDirectory(`${day}/`, fromMs);
+    }
+    return zip;
+  };
   try {
     for (const { device, lsns } of plan) {
       let acc: DeviceAcc | undefined;
@@ -116,20 +138,10 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
         }
         const batch = batchInWindow(store, lsn, fromMs, toMs);
         if (batch === undefined) continue;
-        if (zip === undefined) {
-          mkdirSync(paths.dir, { recursive: true });
-          removeStaleTemporaries(paths.dir);
-          zip = new ZipFileWriter(paths.zip);
-          parquet = new ParquetDayWriter(paths.parquet, {
-            rowGroupRows: options.parquetRowGroupRows,
-            compression: options.parquetCompression,
-            metadata: { 'kiseki.supportId': supportId, 'kiseki.day': day },
-          });
-          zip.addDirectory(`${day}/`, fromMs);
-        }
+        open();
         if (!folders.has(device.folder)) {
           folders.add(device.folder);
-          zip.addDirectory(`${day}/${device.folder}/`, fromMs);
+          zip!.addDirectory(`${day}/${device.folder}/`, fromMs);
         }
         if (acc === undefined) {
           acc = { tmid: device.tmid, computer: device.computer, folder: device.folder, batches: 0, events: 0, ranges: [] };
@@ -137,7 +149,7 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
         }
         const decoded = decodeEvents(batch.z, batch.first);
         const inner = innerZipOf(batch, decoded, options.deflateLevel);
-        zip.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
+        zip!.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
         parquet!.append({ tmid: batch.tmid, computer: device.computer, batchId: batch.id, sentAt: batch.sentAt, recvAt: batch.recvAt }, decoded);
         for (const e of decoded) {
           const k = typeof e === 'object' && e !== null && typeof (e as { k?: unknown }).k === 'string' ? (e as { k: string }).k : '_invalid';
@@ -150,9 +162,10 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
         events += decoded.length;
       }
     }
+    const netlog = addNetlogs(store, supportId, fromMs, toMs, open, options.deflateLevel);
     if (zip === undefined || parquet === undefined) return { status: 'empty', supportId, day };
-    const zipResult = zip.finish();
-    const parquetResult = await parquet.finish();
+    const zipResult = (zip as ZipFileWriter).finish();
+    const parquetResult = await (parquet as ParquetDayWriter).finish();
     const manifest: DayManifest = {
       format: 'kiseki.cold-day.v1',
       supportId,
@@ -181,6 +194,7 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
         rowGroupRows: parquetResult.rowGroupRows,
         compression: options.parquetCompression,
       },
+      ...(netlog === undefined ? {} : { netlog }),
     };
     writeFileAtomic(paths.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
     options.onProgress?.({ phase: day, done: total, total, bytes: zipResult.bytes });
@@ -190,6 +204,39 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
     parquet?.abort();
     throw err;
   }
+}
+
+/**
+ * Writes the tenant's network logs received in [fromMs, toMs) as
+ * `netlog/<format>-NNNN.jsonl` (one record per line, receive order, LF,
+ * deflated), opening the archive when the day has no agent batch.
+ */
+function addNetlogs(store: HotStore, supportId: string, fromMs: number, toMs: number, open: () => ZipFileWriter, level: number): ManifestNetlog | undefined {
+  const byFormat: Record<string, number> = {};
+  const files: string[] = [];
+  let records = 0;
+  for (const format of NETLOG_FORMATS) {
+    let lines: string[] = [];
+    let part = 0;
+    const flush = (): void => {
+      if (lines.length === 0) return;
+      const zip = open();
+      if (files.length === 0) zip.addDirectory('netlog/', fromMs);
+      const name = `netlog/${format}-${String(++part).padStart(4, '0')}.jsonl`;
+      zip.addDeflated(name, Buffer.from(lines.join('')), { mtimeMs: toMs - 1, level });
+      files.push(name);
+      lines = [];
+    };
+    for (const r of store.netlog.range(supportId, fromMs, toMs)) {
+      if (r.format !== format) continue;
+      lines.push(`${JSON.stringify(r)}\n`);
+      byFormat[format] = (byFormat[format] ?? 0) + 1;
+      records++;
+      if (lines.length >= NETLOG_RECORDS_PER_FILE) flush();
+    }
+    flush();
+  }
+  return records === 0 ? undefined : { records, byFormat, files };
 }
 
 function manifestDevice(store: HotStore, d: DeviceAcc): ManifestDevice {

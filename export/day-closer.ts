@@ -132,6 +132,9 @@ export async function closeFinishedDays(options: CloseDaysOptions): Promise<Clos
     const ledger = readLedger(dataDir, supportId);
     if (ledger.closedThrough === null) devices ??= devicesByTenant(store);
     let first = ledger.closedThrough === null ? oldestHotDay(store, devices!.get(supportId) ?? []) : addDays(ledger.closedThrough, 1);
+    // Network logs (ingest/syslog) count too: a tenant may send only those.
+    const oldestNetlog = ledger.closedThrough === null ? store.netlog.oldestReceivedAt(supportId) : undefined;
+    if (oldestNetlog !== undefined && (first === undefined || collectionDayOf(oldestNetlog) < first)) first = collectionDayOf(oldestNetlog);
     if (first === undefined) {
       // Nothing received yet: every day so far is closed (and empty).
       writeLedger(dataDir, { ...ledger, closedThrough: last, updatedAt: now });
@@ -189,6 +192,9 @@ export async function applyRetention(options: { store: HotStore; dataDir: string
       batches += r.batches;
       events += r.events;
     }
+    // Network logs of the same days leave with them (nothing replays them).
+    const netlogs = await store.netlog.dropBefore(supportId, receivedBefore);
+    if (netlogs > 0) options.logger?.info({ supportId, through, netlogs }, 'Network logs of archived days left the hot store.');
     // Complete when no batch received before the edge is above what the shards have checkpointed.
     const complete = store.log.lsnReceivedAtOrAfter(receivedBefore) - 1 <= safeLsn;
     if (complete) writeLedger(dataDir, { ...readLedger(dataDir, supportId), rolledThrough: through, updatedAt: now });

@@ -84,6 +84,15 @@ export interface DayManifest {
   devices: ManifestDevice[];
   zip: { file: string; bytes: number; sha256: string; entries: number; zip64: boolean; deflateLevel: number; lineEnding: 'CRLF' };
   parquet: { file: string; bytes: number; sha256: string; rows: number; rowGroupRows: number; compression: string };
+  /** Network logs received in the window (docs/NETLOG.md), under `netlog/` in the zip; absent when there were none. */
+  netlog?: ManifestNetlog;
+}
+
+/** The network-log part of a daily archive: records per format and the zip entries holding them. */
+export interface ManifestNetlog {
+  records: number;
+  byFormat: Record<string, number>;
+  files: string[];
 }
 
 /** Per-tenant ledger of the day closer. */

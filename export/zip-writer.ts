@@ -275,6 +275,19 @@ export class ZipFileWriter {
   }
 
   /**
+   * Adds `data` deflated at `level` (1-9), or STOREd when deflate would not
+   * shrink it (network-log JSON lines of the daily archive). Returns the CRC-32.
+   */
+  addDeflated(name: string, data: Uint8Array, options: ZipEntryOptions & { level: number }): number {
+    const crc = options.crc32 ?? crc32(data);
+    const deflated = deflateRawSync(data, { level: options.level });
+    if (deflated.length >= data.length) return this.addStored(name, data, { ...options, crc32: crc });
+    this.addEntry(name, METHOD_DEFLATE, crc, deflated.length, data.length, options.mtimeMs, false);
+    this.write(deflated);
+    return crc;
+  }
+
+  /**
    * Adds an entry whose (compressed) bytes are copied from `length` bytes of an
    * open file at `position`, as they are: how inner zips move from a cold
    * archive into a log-spot archive without being read into memory whole or

@@ -17,6 +17,7 @@ import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
+import { createNetlogRepository, type NetlogRepository } from './netlog.js';
 import { createQuarantineRepository, type QuarantineRepository } from './quarantine.js';
 import { createNotifyRepository, type NotifyRepository } from './notify.js';
 import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
@@ -56,6 +57,8 @@ export interface HotStore {
   readonly periodicReports: PeriodicReportRepository;
   /** Customers' answers on alerts. */
   readonly answers: AnswerRepository;
+  /** Network logs (syslog), their destination index and parse-failure counts (log.lmdb). */
+  readonly netlog: NetlogRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -110,6 +113,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     notify: createNotifyRepository(t),
     periodicReports: createPeriodicReportRepository(t),
     answers: createAnswerRepository(t),
+    netlog: createNetlogRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

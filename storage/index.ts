@@ -57,6 +57,7 @@ export type { QuarantineRepository } from './quarantine.js';
 export type { NotifyRepository } from './notify.js';
 export type { PeriodicReportRepository } from './periodic-reports.js';
 export type { AnswerRepository } from './answers.js';
+export type { NetlogRepository, StoredNetlog, NetlogCursor, NetlogQuery, NetlogFailureCount } from './netlog.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export { lockDataDir, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, NetworkLogRecord, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -102,6 +102,11 @@ export interface Tables {
   // Sigma hunt jobs (storage/sigma-hunts.ts).
   readonly sigmaHunts: Database<SigmaHuntRecord, string>;
   readonly sigmaHuntHits: Database<SigmaHuntHit, [string, number]>;
+  // network logs (ingest/syslog, issue 17), in log.lmdb
+  readonly netlogs: Database<NetworkLogRecord, [string, number, number]>;
+  readonly netlogDst: Database<number, [string, string, number, number]>;
+  readonly netlogFailures: Database<number, [string, string]>;
+  readonly netlogState: Database<number, string>;
 }
 
 /**
@@ -182,5 +187,9 @@ export function openTables(options: TablesOptions): Tables {
     // Sigma hunt jobs (storage/sigma-hunts.ts).
     sigmaHunts: root.openDB('sigma-hunts', {}),
     sigmaHuntHits: root.openDB('sigma-hunt-hits', {}),
+    netlogs: log.openDB('netlogs', {}),
+    netlogDst: log.openDB('netlog-dst', {}),
+    netlogFailures: log.openDB('netlog-failures', {}),
+    netlogState: log.openDB('netlog-state', {}),
   };
 }

@@ -14,7 +14,7 @@ const recent = Number(recentArg ?? 10_000);
 const out = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 
 /** The log's tables; every other database is in kiseki.lmdb. */
-const LOG_TABLES = new Set(['batches', 'deviceBatches', 'batchIds', 'trails']);
+const LOG_TABLES = new Set(['batches', 'deviceBatches', 'batchIds', 'trails', 'netlogs', 'netlogDst', 'netlogFailures', 'netlogState']);
 
 function walk(t: Tables): void {
   let entries = 0;

@@ -14,9 +14,10 @@ import { AUTH_ROUTES } from './auth.js';
 import { COMMAND_ROUTES } from './commands.js';
 import { DEVICE_ROUTES } from './devices.js';
 import { EXCEPTION_ROUTES } from './exceptions.js';
+import { NETLOG_ROUTES } from './netlogs.js';
 import { NOTIFICATION_ROUTES } from './notifications.js';
 import { REPORT_ROUTES } from './reports.js';
 import { TENANT_ROUTES } from './tenants.js';
 import { USER_ROUTES } from './users.js';
 
-export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES];
+export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...NETLOG_ROUTES];

@@ -24,6 +24,7 @@ Usage:
                [--seed N] [--clients N] [--out DIR] [--no-baselines] [--profile DIR] [--quiet]
   kiseki bench --list
   kiseki bench --micro [NAME]        run bench/micro/*.bench.ts (decode, lmdb-keys, rules, export)
+  kiseki bench --syslog [--lines N]  network-log ingest (parse + store) vs rsyslog imtcp -> omfile, median of 3
 
   --scenario NAME|FILE  a file in bench/load/scenarios (default steady-1k) or a path to a .json
   --duration S          measured seconds (fanin: hold time; burst: after the storm; saturate: the 70 % step)
@@ -51,6 +52,8 @@ const OPTIONS = {
   list: { type: 'boolean' },
   micro: { type: 'boolean' },
   sigma: { type: 'string' },
+  syslog: { type: 'boolean' },
+  lines: { type: 'number' },
 } as const;
 
 /** The server environment of each `--sigma` run, in run order. */
@@ -169,6 +172,11 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       return 0;
     }
     if (values.micro) return await runMicro(positionals[0], values.out);
+    if (values.syslog) {
+      const { runSyslogBench } = await import('./syslog-bench.js');
+      await runSyslogBench(paths, { ...(values.lines === undefined ? {} : { lines: values.lines }), ...(values.out === undefined ? {} : { out: values.out }) });
+      return 0;
+    }
     if (positionals.length > 0) throw usageError(`unexpected argument ${positionals[0]}`);
 
     const base = loadScenario(values.scenario ?? 'steady-1k', paths.scenariosDir);
