@@ -23,7 +23,7 @@ import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
 import { DEFAULT_RULES } from './rules/default-rules.js';
 import type { RuleSet } from './rules/rule-types.js';
 import type { SigmaFlushUnit, SigmaStage, StoreWrite } from './sigma-stage.js';
-import type { ThreatIntel } from './threat-intel.js';
+import type { ThreatIntel } from './intel/index.js';
 
 export const DEDUP_WINDOW_MS = 72 * 3600 * 1000;
 

@@ -17,7 +17,7 @@ import type {
 import { count } from '../core/plural.js';
 import { foldKey, type DeviceState, type EventRef, type ProcNode } from './device-state.js';
 import { judge, type CompiledRuleSet } from './rules/evaluate.js';
-import type { ThreatIntel } from './threat-intel.js';
+import type { ThreatIntel } from './intel/index.js';
 
 /** Reads the events of one batch of this device's log (decoded, in seq order). */
 export type BatchReader = (lsn: number) => readonly TrailEvent[] | undefined;
