@@ -21,6 +21,8 @@ import { createNotifyRepository, type NotifyRepository } from './notify.js';
 import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
+import { createIntelAlertRepository, type IntelAlertRepository } from './intel-alerts.js';
+import { createNetConnRepository, type NetConnRepository } from './net-conns.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
 
 export type HotStoreOptions = TablesOptions;
@@ -53,6 +55,10 @@ export interface HotStore {
   readonly periodicReports: PeriodicReportRepository;
   /** Customers' answers on alerts. */
   readonly answers: AnswerRepository;
+  /** Endpoint connections (net.conn) by local address, port and time: a network log finds its process. */
+  readonly netConns: NetConnRepository;
+  /** Network-intel alerts: network logs that hit an indicator, with endpoint evidence. */
+  readonly intelAlerts: IntelAlertRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -106,6 +112,8 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     notify: createNotifyRepository(t),
     periodicReports: createPeriodicReportRepository(t),
     answers: createAnswerRepository(t),
+    netConns: createNetConnRepository(t),
+    intelAlerts: createIntelAlertRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, NetworkIntelAlert, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -27,6 +27,7 @@ import type {
   DeviceRecord,
   QuarantineRecord,
   LoginAttempts,
+  NetConnEntry,
   NotifyFeedEvent,
   NotifySettings,
   OutboxEntry,
@@ -97,6 +98,14 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // Network intel (issue 17, part B): the endpoint connection index and network-intel alerts.
+  readonly netConns: Database<NetConnEntry, [string, string, number, number, string, number]>;
+  readonly netConnsByTime: Database<number, [number, string, string, number, string, number]>;
+  readonly intelAlerts: Database<NetworkIntelAlert, string>;
+  readonly tenantIntelAlerts: Database<string, [string, number, string]>;
+  readonly intelAlertsByTime: Database<string, [number, string]>;
+  readonly intelAlertDedup: Database<{ id: string; at: number }, [string, string]>;
+  readonly intelAlertsUnlinked: Database<string, [number, string]>;
 }
 
 /**
@@ -174,5 +183,13 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    // Network intel (issue 17, part B).
+    netConns: root.openDB('net-conns', {}),
+    netConnsByTime: root.openDB('net-conns-by-time', {}),
+    intelAlerts: root.openDB('intel-alerts', {}),
+    tenantIntelAlerts: root.openDB('tenant-intel-alerts', {}),
+    intelAlertsByTime: root.openDB('intel-alerts-by-time', {}),
+    intelAlertDedup: root.openDB('intel-alert-dedup', {}),
+    intelAlertsUnlinked: root.openDB('intel-alerts-unlinked', {}),
   };
 }

@@ -11,3 +11,7 @@ export { parseMispEvent, parseMispCsv, readMispFeedDir, mispAttributeValues } fr
 export type { MispOptions } from './misp.js';
 export { createThreatIntel, readIntelDir, DEFAULT_LIST_CONFIDENCE } from './intel-dir.js';
 export type { ThreatIntel, ThreatIntelOptions, IntelKind, IntelLoadReport } from './intel-dir.js';
+export { createNetworkIntelMatcher, intelSeverity, networkIntelAlertId, HIGH_CONFIDENCE, MEDIUM_CONFIDENCE } from './network-matcher.js';
+export type { NetworkIntelMatcher, NetworkIntelMatcherOptions, NetworkIntelStats } from './network-matcher.js';
+export { createTaxiiPoller, pollTaxiiCollection, mergeStixObjects } from './taxii.js';
+export type { TaxiiPoller, TaxiiPollerOptions, TaxiiServerConfig, TaxiiPollResult } from './taxii.js';
