@@ -84,11 +84,13 @@ export async function pollTaxiiCollection(server: TaxiiServerConfig, addedAfter:
   if (col.can_read === false) throw new KisekiError('ERR_INTEL_FEED', { server: server.name, reason: 'the collection is not readable with these credentials', collection: server.collection });
   const objects: Record<string, unknown>[] = [];
   let cursor = addedAfter;
+  // Pages followed by `next` repeat the first request's filter; without `next`, the window moves.
+  let filter = addedAfter;
   let next: string | undefined;
   let pages = 0;
   for (;;) {
     const q = new URLSearchParams({ limit: String(server.pageSize ?? 1000) });
-    if (cursor !== undefined) q.set('added_after', cursor);
+    if (filter !== undefined) q.set('added_after', filter);
     if (next !== undefined) q.set('next', next);
     const { body, headers } = await getJson(doFetch, server, `${apiRoot}collections/${encodeURIComponent(col.id)}/objects/?${q.toString()}`, timeoutMs);
     pages++;
@@ -98,7 +100,10 @@ export async function pollTaxiiCollection(server: TaxiiServerConfig, addedAfter:
     if (body.more !== true) break;
     // Servers page with `next`; without one, `added_after` of the last object added moves the window.
     next = typeof body.next === 'string' ? body.next : undefined;
-    if (next === undefined && last === null) break;
+    if (next === undefined) {
+      if (last === null) break;
+      filter = last;
+    }
     if (pages >= 10_000) break;
   }
   return { objects, addedAfter: cursor, pages };
