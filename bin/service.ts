@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createShardPool, type ShardPool } from '../engine/index.js';
+import { createShardPool, startNetworkIntel, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
@@ -65,10 +65,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let http: HttpServer | undefined;
   let stopExports: (() => Promise<void>) | undefined;
   let notifications: NotificationsRuntime | undefined;
+  let networkIntel: NetworkIntelRuntime | undefined;
   let reports: ReportScheduler | undefined;
   // Chromium starts on the first PDF only (a report or a quick-report mail).
   const pdf = createPdfRenderer(config.reports.chromiumPath === '' ? {} : { executablePath: config.reports.chromiumPath });
   const stopOutbound = async (): Promise<void> => {
+    await networkIntel?.stop();
     await notifications?.stop();
     await reports?.stop();
     await pdf.close();
@@ -176,7 +178,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     http = await startHttpServer(app, config.http);
     // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
-    notifications = startNotifications({ store, clock, logger, config: config.notify, renderAlertPdf: (id) => quickReportPdf({ store, pdf }, id) });
+    // Network logs against intel (issue 17, part B). MERGE NOTE: the syslog receiver (ingest/syslog, branch net-a)
+    // is started with `onRecords: (records) => networkIntel.matcher.onRecords(records)`.
+    networkIntel = startNetworkIntel({ store, clock, logger, intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'), config: config.intel });
+    notifications = startNotifications({ store, clock, logger, config: config.notify, siem: config.siem, renderAlertPdf: (id) => quickReportPdf({ store, pdf }, id) });
     if (config.reports.enabled) {
       reports = createReportScheduler({ store, pdf, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
       reports.start();

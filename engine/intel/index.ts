@@ -15,3 +15,5 @@ export { createNetworkIntelMatcher, intelSeverity, networkIntelAlertId, HIGH_CON
 export type { NetworkIntelMatcher, NetworkIntelMatcherOptions, NetworkIntelStats } from './network-matcher.js';
 export { createTaxiiPoller, pollTaxiiCollection, mergeStixObjects } from './taxii.js';
 export type { TaxiiPoller, TaxiiPollerOptions, TaxiiServerConfig, TaxiiPollResult } from './taxii.js';
+export { startNetworkIntel, loadTaxiiServers } from './runtime.js';
+export type { NetworkIntelRuntime } from './runtime.js';
