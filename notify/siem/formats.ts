@@ -78,7 +78,6 @@ export function toEcs(e: SiemEvent): Record<string, unknown> {
       dataset: DATASET[e.type],
       provider: 'kiseki',
       severity: LEVELS[e.severity].ecs,
-      outcome: e.outcome === 'blocked' || e.outcome === 'quarantined' || e.outcome === 'deleted' ? 'failure' : e.outcome === undefined ? undefined : 'success',
       reason: e.outcome,
       url: e.link,
     },
