@@ -284,7 +284,7 @@ export class Correlator {
       ...(typeof e.dir === 'string' ? { dir: e.dir } : {}),
       ...(typeof e.rhost === 'string' ? { rhost: e.rhost } : {}),
     };
-    this.writes.push({ db: 'other', put: (s) => s.netConns.putSync(conn) });
+    this.writes.push({ db: 'other', put: (s) => s.netConns.recordSync(conn) });
   }
 
   private onDetection(tmid: string, entry: DeviceEntry, detection: TrailEvent, lsn: number, batchRecvAt: number | undefined): void {

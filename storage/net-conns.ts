@@ -14,7 +14,7 @@ import type { Tables } from './tables.js';
 
 export interface NetConnRepository {
   /** Inside `store.transaction()`: one connection. */
-  putSync(entry: NetConnEntry): void;
+  recordSync(entry: NetConnEntry): void;
   /** A tenant's connections from local `ip`:`port` with endpoint time in [from, to], oldest first. */
   find(supportId: string, ip: string, port: number, from: number, to: number): NetConnEntry[];
   /** Removes connections with endpoint time before `before`; returns how many. */
@@ -26,7 +26,7 @@ export interface NetConnRepository {
 export function createNetConnRepository(t: Tables): NetConnRepository {
   const { netConns, netConnsByTime, root } = t;
   return {
-    putSync(e) {
+    recordSync(e) {
       netConns.putSync([e.supportId, e.lip, e.lport, e.ts, e.tmid, e.seq], e);
       netConnsByTime.putSync([e.ts, e.supportId, e.lip, e.lport, e.tmid, e.seq], 1);
     },

@@ -80,9 +80,9 @@ describe('network-intel matcher', () => {
 
     // The agent's trail arrives: the shard indexes the connection; the next round links it and raises the severity.
     const conn: NetConnEntry = { supportId: 'T1', tmid: device.tmid, ts: T - 200, seq: 7, lsn: 3, pg: '{p}', pid: 42, image: 'C:\\x\\dl.exe', lip: '10.0.9.9', lport: 50000, rip: '192.0.2.10', rport: 80 };
-    await store.transaction(() => store.netConns.putSync(conn));
+    await store.transaction(() => store.netConns.recordSync(conn));
     // A connection of another tenant with the same private address never links.
-    await store.transaction(() => store.netConns.putSync({ ...conn, supportId: 'T2', tmid: 'other', ts: T }));
+    await store.transaction(() => store.netConns.recordSync({ ...conn, supportId: 'T2', tmid: 'other', ts: T }));
     expect(await m.relinkPending()).toBe(1);
     expect(store.intelAlerts.get(a!.id)).toMatchObject({ severity: 'Critical', endpoint: { tmid: device.tmid, pg: '{p}', image: 'C:\\x\\dl.exe', computer: 'PC-9' }, device: { matchedBy: 'connection' } });
     expect(await m.relinkPending()).toBe(0);
@@ -97,7 +97,7 @@ describe('network-intel matcher', () => {
     // Past relinkForMs an alert is no longer retried.
     const [c] = await m.onRecords([record({ srcIp: '10.0.9.50', raw: 'late', domain: 'x.bad.example' })]);
     clock.advance(61_000);
-    await store.transaction(() => store.netConns.putSync({ ...conn, lip: '10.0.9.50' }));
+    await store.transaction(() => store.netConns.recordSync({ ...conn, lip: '10.0.9.50' }));
     expect(await m.relinkPending()).toBe(0);
     expect(store.intelAlerts.get(c!.id)!.endpoint).toBeUndefined();
   });
