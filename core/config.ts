@@ -5,6 +5,7 @@
  * CONFIG_SETTINGS is the one table of what the environment and `kiseki start`
  * flags may set (docs/OPERATIONS.md lists the same, a test keeps them equal).
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { KisekiError } from './errors.js';
@@ -491,4 +492,22 @@ export function loadConfig(...overrides: DeepPartial<Config>[]): Readonly<Config
     });
   }
   return deepFreeze(parsed.data);
+}
+
+// Settings files (issue 17, part B: TAXII servers, SIEM destinations).
+/**
+ * Reads a JSON settings file a config value names and validates it.
+ * @param what - names the file in the error, e.g. `the TAXII servers file`.
+ * @throws KisekiError ERR_CONFIG_INVALID when the file is unreadable, not JSON, or invalid (`details.reason` lists the issues).
+ */
+export function readSettingsFile<T>(file: string, schema: z.ZodType<T>, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: `${what} cannot be read as JSON` }, { cause });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: `${what}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
+  return parsed.data;
 }

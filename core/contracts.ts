@@ -437,19 +437,23 @@ export interface IntelIndicatorHit {
   validUntil?: number;
 }
 
-/** The endpoint side of a network-intel alert: the process whose connection the network device logged. */
-export interface EndpointConnEvidence {
+/**
+ * One endpoint connection (a net.conn event) as the connection index keeps it
+ * (storage/net-conns.ts), so that a network log's 5-tuple finds the process behind it.
+ */
+export interface NetConnEntry {
+  supportId: string;
   tmid: string;
-  computer: string;
+  /** Endpoint time of the event, ms. */
+  ts: number;
+  seq: number;
+  /** The log batch holding the event. */
+  lsn: number;
   /** Process GUID and PID of the connecting process, its image when the shard knew it. */
   pg: string;
   pid?: number;
   image?: string;
   user?: string;
-  /** The net.conn event: endpoint time, its seq and the log batch holding it. */
-  ts: number;
-  seq: number;
-  lsn: number;
   proto?: string;
   dir?: string;
   lip: string;
@@ -457,6 +461,11 @@ export interface EndpointConnEvidence {
   rip: string;
   rport: number;
   rhost?: string;
+}
+
+/** The endpoint side of a network-intel alert: the connection the network device logged, with the device's name. */
+export interface EndpointConnEvidence extends Omit<NetConnEntry, 'supportId'> {
+  computer: string;
 }
 
 /**

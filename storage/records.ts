@@ -4,7 +4,9 @@
  * other: tables.ts and every repository import this file, never one another
  * in a circle.
  */
-import type { AlertRecord, CommandRequest, SigmaSeverity, TenantPolicy, Verdict } from '../core/contracts.js';
+import type { AlertRecord, CommandRequest, NetConnEntry, SigmaSeverity, TenantPolicy, Verdict } from '../core/contracts.js';
+
+export type { NetConnEntry };
 
 /** Tenant (one contract, identified by its support ID). */
 export interface TenantRecord {
@@ -349,26 +351,3 @@ export interface SiemTarget {
   headers?: Record<string, string>;
 }
 
-/**
- * One endpoint connection (a net.conn event) as the connection index keeps it,
- * so that a network log's 5-tuple finds the process behind it.
- */
-export interface NetConnEntry {
-  supportId: string;
-  tmid: string;
-  /** Endpoint time of the event, ms. */
-  ts: number;
-  seq: number;
-  lsn: number;
-  pg: string;
-  pid?: number;
-  image?: string;
-  user?: string;
-  proto?: string;
-  dir?: string;
-  lip: string;
-  lport: number;
-  rip: string;
-  rport: number;
-  rhost?: string;
-}

@@ -8,17 +8,9 @@
 import { z } from 'zod';
 import type { NetworkIntelAlert } from '../../core/contracts.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, page, scopeOf } from './shared.js';
+import { assertTenant, collect, idParam, newestUntil, page, scopeOf } from './shared.js';
 
 const severity = z.enum(['Critical', 'Serious', 'Medium', 'Information']);
-
-/** Items of `source` (newest first) down to creation time `from`: the scan stops there. */
-function* until(source: Iterable<NetworkIntelAlert>, from: number | undefined): Iterable<NetworkIntelAlert> {
-  for (const a of source) {
-    if (from !== undefined && a.createdAt < from) return;
-    yield a;
-  }
-}
 
 export const INTEL_ALERT_ROUTES: Route[] = [
   defineRoute({
@@ -52,7 +44,7 @@ export const INTEL_ALERT_ROUTES: Route[] = [
         return a;
       };
       const source = scope !== null ? deps.store.intelAlerts.scanTenant(scope, after) : deps.store.intelAlerts.scanAll(after);
-      const items = collect(until(source, query.from), query.limit, keep);
+      const items = collect(newestUntil(source, query.from, (a) => a.createdAt), query.limit, keep);
       return c.json(page(items, query.limit, (a) => [a.createdAt, a.id]));
     },
   }),

@@ -25,6 +25,7 @@ import { createHash } from 'node:crypto';
 import type { EndpointConnEvidence, IntelIndicatorHit, NetworkIntelAlert, NetworkLogAction, NetworkLogRecord, SigmaSeverity } from '../../core/contracts.js';
 import type { Clock } from '../../core/clock.js';
 import type { Logger } from '../../core/logger.js';
+import { startTimerLoop, type TimerLoop } from '../../core/timer-loop.js';
 import type { HotStore, NetConnEntry } from '../../storage/index.js';
 import type { IntelEntry } from './intel-index.js';
 import type { ThreatIntel } from './intel-dir.js';
@@ -118,8 +119,7 @@ export function createNetworkIntelMatcher(options: NetworkIntelMatcherOptions): 
   const dedupWindowMs = options.dedupWindowMs ?? 3_600_000;
   const relinkForMs = options.relinkForMs ?? 900_000;
   const stats: NetworkIntelStats = { records: 0, hits: 0, alerts: 0, repeats: 0, duplicates: 0, linkedLater: 0 };
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  let loop: TimerLoop | undefined;
 
   function hitsOf(r: NetworkLogRecord): { hits: IntelIndicatorHit[]; ends: Ends } | undefined {
     const index = intel.index();
@@ -259,20 +259,10 @@ export function createNetworkIntelMatcher(options: NetworkIntelMatcherOptions): 
     relinkPending,
     stats,
     start(intervalMs) {
-      const loop = (): void => {
-        running = round()
-          .catch((err: unknown) => log.error({ err }, 'A network-intel round failed; the next one retries.'))
-          .finally(() => {
-            if (timer !== undefined) timer = setTimeout(loop, intervalMs);
-          });
-      };
-      timer = setTimeout(loop, intervalMs);
+      loop = startTimerLoop(round, intervalMs, (err) => log.error({ err }, 'A network-intel round failed; the next one retries.'), intervalMs);
     },
     async stop() {
-      const t = timer;
-      timer = undefined;
-      if (t !== undefined) clearTimeout(t);
-      await running;
+      await loop?.stop();
     },
   };
 }

@@ -6,11 +6,9 @@
  * file is configured. The shards hold their own index of the same
  * directory (shard-worker.ts) for endpoint trails.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { Clock } from '../../core/clock.js';
-import type { Config } from '../../core/config.js';
-import { KisekiError } from '../../core/errors.js';
+import { readSettingsFile, type Config } from '../../core/config.js';
 import type { Logger } from '../../core/logger.js';
 import type { HotStore } from '../../storage/index.js';
 import { createThreatIntel, type ThreatIntel } from './intel-dir.js';
@@ -34,15 +32,8 @@ const taxiiServer = z
  * @throws KisekiError ERR_CONFIG_INVALID when it is unreadable or invalid.
  */
 export function loadTaxiiServers(file: string): TaxiiServerConfig[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (cause) {
-    throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: 'the TAXII servers file cannot be read as JSON' }, { cause });
-  }
-  const parsed = z.array(taxiiServer).max(100).safeParse(raw);
-  if (!parsed.success) throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
-  return parsed.data.map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as unknown as TaxiiServerConfig);
+  const servers = readSettingsFile(file, z.array(taxiiServer).max(100), 'the TAXII servers file');
+  return servers.map((s) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as unknown as TaxiiServerConfig);
 }
 
 export interface NetworkIntelRuntime {

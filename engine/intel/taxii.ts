@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../core/clock.js';
 import { KisekiError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import { startTimerLoop, type TimerLoop } from '../../core/timer-loop.js';
 
 const TAXII_ACCEPT = 'application/taxii+json;version=2.1';
 
@@ -143,8 +144,7 @@ export function createTaxiiPoller(options: TaxiiPollerOptions): TaxiiPoller {
   for (const s of options.servers) {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(s.name)) throw new KisekiError('ERR_CONFIG_INVALID', { reason: 'a TAXII server name must be 1-64 letters, digits, - or _', name: s.name });
   }
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  let loop: TimerLoop | undefined;
 
   async function pollOne(s: TaxiiServerConfig): Promise<number> {
     const cursorFile = join(dir, `${s.name}.cursor`);
@@ -189,18 +189,11 @@ export function createTaxiiPoller(options: TaxiiPollerOptions): TaxiiPoller {
   return {
     pollAll,
     start(intervalMs) {
-      const loop = (): void => {
-        running = pollAll().finally(() => {
-          if (timer !== undefined) timer = setTimeout(loop, intervalMs);
-        });
-      };
-      timer = setTimeout(loop, 0);
+      // pollAll logs its own failures; nothing reaches onError.
+      loop = startTimerLoop(pollAll, intervalMs, () => undefined);
     },
     async stop() {
-      const t = timer;
-      timer = undefined;
-      if (t !== undefined) clearTimeout(t);
-      await running;
+      await loop?.stop();
     },
   };
 }

@@ -10,9 +10,8 @@
  *    "events": ["alert.new", "intel.hit", "detection.new"] }]
  * ```
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { KisekiError } from '../../core/errors.js';
+import { readSettingsFile } from '../../core/config.js';
 import type { NotifyRecipient } from '../../storage/index.js';
 
 /** Feed kinds a SIEM destination may ask for. */
@@ -45,15 +44,8 @@ const destination = z
  * @throws KisekiError ERR_CONFIG_INVALID when the file is unreadable or invalid.
  */
 export function loadSiemDestinations(file: string): NotifyRecipient[] {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (cause) {
-    throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: 'the SIEM destinations file cannot be read as JSON' }, { cause });
-  }
-  const parsed = z.array(destination).max(50).safeParse(raw);
-  if (!parsed.success) throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
-  return parsed.data.map((d) => ({
+  const destinations = readSettingsFile(file, z.array(destination).max(50), 'the SIEM destinations file');
+  return destinations.map((d) => ({
     id: `global-${d.name}`,
     channel: 'siem',
     to: d.to,
