@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createShardPool, type ShardPool } from '../engine/index.js';
+import { createShardPool, startNetworkIntel, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { createSyslogRouter, loadSyslogRoutes, startSyslogReceiver, type SyslogReceiver } from '../ingest/syslog/index.js';
@@ -76,12 +76,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let http: HttpServer | undefined;
   let stopExports: (() => Promise<void>) | undefined;
   let notifications: NotificationsRuntime | undefined;
+  let networkIntel: NetworkIntelRuntime | undefined;
   let reports: ReportScheduler | undefined;
   // Chromium starts on the first PDF only (a report or a quick-report mail).
   const pdf = createPdfRenderer(config.reports.chromiumPath === '' ? {} : { executablePath: config.reports.chromiumPath });
   // Reports print from the console's templates: the console's report page and the PDF are one document.
   const templates = createReportTemplates();
   const stopOutbound = async (): Promise<void> => {
+    await networkIntel?.stop();
     await notifications?.stop();
     await reports?.stop();
     await pdf.close();
@@ -123,12 +125,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
     agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics });
     const agentServer = agents;
+    // Network logs against intel (issue 17): the matcher exists before the first syslog line can arrive.
+    const intelMatcher = startNetworkIntel({ store, clock, logger, intelDir, config: config.intel });
+    networkIntel = intelMatcher;
     if (config.syslog.enabled) {
       const router = createSyslogRouter(loadSyslogRoutes(config.syslog.routesFile));
       for (const supportId of router.tenants) {
         if (store.tenants.get(supportId) === undefined) log.warn({ supportId }, 'The syslog routes name a tenant that does not exist; its lines are stored under that support ID.');
       }
-      const onNetworkLogs = options.onNetworkLogs;
+      const extra = options.onNetworkLogs;
+      const onNetworkLogs = (records: NetworkLogRecord[]): void => {
+        // Stored already (the receiver calls after its commit): a failed match is logged, never loses a line.
+        intelMatcher.matcher.onRecords(records).catch((err: unknown) => log.error({ err }, 'Matching network logs against intel failed.'));
+        extra?.(records);
+      };
       syslog = await startSyslogReceiver({
         settings: config.syslog,
         store,
@@ -136,7 +146,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         logger,
         clock,
         registry: metrics.registry,
-        ...(onNetworkLogs === undefined ? {} : { onRecords: onNetworkLogs }),
+        onRecords: onNetworkLogs,
       });
     }
     const syslogReceiver = syslog;
@@ -210,7 +220,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     http = await startHttpServer(app, config.http);
     // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
-    notifications = startNotifications({ store, clock, logger, config: config.notify, renderAlertPdf: (id, signal) => quickReportPdf({ store, pdf, templates }, id, signal) });
+    notifications = startNotifications({ store, clock, logger, config: config.notify, siem: config.siem, renderAlertPdf: (id, signal) => quickReportPdf({ store, pdf, templates }, id, signal) });
     if (config.reports.enabled) {
       reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
       reports.start();

@@ -5,6 +5,7 @@
  * CONFIG_SETTINGS is the one table of what the environment and `kiseki start`
  * flags may set (docs/OPERATIONS.md lists the same, a test keeps them equal).
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { KisekiError } from './errors.js';
@@ -169,6 +170,34 @@ const configSchema = z
         reloadIntervalMs: z.number().int().min(100),
       })
       .strict(),
+    /** Threat intelligence on network logs and TAXII polling (issue 17, part B; docs/INTEL.md). */
+    intel: z
+      .object({
+        /** A JSON file listing TAXII 2.1 servers and collections to poll (docs/INTEL.md); absent: no polling. */
+        taxiiServersFile: z.string().min(1).optional(),
+        /** How often each TAXII collection is polled. */
+        taxiiIntervalMs: z.number().int().min(10_000),
+        /** Confidence (0–100) of plain-list entries and of STIX / MISP indicators that state none. */
+        defaultConfidence: z.number().int().min(0).max(100),
+        /** MISP attributes expire this many days after their timestamp; 0: never. */
+        mispMaxAgeDays: z.number().int().min(0),
+        /** Largest gap between a network log's time and the endpoint connection it is linked to. */
+        linkWindowMs: z.number().int().min(0),
+        /** How long after its creation an alert without a process keeps looking for it (agents' trails arrive late). */
+        relinkForMs: z.number().int().min(0),
+        /** How often the network matcher reloads intel, retries links and sweeps the connection index. */
+        checkIntervalMs: z.number().int().min(100),
+      })
+      .strict(),
+    /** SIEM forwarding of alerts and detections (issue 17, part B; docs/SIEM.md). */
+    siem: z
+      .object({
+        /** A JSON file of operator-wide SIEM destinations (every tenant's events); absent: none. */
+        destinationsFile: z.string().min(1).optional(),
+        /** HOSTNAME of the RFC 5424 headers kiseki sends. */
+        hostname: z.string().min(1).max(255),
+      })
+      .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
     health: z
       .object({
@@ -316,6 +345,17 @@ export const DEFAULTS: Config = {
   },
   reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '' },
   sigma: { enabled: true, defaultPack: true, reloadIntervalMs: 5_000 },
+  intel: {
+    taxiiIntervalMs: 3600_000,
+    defaultConfidence: 80,
+    mispMaxAgeDays: 0,
+    // Two minutes: agent batching and clock skew between the network device and the endpoint.
+    linkWindowMs: 120_000,
+    // 15 minutes: an agent offline for a short while still gets its trail linked.
+    relinkForMs: 900_000,
+    checkIntervalMs: 5_000,
+  },
+  siem: { hostname: 'kiseki' },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -413,6 +453,14 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'syslog.maxLineBytes', env: 'KISEKI_SYSLOG_MAX_LINE_BYTES', type: 'integer' },
   { path: 'syslog.maxConnections', env: 'KISEKI_SYSLOG_MAX_CONNECTIONS', type: 'integer' },
   { path: 'syslog.flushIntervalMs', env: 'KISEKI_SYSLOG_FLUSH_INTERVAL_MS', type: 'integer' },
+  // threat intelligence and SIEM forwarding (issue 17, part B)
+  { path: 'intel.taxiiServersFile', env: 'KISEKI_TAXII_SERVERS_FILE', flag: 'taxii-servers', type: 'string' },
+  { path: 'intel.taxiiIntervalMs', env: 'KISEKI_TAXII_INTERVAL_MS', type: 'integer' },
+  { path: 'intel.defaultConfidence', env: 'KISEKI_INTEL_DEFAULT_CONFIDENCE', type: 'integer' },
+  { path: 'intel.mispMaxAgeDays', env: 'KISEKI_INTEL_MISP_MAX_AGE_DAYS', type: 'integer' },
+  { path: 'intel.linkWindowMs', env: 'KISEKI_INTEL_LINK_WINDOW_MS', type: 'integer' },
+  { path: 'siem.destinationsFile', env: 'KISEKI_SIEM_DESTINATIONS_FILE', flag: 'siem-destinations', type: 'string' },
+  { path: 'siem.hostname', env: 'KISEKI_SIEM_HOSTNAME', type: 'string' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
@@ -510,4 +558,22 @@ export function loadConfig(...overrides: DeepPartial<Config>[]): Readonly<Config
     });
   }
   return deepFreeze(parsed.data);
+}
+
+// Settings files (issue 17, part B: TAXII servers, SIEM destinations).
+/**
+ * Reads a JSON settings file a config value names and validates it.
+ * @param what - names the file in the error, e.g. `the TAXII servers file`.
+ * @throws KisekiError ERR_CONFIG_INVALID when the file is unreadable, not JSON, or invalid (`details.reason` lists the issues).
+ */
+export function readSettingsFile<T>(file: string, schema: z.ZodType<T>, what: string): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: `${what} cannot be read as JSON` }, { cause });
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new KisekiError('ERR_CONFIG_INVALID', { file, reason: `${what}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` });
+  return parsed.data;
 }

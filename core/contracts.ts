@@ -432,3 +432,84 @@ export interface NetworkLogRecord {
   /** The line as received (after syslog framing), for exports and evidence. */
   raw: string;
 }
+
+// ---------------------------------------------------------------------------
+// Threat intelligence on network logs (issue 17, part B: engine/intel, storage/intel-alerts).
+
+/** One intel entry that matched an observed value of a network log. */
+export interface IntelIndicatorHit {
+  kind: 'ip' | 'domain' | 'url' | 'sha256';
+  /** The observed value that matched (the IP, host, URL or hash the log names). */
+  observed: string;
+  /** The listed indicator (an IP, a CIDR, a parent domain…). */
+  value: string;
+  /** `list:ips.txt`, `stix:<file>`, `taxii:<server>`, `misp:<feed>`. */
+  source: string;
+  /** 0–100. */
+  confidence: number;
+  labels: string[];
+  /** The source's id (STIX indicator id, MISP attribute uuid). */
+  ref?: string;
+  name?: string;
+  validUntil?: number;
+}
+
+/**
+ * One endpoint connection (a net.conn event) as the connection index keeps it
+ * (storage/net-conns.ts), so that a network log's 5-tuple finds the process behind it.
+ */
+export interface NetConnEntry {
+  supportId: string;
+  tmid: string;
+  /** Endpoint time of the event, ms. */
+  ts: number;
+  seq: number;
+  /** The log batch holding the event. */
+  lsn: number;
+  /** Process GUID and PID of the connecting process, its image when the shard knew it. */
+  pg: string;
+  pid?: number;
+  image?: string;
+  user?: string;
+  proto?: string;
+  dir?: string;
+  lip: string;
+  lport: number;
+  rip: string;
+  rport: number;
+  rhost?: string;
+}
+
+/** The endpoint side of a network-intel alert: the connection the network device logged, with the device's name. */
+export interface EndpointConnEvidence extends Omit<NetConnEntry, 'supportId'> {
+  computer: string;
+}
+
+/**
+ * A network log whose destination (or source) is a known indicator: one alert
+ * per tenant, log line and indicator set, with the endpoint evidence when an
+ * agent saw the same connection (device by IP and time, process by port and
+ * time), and a severity from confidence, action and that evidence.
+ */
+export interface NetworkIntelAlert {
+  /** `ni_` + 24 hex of SHA-256 of the tenant, the record's time, its 5-tuple and the raw line: a redelivered line is the same alert. */
+  id: string;
+  supportId: string;
+  /** Server time the alert was created, ms. */
+  createdAt: number;
+  /** The network event's own time, ms. */
+  at: number;
+  severity: SigmaSeverity;
+  /** The highest confidence among the hits. */
+  confidence: number;
+  hits: IntelIndicatorHit[];
+  network: NetworkLogRecord;
+  /** The device whose address the log names: by its connection (`connection`) or by its reported addresses (`device-ip`). */
+  device?: { tmid: string; computer: string; matchedBy: 'connection' | 'device-ip' };
+  endpoint?: EndpointConnEvidence;
+  /** Server time the endpoint evidence was attached (later than createdAt when the agent's trail arrived after the log). */
+  linkedAt?: number;
+  /** The same indicator and source address again within the dedup window. */
+  repeats: number;
+  lastRepeatAt?: number;
+}

@@ -59,6 +59,9 @@ export const ERRORS = {
   ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
   // ingest/syslog (network logs, issue 17)
   ERR_SYSLOG_ROUTES_INVALID: { status: 500, message: 'The syslog routes file is invalid.' },
+  // threat intelligence and SIEM forwarding (issue 17, part B: engine/intel, notify/siem)
+  ERR_INTEL_FEED: { status: 502, message: 'A threat-intelligence feed could not be read.' },
+  ERR_SIEM_DELIVERY: { status: 502, message: 'A SIEM destination did not take the forwarded events.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

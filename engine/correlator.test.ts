@@ -10,7 +10,7 @@ import { openHotStore, type HotStore, type TenantRecord } from '../storage/index
 import { alertIdFor, alertIdForDetection, Correlator } from './correlator.js';
 import { LOOK_BACK_MS } from './report-builder.js';
 import { ShardCore } from './shard-core.js';
-import { createThreatIntel } from './threat-intel.js';
+import { createThreatIntel } from './intel/index.js';
 
 const T0 = Date.UTC(2026, 10, 20, 1, 0, 0);
 const USER = 'S-1-5-21-1111-2222-3333-1001';
@@ -436,7 +436,7 @@ describe('correlator: threat intelligence', () => {
       writeFileSync(join(dir, 'domains.txt'), 'other.example\n# evil.example removed\n');
       expect(intel.reloadIfChanged()).toBe(true);
       expect(intel.has('domain', 'cdn.evil.example')).toBe(false);
-      expect(intel.counts()).toEqual({ sha256: 0, domain: 1, ip: 1 });
+      expect(intel.counts()).toEqual({ sha256: 0, domain: 1, ip: 1, url: 0 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

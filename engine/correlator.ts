@@ -16,14 +16,14 @@ import { Packr, Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent, VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
-import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore } from '../storage/index.js';
+import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore, type NetConnEntry } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
 import { buildQuickReport, reportFingerprint, reportProcessSet, type SigmaHitsReader } from './report-builder.js';
 import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
 import { DEFAULT_RULES } from './rules/default-rules.js';
 import type { RuleSet } from './rules/rule-types.js';
 import type { SigmaFlushUnit, SigmaStage, StoreWrite } from './sigma-stage.js';
-import type { ThreatIntel } from './threat-intel.js';
+import type { ThreatIntel } from './intel/index.js';
 
 export const DEDUP_WINDOW_MS = 72 * 3600 * 1000;
 
@@ -249,11 +249,42 @@ export class Correlator {
       if (device !== undefined) sigma!.onEvent(device, e, lsn, this.queueWrite);
       if (typeof e.ts === 'number' && e.ts > lastTs) lastTs = e.ts;
       if (e.k === 'av.detect' && mode === 'full') detections.push(e);
+      else if (e.k === 'net.conn' && mode === 'full') this.indexConnection(tmid, entry, e, lsn);
     }
     entry.dirty = true;
     if (mode === 'state') return;
     if (entry.open.length > 0) this.reviseOpenAlerts(tmid, entry, events, lastTs);
     for (const d of detections) this.onDetection(tmid, entry, d, lsn, batchRecvAt);
+  }
+
+  /**
+   * Queues a net.conn event for the connection index (storage/net-conns.ts),
+   * with its process image, so a network log's 5-tuple finds the process.
+   */
+  private indexConnection(tmid: string, entry: DeviceEntry, e: TrailEvent, lsn: number): void {
+    const { lip, lport, rip, rport } = e;
+    if (typeof lip !== 'string' || typeof lport !== 'number' || typeof rip !== 'string' || typeof rport !== 'number' || typeof e.ts !== 'number') return;
+    const pg = typeof e.pg === 'string' ? e.pg : '';
+    const image = entry.state.proc(pg)?.image;
+    const conn: NetConnEntry = {
+      supportId: entry.supportId,
+      tmid,
+      ts: e.ts,
+      seq: e.seq,
+      lsn,
+      pg,
+      lip,
+      lport,
+      rip,
+      rport,
+      ...(typeof e.pid === 'number' ? { pid: e.pid } : {}),
+      ...(typeof image === 'string' && image !== '' ? { image } : {}),
+      ...(typeof e.user === 'string' ? { user: e.user } : {}),
+      ...(typeof e.proto === 'string' ? { proto: e.proto } : {}),
+      ...(typeof e.dir === 'string' ? { dir: e.dir } : {}),
+      ...(typeof e.rhost === 'string' ? { rhost: e.rhost } : {}),
+    };
+    this.writes.push({ db: 'other', put: (s) => s.netConns.recordSync(conn) });
   }
 
   private onDetection(tmid: string, entry: DeviceEntry, detection: TrailEvent, lsn: number, batchRecvAt: number | undefined): void {

@@ -8,8 +8,7 @@ export { Correlator, alertIdFor, alertIdForDetection, DEDUP_WINDOW_MS } from './
 export type { CorrelatorOptions } from './correlator.js';
 export { DeviceState, DEFAULT_DEVICE_LIMITS } from './device-state.js';
 export { buildQuickReport, SECTION_TITLES, LOOK_BACK_MS } from './report-builder.js';
-export { createThreatIntel } from './threat-intel.js';
-export type { ThreatIntel, IntelKind } from './threat-intel.js';
+export * from './intel/index.js';
 export { DEFAULT_RULES } from './rules/default-rules.js';
 export { compileRules, judge } from './rules/evaluate.js';
 export type { RuleSet, RuleSpec, Condition, FieldTest } from './rules/rule-types.js';

@@ -21,7 +21,7 @@ import { decodeEncodedCommand } from './facts/encoded-command.js';
 import { hostedTargets, targetNames } from './provenance/command-line.js';
 import { findRequester, SERVICE_WRITERS } from './provenance/service-requests.js';
 import { judge, type CompiledRuleSet } from './rules/evaluate.js';
-import type { ThreatIntel } from './threat-intel.js';
+import type { ThreatIntel } from './intel/index.js';
 import { verdictFactors } from './verdict/factors.js';
 import { decideVerdict } from './verdict/model.js';
 

@@ -13,7 +13,7 @@ import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
 import { SigmaStage } from './sigma-stage.js';
-import { createThreatIntel } from './threat-intel.js';
+import { createThreatIntel } from './intel/index.js';
 
 const PROGRESS_EVERY = 32;
 const INTEL_CHECK_MS = 5_000;

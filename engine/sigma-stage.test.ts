@@ -11,7 +11,7 @@ import { alertIdFor, Correlator } from './correlator.js';
 import { ShardCore } from './shard-core.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
 import { SIGMA_DEDUP_WINDOW_MS, SigmaStage } from './sigma-stage.js';
-import { createThreatIntel } from './threat-intel.js';
+import { createThreatIntel } from './intel/index.js';
 
 const T0 = Date.UTC(2026, 10, 20, 1, 0, 0);
 const WORD = '{22222222-0000-0000-0000-000000000001}';

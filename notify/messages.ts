@@ -15,6 +15,8 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'device.isolated': '端末の隔離',
   'device.offline': 'エージェントのオフライン',
   'report.incident': 'インシデントレポート',
+  'intel.hit': '脅威インテリジェンスとの一致 (ネットワークログ)',
+  'detection.new': 'Sigma ルールの検知',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */
@@ -26,6 +28,17 @@ export interface WebhookBody {
 }
 
 function describe(store: HotStore, e: NotifyFeedEvent, consoleUrl: string): WebhookBody['events'][number] {
+  if (e.kind === 'intel.hit' && e.alertId !== undefined) {
+    // A network-intel alert: the indicators it hit and the device behind the connection.
+    const ia = store.intelAlerts.get(e.alertId);
+    if (ia === undefined) return { ...e };
+    const threat = `${e.severity ?? ia.severity}: ${[...new Set(ia.hits.map((h) => h.value))].join(', ')} (${ia.network.format}, ${ia.network.action})`;
+    return { ...e, threat, ...(ia.device === undefined ? {} : { computer: ia.device.computer }) };
+  }
+  if (e.kind === 'detection.new' && e.detectionId !== undefined) {
+    const d = store.detections.get(e.detectionId);
+    return d === undefined ? { ...e } : { ...e, threat: `${d.severity}: ${d.title}`, computer: d.computer };
+  }
   if (e.alertId === undefined) return { ...e };
   const a = store.alerts.effective(e.alertId);
   return {

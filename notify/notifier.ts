@@ -21,6 +21,9 @@ import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore, NotifyFeedEvent, NotifyRecipient, OutboxEntry } from '../storage/index.js';
 import { renderMail, webhookBody } from './messages.js';
+import { formatFor } from './siem/formats.js';
+import { siemEventOf } from './siem/siem-event.js';
+import { isSyslogAddress, sendSiemLines } from './siem/transport.js';
 
 const HOUR_MS = 3600_000;
 
@@ -72,6 +75,13 @@ export interface NotifierOptions {
   pdfTimeoutMs?: number;
   /** Deliveries in flight at once (default 64: most of their time is waiting on a PDF, none queues behind another's wait). */
   concurrency?: number;
+  /**
+   * SIEM forwarding (notify/siem/): destinations every tenant's events go to
+   * (the operator's, from config), the HOSTNAME of syslog headers, and the
+   * sender (tests replace it). Tenants' own SIEM destinations are recipients
+   * with channel `siem` in their settings.
+   */
+  siem?: { globalRecipients?: readonly NotifyRecipient[]; hostname?: string; send?: typeof sendSiemLines };
 }
 
 export interface DeliveryCounts {
@@ -185,6 +195,9 @@ export function createNotifier(options: NotifierOptions): Notifier {
     }
   };
   const webhookTimeoutMs = options.webhookTimeoutMs ?? 10_000;
+  const globalSiem: readonly NotifyRecipient[] = options.siem?.globalRecipients ?? [];
+  const siemHostname = options.siem?.hostname ?? 'kiseki';
+  const sendSiem = options.siem?.send ?? sendSiemLines;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
   /** Entries being delivered now (by any deliverDue call): never sent twice at once. */
@@ -219,9 +232,16 @@ export function createNotifier(options: NotifierOptions): Notifier {
         let n = 0;
         for (const e of events) {
           const settings = store.notify.settings(e.supportId);
-          if (settings === undefined) continue;
-          for (const r of settings.recipients) {
+          if (settings === undefined && globalSiem.length === 0) continue;
+          for (const r of settings === undefined ? globalSiem : [...settings.recipients, ...globalSiem]) {
             if (!recipientWants(r, e)) continue;
+            if (r.channel === 'siem') {
+              // A SIEM wants every event as it happens: no hourly limit, no digest.
+              store.notify.queueSync({ id: `nt_${e.seq}_${r.id}`, supportId: e.supportId, recipientId: r.id, channel: r.channel, to: r.to, events: [e], digest: false, state: 'pending', attempts: 0, nextAttemptAt: now, createdAt: now });
+              n++;
+              continue;
+            }
+            if (settings === undefined) continue;
             const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
             const count = store.notify.bumpRateSync(r.id, hour);
             if (count <= settings.maxPerHour) {
@@ -274,7 +294,18 @@ export function createNotifier(options: NotifierOptions): Notifier {
   }
 
   async function send(entry: OutboxEntry): Promise<void> {
-    const recipient = store.notify.settings(entry.supportId)?.recipients.find((r) => r.id === entry.recipientId);
+    const recipient = store.notify.settings(entry.supportId)?.recipients.find((r) => r.id === entry.recipientId) ?? globalSiem.find((r) => r.id === entry.recipientId);
+    if (entry.channel === 'siem') {
+      if (recipient?.siem === undefined) throw new KisekiError('ERR_SIEM_DELIVERY', { reason: 'the destination is no longer configured' });
+      const syslog = isSyslogAddress(entry.to);
+      const lines: string[] = [];
+      entry.events.forEach((e, i) => {
+        const ev = siemEventOf(store, e, `${entry.id}${entry.events.length > 1 ? `_${i}` : ''}`, options.consoleUrl);
+        if (ev !== undefined) lines.push(formatFor(ev, recipient.siem!.format, syslog, siemHostname));
+      });
+      if (lines.length > 0) await sendSiem(entry.to, recipient.siem, lines, { timeoutMs: webhookTimeoutMs, fetch: doFetch });
+      return;
+    }
     if (entry.channel === 'email') {
       if (options.mail === undefined) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: 'no SMTP server is configured' });
       const mail = renderMail(store, entry, options.consoleUrl);

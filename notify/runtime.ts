@@ -12,6 +12,7 @@ import type { HotStore } from '../storage/index.js';
 import { applyGrayTimeouts } from './gray-timeout.js';
 import { checkOfflineDevices } from './offline-check.js';
 import { createNotifier, type Notifier } from './notifier.js';
+import { loadSiemDestinations } from './siem/destinations.js';
 import { createSmtpTransport } from './smtp.js';
 
 /** The gray → white rule and the offline check run this often. */
@@ -28,6 +29,8 @@ export function startNotifications(options: {
   clock: Clock;
   logger: Logger;
   config: Readonly<Config['notify']>;
+  /** SIEM forwarding: operator-wide destinations and the syslog HOSTNAME (absent: tenants' SIEM recipients only). */
+  siem?: Readonly<Config['siem']>;
   renderAlertPdf?: (alertId: string, signal?: AbortSignal) => Promise<Buffer | undefined>;
 }): NotificationsRuntime {
   const { config, store, clock } = options;
@@ -50,6 +53,9 @@ export function startNotifications(options: {
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseMs },
     ...(transport === undefined ? {} : { mail: { transport, from: config.mailFrom } }),
     ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
+    ...(options.siem === undefined
+      ? {}
+      : { siem: { hostname: options.siem.hostname, globalRecipients: options.siem.destinationsFile === undefined ? [] : loadSiemDestinations(options.siem.destinationsFile) } }),
   });
   notifier.start(config.intervalMs);
   let minuteTimer: NodeJS.Timeout | undefined;

@@ -11,8 +11,11 @@
  *   detections-by-time [at, id]                 -> id (every detection: operators' view)
  *   detection-dedup    [tmid, ruleId, folded pg]   -> SigmaDedupEntry (first detection)
  *   sigma-tenants      supportId                   -> SigmaTenantSettings
+ *
+ * `indexSync` appends a `detection.new` event to the notification feed (feed.ts).
  */
 import type { SigmaDetection, SigmaTenantSettings } from '../core/contracts.js';
+import { appendFeedSync } from './feed.js';
 import type { Tables } from './tables.js';
 
 /** The first detection of a device, rule and process, and its event time. */
@@ -88,6 +91,8 @@ export function createDetectionRepository(t: Tables): DetectionRepository {
       tenantDetections.putSync([d.supportId, d.at, d.id], d.id);
       deviceDetections.putSync([d.tmid, d.at, d.id], d.id);
       detectionsByTime.putSync([d.at, d.id], d.id);
+      // SIEM forwarding and notifications read new detections from the feed (issue 17, part B).
+      appendFeedSync(t, { kind: 'detection.new', supportId: d.supportId, at: d.createdAt, tmid: d.tmid, detectionId: d.id, severity: d.severity, by: 'engine' });
     },
     putDedupSync(tmid, ruleId, pgKey, entry) {
       detectionDedup.putSync([tmid, ruleId, pgKey], entry);

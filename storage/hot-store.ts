@@ -23,6 +23,8 @@ import { createNotifyRepository, type NotifyRepository } from './notify.js';
 import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
+import { createIntelAlertRepository, type IntelAlertRepository } from './intel-alerts.js';
+import { createNetConnRepository, type NetConnRepository } from './net-conns.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
 
 export type HotStoreOptions = TablesOptions;
@@ -59,6 +61,10 @@ export interface HotStore {
   readonly answers: AnswerRepository;
   /** Network logs (syslog), their destination index and parse-failure counts (log.lmdb). */
   readonly netlog: NetlogRepository;
+  /** Endpoint connections (net.conn) by local address, port and time: a network log finds its process. */
+  readonly netConns: NetConnRepository;
+  /** Network-intel alerts: network logs that hit an indicator, with endpoint evidence. */
+  readonly intelAlerts: IntelAlertRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -114,6 +120,8 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     periodicReports: createPeriodicReportRepository(t),
     answers: createAnswerRepository(t),
     netlog: createNetlogRepository(t),
+    netConns: createNetConnRepository(t),
+    intelAlerts: createIntelAlertRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

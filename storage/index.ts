@@ -58,6 +58,10 @@ export type { NotifyRepository } from './notify.js';
 export type { PeriodicReportRepository } from './periodic-reports.js';
 export type { AnswerRepository } from './answers.js';
 export type { NetlogRepository, StoredNetlog, NetlogCursor, NetlogQuery, NetlogFailureCount } from './netlog.js';
+// Network intel (issue 17, part B).
+export type { NetConnRepository } from './net-conns.js';
+export type { IntelAlertRepository, IntelAlertCursor, IntelAlertOutcome } from './intel-alerts.js';
+export type { NetConnEntry, SiemFormat, SiemTarget } from './records.js';
 export { sha256Hex } from './secrets.js';
 export { inspectStore } from './inspect.js';
 export { lockDataDir, DATA_DIR_LOCK_FILE } from './data-dir-lock.js';

@@ -4,7 +4,9 @@
  * other: tables.ts and every repository import this file, never one another
  * in a circle.
  */
-import type { AlertRecord, CommandRequest, TenantPolicy, Verdict } from '../core/contracts.js';
+import type { AlertRecord, CommandRequest, NetConnEntry, SigmaSeverity, TenantPolicy, Verdict } from '../core/contracts.js';
+
+export type { NetConnEntry };
 
 /** Tenant (one contract, identified by its support ID). */
 export interface TenantRecord {
@@ -219,8 +221,16 @@ export interface QuarantineRecord {
 // Notifications, periodic reports and customer answers (notify/, reports/).
 
 /** What a notification is about. */
-/** `report.incident`: an incident report of a black alert was made for the first time (mailed with its PDF). */
-export type NotifyEventKind = 'alert.new' | 'alert.verdict' | 'device.isolated' | 'device.offline' | 'report.incident';
+export type NotifyEventKind =
+  | 'alert.new'
+  | 'alert.verdict'
+  | 'device.isolated'
+  | 'device.offline'
+  // An incident report of a black alert was made for the first time (mailed with its PDF).
+  | 'report.incident'
+  // Network intel and Sigma (issue 17, part B): a network-log intel alert, a stored Sigma detection.
+  | 'intel.hit'
+  | 'detection.new';
 
 /**
  * One entry of the notification feed: written by the repositories in the same
@@ -245,14 +255,20 @@ export interface NotifyFeedEvent {
   state?: AlertRecord['state'];
   /** `report.incident`: the report's id (its PDF is attached at send time). */
   reportId?: string;
+  /** `intel.hit` and `detection.new`: Critical / Serious / Medium / Information. */
+  severity?: SigmaSeverity;
+  /** `detection.new`: the Sigma detection's id. */
+  detectionId?: string;
 }
 
 /** One destination of a tenant's notifications and what it wants. */
 export interface NotifyRecipient {
   id: string;
-  channel: 'email' | 'webhook';
-  /** An e-mail address or an http(s) URL. */
+  channel: 'email' | 'webhook' | 'siem';
+  /** An e-mail address, an http(s) URL, or a SIEM destination (`tcp://`, `tls://`, `udp://`, `https://`, `file://` for global ones). */
   to: string;
+  /** SIEM destinations: the format and transport options. */
+  siem?: SiemTarget;
   /** Webhooks: the HMAC-SHA256 key of the signature header (never shown back by the API). */
   secret?: string;
   /** Event kinds wanted. */
@@ -362,3 +378,24 @@ export interface SigmaHuntRecord {
   byRule: Record<string, number>;
   error?: string;
 }
+// ---------------------------------------------------------------------------
+// Network intel and SIEM forwarding (issue 17, part B).
+
+/** What a SIEM destination receives: syslog RFC 5424 (JSON message), CEF over syslog, ECS JSON, OCSF JSON. */
+export type SiemFormat = 'rfc5424' | 'cef' | 'ecs' | 'ocsf';
+
+/** A SIEM destination's format and transport options (its address is the recipient's `to`). */
+export interface SiemTarget {
+  format: SiemFormat;
+  /** Stream framing of tcp:// and tls://: RFC 6587 octet counting (default) or a newline after each message. */
+  framing?: 'octet-counting' | 'newline';
+  /** tls://: the CA bundle (PEM file path) to trust besides the system's; global destinations only. */
+  caFile?: string;
+  /** tls://: accept a certificate that does not verify (tests, self-signed labs); default false. */
+  insecure?: boolean;
+  /** https:// with ECS: `ndjson` posts lines; `elastic-bulk` adds the `_bulk` create action lines. */
+  http?: 'ndjson' | 'elastic-bulk';
+  /** Extra HTTP headers (an `Authorization: ApiKey …` for Elastic). Never shown back by the API. */
+  headers?: Record<string, string>;
+}
+

@@ -12,7 +12,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import type { AlertRecord, ExceptionEntry, NetworkLogRecord, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, ExceptionEntry, NetworkIntelAlert, NetworkLogRecord, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { checkLmdbFile } from './verify.js';
 import type {
@@ -27,6 +27,7 @@ import type {
   DeviceRecord,
   QuarantineRecord,
   LoginAttempts,
+  NetConnEntry,
   NotifyFeedEvent,
   NotifySettings,
   OutboxEntry,
@@ -107,6 +108,14 @@ export interface Tables {
   readonly netlogDst: Database<number, [string, string, number, number]>;
   readonly netlogFailures: Database<number, [string, string]>;
   readonly netlogState: Database<number, string>;
+  // Network intel (issue 17, part B): the endpoint connection index and network-intel alerts.
+  readonly netConns: Database<NetConnEntry, [string, string, number, number, string, number]>;
+  readonly netConnsByTime: Database<number, [number, string, string, number, string, number]>;
+  readonly intelAlerts: Database<NetworkIntelAlert, string>;
+  readonly tenantIntelAlerts: Database<string, [string, number, string]>;
+  readonly intelAlertsByTime: Database<string, [number, string]>;
+  readonly intelAlertDedup: Database<{ id: string; at: number }, [string, string]>;
+  readonly intelAlertsUnlinked: Database<string, [number, string]>;
 }
 
 /**
@@ -191,5 +200,13 @@ export function openTables(options: TablesOptions): Tables {
     netlogDst: log.openDB('netlog-dst', {}),
     netlogFailures: log.openDB('netlog-failures', {}),
     netlogState: log.openDB('netlog-state', {}),
+    // Network intel (issue 17, part B).
+    netConns: root.openDB('net-conns', {}),
+    netConnsByTime: root.openDB('net-conns-by-time', {}),
+    intelAlerts: root.openDB('intel-alerts', {}),
+    tenantIntelAlerts: root.openDB('tenant-intel-alerts', {}),
+    intelAlertsByTime: root.openDB('intel-alerts-by-time', {}),
+    intelAlertDedup: root.openDB('intel-alert-dedup', {}),
+    intelAlertsUnlinked: root.openDB('intel-alerts-unlinked', {}),
   };
 }

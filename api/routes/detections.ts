@@ -8,17 +8,9 @@ import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import type { SigmaDetection } from '../../core/contracts.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, page, scopeOf, supportIdParam } from './shared.js';
+import { assertTenant, collect, idParam, newestUntil, page, scopeOf, supportIdParam } from './shared.js';
 
 const severity = z.enum(['Critical', 'Serious', 'Medium', 'Information']);
-
-/** Items of `source` (newest first) down to event time `from`: the scan stops there. */
-function* until(source: Iterable<SigmaDetection>, from: number | undefined): Iterable<SigmaDetection> {
-  for (const d of source) {
-    if (from !== undefined && d.at < from) return;
-    yield d;
-  }
-}
 
 export const DETECTION_ROUTES: Route[] = [
   defineRoute({
@@ -52,7 +44,7 @@ export const DETECTION_ROUTES: Route[] = [
         return d;
       };
       const source = scope !== null ? deps.store.detections.scanTenant(scope, after) : deps.store.detections.scanAll(after);
-      const items = collect(until(source, query.from), query.limit, keep);
+      const items = collect(newestUntil(source, query.from, (d) => d.at), query.limit, keep);
       return c.json(page(items, query.limit, (d) => [d.at, d.id]));
     },
   }),

@@ -9,6 +9,7 @@ import type { Route } from '../route-kit.js';
 import { ALERT_ROUTES } from './alerts.js';
 import { DETECTION_ROUTES } from './detections.js';
 import { SIGMA_HUNT_ROUTES } from './sigma-hunts.js';
+import { INTEL_ALERT_ROUTES } from './intel-alerts.js';
 import { AUDIT_ROUTES } from './audit.js';
 import { AUTH_ROUTES } from './auth.js';
 import { COMMAND_ROUTES } from './commands.js';
@@ -20,4 +21,4 @@ import { REPORT_ROUTES } from './reports.js';
 import { TENANT_ROUTES } from './tenants.js';
 import { USER_ROUTES } from './users.js';
 
-export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...NETLOG_ROUTES];
+export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...INTEL_ALERT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...NETLOG_ROUTES];

@@ -11,25 +11,41 @@ import type { NotifySettings } from '../../storage/index.js';
 import { defineRoute, type Route } from '../route-kit.js';
 import { assertTenant, supportIdParam, verdict } from './shared.js';
 
-const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline', 'report.incident']);
+const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline', 'report.incident', 'intel.hit', 'detection.new']);
+/** A tenant's SIEM destination options (docs/SIEM.md); CA files and `insecure` are the operator's (global destinations). */
+const siemTarget = z
+  .object({
+    format: z.enum(['rfc5424', 'cef', 'ecs', 'ocsf']),
+    framing: z.enum(['octet-counting', 'newline']).optional(),
+    http: z.enum(['ndjson', 'elastic-bulk']).optional(),
+    headers: z.record(z.string().regex(/^[A-Za-z0-9-]{1,64}$/), z.string().max(4096)).optional(),
+  })
+  .strict();
 const recipient = z
   .object({
     id: z.string().regex(/^[a-z0-9_-]{1,32}$/).optional(),
-    channel: z.enum(['email', 'webhook']),
+    channel: z.enum(['email', 'webhook', 'siem']),
     to: z.string().min(3).max(2048),
     secret: z.string().min(16).max(256).optional(),
     events: z.array(eventKind).min(1),
     verdicts: z.array(verdict).default(['black', 'gray', 'white']),
+    siem: siemTarget.optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
+    if (r.channel === 'siem' && !/^(tcp|tls|udp|https?):\/\/[^/]/.test(r.to)) ctx.addIssue({ code: 'custom', message: 'to must be a tcp://, tls://, udp:// or http(s):// address', path: ['to'] });
+    if ((r.channel === 'siem') !== (r.siem !== undefined)) ctx.addIssue({ code: 'custom', message: 'siem is required with channel siem, and only with it', path: ['siem'] });
     if (r.channel === 'email' && !/^[^\s@]+@[^\s@]+$/.test(r.to)) ctx.addIssue({ code: 'custom', message: 'to must be an e-mail address', path: ['to'] });
     if (r.channel === 'webhook' && !/^https?:\/\//.test(r.to)) ctx.addIssue({ code: 'custom', message: 'to must be an http(s) URL', path: ['to'] });
   });
 
 const view = (s: NotifySettings) => ({
   ...s,
-  recipients: s.recipients.map(({ secret, ...r }) => ({ ...r, hasSecret: secret !== undefined })),
+  // SIEM headers hold API keys: write-only like webhook secrets.
+  recipients: s.recipients.map(({ secret, siem, ...r }) => {
+    const { headers, ...target } = siem ?? { format: undefined };
+    return { ...r, hasSecret: secret !== undefined, ...(siem === undefined ? {} : { siem: { ...target, hasHeaders: headers !== undefined } }) };
+  }),
 });
 
 export const NOTIFICATION_ROUTES: Route[] = [
@@ -65,7 +81,10 @@ export const NOTIFICATION_ROUTES: Route[] = [
         if (ids.has(id)) throw new KisekiError('ERR_VALIDATION', { reason: `recipient id ${id} is used twice` });
         ids.add(id);
         const secret = r.secret ?? prev?.recipients.find((p) => p.id === id)?.secret;
-        return { id, channel: r.channel, to: r.to, events: r.events, verdicts: r.verdicts, ...(secret === undefined ? {} : { secret }) };
+        // A SIEM destination keeps its headers (API keys) when none are given, like a webhook its secret.
+        const headers = r.siem?.headers ?? prev?.recipients.find((p) => p.id === id)?.siem?.headers;
+        const siem = r.siem === undefined ? undefined : { ...r.siem, ...(headers === undefined ? {} : { headers }) };
+        return { id, channel: r.channel, to: r.to, events: r.events, verdicts: r.verdicts, ...(secret === undefined ? {} : { secret }), ...(siem === undefined ? {} : { siem }) };
       });
       const settings: NotifySettings = { supportId: params.supportId, recipients, maxPerHour: body.maxPerHour, updatedAt: deps.clock.now(), updatedBy: user.id };
       await deps.store.notify.putSettings(settings);

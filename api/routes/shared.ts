@@ -72,3 +72,11 @@ export function collect<S, T>(source: Iterable<S>, limit: number, view: (s: S) =
   }
   return items;
 }
+
+/** Items of `source` (newest first) down to time `from` (by `timeOf`): the scan stops there. */
+export function* newestUntil<T>(source: Iterable<T>, from: number | undefined, timeOf: (item: T) => number): Iterable<T> {
+  for (const item of source) {
+    if (from !== undefined && timeOf(item) < from) return;
+    yield item;
+  }
+}

@@ -11,7 +11,7 @@ import type { EvidenceItem, ReportSection, ReportSectionId } from '../../core/co
 import { compileRules, judge, type RuleInput } from '../../engine/rules/evaluate.js';
 import { DEFAULT_RULES } from '../../engine/rules/default-rules.js';
 import type { Condition, FieldTest } from '../../engine/rules/rule-types.js';
-import type { IntelKind, ThreatIntel } from '../../engine/threat-intel.js';
+import { createIntelIndex, type IntelKind, type ThreatIntel } from '../../engine/intel/index.js';
 import { fixtureEvents, isMain } from './micro-fixtures.js';
 import { printTable, rowsOf, type MicroTable } from './micro-report.js';
 
@@ -65,7 +65,7 @@ export async function runBench(): Promise<MicroTable[]> {
   }
   const sections: ReportSection[] = [...bySection].map(([id, items]) => ({ id, title: id, summary: '', items }));
   const intelSets: Record<IntelKind, Set<string>> = { sha256: new Set(['0'.repeat(64)]), domain: new Set(['cdn-docs-share.xyz']), ip: new Set(['203.0.113.7']) };
-  const intel: ThreatIntel = { has: (kind, value) => intelSets[kind].has(value.toLowerCase()), reloadIfChanged: () => false, counts: () => ({ sha256: 1, domain: 1, ip: 1 }) };
+  const intel: ThreatIntel = { has: (kind, value) => intelSets[kind].has(value.toLowerCase()), reloadIfChanged: () => false, counts: () => ({ sha256: 1, domain: 1, ip: 1, url: 0 }), index: () => createIntelIndex([]) };
   const input: RuleInput = { sections, facts: { originKind: 'internet', executed: true, action: 'quarantined' }, intel, dnsNames: new Map() };
   const compiled = compileRules(DEFAULT_RULES);
   let sink = 0;

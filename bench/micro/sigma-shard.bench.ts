@@ -20,7 +20,7 @@ import { Correlator } from '../../engine/correlator.js';
 import { ShardCore } from '../../engine/shard-core.js';
 import { createSigmaRuleSource } from '../../engine/sigma-rules.js';
 import { SigmaStage } from '../../engine/sigma-stage.js';
-import { createThreatIntel } from '../../engine/threat-intel.js';
+import { createThreatIntel } from '../../engine/intel/index.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from '../load/bench-paths.js';
 import { machineNote } from '../load/runner.js';

@@ -32,7 +32,7 @@ import { ShardCore } from '../shard-core.js';
 import { createSigmaRuleSource } from '../sigma-rules.js';
 import { createSigmaMatcher, type CompiledRule } from '../sigma/index.js';
 import { SigmaStage } from '../sigma-stage.js';
-import { createThreatIntel } from '../threat-intel.js';
+import { createThreatIntel } from '../intel/index.js';
 import type { EvalCase } from './eval-cases.js';
 
 /** Batches processed between two shard flushes while importing (flush cost vs memory). */

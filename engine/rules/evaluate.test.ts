@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EvidenceItem, ReportSection, ReportSectionId } from '../../core/contracts.js';
-import { createThreatIntel, type ThreatIntel } from '../threat-intel.js';
+import { createIntelIndex, createThreatIntel, type ThreatIntel } from '../intel/index.js';
 import { DEFAULT_RULES } from './default-rules.js';
 import { compileRules, judge, type RuleInput } from './evaluate.js';
 
@@ -9,7 +9,8 @@ const noIntel = createThreatIntel(undefined);
 const intel: ThreatIntel = {
   has: (kind, v) => (kind === 'sha256' && v === 'bad') || (kind === 'domain' && /evil\.example/.test(v)) || (kind === 'ip' && v === '203.0.113.66'),
   reloadIfChanged: () => false,
-  counts: () => ({ sha256: 1, domain: 1, ip: 1 }),
+  counts: () => ({ sha256: 1, domain: 1, ip: 1, url: 0 }),
+  index: () => createIntelIndex([]),
 };
 
 let seq = 0;

@@ -4,7 +4,7 @@
  * name lists are compiled once per rule set (compileRules), not per report.
  */
 import type { EvidenceItem, EvidenceRef, ReportSection, ReportSectionId, RuleHit, Verdict } from '../../core/contracts.js';
-import type { ThreatIntel } from '../threat-intel.js';
+import type { ThreatIntel } from '../intel/index.js';
 import type { Condition, Fact, FieldTest, RuleSet, RuleSpec } from './rule-types.js';
 
 /** What a rule can look at. */

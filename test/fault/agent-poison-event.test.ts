@@ -17,7 +17,7 @@ import { alertIdFor, Correlator } from '../../engine/correlator.js';
 import { ShardCore } from '../../engine/shard-core.js';
 import { createShardPool } from '../../engine/shard-pool.js';
 import { createSilentLogger } from '../../core/logger.js';
-import { createThreatIntel } from '../../engine/threat-intel.js';
+import { createThreatIntel } from '../../engine/intel/index.js';
 import { dayWindow } from '../../export/collection-day.js';
 import { buildDayArchive } from '../../export/day-archive.js';
 import { coldDayPaths } from '../../export/layout.js';
