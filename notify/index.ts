@@ -12,4 +12,3 @@ export { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
 export type { GrayTimeoutOptions } from './gray-timeout.js';
 export { startNotifications } from './runtime.js';
 export type { NotificationsRuntime } from './runtime.js';
-export { checkOfflineDevices } from './offline-check.js';

@@ -12,6 +12,11 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'alert.verdict': '判定の変更',
   'device.isolated': '端末の隔離',
   'device.offline': 'エージェントのオフライン',
+  // liveness and streaming analytics (engine/liveness.ts, engine/analytics.ts)
+  'device.online': 'エージェントの復旧',
+  'tenant.mass_offline': '多数のエージェントが同時にオフライン',
+  'tenant.recovered': '同時オフラインからの復旧',
+  'analytics.threshold': 'しきい値の超過',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */
@@ -41,8 +46,15 @@ function line(d: WebhookBody['events'][number]): string {
   const when = new Date(d.at).toISOString();
   const what = KIND_JA[d.kind];
   const verdict = d.verdict === undefined ? '' : ` 判定: ${VERDICT_JA[d.verdict] ?? d.verdict}${d.from ? ` (変更前: ${VERDICT_JA[d.from] ?? d.from})` : ''}`;
-  const subject = d.threat === undefined ? (d.tmid ?? '') : `${d.threat} / ${d.computer ?? d.tmid ?? ''}`;
+  const subject = d.threat === undefined ? fleetSubject(d) : `${d.threat} / ${d.computer ?? d.tmid ?? ''}`;
   return `- ${when} ${what}${verdict} ${subject}${d.url === undefined ? '' : `\n  ${d.url}`}`;
+}
+
+/** What a liveness or analytics event is about: the device, the number of devices, the rule. */
+function fleetSubject(d: WebhookBody['events'][number]): string {
+  if (d.kind === 'tenant.mass_offline' || d.kind === 'tenant.recovered') return `${d.devices ?? 0} 台`;
+  if (d.kind === 'analytics.threshold') return `${d.title ?? ''} ${d.tmid ?? ''}`.trim();
+  return d.tmid ?? '';
 }
 
 /** Subject and plain text of the mail of an outbox entry. */
@@ -56,7 +68,7 @@ export function renderMail(store: HotStore, entry: OutboxEntry, consoleUrl: stri
   }
   const d = body.events[0]!;
   const verdict = d.verdict === undefined ? '' : ` ${VERDICT_JA[d.verdict] ?? d.verdict}`;
-  const target = d.threat === undefined ? (d.tmid ?? '') : ` ${d.threat} (${d.computer ?? ''})`;
+  const target = d.threat === undefined ? fleetSubject(d) : ` ${d.threat} (${d.computer ?? ''})`;
   const attach = d.kind === 'alert.new' ? '\n速報レポートを PDF で添付しています。' : '';
   return {
     subject: `[kiseki] ${KIND_JA[d.kind]}${verdict}:${target}`,

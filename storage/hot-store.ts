@@ -21,6 +21,9 @@ import { createNotifyRepository, type NotifyRepository } from './notify.js';
 import { createPeriodicReportRepository, type PeriodicReportRepository } from './periodic-reports.js';
 import { createShardStateRepository, type ShardStateRepository } from './shard-state.js';
 import { openTables, type TablesOptions } from './tables.js';
+import { createOpsAlertRepository, type OpsAlertRepository } from './ops-alerts.js';
+import { createLivenessRepository, type LivenessRepository } from './liveness.js';
+import { createAnalyticsRepository, type AnalyticsRepository } from './analytics.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
 
 export type HotStoreOptions = TablesOptions;
@@ -53,6 +56,12 @@ export interface HotStore {
   readonly periodicReports: PeriodicReportRepository;
   /** Customers' answers on alerts. */
   readonly answers: AnswerRepository;
+  /** Operational alerts: agents offline, mass offline, analytics thresholds. */
+  readonly opsAlerts: OpsAlertRepository;
+  /** Liveness settings (offline delay, maintenance windows) and decisions per device. */
+  readonly liveness: LivenessRepository;
+  /** Streaming-analytics counters per device and day, threshold rules. */
+  readonly analytics: AnalyticsRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -106,6 +115,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     notify: createNotifyRepository(t),
     periodicReports: createPeriodicReportRepository(t),
     answers: createAnswerRepository(t),
+    opsAlerts: createOpsAlertRepository(t),
+    liveness: createLivenessRepository(t),
+    analytics: createAnalyticsRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

@@ -22,7 +22,12 @@ import type {
   BatchRecord,
   CommandRecord,
   CustomerAnswer,
+  DailyCounters,
   DedupEntry,
+  DeviceLiveness,
+  LivenessSettings,
+  OpsAlert,
+  ThresholdRuleSet,
   DeviceIsolation,
   DeviceRecord,
   QuarantineRecord,
@@ -97,6 +102,16 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // liveness and streaming analytics (ops-alerts.ts, liveness.ts, analytics.ts)
+  readonly opsAlerts: Database<OpsAlert, string>;
+  readonly tenantOpsAlerts: Database<string, [string, number, string]>;
+  readonly livenessSettings: Database<LivenessSettings, string>;
+  readonly livenessState: Database<DeviceLiveness, string>;
+  readonly livenessTenants: Database<string, string>;
+  readonly analyticsDaily: Database<DailyCounters, [string, string, string]>;
+  readonly analyticsDests: Database<string[], [string, string]>;
+  readonly analyticsKnown: Database<{ since: number; values: string[] }, [string, string]>;
+  readonly analyticsRules: Database<ThresholdRuleSet, string>;
 }
 
 /**
@@ -174,5 +189,14 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    opsAlerts: root.openDB('ops-alerts', {}),
+    tenantOpsAlerts: root.openDB('tenant-ops-alerts', {}),
+    livenessSettings: root.openDB('liveness-settings', {}),
+    livenessState: root.openDB('liveness-state', {}),
+    livenessTenants: root.openDB('liveness-tenants', {}),
+    analyticsDaily: root.openDB('analytics-daily', {}),
+    analyticsDests: root.openDB('analytics-dests', {}),
+    analyticsKnown: root.openDB('analytics-known', {}),
+    analyticsRules: root.openDB('analytics-rules', {}),
   };
 }
