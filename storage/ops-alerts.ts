@@ -10,7 +10,8 @@
  *   ops-alerts         id                        -> OpsAlert
  *   tenant-ops-alerts  [supportId, createdAt, id] -> id (a tenant's alerts in time order)
  */
-import type { OpsAlert, OpsAlertKind } from './records.js';
+import { appendFeedSync } from './feed.js';
+import type { NotifyFeedEvent, OpsAlert, OpsAlertKind } from './records.js';
 import type { Tables } from './tables.js';
 
 /**
@@ -41,6 +42,11 @@ export interface OpsAlertRepository {
   scan(supportId: string | null, filter?: OpsAlertFilter, after?: [number, string]): Iterable<OpsAlert>;
   /** Inside `store.transaction()` (a shard's flush): stores the alert unless its id is stored already. */
   putIfAbsentSync(alert: OpsAlert): boolean;
+  /**
+   * Inside `store.transaction()`: stores a new alert and appends its
+   * notification, both unless the id is stored already (a replayed batch).
+   */
+  raiseSync(alert: OpsAlert, feed: Omit<NotifyFeedEvent, 'seq'>): boolean;
   count(): number;
 }
 
@@ -71,6 +77,11 @@ export function createOpsAlertRepository(t: Tables): OpsAlertRepository {
       }
     },
     putIfAbsentSync: (alert) => putOpsAlertSync(t, alert, true),
+    raiseSync(alert, feed) {
+      if (!putOpsAlertSync(t, alert, true)) return false;
+      appendFeedSync(t, feed);
+      return true;
+    },
     count: () => opsAlerts.getCount(),
   };
 }
