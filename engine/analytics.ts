@@ -334,3 +334,12 @@ export function domainOf(host: string): string | undefined {
   if (labels.length < 2) return undefined;
   return labels.slice(-2).join('.');
 }
+
+/**
+ * The retention sweep (SPEC §5: daily statistics 90 days): counters of days
+ * older than `retentionDays` and destination sets of days before yesterday
+ * (JST), which only the days still counting need.
+ */
+export function sweepAnalytics(store: HotStore, now: number, retentionDays: number): Promise<{ daily: number; dests: number }> {
+  return store.analytics.sweep(jstDay(now - retentionDays * DAY_MS), jstDay(now - DAY_MS));
+}

@@ -14,3 +14,10 @@ export { DEFAULT_RULES } from './rules/default-rules.js';
 export { compileRules, judge } from './rules/evaluate.js';
 export type { RuleSet, RuleSpec, Condition, FieldTest } from './rules/rule-types.js';
 export { renderReportText } from './report-text.js';
+// liveness and streaming analytics (issue 16)
+export { createLivenessMonitor, effectiveLivenessSettings, inMaintenance, parseClockTime, silenceStart } from './liveness.js';
+export type { LivenessMonitor, LivenessMonitorOptions, LivenessReport, LivenessDefaults, EffectiveLivenessSettings } from './liveness.js';
+export { deviceStatus, DEVICE_STATUSES } from './device-status.js';
+export type { DeviceStatus } from './device-status.js';
+export { StreamingAnalytics, DEFAULT_THRESHOLD_RULES, jstDay, sweepAnalytics } from './analytics.js';
+export type { AnalyticsUnit, StreamingAnalyticsOptions } from './analytics.js';
