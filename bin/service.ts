@@ -168,6 +168,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
         requireClientCert: config.http.requireClientCert,
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
+        liveness: config.liveness,
       },
       health: {
         problems: () => healthCheck.problems(),

@@ -17,5 +17,7 @@ import { NOTIFICATION_ROUTES } from './notifications.js';
 import { REPORT_ROUTES } from './reports.js';
 import { TENANT_ROUTES } from './tenants.js';
 import { USER_ROUTES } from './users.js';
+import { LIVENESS_ROUTES } from './liveness.js';
+import { ANALYTICS_ROUTES } from './analytics.js';
 
-export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES];
+export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...LIVENESS_ROUTES, ...ANALYTICS_ROUTES];

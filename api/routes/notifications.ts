@@ -11,7 +11,7 @@ import type { NotifySettings } from '../../storage/index.js';
 import { defineRoute, type Route } from '../route-kit.js';
 import { assertTenant, supportIdParam, verdict } from './shared.js';
 
-const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline']);
+const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline', 'device.online', 'tenant.mass_offline', 'tenant.recovered', 'analytics.threshold']);
 const recipient = z
   .object({
     id: z.string().regex(/^[a-z0-9_-]{1,32}$/).optional(),
