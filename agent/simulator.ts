@@ -70,7 +70,7 @@ export interface SimulationOptions {
    * is lost, as with a PC switched off hard: counted in `batchesUnacked`).
    */
   dropouts?: { share: number; afterSec: number; downSec: number };
-  /** Failed-logon bursts (analytics thresholds): every `everySec`, the first `share` of the agents send `size` failed logons at once. */
+  /** Failed-logon bursts (analytics thresholds): every `everySec`, the last `share` of the agents send `size` failed logons at once. */
   failedLogonBursts?: { share: number; everySec: number; size: number };
 }
 
@@ -552,7 +552,8 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   /** A failed-logon burst when one is due for this agent (`failedLogonBursts`), as a batch of its own. */
   function maybeBurst(): void {
     const b = ctx.failedLogonBursts;
-    if (b === undefined || index >= Math.round(b.share * ctx.agents) || performance.now() < nextBurstAtMs) return;
+    // The last `share` of the agents: apart from the first ones `dropouts` takes, so bursts are not lost with them.
+    if (b === undefined || index < ctx.agents - Math.round(b.share * ctx.agents) || performance.now() < nextBurstAtMs) return;
     nextBurstAtMs += b.everySec * 1000;
     const first = nextSeq;
     nextSeq += b.size;
