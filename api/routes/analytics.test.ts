@@ -6,6 +6,7 @@ import { createManualClock } from '../../core/clock.js';
 import { createSilentLogger } from '../../core/logger.js';
 import { createMetrics } from '../../core/metrics.js';
 import { openHotStore, type DailyDelta, type DeviceRecord, type HotStore, type OpsAlert } from '../../storage/index.js';
+import { dashboardData } from '../console/index.js';
 import { createHttpApp } from '../http-app.js';
 
 /** 2026-11-30 12:00 JST. */
@@ -146,5 +147,13 @@ describe('analytics API', () => {
     expect(off.json.items.map((d: { tmid: string; state: string }) => [d.tmid, d.state])).toEqual([['A2', 'offline']]);
     const on = await call('GET', '/api/v1/devices?state=online', tokens['viewer.a']);
     expect(on.json.items.map((d: { tmid: string }) => d.tmid)).toEqual(['A1']);
+  });
+
+  it("charts a tenant's failed logons per day on the console dashboard (not for operators)", () => {
+    const api = { store, clock: createManualClock(T0), logger: createSilentLogger(), deliverCommands: () => undefined, requireClientCert: false };
+    const viewer = dashboardData(api, store.identity.user('viewer.a')!, T0);
+    expect(viewer.analytics?.failedLogons).toHaveLength(90);
+    expect(viewer.analytics?.failedLogons.slice(-2)).toEqual([1, 4]);
+    expect(dashboardData(api, store.identity.user('op.sato')!, T0).analytics).toBeNull();
   });
 });
