@@ -9,18 +9,16 @@
  * run (failed logons, deletion bursts, first-seen /16 — still learning, as
  * for a new fleet). Run: node --expose-gc dist/bench/micro/analytics-shard.bench.js [events] [runs]
  */
-import { encode } from '@msgpack/msgpack';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compress } from 'zstd-napi';
 import { createManualClock } from '../../core/clock.js';
 import { StreamingAnalytics } from '../../engine/analytics.js';
 import { Correlator } from '../../engine/correlator.js';
 import { ShardCore } from '../../engine/shard-core.js';
 import { createThreatIntel } from '../../engine/threat-intel.js';
 import { openHotStore } from '../../storage/index.js';
-import { fixtureEvents, isMain } from './micro-fixtures.js';
+import { commitShardBatches, fixtureEvents, isMain, median } from './micro-fixtures.js';
 
 const DEVICES = 8;
 const RECV_AT = Date.UTC(2024, 2, 12, 10);
@@ -37,26 +35,8 @@ async function once(analyticsOn: boolean, events: ReturnType<typeof fixtureEvent
     const analytics = analyticsOn ? new StreamingAnalytics({ store, clock }) : undefined;
     const core = new ShardCore({ store, index: 0, workers: 1, correlator, clock, ...(analytics === undefined ? {} : { analytics }) });
     core.recover();
-    // Batches prepared (encoded, committed to the log) before the clock starts: the shard's work only is measured.
-    const per = Math.ceil(events.length / DEVICES);
-    const batches: { lsn: number; tmid: string; bytes: Uint8Array }[] = [];
-    let lsn = 0;
-    for (let c = 0; c < DEVICES; c++) {
-      const mine = events.slice(c * per, (c + 1) * per);
-      for (let i = 0; i < mine.length; i += 500) {
-        const chunk = mine.slice(i, i + 500);
-        const bytes = encode(chunk);
-        lsn++;
-        await store.log.commitBatches(
-          [{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: RECV_AT, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }],
-          new Map(),
-        );
-        batches.push({ lsn, tmid: tmids[c]!, bytes });
-      }
-    }
-    // Interleave devices as ingest would.
-    batches.sort((a, b) => (a.lsn % 13) - (b.lsn % 13) || a.lsn - b.lsn);
-    const ordered = batches.map((b, i) => ({ ...b, lsn: i + 1 }));
+    // Batches prepared (encoded, committed to the log, interleaved) before the clock starts: the shard's work only is measured.
+    const ordered = await commitShardBatches(store, tmids, events, RECV_AT);
     (globalThis as { gc?: () => void }).gc?.();
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
@@ -78,11 +58,6 @@ async function once(analyticsOn: boolean, events: ReturnType<typeof fixtureEvent
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 if (isMain(import.meta.url)) {
