@@ -29,10 +29,16 @@ import { KNOWN_CAP } from '../storage/index.js';
 
 const DAY_MS = 86_400_000;
 const JST_OFFSET_MS = 9 * 3_600_000;
-/** Remote IPs remembered per device as already checked by first-seen rules (memory bound). */
-const SEEN_IPS_MAX = 4096;
 /** Distinct destinations collected per device and flush before the rest is left to storage's cap. */
 const FLUSH_DESTS_MAX = 1024;
+/**
+ * What first-seen rules learnt is written at most this often (and at a
+ * shard's final flush), not at every flush: a set of 4,096 values rewritten
+ * every 100 ms cost more than the counting (bench/micro/analytics-shard.bench.ts).
+ * Losing the last interval's learning to a crash can only repeat a
+ * first-seen alert for a value learnt in it, never miss one.
+ */
+const KNOWN_WRITE_INTERVAL_MS = 30_000;
 
 /** The rules a tenant gets until it sets its own (PUT /api/v1/tenants/:id/analytics/rules). */
 export const DEFAULT_THRESHOLD_RULES: readonly ThresholdRule[] = Object.freeze([
@@ -61,6 +67,8 @@ interface DeviceAcc extends DailyDelta {
   destinations: Set<string>;
   rules: ReadonlyMap<string, CompiledRule[]> | undefined;
   lsn: number;
+  /** Storage's distinct set of this day is full: collecting more is wasted work. */
+  destCapped: boolean;
 }
 
 interface Ring {
@@ -72,14 +80,16 @@ interface Ring {
 
 interface Known {
   since: number;
-  values: Set<string>;
+  /** `net16`: the /16 as a number (a × 256 + b), so checking an address allocates nothing; `rhost`: the domain. */
+  values: Set<number | string>;
   dirty: boolean;
 }
 
 interface DeviceWindows {
   rings: Map<string, Ring>;
   known: Map<string, Known>;
-  seenIps: Set<string>;
+  /** The day whose distinct-destination set storage reported full. */
+  destCappedDay: string;
 }
 
 /** What one flush writes. */
@@ -107,6 +117,7 @@ export class StreamingAnalytics {
   private readonly windows = new Map<string, DeviceWindows>();
   private lastDayStart = -1;
   private lastDay = '';
+  private lastKnownWriteAt = Number.NEGATIVE_INFINITY;
   /** Alerts raised since the start, for the shard's stats. */
   alertsRaised = 0;
 
@@ -157,6 +168,7 @@ export class StreamingAnalytics {
         thresholdAlerts: 0,
         rules: undefined,
         lsn,
+        destCapped: this.windows.get(tmid)?.destCappedDay === day,
       };
       byDevice.set(tmid, acc);
     }
@@ -184,7 +196,7 @@ export class StreamingAnalytics {
         acc.fileDeletes++;
         break;
       case 'net.conn':
-        if (typeof e.rip === 'string' && acc.destinations.size < FLUSH_DESTS_MAX) acc.destinations.add(e.rip);
+        if (!acc.destCapped && typeof e.rip === 'string' && acc.destinations.size < FLUSH_DESTS_MAX) acc.destinations.add(e.rip);
         break;
     }
     const rules = acc.rules?.get(kind);
@@ -207,7 +219,7 @@ export class StreamingAnalytics {
 
   private windowsOf(tmid: string): DeviceWindows {
     let w = this.windows.get(tmid);
-    if (w === undefined) this.windows.set(tmid, (w = { rings: new Map(), known: new Map(), seenIps: new Set() }));
+    if (w === undefined) this.windows.set(tmid, (w = { rings: new Map(), known: new Map(), destCappedDay: '' }));
     return w;
   }
 
@@ -234,21 +246,27 @@ export class StreamingAnalytics {
     const raw = field === 'net16' ? e.rip : e.rhost;
     if (typeof raw !== 'string') return;
     const w = this.windowsOf(acc.tmid);
-    // Most connections go to addresses already checked: those cost one Set lookup and no allocation.
-    if (w.seenIps.has(raw)) return;
-    if (w.seenIps.size < SEEN_IPS_MAX) w.seenIps.add(raw);
-    const value = field === 'net16' ? net16(raw) : domainOf(raw);
-    if (value === undefined) return;
     let known = w.known.get(field);
     if (known === undefined) {
       const stored = this.store.analytics.known(acc.tmid, field);
-      known = stored === undefined ? { since: ts, values: new Set(), dirty: true } : { since: stored.since, values: new Set(stored.values), dirty: false };
+      const values = new Set<number | string>();
+      for (const v of stored?.values ?? []) {
+        const key = field === 'net16' ? net16Key(v) : v;
+        if (key !== undefined) values.add(key);
+      }
+      known = { since: stored?.since ?? ts, values, dirty: stored === undefined };
       w.known.set(field, known);
     }
-    if (known.values.has(value) || known.values.size >= KNOWN_CAP) return;
+    if (known.values.size >= KNOWN_CAP) return;
+    // Most connections go to networks already known: a number parsed in place and one Set lookup, no allocation.
+    const value = field === 'net16' ? net16Key(raw) : domainOf(raw);
+    if (value === undefined || known.values.has(value)) return;
     known.values.add(value);
     known.dirty = true;
-    if (ts - known.since >= (rule.learnDays ?? 7) * DAY_MS) this.raise(acc, rule, index, { [field]: value, destination: raw, learningSince: known.since });
+    if (ts - known.since >= (rule.learnDays ?? 7) * DAY_MS) {
+      const label = typeof value === 'number' ? net16Label(value) : value;
+      this.raise(acc, rule, index, { [field]: label, destination: raw, learningSince: known.since });
+    }
   }
 
   private raise(acc: DeviceAcc, rule: ThresholdRule, index: number, details: Record<string, unknown>): void {
@@ -281,19 +299,25 @@ export class StreamingAnalytics {
     return this.pendingAlerts.length > 0;
   }
 
-  /** Takes what the next flush writes (outside the write lock). */
-  capture(): AnalyticsUnit {
+  /** Takes what the next flush writes (outside the write lock); `final` (a shard's last flush) includes every learnt value. */
+  capture(final = false): AnalyticsUnit {
     const accs: DeviceAcc[] = [];
     for (const byDevice of this.pending.values()) for (const acc of byDevice.values()) accs.push(acc);
     this.pending = new Map();
     const alerts = this.pendingAlerts;
     this.pendingAlerts = [];
     const known: AnalyticsUnit['known'] = [];
-    for (const [tmid, w] of this.windows) {
-      for (const [field, k] of w.known) {
-        if (!k.dirty) continue;
-        k.dirty = false;
-        known.push({ tmid, field, since: k.since, values: [...k.values] });
+    const now = this.clock.now();
+    if (final || now - this.lastKnownWriteAt >= KNOWN_WRITE_INTERVAL_MS) {
+      this.lastKnownWriteAt = now;
+      for (const [tmid, w] of this.windows) {
+        for (const [field, k] of w.known) {
+          if (!k.dirty) continue;
+          k.dirty = false;
+          const values: string[] = [];
+          for (const v of k.values) values.push(typeof v === 'number' ? net16Label(v) : v);
+          known.push({ tmid, field, since: k.since, values });
+        }
       }
     }
     return { accs, alerts, known };
@@ -302,7 +326,9 @@ export class StreamingAnalytics {
   /** Inside the shard's checkpoint transaction: counters, alerts (with their feed entries) and learnt values. */
   writeSync(unit: AnalyticsUnit): void {
     const { analytics, opsAlerts } = this.store;
-    for (const acc of unit.accs) analytics.addDailySync(acc.day, acc.supportId, acc.tmid, acc);
+    for (const acc of unit.accs) {
+      if (analytics.addDailySync(acc.day, acc.supportId, acc.tmid, acc)) this.windowsOf(acc.tmid).destCappedDay = acc.day;
+    }
     for (const { alert, feed } of unit.alerts) opsAlerts.raiseSync(alert, feed);
     for (const k of unit.known) analytics.putKnownSync(k.tmid, k.field, { since: k.since, values: k.values });
   }
@@ -320,12 +346,39 @@ function compileRules(rules: readonly ThresholdRule[]): ReadonlyMap<string, Comp
   return byKind;
 }
 
-/** `a.b` of an IPv4 address; undefined for anything else (IPv6 is left out: no /16 meaning). */
+/**
+ * The /16 of an IPv4 address (`a.b.c.d` or the `a.b.0.0/16` label) as the
+ * number a × 256 + b, read in place without allocating; undefined for
+ * anything else (IPv6 is left out: a /16 means nothing there).
+ */
+export function net16Key(ip: string): number | undefined {
+  let a = -1;
+  let n = 0;
+  let digits = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      n = n * 10 + c - 48;
+      if (++digits > 3 || n > 255) return undefined;
+    } else if (c === 46 && digits > 0) {
+      if (a >= 0) return a * 256 + n;
+      a = n;
+      n = 0;
+      digits = 0;
+    } else return undefined;
+  }
+  return undefined;
+}
+
+/** The label of a /16 key: `a.b.0.0/16`. */
+export function net16Label(key: number): string {
+  return `${key >> 8}.${key & 255}.0.0/16`;
+}
+
+/** `a.b.0.0/16` of an IPv4 address; undefined for anything else. */
 export function net16(ip: string): string | undefined {
-  const first = ip.indexOf('.');
-  const second = first < 0 ? -1 : ip.indexOf('.', first + 1);
-  if (second < 0 || ip.includes(':')) return undefined;
-  return `${ip.slice(0, second)}.0.0/16`;
+  const key = net16Key(ip);
+  return key === undefined ? undefined : net16Label(key);
 }
 
 /** The last two labels of a host name, lower case (`cdn.example.net` → `example.net`). */

@@ -240,7 +240,7 @@ export class ShardCore {
     }
     // A final flush (snapshot) takes the whole round at once; otherwise a slice per flush.
     const unit = correlator?.capture(snapshot ? Number.POSITIVE_INFINITY : SNAPSHOTS_PER_FLUSH);
-    const analyticsUnit = this.analytics?.capture();
+    const analyticsUnit = this.analytics?.capture(snapshot);
     const { shardState } = this.store;
     await this.store.transaction(() => {
       for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);

@@ -40,8 +40,8 @@ export interface AnalyticsSummary {
 }
 
 export interface AnalyticsRepository {
-  /** Inside `store.transaction()` (a shard's flush): adds one flush's delta to a device's day. */
-  addDailySync(day: string, supportId: string, tmid: string, delta: DailyDelta): void;
+  /** Inside `store.transaction()` (a shard's flush): adds one flush's delta to a device's day; true when its distinct-destination set is full. */
+  addDailySync(day: string, supportId: string, tmid: string, delta: DailyDelta): boolean;
   /** A device's counters of one day. */
   daily(day: string, supportId: string, tmid: string): DailyCounters | undefined;
   /** One value per day of `days` (zero where nothing was counted): one device's, or the tenant's sum when `tmid` is undefined. */
@@ -108,6 +108,7 @@ export function createAnalyticsRepository(t: Tables): AnalyticsRepository {
         destinationsCapped: capped,
         thresholdAlerts: (prev?.thresholdAlerts ?? 0) + d.thresholdAlerts,
       });
+      return capped || destinations >= DESTINATIONS_CAP;
     },
     daily: (day, supportId, tmid) => analyticsDaily.get([day, supportId, tmid]),
     series(supportId, tmid, metric, days) {
