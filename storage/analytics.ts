@@ -151,6 +151,12 @@ export function createAnalyticsRepository(t: Tables): AnalyticsRepository {
     async sweep(beforeDay, destsBeforeDay) {
       let daily = 0;
       let dests = 0;
+      // Nothing old enough: no write transaction at all (the sweep runs at every start).
+      const none = (it: Iterable<unknown>): boolean => {
+        for (const _ of it) return false;
+        return true;
+      };
+      if (none(analyticsDaily.getKeys({ end: [beforeDay], limit: 1 })) && none(analyticsDests.getKeys({ end: [destsBeforeDay], limit: 1 }))) return { daily, dests };
       await root.transaction(() => {
         for (const key of analyticsDaily.getKeys({ end: [beforeDay] })) {
           analyticsDaily.removeSync(key);
