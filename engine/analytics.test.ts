@@ -102,6 +102,18 @@ describe('streaming analytics in a shard', () => {
     expect(store.analytics.daily('2026-11-30', 'TA', 'DEV-A')).toBeUndefined();
   });
 
+  it('splits kind counts at midnight when one flush holds two days of a device', async () => {
+    const core = shard();
+    core.recover();
+    core.processBatch(1, 'DEV-A', await commit(store, 1, 'DEV-A', [{ ts: T0, k: 'proc.start', seq: 1 }, { ts: T0, k: 'net.dns', seq: 2 }], T0), T0);
+    core.processBatch(2, 'DEV-A', await commit(store, 2, 'DEV-A', [{ ts: T0 + DAY, k: 'proc.start', seq: 3 }], T0 + DAY), T0 + DAY);
+    core.processBatch(3, 'DEV-A', await commit(store, 3, 'DEV-A', [{ ts: T0 + DAY, k: 'file.delete', seq: 4 }], T0 + DAY), T0 + DAY);
+    await core.flush();
+    expect(store.analytics.daily('2026-11-30', 'TA', 'DEV-A')).toMatchObject({ events: 2, kinds: { 'proc.start': 1, 'net.dns': 1 } });
+    expect(store.analytics.daily('2026-12-01', 'TA', 'DEV-A')).toMatchObject({ events: 2, kinds: { 'proc.start': 1, 'file.delete': 1 }, fileDeletes: 1 });
+    expect(store.analytics.daily('2026-12-01', 'TA', 'DEV-A')?.kinds['net.dns']).toBeUndefined();
+  });
+
   it('raises one alert for 10 failed logons within 5 minutes, none for 9, and none again on replay', async () => {
     const core = shard();
     core.recover();

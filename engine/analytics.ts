@@ -67,6 +67,8 @@ interface DeviceAcc extends DailyDelta {
   destinations: Set<string>;
   rules: ReadonlyMap<string, CompiledRule[]> | undefined;
   lsn: number;
+  /** False while `kinds` is the shard's own per-device count of this flush (one Map update per event, not two). */
+  ownKinds: boolean;
   /** Storage's distinct set of this day is full: collecting more is wasted work. */
   destCapped: boolean;
 }
@@ -118,6 +120,8 @@ export class StreamingAnalytics {
   private lastDayStart = -1;
   private lastDay = '';
   private lastKnownWriteAt = Number.NEGATIVE_INFINITY;
+  /** Per device, the accumulator of this flush that shares the shard's kind counts. */
+  private sharing = new Map<string, DeviceAcc>();
   /** Alerts raised since the start, for the shard's stats. */
   alertsRaised = 0;
 
@@ -137,8 +141,12 @@ export class StreamingAnalytics {
    * Starts a batch of `tmid` received at `recvAt` (server ms: the day it
    * counts on) with log position `lsn`. Returns the accumulator to hand to
    * `observe`, or undefined for a device storage does not know.
+   * `shardKinds`: the shard's per-kind counts of this device for this flush,
+   * which it updates for every event anyway; the day's kind counts reuse them
+   * while the device has one day in the flush (at midnight the first day
+   * keeps a copy and the next counts its own).
    */
-  beginBatch(tmid: string, lsn: number, recvAt: number): DeviceAcc | undefined {
+  beginBatch(tmid: string, lsn: number, recvAt: number, shardKinds?: Map<string, number>): DeviceAcc | undefined {
     let supportId = this.tenantOf.get(tmid);
     if (supportId === undefined) {
       supportId = this.store.devices.get(tmid)?.supportId;
@@ -154,12 +162,20 @@ export class StreamingAnalytics {
     if (byDevice === undefined) this.pending.set(day, (byDevice = new Map()));
     let acc = byDevice.get(tmid);
     if (acc === undefined) {
+      const other = this.sharing.get(tmid);
+      if (other !== undefined) {
+        other.kinds = new Map(other.kinds);
+        other.ownKinds = true;
+        this.sharing.delete(tmid);
+      }
+      const share = shardKinds !== undefined && other === undefined;
       acc = {
         tmid,
         supportId,
         day,
         events: 0,
-        kinds: new Map(),
+        kinds: share ? shardKinds : new Map(),
+        ownKinds: !share,
         procStarts: 0,
         failedLogons: 0,
         usbInsertions: 0,
@@ -171,6 +187,7 @@ export class StreamingAnalytics {
         destCapped: this.windows.get(tmid)?.destCappedDay === day,
       };
       byDevice.set(tmid, acc);
+      if (share) this.sharing.set(tmid, acc);
     }
     acc.rules = this.rulesOf.get(supportId) ?? this.defaultRules;
     acc.lsn = lsn;
@@ -181,7 +198,7 @@ export class StreamingAnalytics {
   observe(acc: DeviceAcc, event: object, kind: string, index: number): void {
     const e = event as Record<string, unknown>;
     acc.events++;
-    acc.kinds.set(kind, (acc.kinds.get(kind) ?? 0) + 1);
+    if (acc.ownKinds) acc.kinds.set(kind, (acc.kinds.get(kind) ?? 0) + 1);
     switch (kind) {
       case 'proc.start':
         acc.procStarts++;
@@ -304,6 +321,7 @@ export class StreamingAnalytics {
     const accs: DeviceAcc[] = [];
     for (const byDevice of this.pending.values()) for (const acc of byDevice.values()) accs.push(acc);
     this.pending = new Map();
+    this.sharing = new Map();
     const alerts = this.pendingAlerts;
     this.pendingAlerts = [];
     const known: AnalyticsUnit['known'] = [];

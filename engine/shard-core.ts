@@ -171,7 +171,7 @@ export class ShardCore {
         this.pendingCounts.set(tmid, counts);
       }
       // Analytics counts on the day the batch was received: the same day again on replay.
-      const acc = this.analytics?.beginBatch(tmid, lsn, recvAt ?? this.clock.now());
+      const acc = this.analytics?.beginBatch(tmid, lsn, recvAt ?? this.clock.now(), counts);
       for (let i = 0; i < events.length; i++) {
         const e = events[i] as { k?: unknown } | null;
         let kind: string;
