@@ -21,7 +21,7 @@ import { dirname } from 'node:path';
 import type { AgentPolicy, CommandFrame, TrailEvent } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { createConnectGate, createProtocolClient, DEFAULT_POLICY, type CommandOutcome, type ConnectGate, type WelcomeInfo } from './protocol-client.js';
-import { createPrng, createTrailGenerator, hashString, type TrailGenerator } from './trail-generator.js';
+import { createPrng, createTrailGenerator, failedLogonBurst, hashString, type TrailGenerator } from './trail-generator.js';
 
 /** Options of {@link runSimulation}. */
 export interface SimulationOptions {
@@ -63,6 +63,15 @@ export interface SimulationOptions {
   stopGeneration?: AbortSignal;
   /** Receives sentences about notable events (rate-limited); default: silent. */
   log?: (message: string, details?: Record<string, unknown>) => void;
+  /**
+   * Agents that go offline and come back (liveness, issue 16): the first
+   * `share` of the agents close their connection `afterSec` into the run and
+   * reconnect as the same device `downSec` later (what they had not got acked
+   * is lost, as with a PC switched off hard: counted in `batchesUnacked`).
+   */
+  dropouts?: { share: number; afterSec: number; downSec: number };
+  /** Failed-logon bursts (analytics thresholds): every `everySec`, the last `share` of the agents send `size` failed logons at once. */
+  failedLogonBursts?: { share: number; everySec: number; size: number };
 }
 
 /** Running totals passed to `onProgress`. */
@@ -140,6 +149,10 @@ export interface SimulationSummary {
   isolatedAgents: number;
   /** Outbound connections an isolated agent blocked (reported as `net.conn` with `blocked: true`). */
   connectionsBlocked: number;
+  /** Agents that went offline and came back (`dropouts`). */
+  dropouts: number;
+  /** Failed-logon bursts sent (`failedLogonBursts`). */
+  failedLogonBursts: number;
 }
 
 /** One agent's saved identity (state file). */
@@ -324,6 +337,8 @@ interface Stats {
   connected: number;
   commands: Record<string, number>;
   connectionsBlocked: number;
+  dropouts: number;
+  failedLogonBursts: number;
 }
 
 type Phase = 'running' | 'draining' | 'closing';
@@ -345,6 +360,7 @@ interface Ctx {
   readonly state: StateStore;
   readonly rng: () => number;
   readonly log: (message: string, details?: Record<string, unknown>) => void;
+  readonly failedLogonBursts: SimulationOptions['failedLogonBursts'];
   phase: Phase;
   /** performance.now() after which no batch is generated. */
   genStopAtMs: number;
@@ -532,8 +548,24 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     tickTimer = setTimeout(tick, Math.max(0, nextTickAtMs - now));
   }
 
+  let nextBurstAtMs = performance.now() + (ctx.failedLogonBursts?.everySec ?? 0) * 1000;
+  /** A failed-logon burst when one is due for this agent (`failedLogonBursts`), as a batch of its own. */
+  function maybeBurst(): void {
+    const b = ctx.failedLogonBursts;
+    // The last `share` of the agents: apart from the first ones `dropouts` takes, so bursts are not lost with them.
+    if (b === undefined || index < ctx.agents - Math.round(b.share * ctx.agents) || performance.now() < nextBurstAtMs) return;
+    nextBurstAtMs += b.everySec * 1000;
+    const first = nextSeq;
+    nextSeq += b.size;
+    ctx.stats.failedLogonBursts++;
+    ctx.stats.batchesGenerated++;
+    ctx.stats.eventsGenerated += b.size;
+    client.enqueue({ id: randomBytes(16).toString('hex'), first, last: first + b.size - 1, events: failedLogonBurst(b.size, first, Date.now(), `198.51.100.${1 + (index % 254)}`) });
+  }
+
   function generate(): void {
     if (!generator) return;
+    maybeBurst();
     const exact = (ctx.eps * ctx.batchMs) / 1000 + fraction;
     let remaining = Math.floor(exact);
     fraction = exact - remaining;
@@ -660,6 +692,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     connected: 0,
     commands: {},
     connectionsBlocked: 0,
+    dropouts: 0,
+    failedLogonBursts: 0,
   };
   const rng = createPrng(hashString('simulator', seed));
   let wake: (() => void) | undefined;
@@ -680,6 +714,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     state,
     rng,
     log,
+    failedLogonBursts: options.failedLogonBursts,
     phase: 'running',
     genStopAtMs: startedAtMs + Math.max(0, options.durationSec) * 1000,
     firstWelcomeAtMs: undefined,
@@ -752,6 +787,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
 
   let generationEndedAtMs = ctx.genStopAtMs;
   let drained = false;
+  const retired: SimAgent[] = [];
+  const dropoutTimers = options.dropouts === undefined || aborted ? [] : scheduleDropouts(ctx, agents, retired, options.dropouts);
   try {
     if (!aborted) for (const a of agents) a.start();
     await waitUntil(ctx.genStopAtMs, () => generationStopped);
@@ -764,8 +801,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (!drained) log('Drain timed out with unacked batches.', { drainTimeoutSec: drainTimeoutMs / 1000 });
   } finally {
     ctx.phase = 'closing';
+    for (const t of dropoutTimers) clearTimeout(t);
     ctx.gate.openAll();
-    await Promise.all(agents.map((a) => a.close()));
+    await Promise.all(agents.concat(retired).map((a) => a.close()));
     if (progressTimer) clearInterval(progressTimer);
     signal?.removeEventListener('abort', onAbort);
     stopGeneration?.removeEventListener('abort', onStopGeneration);
@@ -779,7 +817,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
 
   let batchesUnacked = 0;
   let eventsUnacked = 0;
-  for (const a of agents) {
+  for (const a of agents.concat(retired)) {
     const u = a.unacked();
     batchesUnacked += u.batches;
     eventsUnacked += u.events;
@@ -816,7 +854,41 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     commands: { ...stats.commands },
     isolatedAgents: agents.filter((a) => a.isolated()).length,
     connectionsBlocked: stats.connectionsBlocked,
+    dropouts: stats.dropouts,
+    failedLogonBursts: stats.failedLogonBursts,
   };
+}
+
+/**
+ * Agents that go offline and come back (`dropouts`): at `afterSec` the first
+ * `share` of the agents close their connection; `downSec` later a new agent
+ * with the same saved identity takes each one's place (the same device to the
+ * server). Returns the timers, cleared when the run ends.
+ */
+function scheduleDropouts(ctx: Ctx, agents: SimAgent[], retired: SimAgent[], d: NonNullable<SimulationOptions['dropouts']>): NodeJS.Timeout[] {
+  const count = Math.min(agents.length, Math.round(d.share * agents.length));
+  const timers: NodeJS.Timeout[] = [];
+  timers.push(
+    setTimeout(() => {
+      if (ctx.phase !== 'running') return;
+      for (let i = 0; i < count; i++) {
+        const old = agents[i]!;
+        retired.push(old);
+        ctx.stats.dropouts++;
+        void old.close().then(() => {
+          timers.push(
+            setTimeout(() => {
+              if (ctx.phase !== 'running') return;
+              const next = createSimAgent(ctx, i);
+              agents[i] = next;
+              next.start();
+            }, d.downSec * 1000),
+          );
+        });
+      }
+    }, d.afterSec * 1000),
+  );
+  return timers;
 }
 
 function ipv4ToInt(ip: string): number | undefined {

@@ -1828,3 +1828,18 @@ export function createTrailGenerator(options: TrailGeneratorOptions): TrailGener
     userName,
   };
 }
+
+/**
+ * A password-guessing burst for the analytics thresholds (issue 16): `n`
+ * failed remote logons (Security 4625, `ok: false`) against one account from
+ * one address, 200 ms apart from `ts`, with seq `firstSeq`… Outside the
+ * generator's own stream, so a run with bursts keeps every other event the
+ * same.
+ */
+export function failedLogonBurst(n: number, firstSeq: number, ts: number, srcIp: string): TrailEvent[] {
+  const out: TrailEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({ ts: ts + i * 200, k: 'logon', seq: firstSeq + i, user: 'S-1-0-0', userName: 'administrator', domain: 'CORP', logonType: 3, logonId: '0x0', srcIp, ok: false });
+  }
+  return out;
+}

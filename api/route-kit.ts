@@ -9,6 +9,7 @@ import type { Context, Hono } from 'hono';
 import { getCookie } from 'hono/cookie';
 import { z } from 'zod';
 import type { Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
 import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
@@ -29,6 +30,8 @@ export interface ApiDeps {
   exports?: { dataDir: string; runner: ExportRunner; config: Readonly<ExportConfig> };
   /** The server's Sigma rule set, for hunt jobs (`/sigma/hunts`); default: the shipped pack. */
   sigmaRules?: SigmaRuleSourceOptions;
+  /** The server's liveness defaults a tenant's settings override; absent: DEFAULTS.liveness. */
+  liveness?: Readonly<Config['liveness']>;
 }
 
 export interface RouteContext<P, Q, B> {

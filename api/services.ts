@@ -89,6 +89,8 @@ export interface DeviceFilter {
   /** Last communication at or after / before, ms. */
   lastSeenFrom?: number;
   lastSeenBefore?: number;
+  /** Device state (engine/device-status.ts). */
+  state?: 'online' | 'offline' | 'isolated' | 'error';
 }
 
 export type DeviceListItem = ReturnType<typeof deviceView>;
@@ -128,6 +130,7 @@ export function* filteredDevices(deps: ApiDeps, user: UserRecord, filter: Device
     if (filter.agentVersion !== undefined && d.agentVersion !== filter.agentVersion) continue;
     const v = deviceView(deps.store, d, false);
     if (filter.isolated !== undefined && (v.isolation === 'isolated') !== filter.isolated) continue;
+    if (filter.state !== undefined && v.state !== filter.state) continue;
     if (filter.lastSeenFrom !== undefined && v.lastCommunication < filter.lastSeenFrom) continue;
     if (filter.lastSeenBefore !== undefined && v.lastCommunication >= filter.lastSeenBefore) continue;
     yield v;

@@ -42,6 +42,7 @@ Usage:
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30]
+                  [--dropouts SHARE:AFTER_SEC:DOWN_SEC] [--logon-bursts SHARE:EVERY_SEC:SIZE]
   kiseki export daily --tenant S --date YYYY-MM-DD [--partial] [--rebuild]
   kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD
   kiseki export spot1y --tenant S --tmid T [--computer NAME]
@@ -267,6 +268,15 @@ async function cmdInspect(args: string[]): Promise<void> {
   }
 }
 
+/** `a:b:c` of three non-negative numbers (`--dropouts 0.1:10:5`), or undefined when the flag is absent. */
+function triple(v: Values, flag: string): [number, number, number] | undefined {
+  const text = str(v, flag);
+  if (text === undefined) return undefined;
+  const parts = text.split(':').map(Number);
+  if (parts.length !== 3 || parts.some((n) => !Number.isFinite(n) || n < 0)) throw new KisekiError('ERR_USAGE', { flag: `--${flag}`, reason: `--${flag} takes three numbers a:b:c` });
+  return parts as [number, number, number];
+}
+
 async function cmdSimulate(args: string[]): Promise<void> {
   const v = parse(args, {
     url: { type: 'string' },
@@ -280,7 +290,11 @@ async function cmdSimulate(args: string[]): Promise<void> {
     'detect-rate': { type: 'number' },
     'max-unacked': { type: 'number' },
     'drain-timeout': { type: 'number' },
+    dropouts: { type: 'string' },
+    'logon-bursts': { type: 'string' },
   });
+  const dropouts = triple(v, 'dropouts');
+  const bursts = triple(v, 'logon-bursts');
   const { runSimulation } = await import('../agent/index.js');
   // A first SIGINT / SIGTERM ends generation and drains what is unacked; a second one stops at once.
   const controller = new AbortController();
@@ -300,6 +314,8 @@ async function cmdSimulate(args: string[]): Promise<void> {
     ...(numFlag(v, 'detect-rate') === undefined ? {} : { detectRate: numFlag(v, 'detect-rate')! }),
     ...(numFlag(v, 'max-unacked') === undefined ? {} : { maxUnacked: numFlag(v, 'max-unacked')! }),
     ...(numFlag(v, 'drain-timeout') === undefined ? {} : { drainTimeoutSec: numFlag(v, 'drain-timeout')! }),
+    ...(dropouts === undefined ? {} : { dropouts: { share: dropouts[0], afterSec: dropouts[1], downSec: dropouts[2] } }),
+    ...(bursts === undefined ? {} : { failedLogonBursts: { share: bursts[0], everySec: bursts[1], size: Math.max(1, Math.round(bursts[2])) } }),
     signal: controller.signal,
     stopGeneration: stopGeneration.signal,
     log: (msg: string) => process.stderr.write(`${msg}\n`),

@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createShardPool, startNetworkIntel, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
+import { createLivenessMonitor, createShardPool, startNetworkIntel, sweepAnalytics, type LivenessMonitor, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { createSyslogRouter, loadSyslogRoutes, startSyslogReceiver, type SyslogReceiver } from '../ingest/syslog/index.js';
@@ -26,6 +26,8 @@ export interface RunningService {
   readonly syslogPorts: { tcp?: number; tls?: number; udp?: number };
   readonly store: HotStore;
   readonly metrics: Metrics;
+  /** The liveness check (absent when `liveness.enabled` is false); tests run `check()` with an injected clock. */
+  readonly liveness: LivenessMonitor | undefined;
   /** Resolves when the shards have processed and checkpointed every committed batch. */
   drained(): Promise<void>;
   close(): Promise<void>;
@@ -78,12 +80,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let notifications: NotificationsRuntime | undefined;
   let networkIntel: NetworkIntelRuntime | undefined;
   let reports: ReportScheduler | undefined;
+  let liveness: LivenessMonitor | undefined;
+  let analyticsSweep: NodeJS.Timeout | undefined;
+  let sweeping: Promise<unknown> = Promise.resolve();
   // Chromium starts on the first PDF only (a report or a quick-report mail).
   const pdf = createPdfRenderer(config.reports.chromiumPath === '' ? {} : { executablePath: config.reports.chromiumPath });
   // Reports print from the console's templates: the console's report page and the PDF are one document.
   const templates = createReportTemplates();
   const stopOutbound = async (): Promise<void> => {
     await networkIntel?.stop();
+    if (analyticsSweep !== undefined) clearInterval(analyticsSweep);
+    await sweeping;
+    await liveness?.stop();
     await notifications?.stop();
     await reports?.stop();
     await pdf.close();
@@ -106,6 +114,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ...(config.sigma.enabled
         ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
         : {}),
+      analytics: config.analytics.enabled,
       logger,
       onAlerts: (count, latenciesMs) => {
         metrics.engineAlertsTotal.inc(count);
@@ -203,6 +212,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         requireClientCert: config.http.requireClientCert,
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
         sigmaRules: { defaultPack: config.sigma.defaultPack, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) },
+        liveness: config.liveness,
       },
       health: {
         problems: () => healthCheck.problems(),
@@ -221,6 +231,30 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     http = await startHttpServer(app, config.http);
     // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
     notifications = startNotifications({ store, clock, logger, config: config.notify, siem: config.siem, renderAlertPdf: (id, signal) => quickReportPdf({ store, pdf, templates }, id, signal) });
+    if (config.liveness.enabled) {
+      liveness = createLivenessMonitor({
+        store,
+        clock,
+        logger,
+        config: config.liveness,
+        onReport: (r) => {
+          for (const [state, n] of Object.entries(r.states)) metrics.livenessDevices.set({ state }, n);
+          metrics.livenessOfflineAlertsTotal.inc(r.offlineAlerts);
+          metrics.livenessMassOfflineTotal.inc(r.massOfflineAlerts);
+          metrics.livenessRecoveriesTotal.inc(r.recoveries);
+        },
+      });
+      liveness.start();
+    }
+    if (config.analytics.enabled) {
+      // Daily counters past their retention, hourly (and once now): SPEC §5 keeps them 90 days.
+      const sweep = (): void => {
+        sweeping = sweepAnalytics(store, clock.now(), config.analytics.retentionDays).catch((err: unknown) => log.error({ err }, 'The analytics retention sweep failed; the next one retries.'));
+      };
+      sweep();
+      analyticsSweep = setInterval(sweep, 3_600_000);
+      analyticsSweep.unref();
+    }
     if (config.reports.enabled) {
       reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
       reports.start();
@@ -238,6 +272,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       },
       store,
       metrics,
+      liveness,
       drained: () => shards.drained(committer.committedLsn()),
       close() {
         closing ??= (async () => {

@@ -142,8 +142,6 @@ const configSchema = z
         retryBaseMs: z.number().int().min(100),
         /** Business days a gray alert waits for the customer before it turns white; 0 turns the rule off. */
         grayTimeoutBusinessDays: z.number().int().min(0).max(30),
-        /** A device not connected and not seen this long notifies `device.offline` once; 0 turns it off. */
-        offlineAfterMs: z.number().int().min(0),
       })
       .strict(),
     /** Periodic and incident reports (reports/). */
@@ -196,6 +194,31 @@ const configSchema = z
         destinationsFile: z.string().min(1).optional(),
         /** HOSTNAME of the RFC 5424 headers kiseki sends. */
         hostname: z.string().min(1).max(255),
+      })
+      .strict(),
+    /** Agent liveness (engine/liveness.ts): the defaults each tenant's settings override. */
+    liveness: z
+      .object({
+        /** Run the liveness check in `kiseki start`. */
+        enabled: z.boolean(),
+        /** How often devices' silences are checked (an offline alert comes at most this late). */
+        checkIntervalMs: z.number().int().min(100),
+        /** A device silent this long outside maintenance windows raises one `agent.offline` alert. */
+        offlineAfterMs: z.number().int().min(1000),
+        /** Share of a tenant's devices (0–1) that dropping within massOfflineWindowMs makes one mass-offline event… */
+        massOfflineShare: z.number().min(0).max(1),
+        /** …when they are at least this many. */
+        massOfflineMinDevices: z.number().int().min(2),
+        massOfflineWindowMs: z.number().int().min(1000),
+      })
+      .strict(),
+    /** Streaming analytics in the shards (engine/analytics.ts, docs/ANALYTICS.md). */
+    analytics: z
+      .object({
+        /** Off: shards count nothing per day and evaluate no threshold (the benchmark's baseline). */
+        enabled: z.boolean(),
+        /** Daily counters are swept after this many days (SPEC §5: 90). */
+        retentionDays: z.number().int().min(1).max(3650),
       })
       .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
@@ -341,7 +364,6 @@ export const DEFAULTS: Config = {
     maxAttempts: 6,
     retryBaseMs: 30_000,
     grayTimeoutBusinessDays: 3,
-    offlineAfterMs: 24 * 3600_000,
   },
   reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '' },
   sigma: { enabled: true, defaultPack: true, reloadIntervalMs: 5_000 },
@@ -356,6 +378,16 @@ export const DEFAULTS: Config = {
     checkIntervalMs: 5_000,
   },
   siem: { hostname: 'kiseki' },
+  liveness: {
+    enabled: true,
+    checkIntervalMs: 60_000,
+    offlineAfterMs: 24 * 3600_000,
+    // An outage, not a lunch break: a fifth of the tenant's PCs, at least 10, within 5 minutes.
+    massOfflineShare: 0.2,
+    massOfflineMinDevices: 10,
+    massOfflineWindowMs: 5 * 60_000,
+  },
+  analytics: { enabled: true, retentionDays: 90 },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -438,6 +470,12 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'notify.grayTimeoutBusinessDays', env: 'KISEKI_GRAY_TIMEOUT_BUSINESS_DAYS', type: 'integer' },
   { path: 'reports.enabled', env: 'KISEKI_REPORTS', type: 'boolean' },
   { path: 'reports.chromiumPath', env: 'KISEKI_CHROMIUM', type: 'string' },
+  // liveness and streaming analytics
+  { path: 'liveness.enabled', env: 'KISEKI_LIVENESS', type: 'boolean' },
+  { path: 'liveness.checkIntervalMs', env: 'KISEKI_LIVENESS_CHECK_INTERVAL_MS', type: 'integer' },
+  { path: 'liveness.offlineAfterMs', env: 'KISEKI_OFFLINE_AFTER_MS', flag: 'offline-after-ms', type: 'integer' },
+  { path: 'analytics.enabled', env: 'KISEKI_ANALYTICS', type: 'boolean' },
+  { path: 'analytics.retentionDays', env: 'KISEKI_ANALYTICS_RETENTION_DAYS', type: 'integer' },
   { path: 'health.minFreeDiskBytes', env: 'KISEKI_HEALTH_MIN_FREE_DISK_BYTES', type: 'integer' },
   { path: 'health.maxMapUsePercent', env: 'KISEKI_HEALTH_MAX_MAP_USE_PERCENT', type: 'number' },
   { path: 'health.maxShardLagLsn', env: 'KISEKI_HEALTH_MAX_SHARD_LAG_LSN', type: 'integer' },

@@ -30,6 +30,11 @@ export interface Metrics {
   storageWritable: Gauge;
   storageWriteFailuresTotal: Counter;
   processUnhandledRejectionsTotal: Counter;
+  // liveness (engine/liveness.ts)
+  livenessDevices: Gauge<'state'>;
+  livenessOfflineAlertsTotal: Counter;
+  livenessMassOfflineTotal: Counter;
+  livenessRecoveriesTotal: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -82,5 +87,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
     engineCheckpointLsn: new Gauge({ name: 'kiseki_engine_checkpoint_lsn', help: 'Lowest persisted shard checkpoint (log sequence number).', registers }),
+    // liveness (engine/liveness.ts): set after each check
+    livenessDevices: new Gauge({ name: 'kiseki_liveness_devices', help: 'Devices per state (online, offline, isolated, error) as of the last liveness check.', labelNames: ['state'], registers }),
+    livenessOfflineAlertsTotal: new Counter({ name: 'kiseki_liveness_offline_alerts_total', help: 'agent.offline alerts raised (one per silence outside maintenance windows).', registers }),
+    livenessMassOfflineTotal: new Counter({ name: 'kiseki_liveness_mass_offline_total', help: 'Mass-offline events raised (many devices of a tenant dropped at once).', registers }),
+    livenessRecoveriesTotal: new Counter({ name: 'kiseki_liveness_recoveries_total', help: 'Devices with an open offline alert that came back.', registers }),
   };
 }

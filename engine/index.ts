@@ -17,3 +17,10 @@ export { renderReportText } from './report-text.js';
 export { startSigmaHunt, compileRulesText, MAX_HUNT_HITS } from './sigma-hunt-job.js';
 export type { HuntRuleChoice, StartSigmaHuntOptions } from './sigma-hunt-job.js';
 export type { SigmaRuleSourceOptions } from './sigma-rules.js';
+// liveness and streaming analytics (issue 16)
+export { createLivenessMonitor, effectiveLivenessSettings, inMaintenance, parseClockTime, silenceStart } from './liveness.js';
+export type { LivenessMonitor, LivenessMonitorOptions, LivenessReport, LivenessDefaults, EffectiveLivenessSettings } from './liveness.js';
+export { deviceStatus, DEVICE_STATUSES } from './device-status.js';
+export type { DeviceStatus } from './device-status.js';
+export { StreamingAnalytics, DEFAULT_THRESHOLD_RULES, jstDay, sweepAnalytics } from './analytics.js';
+export type { AnalyticsUnit, StreamingAnalyticsOptions } from './analytics.js';

@@ -20,6 +20,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { TrailEvent } from '../core/contracts.js';
 import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/msgpack-bounds.js';
 import type { HotStore, QuarantineRecord } from '../storage/index.js';
+import type { StreamingAnalytics } from './analytics.js';
 import type { Correlator } from './correlator.js';
 import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from '../core/vshard.js';
 
@@ -41,6 +42,8 @@ export interface ShardCoreOptions {
   stateSnapshotIntervalMs?: number;
   /** Time source (core/clock.ts); default the system clock. */
   clock?: Clock;
+  /** Daily counters and threshold rules (engine/analytics.ts); absent: off. */
+  analytics?: StreamingAnalytics;
 }
 
 export interface ShardStats {
@@ -66,6 +69,7 @@ export class ShardCore {
   private pendingQuarantine: QuarantineRecord[] = [];
   private dirty = false;
   private readonly correlator: Correlator | undefined;
+  private readonly analytics: StreamingAnalytics | undefined;
   private readonly snapshotEveryMs: number;
   private readonly clock: Clock;
   private lastSnapshotAt: number;
@@ -73,6 +77,7 @@ export class ShardCore {
   constructor(options: ShardCoreOptions) {
     this.store = options.store;
     this.correlator = options.correlator;
+    this.analytics = options.analytics;
     this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 30_000;
     this.clock = options.clock ?? systemClock;
     this.lastSnapshotAt = this.clock.now();
@@ -165,6 +170,8 @@ export class ShardCore {
         counts = new Map();
         this.pendingCounts.set(tmid, counts);
       }
+      // Analytics counts on the day the batch was received: the same day again on replay.
+      const acc = this.analytics?.beginBatch(tmid, lsn, recvAt ?? this.clock.now(), counts);
       for (let i = 0; i < events.length; i++) {
         const e = events[i] as { k?: unknown } | null;
         let kind: string;
@@ -174,6 +181,7 @@ export class ShardCore {
           this.stats.invalidEvents++;
         }
         counts.set(kind, (counts.get(kind) ?? 0) + 1);
+        if (acc !== undefined && e !== null && typeof e === 'object') this.analytics!.observe(acc, e, kind, i);
       }
       this.stats.batches++;
       this.stats.events += events.length;
@@ -193,12 +201,12 @@ export class ShardCore {
 
   /** True when there is state or checkpoint progress not yet persisted. */
   needsFlush(): boolean {
-    return this.dirty || this.pendingCounts.size > 0 || (this.correlator?.hasPendingWrites() ?? false) || (this.correlator?.snapshotRoundActive() ?? false);
+    return this.dirty || this.pendingCounts.size > 0 || (this.analytics?.hasPending() ?? false) || (this.correlator?.hasPendingWrites() ?? false) || (this.correlator?.snapshotRoundActive() ?? false);
   }
 
   /** True when alerts wait to be stored: the worker flushes at once rather than on its timer. */
   hasUrgentWrites(): boolean {
-    return this.correlator?.hasPendingWrites() ?? false;
+    return (this.correlator?.hasPendingWrites() ?? false) || (this.analytics?.hasAlerts() ?? false);
   }
 
   /** Inside a write transaction: state checkpoints of the owned virtual shards up to `lsn`. */
@@ -232,9 +240,11 @@ export class ShardCore {
     }
     // A final flush (snapshot) takes the whole round at once; otherwise a slice per flush.
     const unit = correlator?.capture(snapshot ? Number.POSITIVE_INFINITY : SNAPSHOTS_PER_FLUSH);
+    const analyticsUnit = this.analytics?.capture(snapshot);
     const { shardState } = this.store;
     await this.store.transaction(() => {
       for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);
+      if (analyticsUnit !== undefined) this.analytics!.writeSync(analyticsUnit);
       for (const r of quarantine) this.store.quarantine.recordSync(r);
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {

@@ -17,6 +17,8 @@ export interface ShardWorkerData {
   maxDevicesInMemory: number;
   /** Sigma rules in the shard; absent: off. */
   sigma?: ShardSigmaOptions;
+  /** Streaming analytics (engine/analytics.ts); absent: off. */
+  analytics?: boolean;
 }
 
 /** Where a shard's Sigma rules come from and how often it looks for changes. */

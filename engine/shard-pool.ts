@@ -27,6 +27,8 @@ export interface ShardPoolOptions {
   maxDevicesInMemory: number;
   /** Sigma rules in the shards; absent: off. */
   sigma?: ShardSigmaOptions;
+  /** Streaming analytics (daily counters, threshold rules) in the shards; default off. */
+  analytics?: boolean;
   logger: Logger;
   /** Called with the alerts each flush stored and their batch-receipt → stored latencies (ms). */
   onAlerts?: (count: number, latenciesMs: number[]) => void;
@@ -141,6 +143,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
+      ...(options.analytics === true ? { analytics: true } : {}),
     };
     const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
     slot.worker = worker;

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
+import { StreamingAnalytics } from './analytics.js';
 import { Correlator } from './correlator.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
@@ -42,7 +43,15 @@ const correlator = new Correlator({
   },
   onCommand: (tmid) => commandTmids.add(tmid),
 });
-const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
+const analytics = data.analytics === true ? new StreamingAnalytics({ store, clock: systemClock }) : undefined;
+const core = new ShardCore({
+  store,
+  index: data.index,
+  workers: data.workers,
+  correlator,
+  stateSnapshotIntervalMs: data.stateSnapshotIntervalMs,
+  ...(analytics === undefined ? {} : { analytics }),
+});
 
 function send(msg: FromShard): void {
   port!.postMessage(msg);
@@ -128,8 +137,9 @@ const timer = setInterval(() => {
 }, data.flushIntervalMs);
 const intelTimer = setInterval(() => {
   intel.reloadIfChanged();
-  // Tenants' Sigma settings changed through the API reach the shard within this period.
+  // Tenants' Sigma settings and threshold rules changed through the API reach the shard within this period.
   sigma?.refreshSettings();
+  analytics?.refreshRules();
 }, INTEL_CHECK_MS);
 const sigmaTimer =
   sigmaSource === undefined || sigma === undefined

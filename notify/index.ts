@@ -12,7 +12,6 @@ export { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
 export type { GrayTimeoutOptions } from './gray-timeout.js';
 export { startNotifications } from './runtime.js';
 export type { NotificationsRuntime } from './runtime.js';
-export { checkOfflineDevices } from './offline-check.js';
 // SIEM forwarding (issue 17, part B): formats, transports, operator-wide destinations.
 export { toEcs, toOcsf, toCef, toSyslog, formatFor, flattenKeys, ECS_VERSION, OCSF_VERSION, SD_ID } from './siem/formats.js';
 export { siemEventOf } from './siem/siem-event.js';

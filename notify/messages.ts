@@ -17,6 +17,11 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'report.incident': 'インシデントレポート',
   'intel.hit': '脅威インテリジェンスとの一致 (ネットワークログ)',
   'detection.new': 'Sigma ルールの検知',
+  // liveness and streaming analytics (engine/liveness.ts, engine/analytics.ts)
+  'device.online': 'エージェントの復旧',
+  'tenant.mass_offline': '多数のエージェントが同時にオフライン',
+  'tenant.recovered': '同時オフラインからの復旧',
+  'analytics.threshold': 'しきい値の超過',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */
@@ -53,11 +58,18 @@ export function webhookBody(store: HotStore, entry: OutboxEntry, consoleUrl: str
   return { id: entry.id, digest: entry.digest, supportId: entry.supportId, events: entry.events.map((e) => describe(store, e, consoleUrl)) };
 }
 
+/** What a liveness or analytics event is about: the device, the number of devices, the rule. */
+function fleetSubject(d: WebhookBody['events'][number]): string {
+  if (d.kind === 'tenant.mass_offline' || d.kind === 'tenant.recovered') return `${d.devices ?? 0} 台`;
+  if (d.kind === 'analytics.threshold') return `${d.title ?? ''} ${d.tmid ?? ''}`.trim();
+  return d.tmid ?? '';
+}
+
 function line(d: WebhookBody['events'][number]): string {
   const when = new Date(d.at).toISOString();
   const what = KIND_JA[d.kind];
   const verdict = d.verdict === undefined ? '' : ` 判定: ${VERDICT_JA[d.verdict] ?? d.verdict}${d.from ? ` (変更前: ${VERDICT_JA[d.from] ?? d.from})` : ''}`;
-  const subject = d.threat === undefined ? (d.tmid ?? '') : `${d.threat} / ${d.computer ?? d.tmid ?? ''}`;
+  const subject = d.threat === undefined ? fleetSubject(d) : `${d.threat} / ${d.computer ?? d.tmid ?? ''}`;
   return `- ${when} ${what}${verdict} ${subject}${d.url === undefined ? '' : `\n  ${d.url}`}`;
 }
 
@@ -70,7 +82,7 @@ function esc(s: unknown): string {
 function lineHtml(d: WebhookBody['events'][number]): string {
   const when = new Date(d.at).toISOString();
   const verdict = d.verdict === undefined ? '' : ` 判定: <strong>${esc(VERDICT_JA[d.verdict] ?? d.verdict)}</strong>${d.from ? ` (変更前: ${esc(VERDICT_JA[d.from] ?? d.from)})` : ''}`;
-  const subject = d.threat === undefined ? esc(d.tmid ?? '') : `${esc(d.threat)} / ${esc(d.computer ?? d.tmid ?? '')}`;
+  const subject = d.threat === undefined ? esc(fleetSubject(d)) : `${esc(d.threat)} / ${esc(d.computer ?? d.tmid ?? '')}`;
   return `<li>${esc(when)} ${esc(KIND_JA[d.kind])}${verdict} ${subject}${d.url === undefined ? '' : `<br><a href="${esc(d.url)}">${esc(d.url)}</a>`}</li>`;
 }
 
@@ -95,7 +107,7 @@ export function renderMail(store: HotStore, entry: OutboxEntry, consoleUrl: stri
   }
   const d = body.events[0]!;
   const verdict = d.verdict === undefined ? '' : ` ${VERDICT_JA[d.verdict] ?? d.verdict}`;
-  const target = d.threat === undefined ? (d.tmid ?? '') : ` ${d.threat} (${d.computer ?? ''})`;
+  const target = d.threat === undefined ? fleetSubject(d) : ` ${d.threat} (${d.computer ?? ''})`;
   const attach = d.kind === 'alert.new' ? '速報レポートを PDF で添付しています。' : d.kind === 'report.incident' ? 'インシデントレポートを PDF で添付しています。' : '';
   const subject = `[kiseki] ${KIND_JA[d.kind]}${verdict}:${target}`;
   const intro = `${KIND_JA[d.kind]}をお知らせします。`;

@@ -1,8 +1,8 @@
 /**
  * What `kiseki start` runs of notify/: the notifier on its interval (feed →
- * outbox → SMTP and webhooks), and once a minute the gray → white rule and
- * the agent-offline check, all
- * from one config slice. `stop()` waits for a running round, so nothing is
+ * outbox → SMTP and webhooks), and once a minute the gray → white rule, all
+ * from one config slice. (Agent liveness is engine/liveness.ts: it writes
+ * feed events this only delivers.) `stop()` waits for a running round, so nothing is
  * half-marked at shutdown (and an unfinished one resumes from the outbox).
  */
 import type { Clock } from '../core/clock.js';
@@ -10,12 +10,11 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore } from '../storage/index.js';
 import { applyGrayTimeouts } from './gray-timeout.js';
-import { checkOfflineDevices } from './offline-check.js';
 import { createNotifier, type Notifier } from './notifier.js';
 import { loadSiemDestinations } from './siem/destinations.js';
 import { createSmtpTransport } from './smtp.js';
 
-/** The gray → white rule and the offline check run this often. */
+/** The gray → white rule runs this often. */
 const MINUTE_CHECKS_INTERVAL_MS = 60_000;
 
 export interface NotificationsRuntime {
@@ -65,14 +64,10 @@ export function startNotifications(options: {
       const ids = await applyGrayTimeouts({ store, clock, businessDays: config.grayTimeoutBusinessDays });
       if (ids.length > 0) log.info({ alerts: ids.length }, 'Gray alerts without an answer turned white.');
     }
-    if (config.offlineAfterMs > 0) {
-      const tmids = await checkOfflineDevices({ store, clock, offlineAfterMs: config.offlineAfterMs });
-      if (tmids.length > 0) log.info({ devices: tmids.length }, 'Devices silent past the offline limit were reported.');
-    }
   };
-  if (config.grayTimeoutBusinessDays > 0 || config.offlineAfterMs > 0) {
+  if (config.grayTimeoutBusinessDays > 0) {
     minuteTimer = setInterval(() => {
-      minuteRun = minuteChecks().catch((err: unknown) => log.error({ err }, 'The gray → white or offline check failed; the next one retries.'));
+      minuteRun = minuteChecks().catch((err: unknown) => log.error({ err }, 'The gray → white check failed; the next one retries.'));
     }, MINUTE_CHECKS_INTERVAL_MS);
     minuteTimer.unref();
   }

@@ -25,6 +25,9 @@ import { createShardStateRepository, type ShardStateRepository } from './shard-s
 import { openTables, type TablesOptions } from './tables.js';
 import { createIntelAlertRepository, type IntelAlertRepository } from './intel-alerts.js';
 import { createNetConnRepository, type NetConnRepository } from './net-conns.js';
+import { createOpsAlertRepository, type OpsAlertRepository } from './ops-alerts.js';
+import { createLivenessRepository, type LivenessRepository } from './liveness.js';
+import { createAnalyticsRepository, type AnalyticsRepository } from './analytics.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
 
 export type HotStoreOptions = TablesOptions;
@@ -65,6 +68,12 @@ export interface HotStore {
   readonly netConns: NetConnRepository;
   /** Network-intel alerts: network logs that hit an indicator, with endpoint evidence. */
   readonly intelAlerts: IntelAlertRepository;
+  /** Operational alerts: agents offline, mass offline, analytics thresholds. */
+  readonly opsAlerts: OpsAlertRepository;
+  /** Liveness settings (offline delay, maintenance windows) and decisions per device. */
+  readonly liveness: LivenessRepository;
+  /** Streaming-analytics counters per device and day, threshold rules. */
+  readonly analytics: AnalyticsRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -122,6 +131,9 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     netlog: createNetlogRepository(t),
     netConns: createNetConnRepository(t),
     intelAlerts: createIntelAlertRepository(t),
+    opsAlerts: createOpsAlertRepository(t),
+    liveness: createLivenessRepository(t),
+    analytics: createAnalyticsRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

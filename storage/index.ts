@@ -15,7 +15,16 @@ export type {
   CommandRecord,
   CommandState,
   CustomerAnswer,
+  DailyCounters,
+  DailyDelta,
   DedupEntry,
+  DeviceLiveness,
+  LivenessSettings,
+  MaintenanceWindow,
+  OpsAlert,
+  OpsAlertKind,
+  ThresholdRule,
+  ThresholdRuleSet,
   DeviceFacts,
   DeviceIsolation,
   DeviceRecord,
@@ -69,3 +78,7 @@ export type { DataDirLock, DataDirLockOwner } from './data-dir-lock.js';
 export { verifyDataDir, checkLmdbFile, batchChecksum, batchIntact } from './verify.js';
 export type { VerifyOptions, VerifyReport } from './verify.js';
 export type { InspectReport } from './inspect.js';
+export type { OpsAlertRepository, OpsAlertFilter } from './ops-alerts.js';
+export type { LivenessRepository, LivenessDecisions } from './liveness.js';
+export { DESTINATIONS_CAP, KNOWN_CAP } from './analytics.js';
+export type { AnalyticsRepository, AnalyticsMetric, AnalyticsSummary } from './analytics.js';

@@ -13,14 +13,12 @@
  *   notify-state     'cursor'                   -> last feed seq queued
  *                    'rate:<recipient>:<hour>'  -> notifications queued that hour
  *                    'digest:<recipient>:<hour>' -> id of that hour's open digest
- *                    'offline:<tmid>'           -> lastSeen of the device when reported offline
  *
  * Queueing (`queueSync`, `setCursorSync`, `bumpRateSync`) runs inside one
  * `store.transaction()`, so a feed position is either fully queued or not
  * at all.
  */
 import type { NotifyFeedEvent, NotifySettings, OutboxEntry } from './records.js';
-import { appendFeedSync } from './feed.js';
 import type { Tables } from './tables.js';
 
 export interface NotifyRepository {
@@ -52,12 +50,6 @@ export interface NotifyRepository {
   openDigest(recipientId: string, hourStart: number): OutboxEntry | undefined;
   /** Inside `store.transaction()`: records the open digest of a recipient's hour. */
   setOpenDigestSync(recipientId: string, hourStart: number, id: string): void;
-  /**
-   * Appends a `device.offline` event unless one was already recorded for this
-   * device at this `lastSeen` (a device that comes back and goes quiet again
-   * notifies again). Returns true when appended.
-   */
-  recordOffline(event: { supportId: string; tmid: string; at: number; lastSeen: number }): Promise<boolean>;
   /** Marks an entry sent (removed from the due index). */
   markSent(id: string, at: number): Promise<OutboxEntry | undefined>;
   /** Records a failed attempt: pending again at `nextAttemptAt`. */
@@ -131,14 +123,6 @@ export function createNotifyRepository(t: Tables): NotifyRepository {
     setOpenDigestSync(recipientId, hourStart, id) {
       notifyState.putSync(`digest:${recipientId}:${hourStart}`, id);
     },
-    recordOffline: (e) =>
-      root.transaction(() => {
-        const key = `offline:${e.tmid}`;
-        if (notifyState.get(key) === e.lastSeen) return false;
-        notifyState.putSync(key, e.lastSeen);
-        appendFeedSync(t, { kind: 'device.offline', supportId: e.supportId, at: e.at, tmid: e.tmid, by: 'system:offline-check' });
-        return true;
-      }),
     markSent: (id, at) => update(id, (e) => ({ ...e, state: 'sent', sentAt: at, attempts: e.attempts + 1 })),
     markRetry: (id, error, nextAttemptAt) => update(id, (e) => ({ ...e, attempts: e.attempts + 1, lastError: error, nextAttemptAt })),
     markDead: (id, error, at) =>

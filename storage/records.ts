@@ -230,7 +230,12 @@ export type NotifyEventKind =
   | 'report.incident'
   // Network intel and Sigma (issue 17, part B): a network-log intel alert, a stored Sigma detection.
   | 'intel.hit'
-  | 'detection.new';
+  | 'detection.new'
+  // liveness and streaming analytics (engine/liveness.ts, engine/analytics.ts)
+  | 'device.online'
+  | 'tenant.mass_offline'
+  | 'tenant.recovered'
+  | 'analytics.threshold';
 
 /**
  * One entry of the notification feed: written by the repositories in the same
@@ -259,6 +264,12 @@ export interface NotifyFeedEvent {
   severity?: SigmaSeverity;
   /** `detection.new`: the Sigma detection's id. */
   detectionId?: string;
+  /** Liveness and analytics events: the operational alert they raised or resolved (storage/ops-alerts.ts). */
+  opsAlertId?: string;
+  /** Mass-offline events: how many devices dropped. */
+  devices?: number;
+  /** Threshold events: the rule's title. */
+  title?: string;
 }
 
 /** One destination of a tenant's notifications and what it wants. */
@@ -399,3 +410,127 @@ export interface SiemTarget {
   headers?: Record<string, string>;
 }
 
+// ---------------------------------------------------------------------------
+// Liveness and streaming analytics (engine/liveness.ts, engine/analytics.ts).
+
+/**
+ * A planned maintenance window: devices going silent inside one raise no
+ * offline alert. `weekly`: on the given JST weekdays (0 Sunday … 6 Saturday)
+ * from `start` to `end` (`HH:MM`, JST; an `end` at or before `start` ends the
+ * next day). `once`: one range of server time, ms.
+ */
+export type MaintenanceWindow = { kind: 'weekly'; days: number[]; start: string; end: string; label?: string } | { kind: 'once'; from: number; to: number; label?: string };
+
+/** A tenant's liveness settings; absent fields take the server's defaults (config `liveness`). */
+export interface LivenessSettings {
+  supportId: string;
+  /** A device silent this long (outside maintenance windows) raises one `agent.offline` alert. */
+  offlineAfterMs?: number;
+  windows: MaintenanceWindow[];
+  /** At least this share of the tenant's devices … */
+  massOfflineShare?: number;
+  /** … and at least this many, dropped within `massOfflineWindowMs`, make one mass-offline event. */
+  massOfflineMinDevices?: number;
+  massOfflineWindowMs?: number;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** What liveness last decided about a device's silence (absent: never reported). */
+export interface DeviceLiveness {
+  tmid: string;
+  supportId: string;
+  /** `offline`: this silence was reported (by its own alert or a mass-offline event); `online`: it came back. */
+  state: 'online' | 'offline';
+  /** When the state was set, ms. */
+  since: number;
+  /** The device's lastSeen the silence was reported at: a new silence has a newer one. */
+  lastSeen: number;
+  /** The `agent.offline` alert of this silence. */
+  alertId?: string;
+  /** The mass-offline event that covered this silence instead of an alert of its own. */
+  massAlertId?: string;
+}
+
+export type OpsAlertKind = 'agent.offline' | 'agent.mass_offline' | 'analytics.threshold';
+
+/**
+ * An operational alert: about the fleet or a device's behaviour rather than
+ * an antivirus detection (no quick report, no verdict). Open until resolved
+ * (a device back online, a tenant recovered); threshold alerts are born resolved.
+ */
+export interface OpsAlert {
+  id: string;
+  kind: OpsAlertKind;
+  supportId: string;
+  tmid?: string;
+  computer?: string;
+  createdAt: number;
+  state: 'open' | 'resolved';
+  resolvedAt?: number;
+  /** One line for lists and mails. */
+  title: string;
+  /** Kind-specific facts: lastSeen, device counts and TMIDs, a rule's id, count and window. */
+  details: Record<string, unknown>;
+}
+
+/** Counters of one device on one JST day (engine/analytics.ts). */
+export interface DailyCounters {
+  /** `YYYY-MM-DD`, JST, of the batches' receipt. */
+  day: string;
+  supportId: string;
+  tmid: string;
+  events: number;
+  kinds: Record<string, number>;
+  procStarts: number;
+  failedLogons: number;
+  usbInsertions: number;
+  fileDeletes: number;
+  /** Distinct remote IPs of `net.conn`, exact up to DESTINATIONS_CAP, then a floor. */
+  destinations: number;
+  /** True once the distinct set reached its cap: `destinations` is then a lower bound. */
+  destinationsCapped: boolean;
+  /** Threshold alerts raised that day. */
+  thresholdAlerts: number;
+}
+
+/** What one flush adds to a device's day (engine/analytics.ts builds it; storage merges it). */
+export interface DailyDelta {
+  events: number;
+  kinds: ReadonlyMap<string, number>;
+  procStarts: number;
+  failedLogons: number;
+  usbInsertions: number;
+  fileDeletes: number;
+  /** Remote IPs seen in this flush (the repository merges them into the day's set). */
+  destinations: ReadonlySet<string>;
+  thresholdAlerts: number;
+}
+
+/**
+ * A sliding-window threshold, as data: at least `threshold` events of `kind`
+ * (whose fields equal `where`) on one device within `windowMs` raise one
+ * `analytics.threshold` alert; the next can come after another `windowMs`.
+ * `firstSeen` rules instead alert on a value never seen on the device before
+ * (after `learnDays` of learning).
+ */
+export interface ThresholdRule {
+  id: string;
+  title: string;
+  enabled: boolean;
+  kind: string;
+  where?: Record<string, string | number | boolean>;
+  threshold?: number;
+  windowMs?: number;
+  /** `net16`: the /16 of `rip` (IPv4), `rhost`: the domain (last two labels). */
+  firstSeen?: 'net16' | 'rhost';
+  learnDays?: number;
+}
+
+/** A tenant's threshold rules (absent: DEFAULT_THRESHOLD_RULES). */
+export interface ThresholdRuleSet {
+  supportId: string;
+  rules: ThresholdRule[];
+  updatedAt: number;
+  updatedBy: string;
+}

@@ -22,7 +22,12 @@ import type {
   BatchRecord,
   CommandRecord,
   CustomerAnswer,
+  DailyCounters,
   DedupEntry,
+  DeviceLiveness,
+  LivenessSettings,
+  OpsAlert,
+  ThresholdRuleSet,
   DeviceIsolation,
   DeviceRecord,
   QuarantineRecord,
@@ -116,6 +121,16 @@ export interface Tables {
   readonly intelAlertsByTime: Database<string, [number, string]>;
   readonly intelAlertDedup: Database<{ id: string; at: number }, [string, string]>;
   readonly intelAlertsUnlinked: Database<string, [number, string]>;
+  // liveness and streaming analytics (ops-alerts.ts, liveness.ts, analytics.ts)
+  readonly opsAlerts: Database<OpsAlert, string>;
+  readonly tenantOpsAlerts: Database<string, [string, number, string]>;
+  readonly livenessSettings: Database<LivenessSettings, string>;
+  readonly livenessState: Database<DeviceLiveness, string>;
+  readonly livenessTenants: Database<string, string>;
+  readonly analyticsDaily: Database<DailyCounters, [string, string, string]>;
+  readonly analyticsDests: Database<string[], [string, string]>;
+  readonly analyticsKnown: Database<{ since: number; values: string[] }, [string, string]>;
+  readonly analyticsRules: Database<ThresholdRuleSet, string>;
 }
 
 /**
@@ -208,5 +223,14 @@ export function openTables(options: TablesOptions): Tables {
     intelAlertsByTime: root.openDB('intel-alerts-by-time', {}),
     intelAlertDedup: root.openDB('intel-alert-dedup', {}),
     intelAlertsUnlinked: root.openDB('intel-alerts-unlinked', {}),
+    opsAlerts: root.openDB('ops-alerts', {}),
+    tenantOpsAlerts: root.openDB('tenant-ops-alerts', {}),
+    livenessSettings: root.openDB('liveness-settings', {}),
+    livenessState: root.openDB('liveness-state', {}),
+    livenessTenants: root.openDB('liveness-tenants', {}),
+    analyticsDaily: root.openDB('analytics-daily', {}),
+    analyticsDests: root.openDB('analytics-dests', {}),
+    analyticsKnown: root.openDB('analytics-known', {}),
+    analyticsRules: root.openDB('analytics-rules', {}),
   };
 }

@@ -51,6 +51,10 @@ const ja = {
   dashboardTitle: 'ダッシュボード (90 日間)',
   alertsByDay: '判定別アラート数 (日別)',
   eventsByDay: '受信バッチ数 (日別, 全テナント)',
+  // streaming analytics (docs/ANALYTICS.md)
+  failedLogonsByDay: 'ログオン失敗としきい値アラート (日別)',
+  failedLogons: 'ログオン失敗',
+  thresholdAlerts: 'しきい値アラート',
   devicesState: '端末の状態',
   online: 'オンライン',
   offline: 'オフライン',
@@ -264,6 +268,10 @@ const en: Messages = {
   dashboardTitle: 'Dashboard (90 days)',
   alertsByDay: 'Alerts per day by verdict',
   eventsByDay: 'Received batches per day (all tenants)',
+  // streaming analytics (docs/ANALYTICS.md)
+  failedLogonsByDay: 'Failed logons and threshold alerts per day',
+  failedLogons: 'Failed logons',
+  thresholdAlerts: 'Threshold alerts',
   devicesState: 'Devices',
   online: 'Online',
   offline: 'Offline',

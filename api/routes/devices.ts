@@ -1,4 +1,4 @@
-/** /devices: list with filters (tenant, connection, isolation, computer name) and read one. */
+/** /devices: list with filters (tenant, connection, isolation, computer name, state) and read one. */
 import { z } from 'zod';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
 import { filteredDevices, type DeviceFilter } from '../services.js';
@@ -8,13 +8,14 @@ export const DEVICE_ROUTES: Route[] = [
   defineRoute({
     method: 'get',
     path: '/devices',
-    summary: 'Devices with last communication, agent version, connection and isolation state.',
+    summary: 'Devices with last communication, agent version, connection, isolation and state (online, offline, isolated, error).',
     tag: 'devices',
     query: pageQuery.extend({
       supportId: z.string().max(64).optional(),
       connected: z.enum(['true', 'false']).optional(),
       isolated: z.enum(['true', 'false']).optional(),
       computer: z.string().max(256).optional(),
+      state: z.enum(['online', 'offline', 'isolated', 'error']).optional(),
     }),
     responses: { 200: 'A page of devices', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
@@ -24,6 +25,7 @@ export const DEVICE_ROUTES: Route[] = [
         ...(query.connected === undefined ? {} : { connected: query.connected === 'true' }),
         ...(query.isolated === undefined ? {} : { isolated: query.isolated === 'true' }),
         ...(query.computer === undefined ? {} : { computer: query.computer }),
+        ...(query.state === undefined ? {} : { state: query.state }),
       };
       const items = collect(filteredDevices(deps, user, filter, typeof after === 'string' ? after : undefined), query.limit, (d) => d);
       return c.json(page(items, query.limit, (d) => [d.tmid]));

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
+import { deviceStatus } from '../../engine/index.js';
 import { seqGaps, type DeviceRecord, type HotStore, type UserRecord } from '../../storage/index.js';
 import { encodeCursor } from '../route-kit.js';
 
@@ -38,6 +39,8 @@ export function deviceView(store: HotStore, d: DeviceRecord, detail: boolean) {
     firstSeen: d.firstSeen,
     lastCommunication: Math.max(d.lastSeen, trail?.lastBatchAt ?? 0),
     connected: d.connected,
+    /** online / offline / isolated / error (engine/device-status.ts). */
+    state: deviceStatus(store, d),
     isolation: isolation?.state ?? 'none',
     isolationSince: isolation?.since ?? null,
     events: trail?.events ?? 0,

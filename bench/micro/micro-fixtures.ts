@@ -3,8 +3,11 @@
  * the load simulator's generator (bench/load/trail-generator.ts), the same
  * on every run and machine, so alternatives are compared on identical input.
  */
+import { encode } from '@msgpack/msgpack';
+import { compress } from 'zstd-napi';
 import type { TrailEvent } from '../../core/contracts.js';
 import { createTrailGenerator } from '../../agent/index.js';
+import type { HotStore } from '../../storage/index.js';
 
 /** `count` events from `computers` seeded PCs, in generation order per PC. */
 export function fixtureEvents(count: number, computers = 8, seed = 42, detectRate = 0): TrailEvent[] {
@@ -26,4 +29,36 @@ export function fixtureEvents(count: number, computers = 8, seed = 42, detectRat
 export function isMain(metaUrl: string): boolean {
   const argv1 = process.argv[1];
   return argv1 !== undefined && metaUrl === new URL(`file://${argv1}`).href;
+}
+
+/**
+ * The shard benchmarks' input: `events` split evenly over the devices `tmids`,
+ * in batches of 500 committed to the store's log (received at `recvAt`), then
+ * interleaved as ingest would hand them over, with lsns 1, 2, 3… in that order.
+ */
+export async function commitShardBatches(store: HotStore, tmids: readonly string[], events: readonly TrailEvent[], recvAt = 0): Promise<{ lsn: number; tmid: string; bytes: Uint8Array }[]> {
+  const per = Math.ceil(events.length / tmids.length);
+  const batches: { lsn: number; tmid: string; bytes: Uint8Array }[] = [];
+  let lsn = 0;
+  for (let c = 0; c < tmids.length; c++) {
+    const mine = events.slice(c * per, (c + 1) * per);
+    for (let i = 0; i < mine.length; i += 500) {
+      const chunk = mine.slice(i, i + 500);
+      const bytes = encode(chunk);
+      lsn++;
+      await store.log.commitBatches(
+        [{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }],
+        new Map(),
+      );
+      batches.push({ lsn, tmid: tmids[c]!, bytes });
+    }
+  }
+  batches.sort((a, b) => (a.lsn % 13) - (b.lsn % 13) || a.lsn - b.lsn);
+  return batches.map((b, i) => ({ ...b, lsn: i + 1 }));
+}
+
+/** The median of a list of figures (the upper middle for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
 }

@@ -14,7 +14,6 @@ import { encode } from '@msgpack/msgpack';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compress } from 'zstd-napi';
 import { createManualClock } from '../../core/clock.js';
 import { Correlator } from '../../engine/correlator.js';
 import { ShardCore } from '../../engine/shard-core.js';
@@ -24,11 +23,16 @@ import { createThreatIntel } from '../../engine/intel/index.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from '../load/bench-paths.js';
 import { machineNote } from '../load/runner.js';
-import { fixtureEvents, isMain } from './micro-fixtures.js';
+import { commitShardBatches, fixtureEvents, isMain, median } from './micro-fixtures.js';
 
 const DEVICES = 8;
 
 /** One shard run over `events` with the default pack on or off: events per CPU and wall second, detections stored. */
+/** Median, min and max of a series (runs of one mode). */
+function spread(xs: number[]): { median: number; min: number; max: number } {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
 export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-sigma-shard-'));
   const store = openHotStore({ dataDir: dir, mapSizeBytes: 512 * 1024 * 1024 });
@@ -44,26 +48,8 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
     const correlator = new Correlator({ store, intel: createThreatIntel(undefined), clock, ...(sigma === undefined ? {} : { sigma }) });
     const core = new ShardCore({ store, index: 0, workers: 1, correlator, clock });
     core.recover();
-    // Batches prepared (encoded, committed to the log) before the clock starts: the shard's work only is measured.
-    const per = Math.ceil(events.length / DEVICES);
-    const batches: { lsn: number; tmid: string; bytes: Uint8Array }[] = [];
-    let lsn = 0;
-    for (let c = 0; c < DEVICES; c++) {
-      const mine = events.slice(c * per, (c + 1) * per);
-      for (let i = 0; i < mine.length; i += 500) {
-        const chunk = mine.slice(i, i + 500);
-        const bytes = encode(chunk);
-        lsn++;
-        await store.log.commitBatches(
-          [{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }],
-          new Map(),
-        );
-        batches.push({ lsn, tmid: tmids[c]!, bytes });
-      }
-    }
-    // Interleave devices as ingest would.
-    batches.sort((a, b) => (a.lsn % 13) - (b.lsn % 13) || a.lsn - b.lsn);
-    const ordered = batches.map((b, i) => ({ ...b, lsn: i + 1 }));
+    // Batches prepared (encoded, committed to the log, interleaved) before the clock starts: the shard's work only is measured.
+    const ordered = await commitShardBatches(store, tmids, events);
     // The rule load's garbage (YAML trees, 1.5 s of compiling) is a start-up cost, not the shard's per-event
     // one: collect it before the clock starts when run with --expose-gc (both modes alike).
     (globalThis as { gc?: () => void }).gc?.();
@@ -84,16 +70,6 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-/** Median, min and max of a series (runs of one mode). */
-function spread(xs: number[]): { median: number; min: number; max: number } {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
 }
 
 if (isMain(import.meta.url)) {

@@ -1,7 +1,8 @@
 /**
  * The dashboard: 90 days of alerts per day by verdict, devices online /
  * offline / isolated, received batches per day (operators: the log is not
- * split by tenant), and the top threats and rules. Figures come from the
+ * split by tenant), a tenant's failed logons and threshold alerts per day
+ * (streaming analytics), and the top threats and rules. Figures come from the
  * storage repositories through the same scoped reads as the lists; the
  * charts are uPlot, drawn from a JSON data block, with the numbers also in
  * a table for screen readers and for browsers without JavaScript.
@@ -27,6 +28,8 @@ export interface DashboardData {
   devices: { online: number; offline: number; isolated: number };
   topThreats: [string, number][];
   topRules: [string, number][];
+  /** A tenant's streaming-analytics counters per day (admins and viewers: one tenant); null for operators. */
+  analytics: { failedLogons: number[]; thresholdAlerts: number[] } | null;
 }
 
 function top(map: Map<string, number>, n: number): [string, number][] {
@@ -63,7 +66,15 @@ export function dashboardData(api: ApiDeps, user: UserRecord, now: number): Dash
     const bounds = Array.from({ length: DAYS + 1 }, (_, i) => api.store.log.lsnReceivedAtOrAfter(first + i * DAY_MS));
     batches = days.map((_, i) => bounds[i + 1]! - bounds[i]!);
   }
-  return { days, alerts, batches, devices, topThreats: top(threats, 10), topRules: top(rules, 10) };
+  let analytics: DashboardData['analytics'] = null;
+  if (user.role !== 'operator' && user.supportId !== null) {
+    const labels = days.map(dayLabel);
+    analytics = {
+      failedLogons: api.store.analytics.series(user.supportId, undefined, 'failedLogons', labels),
+      thresholdAlerts: api.store.analytics.series(user.supportId, undefined, 'thresholdAlerts', labels),
+    };
+  }
+  return { days, alerts, batches, devices, topThreats: top(threats, 10), topRules: top(rules, 10), analytics };
 }
 
 /** A chart container and its data block (JSON, not code: the CSP allows it). */
@@ -148,6 +159,22 @@ function DashboardPage({ ui, data }: { ui: Ui; data: DashboardData }) {
           <section aria-labelledby="h-batches">
             <h2 id="h-batches">{t.eventsByDay}</h2>
             <Chart id="chart-batches" label={t.eventsByDay} spec={{ x: data.days, series: [{ label: t.count, color: '#0b57d0', values: data.batches }] }} />
+          </section>
+        ) : null}
+        {data.analytics !== null ? (
+          <section aria-labelledby="h-failed-logons">
+            <h2 id="h-failed-logons">{t.failedLogonsByDay}</h2>
+            <Chart
+              id="chart-failed-logons"
+              label={t.failedLogonsByDay}
+              spec={{
+                x: data.days,
+                series: [
+                  { label: t.failedLogons, color: '#b3261e', values: data.analytics.failedLogons },
+                  { label: t.thresholdAlerts, color: '#8a6d00', values: data.analytics.thresholdAlerts },
+                ],
+              }}
+            />
           </section>
         ) : null}
       </div>
