@@ -157,6 +157,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         clock,
         logger,
         deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
+        pushFleetPolicy: (supportId) => void agentServer.pushFleetPolicy(supportId),
         requireClientCert: config.http.requireClientCert,
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
       },

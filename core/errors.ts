@@ -57,6 +57,8 @@ export const ERRORS = {
   // notify/ and reports/
   ERR_NOTIFY_DELIVERY: { status: 502, message: 'A notification could not be delivered.' },
   ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
+  // fleet management (issue 16: rollouts, tuning, USB control)
+  ERR_ROLLOUT_STATE: { status: 409, message: "The rollout's state does not allow this." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
 import { Correlator } from './correlator.js';
+import { FleetStage } from './fleet-stage.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
@@ -42,7 +43,9 @@ const correlator = new Correlator({
   },
   onCommand: (tmid) => commandTmids.add(tmid),
 });
-const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
+// Log tuning and USB control (issue 16) run before counting and correlation.
+const fleet = new FleetStage({ store, clock: systemClock });
+const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, fleet, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
 
 function send(msg: FromShard): void {
   port!.postMessage(msg);

@@ -14,6 +14,8 @@ import { createCommandRepository, type CommandRepository } from './commands.js';
 import { createDetectionRepository, type DetectionRepository } from './detections.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
+import { createFleetRepository, type FleetRepository } from './fleet.js';
+import { createRolloutRepository, type RolloutRepository } from './rollouts.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
 import { createQuarantineRepository, type QuarantineRepository } from './quarantine.js';
@@ -53,6 +55,10 @@ export interface HotStore {
   readonly periodicReports: PeriodicReportRepository;
   /** Customers' answers on alerts. */
   readonly answers: AnswerRepository;
+  /** Fleet policy (mode, log tuning, USB control), tuning savings, fleet alerts (issue 16). */
+  readonly fleet: FleetRepository;
+  /** Staged agent upgrades and the devices' versions (issue 16). */
+  readonly rollouts: RolloutRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -91,12 +97,14 @@ export interface MapUse {
 export function openHotStore(options: HotStoreOptions): HotStore {
   const t = openTables(options);
   const { root, log } = t;
+  const devices = createDeviceRepository(t);
+  const commands = createCommandRepository(t);
   return {
     dataDir: options.dataDir,
     tenants: createTenantRepository(t),
-    devices: createDeviceRepository(t),
+    devices,
     alerts: createAlertRepository(t),
-    commands: createCommandRepository(t),
+    commands,
     detections: createDetectionRepository(t),
     exceptions: createExceptionRepository(t),
     identity: createIdentityRepository(t),
@@ -106,6 +114,8 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     notify: createNotifyRepository(t),
     periodicReports: createPeriodicReportRepository(t),
     answers: createAnswerRepository(t),
+    fleet: createFleetRepository(t),
+    rollouts: createRolloutRepository(t, commands, devices),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

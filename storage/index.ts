@@ -20,6 +20,14 @@ export type {
   DeviceIsolation,
   DeviceRecord,
   EffectiveAlert,
+  AgentPackage,
+  FleetAlert,
+  FleetPolicyRecord,
+  RolloutRecord,
+  RolloutStage,
+  RolloutState,
+  RolloutTarget,
+  TuningSavings,
   QuarantineReason,
   QuarantineRecord,
   NotifyEventKind,
@@ -63,3 +71,6 @@ export type { DataDirLock, DataDirLockOwner } from './data-dir-lock.js';
 export { verifyDataDir, checkLmdbFile, batchChecksum, batchIntact } from './verify.js';
 export type { VerifyOptions, VerifyReport } from './verify.js';
 export type { InspectReport } from './inspect.js';
+export type { FleetRepository, FleetPolicyChange, TuningSavingsDay } from './fleet.js';
+export { newRolloutId, rolloutSelects } from './rollouts.js';
+export type { RolloutRepository, RolloutInput, RolloutMove, RolloutStatus } from './rollouts.js';

@@ -25,7 +25,12 @@ import type {
   DedupEntry,
   DeviceIsolation,
   DeviceRecord,
+  FleetAlert,
+  FleetPolicyRecord,
   QuarantineRecord,
+  RolloutRecord,
+  RolloutTarget,
+  TuningSavings,
   LoginAttempts,
   NotifyFeedEvent,
   NotifySettings,
@@ -97,6 +102,14 @@ export interface Tables {
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;
+  // fleet management (issue 16): storage/fleet.ts
+  readonly fleetPolicy: Database<FleetPolicyRecord, string>;
+  readonly rollouts: Database<RolloutRecord, string>;
+  readonly tenantRollouts: Database<string, [string, number, string]>;
+  readonly rolloutTargets: Database<RolloutTarget, [string, string]>;
+  readonly tuningSavings: Database<TuningSavings, [string, string]>;
+  readonly fleetAlerts: Database<FleetAlert, string>;
+  readonly tenantFleetAlerts: Database<string, [string, number, string]>;
 }
 
 /**
@@ -174,5 +187,12 @@ export function openTables(options: TablesOptions): Tables {
     detectionsByTime: root.openDB('detections-by-time', {}),
     detectionDedup: root.openDB('detection-dedup', {}),
     sigmaTenants: root.openDB('sigma-tenants', {}),
+    fleetPolicy: root.openDB('fleet-policy', {}),
+    rollouts: root.openDB('rollouts', {}),
+    tenantRollouts: root.openDB('tenant-rollouts', {}),
+    rolloutTargets: root.openDB('rollout-targets', {}),
+    tuningSavings: root.openDB('tuning-savings', {}),
+    fleetAlerts: root.openDB('fleet-alerts', {}),
+    tenantFleetAlerts: root.openDB('tenant-fleet-alerts', {}),
   };
 }
