@@ -39,7 +39,7 @@ Usage:
   kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
-                  [--max-unacked 8] [--drain-timeout 30]
+                  [--max-unacked 8] [--drain-timeout 30] [--agent-version 3.2.1]
   kiseki export daily --tenant S --date YYYY-MM-DD [--partial] [--rebuild]
   kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD
   kiseki export spot1y --tenant S --tmid T [--computer NAME]
@@ -278,6 +278,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
     'detect-rate': { type: 'number' },
     'max-unacked': { type: 'number' },
     'drain-timeout': { type: 'number' },
+    'agent-version': { type: 'string' },
   });
   const { runSimulation } = await import('../agent/index.js');
   // A first SIGINT / SIGTERM ends generation and drains what is unacked; a second one stops at once.
@@ -298,6 +299,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
     ...(numFlag(v, 'detect-rate') === undefined ? {} : { detectRate: numFlag(v, 'detect-rate')! }),
     ...(numFlag(v, 'max-unacked') === undefined ? {} : { maxUnacked: numFlag(v, 'max-unacked')! }),
     ...(numFlag(v, 'drain-timeout') === undefined ? {} : { drainTimeoutSec: numFlag(v, 'drain-timeout')! }),
+    ...(str(v, 'agent-version') === undefined ? {} : { agentVersion: str(v, 'agent-version')! }),
     signal: controller.signal,
     stopGeneration: stopGeneration.signal,
     log: (msg: string) => process.stderr.write(`${msg}\n`),

@@ -58,15 +58,8 @@ export function compileTuning(filters: readonly TuningFilter[]): TuningMatcher |
   };
 }
 
-/** The USB device fields an allow-list looks at (a `usb.connect` event or an inventory entry). */
-export interface UsbDeviceFacts {
-  vendorId?: unknown;
-  productId?: unknown;
-  serial?: unknown;
-}
-
-/** The first allow-list rule the device matches, or undefined when it is not allowed. */
-export function usbAllowedBy(rules: readonly UsbAllowRule[], device: UsbDeviceFacts): UsbAllowRule | undefined {
+/** The first allow-list rule the device (a `usb.connect` event or an inventory entry: `vendorId`, `productId`, `serial`) matches, or undefined when it is not allowed. */
+export function usbAllowedBy(rules: readonly UsbAllowRule[], device: Readonly<Record<string, unknown>>): UsbAllowRule | undefined {
   const field = (v: unknown): string => (typeof v === 'string' ? v : '');
   for (const r of rules) {
     if (!globToRegExp(r.vendorId).test(field(device.vendorId))) continue;

@@ -15,13 +15,15 @@ const commandBody = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('delete-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/) }).strict() }).strict(),
   z.object({ kind: z.literal('collect-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).optional() }).strict() }).strict(),
   z.object({ kind: z.literal('set-policy'), args: z.record(z.string(), z.unknown()) }).strict(),
+  // One device, outside any rollout (docs/FLEET.md): install this agent version from this package.
+  z.object({ kind: z.literal('upgrade'), args: z.object({ version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/), url: z.string().url().max(2048).refine((u) => u.startsWith('https://'), 'an https URL'), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/) }).strict() }).strict(),
 ]);
 
 export const COMMAND_ROUTES: Route[] = [
   defineRoute({
     method: 'post',
     path: '/devices/:tmid/commands',
-    summary: 'Request a response action: isolate (with an allow-list), release, delete-file, collect-file, set-policy.',
+    summary: 'Request a response action: isolate (with an allow-list), release, delete-file, collect-file, set-policy, upgrade.',
     tag: 'commands',
     roles: ['operator', 'admin'],
     params: tmidParam,

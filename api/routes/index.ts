@@ -13,9 +13,10 @@ import { AUTH_ROUTES } from './auth.js';
 import { COMMAND_ROUTES } from './commands.js';
 import { DEVICE_ROUTES } from './devices.js';
 import { EXCEPTION_ROUTES } from './exceptions.js';
+import { FLEET_ROUTES } from './fleet.js';
 import { NOTIFICATION_ROUTES } from './notifications.js';
 import { REPORT_ROUTES } from './reports.js';
 import { TENANT_ROUTES } from './tenants.js';
 import { USER_ROUTES } from './users.js';
 
-export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES];
+export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...FLEET_ROUTES];
