@@ -75,7 +75,12 @@ export class FleetStage {
   private tenantOf(tmid: string): { supportId: string; computer: string } | undefined {
     let d = this.deviceTenant.get(tmid);
     if (d === undefined) {
-      const device = this.store.devices.get(tmid);
+      let device = this.store.devices.get(tmid);
+      if (device === undefined) {
+        // Enrolled by the ingest thread after this thread's read snapshot was taken.
+        this.store.refreshReads();
+        device = this.store.devices.get(tmid);
+      }
       if (device === undefined) return undefined;
       d = { supportId: device.supportId, computer: device.computer };
       this.deviceTenant.set(tmid, d);
