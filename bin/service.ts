@@ -85,6 +85,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
       revisionWindowMs: config.engine.revisionWindowMs,
       maxDevicesInMemory: config.engine.maxDevicesInMemory,
+      fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
       ...(config.sigma.enabled
         ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
         : {}),

@@ -25,6 +25,8 @@ export interface ShardPoolOptions {
   intelDir: string;
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** How long a shard uses a tenant's cached fleet policy, ms (default 1000; docs/FLEET.md). */
+  fleetPolicyRefreshMs?: number;
   /** Sigma rules in the shards; absent: off. */
   sigma?: ShardSigmaOptions;
   logger: Logger;
@@ -140,6 +142,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       intelDir: options.intelDir,
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
+      ...(options.fleetPolicyRefreshMs === undefined ? {} : { fleetPolicyRefreshMs: options.fleetPolicyRefreshMs }),
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
     };
     const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });

@@ -44,7 +44,7 @@ const correlator = new Correlator({
   onCommand: (tmid) => commandTmids.add(tmid),
 });
 // Log tuning and USB control (issue 16) run before counting and correlation.
-const fleet = new FleetStage({ store, clock: systemClock });
+const fleet = new FleetStage({ store, clock: systemClock, ...(data.fleetPolicyRefreshMs === undefined ? {} : { refreshMs: data.fleetPolicyRefreshMs }) });
 const core = new ShardCore({ store, index: data.index, workers: data.workers, correlator, fleet, stateSnapshotIntervalMs: data.stateSnapshotIntervalMs });
 
 function send(msg: FromShard): void {
