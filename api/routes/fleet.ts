@@ -12,7 +12,7 @@ import type { TuningFilter, UsbAllowRule } from '../../core/contracts.js';
 import type { RolloutMove } from '../../storage/index.js';
 import { LEDGER_KINDS, ledgerCounts, ledgerTable, toCsv } from '../ledger.js';
 import { defineRoute, type ApiDeps, type Route } from '../route-kit.js';
-import { assertTenant, supportIdParam } from './shared.js';
+import { agentPackage, assertTenant, supportIdParam } from './shared.js';
 
 const glob = z.string().min(1).max(512);
 const tuningFilter = z
@@ -36,13 +36,6 @@ const policyBody = z
   })
   .strict();
 
-const agentPackage = z
-  .object({
-    version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/, 'a version such as 3.3.0'),
-    url: z.string().url().max(2048).refine((u) => u.startsWith('https://'), 'an https URL'),
-    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).transform((s) => s.toLowerCase()),
-  })
-  .strict();
 const stage = z.union([
   z.object({ percent: z.number().gt(0).max(100) }).strict(),
   z.object({ devices: z.array(z.string().min(1).max(64)).min(1).max(10_000) }).strict(),
