@@ -89,6 +89,8 @@ export interface ProtocolClientHandlers {
    * at the server, as for a device that runs no agent).
    */
   onCommand?(command: CommandFrame): CommandOutcome | Promise<CommandOutcome>;
+  /** A `policy` frame: the tenant's fleet policy changed (the same map as `welcome.policy.fleet`). */
+  onPolicy?(fleet: Record<string, unknown>): void;
   /** An `error` frame (the server closes right after). */
   onServerError?(code: string, message: string, retryable: boolean): void;
   /** A frame the client could not use: `client_text_frame`, `client_undecodable_frame`, `client_unexpected_frame`, `client_stray_ack`. */
@@ -173,6 +175,13 @@ export interface ProtocolClient {
   drained(): Promise<void>;
   /** Stops reconnecting, closes the socket (1000) and resolves when it is closed; bounded by ~3 s. */
   close(): Promise<void>;
+  /**
+   * Restarts the agent as after an upgrade: later hellos carry `facts`
+   * (e.g. a new `agentVersion`), and the open connection is closed (1000)
+   * so that the next one introduces the device with them; unacked batches
+   * are resent as after any reconnect.
+   */
+  restart(facts: Partial<HelloFacts>): void;
 }
 
 /** Limits how many connections are in their handshake at once. */
@@ -281,6 +290,8 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
   const maxAttempts = options.maxAttempts ?? Infinity;
   const encodeAtEnqueue = (options.encodeAt ?? 'enqueue') === 'enqueue';
   const computer = options.facts.computer;
+  /** What hello says; `restart` changes it. */
+  let facts: HelloFacts = { ...options.facts };
   let { tmid, token } = options.credentials;
 
   const stats: ProtocolClientStats = {
@@ -408,7 +419,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
     sock.on('open', () => {
       if (ws !== sock) return;
       opened = true;
-      const hello: Record<string, unknown> = { t: 'hello', ...options.facts };
+      const hello: Record<string, unknown> = { t: 'hello', ...facts };
       if (tmid !== undefined && token !== undefined) {
         hello.tmid = tmid;
         hello.token = token;
@@ -507,6 +518,10 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
         return;
       case 'cmd':
         onCommand(frame as unknown as CommandFrame);
+        return;
+      case 'policy':
+        if (typeof frame.fleet === 'object' && frame.fleet !== null) handlers.onPolicy?.(frame.fleet as Record<string, unknown>);
+        else handlers.onFrameProblem?.('client_unexpected_frame');
         return;
       default:
         handlers.onFrameProblem?.('client_unexpected_frame');
@@ -707,6 +722,16 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
         drainWaiters.push({ resolve, reject });
         settleDrainWaiters();
       });
+    },
+    restart(next) {
+      facts = { ...facts, ...next };
+      const sock = ws;
+      if (stopped || !sock) return;
+      try {
+        sock.close(1000, 'agent restarting');
+      } catch {
+        sock.terminate();
+      }
     },
     async close() {
       stopped = true;

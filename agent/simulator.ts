@@ -21,7 +21,8 @@ import { dirname } from 'node:path';
 import type { AgentPolicy, CommandFrame, TrailEvent } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import { createConnectGate, createProtocolClient, DEFAULT_POLICY, type CommandOutcome, type ConnectGate, type WelcomeInfo } from './protocol-client.js';
-import { createPrng, createTrailGenerator, failedLogonBurst, hashString, type TrailGenerator } from './trail-generator.js';
+import { createPrng, createTrailGenerator, failedLogonBurst, hashString, usbInsertEvent, type TrailGenerator, type UsbInsertion } from './trail-generator.js';
+import { checkUpgradeArgs, createSimFleet } from './simulator-fleet.js';
 
 /** Options of {@link runSimulation}. */
 export interface SimulationOptions {
@@ -72,6 +73,10 @@ export interface SimulationOptions {
   dropouts?: { share: number; afterSec: number; downSec: number };
   /** Failed-logon bursts (analytics thresholds): every `everySec`, the last `share` of the agents send `size` failed logons at once. */
   failedLogonBursts?: { share: number; everySec: number; size: number };
+  /** Agent version agents without a saved one start with (`upgrade` commands change it). Default `3.2.1`. */
+  agentVersion?: string;
+  /** USB devices to insert: agent `agent` (index) reports each in its first batch after connecting. */
+  usbInsertions?: (UsbInsertion & { agent: number })[];
 }
 
 /** Running totals passed to `onProgress`. */
@@ -153,6 +158,8 @@ export interface SimulationSummary {
   dropouts: number;
   /** Failed-logon bursts sent (`failedLogonBursts`). */
   failedLogonBursts: number;
+  /** Fleet management (docs/FLEET.md): upgrades installed, events the tuning filters dropped at the source, USB insertions blocked. */
+  fleet: { upgrades: number; tunedEvents: number; tunedBytes: number; usbBlocked: number; versions: Record<string, number> };
 }
 
 /** One agent's saved identity (state file). */
@@ -165,6 +172,8 @@ export interface SimulatorAgentState {
   nextSeq: number;
   /** Present while the server has the agent isolated. */
   isolation?: { allow: { cidr: string; port?: number }[] };
+  /** Agent version after the last upgrade. */
+  agentVersion?: string;
 }
 
 interface StateFile {
@@ -339,6 +348,7 @@ interface Stats {
   connectionsBlocked: number;
   dropouts: number;
   failedLogonBursts: number;
+  upgrades: number;
 }
 
 type Phase = 'running' | 'draining' | 'closing';
@@ -354,6 +364,8 @@ interface Ctx {
   readonly maxBufferedBatches: number;
   readonly detectRate: number | undefined;
   readonly helloTimeoutMs: number;
+  readonly agentVersion: string;
+  readonly usbInsertions: readonly (UsbInsertion & { agent: number })[];
   readonly stats: Stats;
   readonly gate: ConnectGate;
   readonly latency: LatencyRecorder;
@@ -376,6 +388,8 @@ interface SimAgent {
   isDrained(): boolean;
   unacked(): { batches: number; events: number };
   isolated(): boolean;
+  /** Fleet-policy totals and the version the agent runs. */
+  fleet(): { tunedEvents: number; tunedBytes: number; usbBlocked: number; version: string };
   close(): Promise<void>;
 }
 
@@ -408,11 +422,15 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   let tickTimer: NodeJS.Timeout | undefined;
   let nextTickAtMs = 0;
   let fraction = 0;
+  /** Fleet policy at the source (simulator-fleet.ts), the version installed, devices still to insert. */
+  const fleet = createSimFleet();
+  let agentVersion = saved?.agentVersion ?? ctx.agentVersion;
+  let usbToInsert = ctx.usbInsertions.filter((u) => u.agent === index);
 
   const client = createProtocolClient({
     url: ctx.url,
     credentials: tmid !== undefined && token !== undefined ? { tmid, token } : { enrollKey: ctx.enrollKey },
-    facts: { computer, agentVersion: AGENT_VERSION, os, ips, macs },
+    facts: { computer, agentVersion, os, ips, macs },
     maxUnacked: ctx.maxUnacked,
     helloTimeoutMs: ctx.helloTimeoutMs,
     gate: ctx.gate,
@@ -441,6 +459,9 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
         if (client.unacked().batches === 0) ctx.onProgressMaybeDrained();
       },
       onCommand,
+      onPolicy(f) {
+        fleet.applyPolicy(f);
+      },
       onServerError(code) {
         countError(code);
       },
@@ -488,9 +509,25 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
         return { status: 'done', result: { collected: true, path: args.path, size: 4096 } };
       case 'set-policy':
         return { status: 'done', result: { applied: true } };
+      case 'upgrade':
+        return upgrade(args);
       default:
         return { status: 'failed', error: `unsupported command kind ${String(frame.kind)}` };
     }
+  }
+
+  /** Installs an agent version: reports done, then restarts so that the next hello carries the new version. */
+  function upgrade(args: Record<string, unknown>): CommandOutcome {
+    const checked = checkUpgradeArgs(args);
+    if ('error' in checked) return { status: 'failed', error: checked.error };
+    const from = agentVersion;
+    if (checked.version === from) return { status: 'done', result: { version: from, unchanged: true } };
+    agentVersion = checked.version;
+    ctx.stats.upgrades++;
+    saveState();
+    // After the cmdr (sent when this returns), as an installer restarts the service.
+    setTimeout(() => client.restart({ agentVersion: checked.version }), 50).unref();
+    return { status: 'done', result: { version: checked.version, from } };
   }
 
   /** While isolated, outbound connections to destinations off the allow-list are blocked and reported. */
@@ -514,6 +551,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     if (welcome.token !== undefined) token = welcome.token;
     if (welcome.nextSeq > nextSeq) nextSeq = welcome.nextSeq;
     policy = welcome.policy;
+    fleet.applyPolicy(welcome.policy.fleet);
     saveState();
     generator ??= createTrailGenerator({
       seed: (hashString(computer, ctx.seed) ^ Math.imul(nextSeq, 0x9e3779b1)) >>> 0,
@@ -530,7 +568,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
   }
 
   function saveState(): void {
-    const entry: SimulatorAgentState = { index, computer, nextSeq, ...(isolation === undefined ? {} : { isolation }) };
+    const entry: SimulatorAgentState = { index, computer, nextSeq, agentVersion, ...(isolation === undefined ? {} : { isolation }) };
     if (tmid !== undefined) entry.tmid = tmid;
     if (token !== undefined) entry.token = token;
     ctx.state.set(entry);
@@ -581,9 +619,26 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     }
   }
 
+  /** Inserts the USB devices due, applies the fleet policy (tuned events take no seq), reports what changed. */
+  function fleetFilter(generated: TrailEvent[], first: number): TrailEvent[] {
+    if (usbToInsert.length > 0 && generated.length > 0) {
+      const ts = (generated[generated.length - 1] as TrailEvent).ts;
+      for (const u of usbToInsert) generated.push({ ...usbInsertEvent(u), ts });
+      usbToInsert = [];
+    }
+    const events = fleet.filter(generated);
+    if (events.length !== generated.length) for (let i = 0; i < events.length; i++) (events[i] as TrailEvent).seq = first + i;
+    const tuned = fleet.takeTuned();
+    if (tuned !== undefined && !client.send({ t: 'hb', ts: Date.now(), tuned })) fleet.restoreTuned(tuned);
+    if (fleet.takeUsbChanged()) client.send(inventory());
+    return events;
+  }
+
   function makeBatch(gen: TrailGenerator, n: number): void {
     const first = nextSeq;
-    const events: TrailEvent[] = gen.next(n, first, Date.now());
+    const events: TrailEvent[] = fleetFilter(gen.next(n, first, Date.now()), first);
+    n = events.length;
+    if (n === 0) return;
     applyIsolation(events);
     nextSeq += n;
     let detections = 0;
@@ -605,7 +660,7 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
       osVersion: '10.0.22631.3296',
       os,
       drives: [{ letter: 'C:', type: 'fixed', fs: 'NTFS', sizeBytes: 512_110_190_592, freeBytes: 200_000_000_000 + (h % 100_000_000_000), bitlocker: true }],
-      usb: [{ vendorId: '046d', productId: 'c534', vendor: 'Logitech', model: 'Unifying Receiver', type: 'hid' }],
+      usb: [{ vendorId: '046d', productId: 'c534', vendor: 'Logitech', model: 'Unifying Receiver', type: 'hid' }, ...fleet.attachedUsb()],
       apps: APPS.slice(0, 4 + (h % (APPS.length - 3))),
       windowsUpdate: { lastSearchAt: Date.now() - 3_600_000, lastInstalledAt: Date.now() - 5 * 86_400_000, pendingReboot: h % 7 === 0, pending: h % 3 === 0 ? ['KB5035853'] : [] },
     };
@@ -620,6 +675,9 @@ function createSimAgent(ctx: Ctx, index: number): SimAgent {
     },
     isolated() {
       return isolation !== undefined;
+    },
+    fleet() {
+      return { ...fleet.stats, version: agentVersion };
     },
     unacked() {
       return client.unacked();
@@ -694,6 +752,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     connectionsBlocked: 0,
     dropouts: 0,
     failedLogonBursts: 0,
+    upgrades: 0,
   };
   const rng = createPrng(hashString('simulator', seed));
   let wake: (() => void) | undefined;
@@ -708,6 +767,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     maxBufferedBatches: Math.max(1, Math.floor(options.maxBufferedBatches ?? 600)),
     detectRate: options.detectRate,
     helloTimeoutMs: Math.max(100, options.helloTimeoutMs ?? 10_000),
+    agentVersion: options.agentVersion ?? AGENT_VERSION,
+    usbInsertions: options.usbInsertions ?? [],
     stats,
     gate: createConnectGate(Math.max(1, Math.floor(options.connectConcurrency ?? 200))),
     latency: createLatencyRecorder(rng),
@@ -856,7 +917,20 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     connectionsBlocked: stats.connectionsBlocked,
     dropouts: stats.dropouts,
     failedLogonBursts: stats.failedLogonBursts,
+    fleet: fleetSummary(agents, stats.upgrades),
   };
+}
+
+function fleetSummary(agents: readonly SimAgent[], upgrades: number): SimulationSummary['fleet'] {
+  const out = { upgrades, tunedEvents: 0, tunedBytes: 0, usbBlocked: 0, versions: {} as Record<string, number> };
+  for (const a of agents) {
+    const f = a.fleet();
+    out.tunedEvents += f.tunedEvents;
+    out.tunedBytes += f.tunedBytes;
+    out.usbBlocked += f.usbBlocked;
+    out.versions[f.version] = (out.versions[f.version] ?? 0) + 1;
+  }
+  return out;
 }
 
 /**

@@ -1843,3 +1843,37 @@ export function failedLogonBurst(n: number, firstSeq: number, ts: number, srcIp:
   }
   return out;
 }
+
+/** A USB device to insert on purpose (simulator option `usbInsertions`, device-control tests). */
+export interface UsbInsertion {
+  vendorId: string;
+  productId: string;
+  serial: string;
+  vendor?: string;
+  model?: string;
+  /** `storage`, `hid`, `phone`…; a storage device gets drive `E:`. Default `storage`. */
+  type?: string;
+}
+
+/**
+ * The `usb.connect` event of an inserted device, shaped as the generator's own
+ * (docs/EVENTS.md); `ts` and `seq` are set by the caller.
+ */
+export function usbInsertEvent(device: UsbInsertion, user?: string): TrailEvent {
+  const type = device.type ?? 'storage';
+  const event: TrailEvent = {
+    ts: 0,
+    k: 'usb.connect',
+    seq: 0,
+    instanceId: `USB\\VID_${device.vendorId.toUpperCase()}&PID_${device.productId.toUpperCase()}\\${device.serial}`,
+    vendorId: device.vendorId,
+    productId: device.productId,
+    serial: device.serial,
+    vendor: device.vendor ?? 'Generic',
+    model: device.model ?? 'USB device',
+    type,
+  };
+  if (user !== undefined) event.user = user;
+  if (type === 'storage') event.drive = 'E:';
+  return event;
+}

@@ -24,6 +24,8 @@ export interface ApiDeps {
   logger: Logger;
   /** Sends a device its pending commands when it is connected (the agent server). */
   deliverCommands: (tmid: string) => void;
+  /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
+  pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */
   requireClientCert: boolean;
   /** Exports (downloads and log-spot jobs); the routes answer 404 without them. */

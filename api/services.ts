@@ -53,7 +53,8 @@ export type CommandAsk =
   | { kind: 'release'; args: Record<string, never> }
   | { kind: 'delete-file'; args: { path: string; sha256: string } }
   | { kind: 'collect-file'; args: { path: string; sha256?: string } }
-  | { kind: 'set-policy'; args: Record<string, unknown> };
+  | { kind: 'set-policy'; args: Record<string, unknown> }
+  | { kind: 'upgrade'; args: { version: string; url: string; sha256: string } };
 
 /**
  * Queues a response command for a device of the user's scope, audits it and

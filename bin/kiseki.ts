@@ -41,7 +41,7 @@ Usage:
   kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]
   kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
-                  [--max-unacked 8] [--drain-timeout 30]
+                  [--max-unacked 8] [--drain-timeout 30] [--agent-version 3.2.1]
                   [--dropouts SHARE:AFTER_SEC:DOWN_SEC] [--logon-bursts SHARE:EVERY_SEC:SIZE]
   kiseki export daily --tenant S --date YYYY-MM-DD [--partial] [--rebuild]
   kiseki export spot30 --tenant S --from YYYY-MM-DD --to YYYY-MM-DD
@@ -292,6 +292,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
     'drain-timeout': { type: 'number' },
     dropouts: { type: 'string' },
     'logon-bursts': { type: 'string' },
+    'agent-version': { type: 'string' },
   });
   const dropouts = triple(v, 'dropouts');
   const bursts = triple(v, 'logon-bursts');
@@ -316,6 +317,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
     ...(numFlag(v, 'drain-timeout') === undefined ? {} : { drainTimeoutSec: numFlag(v, 'drain-timeout')! }),
     ...(dropouts === undefined ? {} : { dropouts: { share: dropouts[0], afterSec: dropouts[1], downSec: dropouts[2] } }),
     ...(bursts === undefined ? {} : { failedLogonBursts: { share: bursts[0], everySec: bursts[1], size: Math.max(1, Math.round(bursts[2])) } }),
+    ...(str(v, 'agent-version') === undefined ? {} : { agentVersion: str(v, 'agent-version')! }),
     signal: controller.signal,
     stopGeneration: stopGeneration.signal,
     log: (msg: string) => process.stderr.write(`${msg}\n`),

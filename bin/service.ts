@@ -111,6 +111,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       intelDir,
       revisionWindowMs: config.engine.revisionWindowMs,
       maxDevicesInMemory: config.engine.maxDevicesInMemory,
+      fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
       ...(config.sigma.enabled
         ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
         : {}),
@@ -209,6 +210,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         clock,
         logger,
         deliverCommands: (tmid) => agentServer.deliverCommands(tmid),
+        pushFleetPolicy: (supportId) => void agentServer.pushFleetPolicy(supportId),
         requireClientCert: config.http.requireClientCert,
         exports: { dataDir: config.dataDir, runner: exportRunner, config: exportSettings },
         sigmaRules: { defaultPack: config.sigma.defaultPack, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) },

@@ -85,6 +85,9 @@ const configSchema = z
         maxDevicesInMemory: z.number().int().min(1),
         /** Threat-intelligence lists (sha256.txt, domains.txt, ips.txt); default DATA/intel. */
         intelDir: z.string().min(1).optional(),
+        // fleet management (issue 16)
+        /** How long a shard uses a tenant's cached fleet policy (tuning filters, USB allow-list) before reading it again. */
+        fleetPolicyRefreshMs: z.number().int().min(10).max(600_000),
       })
       .strict(),
     storage: z
@@ -335,6 +338,8 @@ export const DEFAULTS: Config = {
     stateSnapshotIntervalMs: 30_000,
     revisionWindowMs: 10 * 60 * 1000,
     maxDevicesInMemory: 5_000,
+    // A policy change reaches every shard within a second; one LMDB read per tenant per second otherwise.
+    fleetPolicyRefreshMs: 1000,
   },
   storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024, verifyRecentBatches: 10_000 },
   export: {
@@ -448,6 +453,8 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'http.requestTimeoutMs', env: 'KISEKI_HTTP_REQUEST_TIMEOUT_MS', type: 'integer' },
   { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
+  // fleet management (issue 16)
+  { path: 'engine.fleetPolicyRefreshMs', env: 'KISEKI_FLEET_POLICY_REFRESH_MS', type: 'integer' },
   { path: 'sigma.enabled', env: 'KISEKI_SIGMA_ENABLED', type: 'boolean' },
   { path: 'sigma.defaultPack', env: 'KISEKI_SIGMA_DEFAULT_PACK', type: 'boolean' },
   { path: 'sigma.dir', env: 'KISEKI_SIGMA_DIR', flag: 'sigma', type: 'string' },

@@ -46,6 +46,8 @@ export interface AgentPolicy {
   maxBatchEvents: number;
   maxUnackedBatches: number;
   hbIntervalMs: number;
+  /** The tenant's fleet policy (mode, log tuning, USB control); absent from servers before issue 16. */
+  fleet?: AgentFleetPolicy;
 }
 
 export interface HelloFrame {
@@ -74,6 +76,8 @@ export interface BatchFrame {
 export interface HeartbeatFrame {
   t: 'hb';
   ts?: number;
+  /** Agent → server: events and bytes the agent's tuning filters dropped since its last report (docs/FLEET.md). */
+  tuned?: { events: number; bytes: number };
 }
 
 export interface InventoryFrame {
@@ -107,7 +111,7 @@ export interface ErrorFrame {
   field?: string;
 }
 
-export type ServerFrame = WelcomeFrame | AckFrame | HeartbeatFrame | ErrorFrame | CommandFrame;
+export type ServerFrame = WelcomeFrame | AckFrame | HeartbeatFrame | ErrorFrame | CommandFrame | PolicyFrame;
 
 /** Stable error codes of the agent protocol (docs/PROTOCOL.md). */
 export type ProtocolErrorCode =
@@ -361,7 +365,7 @@ export interface CommandRequest {
   id: string;
   tmid: string;
   supportId: string;
-  kind: 'isolate' | 'release' | 'delete-file' | 'collect-file' | 'set-policy';
+  kind: 'isolate' | 'release' | 'delete-file' | 'collect-file' | 'set-policy' | 'upgrade';
   args: Record<string, unknown>;
   state: 'queued' | 'sent' | 'acknowledged' | 'done' | 'failed' | 'expired' | 'cancelled';
   requestedBy: string;
@@ -512,4 +516,63 @@ export interface NetworkIntelAlert {
   /** The same indicator and source address again within the dedup window. */
   repeats: number;
   lastRepeatAt?: number;
+}
+
+// Fleet management (issue 16, agent management): block mode, log tuning
+// filters, USB device control, staged upgrades. Owned by storage/fleet.ts,
+// matched by core/fleet-policy.ts, pushed to agents in `welcome` and `policy`.
+
+/** Block mode: agents block what the policy says (USB devices off the allow-list) and kiseki isolates on black; non-block mode only records. */
+export type AgentMode = 'block' | 'non-block';
+
+/**
+ * A log tuning filter: an event matching every criterion given is dropped
+ * before storage (by the agent, and by the shard for events that still arrive).
+ * Globs are case-insensitive, `*` any run of characters, `?` one.
+ */
+export interface TuningFilter {
+  id: string;
+  /** Event kind glob, e.g. `file.read` or `net.*`. */
+  kind?: string;
+  /** Glob over the acting process's image (the event's `image`, else the image its `pg` started with). */
+  image?: string;
+  /** Glob over the event's `path`. */
+  path?: string;
+  /** Registry key prefix (case-insensitive) over the event's `key`. */
+  keyPrefix?: string;
+  note?: string;
+}
+
+/** A USB allow-list entry: a device matches when every field given matches (globs, case-insensitive). */
+export interface UsbAllowRule {
+  id: string;
+  vendorId: string;
+  productId?: string;
+  serial?: string;
+  note?: string;
+}
+
+/** What agents receive of their tenant's fleet policy (`welcome.policy.fleet`, `policy` frames). */
+export interface AgentFleetPolicy {
+  /** Increases with every change; an agent applies a policy only when newer than the one it holds. */
+  version: number;
+  mode: AgentMode;
+  tuning: TuningFilter[];
+  usb: { control: boolean; allow: UsbAllowRule[] };
+}
+
+/** Server → agent: the tenant's fleet policy changed (also carried by every `welcome`). */
+export interface PolicyFrame {
+  t: 'policy';
+  fleet: AgentFleetPolicy;
+}
+
+/** `args` of an `upgrade` command: install this agent version from this package. */
+export interface UpgradeArgs {
+  version: string;
+  /** Where the agent downloads the package (https). */
+  url: string;
+  /** SHA-256 of the package, lowercase hex: the agent refuses a package that differs. */
+  sha256: string;
+  rolloutId?: string;
 }

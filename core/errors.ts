@@ -62,6 +62,8 @@ export const ERRORS = {
   // threat intelligence and SIEM forwarding (issue 17, part B: engine/intel, notify/siem)
   ERR_INTEL_FEED: { status: 502, message: 'A threat-intelligence feed could not be read.' },
   ERR_SIEM_DELIVERY: { status: 502, message: 'A SIEM destination did not take the forwarded events.' },
+  // fleet management (issue 16: rollouts, tuning, USB control)
+  ERR_ROLLOUT_STATE: { status: 409, message: "The rollout's state does not allow this." },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

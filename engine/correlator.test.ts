@@ -350,6 +350,16 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     expect(commands).toEqual([expect.objectContaining({ tmid: r.tmid, kind: 'isolate', state: 'queued', requestedBy: 'engine' })]);
   });
 
+  it('never isolates in non-block mode, even when the policy asks for isolation on black', async () => {
+    await r.store.tenants.setPolicy('T1', { isolateOnBlack: true });
+    await r.store.fleet.setPolicy('T1', { mode: 'non-block' }, 'op', r.clock.now());
+    await r.feed(blackScenario().before);
+    const alert = r.store.alerts.view(alertIdFor(r.tmid, 14))!.alert;
+    expect(alert.verdict).toBe('black');
+    expect(alert.isolationRequested).toBe(false);
+    expect(r.store.commands.forDevice(r.tmid)).toEqual([]);
+  });
+
   it('adds a confident white to the exception list when the policy says so', async () => {
     await r.store.tenants.setPolicy('T1', { autoExceptWhite: true });
     await r.feed(whiteCase());

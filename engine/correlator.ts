@@ -397,7 +397,8 @@ export class Correlator {
 
   /** Policy effects of a verdict: isolation request on black, automatic exception on a confident white. */
   private afterVerdict(alert: AlertRecord, report: QuickReport, policy: TenantPolicy): void {
-    if (report.verdict === 'black' && policy.isolateOnBlack && !alert.isolationRequested) {
+    // Non-block mode (docs/FLEET.md): kiseki records and reports but never isolates on its own.
+    if (report.verdict === 'black' && policy.isolateOnBlack && !alert.isolationRequested && this.store.fleet.policy(alert.supportId).mode !== 'non-block') {
       // The id derives from the alert, so a replay queues the same command again, not a second one.
       const command = this.store.commands.create({
         id: `cmd_${alert.id.slice(3)}`,

@@ -22,6 +22,7 @@ import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/m
 import type { HotStore, QuarantineRecord } from '../storage/index.js';
 import type { StreamingAnalytics } from './analytics.js';
 import type { Correlator } from './correlator.js';
+import type { FleetStage } from './fleet-stage.js';
 import { VIRTUAL_SHARDS, virtualShardOf, workerOfVirtualShard } from '../core/vshard.js';
 
 /** Device snapshots written per flush while a snapshot round runs: bounds how long one flush keeps the shard busy. */
@@ -38,6 +39,8 @@ export interface ShardCoreOptions {
   index: number;
   workers: number;
   correlator?: Correlator;
+  /** Log tuning and USB control (fleet-stage.ts), applied before counting and correlation. */
+  fleet?: FleetStage;
   /** Device state snapshots at most this often (ms of the injected `now`). */
   stateSnapshotIntervalMs?: number;
   /** Time source (core/clock.ts); default the system clock. */
@@ -70,6 +73,7 @@ export class ShardCore {
   private dirty = false;
   private readonly correlator: Correlator | undefined;
   private readonly analytics: StreamingAnalytics | undefined;
+  private readonly fleet: FleetStage | undefined;
   private readonly snapshotEveryMs: number;
   private readonly clock: Clock;
   private lastSnapshotAt: number;
@@ -78,6 +82,7 @@ export class ShardCore {
     this.store = options.store;
     this.correlator = options.correlator;
     this.analytics = options.analytics;
+    this.fleet = options.fleet;
     this.snapshotEveryMs = options.stateSnapshotIntervalMs ?? 30_000;
     this.clock = options.clock ?? systemClock;
     this.lastSnapshotAt = this.clock.now();
@@ -143,9 +148,12 @@ export class ShardCore {
     // the bounded decode sets it aside and decodes the others (core/msgpack-bounds.ts).
     const decoded = decodeArrayBounded(bytes, (b) => unpackr.unpack(b), MAX_EVENT_DEPTH, false);
     let events: unknown[] | undefined = decoded?.values;
-    if (decoded !== undefined && decoded.poison.length > 0) {
+    // Tuning filters drop events before anything counts or correlates them (fleet-stage.ts).
+    const dropped = decoded === undefined ? undefined : this.fleet?.inspect(tmid, decoded.values, bytes, mode === 'full', recvAt);
+    if (decoded !== undefined && (decoded.poison.length > 0 || dropped !== undefined)) {
       const kept: unknown[] = [];
-      const poisoned = new Set<number>();
+      // Left out of `events`: the poison ones and those the tuning filters dropped.
+      const poisoned = new Set<number>(dropped);
       const at = this.clock.now();
       for (const p of decoded.poison) {
         poisoned.add(p.index);
@@ -201,12 +209,12 @@ export class ShardCore {
 
   /** True when there is state or checkpoint progress not yet persisted. */
   needsFlush(): boolean {
-    return this.dirty || this.pendingCounts.size > 0 || (this.analytics?.hasPending() ?? false) || (this.correlator?.hasPendingWrites() ?? false) || (this.correlator?.snapshotRoundActive() ?? false);
+    return this.dirty || this.pendingCounts.size > 0 || (this.analytics?.hasPending() ?? false) || (this.fleet?.hasPendingWrites() ?? false) || (this.correlator?.hasPendingWrites() ?? false) || (this.correlator?.snapshotRoundActive() ?? false);
   }
 
   /** True when alerts wait to be stored: the worker flushes at once rather than on its timer. */
   hasUrgentWrites(): boolean {
-    return (this.correlator?.hasPendingWrites() ?? false) || (this.analytics?.hasAlerts() ?? false);
+    return (this.correlator?.hasPendingWrites() ?? false) || (this.analytics?.hasAlerts() ?? false) || (this.fleet?.hasUrgentWrites() ?? false);
   }
 
   /** Inside a write transaction: state checkpoints of the owned virtual shards up to `lsn`. */
@@ -246,6 +254,7 @@ export class ShardCore {
       for (const [tmid, kinds] of counts) shardState.addKindCountsSync(tmid, kinds);
       if (analyticsUnit !== undefined) this.analytics!.writeSync(analyticsUnit);
       for (const r of quarantine) this.store.quarantine.recordSync(r);
+      this.fleet?.writeSync();
       if (unit !== undefined) this.correlator!.write(unit);
       for (let v = 0; v < VIRTUAL_SHARDS; v++) {
         if (this.owned[v] && (this.checkpointOf.get(v) ?? 0) < lsn) {

@@ -15,6 +15,8 @@ export interface ShardWorkerData {
   /** Endpoint ms during which later events revise a report. */
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** How long the shard uses a tenant's cached fleet policy, ms; absent: 1000. */
+  fleetPolicyRefreshMs?: number;
   /** Sigma rules in the shard; absent: off. */
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (engine/analytics.ts); absent: off. */

@@ -25,6 +25,8 @@ export interface ShardPoolOptions {
   intelDir: string;
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** How long a shard uses a tenant's cached fleet policy, ms (default 1000; docs/FLEET.md). */
+  fleetPolicyRefreshMs?: number;
   /** Sigma rules in the shards; absent: off. */
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (daily counters, threshold rules) in the shards; default off. */
@@ -142,6 +144,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       intelDir: options.intelDir,
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
+      ...(options.fleetPolicyRefreshMs === undefined ? {} : { fleetPolicyRefreshMs: options.fleetPolicyRefreshMs }),
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
       ...(options.analytics === true ? { analytics: true } : {}),
     };

@@ -10,6 +10,7 @@ import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
 import { StreamingAnalytics } from './analytics.js';
 import { Correlator } from './correlator.js';
+import { FleetStage } from './fleet-stage.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
@@ -43,12 +44,15 @@ const correlator = new Correlator({
   },
   onCommand: (tmid) => commandTmids.add(tmid),
 });
+// Log tuning and USB control (issue 16) run before counting and correlation.
+const fleet = new FleetStage({ store, clock: systemClock, ...(data.fleetPolicyRefreshMs === undefined ? {} : { refreshMs: data.fleetPolicyRefreshMs }) });
 const analytics = data.analytics === true ? new StreamingAnalytics({ store, clock: systemClock }) : undefined;
 const core = new ShardCore({
   store,
   index: data.index,
   workers: data.workers,
   correlator,
+  fleet,
   stateSnapshotIntervalMs: data.stateSnapshotIntervalMs,
   ...(analytics === undefined ? {} : { analytics }),
 });

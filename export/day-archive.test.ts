@@ -80,6 +80,20 @@ describe('day close archives', () => {
     ]);
   });
 
+  it("leaves out the events the tenant's tuning filters drop, without showing their seqs as gaps", async () => {
+    const { fromMs } = dayWindow(DAY);
+    await t.store.fleet.setPolicy('EX0001', { tuning: [{ id: 'tf_reg', kind: 'reg.set' }] }, 'op', 1);
+    await addBatch(t, TMID_A, simpleEvents(1, 3), { recvAt: fromMs + 1 });
+    await addBatch(t, TMID_A, simpleEvents(4, 2, ['reg.set']), { recvAt: fromMs + 2 });
+    expect((await buildDayArchive(t.store, opts(DAY))).status).toBe('archived');
+    const m = readManifest(t.dir, 'EX0001', DAY)!;
+    expect(m).toMatchObject({ batches: 2, events: 3 });
+    expect(m.eventsByKind['reg.set']).toBeUndefined();
+    expect(m.devices[0]).toMatchObject({ tmid: TMID_A, ranges: [[1, 5]], gaps: [] });
+    // The batch that held only reg.set events has no inner zip.
+    expect(unzipNames(coldDayPaths(t.dir, 'EX0001', DAY).zip)).toHaveLength(3);
+  });
+
   it('writes no file for a day without logs', async () => {
     const { fromMs } = dayWindow(DAY);
     await addBatch(t, TMID_OTHER, simpleEvents(1, 5), { recvAt: fromMs + 10 });

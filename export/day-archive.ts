@@ -17,6 +17,7 @@
  * spills to disk past 16 MiB). Runs on an export worker thread (export-pool.ts).
  */
 import { mkdirSync } from 'node:fs';
+import { compileTuning, type TuningMatcher } from '../core/fleet-policy.js';
 import { basename, join } from 'node:path';
 import { seqGaps, addSeqRange, type HotStore } from '../storage/index.js';
 import { dayWindow } from './collection-day.js';
@@ -125,9 +126,12 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
     }
     return zip;
   };
+  // Tuning filters in force when the day closes keep their events out of the archives too (docs/FLEET.md).
+  const tuning = compileTuning(store.fleet.policy(supportId).tuning);
   try {
     for (const { device, lsns } of plan) {
       let acc: DeviceAcc | undefined;
+      const images = new Map<string, string>();
       for (const lsn of lsns) {
         seen++;
         if (seen % YIELD_EVERY === 0) {
@@ -147,10 +151,13 @@ export async function buildDayArchive(store: HotStore, options: DayArchiveOption
           acc = { tmid: device.tmid, computer: device.computer, folder: device.folder, batches: 0, events: 0, ranges: [] };
           devices.push(acc);
         }
-        const decoded = decodeEvents(batch.z, batch.first);
-        const inner = innerZipOf(batch, decoded, options.deflateLevel);
-        zip!.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
-        parquet!.append({ tmid: batch.tmid, computer: device.computer, batchId: batch.id, sentAt: batch.sentAt, recvAt: batch.recvAt }, decoded);
+        const decoded = withoutTuned(decodeEvents(batch.z, batch.first), tuning, images);
+        // A batch that held only tuned-out events gets no inner zip; its seqs still count as held (no false gap).
+        if (decoded.length > 0 || tuning === undefined) {
+          const inner = innerZipOf(batch, decoded, options.deflateLevel);
+          zip!.addStored(`${day}/${device.folder}/${inner.name}`, inner.data, { mtimeMs: batch.sentAt });
+          parquet!.append({ tmid: batch.tmid, computer: device.computer, batchId: batch.id, sentAt: batch.sentAt, recvAt: batch.recvAt }, decoded);
+        }
         for (const e of decoded) {
           const k = typeof e === 'object' && e !== null && typeof (e as { k?: unknown }).k === 'string' ? (e as { k: string }).k : '_invalid';
           eventsByKind[k] = (eventsByKind[k] ?? 0) + 1;
@@ -247,4 +254,20 @@ function manifestDevice(store: HotStore, d: DeviceAcc): ManifestDevice {
   const trail = store.log.trail(d.tmid);
   const trailGapsBefore = trail === undefined ? [] : seqGaps(trail.ranges).filter(([from]) => from <= lastSeq).map(([from, to]): [number, number] => [from, Math.min(to, lastSeq)]);
   return { tmid: d.tmid, computer: d.computer, folder: d.folder, batches: d.batches, events: d.events, firstSeq, lastSeq, ranges: d.ranges, gaps, trailGapsBefore };
+}
+
+/** The events a tenant's tuning filters keep (all of them without filters); `images` maps the device's process GUIDs to their images. */
+function withoutTuned(events: unknown[], tuning: TuningMatcher | undefined, images: Map<string, string>): unknown[] {
+  if (tuning === undefined) return events;
+  const imageOf = (pg: string): string | undefined => images.get(pg);
+  const kept: unknown[] = [];
+  for (const e of events) {
+    if (typeof e === 'object' && e !== null) {
+      const ev = e as Record<string, unknown>;
+      if (ev.k === 'proc.start' && typeof ev.pg === 'string' && typeof ev.image === 'string') images.set(ev.pg, ev.image);
+      if (tuning.match(ev, imageOf) !== undefined) continue;
+    }
+    kept.push(e);
+  }
+  return kept;
 }

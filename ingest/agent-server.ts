@@ -15,6 +15,7 @@
 import { decode, encode } from '@msgpack/msgpack';
 import uWS from 'uWebSockets.js';
 import type { AgentPolicy, ProtocolErrorCode, ServerFrame } from '../core/contracts.js';
+import { tokyoDay } from '../core/fleet-policy.js';
 import type { Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
@@ -56,6 +57,8 @@ export interface AgentServer {
   deliverCommands(tmid: string): void;
   /** True when the device has a live, authenticated connection. */
   isConnected(tmid: string): boolean;
+  /** Sends a tenant's fleet policy to its connected agents (a `policy` frame); the others get it in their next `welcome`. */
+  pushFleetPolicy(supportId: string): number;
   /** Open agent connections. */
   connections(): number;
   /**
@@ -69,6 +72,10 @@ export interface AgentServer {
 /** Frames at most this large are decoded whole (hello, inv); batches are only scanned. */
 const SMALL_FRAME_BYTES = 64 * 1024;
 const HELLO_SWEEP_MS = 500;
+/** Heartbeats at most this large are decoded for their `tuned` counts; a plain one is ~15 bytes. */
+const MAX_HB_DECODE_BYTES = 1024;
+/** Largest per-report tuned count believed: a report past it is ignored, not added. */
+const MAX_TUNED_PER_REPORT = 1e12;
 
 const CLOSE_CODES: Partial<Record<ProtocolErrorCode, number>> = {
   frame_too_large: 1009,
@@ -127,6 +134,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   /** Devices with a live connection, so lastSeen can be refreshed in one write per sweep. */
   const seen = new Map<string, number>();
   let accepting = true;
+  /** Tuning savings reported by agents (`hb.tuned`) since the last flush, per tenant and day. */
+  let tunedPending = new Map<string, { supportId: string; day: string; events: number; bytes: number }>();
   let rejectsByReason: Record<string, number> = {};
   /** A promise the agent path starts and does not wait for still gets a handler: failures are logged, never unhandled. */
   const logFailure =
@@ -177,7 +186,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       t: 'welcome',
       tmid: device.tmid,
       ...(token === undefined ? {} : { token }),
-      policy,
+      // The tenant's fleet policy rides along: an agent that was offline during a change gets it here.
+      policy: { ...policy, fleet: store.fleet.agentPolicy(device.supportId) },
       serverTime: clock.now(),
       nextSeq: last === undefined ? 1 : last[1] + 1,
     });
@@ -347,6 +357,51 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     );
   }
 
+  /** A heartbeat; its optional `tuned` counts (events the agent's tuning filters dropped) are added up per tenant and day. */
+  function onHeartbeat(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
+    send(ws, { t: 'hb', ts: clock.now() });
+    // A plain heartbeat ({t, ts}: at most 18 bytes) has no counts: only larger ones are decoded.
+    if (bytes.byteLength > MAX_HB_DECODE_BYTES || bytes.byteLength <= 18) return;
+    let raw: unknown;
+    try {
+      raw = decode(bytes);
+    } catch {
+      return reject(ws, 'malformed_frame', 'The frame is not valid MessagePack.');
+    }
+    const tuned = (raw as { tuned?: { events?: unknown; bytes?: unknown } }).tuned;
+    if (typeof tuned !== 'object' || tuned === null) return;
+    const { events, bytes: size } = tuned;
+    const valid = (n: unknown): n is number => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 && n <= MAX_TUNED_PER_REPORT;
+    if (!valid(events) || !valid(size)) return;
+    const supportId = ws.getUserData().device!.supportId;
+    const day = tokyoDay(clock.now());
+    const key = `${supportId}\u0000${day}`;
+    const entry = tunedPending.get(key) ?? { supportId, day, events: 0, bytes: 0 };
+    entry.events += events;
+    entry.bytes += size;
+    tunedPending.set(key, entry);
+  }
+
+  function flushTuned(): Promise<void> {
+    if (tunedPending.size === 0) return Promise.resolve();
+    const list = [...tunedPending.values()];
+    tunedPending = new Map();
+    return store.fleet.addSavings(list.map((e) => ({ supportId: e.supportId, day: e.day, delta: { agentEvents: e.events, agentBytes: e.bytes } })));
+  }
+
+  function pushFleetPolicy(supportId: string): number {
+    const fleet = store.fleet.agentPolicy(supportId);
+    const bytes = encode({ t: 'policy', fleet });
+    let sent = 0;
+    for (const ws of live.values()) {
+      const session = ws.getUserData();
+      if (session.state !== 'ready' || session.device?.supportId !== supportId) continue;
+      ws.send(bytes, true);
+      sent++;
+    }
+    return sent;
+  }
+
   function onInventory(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
     if (bytes.byteLength > config.maxInventoryBytes) {
       return reject(ws, 'invalid_field', 'The inventory is larger than allowed.', 'inv');
@@ -388,7 +443,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       case 'batch':
         return onBatch(ws, bytes, env);
       case 'hb':
-        return send(ws, { t: 'hb', ts: clock.now() });
+        return onHeartbeat(ws, bytes);
       case 'inv':
         return onInventory(ws, bytes);
       case 'cmdr':
@@ -486,6 +541,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
 
   // lastSeen of live devices is written once every few seconds, not on every frame.
   const seenFlush = setInterval(() => {
+    flushTuned().catch(logFailure('Tuning savings reported by agents could not be stored.'));
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
       const current = store.devices.get(tmid);
@@ -507,6 +563,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     connections: () => sockets.size,
     deliverCommands,
     isConnected: (tmid) => live.has(tmid),
+    pushFleetPolicy,
     async close() {
       accepting = false;
       uWS.us_listen_socket_close(listenSocket);
@@ -517,6 +574,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       for (const ws of [...sockets]) reject(ws, 'server_shutting_down', 'The server is stopping; reconnect later.');
       // uWS may run close handlers (which mark devices disconnected) on the next loop turn.
       await new Promise((resolve) => setImmediate(resolve));
+      await flushTuned().catch(logFailure('Tuning savings reported by agents could not be stored.'));
       await store.flushed();
     },
   };

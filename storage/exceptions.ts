@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ExceptionEntry } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
+import { globToRegExp } from '../core/glob.js';
 import type { Tables } from './tables.js';
 
 /** A new random exception-entry id: `ex_` and 16 hex characters. */
@@ -60,11 +61,6 @@ export function createExceptionRepository(t: Tables): ExceptionRepository {
       return true;
     },
   };
-}
-
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${body}$`, 'i');
 }
 
 /** The first live entry that matches the file, or undefined. */

@@ -15,6 +15,8 @@ import { createDetectionRepository, type DetectionRepository } from './detection
 import { createSigmaHuntRepository, type SigmaHuntRepository } from './sigma-hunts.js';
 import { createDeviceRepository, type DeviceRepository } from './devices.js';
 import { createExceptionRepository, type ExceptionRepository } from './exceptions.js';
+import { createFleetRepository, type FleetRepository } from './fleet.js';
+import { createRolloutRepository, type RolloutRepository } from './rollouts.js';
 import { createIdentityRepository, type IdentityRepository } from './identity.js';
 import { createLogRepository, type LogRepository } from './log.js';
 import { createNetlogRepository, type NetlogRepository } from './netlog.js';
@@ -74,6 +76,10 @@ export interface HotStore {
   readonly liveness: LivenessRepository;
   /** Streaming-analytics counters per device and day, threshold rules. */
   readonly analytics: AnalyticsRepository;
+  /** Fleet policy (mode, log tuning, USB control), tuning savings, fleet alerts (issue 16). */
+  readonly fleet: FleetRepository;
+  /** Staged agent upgrades and the devices' versions (issue 16). */
+  readonly rollouts: RolloutRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -112,12 +118,14 @@ export interface MapUse {
 export function openHotStore(options: HotStoreOptions): HotStore {
   const t = openTables(options);
   const { root, log } = t;
+  const devices = createDeviceRepository(t);
+  const commands = createCommandRepository(t);
   return {
     dataDir: options.dataDir,
     tenants: createTenantRepository(t),
-    devices: createDeviceRepository(t),
+    devices,
     alerts: createAlertRepository(t),
-    commands: createCommandRepository(t),
+    commands,
     detections: createDetectionRepository(t),
     sigmaHunts: createSigmaHuntRepository(t),
     exceptions: createExceptionRepository(t),
@@ -134,6 +142,8 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     opsAlerts: createOpsAlertRepository(t),
     liveness: createLivenessRepository(t),
     analytics: createAnalyticsRepository(t),
+    fleet: createFleetRepository(t),
+    rollouts: createRolloutRepository(t, commands, devices),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

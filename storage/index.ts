@@ -29,6 +29,14 @@ export type {
   DeviceIsolation,
   DeviceRecord,
   EffectiveAlert,
+  AgentPackage,
+  FleetAlert,
+  FleetPolicyRecord,
+  RolloutRecord,
+  RolloutStage,
+  RolloutState,
+  RolloutTarget,
+  TuningSavings,
   QuarantineReason,
   QuarantineRecord,
   NotifyEventKind,
@@ -82,3 +90,6 @@ export type { OpsAlertRepository, OpsAlertFilter } from './ops-alerts.js';
 export type { LivenessRepository, LivenessDecisions } from './liveness.js';
 export { DESTINATIONS_CAP, KNOWN_CAP } from './analytics.js';
 export type { AnalyticsRepository, AnalyticsMetric, AnalyticsSummary } from './analytics.js';
+export type { FleetRepository, FleetPolicyChange, TuningSavingsDay } from './fleet.js';
+export { newRolloutId, rolloutSelects } from './rollouts.js';
+export type { RolloutRepository, RolloutInput, RolloutMove, RolloutStatus } from './rollouts.js';

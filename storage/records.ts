@@ -4,7 +4,7 @@
  * other: tables.ts and every repository import this file, never one another
  * in a circle.
  */
-import type { AlertRecord, CommandRequest, NetConnEntry, SigmaSeverity, TenantPolicy, Verdict } from '../core/contracts.js';
+import type { AgentFleetPolicy, AlertRecord, CommandRequest, NetConnEntry, SigmaSeverity, TenantPolicy, Verdict } from '../core/contracts.js';
 
 export type { NetConnEntry };
 
@@ -533,4 +533,82 @@ export interface ThresholdRuleSet {
   rules: ThresholdRule[];
   updatedAt: number;
   updatedBy: string;
+}
+
+// ---------------------------------------------------------------------------
+// Fleet management (issue 16, agent management): storage/fleet.ts.
+
+/** A tenant's fleet policy as stored: what agents get, plus who changed it last. */
+export interface FleetPolicyRecord extends AgentFleetPolicy {
+  supportId: string;
+  updatedAt: number;
+  updatedBy: string;
+}
+
+/** One stage of a rollout: a share of the fleet (stable hash of the TMID) or named devices. */
+export type RolloutStage = { percent: number } | { devices: string[] };
+
+/** The package of an agent version. */
+export interface AgentPackage {
+  version: string;
+  url: string;
+  sha256: string;
+}
+
+export type RolloutState = 'active' | 'paused' | 'rolled-back';
+
+/** A staged upgrade of a tenant's agents to one version. */
+export interface RolloutRecord {
+  id: string;
+  supportId: string;
+  target: AgentPackage;
+  /** What `rollback` installs on the devices that took the target. */
+  previous: AgentPackage;
+  stages: RolloutStage[];
+  /** Index of the stage reached (stages are cumulative: stage i includes every earlier one). */
+  stage: number;
+  state: RolloutState;
+  createdAt: number;
+  createdBy: string;
+  updatedAt: number;
+  /** Every move (create, advance, pause, resume, rollback) with who and when. */
+  history: { action: string; at: number; by: string; stage: number }[];
+}
+
+/** A device a rollout chose, with the upgrade command it got (and the rollback one, if any). */
+export interface RolloutTarget {
+  rolloutId: string;
+  tmid: string;
+  stage: number;
+  /** Agent version at the time it was chosen. */
+  fromVersion: string;
+  commandId: string;
+  rollbackCommandId?: string;
+  at: number;
+}
+
+/** Events and bytes kept out of storage by tuning filters, for one tenant and day (Asia/Tokyo). */
+export interface TuningSavings {
+  /** Dropped by the agents at the source (reported in `hb.tuned`). */
+  agentEvents: number;
+  agentBytes: number;
+  /** Dropped by the shards (arrived from agents that had not applied the policy yet). */
+  shardEvents: number;
+  shardBytes: number;
+}
+
+/** A fleet alert: an event of device control or agent management that needs a look (a blocked USB device). */
+export interface FleetAlert {
+  id: string;
+  supportId: string;
+  tmid: string;
+  computer: string;
+  kind: 'usb.blocked' | 'usb.unallowed';
+  /** Endpoint time of the event, ms. */
+  at: number;
+  createdAt: number;
+  /** The device or fact involved (for USB: vendorId, productId, serial, vendor, model, instanceId). */
+  details: Record<string, unknown>;
+  /** The event that raised it. */
+  seq: number;
 }

@@ -30,7 +30,12 @@ import type {
   ThresholdRuleSet,
   DeviceIsolation,
   DeviceRecord,
+  FleetAlert,
+  FleetPolicyRecord,
   QuarantineRecord,
+  RolloutRecord,
+  RolloutTarget,
+  TuningSavings,
   LoginAttempts,
   NetConnEntry,
   NotifyFeedEvent,
@@ -131,6 +136,14 @@ export interface Tables {
   readonly analyticsDests: Database<string[], [string, string]>;
   readonly analyticsKnown: Database<{ since: number; values: string[] }, [string, string]>;
   readonly analyticsRules: Database<ThresholdRuleSet, string>;
+  // fleet management (issue 16): storage/fleet.ts
+  readonly fleetPolicy: Database<FleetPolicyRecord, string>;
+  readonly rollouts: Database<RolloutRecord, string>;
+  readonly tenantRollouts: Database<string, [string, number, string]>;
+  readonly rolloutTargets: Database<RolloutTarget, [string, string]>;
+  readonly tuningSavings: Database<TuningSavings, [string, string]>;
+  readonly fleetAlerts: Database<FleetAlert, string>;
+  readonly tenantFleetAlerts: Database<string, [string, number, string]>;
 }
 
 /**
@@ -232,5 +245,12 @@ export function openTables(options: TablesOptions): Tables {
     analyticsDests: root.openDB('analytics-dests', {}),
     analyticsKnown: root.openDB('analytics-known', {}),
     analyticsRules: root.openDB('analytics-rules', {}),
+    fleetPolicy: root.openDB('fleet-policy', {}),
+    rollouts: root.openDB('rollouts', {}),
+    tenantRollouts: root.openDB('tenant-rollouts', {}),
+    rolloutTargets: root.openDB('rollout-targets', {}),
+    tuningSavings: root.openDB('tuning-savings', {}),
+    fleetAlerts: root.openDB('fleet-alerts', {}),
+    tenantFleetAlerts: root.openDB('tenant-fleet-alerts', {}),
   };
 }

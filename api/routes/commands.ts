@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import { defineRoute, type Route } from '../route-kit.js';
 import { requestCommand, type CommandAsk } from '../services.js';
-import { assertTenant, idParam, tmidParam } from './shared.js';
+import { agentPackage, assertTenant, idParam, tmidParam } from './shared.js';
 
 const allowEntry = z.object({
   cidr: z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'an IP address or CIDR'),
@@ -15,13 +15,15 @@ const commandBody = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('delete-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/) }).strict() }).strict(),
   z.object({ kind: z.literal('collect-file'), args: z.object({ path: z.string().min(3).max(1024), sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).optional() }).strict() }).strict(),
   z.object({ kind: z.literal('set-policy'), args: z.record(z.string(), z.unknown()) }).strict(),
+  // One device, outside any rollout (docs/FLEET.md): install this agent version from this package.
+  z.object({ kind: z.literal('upgrade'), args: agentPackage }).strict(),
 ]);
 
 export const COMMAND_ROUTES: Route[] = [
   defineRoute({
     method: 'post',
     path: '/devices/:tmid/commands',
-    summary: 'Request a response action: isolate (with an allow-list), release, delete-file, collect-file, set-policy.',
+    summary: 'Request a response action: isolate (with an allow-list), release, delete-file, collect-file, set-policy, upgrade.',
     tag: 'commands',
     roles: ['operator', 'admin'],
     params: tmidParam,

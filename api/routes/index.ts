@@ -16,6 +16,7 @@ import { COMMAND_ROUTES } from './commands.js';
 import { DEVICE_ROUTES } from './devices.js';
 import { EXCEPTION_ROUTES } from './exceptions.js';
 import { NETLOG_ROUTES } from './netlogs.js';
+import { FLEET_ROUTES } from './fleet.js';
 import { NOTIFICATION_ROUTES } from './notifications.js';
 import { REPORT_ROUTES } from './reports.js';
 import { TENANT_ROUTES } from './tenants.js';
@@ -23,4 +24,4 @@ import { USER_ROUTES } from './users.js';
 import { LIVENESS_ROUTES } from './liveness.js';
 import { ANALYTICS_ROUTES } from './analytics.js';
 
-export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...INTEL_ALERT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...NETLOG_ROUTES, ...LIVENESS_ROUTES, ...ANALYTICS_ROUTES];
+export const ROUTES: Route[] = [...AUTH_ROUTES, ...USER_ROUTES, ...TENANT_ROUTES, ...DEVICE_ROUTES, ...COMMAND_ROUTES, ...ALERT_ROUTES, ...DETECTION_ROUTES, ...SIGMA_HUNT_ROUTES, ...INTEL_ALERT_ROUTES, ...EXCEPTION_ROUTES, ...AUDIT_ROUTES, ...NOTIFICATION_ROUTES, ...REPORT_ROUTES, ...NETLOG_ROUTES, ...LIVENESS_ROUTES, ...ANALYTICS_ROUTES, ...FLEET_ROUTES];

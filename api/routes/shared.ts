@@ -83,3 +83,11 @@ export function* newestUntil<T>(source: Iterable<T>, from: number | undefined, t
     yield item;
   }
 }
+/** An agent package (fleet management, docs/FLEET.md): the version, where agents download it (https), its SHA-256. */
+export const agentPackage = z
+  .object({
+    version: z.string().regex(/^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/, 'a version such as 3.3.0'),
+    url: z.string().url().max(2048).refine((u) => u.startsWith('https://'), 'an https URL'),
+    sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).transform((s) => s.toLowerCase()),
+  })
+  .strict();
