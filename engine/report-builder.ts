@@ -410,7 +410,9 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
   if (creator !== undefined && !pgSet.has(foldKey(creator.pg)) && path !== '') {
     const want = foldKey(path);
     const cpg = foldKey(creator.pg);
-    for (const lsn of creator.lsns) {
+    // Only the batches from the file's creation on, and few of them: this reads the log in the shard.
+    const from = fileOrigin?.created?.lsn ?? fileOrigin?.lastWrite?.lsn ?? 0;
+    for (const lsn of creator.lsns.filter((l) => l >= from).slice(0, 4)) {
       for (const e of ctx.readBatch(lsn) ?? []) {
         if (e.k !== 'reg.set' || typeof e.pg !== 'string' || foldKey(e.pg) !== cpg || e.ts < lookBackFrom) continue;
         if (typeof e.data === 'string' && foldKey(e.data).includes(want)) push(registry, item(e, 'the file’s creator registered it here'));

@@ -113,6 +113,10 @@ const PERSIST_REG =
   /(\\software\\classes|_classes)\\(wow6432node\\)?clsid\\\{[^}]+\}\\(inprocserver32|localserver32)|\\image file execution options\\[^\\]+\\(debugger|globalflag)|\\winlogon\\(shell|userinit|notify)|\\appinit_dlls|\\currentcontrolset\\services\\[^\\]+\\(imagepath|parameters\\servicedll)|\\currentversion\\(run|runonce|runservices)(once)?(\\|$)|\\explorer\\shell folders\\startup|\\environment\\userinitmprlogonscript/i;
 /** A payload in a value or a command: a script host fetching a URL, an encoded command, a long base64 blob. */
 const FILELESS = /(powershell|pwsh|mshta|wscript|cscript|rundll32|regsvr32)(\.exe)?["']?\s.*(https?:\/\/|javascript:|vbscript:|\s-e(nc|ncodedcommand)?\s|frombase64string|iex\b)|[A-Za-z0-9+/]{200,}={0,2}/i;
+/** Cheap test before FILELESS (a backtracking regular expression over up to 1 KiB of registry data, per value). */
+function mayHoldPayload(text: string): boolean {
+  return text.length >= 200 || /powershell|pwsh|mshta|wscript|cscript|rundll32|regsvr32/i.test(text);
+}
 const SCRIPT_PARENTS = new Set(['powershell.exe', 'pwsh.exe', 'wscript.exe', 'cscript.exe', 'mshta.exe', 'rundll32.exe', 'regsvr32.exe', 'wmic.exe', 'wmiprvse.exe', 'msbuild.exe', 'installutil.exe', 'certutil.exe', 'bitsadmin.exe', 'hh.exe', 'winword.exe', 'excel.exe', 'powerpnt.exe', 'outlook.exe']);
 const INSTALLERS = new Set(['msiexec.exe', 'trustedinstaller.exe', 'tiworker.exe']);
 const DROPPED_EXEC = /\.(exe|dll|scr|com|bat|cmd|ps1|vbs|vbe|js|jse|hta|wsf|msi|cpl|ocx)$/i;
@@ -246,7 +250,7 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
     const value = s(e.value);
     const full = value === '' ? key : `${key}\\${value}`;
     if ((e.k === 'reg.set' || e.k === 'reg.create') && PERSIST_REG.test(full) && !/\\currentcontrolset\\services\\(bam|dam)\\/i.test(full)) add(acc, 'behaviour.persistence', it.ref, full);
-    if (e.k === 'reg.set' && FILELESS.test(s(e.data))) add(acc, 'behaviour.fileless-payload', it.ref, `${full} = ${s(e.data).slice(0, 80)}`);
+    if (e.k === 'reg.set' && mayHoldPayload(s(e.data)) && FILELESS.test(s(e.data))) add(acc, 'behaviour.fileless-payload', it.ref, `${full} = ${s(e.data).slice(0, 80)}`);
     if (TAMPER_REG.test(full) || (TAMPER_VALUE.test(value) && e.k === 'reg.set')) {
       if (!(/enablelua$/i.test(full) && !/^(dword \()?0x0*0\)?$|^0$/i.test(s(e.data)))) add(acc, 'behaviour.defence-tampering', it.ref, full);
     }

@@ -160,7 +160,8 @@ describe.skipIf(!haveChromium)('web console in a browser', () => {
     await Promise.all([page.waitForURL(/\/alerts\/al_/), page.click('#alerts-table tbody tr:first-child a')]);
     expect(await page.textContent('.verdict')).toBe('黒');
     const sections = await page.$$eval('section[data-section]', (els) => els.map((e) => e.getAttribute('data-section')));
-    expect(sections).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
+    // The eight sections of SPEC §4, then process access, image loads and named pipes (issue 13).
+    expect(sections).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes', 'processAccess', 'imageLoads', 'pipes']);
     expect(await page.locator('svg#process-graph rect').count()).toBeGreaterThan(0);
     expect(await page.locator('svg#process-graph rect.detected').count()).toBe(1);
     expect(await page.locator('ol.timeline li').count()).toBeGreaterThan(0);
@@ -261,7 +262,7 @@ describe.skipIf(!haveChromium)('web console in a browser', () => {
     await Promise.all([page.waitForURL(`${base}/alerts`), page.keyboard.press('Enter')]);
     await tabTo((el) => el.href.startsWith('/alerts/al_'));
     await Promise.all([page.waitForURL(/\/alerts\/al_/), page.keyboard.press('Enter')]);
-    expect(await page.locator('section[data-section]').count()).toBe(8);
+    expect(await page.locator('section[data-section]').count()).toBe(11);
     // Every form control of the main pages has a label.
     for (const path of ['/', '/devices', '/alerts', '/exports', '/users']) {
       await page.goto(`${base}${path}`);

@@ -66,7 +66,7 @@ describe('kiseki end to end', () => {
     });
     const shown = await runCli(['report', '--alert', alerts[0]!.id, '--json', '--data', fx.dir]);
     const quick = (JSON.parse(shown.stdout) as { report: { sections: { id: string }[]; verdict: string } }).report;
-    expect(quick.sections.map((x) => x.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes']);
+    expect(quick.sections.map((x) => x.id)).toEqual(['origin', 'chain', 'descendants', 'filesWritten', 'registry', 'filesRead', 'network', 'attributes', 'processAccess', 'imageLoads', 'pipes']);
     expect(['black', 'gray', 'white']).toContain(quick.verdict);
     const text = await runCli(['report', '--alert', alerts[0]!.id, '--data', fx.dir]);
     expect(text.stdout).toContain('1. How the file came to be');
