@@ -144,8 +144,23 @@ export const DEFAULT_RULES: RuleSet = {
       id: 'persistence.service',
       description: 'A service was registered in the registry.',
       weight: 25,
-      // bam / dam: the kernel records every process's last run there; that is no service.
-      when: { section: 'registry', where: [{ field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\(?!bam\\\\|dam\\\\)' }] },
+      // A service is its key under Services plus an ImagePath / ServiceDll. Deeper keys (Tcpip\Parameters, bam, dam)
+      // are opened with create rights by every system process (Sysmon logs that as CreateKey): no service.
+      when: {
+        any: [
+          { section: 'registry', where: [{ field: 'k', equals: 'reg.create' }, { field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\(?!bam$|dam$)[^\\\\]+$' }] },
+          // Mappers that keep the value name in the key (Sysmon's TargetObject as is).
+          { section: 'registry', where: [{ field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\[^\\\\]+(\\\\parameters)?\\\\(imagepath|servicedll)$' }] },
+          {
+            section: 'registry',
+            where: [
+              { field: 'k', equals: 'reg.set' },
+              { field: 'key', matches: '\\\\currentcontrolset\\\\services\\\\[^\\\\]+(\\\\parameters)?$' },
+              { field: 'value', matches: '^(imagepath|servicedll)$' },
+            ],
+          },
+        ],
+      },
     },
     {
       id: 'persistence.scheduled-task',

@@ -52,6 +52,11 @@ const cases: Case[] = [
   ['persistence.run-key', input({ registry: [{ key: 'HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\RunOnce' }] }), true],
   ['persistence.run-key', input({ registry: [{ key: 'HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\RunTime' }] }), false],
   ['persistence.service', input({ registry: [{ key: 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\evilsvc\\ImagePath' }] }), true],
+  ['persistence.service', input({ registry: [{ k: 'reg.set', key: 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\evilsvc', value: 'ImagePath' }] }), true],
+  ['persistence.service', input({ registry: [{ k: 'reg.create', key: 'HKLM\\SYSTEM\\CurrentControlSet\\Services\\evilsvc' }] }), true],
+  // Every system process opens these with create rights (Sysmon CreateKey): no service is registered.
+  ['persistence.service', input({ registry: [{ k: 'reg.create', key: 'HKLM\\System\\CurrentControlSet\\Services\\Tcpip\\Parameters' }] }), false],
+  ['persistence.service', input({ registry: [{ k: 'reg.set', key: 'HKLM\\System\\CurrentControlSet\\Services\\bam\\State\\UserSettings\\S-1-5-21-1', value: 'rundll32.exe' }] }), false],
   ['persistence.scheduled-task', input({ descendants: [{ image: 'C:\\Windows\\System32\\schtasks.exe', cmd: 'schtasks /Create /TN x /TR y' }] }), true],
   ['persistence.scheduled-task', input({ filesWritten: [{ path: 'C:\\Windows\\System32\\Tasks\\Updater' }] }), true],
   ['persistence.startup-folder', input({ filesWritten: [{ path: 'C:\\Users\\u\\AppData\\Roaming\\Microsoft\\Windows\\Start Menu\\Programs\\Startup\\a.lnk' }] }), true],

@@ -49,6 +49,16 @@ describe('verdict factors', () => {
     expect(ids(verdictFactors(input({ registry: [bam] })))).not.toContain('behaviour.persistence');
   });
 
+  it('a DLL or script run by a LOLBin from a user-writable folder counts like an EXE such a host started there', () => {
+    const host = start('C:\\Windows\\SysWOW64\\rundll32.exe', 'rundll32.exe C:\\PROGRA~3\\DATAUS~1.DLL f8755');
+    const hosted = (path: string) => ids(verdictFactors(input({ chain: [host] }, { path, how: 'hosted' })));
+    expect(hosted('C:\\ProgramData\\datausage.dll')).toContain('chain.script-host-parent');
+    // The same host running an installed DLL vouches for nothing either way.
+    expect(hosted('C:\\Program Files\\Vendor\\tool.dll')).not.toContain('chain.script-host-parent');
+    const explorer = start('C:\\Windows\\explorer.exe', 'explorer.exe');
+    expect(ids(verdictFactors(input({ chain: [explorer] }, { path: 'C:\\ProgramData\\x.dll', how: 'hosted' })))).not.toContain('chain.script-host-parent');
+  });
+
   it('C2: a nameless IP on an unusual port, and a beacon', () => {
     const c2 = it_('net.conn', { pg: PG, dir: 'out', rip: '198.51.100.20', rport: 8443 });
     expect(verdictFactors(input({ network: [c2] })).find((h) => h.ruleId === 'behaviour.c2-unusual-port')?.detail).toBe('198.51.100.20:8443');

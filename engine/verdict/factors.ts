@@ -89,7 +89,7 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'behaviour.beaconing': 'The process tree connected to the same IP address and port again and again (beaconing).',
   'behaviour.fileless-payload': 'A script or encoded payload was stored in the registry or a persistence command (a script host with a URL, an encoded command, long base64).',
   'behaviour.drops-and-runs': 'The process tree wrote an executable or script and then ran it.',
-  'chain.script-host-parent': 'A script host or LOLBin started the file from a user-writable folder.',
+  'chain.script-host-parent': 'A script host or LOLBin started or ran the file from a user-writable folder.',
   'signer.installed': 'The file is signed and trusted, and installed where only administrators write.',
   'chain.signed-parent': "Its parent is an installed application or Windows' installer, not the shell, a script host, document reader or browser.",
   'provenance.motw-removed': "The file's Mark of the Web was deleted (it came from the internet).",
@@ -319,6 +319,13 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   const abused = SHELLS.has(name) && detectedStart !== undefined && /(javascript|vbscript):|https?:\/\/|\s-e(nc|ncodedcommand)?\s|frombase64string|\biex\b|downloadstring/i.test(s(detectedStart.event.cmd));
   if (!abused && input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && (input.how === 'process' || input.how === 'loaded')) add(acc, 'signer.microsoft', input.fileRef, input.signer);
   if (!abused && input.sig === 'trusted' && installedPath(input.path)) add(acc, 'signer.installed', input.fileRef, input.path);
+  // A script or DLL from a user-writable folder run by a script host or LOLBin's command line (rundll32 x.dll,Entry,
+  // wscript x.vbs…): the same weight as such a host starting an EXE from there.
+  if (input.how === 'hosted' && isUserWritablePath(input.path)) {
+    const host = chain.at(-1);
+    const hb = baseName(s(host?.event.image));
+    if (host !== undefined && hb !== '' && SCRIPT_PARENTS.has(hb)) add(acc, 'chain.script-host-parent', host.ref, `${hb} ran ${name}`);
+  }
   if (input.how === 'process' && detectedStart !== undefined) {
     const parent = s(detectedStart.event.pimage) || s(chain.at(-2)?.event.image);
     const pb = baseName(parent);
