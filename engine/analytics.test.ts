@@ -8,6 +8,7 @@ import { createManualClock } from '../core/clock.js';
 import { openHotStore, type DeviceRecord, type HotStore } from '../storage/index.js';
 import { domainOf, jstDay, net16, StreamingAnalytics } from './analytics.js';
 import { ShardCore } from './shard-core.js';
+import type { ThreatIntel } from './intel/index.js';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -100,6 +101,50 @@ describe('streaming analytics in a shard', () => {
     const swept = await store.analytics.sweep('2026-12-01', '2026-12-01');
     expect(swept).toEqual({ daily: 1, dests: 1 });
     expect(store.analytics.daily('2026-11-30', 'TA', 'DEV-A')).toBeUndefined();
+  });
+
+  it('raises one intel.endpoint alert per device and indicator for a listed IP, DNS name or file hash, without any detection', async () => {
+    const listed = new Map([
+      ['ip', new Set(['203.0.113.66'])],
+      ['domain', new Set(['c2.evil.example'])],
+      ['sha256', new Set(['ab'.repeat(32)])],
+    ]);
+    const intel: ThreatIntel = {
+      has: (kind, value) => listed.get(kind)?.has(value.toLowerCase()) ?? false,
+      reloadIfChanged: () => false,
+      counts: () => ({ sha256: 1, domain: 1, ip: 1, url: 0 }),
+      index: () => {
+        throw new Error('not used');
+      },
+    };
+    const core = new ShardCore({ store, index: 0, workers: 1, clock, analytics: new StreamingAnalytics({ store, clock, intel }) });
+    core.recover();
+    const events = [
+      { ts: T0, k: 'net.conn', seq: 1, pg: '{p}', image: 'C:\\x.exe', rip: '203.0.113.66', rport: 8443 },
+      { ts: T0 + 1000, k: 'net.conn', seq: 2, pg: '{p}', rip: '203.0.113.66', rport: 8443 },
+      { ts: T0, k: 'net.dns', seq: 3, qname: 'C2.evil.example' },
+      { ts: T0, k: 'file.create', seq: 4, path: 'C:\\Users\\a\\x.exe', sha256: 'AB'.repeat(32) },
+      { ts: T0, k: 'net.conn', seq: 5, rip: '198.51.100.1' },
+    ];
+    core.processBatch(1, 'DEV-A', await commit(store, 1, 'DEV-A', events, T0), T0);
+    // Another device hitting the same indicator gets its own alert.
+    core.processBatch(2, 'DEV-B', await commit(store, 2, 'DEV-B', [{ ts: T0, k: 'net.conn', seq: 1, rip: '203.0.113.66' }], T0), T0);
+    await core.flush();
+    const alerts = [...store.opsAlerts.scan('TA')].filter((a) => a.kind === 'intel.endpoint');
+    expect(alerts.map((a) => `${a.tmid} ${a.details.indicator} ${a.details.value}`).sort()).toEqual([
+      'DEV-A domain C2.evil.example',
+      'DEV-A ip 203.0.113.66',
+      `DEV-A sha256 ${'AB'.repeat(32)}`,
+      'DEV-B ip 203.0.113.66',
+    ]);
+    expect(alerts.find((a) => a.tmid === 'DEV-A' && a.details.indicator === 'ip')?.details).toMatchObject({ image: 'C:\\x.exe', rport: 8443, seq: 1 });
+    expect(store.notify.feedAfter(0, 10).filter((f) => f.kind === 'intel.endpoint')).toHaveLength(4);
+    // A replay of the same batches writes the same alert ids: still four.
+    const again = new ShardCore({ store, index: 0, workers: 1, clock, analytics: new StreamingAnalytics({ store, clock, intel }) });
+    again.recover();
+    again.processBatch(1, 'DEV-A', await commit(store, 1, 'DEV-A', events, T0), T0);
+    await again.flush();
+    expect([...store.opsAlerts.scan('TA')].filter((a) => a.kind === 'intel.endpoint')).toHaveLength(4);
   });
 
   it('splits kind counts at midnight when one flush holds two days of a device', async () => {

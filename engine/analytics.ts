@@ -23,6 +23,7 @@
  * event's index, so a replayed batch cannot raise its alert twice.
  * Window state is memory only: a burst split by a restart may go unseen.
  */
+import type { ThreatIntel } from './intel/index.js';
 import type { Clock } from '../core/clock.js';
 import type { DailyDelta, HotStore, NotifyFeedEvent, OpsAlert, ThresholdRule } from '../storage/index.js';
 import { KNOWN_CAP } from '../storage/index.js';
@@ -104,7 +105,18 @@ export interface AnalyticsUnit {
 export interface StreamingAnalyticsOptions {
   store: HotStore;
   clock: Clock;
+  /**
+   * Threat intelligence (engine/intel): an endpoint event whose destination IP,
+   * DNS name or file hash is a listed indicator raises one `intel.endpoint`
+   * alert per device and indicator a day, with or without an antivirus detection.
+   */
+  intel?: ThreatIntel;
 }
+
+/** How long one device's hit on one indicator stays one alert. */
+const INTEL_REPEAT_MS = 24 * 3600_000;
+/** Remembered device + indicator hits per shard; past it the oldest are forgotten (a repeat may then alert again). */
+const INTEL_SEEN_MAX = 50_000;
 
 /** One shard's analytics: accumulators, windows and rules of the devices it owns. */
 export class StreamingAnalytics {
@@ -122,12 +134,16 @@ export class StreamingAnalytics {
   private lastKnownWriteAt = Number.NEGATIVE_INFINITY;
   /** Per device, the accumulator of this flush that shares the shard's kind counts. */
   private sharing = new Map<string, DeviceAcc>();
+  private readonly intel: ThreatIntel | undefined;
+  /** `tmid|kind|value` → time until which a repeat raises nothing. */
+  private readonly intelSeen = new Map<string, number>();
   /** Alerts raised since the start, for the shard's stats. */
   alertsRaised = 0;
 
   constructor(options: StreamingAnalyticsOptions) {
     this.store = options.store;
     this.clock = options.clock;
+    this.intel = options.intel;
     this.refreshRules();
   }
 
@@ -216,6 +232,7 @@ export class StreamingAnalytics {
         if (!acc.destCapped && typeof e.rip === 'string' && acc.destinations.size < FLUSH_DESTS_MAX) acc.destinations.add(e.rip);
         break;
     }
+    if (this.intel !== undefined) this.matchIntel(acc, e, kind, index);
     const rules = acc.rules?.get(kind);
     if (rules === undefined) return;
     for (let i = 0; i < rules.length; i++) {
@@ -232,6 +249,38 @@ export class StreamingAnalytics {
       if (c.rule.firstSeen !== undefined) this.firstSeen(acc, c.rule, e, ts, index);
       else this.slide(acc, c.rule, ts, index);
     }
+  }
+
+  /** Endpoint events against intel: destination IPs, DNS names and hashes of started, written or loaded files. */
+  private matchIntel(acc: DeviceAcc, e: Record<string, unknown>, kind: string, index: number): void {
+    const intel = this.intel!;
+    let hitKind: 'ip' | 'domain' | 'sha256' | undefined;
+    let value: string | undefined;
+    if (kind === 'net.conn') {
+      if (typeof e.rip === 'string' && intel.has('ip', e.rip)) [hitKind, value] = ['ip', e.rip];
+      else if (typeof e.rhost === 'string' && e.rhost !== '' && intel.has('domain', e.rhost)) [hitKind, value] = ['domain', e.rhost];
+    } else if (kind === 'net.dns') {
+      if (typeof e.qname === 'string' && intel.has('domain', e.qname)) [hitKind, value] = ['domain', e.qname];
+    } else if (typeof e.sha256 === 'string' && (kind === 'proc.start' || kind === 'img.load' || kind.startsWith('file.'))) {
+      if (intel.has('sha256', e.sha256)) [hitKind, value] = ['sha256', e.sha256];
+    }
+    if (hitKind === undefined || value === undefined) return;
+    const ts = typeof e.ts === 'number' ? e.ts : this.clock.now();
+    const key = `${acc.tmid}|${hitKind}|${value.toLowerCase()}`;
+    const quietUntil = this.intelSeen.get(key);
+    if (quietUntil !== undefined && ts < quietUntil) return;
+    if (this.intelSeen.size >= INTEL_SEEN_MAX) this.intelSeen.delete(this.intelSeen.keys().next().value!);
+    this.intelSeen.delete(key);
+    this.intelSeen.set(key, ts + INTEL_REPEAT_MS);
+    const now = this.clock.now();
+    const id = `int_${acc.tmid}_${acc.lsn}_${index}`;
+    const what = hitKind === 'ip' ? 'IP address' : hitKind === 'domain' ? 'domain' : 'file hash';
+    const title = `Threat intelligence: ${what} ${value}`;
+    const details: Record<string, unknown> = { indicator: hitKind, value, event: kind, ts };
+    for (const f of ['seq', 'pg', 'pid', 'image', 'path', 'rport', 'qname'] as const) if (e[f] !== undefined) details[f] = e[f];
+    const alert: OpsAlert = { id, kind: 'intel.endpoint', supportId: acc.supportId, tmid: acc.tmid, createdAt: now, state: 'resolved', resolvedAt: now, title, details };
+    this.pendingAlerts.push({ alert, feed: { kind: 'intel.endpoint', supportId: acc.supportId, at: now, tmid: acc.tmid, opsAlertId: id, title, by: 'system:intel' } });
+    this.alertsRaised++;
   }
 
   private windowsOf(tmid: string): DeviceWindows {

@@ -46,7 +46,7 @@ const correlator = new Correlator({
 });
 // Log tuning and USB control (issue 16) run before counting and correlation.
 const fleet = new FleetStage({ store, clock: systemClock, ...(data.fleetPolicyRefreshMs === undefined ? {} : { refreshMs: data.fleetPolicyRefreshMs }) });
-const analytics = data.analytics === true ? new StreamingAnalytics({ store, clock: systemClock }) : undefined;
+const analytics = data.analytics === true ? new StreamingAnalytics({ store, clock: systemClock, intel }) : undefined;
 const core = new ShardCore({
   store,
   index: data.index,

@@ -22,6 +22,7 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'tenant.mass_offline': '多数のエージェントが同時にオフライン',
   'tenant.recovered': '同時オフラインからの復旧',
   'analytics.threshold': 'しきい値の超過',
+  'intel.endpoint': '脅威インテリジェンスとの一致 (端末のログ)',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */
@@ -61,7 +62,7 @@ export function webhookBody(store: HotStore, entry: OutboxEntry, consoleUrl: str
 /** What a liveness or analytics event is about: the device, the number of devices, the rule. */
 function fleetSubject(d: WebhookBody['events'][number]): string {
   if (d.kind === 'tenant.mass_offline' || d.kind === 'tenant.recovered') return `${d.devices ?? 0} 台`;
-  if (d.kind === 'analytics.threshold') return `${d.title ?? ''} ${d.tmid ?? ''}`.trim();
+  if (d.kind === 'analytics.threshold' || d.kind === 'intel.endpoint') return `${d.title ?? ''} ${d.tmid ?? ''}`.trim();
   return d.tmid ?? '';
 }
 

@@ -235,7 +235,9 @@ export type NotifyEventKind =
   | 'device.online'
   | 'tenant.mass_offline'
   | 'tenant.recovered'
-  | 'analytics.threshold';
+  | 'analytics.threshold'
+  // An endpoint event hit a threat-intelligence indicator (engine/analytics.ts, no antivirus detection needed).
+  | 'intel.endpoint';
 
 /**
  * One entry of the notification feed: written by the repositories in the same
@@ -452,7 +454,7 @@ export interface DeviceLiveness {
   massAlertId?: string;
 }
 
-export type OpsAlertKind = 'agent.offline' | 'agent.mass_offline' | 'analytics.threshold';
+export type OpsAlertKind = 'agent.offline' | 'agent.mass_offline' | 'analytics.threshold' | 'intel.endpoint';
 
 /**
  * An operational alert: about the fleet or a device's behaviour rather than

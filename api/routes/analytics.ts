@@ -60,7 +60,7 @@ const rule = z
 
 const opsAlertQuery = pageQuery.extend({
   supportId: z.string().max(64).optional(),
-  kind: z.enum(['agent.offline', 'agent.mass_offline', 'analytics.threshold']).optional(),
+  kind: z.enum(['agent.offline', 'agent.mass_offline', 'analytics.threshold', 'intel.endpoint']).optional(),
   state: z.enum(['open', 'resolved']).optional(),
   tmid: z.string().max(64).optional(),
 });

@@ -11,7 +11,7 @@ import type { NotifySettings } from '../../storage/index.js';
 import { defineRoute, type Route } from '../route-kit.js';
 import { assertTenant, supportIdParam, verdict } from './shared.js';
 
-const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline', 'report.incident', 'intel.hit', 'detection.new', 'device.online', 'tenant.mass_offline', 'tenant.recovered', 'analytics.threshold']);
+const eventKind = z.enum(['alert.new', 'alert.verdict', 'device.isolated', 'device.offline', 'report.incident', 'intel.hit', 'detection.new', 'device.online', 'tenant.mass_offline', 'tenant.recovered', 'analytics.threshold', 'intel.endpoint']);
 /** A tenant's SIEM destination options (docs/SIEM.md); CA files and `insecure` are the operator's (global destinations). */
 const siemTarget = z
   .object({
