@@ -57,6 +57,8 @@ export const ERRORS = {
   // notify/ and reports/
   ERR_NOTIFY_DELIVERY: { status: 502, message: 'A notification could not be delivered.' },
   ERR_REPORT_RENDER: { status: 500, message: 'A report could not be rendered.' },
+  // cluster (issue 19): NATS JetStream nodes
+  ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'The NATS JetStream cluster cannot be reached or refused the request.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
