@@ -7,58 +7,20 @@
  * the middle of the run and restarted. Then the same on a 3-server NATS
  * cluster with 3 replicas. Skips with an install hint without nats-server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimulationSummary } from '../../agent/index.js';
 import type { InspectReport } from '../../storage/index.js';
 import { eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
+import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats } from '../support/nats-server.js';
 
-const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((p) => existsSync(p));
-if (NATS_SERVER === undefined) console.warn('cluster e2e skipped: install nats-server (apt-get install nats-server)');
+if (NATS_SERVER === undefined) console.warn(`cluster e2e ${NATS_SKIP_MESSAGE}`);
 
 // Short leases so that a restarted or replacing shard node takes over within seconds.
 process.env.KISEKI_LEASE_TTL_MS = '3000';
-
-interface NatsServer {
-  child: ChildProcess;
-  clientPort: number;
-  exited: Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts nats-server with JetStream and resolves once it accepts clients. */
-function startNats(dir: string, name: string, clientPort: number, cluster?: { port: number; routes: number[] }): Promise<NatsServer> {
-  const args = ['-js', '-sd', join(dir, name), '-a', '127.0.0.1', '-p', String(clientPort), '-n', name];
-  if (cluster !== undefined) {
-    args.push('--cluster_name', 'kiseki', '--cluster', `nats://127.0.0.1:${cluster.port}`, '--routes', cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','));
-  }
-  const child = spawn(NATS_SERVER!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer): void => {
-      out += d.toString();
-      if (out.includes('Server is ready')) resolve({ child, clientPort, exited });
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    void exited.then(() => reject(new Error(`nats-server exited: ${out}`)));
-  });
-}
 
 async function inspect(dir: string): Promise<InspectReport> {
   const r = await runCli(['inspect', '--json', '--data', dir]);
