@@ -93,6 +93,11 @@ async function cmdStart(args: string[]): Promise<void> {
   lastResort.setShutdown(() => service.close());
   // Machine-readable line for scripts and tests that start the server with port 0.
   process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, dataDir: config.dataDir })}\n`);
+  stopOnSignals(logger, () => service.close());
+}
+
+/** SIGINT / SIGTERM: a clean shutdown (exit 0, or 1 when it fails); a second signal exits at once (130). */
+function stopOnSignals(logger: Logger, close: () => Promise<void>): void {
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {
@@ -100,7 +105,7 @@ async function cmdStart(args: string[]): Promise<void> {
       process.exit(130);
     }
     logger.info({ signal }, 'Signal received.');
-    service.close().then(
+    close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'Shutdown failed.');
@@ -120,20 +125,7 @@ async function startClusterNode(config: Readonly<Config>, logger: Logger): Promi
       ? await startIngestNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'ingest', node: n.nodeId, ingestPort: n.ingestPort, dataDir: config.dataDir } }))
       : await startShardNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'shard', node: n.nodeId, vshards: n.owned().length, dataDir: config.dataDir } }));
   process.stdout.write(`${JSON.stringify(node.line)}\n`);
-  let signals = 0;
-  const stop = (signal: string) => {
-    if (++signals > 1) process.exit(130);
-    logger.info({ signal }, 'Signal received.');
-    node.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        logger.error({ err }, 'Shutdown failed.');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(logger, () => node.close());
 }
 
 async function withStore<T>(values: Values, run: (store: HotStore) => Promise<T> | T): Promise<T> {

@@ -3,13 +3,12 @@
  * shards from their checkpoints, then opens the agent endpoint and the HTTP
  * server. Shutdown runs the other way round and loses nothing acked.
  */
-import { join } from 'node:path';
 import { createHealthCheck, createHttpApp, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createShardPool, type ShardPool } from '../engine/index.js';
+import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
@@ -76,19 +75,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   try {
     await resetConnectedFlags(store);
     pool = createShardPool({
-      workers: config.engine.shards,
-      dataDir: config.dataDir,
-      mapSizeBytes: config.storage.mapSizeBytes,
-      flushIntervalMs: config.engine.flushIntervalMs,
-      maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
-      stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
-      intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
-      revisionWindowMs: config.engine.revisionWindowMs,
-      maxDevicesInMemory: config.engine.maxDevicesInMemory,
-      ...(config.sigma.enabled
-        ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
-        : {}),
-      logger,
+      ...shardPoolOptionsFrom(config, logger),
       onAlerts: (count, latenciesMs) => {
         metrics.engineAlertsTotal.inc(count);
         for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);

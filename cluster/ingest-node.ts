@@ -5,13 +5,13 @@
  * here) and the command queue; raw batches go to the stream only. Devices and
  * tenants reach the shard nodes through the directory bucket.
  */
-import { hostname } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { createMetrics, type Metrics } from '../core/metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import { startAgentServer, type AgentServer } from '../ingest/index.js';
-import { lockDataDir, openHotStore, type HotStore } from '../storage/index.js';
+import type { HotStore } from '../storage/index.js';
+import { openNodeBase } from './node-base.js';
 import { createDirectoryPublisher } from './directory.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
 import { openClusterLink, type ClusterLink } from './nats.js';
@@ -34,11 +34,9 @@ export interface RunningIngestNode {
 export async function startIngestNode(options: IngestNodeOptions): Promise<RunningIngestNode> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
-  const nodeId = config.cluster.nodeId === '' ? `${hostname()}-${process.pid}` : config.cluster.nodeId;
+  const base = openNodeBase(config);
+  const { nodeId, store, metrics } = base;
   const log = logger.child({ component: 'ingest-node', node: nodeId });
-  const lock = lockDataDir(config.dataDir);
-  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
-  const metrics = createMetrics({ defaultMetrics: false });
   let link: ClusterLink | undefined;
   let agents: AgentServer | undefined;
   try {
@@ -63,8 +61,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   } catch (err) {
     await agents?.close().catch(() => undefined);
     await link?.close().catch(() => undefined);
-    await store.close().catch(() => undefined);
-    lock.release();
+    await base.release();
     throw err;
   }
   const server = agents;
@@ -81,8 +78,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
         // The agent server waits for the publishes in flight (committer.idle) before it returns.
         await server.close();
         await nats.close();
-        await store.close();
-        lock.release();
+        await base.release();
         log.info('Ingest node stopped; every acked batch is in the stream.');
       })();
       return closing;

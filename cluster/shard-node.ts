@@ -16,16 +16,15 @@
  * (this also covers resends older than JetStream's dedup window).
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
-import { join } from 'node:path';
-import { hostname } from 'node:os';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createShardPool, type ShardPool } from '../engine/index.js';
+import type { Metrics } from '../core/metrics.js';
+import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
 import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
-import { lockDataDir, openHotStore, type HotStore } from '../storage/index.js';
+import type { HotStore } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
+import { openNodeBase } from './node-base.js';
 import { createDirectoryReader } from './directory.js';
 import { BATCH_STREAM, batchSubject, openClusterLink, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
@@ -69,28 +68,14 @@ interface VshardConsumer {
 export async function startShardNode(options: ShardNodeOptions): Promise<RunningShardNode> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
-  const nodeId = config.cluster.nodeId === '' ? `${hostname()}-${process.pid}` : config.cluster.nodeId;
+  const base = openNodeBase(config);
+  const { nodeId, store, metrics } = base;
   const log = logger.child({ component: 'shard-node', node: nodeId });
-  const lock = lockDataDir(config.dataDir);
-  const store = openHotStore({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes });
-  const metrics = createMetrics({ defaultMetrics: false });
   let pool: ShardPool | undefined;
   let link: ClusterLink | undefined;
   try {
     pool = createShardPool({
-      workers: config.engine.shards,
-      dataDir: config.dataDir,
-      mapSizeBytes: config.storage.mapSizeBytes,
-      flushIntervalMs: config.engine.flushIntervalMs,
-      maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
-      stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
-      intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
-      revisionWindowMs: config.engine.revisionWindowMs,
-      maxDevicesInMemory: config.engine.maxDevicesInMemory,
-      ...(config.sigma.enabled
-        ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
-        : {}),
-      logger,
+      ...shardPoolOptionsFrom(config, logger),
       onAlerts: (count) => metrics.engineAlertsTotal.inc(count),
     });
     await pool.start();
@@ -104,8 +89,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     });
   } catch (err) {
     await pool?.close().catch(() => undefined);
-    await store.close().catch(() => undefined);
-    lock.release();
+    await base.release();
     throw err;
   }
   const shards = pool;
@@ -259,8 +243,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         await shards.drained(committer.committedLsn());
         await shards.close();
         await nats.close();
-        await store.close();
-        lock.release();
+        await base.release();
         log.info({ refused }, 'Shard node stopped; its virtual shards are checkpointed and released.');
       })();
       return closing;
