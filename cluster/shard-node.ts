@@ -117,50 +117,60 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     return new Promise((resolve) => roomWaiters.push(resolve));
   }
 
+  /**
+   * Reads the virtual shard's subject from after `answered` until stopped. A
+   * batch the local store refuses (`unavailable`), or a NATS error, ends the
+   * pass: once every submitted batch is answered, the next pass starts again
+   * after the last batch with every earlier one answered, so the refused one
+   * is read again and the ones after it come back as duplicates.
+   */
   async function consumeLoop(c: VshardConsumer): Promise<void> {
     while (!c.stopped) {
-      let retry = false;
-      const consumer = await nats.js.consumers.get(BATCH_STREAM, {
-        filter_subjects: batchSubject(c.vshard),
-        ...(c.answered > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: c.answered + 1 } : { deliver_policy: DeliverPolicy.All }),
-      });
-      const messages = await consumer.consume({ max_messages: 64 });
-      c.messages = messages;
-      for await (const m of messages) {
-        if (c.stopped) break;
-        const batch = decodeBatchMessage(m.data);
-        await directory.ensureLocal(batch.tmid);
-        await room();
-        const entry = { seq: m.seq, done: false };
-        c.pending.push(entry);
-        pendingTotal++;
-        committer.submit(
-          { tmid: batch.tmid, id: batch.id, sentAt: batch.sentAt, first: batch.first, last: batch.last, events: batch.events, eventCount: batch.eventCount },
-          (outcome) => {
-            if (outcome === 'unavailable' || outcome === 'failed') {
-              // The local store refuses writes: this batch must be read again; the loop restarts after the last answered one.
-              retry = true;
-              messages.stop();
-              pendingTotal--;
-              c.pending.splice(c.pending.indexOf(entry), 1);
-              return;
-            }
-            if (outcome !== 'stored' && outcome !== 'duplicate') {
-              // Acked by ingest, refused by the seq checks that need the device's stored seqs (docs/CLUSTER.md).
-              refused[outcome] = (refused[outcome] ?? 0) + 1;
-              log.warn({ vshard: c.vshard, seq: m.seq, outcome }, 'A batch from the stream was refused by the local store checks.');
-            }
-            answer(c, entry);
-          },
-        );
+      let refusedByStore = false;
+      try {
+        const consumer = await nats.js.consumers.get(BATCH_STREAM, {
+          filter_subjects: batchSubject(c.vshard),
+          ...(c.answered > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: c.answered + 1 } : { deliver_policy: DeliverPolicy.All }),
+        });
+        const messages = await consumer.consume({ max_messages: 64 });
+        c.messages = messages;
+        // Stopped while the consumer was being created: nothing else would end an idle iterator.
+        if (c.stopped) messages.stop();
+        for await (const m of messages) {
+          if (c.stopped || refusedByStore) break;
+          const batch = decodeBatchMessage(m.data);
+          await directory.ensureLocal(batch.tmid);
+          await room();
+          const entry = { seq: m.seq, done: false };
+          c.pending.push(entry);
+          pendingTotal++;
+          committer.submit(
+            { tmid: batch.tmid, id: batch.id, sentAt: batch.sentAt, first: batch.first, last: batch.last, events: batch.events, eventCount: batch.eventCount },
+            (outcome) => {
+              if (outcome === 'unavailable' || outcome === 'failed') {
+                // Left in `pending` undone: `answered` cannot pass it until the next pass stores it.
+                pendingTotal--;
+                refusedByStore = true;
+                messages.stop();
+                return;
+              }
+              if (outcome !== 'stored' && outcome !== 'duplicate') {
+                // Acked by ingest, refused by the seq checks that need the device's stored seqs (docs/CLUSTER.md).
+                refused[outcome] = (refused[outcome] ?? 0) + 1;
+                log.warn({ vshard: c.vshard, seq: m.seq, outcome }, 'A batch from the stream was refused by the local store checks.');
+              }
+              answer(c, entry);
+            },
+          );
+        }
+      } catch (err) {
+        if (!c.stopped) log.warn({ vshard: c.vshard, err }, 'Reading a virtual shard failed; reading again from its last answered batch.');
+        refusedByStore = true;
       }
       c.messages = undefined;
-      if (retry && !c.stopped) {
-        await committer.idle();
-        // Everything after the failed batch is answered again (as duplicates where it was stored).
-        c.pending = [];
-        await new Promise((r) => setTimeout(r, 1000));
-      }
+      await committer.idle();
+      c.pending = [];
+      if (refusedByStore && !c.stopped) await new Promise((r) => setTimeout(r, 1000));
     }
   }
 
@@ -190,7 +200,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     const from = e === null || e.operation !== 'PUT' ? 0 : Number(e.string());
     const c: VshardConsumer = { vshard, pending: [], answered: from, persisted: from, revision: e?.revision ?? 0, messages: undefined, stopped: false, loop: Promise.resolve() };
     consumers.set(vshard, c);
-    c.loop = consumeLoop(c).catch((err: unknown) => log.error({ vshard, err }, 'The consumer of a virtual shard failed; its lease round restarts it.'));
+    c.loop = consumeLoop(c);
   }
 
   async function stopConsumer(vshard: number): Promise<void> {
