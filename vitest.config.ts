@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['{core,agent,ingest,engine,storage,export,notify,reports,api,bench,bin}/**/*.test.{ts,tsx}', 'test/**/*.test.{ts,tsx}'],
+    include: ['{core,cluster,agent,ingest,engine,storage,export,notify,reports,api,bench,bin}/**/*.test.{ts,tsx}', 'test/**/*.test.{ts,tsx}'],
     exclude: ['node_modules/**', 'dist/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

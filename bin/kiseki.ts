@@ -7,7 +7,7 @@
 import { COMMON_FLAGS, parseFlags, parseJstDate, peekDataDir, requireFlag, usageError, type FlagSpecs, type FlagValues } from '../core/cli-flags.js';
 import { CONFIG_FLAGS, configFromEnv, configFromFlags, loadConfig, type Config, type DeepPartial } from '../core/config.js';
 import { describeError, isKisekiError, KisekiError } from '../core/errors.js';
-import { createLogger } from '../core/logger.js';
+import { createLogger, type Logger } from '../core/logger.js';
 import { renderReportText } from '../engine/index.js';
 import { randomBytes } from 'node:crypto';
 import { inspectStore, openHotStore, type HotStore, type Role } from '../storage/index.js';
@@ -23,6 +23,7 @@ Usage:
                [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
                [--export-workers 1] [--syslog --syslog-routes FILE [--syslog-tcp-port 5140]
                [--syslog-udp-port 5140] [--syslog-tls-port 6514 --syslog-tls-cert F --syslog-tls-key F]]
+               [--role all|ingest|shard --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID]]  (docs/CLUSTER.md)
   kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
@@ -84,6 +85,8 @@ async function cmdStart(args: string[]): Promise<void> {
   const host = str(v, 'host');
   const config = loadConfig(configFromEnv(process.env), { ingest: { host }, http: { host } }, configFromFlags(v));
   const logger = createLogger(config.logLevel);
+  // cluster (issue 19): `--role ingest|shard` runs a node over NATS JetStream; `all` (default) is the embedded mode.
+  if (config.cluster.role !== 'all') return startClusterNode(config, logger);
   // Installed before start-up: the policy (log and keep serving, or exit 70) is in bin/last-resort.ts.
   let countRejection: (() => void) | undefined;
   const lastResort = installLastResort({ logger, countRejection: () => countRejection?.(), exit: (code) => process.exit(code) });
@@ -92,6 +95,11 @@ async function cmdStart(args: string[]): Promise<void> {
   lastResort.setShutdown(() => service.close());
   // Machine-readable line for scripts and tests that start the server with port 0.
   process.stdout.write(`${JSON.stringify({ event: 'listening', ingestPort: service.ingestPort, httpPort: service.httpPort, syslogPorts: service.syslogPorts, dataDir: config.dataDir })}\n`);
+  stopOnSignals(logger, () => service.close());
+}
+
+/** SIGINT / SIGTERM: a clean shutdown (exit 0, or 1 when it fails); a second signal exits at once (130). */
+function stopOnSignals(logger: Logger, close: () => Promise<void>): void {
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {
@@ -99,7 +107,7 @@ async function cmdStart(args: string[]): Promise<void> {
       process.exit(130);
     }
     logger.info({ signal }, 'Signal received.');
-    service.close().then(
+    close().then(
       () => process.exit(0),
       (err: unknown) => {
         logger.error({ err }, 'Shutdown failed.');
@@ -109,6 +117,17 @@ async function cmdStart(args: string[]): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** `kiseki start --role ingest|shard` (docs/CLUSTER.md): one node role, stopped by SIGINT/SIGTERM like the embedded server. */
+async function startClusterNode(config: Readonly<Config>, logger: Logger): Promise<void> {
+  const { startIngestNode, startShardNode } = await import('../cluster/index.js');
+  const node =
+    config.cluster.role === 'ingest'
+      ? await startIngestNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'ingest', node: n.nodeId, ingestPort: n.ingestPort, dataDir: config.dataDir } }))
+      : await startShardNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'shard', node: n.nodeId, vshards: n.owned().length, dataDir: config.dataDir } }));
+  process.stdout.write(`${JSON.stringify(node.line)}\n`);
+  stopOnSignals(logger, () => node.close());
 }
 
 async function withStore<T>(values: Values, run: (store: HotStore) => Promise<T> | T): Promise<T> {

@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
-import { createLivenessMonitor, createShardPool, startNetworkIntel, sweepAnalytics, type LivenessMonitor, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
+import { createLivenessMonitor, createShardPool, shardPoolOptionsFrom, startNetworkIntel, sweepAnalytics, type LivenessMonitor, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { createSyslogRouter, loadSyslogRoutes, startSyslogReceiver, type SyslogReceiver } from '../ingest/syslog/index.js';
@@ -102,21 +102,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const intelDir = config.engine.intelDir ?? join(config.dataDir, 'intel');
     mkdirSync(intelDir, { recursive: true });
     pool = createShardPool({
-      workers: config.engine.shards,
-      dataDir: config.dataDir,
-      mapSizeBytes: config.storage.mapSizeBytes,
-      flushIntervalMs: config.engine.flushIntervalMs,
-      maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
-      stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
-      intelDir,
-      revisionWindowMs: config.engine.revisionWindowMs,
-      maxDevicesInMemory: config.engine.maxDevicesInMemory,
-      fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
-      ...(config.sigma.enabled
-        ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
-        : {}),
-      analytics: config.analytics.enabled,
-      logger,
+      ...shardPoolOptionsFrom(config, logger),
       onAlerts: (count, latenciesMs) => {
         metrics.engineAlertsTotal.inc(count);
         for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);

@@ -70,4 +70,14 @@ describe('configuration', () => {
     expect(() => loadConfig({ export: { nope: 1 } as never })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(() => loadConfig({ export: { parquetCompression: 'gzip' as never } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
   });
+
+  // cluster (issue 19)
+  it('keeps the embedded mode as default and asks the node roles for NATS URLs', () => {
+    expect(loadConfig().cluster).toMatchObject({ role: 'all', nats: '' });
+    const node = loadConfig(configFromFlags({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', 'nats-replicas': 3, 'node-id': 's1' }));
+    expect(node.cluster).toMatchObject({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', replicas: 3, nodeId: 's1' });
+    expect(() => loadConfig({ cluster: { role: 'ingest' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(() => loadConfig({ cluster: { nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(() => loadConfig({ cluster: { role: 'api' as never, nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+  });
 });

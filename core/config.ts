@@ -224,6 +224,25 @@ const configSchema = z
         retentionDays: z.number().int().min(1).max(3650),
       })
       .strict(),
+    // cluster (issue 19): multi-node roles over NATS JetStream (docs/CLUSTER.md)
+    cluster: z
+      .object({
+        /** What this process runs: `all` (the embedded single process, default), `ingest` or `shard` (NATS JetStream nodes). */
+        role: z.enum(['all', 'ingest', 'shard']),
+        /** NATS server URLs, comma-separated (e.g. `nats://10.0.0.1:4222,nats://10.0.0.2:4222`); empty: embedded mode. */
+        nats: z.string(),
+        /** Replicas of the batch stream and the KV buckets: 3 in a 3-server NATS cluster, 1 on a single server. */
+        replicas: z.number().int().min(1).max(5),
+        /** JetStream's deduplication window for batch ids: a resend within it is a duplicate at the stream. */
+        duplicateWindowMs: z.number().int().min(1000),
+        /** A shard node's lease on a virtual shard lasts this long unless renewed (renewed every third of it). */
+        leaseTtlMs: z.number().int().min(1000),
+        /** Batch publishes an ingest node waits on at once; beyond, batches are answered `unavailable`. */
+        maxInFlightPublishes: z.number().int().min(1),
+        /** This node's name in leases and logs; empty: hostname and pid. */
+        nodeId: z.string(),
+      })
+      .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
     health: z
       .object({
@@ -288,6 +307,13 @@ const configSchema = z
     }
     if (c.syslog.maxPendingRecords < c.syslog.batchMaxRecords) {
       ctx.addIssue({ code: 'custom', message: 'syslog maxPendingRecords must be at least batchMaxRecords', path: ['syslog', 'maxPendingRecords'] });
+    }
+    // cluster (issue 19): the node roles need NATS; the embedded mode runs without it.
+    if (c.cluster.role !== 'all' && c.cluster.nats.trim() === '') {
+      ctx.addIssue({ code: 'custom', message: 'cluster role ingest or shard needs nats URLs (--nats)', path: ['cluster', 'nats'] });
+    }
+    if (c.cluster.role === 'all' && c.cluster.nats.trim() !== '') {
+      ctx.addIssue({ code: 'custom', message: 'with --nats, choose a node role: ingest or shard (docs/CLUSTER.md)', path: ['cluster', 'role'] });
     }
     if (c.ingest.port !== 0 && c.ingest.port === c.http.port) {
       ctx.addIssue({ code: 'custom', message: 'ingest and http ports must differ', path: ['http', 'port'] });
@@ -393,6 +419,8 @@ export const DEFAULTS: Config = {
     massOfflineWindowMs: 5 * 60_000,
   },
   analytics: { enabled: true, retentionDays: 90 },
+  // cluster (issue 19)
+  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, maxInFlightPublishes: 1024, nodeId: '' },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -506,6 +534,14 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'intel.linkWindowMs', env: 'KISEKI_INTEL_LINK_WINDOW_MS', type: 'integer' },
   { path: 'siem.destinationsFile', env: 'KISEKI_SIEM_DESTINATIONS_FILE', flag: 'siem-destinations', type: 'string' },
   { path: 'siem.hostname', env: 'KISEKI_SIEM_HOSTNAME', type: 'string' },
+  // cluster (issue 19)
+  { path: 'cluster.role', env: 'KISEKI_ROLE', flag: 'role', type: 'string' },
+  { path: 'cluster.nats', env: 'KISEKI_NATS', flag: 'nats', type: 'string' },
+  { path: 'cluster.replicas', env: 'KISEKI_NATS_REPLICAS', flag: 'nats-replicas', type: 'integer' },
+  { path: 'cluster.duplicateWindowMs', env: 'KISEKI_NATS_DUPLICATE_WINDOW_MS', type: 'integer' },
+  { path: 'cluster.leaseTtlMs', env: 'KISEKI_LEASE_TTL_MS', type: 'integer' },
+  { path: 'cluster.maxInFlightPublishes', env: 'KISEKI_MAX_INFLIGHT_PUBLISHES', type: 'integer' },
+  { path: 'cluster.nodeId', env: 'KISEKI_NODE_ID', flag: 'node-id', type: 'string' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {

@@ -64,6 +64,8 @@ export const ERRORS = {
   ERR_SIEM_DELIVERY: { status: 502, message: 'A SIEM destination did not take the forwarded events.' },
   // fleet management (issue 16: rollouts, tuning, USB control)
   ERR_ROLLOUT_STATE: { status: 409, message: "The rollout's state does not allow this." },
+  // cluster (issue 19): NATS JetStream nodes
+  ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'The NATS JetStream cluster cannot be reached or refused the request.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

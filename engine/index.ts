@@ -1,5 +1,5 @@
 /** Public surface of engine/: shard pool and workers, virtual-shard mapping. */
-export { createShardPool } from './shard-pool.js';
+export { createShardPool, shardPoolOptionsFrom } from './shard-pool.js';
 export type { ShardPool, ShardPoolOptions, ShardPoolStats } from './shard-pool.js';
 export { ShardCore, INVALID_KIND } from './shard-core.js';
 export type { ShardStats } from './shard-core.js';

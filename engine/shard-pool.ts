@@ -8,12 +8,35 @@
  * nothing is lost because the log is committed before anything is posted.
  */
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
 import { workerOf } from '../core/vshard.js';
+
+/** The pool's options from the configuration (the embedded service and a cluster shard node start it alike). */
+export function shardPoolOptionsFrom(config: Readonly<Config>, logger: Logger): ShardPoolOptions {
+  return {
+    workers: config.engine.shards,
+    dataDir: config.dataDir,
+    mapSizeBytes: config.storage.mapSizeBytes,
+    flushIntervalMs: config.engine.flushIntervalMs,
+    maxQueuedBatches: config.engine.maxQueuedBatchesPerShard,
+    stateSnapshotIntervalMs: config.engine.stateSnapshotIntervalMs,
+    intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
+    revisionWindowMs: config.engine.revisionWindowMs,
+    maxDevicesInMemory: config.engine.maxDevicesInMemory,
+    fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
+    analytics: config.analytics.enabled,
+    ...(config.sigma.enabled
+      ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
+      : {}),
+    logger,
+  };
+}
 
 export interface ShardPoolOptions {
   workers: number;

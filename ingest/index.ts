@@ -2,6 +2,6 @@
 export { startAgentServer } from './agent-server.js';
 export type { AgentServer, AgentServerOptions } from './agent-server.js';
 export { createBatchCommitter } from './batch-committer.js';
-export type { BatchCommitter, BatchSubmission, CommitOutcome, CommittedBatchSink, StorageFailure } from './batch-committer.js';
+export type { BatchCommitter, BatchSubmission, CommitCallback, CommitOutcome, CommittedBatchSink, StorageFailure } from './batch-committer.js';
 export { scanFrame, isWellFormed } from './frame-scanner.js';
 export type { FrameEnvelope, ScanResult } from './frame-scanner.js';

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BUILD_INFO = join(ROOT, 'dist', '.tsbuildinfo');
-const SOURCE_DIRS = ['core', 'ingest', 'engine', 'storage', 'export', 'notify', 'reports', 'api', 'bench', 'bin', 'test', 'agent'];
+const SOURCE_DIRS = ['core', 'cluster', 'ingest', 'engine', 'storage', 'export', 'notify', 'reports', 'api', 'bench', 'bin', 'test', 'agent'];
 
 function newestSourceMs(dir: string): number {
   let newest = 0;

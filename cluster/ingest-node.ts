@@ -1,0 +1,87 @@
+/**
+ * `kiseki start --role ingest`: the agent endpoint of the embedded mode with
+ * the JetStream committer behind it (jetstream-committer.ts). The node's
+ * local store holds tenants, devices and their tokens (enrollment happens
+ * here) and the command queue; raw batches go to the stream only. Devices and
+ * tenants reach the shard nodes through the directory bucket.
+ */
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { startAgentServer, type AgentServer } from '../ingest/index.js';
+import type { HotStore } from '../storage/index.js';
+import { openNodeBase } from './node-base.js';
+import { createDirectoryPublisher } from './directory.js';
+import { createJetStreamCommitter } from './jetstream-committer.js';
+import { openClusterLink, type ClusterLink } from './nats.js';
+
+export interface IngestNodeOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  clock?: Clock;
+}
+
+export interface RunningIngestNode {
+  readonly nodeId: string;
+  readonly ingestPort: number;
+  readonly store: HotStore;
+  readonly metrics: Metrics;
+  close(): Promise<void>;
+}
+
+/** Starts an ingest node: local store, NATS link, agent endpoint. */
+export async function startIngestNode(options: IngestNodeOptions): Promise<RunningIngestNode> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const base = openNodeBase(config);
+  const { nodeId, store, metrics } = base;
+  const log = logger.child({ component: 'ingest-node', node: nodeId });
+  let link: ClusterLink | undefined;
+  let agents: AgentServer | undefined;
+  try {
+    await store.devices.markAllDisconnected();
+    link = await openClusterLink({
+      servers: config.cluster.nats,
+      replicas: config.cluster.replicas,
+      duplicateWindowMs: config.cluster.duplicateWindowMs,
+      leaseTtlMs: config.cluster.leaseTtlMs,
+      name: `kiseki-ingest-${nodeId}`,
+      logger,
+    });
+    const committer = createJetStreamCommitter({
+      js: link.js,
+      directory: createDirectoryPublisher(link.directory, store),
+      clock,
+      logger,
+      metrics,
+      maxInFlight: config.cluster.maxInFlightPublishes,
+    });
+    agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics });
+  } catch (err) {
+    await agents?.close().catch(() => undefined);
+    await link?.close().catch(() => undefined);
+    await base.release();
+    throw err;
+  }
+  const server = agents;
+  const nats = link;
+  log.info({ ingestPort: server.port, dataDir: config.dataDir }, 'Ingest node is running.');
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    ingestPort: server.port,
+    store,
+    metrics,
+    close() {
+      closing ??= (async () => {
+        // The agent server waits for the publishes in flight (committer.idle) before it returns.
+        await server.close();
+        await nats.close();
+        await base.release();
+        log.info('Ingest node stopped; every acked batch is in the stream.');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * The one place that talks to NATS: connects to the server list (reconnecting
+ * forever, so a NATS server lost and restarted costs a pause, not the node),
+ * and makes sure the JetStream stream of raw batches and the key-value buckets
+ * the nodes share exist with the configured replica count. Everything else in
+ * cluster/ receives a `ClusterLink` and never creates a stream itself.
+ *
+ * Layout (docs/CLUSTER.md):
+ * - stream `KISEKI_BATCHES`, subjects `kiseki.batch.<vshard>`, file storage,
+ *   dedup window `duplicateWindowMs` over the `Nats-Msg-Id` header (= batch id);
+ * - KV `kiseki-leases`: `vshard.<n>` → owning node, `node.<id>` → liveness;
+ *   the bucket's TTL is the lease TTL, so an unrenewed lease disappears;
+ * - KV `kiseki-checkpoints`: `vshard.<n>` → last stream sequence whose batch
+ *   the owner has stored and processed (decimal);
+ * - KV `kiseki-directory`: `device.<tmid>` and `tenant.<supportId>` → the
+ *   records a shard node needs to correlate a device's events.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import { KisekiError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+
+export const BATCH_STREAM = 'KISEKI_BATCHES';
+export const BATCH_SUBJECT_PREFIX = 'kiseki.batch.';
+export const LEASE_BUCKET = 'kiseki-leases';
+export const CHECKPOINT_BUCKET = 'kiseki-checkpoints';
+export const DIRECTORY_BUCKET = 'kiseki-directory';
+
+/** The subject of a virtual shard's batches. */
+export function batchSubject(vshard: number): string {
+  return `${BATCH_SUBJECT_PREFIX}${vshard}`;
+}
+
+export interface ClusterLinkOptions {
+  /** Comma-separated NATS URLs (config `cluster.nats`). */
+  servers: string;
+  replicas: number;
+  duplicateWindowMs: number;
+  leaseTtlMs: number;
+  /** Connection name shown by the NATS server (`kiseki-<role>-<node>`). */
+  name: string;
+  logger: Logger;
+}
+
+/** An open connection with the stream and buckets in place. */
+export interface ClusterLink {
+  readonly nc: NatsConnection;
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly leases: KV;
+  readonly checkpoints: KV;
+  readonly directory: KV;
+  /** Drains and closes the connection. */
+  close(): Promise<void>;
+}
+
+const NANOS_PER_MS = 1_000_000;
+
+/** Splits `cluster.nats` into server URLs. */
+export function natsServers(list: string): string[] {
+  return list
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+/**
+ * Connects and ensures the stream and the buckets (creating them, or updating
+ * the stream's replicas and dedup window when they differ).
+ * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when no server answers or JetStream refuses the layout.
+ */
+export async function openClusterLink(options: ClusterLinkOptions): Promise<ClusterLink> {
+  const log = options.logger.child({ component: 'nats' });
+  const servers = natsServers(options.servers);
+  let nc: NatsConnection;
+  try {
+    // maxReconnectAttempts -1: a node outlives any NATS outage; publishes fail (and are not acked) meanwhile.
+    nc = await connect({ servers, name: options.name, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, timeout: 20_000 });
+  } catch (err) {
+    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `no NATS server answers at ${servers.join(', ')}: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+  }
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ event: s.type, server: 'server' in s ? s.server : undefined }, 'NATS connection changed.');
+    }
+  })().catch(() => undefined);
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 20_000 });
+    const js = jetstream(nc, { timeout: 20_000 });
+    const streamConfig = {
+      name: BATCH_STREAM,
+      subjects: [`${BATCH_SUBJECT_PREFIX}*`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      num_replicas: options.replicas,
+      duplicate_window: options.duplicateWindowMs * NANOS_PER_MS,
+    };
+    const existing = await jsm.streams.info(BATCH_STREAM).catch(() => undefined);
+    if (existing === undefined) await jsm.streams.add(streamConfig);
+    else if (existing.config.num_replicas !== options.replicas || existing.config.duplicate_window !== streamConfig.duplicate_window) {
+      await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window });
+    }
+    const kvm = new Kvm(js);
+    const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });
+    const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
+    const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
+    log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
+    return {
+      nc,
+      js,
+      jsm,
+      leases,
+      checkpoints,
+      directory,
+      async close() {
+        await nc.drain().catch(() => nc.close());
+      },
+    };
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `JetStream refused the stream or buckets: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+  }
+}

@@ -1,0 +1,262 @@
+/**
+ * `kiseki start --role shard`: a node that owns virtual shards through leases
+ * (vshard-leases.ts) and, for each, reads the stream subject
+ * `kiseki.batch.<n>` with an ordered consumer from the checkpoint stored in
+ * the `kiseki-checkpoints` bucket. Each batch goes through the same pipeline
+ * as in the embedded mode, fed by the stream instead of a socket: the local
+ * group committer (raw batch + batch-id index in the node's LMDB) then the
+ * local shard pool (counts, correlation, alerts, quick reports).
+ *
+ * Exactly-once on this node: the checkpoint of a virtual shard is the stream
+ * sequence up to which every batch is committed locally *and* processed and
+ * checkpointed by the local shards (the pool has drained past it); it is
+ * written only by the lease holder, with a revision check. A crash replays
+ * from there, and batches replayed that the node had already stored are
+ * `duplicate`s of the local batch-id index, so they are not processed again
+ * (this also covers resends older than JetStream's dedup window).
+ */
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
+import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
+import type { HotStore } from '../storage/index.js';
+import { decodeBatchMessage } from './batch-message.js';
+import { openNodeBase } from './node-base.js';
+import { createDirectoryReader } from './directory.js';
+import { BATCH_STREAM, batchSubject, openClusterLink, type ClusterLink } from './nats.js';
+import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
+
+/** Batches a node has submitted to its local committer and not yet seen answered, over all its virtual shards. */
+const MAX_PENDING_BATCHES = 2048;
+
+export interface ShardNodeOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  clock?: Clock;
+  /** How often checkpoints are written to the bucket, ms (default 1000). */
+  checkpointIntervalMs?: number;
+}
+
+export interface RunningShardNode {
+  readonly nodeId: string;
+  readonly store: HotStore;
+  readonly metrics: Metrics;
+  /** Virtual shards this node holds leases on. */
+  owned(): number[];
+  close(): Promise<void>;
+}
+
+/** One owned virtual shard being consumed. */
+interface VshardConsumer {
+  vshard: number;
+  /** Stream sequences submitted, in order, with whether their batch was answered. */
+  pending: { seq: number; done: boolean }[];
+  /** Highest sequence with every earlier one answered (stored, duplicate, or refused for good). */
+  answered: number;
+  /** What the bucket holds, and its revision (0: no key yet). */
+  persisted: number;
+  revision: number;
+  messages: ConsumerMessages | undefined;
+  stopped: boolean;
+  loop: Promise<void>;
+}
+
+/** Starts a shard node: local store and shards, NATS link, leases, consumers. */
+export async function startShardNode(options: ShardNodeOptions): Promise<RunningShardNode> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const base = openNodeBase(config);
+  const { nodeId, store, metrics } = base;
+  const log = logger.child({ component: 'shard-node', node: nodeId });
+  let pool: ShardPool | undefined;
+  let link: ClusterLink | undefined;
+  try {
+    pool = createShardPool({
+      ...shardPoolOptionsFrom(config, logger),
+      onAlerts: (count) => metrics.engineAlertsTotal.inc(count),
+    });
+    await pool.start();
+    link = await openClusterLink({
+      servers: config.cluster.nats,
+      replicas: config.cluster.replicas,
+      duplicateWindowMs: config.cluster.duplicateWindowMs,
+      leaseTtlMs: config.cluster.leaseTtlMs,
+      name: `kiseki-shard-${nodeId}`,
+      logger,
+    });
+  } catch (err) {
+    await pool?.close().catch(() => undefined);
+    await base.release();
+    throw err;
+  }
+  const shards = pool;
+  const nats = link;
+  const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
+  const directory = createDirectoryReader(nats.directory, store);
+  const consumers = new Map<number, VshardConsumer>();
+  let pendingTotal = 0;
+  let roomWaiters: (() => void)[] = [];
+  const refused: Partial<Record<CommitOutcome, number>> = {};
+
+  function answer(c: VshardConsumer, entry: { seq: number; done: boolean }): void {
+    entry.done = true;
+    pendingTotal--;
+    while (c.pending.length > 0 && c.pending[0]!.done) c.answered = c.pending.shift()!.seq;
+    if (pendingTotal < MAX_PENDING_BATCHES && roomWaiters.length > 0) {
+      const w = roomWaiters;
+      roomWaiters = [];
+      for (const r of w) r();
+    }
+  }
+
+  function room(): Promise<void> {
+    if (pendingTotal < MAX_PENDING_BATCHES) return Promise.resolve();
+    return new Promise((resolve) => roomWaiters.push(resolve));
+  }
+
+  /**
+   * Reads the virtual shard's subject from after `answered` until stopped. A
+   * batch the local store refuses (`unavailable`), or a NATS error, ends the
+   * pass: once every submitted batch is answered, the next pass starts again
+   * after the last batch with every earlier one answered, so the refused one
+   * is read again and the ones after it come back as duplicates.
+   */
+  async function consumeLoop(c: VshardConsumer): Promise<void> {
+    while (!c.stopped) {
+      let refusedByStore = false;
+      try {
+        const consumer = await nats.js.consumers.get(BATCH_STREAM, {
+          filter_subjects: batchSubject(c.vshard),
+          ...(c.answered > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: c.answered + 1 } : { deliver_policy: DeliverPolicy.All }),
+        });
+        const messages = await consumer.consume({ max_messages: 64 });
+        c.messages = messages;
+        // Stopped while the consumer was being created: nothing else would end an idle iterator.
+        if (c.stopped) messages.stop();
+        for await (const m of messages) {
+          if (c.stopped || refusedByStore) break;
+          const batch = decodeBatchMessage(m.data);
+          await directory.ensureLocal(batch.tmid);
+          await room();
+          const entry = { seq: m.seq, done: false };
+          c.pending.push(entry);
+          pendingTotal++;
+          committer.submit(
+            { tmid: batch.tmid, id: batch.id, sentAt: batch.sentAt, first: batch.first, last: batch.last, events: batch.events, eventCount: batch.eventCount },
+            (outcome) => {
+              if (outcome === 'unavailable' || outcome === 'failed') {
+                // Left in `pending` undone: `answered` cannot pass it until the next pass stores it.
+                pendingTotal--;
+                refusedByStore = true;
+                messages.stop();
+                return;
+              }
+              if (outcome !== 'stored' && outcome !== 'duplicate') {
+                // Acked by ingest, refused by the seq checks that need the device's stored seqs (docs/CLUSTER.md).
+                refused[outcome] = (refused[outcome] ?? 0) + 1;
+                log.warn({ vshard: c.vshard, seq: m.seq, outcome }, 'A batch from the stream was refused by the local store checks.');
+              }
+              answer(c, entry);
+            },
+          );
+        }
+      } catch (err) {
+        if (!c.stopped) log.warn({ vshard: c.vshard, err }, 'Reading a virtual shard failed; reading again from its last answered batch.');
+        refusedByStore = true;
+      }
+      c.messages = undefined;
+      await committer.idle();
+      c.pending = [];
+      if (refusedByStore && !c.stopped) await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  /** Writes the checkpoints that the local shards have made safe. */
+  async function checkpointRound(only?: VshardConsumer): Promise<void> {
+    const list = only === undefined ? [...consumers.values()] : [only];
+    const targets = list.map((c) => ({ c, seq: c.answered })).filter((t) => t.seq > t.c.persisted);
+    if (targets.length === 0) return;
+    // Every batch answered so far is committed locally; once the shards pass its lsn, it is processed and persisted.
+    await shards.drained(committer.committedLsn());
+    for (const { c, seq } of targets) {
+      const key = `vshard.${c.vshard}`;
+      try {
+        c.revision = c.revision === 0 ? await nats.checkpoints.create(key, String(seq)) : await nats.checkpoints.update(key, String(seq), c.revision);
+        c.persisted = seq;
+      } catch (err) {
+        log.warn({ vshard: c.vshard, err }, 'A checkpoint could not be written (another writer or NATS unreachable); the next round retries.');
+        // Re-read the revision: a create that raced an earlier writer needs its revision to update.
+        const e = await nats.checkpoints.get(key).catch(() => null);
+        if (e !== null) c.revision = e.revision;
+      }
+    }
+  }
+
+  async function startConsumer(vshard: number): Promise<void> {
+    const e = await nats.checkpoints.get(`vshard.${vshard}`);
+    const from = e === null || e.operation !== 'PUT' ? 0 : Number(e.string());
+    const c: VshardConsumer = { vshard, pending: [], answered: from, persisted: from, revision: e?.revision ?? 0, messages: undefined, stopped: false, loop: Promise.resolve() };
+    consumers.set(vshard, c);
+    c.loop = consumeLoop(c);
+  }
+
+  async function stopConsumer(vshard: number): Promise<void> {
+    const c = consumers.get(vshard);
+    if (c === undefined) return;
+    c.stopped = true;
+    c.messages?.stop();
+    // Wake a loop waiting for room so that it sees `stopped`.
+    const w = roomWaiters;
+    roomWaiters = [];
+    for (const r of w) r();
+    await c.loop;
+    await committer.idle();
+    await checkpointRound(c);
+    consumers.delete(vshard);
+  }
+
+  const leases: VshardLeases = createVshardLeases({
+    kv: nats.leases,
+    nodeId,
+    ttlMs: config.cluster.leaseTtlMs,
+    clock,
+    logger,
+    onAcquire: startConsumer,
+    onRelease: stopConsumer,
+  });
+  await leases.start();
+  let checkpointing: Promise<void> | undefined;
+  const checkpointTimer = setInterval(() => {
+    checkpointing ??= checkpointRound()
+      .catch((err: unknown) => log.warn({ err }, 'A checkpoint round failed.'))
+      .finally(() => {
+        checkpointing = undefined;
+      });
+  }, options.checkpointIntervalMs ?? 1000);
+  log.info({ owned: leases.owned().length, dataDir: config.dataDir }, 'Shard node is running.');
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    store,
+    metrics,
+    owned: () => leases.owned(),
+    close() {
+      closing ??= (async () => {
+        clearInterval(checkpointTimer);
+        while (checkpointing !== undefined) await checkpointing;
+        // Releasing each lease stops its consumer and writes its checkpoint first.
+        await leases.stop();
+        await committer.idle();
+        await shards.drained(committer.committedLsn());
+        await shards.close();
+        await nats.close();
+        await base.release();
+        log.info({ refused }, 'Shard node stopped; its virtual shards are checkpointed and released.');
+      })();
+      return closing;
+    },
+  };
+}
