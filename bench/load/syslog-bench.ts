@@ -26,6 +26,8 @@ interface KisekiRun {
   lines: number;
   stored: number;
   failed: number;
+  /** Network-intel alerts the matcher created (lines whose destination is listed). */
+  intelAlerts: number;
   wallSec: number;
   cpuSec: number;
   linesPerSec: number;
@@ -68,7 +70,7 @@ async function runKiseki(paths: BenchPaths, lines: number, conns: number, seed: 
     probe.kill('SIGKILL');
     const server = tracker.track(spawn(process.execPath, [resolve(paths.root, 'dist/bench/load/syslog-bench-server.js'), JSON.stringify({ expected: totalLines, dir })], { stdio: ['ignore', 'pipe', 'inherit'] }));
     const { port } = await readJsonLine<{ port: number }>(server, 'listening', 30_000);
-    const done = readJsonLine<{ stored: number; failed: number; cpuSec: number; wallSec: number }>(server, 'done', 300_000);
+    const done = readJsonLine<{ stored: number; failed: number; intelAlerts: number; cpuSec: number; wallSec: number }>(server, 'done', 300_000);
     const sender = tracker.track(spawn(process.execPath, [senderJs, JSON.stringify({ port, lines, conns, seed })], { stdio: ['ignore', 'ignore', 'inherit'] }));
     const r = await done;
     await waitExit(sender, 10_000);
@@ -77,6 +79,7 @@ async function runKiseki(paths: BenchPaths, lines: number, conns: number, seed: 
       lines: totalLines,
       stored: r.stored,
       failed: r.failed,
+      intelAlerts: r.intelAlerts,
       wallSec: Math.round(r.wallSec * 100) / 100,
       cpuSec: Math.round(r.cpuSec * 100) / 100,
       linesPerSec: Math.round(totalLines / r.wallSec),
@@ -114,7 +117,7 @@ export async function runSyslogBench(paths: BenchPaths, options: { lines?: numbe
   const result = {
     benchmark: 'syslog',
     at: new Date().toISOString(),
-    what: 'network-log lines over loopback TCP (LF framing, RFC 3164 header): kiseki parse + route + LMDB store vs rsyslog imtcp -> omfile',
+    what: 'network-log lines over loopback TCP (LF framing, RFC 3164 header): kiseki parse + route + LMDB store + intel match vs rsyslog imtcp -> omfile',
     linesPerRun: kiseki[0]?.lines ?? lines,
     conns,
     kiseki: {
@@ -137,7 +140,7 @@ export async function runSyslogBench(paths: BenchPaths, options: { lines?: numbe
   process.stdout.write(
     [
       `syslog ingest, ${result.linesPerRun} lines per run, ${conns} connections, median of ${runs} (min-max):`,
-      `  kiseki  (parse+store): ${k.linesPerSec.median} lines/s (${k.linesPerSec.min}-${k.linesPerSec.max}), ${k.linesPerCoreSec.median} lines/core-s (${k.linesPerCoreSec.min}-${k.linesPerCoreSec.max})`,
+      `  kiseki  (parse+store+intel): ${k.linesPerSec.median} lines/s (${k.linesPerSec.min}-${k.linesPerSec.max}), ${k.linesPerCoreSec.median} lines/core-s (${k.linesPerCoreSec.min}-${k.linesPerCoreSec.max})`,
       'linesPerSec' in result.rsyslog && result.rsyslog.linesPerSec !== undefined
         ? `  rsyslog (imtcp->omfile): ${result.rsyslog.linesPerSec.median} lines/s (${result.rsyslog.linesPerSec.min}-${result.rsyslog.linesPerSec.max}), ${result.rsyslog.linesPerCoreSec?.median} lines/core-s`
         : `  rsyslog: skipped (${JSON.stringify(rsyslog[0])})`,
