@@ -98,7 +98,7 @@ detection:
         LogonProcessName: 'NtLmSsp'
     condition: selection
 `);
-    expect(ntlm.info.kinds).toEqual(['logon', 'logoff']);
+    expect(ntlm.info.kinds).toEqual(['logon', 'logoff', 'task.create']);
     expect(ntlm.info.prefixes).toEqual(['security.']);
     const net = rule(`
 title: Network logon
