@@ -64,7 +64,7 @@ describe('kiseki import sysmon end to end', () => {
 
       // 1. Origin: downloaded by chrome.exe, from the Zone.Identifier's HostUrl.
       expect(report.originKind).toBe('internet');
-      expect(section(report, 'origin').summary).toBe('Downloaded by chrome.exe from https://files.example-cdn.net/d/invoice_0415.pdf.exe.');
+      expect(section(report, 'origin').summary).toBe('Downloaded by chrome.exe from https://files.example-cdn.net/d/invoice_0415.pdf.exe (referrer https://mail.example.net/).');
       // 2. Chain: run by explorer.exe (whose parent is known from its start event).
       expect(section(report, 'chain').summary).toBe('userinit.exe → explorer.exe → invoice_0415.pdf.exe');
       // 3. Children: the shell it spawned.
