@@ -65,6 +65,9 @@ export function natsServers(list: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+/** How long a node keeps trying to set up the stream and buckets before it stops with ERR_CLUSTER_UNAVAILABLE. */
+const LAYOUT_RETRY_MS = 60_000;
+
 /**
  * Connects and ensures the stream and the buckets (creating them, or updating
  * the stream's replicas and dedup window when they differ).
@@ -85,7 +88,26 @@ export async function openClusterLink(options: ClusterLinkOptions): Promise<Clus
       if (s.type === 'disconnect' || s.type === 'reconnect') log.warn({ event: s.type, server: 'server' in s ? s.server : undefined }, 'NATS connection changed.');
     }
   })().catch(() => undefined);
-  try {
+  // A NATS cluster started with the nodes elects its JetStream leader a few seconds later, and two nodes may create
+  // the stream at once: the layout is retried for a bounded time before the node gives up.
+  const deadline = Date.now() + LAYOUT_RETRY_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ensureLayout(nc, options, log, servers);
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        await nc.close().catch(() => undefined);
+        throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `JetStream refused the stream or buckets: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+      }
+      log.warn({ attempt, err: err instanceof Error ? err.message : String(err) }, 'JetStream is not ready for the stream and buckets yet; retrying.');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** Creates or updates the batch stream and the buckets; throws what JetStream answers. */
+async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log: Logger, servers: string[]): Promise<ClusterLink> {
+  {
     const jsm = await jetstreamManager(nc, { timeout: 20_000 });
     const js = jetstream(nc, { timeout: 20_000 });
     const streamConfig = {
@@ -117,8 +139,5 @@ export async function openClusterLink(options: ClusterLinkOptions): Promise<Clus
         await nc.drain().catch(() => nc.close());
       },
     };
-  } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `JetStream refused the stream or buckets: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
   }
 }
