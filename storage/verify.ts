@@ -20,7 +20,7 @@
  *    is reported with its lsn when an export or a replay reaches it.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
@@ -89,8 +89,12 @@ export function checkLmdbFile(path: string, env: string): { bytes: number; lastP
     }
     const newest = metas[0]!.txnid >= metas[1]!.txnid ? metas[0]! : metas[1]!;
     const needed = (newest.lastPage + 1) * pageSize;
-    if (bytes < needed) throw damaged(env, `it is ${bytes} bytes long but its pages reach byte ${needed} (truncated)`, { bytes, neededBytes: needed });
-    return { bytes, lastPage: newest.lastPage, pageSize };
+    // The length is taken again after the meta pages: a server running on this
+    // directory may have committed between the first stat and the meta read,
+    // and LMDB writes the data pages (growing the file) before the meta page.
+    const length = fstatSync(fd).size;
+    if (length < needed) throw damaged(env, `it is ${length} bytes long but its pages reach byte ${needed} (truncated)`, { bytes: length, neededBytes: needed });
+    return { bytes: length, lastPage: newest.lastPage, pageSize };
   } finally {
     closeSync(fd);
   }
