@@ -19,5 +19,5 @@ export type {
 } from './protocol-client.js';
 export { runSimulation, allowed } from './simulator.js';
 export type { AckLatencySummary, SimulationOptions, SimulationProgress, SimulationSummary, SimulatorAgentState } from './simulator.js';
-export { createPrng, createTrailGenerator, hashString, usbInsertEvent } from './trail-generator.js';
+export { createPrng, createTrailGenerator, failedLogonBurst, hashString, TRAIL_USB_VENDOR_IDS, usbInsertEvent } from './trail-generator.js';
 export type { GeneratedProcess, SignatureStatus, TrailGenerator, TrailGeneratorOptions, UsbInsertion } from './trail-generator.js';

@@ -1091,6 +1091,9 @@ const USB_DEVICES: readonly UsbDevice[] = [
   { vendorId: '05ac', productId: '12a8', vendor: 'Apple', model: 'iPhone', type: 'phone', storage: false },
 ];
 
+/** Vendor IDs of the USB devices the generator inserts (an allow-list naming them lets all of them in). */
+export const TRAIL_USB_VENDOR_IDS: readonly string[] = [...new Set(USB_DEVICES.map((d) => d.vendorId))];
+
 const REMOVABLE_FILES = ['E:\\backup\\memo.txt', 'E:\\資料\\見積書_2024Q3.xlsx', 'E:\\資料\\提案書_ドラフト.docx', 'E:\\photos\\IMG_0042.JPG'];
 
 // ---------------------------------------------------------------------------

@@ -34,6 +34,8 @@ Usage:
   --sigma on|off|both   Sigma rules in the server's shards (default: as configured, on); both: the scenario runs
                         with Sigma on, then off, and prints both sustained rates and on / off
                         (goal: ≥ 0.8 with the default pack; bench/results/<scenario>-sigma-<date>.json)
+  --analytics on|off|both  streaming analytics in the shards, the same way (goal: ≥ 0.9;
+                        bench/results/<scenario>-analytics-<date>.json); not with --sigma
 `;
 
 const OPTIONS = {
@@ -52,19 +54,32 @@ const OPTIONS = {
   list: { type: 'boolean' },
   micro: { type: 'boolean' },
   sigma: { type: 'string' },
+  analytics: { type: 'string' },
   syslog: { type: 'boolean' },
   lines: { type: 'number' },
 } as const;
 
-/** The server environment of each `--sigma` run, in run order. */
-function sigmaVariants(value: unknown): { variant: string | undefined; env: Record<string, string> | undefined }[] {
-  if (value === undefined) return [{ variant: undefined, env: undefined }];
-  const on = { variant: 'sigma-on', env: { KISEKI_SIGMA_ENABLED: 'true' } };
-  const off = { variant: 'sigma-off', env: { KISEKI_SIGMA_ENABLED: 'false' } };
-  if (value === 'on') return [on];
-  if (value === 'off') return [off];
-  if (value === 'both') return [on, off];
-  throw usageError('--sigma takes on, off or both');
+/** A shard stage the benchmark can switch off to measure its cost (`--sigma`, `--analytics`). */
+export type ComparedFeature = 'sigma' | 'analytics';
+
+const FEATURES: Record<ComparedFeature, { env: string; label: string; goal: number }> = {
+  sigma: { env: 'KISEKI_SIGMA_ENABLED', label: 'Sigma', goal: 0.8 },
+  analytics: { env: 'KISEKI_ANALYTICS', label: 'Analytics', goal: 0.9 },
+};
+
+/** The feature switched by the flags and the server environment of each run, in run order. */
+function featureVariants(values: Readonly<Record<string, unknown>>): { feature: ComparedFeature | undefined; runs: { variant: string | undefined; env: Record<string, string> | undefined }[] } {
+  const given = (['sigma', 'analytics'] as const).filter((f) => values[f] !== undefined);
+  if (given.length > 1) throw usageError('--sigma and --analytics cannot be combined: compare one feature per run');
+  const feature = given[0];
+  if (feature === undefined) return { feature, runs: [{ variant: undefined, env: undefined }] };
+  const value = values[feature];
+  const on = { variant: `${feature}-on`, env: { [FEATURES[feature].env]: 'true' } };
+  const off = { variant: `${feature}-off`, env: { [FEATURES[feature].env]: 'false' } };
+  if (value === 'on') return { feature, runs: [on] };
+  if (value === 'off') return { feature, runs: [off] };
+  if (value === 'both') return { feature, runs: [on, off] };
+  throw usageError(`--${feature} takes on, off or both`);
 }
 
 function num(values: Readonly<Record<string, unknown>>, name: string): number | undefined {
@@ -102,15 +117,22 @@ async function runMicro(filter: string | undefined, outDir: string | undefined):
   return 0;
 }
 
-/** Sigma on against Sigma off over the same scenario (`--sigma both`). */
-export interface SigmaComparison {
+/** A shard stage on against off over the same scenario (`--sigma both`, `--analytics both`). */
+export interface FeatureComparison {
+  feature: ComparedFeature;
   scenario: string;
   kind: string;
-  /** Sustained acked events/s with Sigma on and off (saturate: the sustained maximum). */
-  sigmaOnEventsPerSec: number;
-  sigmaOffEventsPerSec: number;
-  /** on / off; the goal is ≥ 0.8 with the default pack. */
+  /** Sustained acked events/s with the feature on and off (saturate: the sustained maximum). */
+  onEventsPerSec: number;
+  offEventsPerSec: number;
+  /** on / off of the sustained rate; the goal is `goal`. */
   ratio: number | null;
+  goal: number;
+  /**
+   * Server CPU per million acked events in the measured window, on and off, and off / on: what the feature costs
+   * when the offered load is below saturation (a steady run's rates are equal by construction).
+   */
+  cpuSecondsPerMillionEvents: { on: number | null; off: number | null; efficiencyRatio: number | null };
   /** saturate: the throughput ceilings (highest step that kept up, ack p99 not considered). */
   ceilings?: { on: number | null; off: number | null; ratio: number | null };
   /** Load average (1 min) at the start of each run: the machine is shared. */
@@ -118,26 +140,34 @@ export interface SigmaComparison {
   results: string[];
 }
 
-/** Compares two runs of one scenario, Sigma on and off. */
-export function sigmaComparison(on: BenchResult, off: BenchResult, files: string[]): SigmaComparison {
+/** Compares two runs of one scenario, the feature on and off. */
+export function featureComparison(feature: ComparedFeature, on: BenchResult, off: BenchResult, files: string[]): FeatureComparison {
   const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((1000 * a) / b) / 1000 : null);
+  const cpuPerMillion = (r: BenchResult): number | null => (r.window.eventsPerSec > 0 ? Math.round((1e8 * r.window.serverCores) / r.window.eventsPerSec) / 100 : null);
+  const cpuOn = cpuPerMillion(on);
+  const cpuOff = cpuPerMillion(off);
   return {
+    feature,
     scenario: on.scenario,
     kind: on.kind,
-    sigmaOnEventsPerSec: on.eventsPerSec,
-    sigmaOffEventsPerSec: off.eventsPerSec,
+    onEventsPerSec: on.eventsPerSec,
+    offEventsPerSec: off.eventsPerSec,
     ratio: ratio(on.eventsPerSec, off.eventsPerSec),
+    goal: FEATURES[feature].goal,
+    cpuSecondsPerMillionEvents: { on: cpuOn, off: cpuOff, efficiencyRatio: ratio(cpuOff, cpuOn) },
     ...(on.kind === 'saturate' ? { ceilings: { on: on.throughputCeiling ?? null, off: off.throughputCeiling ?? null, ratio: ratio(on.throughputCeiling, off.throughputCeiling) } } : {}),
     loadAverage: { on: on.machine.loadAverageAtStart, off: off.machine.loadAverageAtStart },
     results: files,
   };
 }
 
-/** The comparison as three lines for the terminal. */
-export function formatSigmaComparison(c: SigmaComparison): string {
+/** The comparison as a few lines for the terminal. */
+export function formatFeatureComparison(c: FeatureComparison): string {
   const n = (x: number | null | undefined): string => (typeof x === 'number' ? Math.round(x).toLocaleString('en-US') : '—');
+  const cpu = c.cpuSecondsPerMillionEvents;
   const lines = [
-    `Sigma on / off, ${c.scenario}: ${n(c.sigmaOnEventsPerSec)} vs ${n(c.sigmaOffEventsPerSec)} events/s sustained, ratio ${c.ratio ?? '—'} (goal ≥ 0.8)`,
+    `${FEATURES[c.feature].label} on / off, ${c.scenario}: ${n(c.onEventsPerSec)} vs ${n(c.offEventsPerSec)} events/s sustained, ratio ${c.ratio ?? '—'} (goal ≥ ${c.goal})`,
+    `  server CPU per million events: on ${cpu.on ?? '—'} s, off ${cpu.off ?? '—'} s, off / on ${cpu.efficiencyRatio ?? '—'}`,
     `  load average at start: on ${c.loadAverage.on}, off ${c.loadAverage.off}`,
   ];
   if (c.ceilings !== undefined) lines.push(`  throughput ceilings: ${n(c.ceilings.on)} vs ${n(c.ceilings.off)} events/s, ratio ${c.ceilings.ratio ?? '—'}`);
@@ -195,7 +225,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     if (clients !== undefined) overrides.clientProcesses = Math.floor(clients);
     const scenario = parseScenario({ ...base, ...overrides }, `scenario ${base.name} with flags`);
 
-    const variants = sigmaVariants(values.sigma);
+    const { feature, runs: variants } = featureVariants(values);
 
     const controller = new AbortController();
     const onSignal = (): void => controller.abort();
@@ -206,7 +236,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       for (const v of variants) {
         const { result, file } = await runScenario({
           scenario,
-          // The baselines do not depend on Sigma: measured once, with the first run.
+          // The baselines do not depend on the feature: measured once, with the first run.
           baselines: !values['no-baselines'] && done.length === 0,
           ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
           ...(values.quiet ? { log: () => undefined } : {}),
@@ -218,12 +248,12 @@ export async function runBenchCommand(args: string[]): Promise<number> {
         process.stdout.write(`${v.variant === undefined ? '' : `[${v.variant}]\n`}${formatResultTable(result)}\nresult: ${file}\n`);
         done.push({ variant: v.variant, result, file });
       }
-      if (done.length === 2) {
+      if (done.length === 2 && feature !== undefined) {
         const outDir = typeof values.out === 'string' ? values.out : paths.resultsDir;
-        const summary = sigmaComparison(done[0]!.result, done[1]!.result, done.map((d) => d.file));
-        const file = join(outDir, `${scenario.name}-sigma-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+        const summary = featureComparison(feature, done[0]!.result, done[1]!.result, done.map((d) => d.file));
+        const file = join(outDir, `${scenario.name}-${feature}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
         writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
-        process.stdout.write(`${formatSigmaComparison(summary)}\nresult: ${file}\n`);
+        process.stdout.write(`${formatFeatureComparison(summary)}\nresult: ${file}\n`);
       }
       return done.every((d) => d.result.countCheck.ok) ? 0 : 1;
     } catch (err) {

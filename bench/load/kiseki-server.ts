@@ -78,9 +78,12 @@ export function runKisekiCli(kisekiJs: string, args: string[], timeoutMs = 120_0
   });
 }
 
-/** Creates a tenant and returns its enrollment key. */
+/** The support ID of the benchmark's tenant. */
+export const BENCH_SUPPORT_ID = 'BENCH-1';
+
+/** Creates the tenant {@link BENCH_SUPPORT_ID} and returns its enrollment key. */
 export async function createBenchTenant(kisekiJs: string, dataDir: string): Promise<string> {
-  const out = await runKisekiCli(kisekiJs, ['tenant', 'create', '--name', 'Bench', '--support-id', 'BENCH-1', '--json', '--data', dataDir]);
+  const out = await runKisekiCli(kisekiJs, ['tenant', 'create', '--name', 'Bench', '--support-id', BENCH_SUPPORT_ID, '--json', '--data', dataDir]);
   const parsed = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as { enrollKey?: string };
   if (typeof parsed.enrollKey !== 'string') throw new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki tenant create printed no enrollKey' });
   return parsed.enrollKey;

@@ -32,6 +32,7 @@ import { createLatencyHistogram } from './latency-histogram.js';
 import {
   buildDetectionRuns,
   buildEventPool,
+  buildFleetExtras,
   createBatchFrameBuilder,
   createFrameReader,
   fastAckId,
@@ -41,6 +42,7 @@ import {
   upgradeRequest,
   type BatchFrameBuilder,
   type BatchSpec,
+  type EncodedEvents,
   type FrameReader,
 } from './load-generator-frames.js';
 import { emptyCounters, type ClientConfig, type ClientCounters, type ClientMessage, type ClientReport, type ParentMessage } from './load-generator-messages.js';
@@ -107,6 +109,13 @@ interface Agent {
   reconnectTimer: NodeJS.Timeout | undefined;
   fatal: boolean;
   inventorySent: boolean;
+  /** The agent version its `hello` reports; an `upgrade` command changes it. */
+  version: string;
+  /** performance.now() before which the agent stays offline (a dropout or an upgrade's restart); 0: none. */
+  downUntil: number;
+  /** Fractional failed-logon bursts and USB insertions due (scenario `fleet`). */
+  logonAccum: number;
+  usbAccum: number;
 }
 
 let cfg: ClientConfig;
@@ -119,6 +128,16 @@ let suspended = false;
 let eventsPerAgentPerSec = 0;
 let hbFrame: Buffer;
 let inventoryFrame: Buffer;
+/** Indexes of the fleet extras in the frame builder (-1: the scenario has none). */
+let extraLogonBurst = -1;
+let extraUsbInsertion = -1;
+/** Bursts and insertions due per agent and batch interval. */
+let logonBurstsPerBatch = 0;
+let usbInsertionsPerBatch = 0;
+let dropoutTimer: NodeJS.Timeout | undefined;
+let dropoutCursor = 0;
+/** How long an upgrading agent is away (its installer restarts it). */
+const UPGRADE_RESTART_MS = 1000;
 const runPrefix = randomBytes(4).toString('hex');
 
 const counters: ClientCounters = emptyCounters();
@@ -221,7 +240,7 @@ function onHandshakeData(a: Agent, chunk: Buffer): void {
   }
   a.state = 'hello';
   a.reader = createFrameReader((opcode, payload) => onFrame(a, opcode, payload));
-  const hello: Record<string, unknown> = { t: 'hello', computer: a.computer, agentVersion: '3.2.1', os: 'Windows 11 Pro 23H2 (10.0.22631)', ips: a.ips, macs: a.macs };
+  const hello: Record<string, unknown> = { t: 'hello', computer: a.computer, agentVersion: a.version, os: 'Windows 11 Pro 23H2 (10.0.22631)', ips: a.ips, macs: a.macs };
   if (a.tmid !== undefined && a.token !== undefined) {
     hello.tmid = a.tmid;
     hello.token = a.token;
@@ -239,6 +258,19 @@ function onClose(a: Agent): void {
   a.inflight = 0;
   a.state = 'idle';
   releaseSlot(a);
+  if (wasReady && a.downUntil !== 0) {
+    const awayMs = Math.max(0, a.downUntil - performance.now());
+    // Went away on purpose (a dropout, an upgrade's restart): back when it is over, not counted as a drop.
+    counters.connected--;
+    if (!stopped && !a.fatal && !a.reconnectTimer) {
+      a.reconnectTimer = setTimeout(() => {
+        a.reconnectTimer = undefined;
+        a.downUntil = 0;
+        requestConnect(a);
+      }, awayMs);
+    }
+    return;
+  }
   if (wasReady) {
     counters.connected--;
     if (!stopped && !suspended) counters.dropped++;
@@ -283,6 +315,11 @@ function onFrame(a: Agent, opcode: number, payload: Buffer): void {
       case 'hb':
         counters.heartbeatsAnswered++;
         return;
+      case 'cmd':
+        return onCommand(a, f);
+      case 'policy':
+        counters.policies++;
+        return;
       case 'error': {
         const code = typeof f.code === 'string' ? f.code : 'unknown';
         countError(code);
@@ -302,6 +339,43 @@ function onFrame(a: Agent, opcode: number, payload: Buffer): void {
     return;
   }
   if (opcode === 0x1) countError('client_text_frame');
+}
+
+/**
+ * Answers a command as a real agent does: `acknowledged`, then `done`. An
+ * `upgrade` installs its version and restarts: the connection closes and the
+ * agent comes back after {@link UPGRADE_RESTART_MS} with the new version in
+ * its `hello`. Other commands (isolate, release, …) change nothing here.
+ */
+function onCommand(a: Agent, f: Record<string, unknown>): void {
+  if (typeof f.id !== 'string' || a.sock === undefined) return countError('client_unexpected_frame');
+  const args = (typeof f.args === 'object' && f.args !== null ? f.args : {}) as Record<string, unknown>;
+  a.sock.write(maskedFrame(encode({ t: 'cmdr', id: f.id, status: 'acknowledged' }), maskByte));
+  if (f.kind === 'upgrade' && typeof args.version === 'string') {
+    a.sock.write(maskedFrame(encode({ t: 'cmdr', id: f.id, status: 'done', result: { version: args.version } }), maskByte));
+    a.version = args.version;
+    counters.upgrades++;
+    a.downUntil = performance.now() + UPGRADE_RESTART_MS;
+    a.sock.end();
+    return;
+  }
+  a.sock.write(maskedFrame(encode({ t: 'cmdr', id: f.id, status: 'done', result: {} }), maskByte));
+  counters.commandsDone++;
+}
+
+/** One dropout round: the next share of the agents closes its connection and stays away `downSec`. */
+function dropoutRound(): void {
+  const d = cfg.fleet?.dropouts;
+  if (d === undefined || agents.length === 0 || stopped) return;
+  const n = Math.max(1, Math.round(d.share * agents.length));
+  const now = performance.now();
+  for (let k = 0; k < n; k++) {
+    const a = agents[dropoutCursor++ % agents.length] as Agent;
+    if (a.state !== 'ready' || a.sock === undefined) continue;
+    a.downUntil = now + d.downSec * 1000;
+    counters.dropouts++;
+    a.sock.destroy();
+  }
 }
 
 interface ConnectTracking {
@@ -402,9 +476,28 @@ function makeBatch(a: Agent, n: number): void {
       if (runEvents > n) n = runEvents;
     }
   }
+  let extra = -1;
+  let extraEvents = 0;
+  if (extraLogonBurst >= 0 || extraUsbInsertion >= 0) {
+    a.logonAccum = Math.min(4, a.logonAccum + logonBurstsPerBatch);
+    a.usbAccum = Math.min(4, a.usbAccum + usbInsertionsPerBatch);
+    if (a.logonAccum >= 1 && extraLogonBurst >= 0) {
+      extra = extraLogonBurst;
+      a.logonAccum -= 1;
+      counters.logonBursts++;
+    } else if (a.usbAccum >= 1 && extraUsbInsertion >= 0) {
+      extra = extraUsbInsertion;
+      a.usbAccum -= 1;
+      counters.usbInsertions++;
+    }
+    if (extra >= 0) {
+      extraEvents = (builder.extras[extra] as EncodedEvents).count;
+      if (runEvents + extraEvents > n) n = runEvents + extraEvents;
+    }
+  }
   const nowMs = Date.now();
   const first = a.nextSeq;
-  const poolCount = n - runEvents;
+  const poolCount = n - runEvents - extraEvents;
   const spec: BatchSpec = {
     id: a.idTag + hexPad(a.batchCounter++, 16),
     sentAtMs: nowMs,
@@ -412,6 +505,7 @@ function makeBatch(a: Agent, n: number): void {
     poolStart: a.poolCursor,
     poolCount,
     run,
+    extra,
     tsFromMs: Math.min(a.lastTsMs, nowMs),
     tsToMs: nowMs,
     shaTag: a.idTag + hexPad(first, 16) + SHA_TAIL,
@@ -597,6 +691,10 @@ function createAgent(index: number): Agent {
     reconnectTimer: undefined,
     fatal: false,
     inventorySent: false,
+    version: '3.2.1',
+    downUntil: 0,
+    logonAccum: (index * 0.137_913) % 1,
+    usbAccum: (index * 0.271_828) % 1,
   };
 }
 
@@ -626,6 +724,7 @@ function shutdown(code: number): void {
   if (ringTimer) clearInterval(ringTimer);
   if (sweepTimer) clearInterval(sweepTimer);
   if (reportTimer) clearInterval(reportTimer);
+  if (dropoutTimer) clearInterval(dropoutTimer);
   for (const a of agents) {
     if (a.reconnectTimer) clearTimeout(a.reconnectTimer);
     a.sock?.destroy();
@@ -641,7 +740,20 @@ function onMessage(msg: ParentMessage): void {
       maskByte = randomMaskByte();
       const pool = buildEventPool({ seed: cfg.seed, events: cfg.poolEvents, maskByte, ...(cfg.eventMix ? { mix: cfg.eventMix } : {}) });
       const runs = cfg.detectionRate > 0 ? buildDetectionRuns(cfg.seed + cfg.clientIndex, 32, maskByte) : [];
-      builder = createBatchFrameBuilder(pool, runs, maskByte);
+      const fleet = cfg.fleet;
+      const extras: EncodedEvents[] = [];
+      if (fleet?.logonBursts !== undefined || fleet?.usbInsertions !== undefined) {
+        const built = buildFleetExtras(fleet.logonBursts?.size ?? 12, maskByte);
+        if (fleet.logonBursts !== undefined) {
+          extraLogonBurst = extras.push(built.logonBurst) - 1;
+          logonBurstsPerBatch = (fleet.logonBursts.perAgentPerHour * cfg.batchIntervalMs) / 3_600_000;
+        }
+        if (fleet.usbInsertions !== undefined) {
+          extraUsbInsertion = extras.push(built.usbInsertion) - 1;
+          usbInsertionsPerBatch = (fleet.usbInsertions.perAgentPerHour * cfg.batchIntervalMs) / 3_600_000;
+        }
+      }
+      builder = createBatchFrameBuilder(pool, runs, maskByte, extras);
       hbFrame = maskedFrame(encode({ t: 'hb' }), maskByte);
       inventoryFrame = maskedFrame(encode(inventory()), maskByte);
       agents = Array.from({ length: cfg.agentCount }, (_, k) => createAgent(cfg.agentFrom + k));
@@ -657,6 +769,12 @@ function onMessage(msg: ParentMessage): void {
       return;
     case 'generate':
       generating = msg.on;
+      // Dropouts happen while the fleet generates, so the final drain finds every agent back.
+      if (generating && cfg.fleet?.dropouts !== undefined && dropoutTimer === undefined) dropoutTimer = setInterval(dropoutRound, cfg.fleet.dropouts.everySec * 1000);
+      if (!generating && dropoutTimer !== undefined) {
+        clearInterval(dropoutTimer);
+        dropoutTimer = undefined;
+      }
       if (generating && cfg.mode === 'closed') for (const a of agents) if (a.state === 'ready') (fillClosedWindow(a), pump(a));
       return;
     case 'rate':

@@ -5,6 +5,8 @@ import { scanFrame } from '../../ingest/frame-scanner.js';
 import {
   buildDetectionRuns,
   buildEventPool,
+  buildFleetExtras,
+  BENCH_UNLISTED_USB,
   createBatchFrameBuilder,
   createFrameReader,
   fastAckId,
@@ -45,6 +47,7 @@ const spec: BatchSpec = {
   poolStart: 590, // wraps around the end of the pool
   poolCount: 25,
   run: 1,
+  extra: -1,
   tsFromMs: 1_710_000_000_000,
   tsToMs: 1_710_000_001_000,
   shaTag: 'ab'.repeat(32),
@@ -85,6 +88,25 @@ describe('batch frames', () => {
 
   it('is byte-identical when rebuilt from the same spec (resends keep their content)', () => {
     expect(builder.build(spec).equals(builder.build(spec))).toBe(true);
+  });
+
+  it('appends a fleet extra after the detection run, with contiguous seqs (a failed-logon burst, a USB insertion)', () => {
+    const extras = buildFleetExtras(12, MASK);
+    const withExtras = createBatchFrameBuilder(pool, runs, MASK, [extras.logonBurst, extras.usbInsertion]);
+    const burst = { ...spec, extra: 0 };
+    const n = withExtras.eventCount(burst);
+    expect(n).toBe(builder.eventCount(spec) + 12);
+    const frame = decode(unframe(withExtras.build(burst))) as { first: number; last: number; events: Record<string, unknown>[] };
+    expect(frame.events).toHaveLength(n);
+    expect(frame.last).toBe(frame.first + n - 1);
+    frame.events.forEach((e, i) => expect(e.seq).toBe(frame.first + i));
+    const tail = frame.events.slice(-12);
+    expect(tail.every((e) => e.k === 'logon' && e.ok === false && e.srcIp === '203.0.113.50')).toBe(true);
+    expect(frame.events.at(-13)!.k).toBe('av.detect');
+
+    const usb = decode(unframe(withExtras.build({ ...spec, run: -1, extra: 1, poolCount: 3 }))) as { events: Record<string, unknown>[] };
+    expect(usb.events).toHaveLength(4);
+    expect(usb.events[3]).toMatchObject({ k: 'usb.connect', vendorId: BENCH_UNLISTED_USB.vendorId, serial: BENCH_UNLISTED_USB.serial, seq: 77 + 3 });
   });
 
   it('handles one-event batches without a run', () => {

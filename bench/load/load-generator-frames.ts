@@ -22,7 +22,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { encode } from '@msgpack/msgpack';
 import type { TrailEvent } from '../../core/contracts.js';
-import { createTrailGenerator } from '../../agent/index.js';
+import { createTrailGenerator, failedLogonBurst, usbInsertEvent } from '../../agent/index.js';
 import { KisekiError } from '../../core/errors.js';
 
 /** Events encoded back to back, pre-masked, with the offsets to patch. */
@@ -232,6 +232,23 @@ export function buildDetectionRuns(seed: number, count: number, maskByte: number
   return runs;
 }
 
+/** A USB storage device no allow-list of the benchmark names: its insertion is blocked in block mode. */
+export const BENCH_UNLISTED_USB = { vendorId: 'feed', productId: 'beef', serial: 'KISEKI-BENCH-0001', vendor: 'Unlisted', model: 'Bench stick', type: 'storage' } as const;
+
+/**
+ * The extra runs of fleet activity (scenario `fleet`): a burst of `logonBurstSize`
+ * failed network logons from one address (the default `failed-logons` threshold
+ * rule counts them), and the insertion of {@link BENCH_UNLISTED_USB}.
+ */
+export function buildFleetExtras(logonBurstSize: number, maskByte: number): { logonBurst: EncodedEvents; usbInsertion: EncodedEvents } {
+  const t0 = Date.UTC(2024, 2, 12, 9, 0, 0);
+  const usb = { ...usbInsertEvent(BENCH_UNLISTED_USB, 'S-1-5-21-1004336348-1177238915-682003330-1103'), ts: t0, seq: 1 };
+  return {
+    logonBurst: encodeEvents(failedLogonBurst(Math.max(1, logonBurstSize), 1, t0, '203.0.113.50'), maskByte),
+    usbInsertion: encodeEvents([usb], maskByte),
+  };
+}
+
 /** What one batch is made of; everything in the frame follows from it, so a resend is byte-identical. */
 export interface BatchSpec {
   /** 32 lowercase hex characters. */
@@ -244,6 +261,8 @@ export interface BatchSpec {
   poolCount: number;
   /** Detection run appended after the ordinary events, or -1. */
   run: number;
+  /** Extra run (fleet activity: a failed-logon burst, a USB insertion) appended after the detection run, or -1. */
+  extra: number;
   /** Timestamps spread evenly over (tsFromMs, tsToMs]. */
   tsFromMs: number;
   tsToMs: number;
@@ -319,19 +338,20 @@ export function maskedFrame(payload: Uint8Array, maskByte: number, opcode = 0x2)
   return out;
 }
 
-/** Builds batch frames from a pool and detection runs. */
+/** Builds batch frames from a pool, detection runs and extra runs. */
 export interface BatchFrameBuilder {
   readonly maskByte: number;
   readonly pool: EncodedEvents;
   readonly runs: readonly EncodedEvents[];
+  readonly extras: readonly EncodedEvents[];
   /** The complete masked WebSocket frame for `spec`. */
   build(spec: BatchSpec): Buffer;
   /** Events in the batch `spec` describes. */
   eventCount(spec: BatchSpec): number;
 }
 
-/** Creates a frame builder over a pool and detection runs masked with `maskByte`. */
-export function createBatchFrameBuilder(pool: EncodedEvents, runs: readonly EncodedEvents[], maskByte: number): BatchFrameBuilder {
+/** Creates a frame builder over a pool, detection runs and extra runs, all masked with `maskByte`. */
+export function createBatchFrameBuilder(pool: EncodedEvents, runs: readonly EncodedEvents[], maskByte: number, extras: readonly EncodedEvents[] = []): BatchFrameBuilder {
   const envelope = Buffer.from(ENVELOPE_PLAIN);
   for (let i = 0; i < envelope.length; i++) envelope[i] = (envelope[i] as number) ^ maskByte;
   const m32 = (maskByte * 0x01010101) >>> 0;
@@ -365,22 +385,27 @@ export function createBatchFrameBuilder(pool: EncodedEvents, runs: readonly Enco
   };
 
   const runOf = (spec: BatchSpec): EncodedEvents | undefined => (spec.run >= 0 ? runs[spec.run % runs.length] : undefined);
+  const extraOf = (spec: BatchSpec): EncodedEvents | undefined => (spec.extra >= 0 ? extras[spec.extra % extras.length] : undefined);
 
   return {
     maskByte,
     pool,
     runs,
-    eventCount: (spec) => spec.poolCount + (runOf(spec)?.count ?? 0),
+    extras,
+    eventCount: (spec) => spec.poolCount + (runOf(spec)?.count ?? 0) + (extraOf(spec)?.count ?? 0),
     build(spec) {
       const run = runOf(spec);
-      const n = spec.poolCount + (run?.count ?? 0);
+      const extra = extraOf(spec);
+      const runCount = run?.count ?? 0;
+      const n = spec.poolCount + runCount + (extra?.count ?? 0);
       const start = spec.poolStart % size;
       const firstPart = Math.min(spec.poolCount, size - start);
       const secondPart = spec.poolCount - firstPart;
       const bytesA = (pool.starts[start + firstPart] as number) - (pool.starts[start] as number);
       const bytesB = secondPart > 0 ? (pool.starts[secondPart] as number) : 0;
       const runBytes = run ? run.bytes.length : 0;
-      const payloadLen = envelope.length + bytesA + bytesB + runBytes;
+      const extraBytes = extra ? extra.bytes.length : 0;
+      const payloadLen = envelope.length + bytesA + bytesB + runBytes + extraBytes;
       const out = Buffer.allocUnsafe(clientHeaderLength(payloadLen) + payloadLen);
       const h = writeClientHeader(out, payloadLen, maskByte);
       envelope.copy(out, h);
@@ -402,6 +427,11 @@ export function createBatchFrameBuilder(pool: EncodedEvents, runs: readonly Enco
         run.bytes.copy(out, p);
         patchEvents(out, p, run, 0, run.count, spec.first + spec.poolCount, spec.poolCount, n, spec);
         for (let s = 0; s < run.shaOffsets.length; s++) putAscii(out, p + (run.shaOffsets[s] as number), spec.shaTag);
+        p += runBytes;
+      }
+      if (extra) {
+        extra.bytes.copy(out, p);
+        patchEvents(out, p, extra, 0, extra.count, spec.first + spec.poolCount + runCount, spec.poolCount + runCount, n, spec);
       }
       return out;
     },

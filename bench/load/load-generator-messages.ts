@@ -38,6 +38,18 @@ export interface ClientConfig {
   poolEvents: number;
   /** Longest wait from TCP connect to `welcome`, ms. */
   helloTimeoutMs: number;
+  /** Fleet activity on top of the load (issue 16; the scenario's `fleet` section). */
+  fleet?: ClientFleetActivity;
+}
+
+/** What the agents do besides sending their events: go offline and come back, failed logons, USB insertions. */
+export interface ClientFleetActivity {
+  /** Every `everySec`, the next `share` of this process's agents drops its connection for `downSec`, generating meanwhile. */
+  dropouts?: { share: number; everySec: number; downSec: number };
+  /** Bursts of `size` failed network logons per agent and hour. */
+  logonBursts?: { perAgentPerHour: number; size: number };
+  /** Insertions of a USB storage device no allow-list names, per agent and hour. */
+  usbInsertions?: { perAgentPerHour: number };
 }
 
 /** Cumulative counters of one client process (or of the whole fleet, summed). */
@@ -71,6 +83,16 @@ export interface ClientCounters {
   framesSentBytes: number;
   /** Connections closed by the peer or failed after the welcome. */
   dropped: number;
+  /** Fleet activity (scenario `fleet`): connections the agents closed on purpose and got back, */
+  dropouts: number;
+  /** failed-logon bursts and USB insertions put into batches, */
+  logonBursts: number;
+  usbInsertions: number;
+  /** `upgrade` commands installed (answered `done`, reconnected with the new version), other commands answered, */
+  upgrades: number;
+  commandsDone: number;
+  /** and fleet policies pushed by the server. */
+  policies: number;
   /** Server `error` frames by code, plus `client_*` codes for what the client could not read. */
   errors: Record<string, number>;
 }
@@ -154,6 +176,12 @@ export function emptyCounters(): ClientCounters {
     heartbeatsAnswered: 0,
     framesSentBytes: 0,
     dropped: 0,
+    dropouts: 0,
+    logonBursts: 0,
+    usbInsertions: 0,
+    upgrades: 0,
+    commandsDone: 0,
+    policies: 0,
     errors: {},
   };
 }

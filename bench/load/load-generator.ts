@@ -196,6 +196,7 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
       ...(options.eventMix ? { eventMix: options.eventMix } : {}),
       poolEvents: options.poolEvents,
       helloTimeoutMs: options.helloTimeoutMs,
+      ...(options.fleet === undefined ? {} : { fleet: options.fleet }),
     };
     child.send({ type: 'start', config } satisfies ParentMessage);
     from += count;

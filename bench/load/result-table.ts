@@ -39,6 +39,14 @@ export function formatResultTable(r: BenchResult): string {
       lines.push(row(`  step ${i + 1}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'over the limit'}`));
     }
   }
+  const fa = r.fleetActivity;
+  if (fa !== undefined) {
+    const kinds = (m: Record<string, number>): string => Object.entries(m).map(([k, v]) => `${k} ${n0(v)}`).join(', ') || 'none';
+    lines.push(row('fleet: agents', `${n0(fa.agents.dropouts)} dropouts, ${n0(fa.agents.logonBursts)} failed-logon bursts, ${n0(fa.agents.usbInsertions)} USB insertions, ${n0(fa.agents.upgrades)} upgrades`));
+    lines.push(row('fleet: operational alerts', `${kinds(fa.opsAlerts)} (${n0(fa.opsAlertsResolved)} resolved)`));
+    lines.push(row('fleet: USB alerts', kinds(fa.fleetAlerts)));
+    if (fa.rollout) lines.push(row('fleet: rollout', `${fa.rollout.percent} % to ${fa.rollout.version}: ${n0(fa.rollout.targets)} targets; commands ${kinds(fa.rollout.upgrades)}; versions ${kinds(fa.rollout.versions)}`));
+  }
   lines.push(row('client CPU', `${Math.round(r.client.cpuCores * 100)} % of one core over ${r.client.processes} process(es)`));
   const rejects = Object.entries(r.rejects);
   lines.push(row('rejects', rejects.length === 0 ? 'none' : rejects.map(([k, v]) => `${k} ${n0(v)}`).join(', ')));

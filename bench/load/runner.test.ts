@@ -49,3 +49,29 @@ describe('load benchmark smoke run (correctness only)', () => {
     for (const key of ['eventsPerSec', 'ackLatencyMs', 'reportLatencyMs', 'lostBatches', 'baselines', 'machine', 'countCheck']) expect(json).toHaveProperty(key);
   }, 60_000);
 });
+
+describe('load benchmark with fleet activity (correctness only)', () => {
+  it('drives dropouts, failed logons, blocked USB insertions and a rollout, and the server sees each', async () => {
+    const scenario = loadScenario('fleet-smoke', paths.scenariosDir);
+    const { result } = await runScenario({ scenario, baselines: false, outDir, log: () => undefined });
+    expect(result.countCheck.ok).toBe(true);
+    expect(result.countCheck.stored.eventsProcessed).toBe(result.countCheck.stored.events);
+    const fa = result.fleetActivity!;
+    expect(fa.agents.dropouts).toBeGreaterThan(0);
+    expect(fa.agents.logonBursts).toBeGreaterThan(0);
+    expect(fa.agents.usbInsertions).toBeGreaterThan(0);
+    // Every insertion of the unlisted stick was stored and processed: one usb.blocked alert each.
+    expect(fa.fleetAlerts).toEqual({ 'usb.blocked': fa.agents.usbInsertions });
+    // Bursts of 12 failed logons pass the default rule (10 within 5 minutes).
+    expect(fa.opsAlerts['analytics.threshold']).toBeGreaterThan(0);
+    // Agents away 4 s with a 1 s liveness delay.
+    expect((fa.opsAlerts['agent.offline'] ?? 0) + (fa.opsAlerts['agent.mass_offline'] ?? 0)).toBeGreaterThan(0);
+    // The rollout's share upgraded, and only it.
+    const r = fa.rollout!;
+    expect(r.targets).toBeGreaterThan(0);
+    expect(r.targets).toBeLessThan(result.agents);
+    expect(r.upgrades).toEqual({ done: r.targets });
+    expect(fa.agents.upgrades).toBe(r.targets);
+    expect(r.versions).toEqual({ '3.2.1': result.agents - r.targets, '3.3.0': r.targets });
+  }, 120_000);
+});

@@ -20,6 +20,7 @@ import { benchPaths, assertBuilt, type BenchPaths } from './bench-paths.js';
 import { runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
 import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
 import {
+  BENCH_SUPPORT_ID,
   createBenchTenant,
   createProcessTracker,
   inspectCounts,
@@ -32,6 +33,7 @@ import {
   type PromSample,
 } from './kiseki-server.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
+import { clientFleetActivity, fleetServerEnv, prepareFleetTenant, readFleetOutcome, settleBenchRollout, startBenchRollout, type FleetOutcome } from './fleet-activity.js';
 import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSnapshot } from './load-generator.js';
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
@@ -152,6 +154,8 @@ export interface BenchResult {
   profile?: ProfileSummary[];
   /** The run's variant (`sigma-on`, `sigma-off` with `--sigma both`), when it has one. */
   variant?: string;
+  /** The scenario's fleet activity and what the server made of it (scenario `fleet`). */
+  fleetActivity?: FleetOutcome;
   notes: string[];
 }
 
@@ -238,14 +242,16 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     const machine = machineNote();
     log(`[${s.name}] starting kiseki on ${dataDir}`);
     const enrollKey = await guard(createBenchTenant(paths.kisekiJs, dataDir));
+    const adminToken = s.fleet === undefined ? undefined : await guard(prepareFleetTenant(dataDir, BENCH_SUPPORT_ID, s.fleet));
     if (options.prepare !== undefined) await guard(options.prepare(dataDir));
+    const serverEnv = { ...fleetServerEnv(s.fleet), ...options.serverEnv };
     server = await guard(
       startKiseki({
         kisekiJs: paths.kisekiJs,
         dataDir,
         extraArgs: s.serverArgs,
         tracker,
-        ...(options.serverEnv === undefined ? {} : { env: options.serverEnv }),
+        ...(Object.keys(serverEnv).length === 0 ? {} : { env: serverEnv }),
         ...(options.profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', options.profileDir] } : {}),
       }),
     );
@@ -287,6 +293,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         ...(s.eventMix ? { eventMix: s.eventMix } : {}),
         poolEvents: 16_384,
         helloTimeoutMs: 30_000,
+        ...(s.fleet === undefined ? {} : { fleet: clientFleetActivity(s.fleet) }),
         agents,
         ...(s.clientProcesses === undefined ? {} : { processes: s.clientProcesses }),
         agentsPerProcess: s.agentsPerClientProcess,
@@ -328,6 +335,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     let headline: { eventsPerSec: number; batchesPerSec: number; offered: number; ack: LatencyPercentiles; delivery: LatencyPercentiles };
     let memoryPerAgentBytes = 0;
     let throughputCeiling: number | undefined;
+    let rollout: { id: string; percent: number; version: string } | undefined;
 
     if (s.kind === 'saturate' && s.saturate) {
       const cfg = s.saturate;
@@ -414,10 +422,22 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       }
       const a = await snap();
       setPhase(s.kind === 'fanin' ? 'holding the fleet' : 'measuring', s.durationSec);
-      await wait(s.durationSec * 1000);
+      const plan = s.fleet?.rollout;
+      if (plan !== undefined && adminToken !== undefined && plan.atSec < s.durationSec) {
+        await wait(plan.atSec * 1000);
+        rollout = { id: await guard(startBenchRollout(srv.httpPort, adminToken, BENCH_SUPPORT_ID, plan)), percent: plan.percent, version: plan.version };
+        log(`[${s.name}] rollout ${rollout.id}: ${plan.percent} % of the devices to ${plan.version}`);
+        await wait((s.durationSec - plan.atSec) * 1000);
+      } else await wait(s.durationSec * 1000);
       const b = await snap();
       window = windowStats(a.fs, b.fs, a.proc, b.proc, offered(s.eventsPerAgentPerSec));
       headline = { eventsPerSec: window.eventsPerSec, batchesPerSec: window.batchesPerSec, offered: window.offeredEventsPerSec, ack: window.ackLatencyMs, delivery: window.deliveryLatencyMs };
+    }
+    if (rollout !== undefined && adminToken !== undefined) {
+      setPhase('rollout: waiting for the upgraded agents', 60);
+      if (!(await guard(settleBenchRollout(srv.httpPort, adminToken, BENCH_SUPPORT_ID, rollout.id, rollout.version, 60_000)))) {
+        notes.push('not every device of the rollout had upgraded and come back within 60 s of the measured window');
+      }
     }
     const memNow = readProcSample(srv.pid);
     if (idle && memNow && connect.welcomed > 0) memoryPerAgentBytes = Math.round((memNow.rssAnonBytes - idle.rssAnonBytes) / connect.welcomed);
@@ -447,6 +467,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     server = undefined;
     if (options.afterStop !== undefined) await guard(options.afterStop(dataDir));
     const stored = await guard(inspectCounts(paths.kisekiJs, dataDir));
+    const fleetActivity = s.fleet === undefined ? undefined : await guard(readFleetOutcome(dataDir, BENCH_SUPPORT_ID, final.fs.counters, rollout));
     const profile = options.profileDir ? summariseProfiles(options.profileDir, 15) : undefined;
     const acked = final.fs.counters;
     const lostBatches = Math.max(0, acked.batchesAcked - stored.batches);
@@ -549,6 +570,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       pool: f.pool,
       ...(profile ? { profile } : {}),
       ...(options.variant === undefined ? {} : { variant: options.variant }),
+      ...(fleetActivity === undefined ? {} : { fleetActivity }),
       notes,
     };
     result.targets = evaluateTargets(result);

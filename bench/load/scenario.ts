@@ -85,6 +85,25 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Fleet operations on top of the load (issue 16, docs/FLEET.md): agents that go offline and come back, failed
+     * logons, USB insertions off the allow-list (the tenant gets USB control in block mode), a staged upgrade.
+     */
+    fleet: z
+      .object({
+        /** Every `everySec`, the next `share` of the agents closes its connection and stays away `downSec`, generating meanwhile. */
+        dropouts: z.object({ share: z.number().min(0).max(1), everySec: positive.max(3600), downSec: positive.max(3600) }).strict().optional(),
+        /** The tenant's liveness delay, seconds: a device silent this long raises an offline alert (the server checks every second). */
+        offlineAfterSec: z.number().int().min(1).max(86_400).optional(),
+        /** Bursts of `size` failed network logons per agent and hour (the default rule alerts at 10 within 5 minutes). */
+        logonBursts: z.object({ perAgentPerHour: positive.max(3600), size: z.number().int().min(1).max(200).default(12) }).strict().optional(),
+        /** Insertions of a USB storage device no allow-list names, per agent and hour. */
+        usbInsertions: z.object({ perAgentPerHour: positive.max(3600) }).strict().optional(),
+        /** `atSec` into the measured time, a rollout of `percent` % of the devices to `version` (one stage). */
+        rollout: z.object({ atSec: nonNegative.max(3600), percent: z.number().min(0.01).max(100), version: z.string().min(1).max(32).default('3.3.0') }).strict().optional(),
+      })
+      .strict()
+      .optional(),
     fanin: z
       .object({
         /** fds left for the server's own files, pipes and workers when clamping `agents`. */
@@ -97,6 +116,7 @@ export const scenarioSchema = z
   .superRefine((s, ctx) => {
     if (s.kind === 'burst' && s.burst === undefined) ctx.addIssue({ code: 'custom', message: 'kind burst needs a burst section', path: ['burst'] });
     if (s.kind === 'saturate' && s.saturate === undefined) ctx.addIssue({ code: 'custom', message: 'kind saturate needs a saturate section', path: ['saturate'] });
+    if (s.fleet?.rollout !== undefined && s.kind !== 'steady') ctx.addIssue({ code: 'custom', message: 'a fleet rollout runs in steady scenarios only', path: ['fleet', 'rollout'] });
   });
 
 /** A validated scenario with defaults filled in. */
