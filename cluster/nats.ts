@@ -107,37 +107,35 @@ export async function openClusterLink(options: ClusterLinkOptions): Promise<Clus
 
 /** Creates or updates the batch stream and the buckets; throws what JetStream answers. */
 async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log: Logger, servers: string[]): Promise<ClusterLink> {
-  {
-    const jsm = await jetstreamManager(nc, { timeout: 20_000 });
-    const js = jetstream(nc, { timeout: 20_000 });
-    const streamConfig = {
-      name: BATCH_STREAM,
-      subjects: [`${BATCH_SUBJECT_PREFIX}*`],
-      retention: RetentionPolicy.Limits,
-      storage: StorageType.File,
-      num_replicas: options.replicas,
-      duplicate_window: options.duplicateWindowMs * NANOS_PER_MS,
-    };
-    const existing = await jsm.streams.info(BATCH_STREAM).catch(() => undefined);
-    if (existing === undefined) await jsm.streams.add(streamConfig);
-    else if (existing.config.num_replicas !== options.replicas || existing.config.duplicate_window !== streamConfig.duplicate_window) {
-      await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window });
-    }
-    const kvm = new Kvm(js);
-    const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });
-    const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
-    const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
-    log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
-    return {
-      nc,
-      js,
-      jsm,
-      leases,
-      checkpoints,
-      directory,
-      async close() {
-        await nc.drain().catch(() => nc.close());
-      },
-    };
+  const jsm = await jetstreamManager(nc, { timeout: 20_000 });
+  const js = jetstream(nc, { timeout: 20_000 });
+  const streamConfig = {
+    name: BATCH_STREAM,
+    subjects: [`${BATCH_SUBJECT_PREFIX}*`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: options.replicas,
+    duplicate_window: options.duplicateWindowMs * NANOS_PER_MS,
+  };
+  const existing = await jsm.streams.info(BATCH_STREAM).catch(() => undefined);
+  if (existing === undefined) await jsm.streams.add(streamConfig);
+  else if (existing.config.num_replicas !== options.replicas || existing.config.duplicate_window !== streamConfig.duplicate_window) {
+    await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window });
   }
+  const kvm = new Kvm(js);
+  const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });
+  const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
+  const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
+  log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
+  return {
+    nc,
+    js,
+    jsm,
+    leases,
+    checkpoints,
+    directory,
+    async close() {
+      await nc.drain().catch(() => nc.close());
+    },
+  };
 }
