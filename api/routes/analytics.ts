@@ -10,7 +10,7 @@ import { KisekiError } from '../../core/errors.js';
 import { DEFAULT_THRESHOLD_RULES, jstDay } from '../../engine/index.js';
 import type { AnalyticsMetric, OpsAlert, UserRecord } from '../../storage/index.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, page, scopeOf, supportIdParam } from './shared.js';
+import { assertTenant, collect, EMPTY_PAGE, idParam, listScope, page, scopeOf, supportIdParam } from './shared.js';
 
 const DAY_MS = 86_400_000;
 /** Longest range one request may chart: the 90 days kept, with room. */
@@ -136,9 +136,8 @@ export const ANALYTICS_ROUTES: Route[] = [
     query: opsAlertQuery,
     responses: { 200: 'A page of alerts', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
-      const own = scopeOf(user);
-      if (own !== null && query.supportId !== undefined && query.supportId !== own) return c.json({ items: [], nextCursor: null });
-      const scope = own ?? query.supportId ?? null;
+      const scope = listScope(user, query.supportId);
+      if (scope === false) return c.json(EMPTY_PAGE);
       const cursor = decodeCursor(query.cursor);
       const after = cursor !== undefined && typeof cursor[0] === 'number' && typeof cursor[1] === 'string' ? ([cursor[0], cursor[1]] as [number, string]) : undefined;
       const filter = { ...(query.kind === undefined ? {} : { kind: query.kind }), ...(query.state === undefined ? {} : { state: query.state }), ...(query.tmid === undefined ? {} : { tmid: query.tmid }) };

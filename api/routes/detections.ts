@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import type { SigmaDetection } from '../../core/contracts.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, newestUntil, page, scopeOf, supportIdParam } from './shared.js';
+import { assertTenant, collect, EMPTY_PAGE, idParam, listScope, newestFirstStart, newestUntil, page, supportIdParam } from './shared.js';
 
 const severity = z.enum(['Critical', 'Serious', 'Medium', 'Information']);
 
@@ -29,14 +29,10 @@ export const DETECTION_ROUTES: Route[] = [
     }),
     responses: { 200: 'A page of detections', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
-      const own = scopeOf(user);
-      if (own !== null && query.supportId !== undefined && query.supportId !== own) return c.json({ items: [], nextCursor: null });
-      const scope = own ?? query.supportId ?? null;
-      const cursor = decodeCursor(query.cursor);
-      let after =
-        cursor === undefined ? undefined : { at: typeof cursor[0] === 'number' ? cursor[0] : Infinity, id: typeof cursor[1] === 'string' ? cursor[1] : '\uffff' };
-      // `to` starts the scan there (just past it) rather than filtering everything newer.
-      if (query.to !== undefined && (after === undefined || after.at > query.to)) after = { at: query.to, id: '\uffff' };
+      const scope = listScope(user, query.supportId);
+      if (scope === false) return c.json(EMPTY_PAGE);
+      const start = newestFirstStart(decodeCursor(query.cursor), query.to);
+      const after = start && { at: start.time, id: start.id };
       const keep = (d: SigmaDetection) => {
         if (query.tmid !== undefined && d.tmid !== query.tmid) return undefined;
         if (query.rule !== undefined && d.ruleId !== query.rule) return undefined;

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import type { NetworkIntelAlert } from '../../core/contracts.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
-import { assertTenant, collect, idParam, newestUntil, page, scopeOf } from './shared.js';
+import { assertTenant, collect, EMPTY_PAGE, idParam, listScope, newestFirstStart, newestUntil, page } from './shared.js';
 
 const severity = z.enum(['Critical', 'Serious', 'Medium', 'Information']);
 
@@ -30,13 +30,10 @@ export const INTEL_ALERT_ROUTES: Route[] = [
     }),
     responses: { 200: 'A page of network-intel alerts', 400: 'Invalid query' },
     handler({ c, deps, user, query }) {
-      const own = scopeOf(user);
-      if (own !== null && query.supportId !== undefined && query.supportId !== own) return c.json({ items: [], nextCursor: null });
-      const scope = own ?? query.supportId ?? null;
-      const cursor = decodeCursor(query.cursor);
-      let after =
-        cursor === undefined ? undefined : { createdAt: typeof cursor[0] === 'number' ? cursor[0] : Infinity, id: typeof cursor[1] === 'string' ? cursor[1] : '\uffff' };
-      if (query.to !== undefined && (after === undefined || after.createdAt > query.to)) after = { createdAt: query.to, id: '\uffff' };
+      const scope = listScope(user, query.supportId);
+      if (scope === false) return c.json(EMPTY_PAGE);
+      const start = newestFirstStart(decodeCursor(query.cursor), query.to);
+      const after = start && { createdAt: start.time, id: start.id };
       const keep = (a: NetworkIntelAlert) => {
         if (query.severity !== undefined && a.severity !== query.severity) return undefined;
         if (query.tmid !== undefined && a.device?.tmid !== query.tmid) return undefined;

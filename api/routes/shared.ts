@@ -14,6 +14,32 @@ export function scopeOf(user: UserRecord): string | null {
   return user.role === 'operator' ? null : user.supportId;
 }
 
+/**
+ * The tenant a list request covers: the user's own (whatever it asked for), the
+ * one an operator asked for, or null for an operator's all-tenant list.
+ * `false` when a tenant user asked for another tenant: the list is empty,
+ * revealing nothing.
+ */
+export function listScope(user: UserRecord, requested: string | undefined): string | null | false {
+  const own = scopeOf(user);
+  if (own !== null && requested !== undefined && requested !== own) return false;
+  return own ?? requested ?? null;
+}
+
+/** The empty page a list answers with when {@link listScope} says `false`. */
+export const EMPTY_PAGE = Object.freeze({ items: [], nextCursor: null });
+
+/**
+ * Where a newest-first scan keyed by (time, id) starts: after the cursor's
+ * position (time, id), or just past `to` when that is older, so the scan
+ * begins there rather than filtering everything newer.
+ */
+export function newestFirstStart(cursor: unknown[] | undefined, to: number | undefined): { time: number; id: string } | undefined {
+  let start = cursor === undefined ? undefined : { time: typeof cursor[0] === 'number' ? cursor[0] : Infinity, id: typeof cursor[1] === 'string' ? cursor[1] : '\uffff' };
+  if (to !== undefined && (start === undefined || start.time > to)) start = { time: to, id: '\uffff' };
+  return start;
+}
+
 /** 404 for a resource of another tenant: its existence is not revealed. */
 export function assertTenant(user: UserRecord, supportId: string | undefined): asserts supportId is string {
   const scope = scopeOf(user);
