@@ -343,9 +343,10 @@ function onFrame(a: Agent, opcode: number, payload: Buffer): void {
 
 /**
  * Answers a command as a real agent does: `acknowledged`, then `done`. An
- * `upgrade` installs its version and restarts: the connection closes and the
- * agent comes back after {@link UPGRADE_RESTART_MS} with the new version in
- * its `hello`. Other commands (isolate, release, …) change nothing here.
+ * `upgrade` to a version not yet installed installs it and restarts: the
+ * connection closes and the agent comes back after {@link UPGRADE_RESTART_MS}
+ * with the new version in its `hello`. Other commands (isolate, release, …)
+ * change nothing here.
  */
 function onCommand(a: Agent, f: Record<string, unknown>): void {
   if (typeof f.id !== 'string' || a.sock === undefined) return countError('client_unexpected_frame');
@@ -353,6 +354,9 @@ function onCommand(a: Agent, f: Record<string, unknown>): void {
   a.sock.write(maskedFrame(encode({ t: 'cmdr', id: f.id, status: 'acknowledged' }), maskByte));
   if (f.kind === 'upgrade' && typeof args.version === 'string') {
     a.sock.write(maskedFrame(encode({ t: 'cmdr', id: f.id, status: 'done', result: { version: args.version } }), maskByte));
+    // A command resent before the server recorded the `done` (it resends after each welcome until then) finds
+    // the version installed: the installer answers again and does not restart.
+    if (a.version === args.version) return;
     a.version = args.version;
     counters.upgrades++;
     a.downUntil = performance.now() + UPGRADE_RESTART_MS;

@@ -481,6 +481,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       notes.push(
         `the shards had processed ${stored.eventsProcessed} of ${stored.events} stored events when kiseki stopped (exit ${exitCode}); ${catchUpBatches} batches went through the catch-up path`,
       );
+      // What the server warned about is the first thing to read when its shards fell behind.
+      notes.push(`server log (warnings and errors, last 2,000 characters): ${srv.logTail().slice(-2000)}`);
     }
     log(`[${s.name}] count check: ${acked.batchesAcked} batches acked, ${stored.batches} stored, ${lostBatches} lost → ${countOk ? 'ok' : 'MISMATCH'}`);
 
