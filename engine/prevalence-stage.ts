@@ -1,12 +1,13 @@
 /**
  * The shard's part of fleet prevalence (issue 13, storage/prevalence.ts):
  * every event processed in full that carries a file hash (a process start,
- * an image load, a file created or written) says "this device had this file
- * at this time". Sightings are gathered per (tenant, hash) and written in the
+ * an image load, a program, script or macro document created or written)
+ * says "this device had this file at this time". Sightings are gathered per (tenant, hash) and written in the
  * shard's flush transaction: one read and one put per file per flush, not
  * one per event. A cache of (device, hash) → the endpoint day last recorded
  * makes a file a device already reported that day cost no write and no
  * allocation; it is bounded and forgetting only costs a redundant merge.
+ * So a record's last sighting is exact to the day, not to the millisecond.
  *
  * The verdict model reads the stored record with this shard's not yet
  * written sightings laid over it (`lookup`), so a detection sees the batch
@@ -18,6 +19,13 @@ import { mergePrevalence, type HotStore, type PrevalenceRecord, type PrevalenceS
 
 const DAY_MS = 24 * 3600 * 1000;
 const SHA256_HEX = /^[0-9a-f]{64}$/;
+/**
+ * Written files count only when they can run (programs, libraries, scripts,
+ * installers, macro documents): AV detects those, and hashes of everything
+ * else written (documents, caches, temp files) are mostly unique, so they
+ * would cost a record each and say nothing about prevalence.
+ */
+const RUNNABLE = /\.(exe|dll|sys|scr|com|cpl|ocx|drv|efi|msi|msp|msix|appx|ps1|psm1|vbs|vbe|js|jse|wsf|wsc|hta|bat|cmd|jar|lnk|docm|dotm|xlsm|xlam|pptm)$/i;
 
 /** Thresholds of the prevalence factors (docs/CORRELATION.md). */
 export interface PrevalencePolicy {
@@ -61,7 +69,11 @@ export class PrevalenceStage {
   readonly stats: PrevalenceStats = { sightings: 0, writes: 0 };
   private readonly store: HotStore;
   private readonly maxCache: number;
-  /** TMID → hash (as the event spelt it) → endpoint day (ms / 86,400,000) last recorded; Map order is the LRU order. */
+  /**
+   * TMID → hash (as the event spelt it) → endpoint day (ms / 86,400,000) last
+   * recorded × 2, + 1 when that sighting had the signature (a later event of
+   * the day with it is still worth recording); Map order is the LRU order.
+   */
   private readonly seen = new Map<string, Map<string, number>>();
   private cacheEntries = 0;
   /** `supportId \0 sha256` → sightings not yet captured by a flush. */
@@ -95,21 +107,29 @@ export class PrevalenceStage {
       // Most events carry no hash: one property read and one typeof, nothing allocated.
       if (typeof sha !== 'string') continue;
       const k = e.k;
-      if (k !== 'proc.start' && k !== 'image.load' && k !== 'file.create' && k !== 'file.write') continue;
+      if (k === 'file.create' || k === 'file.write') {
+        // A regular-expression test allocates nothing; only events with a hash get here.
+        if (typeof e.path !== 'string' || !RUNNABLE.test(e.path)) continue;
+      } else if (k !== 'proc.start' && k !== 'image.load') continue;
       const ts = e.ts;
       if (typeof ts !== 'number') continue;
-      const day = Math.floor(ts / DAY_MS);
-      if (known.get(sha) === day) continue;
-      this.sight(supportId, tmid, known, sha, e, ts, day);
+      const day2 = Math.floor(ts / DAY_MS) * 2;
+      const cached = known.get(sha);
+      if (cached === day2 + 1 || (cached === day2 && typeof e.sig !== 'string')) continue;
+      this.sight(supportId, tmid, known, sha, e, ts, day2);
     }
     if (this.cacheEntries > this.maxCache) this.trimCache(tmid);
   }
 
-  private sight(supportId: string, tmid: string, known: Map<string, number>, raw: string, e: TrailEvent, ts: number, day: number): void {
-    const sha256 = raw.toLowerCase();
-    if (!SHA256_HEX.test(sha256)) return;
+  private sight(supportId: string, tmid: string, known: Map<string, number>, raw: string, e: TrailEvent, ts: number, day2: number): void {
+    const signer = typeof e.signer === 'string' && e.signer !== '' ? e.signer : undefined;
+    const sig = typeof e.sig === 'string' && e.sig !== '' ? e.sig : undefined;
     if (!known.has(raw)) this.cacheEntries++;
-    known.set(raw, day);
+    const sha256 = raw.toLowerCase();
+    const valid = SHA256_HEX.test(sha256);
+    // A malformed hash is remembered as done for the day too, so it is not looked at again.
+    known.set(raw, valid && sig === undefined ? day2 : day2 + 1);
+    if (!valid) return;
     this.stats.sightings++;
     const key = `${supportId}\u0000${sha256}`;
     let p = this.pending.get(key);
@@ -117,8 +137,6 @@ export class PrevalenceStage {
       p = { supportId, sha256, sightings: [] };
       this.pending.set(key, p);
     }
-    const signer = typeof e.signer === 'string' && e.signer !== '' ? e.signer : undefined;
-    const sig = typeof e.sig === 'string' && e.sig !== '' ? e.sig : undefined;
     let s = p.sightings.find((x) => x.tmid === tmid);
     if (s === undefined) {
       s = { tmid, first: ts, last: ts };
