@@ -10,6 +10,7 @@ import { openHotStore, type HotStore } from '../storage/index.js';
 import { alertIdFor, Correlator } from './correlator.js';
 import { createThreatIntel } from './intel/index.js';
 import { PrevalenceStage } from './prevalence-stage.js';
+import { renderReportText } from './report-text.js';
 import { ShardCore } from './shard-core.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -150,7 +151,10 @@ describe('fleet prevalence through a shard', () => {
       detail: 'seen on 9 devices of the tenant since 2026-10-21 (30 days before the detection), signed by Microsoft Corporation',
     });
     expect(factor(prevalent, 'prevalence.trusted')!.evidence).toHaveLength(1);
-    expect(prevalent.confidence?.reason).toBeDefined();
+    // `kiseki report` lists it with the other factors, its evidence in words.
+    const text = (rep: QuickReport) => renderReportText(r.store.alerts.get(rep.alertId)!, rep, []);
+    expect(text(prevalent)).toContain('prevalence.trusted (-40): The file is signed by a trusted signer and was seen on many of the tenant\'s devices for weeks before the detection. seen on 9 devices');
+    expect(text(alone)).toContain('prevalence.new-to-fleet (note, no weight): The file is new to the fleet');
     // Every other factor as on the lone device.
     const others = (rep: QuickReport) => rep.rules.filter((h) => h.group !== 'prevalence').map((h) => h.ruleId).sort();
     expect(others(prevalent)).toEqual(others(alone));
