@@ -88,6 +88,11 @@ const configSchema = z
         // fleet management (issue 16)
         /** How long a shard uses a tenant's cached fleet policy (tuning filters, USB allow-list) before reading it again. */
         fleetPolicyRefreshMs: z.number().int().min(10).max(600_000),
+        // prevalence across the tenant's fleet (issue 13)
+        /** Devices of the tenant that must have had a file before its detection for the prevalence factors (docs/CORRELATION.md). */
+        prevalenceMinDevices: z.number().int().min(1).max(64),
+        /** Days between the fleet's first sighting of a file and its detection for the prevalence factors. */
+        prevalenceMinDays: z.number().int().min(0).max(3650),
       })
       .strict(),
     storage: z
@@ -366,6 +371,9 @@ export const DEFAULTS: Config = {
     maxDevicesInMemory: 5_000,
     // A policy change reaches every shard within a second; one LMDB read per tenant per second otherwise.
     fleetPolicyRefreshMs: 1000,
+    // A file on 5 devices for two weeks is part of the fleet (the record keeps 64 device ids: the most a threshold can ask).
+    prevalenceMinDevices: 5,
+    prevalenceMinDays: 14,
   },
   storage: { zstdLevel: 1, mapSizeBytes: 1024 * 1024 * 1024, verifyRecentBatches: 10_000 },
   export: {
@@ -483,6 +491,8 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
   // fleet management (issue 16)
   { path: 'engine.fleetPolicyRefreshMs', env: 'KISEKI_FLEET_POLICY_REFRESH_MS', type: 'integer' },
+  { path: 'engine.prevalenceMinDevices', env: 'KISEKI_PREVALENCE_MIN_DEVICES', type: 'integer' },
+  { path: 'engine.prevalenceMinDays', env: 'KISEKI_PREVALENCE_MIN_DAYS', type: 'integer' },
   { path: 'sigma.enabled', env: 'KISEKI_SIGMA_ENABLED', type: 'boolean' },
   { path: 'sigma.defaultPack', env: 'KISEKI_SIGMA_DEFAULT_PACK', type: 'boolean' },
   { path: 'sigma.dir', env: 'KISEKI_SIGMA_DIR', flag: 'sigma', type: 'string' },

@@ -170,6 +170,7 @@ describe('correlator: the black chain', () => {
         'network.raw-ip',
         'origin.script-download',
         'persistence.run-key',
+        'prevalence.new-to-fleet',
         'provenance.unsigned',
         'provenance.user-writable',
       ].sort(),
@@ -264,7 +265,7 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     expect(report.originKind).toBe('internet');
     expect(seqs(report, 'origin')).toEqual([2, 1]);
     expect(seqs(report, 'chain')).toEqual([]);
-    expect(ruleIds(report)).toEqual(['execution.blocked', 'origin.internet', 'signer.trusted']);
+    expect(ruleIds(report)).toEqual(['execution.blocked', 'origin.internet', 'prevalence.new-to-fleet', 'signer.trusted']);
     expect(report.verdict).toBe('white');
     expect(view.alert.verdict).toBe('white');
   });
@@ -300,7 +301,7 @@ describe('correlator: white, gray, dedup, exceptions and policy', () => {
     ]);
     const report = r.store.alerts.view(alertIdFor(r.tmid, 4))!.revisions[0]!;
     expect(report.originKind).toBe('removable');
-    expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable', 'provenance.unsigned', 'provenance.user-writable']);
+    expect(ruleIds(report)).toEqual(['execution.executed', 'origin.removable', 'prevalence.new-to-fleet', 'provenance.unsigned', 'provenance.user-writable']);
     expect(report.verdict).toBe('gray');
     expect(seqs(report, 'chain')).toEqual([2, 3]);
   });

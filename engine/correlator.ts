@@ -18,12 +18,13 @@ import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent
 import type { Clock } from '../core/clock.js';
 import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore, type NetConnEntry } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
-import { buildQuickReport, reportFingerprint, reportProcessSet, type SigmaHitsReader } from './report-builder.js';
+import { buildQuickReport, reportFingerprint, reportProcessSet, type DetectionContext, type SigmaHitsReader } from './report-builder.js';
 import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
 import { DEFAULT_RULES } from './rules/default-rules.js';
 import type { RuleSet } from './rules/rule-types.js';
 import type { SigmaFlushUnit, SigmaStage, StoreWrite } from './sigma-stage.js';
 import type { ThreatIntel } from './intel/index.js';
+import { PrevalenceStage, type PrevalenceFlushUnit } from './prevalence-stage.js';
 
 export const DEDUP_WINDOW_MS = 72 * 3600 * 1000;
 
@@ -43,6 +44,8 @@ export interface CorrelatorOptions {
   onCommand?: (tmid: string) => void;
   /** Sigma rules matched on every event processed in full (engine/sigma-stage.ts); absent: none. */
   sigma?: SigmaStage;
+  /** Fleet prevalence of files (engine/prevalence-stage.ts): recorded from every batch, weighed by the verdict; default on with the default thresholds, 'off' for none. */
+  prevalence?: PrevalenceStage | 'off';
 }
 
 interface OpenAlert {
@@ -117,6 +120,7 @@ export class Correlator {
   private readonly pendingExceptions = new Map<string, ExceptionEntry[]>();
   readonly stats = { alerts: 0, suppressed: 0, deduplicated: 0, revisions: 0 };
   private readonly sigma: SigmaStage | undefined;
+  private readonly prevalence: PrevalenceStage | undefined;
   private readonly queueWrite = (put: StoreWrite): void => {
     this.writes.push({ db: 'other', put });
   };
@@ -132,6 +136,7 @@ export class Correlator {
     this.onAlert = options.onAlert;
     this.onCommand = options.onCommand;
     this.sigma = options.sigma;
+    this.prevalence = options.prevalence === 'off' ? undefined : (options.prevalence ?? new PrevalenceStage({ store: options.store }));
   }
 
   devicesInMemory(): number {
@@ -243,6 +248,8 @@ export class Correlator {
     // Sigma runs on events processed in full only: a state replay's detections are already stored.
     const sigma = mode === 'full' ? this.sigma : undefined;
     const device = sigma === undefined ? undefined : { tmid, supportId: entry.supportId, computer: entry.computer, state: entry.state };
+    // Before the events: a detection in this batch sees the batch's own sightings.
+    if (mode === 'full') this.prevalence?.observeBatch(entry.supportId, tmid, events);
     for (const e of events) {
       if (typeof e !== 'object' || e === null || typeof e.k !== 'string') continue;
       entry.state.apply(e, lsn);
@@ -356,6 +363,7 @@ export class Correlator {
       rules: this.rules,
       intel: this.intel,
       ...this.sigmaHitsOf(tmid),
+      ...this.prevalenceOf(entry.supportId),
     });
     const tuning = policy.tuningUntil !== null && now < policy.tuningUntil;
     const alert: AlertRecord = { ...base, state: tuning ? 'tuning' : 'reported', verdict: report.verdict, score: report.score, revision: 1 };
@@ -374,6 +382,12 @@ export class Correlator {
     });
     this.stats.alerts++;
     this.onAlert?.(this.alert(alertId)!, batchRecvAt);
+  }
+
+  /** The report's fleet prevalence reader and thresholds, unless prevalence is off. */
+  private prevalenceOf(supportId: string): Pick<DetectionContext, 'prevalence'> {
+    const p = this.prevalence;
+    return p === undefined ? {} : { prevalence: { read: (sha256) => p.lookup(supportId, sha256), policy: p.policy } };
   }
 
   /** The report's "rules that fired" reader, when Sigma runs. */
@@ -467,6 +481,7 @@ export class Correlator {
       rules: this.rules,
       intel: this.intel,
       ...this.sigmaHitsOf(tmid),
+      ...this.prevalenceOf(entry.supportId),
     });
     const fingerprint = reportFingerprint(report);
     open.pgs = reportProcessSet(report);
@@ -538,6 +553,7 @@ export class Correlator {
       dedup: new Map(this.pendingDedup),
       exceptions: new Map(this.pendingExceptions),
       sigma: this.sigma?.capture(),
+      prevalence: this.prevalence?.capture(),
     };
     this.writes = [];
     return unit;
@@ -545,6 +561,7 @@ export class Correlator {
 
   /** Runs inside the flush transaction: the small writes (alerts, reports, commands...). */
   write(unit: FlushUnit): void {
+    if (unit.prevalence !== undefined) this.prevalence!.writeSync(unit.prevalence);
     for (const w of unit.writes) {
       if (w.db === 'alerts') this.store.alerts.saveSync(w.value);
       else w.put(this.store);
@@ -581,6 +598,7 @@ export class Correlator {
     for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
     for (const [k, v] of unit.exceptions) if (this.pendingExceptions.get(k) === v) this.pendingExceptions.delete(k);
     if (unit.sigma !== undefined) this.sigma?.release(unit.sigma);
+    if (unit.prevalence !== undefined) this.prevalence?.release(unit.prevalence);
   }
 }
 
@@ -591,4 +609,5 @@ export interface FlushUnit {
   dedup: Map<string, { alertId: string; at: number }>;
   exceptions: Map<string, ExceptionEntry[]>;
   sigma: SigmaFlushUnit | undefined;
+  prevalence: PrevalenceFlushUnit | undefined;
 }

@@ -22,7 +22,9 @@ import { hostedTargets, targetNames } from './provenance/command-line.js';
 import { findRequester, SERVICE_WRITERS } from './provenance/service-requests.js';
 import { judge, type CompiledRuleSet } from './rules/evaluate.js';
 import type { ThreatIntel } from './intel/index.js';
-import { verdictFactors } from './verdict/factors.js';
+import { verdictFactors, type FleetPrevalence } from './verdict/factors.js';
+import type { PrevalencePolicy } from './prevalence-stage.js';
+import type { PrevalenceRecord } from '../storage/index.js';
 import { decideVerdict } from './verdict/model.js';
 
 /** Reads the events of one batch of this device's log (decoded, in seq order). */
@@ -43,6 +45,8 @@ export interface DetectionContext {
   intel: ThreatIntel;
   /** Sigma detections of the device on the report's process tree ("rules that fired"); absent when Sigma is off. */
   sigmaHits?: SigmaHitsReader;
+  /** The tenant's fleet prevalence of a file (lower-case SHA-256) and the thresholds that weigh it; absent when prevalence is off. */
+  prevalence?: { read: (sha256: string) => PrevalenceRecord | undefined; policy: PrevalencePolicy };
 }
 
 /** The stored Sigma detections of a device on processes `pgs` (folded GUIDs), endpoint time in [from, to]. */
@@ -514,6 +518,7 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     sigma,
     fileRef: attributeItems[0]!.ref,
     motwDeleted: motwDeleted === undefined ? undefined : item(motwDeleted).ref,
+    ...(ctx.prevalence === undefined || attributes.sha256 === undefined ? {} : { prevalence: fleetPrevalence(ctx.prevalence, attributes.sha256, tmid, detectedAt) }),
   });
   const outcome = decideVerdict(ctx.rules.thresholds, judgement.hits, factors, executed);
 
@@ -535,6 +540,24 @@ export function buildQuickReport(ctx: DetectionContext): QuickReport {
     ...(how === undefined || detected === undefined ? {} : { execution: { how, pg: detected.pg, image: detected.image, detail: how === 'process' ? 'a process started from the file' : hostedNote! } }),
     confidence: outcome.confidence,
   };
+}
+
+/** The detected file's prevalence at the detection: only devices that had it by then count. */
+function fleetPrevalence(source: NonNullable<DetectionContext['prevalence']>, sha256: string, tmid: string, detectedAt: number): FleetPrevalence {
+  const record = source.read(sha256.toLowerCase());
+  let devices = 0;
+  let others = 0;
+  let firstSeen: number | undefined;
+  for (const [device, first] of record?.devices ?? []) {
+    if (first > detectedAt) continue;
+    devices++;
+    if (device !== tmid) others++;
+    if (firstSeen === undefined || first < firstSeen) firstSeen = first;
+  }
+  // Past the cap the record keeps no ids: its earliest sighting still bounds the fleet's.
+  const saturated = record?.saturated === true && devices === record.devices.length;
+  if (saturated && record!.firstSeen < (firstSeen ?? Number.POSITIVE_INFINITY)) firstSeen = record!.firstSeen;
+  return { devices, saturated, otherDevices: others, firstSeen, signer: record?.signer, sig: record?.sig, minDevices: source.policy.minDevices, minDays: source.policy.minDays, detectedAt };
 }
 
 function accessSummary(items: readonly EvidenceItem[]): string {

@@ -37,7 +37,8 @@ export function renderReportText(alert: AlertRecord, report: QuickReport | undef
   if (report.confidence !== undefined) lines.push(`Confidence ${report.confidence.level}: ${report.confidence.reason}`);
   lines.push('', 'Rules and factors that fired:');
   for (const r of report.rules) {
-    const effect = r.outcome !== undefined ? `decides ${r.outcome}` : `${r.weight! >= 0 ? '+' : ''}${r.weight}`;
+    // Weight 0: a note (new to the fleet) or a factor outweighed by malicious signs.
+    const effect = r.outcome !== undefined ? `decides ${r.outcome}` : r.weight === 0 ? 'note, no weight' : `${r.weight! >= 0 ? '+' : ''}${r.weight}`;
     lines.push(`  ${r.ruleId} (${effect}): ${r.description}${r.detail === undefined ? '' : ` ${r.detail}.`} [evidence ${r.evidence.map((e) => `#${e.seq}`).join(', ') || 'facts'}]`);
   }
   if (report.rules.length === 0) lines.push('  none');

@@ -17,6 +17,8 @@ export interface ShardWorkerData {
   maxDevicesInMemory: number;
   /** How long the shard uses a tenant's cached fleet policy, ms; absent: 1000. */
   fleetPolicyRefreshMs?: number;
+  /** Thresholds of the verdict's fleet prevalence factors; absent: the defaults. */
+  prevalence?: { minDevices: number; minDays: number };
   /** Sigma rules in the shard; absent: off. */
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (engine/analytics.ts); absent: off. */

@@ -15,6 +15,7 @@ import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
+import type { PrevalencePolicy } from './prevalence-stage.js';
 import { workerOf } from '../core/vshard.js';
 
 /** The pool's options from the configuration (the embedded service and a cluster shard node start it alike). */
@@ -30,6 +31,7 @@ export function shardPoolOptionsFrom(config: Readonly<Config>, logger: Logger): 
     revisionWindowMs: config.engine.revisionWindowMs,
     maxDevicesInMemory: config.engine.maxDevicesInMemory,
     fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
+    prevalence: { minDevices: config.engine.prevalenceMinDevices, minDays: config.engine.prevalenceMinDays },
     analytics: config.analytics.enabled,
     ...(config.sigma.enabled
       ? { sigma: { defaultPack: config.sigma.defaultPack, reloadIntervalMs: config.sigma.reloadIntervalMs, ...(config.sigma.dir === undefined ? {} : { dir: config.sigma.dir }) } }
@@ -50,6 +52,8 @@ export interface ShardPoolOptions {
   maxDevicesInMemory: number;
   /** How long a shard uses a tenant's cached fleet policy, ms (default 1000; docs/FLEET.md). */
   fleetPolicyRefreshMs?: number;
+  /** Thresholds of the verdict's fleet prevalence factors; absent: the defaults (engine/prevalence-stage.ts). */
+  prevalence?: PrevalencePolicy;
   /** Sigma rules in the shards; absent: off. */
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (daily counters, threshold rules) in the shards; default off. */
@@ -168,6 +172,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
       ...(options.fleetPolicyRefreshMs === undefined ? {} : { fleetPolicyRefreshMs: options.fleetPolicyRefreshMs }),
+      ...(options.prevalence === undefined ? {} : { prevalence: options.prevalence }),
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
       ...(options.analytics === true ? { analytics: true } : {}),
     };

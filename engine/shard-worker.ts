@@ -11,6 +11,7 @@ import { openHotStore } from '../storage/index.js';
 import { StreamingAnalytics } from './analytics.js';
 import { Correlator } from './correlator.js';
 import { FleetStage } from './fleet-stage.js';
+import { PrevalenceStage } from './prevalence-stage.js';
 import { ShardCore } from './shard-core.js';
 import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
@@ -32,8 +33,11 @@ let commandTmids = new Set<string>();
 const sigmaSource = data.sigma === undefined ? undefined : createSigmaRuleSource(data.sigma);
 const sigma = sigmaSource === undefined ? undefined : new SigmaStage({ store, clock: systemClock });
 if (sigma !== undefined) sigma.setMatcher(sigmaSource!.load(sigma.resolver).matcher);
+// Fleet prevalence (issue 13): recorded from every batch, weighed by the verdict.
+const prevalence = new PrevalenceStage({ store, ...(data.prevalence === undefined ? {} : { policy: data.prevalence }) });
 const correlator = new Correlator({
   ...(sigma === undefined ? {} : { sigma }),
+  prevalence,
   store,
   intel,
   clock: systemClock,

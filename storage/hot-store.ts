@@ -28,6 +28,7 @@ import { openTables, type TablesOptions } from './tables.js';
 import { createIntelAlertRepository, type IntelAlertRepository } from './intel-alerts.js';
 import { createNetConnRepository, type NetConnRepository } from './net-conns.js';
 import { createOpsAlertRepository, type OpsAlertRepository } from './ops-alerts.js';
+import { createPrevalenceRepository, type PrevalenceRepository } from './prevalence.js';
 import { createLivenessRepository, type LivenessRepository } from './liveness.js';
 import { createAnalyticsRepository, type AnalyticsRepository } from './analytics.js';
 import { createTenantRepository, type TenantRepository } from './tenants.js';
@@ -80,6 +81,8 @@ export interface HotStore {
   readonly fleet: FleetRepository;
   /** Staged agent upgrades and the devices' versions (issue 16). */
   readonly rollouts: RolloutRepository;
+  /** Prevalence of files across each tenant's fleet: devices, first and last seen, signer (issue 13). */
+  readonly prevalence: PrevalenceRepository;
   /**
    * Runs `fn` in one write transaction of kiseki.lmdb: the repositories'
    * `...Sync` writers called inside it commit together (a shard's flush).
@@ -144,6 +147,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     analytics: createAnalyticsRepository(t),
     fleet: createFleetRepository(t),
     rollouts: createRolloutRepository(t, commands, devices),
+    prevalence: createPrevalenceRepository(t),
     transaction: (fn) => root.transaction(fn),
     async flushed() {
       await Promise.all([root.flushed, log.flushed]);

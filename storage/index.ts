@@ -93,3 +93,7 @@ export type { AnalyticsRepository, AnalyticsMetric, AnalyticsSummary } from './a
 export type { FleetRepository, FleetPolicyChange, TuningSavingsDay } from './fleet.js';
 export { newRolloutId, rolloutSelects } from './rollouts.js';
 export type { RolloutRepository, RolloutInput, RolloutMove, RolloutStatus } from './rollouts.js';
+// prevalence across the tenant's fleet (issue 13)
+export { mergePrevalence, PREVALENCE_DEVICE_CAP } from './prevalence.js';
+export type { PrevalenceRepository } from './prevalence.js';
+export type { PrevalenceRecord, PrevalenceSighting } from './records.js';

@@ -614,3 +614,33 @@ export interface FleetAlert {
   /** The event that raised it. */
   seq: number;
 }
+
+// prevalence across the tenant's fleet (issue 13): storage/prevalence.ts
+/**
+ * Where one file (by SHA-256) was seen in one tenant's fleet: the devices
+ * that had it, each with the first time it did, up to PREVALENCE_DEVICE_CAP
+ * devices; past the cap only `saturated` says more devices had it, so the
+ * device count is exact up to the cap and "at least the cap" beyond.
+ */
+export interface PrevalenceRecord {
+  /** [TMID, first endpoint time it was seen there (ms)], at most PREVALENCE_DEVICE_CAP, in the order first recorded. */
+  devices: [string, number][];
+  /** True once a device beyond the cap had the file. */
+  saturated: boolean;
+  /** Earliest and latest endpoint time any device had it, ms. */
+  firstSeen: number;
+  lastSeen: number;
+  /** Signer and signature state (`trusted` / `untrusted` / `unsigned`) of the latest event that carried them. */
+  signer?: string;
+  sig?: string;
+}
+
+/** One device's sightings of a file, folded into a PrevalenceRecord. */
+export interface PrevalenceSighting {
+  tmid: string;
+  /** Earliest and latest endpoint time of the sightings, ms. */
+  first: number;
+  last: number;
+  signer?: string;
+  sig?: string;
+}

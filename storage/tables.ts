@@ -33,6 +33,7 @@ import type {
   FleetAlert,
   FleetPolicyRecord,
   QuarantineRecord,
+  PrevalenceRecord,
   RolloutRecord,
   RolloutTarget,
   TuningSavings,
@@ -144,6 +145,8 @@ export interface Tables {
   readonly tuningSavings: Database<TuningSavings, [string, string]>;
   readonly fleetAlerts: Database<FleetAlert, string>;
   readonly tenantFleetAlerts: Database<string, [string, number, string]>;
+  // prevalence across the tenant's fleet (issue 13): storage/prevalence.ts
+  readonly prevalence: Database<PrevalenceRecord, [string, string]>;
 }
 
 /**
@@ -252,5 +255,6 @@ export function openTables(options: TablesOptions): Tables {
     tuningSavings: root.openDB('tuning-savings', {}),
     fleetAlerts: root.openDB('fleet-alerts', {}),
     tenantFleetAlerts: root.openDB('tenant-fleet-alerts', {}),
+    prevalence: root.openDB('prevalence', {}),
   };
 }

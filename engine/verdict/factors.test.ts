@@ -108,6 +108,50 @@ describe('verdict factors', () => {
   });
 });
 
+describe('fleet prevalence factors', () => {
+  const DAY = 24 * 3600 * 1000;
+  const AT = Date.UTC(2026, 10, 20);
+  const fleet = (devices: number, days: number, over: Partial<NonNullable<FactorInput['prevalence']>> = {}): NonNullable<FactorInput['prevalence']> => ({
+    devices,
+    saturated: false,
+    otherDevices: devices - 1,
+    firstSeen: AT - days * DAY,
+    signer: undefined,
+    sig: undefined,
+    minDevices: 5,
+    minDays: 14,
+    detectedAt: AT,
+    ...over,
+  });
+  const ms = { sig: 'trusted', signer: 'Microsoft Corporation' };
+  const hit = (hits: RuleHit[], id: string) => hits.find((h) => h.ruleId === id);
+  it.each([
+    ['Microsoft-signed on 8 devices for 30 days', fleet(8, 30), ms, 'prevalence.trusted', -40],
+    ['the signature known only from other devices', fleet(8, 30, { sig: 'trusted', signer: 'Microsoft Windows' }), {}, 'prevalence.trusted', -40],
+    ['unsigned on 8 devices for 30 days: mitigating only', fleet(8, 30), { sig: 'unsigned' }, 'prevalence.common', -15],
+    ['signed by another vendor', fleet(8, 30), { sig: 'trusted', signer: 'Vendor Inc.' }, 'prevalence.common', -15],
+    ['on 4 devices: not prevalent', fleet(4, 30), ms, undefined, 0],
+    ['for 13 days: not prevalent yet', fleet(8, 13), ms, undefined, 0],
+    ['on this device only', fleet(1, 30), ms, 'prevalence.new-to-fleet', 0],
+    ['never reported with its hash', fleet(0, 0, { firstSeen: undefined, otherDevices: 0 }), ms, 'prevalence.new-to-fleet', 0],
+  ])('%s', (_name, prevalence, sig, id, weight) => {
+    const hits = verdictFactors(input({}, { prevalence, ...sig }));
+    const p = hits.filter((h) => h.group === 'prevalence');
+    expect(p.map((h) => h.ruleId)).toEqual(id === undefined ? [] : [id]);
+    if (id !== undefined) expect(p[0]!.weight).toBe(weight);
+  });
+  it('lists the evidence in words: devices and first seen', () => {
+    const hits = verdictFactors(input({}, { prevalence: fleet(8, 30, { saturated: true }), ...ms }));
+    expect(hit(hits, 'prevalence.trusted')?.detail).toBe('seen on 8 or more devices of the tenant since 2026-10-21 (30 days before the detection), signed by Microsoft Corporation');
+    expect(hit(verdictFactors(input({}, { prevalence: fleet(1, 2), ...ms })), 'prevalence.new-to-fleet')?.detail).toBe('first seen on this device 2026-11-18');
+  });
+  it('an abused script host gets no prevalence factor: it is on every device', () => {
+    const chain = [start('C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', 'powershell.exe -nop -enc SQBFAFgA')];
+    const hits = verdictFactors(input({ chain }, { path: 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe', prevalence: fleet(50, 300), ...ms }));
+    expect(hits.filter((h) => h.group === 'prevalence')).toEqual([]);
+  });
+});
+
 describe('decideVerdict', () => {
   const T = { black: 60, white: -40, confidentWhite: -50 };
   const f = (ruleId: string, weight: number, group = ruleId.slice(0, ruleId.indexOf('.'))): RuleHit => ({ ruleId, description: '', weight, group, evidence: [] });
@@ -121,6 +165,24 @@ describe('decideVerdict', () => {
     expect(decideVerdict(T, [], [f('signer.microsoft', -60)], true)).toMatchObject({ verdict: 'white', confidence: { level: 'high' } });
     expect(decideVerdict(T, [], [f('signer.microsoft', -90), f('behaviour.injection', 40)], true).verdict).toBe('gray');
     expect(decideVerdict(T, [], [f('signer.microsoft', -90), f('sigma.critical', 40)], true).verdict).toBe('gray');
+  });
+  it('a trusted prevalent file with nothing malicious is white; malicious signs always win and take the weight off prevalence', () => {
+    const fleet = f('prevalence.trusted', -40);
+    const signs: RuleHit[] = [{ ruleId: 'origin.internet', description: '', weight: 15, evidence: [] }, { ruleId: 'persistence.run-key', description: '', weight: 30, evidence: [] }];
+    // Score 5: gray on the score, white on prevalence.
+    expect(decideVerdict(T, signs, [fleet], true)).toMatchObject({ verdict: 'white', score: 5, confidence: { level: 'medium' } });
+    expect(decideVerdict(T, signs, [], true).verdict).toBe('gray');
+    for (const bad of [f('behaviour.credential-access', 50), f('behaviour.defence-tampering', 40), f('sigma.high', 25), f('sigma.critical', 40)]) {
+      const out = decideVerdict(T, signs, [fleet, bad], true);
+      expect(out.verdict).not.toBe('white');
+      expect(out.hits.find((h) => h.ruleId === 'prevalence.trusted')).toMatchObject({ weight: 0, detail: expect.stringContaining('not weighed') });
+    }
+    expect(decideVerdict(T, [{ ruleId: 'intel.ip', description: '', weight: 60, evidence: [] }], [fleet], true)).toMatchObject({ verdict: 'black', score: 60 });
+    expect(decideVerdict(T, [{ ruleId: 'lolbin.mshta', description: '', weight: 25, evidence: [] }], [fleet], true).verdict).toBe('gray');
+    // Unsigned but common: mitigating only, never white on its own.
+    expect(decideVerdict(T, signs, [f('prevalence.common', -15)], true)).toMatchObject({ verdict: 'gray', score: 30 });
+    // New to the fleet: a note, no weight.
+    expect(decideVerdict(T, signs, [f('prevalence.new-to-fleet', 0)], true)).toMatchObject({ verdict: 'gray', score: 45 });
   });
   it('a decisive rule decides with high confidence', () => {
     expect(decideVerdict(T, [{ ruleId: 'intel.sha256', description: '', outcome: 'black', evidence: [] }], [f('signer.microsoft', -60)], false)).toMatchObject({ verdict: 'black', confidence: { level: 'high' } });

@@ -6,7 +6,8 @@
  * these factors add what a rule over one event cannot say: Sigma detections
  * by level, credential access and defence tampering read from command lines,
  * access masks and registry values, C2 on unusual ports, injection,
- * side-loading, timestomping, self-deletion, masquerading, and the signer.
+ * side-loading, timestomping, self-deletion, masquerading, the signer, and
+ * the file's prevalence across the tenant's fleet.
  * No factor is keyed to a file name, host or hash of a known incident: each
  * describes a technique. One pass over the items, regular expressions
  * compiled once: this runs in the shard for every report.
@@ -34,7 +35,30 @@ export interface FactorInput {
   fileRef: EvidenceRef;
   /** The deletion of the file's Zone.Identifier stream, when seen. */
   motwDeleted: EvidenceRef | undefined;
+  /** The file's prevalence across the tenant's fleet at the detection; absent when its hash is unknown or prevalence is off. */
+  prevalence?: FleetPrevalence;
 }
+
+/** The detected file's prevalence across the tenant's fleet at the detection (storage/prevalence.ts). */
+export interface FleetPrevalence {
+  /** Devices that had the file at or before the detection, the detecting one included; exact up to the record's cap. */
+  devices: number;
+  /** More devices than the cap had the file: `devices` is a lower bound. */
+  saturated: boolean;
+  /** Devices other than the detecting one that had it at or before the detection. */
+  otherDevices: number;
+  /** The fleet's first sighting, ms; undefined when no device had it before the detection. */
+  firstSeen: number | undefined;
+  /** Signer and signature state any device's events gave the file. */
+  signer: string | undefined;
+  sig: string | undefined;
+  /** Thresholds (engine/prevalence-stage.ts): devices and days before the detection. */
+  minDevices: number;
+  minDays: number;
+  detectedAt: number;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** Weights, by factor id (docs/CORRELATION.md lists them with their meaning). */
 export const FACTOR_WEIGHTS = {
@@ -65,6 +89,10 @@ export const FACTOR_WEIGHTS = {
   'provenance.unsigned': 10,
   'provenance.masquerading': 30,
   'signer.microsoft': -20,
+  // prevalence across the tenant's fleet (issue 13)
+  'prevalence.trusted': -40,
+  'prevalence.common': -15,
+  'prevalence.new-to-fleet': 0,
 } as const;
 
 export type FactorId = keyof typeof FACTOR_WEIGHTS;
@@ -97,7 +125,17 @@ const DESCRIPTIONS: Record<FactorId, string> = {
   'provenance.unsigned': 'The file is not signed.',
   'provenance.masquerading': 'The file carries the name of a Windows binary outside its folder, or was renamed from one.',
   'signer.microsoft': 'The file is signed by Microsoft and trusted.',
+  'prevalence.trusted': "The file is signed by a trusted signer and was seen on many of the tenant's devices for weeks before the detection.",
+  'prevalence.common': "The file was seen on many of the tenant's devices for weeks before the detection, but not signed by a trusted signer.",
+  'prevalence.new-to-fleet': 'The file is new to the fleet: no other device of the tenant had it before the detection.',
 };
+
+/** Signers whose prevalent files the model calls white: Microsoft's certificates. */
+const TRUSTED_FLEET_SIGNER = /^microsoft\b/i;
+
+function isoDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
 
 const CREDENTIAL_CMD =
   /comsvcs(\.dll)?[\s,"']+#?(minidump|24)\b|sekurlsa|lsadump|kerberos::|mimikatz|procdump(64)?(\.exe)?"?\s.*\blsass|\bout-minidump\b|reg(\.exe)?"?\s+save\s+"?hklm[\\/](sam|security|system)\b|esentutl(\.exe)?"?\s.*[\\/](sam|ntds\.dit|security|system)\b|ntdsutil.*\bifm\b|[\\/]config[\\/]sam\b|invoke-mimikatz|get-gpppassword|dumpcreds|lazagne|nanodump|pypykatz/i;
@@ -319,6 +357,21 @@ export function verdictFactors(input: FactorInput): RuleHit[] {
   const abused = SHELLS.has(name) && detectedStart !== undefined && /(javascript|vbscript):|https?:\/\/|\s-e(nc|ncodedcommand)?\s|frombase64string|\biex\b|downloadstring/i.test(s(detectedStart.event.cmd));
   if (!abused && input.sig === 'trusted' && /^microsoft\b/i.test(input.signer ?? '') && (input.how === 'process' || input.how === 'loaded')) add(acc, 'signer.microsoft', input.fileRef, input.signer);
   if (!abused && input.sig === 'trusted' && installedPath(input.path)) add(acc, 'signer.installed', input.fileRef, input.path);
+  // Prevalence across the tenant's fleet: an abused script host is everywhere, so it vouches for nothing either.
+  const p = input.prevalence;
+  if (p !== undefined && !abused) {
+    const days = p.firstSeen === undefined ? 0 : Math.floor((p.detectedAt - p.firstSeen) / DAY_MS);
+    const seen = `seen on ${p.devices}${p.saturated ? ' or more' : ''} devices of the tenant since ${p.firstSeen === undefined ? '-' : isoDay(p.firstSeen)} (${days} days before the detection)`;
+    // The report's own signature first; another device's events may have carried it when this one's did not.
+    const sig = input.sig ?? p.sig;
+    const signer = input.signer ?? p.signer;
+    if (p.devices >= p.minDevices && p.firstSeen !== undefined && days >= p.minDays) {
+      if (sig === 'trusted' && TRUSTED_FLEET_SIGNER.test(signer ?? '')) add(acc, 'prevalence.trusted', input.fileRef, `${seen}, signed by ${signer}`);
+      else add(acc, 'prevalence.common', input.fileRef, `${seen}, ${sig === undefined ? 'signature unknown' : `${sig}${signer === undefined ? '' : ` (${signer})`}`}`);
+    } else if (p.otherDevices === 0) {
+      add(acc, 'prevalence.new-to-fleet', input.fileRef, p.firstSeen === undefined ? 'no device of the tenant reported its hash before' : `first seen on this device ${isoDay(p.firstSeen)}`);
+    }
+  }
   // A script or DLL from a user-writable folder run by a script host or LOLBin's command line (rundll32 x.dll,Entry,
   // wscript x.vbs…): the same weight as such a host starting an EXE from there.
   if (input.how === 'hosted' && isUserWritablePath(input.path)) {
