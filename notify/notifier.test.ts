@@ -272,6 +272,47 @@ describe('notifier', () => {
     }
   });
 
+  it('reads the feed at once when woken, folds wakes during a read into one more read, and reads nothing once stopped', async () => {
+    const hook = await startTestReceiver();
+    // An hour between timed reads: within the test only start() and wake() read the feed.
+    const n = createNotifier({ store, clock, logger: createSilentLogger(), consoleUrl: 'https://c' });
+    try {
+      await store.notify.putSettings(settings([{ id: 'h1', channel: 'webhook', to: hook.url, events: ['alert.new'], verdicts: ['black'] }]));
+      expect(await n.wake()).toBeUndefined();
+      await add(store, testAlert('al_0', 'TA', T0));
+      // Not started: a wake reads nothing.
+      expect(store.notify.get('nt_1_h1')).toBeUndefined();
+      n.start(3_600_000);
+      await n.wake();
+      expect(store.notify.get('nt_1_h1')).toMatchObject({ recipientId: 'h1', supportId: 'TA' });
+      await add(store, testAlert('al_1', 'TA', T0 + 1));
+      expect(store.notify.get('nt_2_h1')).toBeUndefined();
+      await n.wake();
+      expect(store.notify.get('nt_2_h1')).toMatchObject({ recipientId: 'h1', events: [expect.objectContaining({ alertId: 'al_1' })] });
+      // Wakes during a read share the one read that follows it.
+      const first = n.wake();
+      const second = n.wake();
+      const third = n.wake();
+      expect(second).toBe(third);
+      expect(second).not.toBe(first);
+      await add(store, testAlert('al_2', 'TA', T0 + 2));
+      await Promise.all([first, second]);
+      await n.wake();
+      expect(store.notify.get('nt_3_h1')).toBeDefined();
+      await n.stop();
+      const delivered = hook.hooks.length;
+      await add(store, testAlert('al_3', 'TA', T0 + 3));
+      await n.wake();
+      expect(store.notify.get('nt_4_h1')).toBeUndefined();
+      expect(store.notify.cursor()).toBe(3);
+      // What was queued before the stop was delivered (stop waits for the deliveries it started) or is still pending.
+      expect(delivered + store.notify.due(clock.now(), 10).length).toBe(3);
+    } finally {
+      await n.stop();
+      await hook.close();
+    }
+  });
+
   it('dead-letters after the last attempt and lists it', async () => {
     const hook = await startTestReceiver(() => 500);
     try {
