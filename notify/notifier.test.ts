@@ -272,6 +272,33 @@ describe('notifier', () => {
     }
   });
 
+  it('sends the mail of an alert older than the PDF wait at once, without rendering its PDF', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    const renders: string[] = [];
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      // A render that never ends: only the alert's age can let the mail go.
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 600_000,
+        renderAlertPdf: (id) => {
+          renders.push(id);
+          return new Promise<Buffer>(() => undefined);
+        },
+      });
+      // Stored by its shard just after the wait ran out (a backlog): it is read and sent at once.
+      await add(store, testAlert('al_late', 'TA', T0));
+      clock.set(T0 + 600_000);
+      expect(await n.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(renders).toEqual([]);
+      expect(smtp.mails[0]!.raw).not.toContain('application/pdf');
+      expect(decodeQp(smtp.mails[0]!.raw)).toContain('https://c/alerts/al_late');
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
   it('reads the feed at once when woken, folds wakes during a read into one more read, and reads nothing once stopped', async () => {
     const hook = await startTestReceiver();
     // An hour between timed reads: within the test only start() and wake() read the feed.

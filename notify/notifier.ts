@@ -72,9 +72,10 @@ export interface NotifierOptions {
   /**
    * Longest wait for the quick-report PDF, ms (default 10 000, config
    * `notify.pdfWaitMs`), counted from when the alert was queued (the render
-   * starts then): past it (or when rendering fails) the mail goes without the
-   * attachment, with the console link, so a slow Chromium never holds up the
-   * notification.
+   * starts then) and from the alert's creation, whichever ends first: past it
+   * (or when rendering fails) the mail goes without the attachment, with the
+   * console link, so a slow Chromium never holds up the notification, and an
+   * alert stored late is not held up twice.
    */
   pdfTimeoutMs?: number;
   /** Deliveries in flight at once (default 64: most of their time is waiting on a PDF, none queues behind another's wait). */
@@ -191,11 +192,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return cached;
   };
 
-  /** The PDF, or undefined when it fails or is not ready pdfTimeoutMs after its render started (at once while Chromium is behind). */
-  const attachment = async (alertId: string): Promise<Buffer | undefined> => {
-    const cached = pdfOf(alertId);
+  /**
+   * The PDF, or undefined when it fails or is not ready pdfTimeoutMs after its render started or after the alert was
+   * created, whichever comes first (at once while Chromium is behind).
+   */
+  const attachment = async (alertId: string, alertAt: number): Promise<Buffer | undefined> => {
+    // The wait also counts from the alert itself: one a shard stored late (measured: 94 s under load) is already
+    // past its budget, and its mail goes at once, without starting a render nobody will wait for.
+    const budget = pdfTimeoutMs - (clock.now() - alertAt);
+    const cached = budget > 0 ? pdfOf(alertId) : pdfs.get(alertId);
     if (cached === undefined) return undefined;
-    const wait = pdfMisses >= PDF_MISSES_BEFORE_SKIP ? 0 : Math.max(0, pdfTimeoutMs - (performance.now() - cached.startedAt));
+    const wait = pdfMisses >= PDF_MISSES_BEFORE_SKIP ? 0 : Math.max(0, Math.min(budget, pdfTimeoutMs - (performance.now() - cached.startedAt)));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), wait);
@@ -263,7 +270,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
             const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
             const count = store.notify.bumpRateSync(r.id, hour);
             if (count <= settings.maxPerHour) {
-              if (r.channel === 'email' && e.kind === 'alert.new' && e.alertId !== undefined) mailedAlerts.push(e.alertId);
+              if (r.channel === 'email' && e.kind === 'alert.new' && e.alertId !== undefined && now - e.at < pdfTimeoutMs) mailedAlerts.push(e.alertId);
               store.notify.queueSync({
                 id: `nt_${e.seq}_${r.id}`,
                 supportId: e.supportId,
@@ -331,7 +338,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const alertId = first?.kind === 'alert.new' ? first.alertId : undefined;
       let pdf: { filename: string; content: Buffer } | undefined;
       if (alertId !== undefined) {
-        const content = await attachment(alertId);
+        const content = await attachment(alertId, first!.at);
         if (content !== undefined) pdf = { filename: `quick-report-${alertId}.pdf`, content };
       } else if (first?.kind === 'report.incident' && first.reportId !== undefined) {
         // The stored report, as it is now (a later version replaces the first one's bytes).
