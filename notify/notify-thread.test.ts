@@ -10,7 +10,8 @@ import { openHotStore, type HotStore } from '../storage/index.js';
 import { startNotificationsThread } from './notify-thread.js';
 import { testAlert } from './test-support.js';
 
-const T0 = Date.UTC(2026, 9, 5, 1, 0, 0);
+// The thread runs on the system clock, and a mail waits for its PDF only while its alert is recent: alerts of now.
+const T0 = Date.now();
 const MAP_SIZE = 64 * 1024 * 1024;
 
 /** A plain SMTP server (no STARTTLS, no auth) recording each mail's raw text. */
