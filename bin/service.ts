@@ -15,7 +15,7 @@ import { createExportRunner, createExportScheduler, recoverInterruptedJobs } fro
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
 import { createSyslogRouter, loadSyslogRoutes, startSyslogReceiver, type SyslogReceiver } from '../ingest/syslog/index.js';
 import type { NetworkLogRecord } from '../core/contracts.js';
-import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
+import { startNotifications, startNotificationsThread, type NotificationsRuntime, type NotificationsThread } from '../notify/index.js';
 import { createPdfRenderer, createReportScheduler, quickReportPdf, type ReportScheduler } from '../reports/index.js';
 import { lockDataDir, openHotStore, verifyDataDir, type HotStore } from '../storage/index.js';
 
@@ -77,7 +77,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let syslog: SyslogReceiver | undefined;
   let http: HttpServer | undefined;
   let stopExports: (() => Promise<void>) | undefined;
-  let notifications: NotificationsRuntime | undefined;
+  let notifications: NotificationsRuntime | NotificationsThread | undefined;
   let networkIntel: NetworkIntelRuntime | undefined;
   let reports: ReportScheduler | undefined;
   let liveness: LivenessMonitor | undefined;
@@ -106,6 +106,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       onAlerts: (count, latenciesMs) => {
         metrics.engineAlertsTotal.inc(count);
         for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);
+        // Stored: the notifier reads the feed now, not at its next interval.
+        notifications?.wake();
       },
       // Isolation on black: the agent server exists by the time a shard queues anything live.
       onCommands: (tmids) => {
@@ -218,7 +220,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     http = await startHttpServer(app, config.http);
     // Outbound after everything else is up: notify reads what the shards commit (storage's feed), reports what storage holds.
-    notifications = startNotifications({ store, clock, logger, config: config.notify, siem: config.siem, renderAlertPdf: (id, signal) => quickReportPdf({ store, pdf, templates }, id, signal) });
+    const renderAlertPdf = (id: string, signal?: AbortSignal): Promise<Buffer | undefined> => quickReportPdf({ store, pdf, templates }, id, signal);
+    // In a thread of its own, so the feed read never waits behind ingest (issue 15). An injected clock (tests) cannot
+    // cross into a thread: with one, notify runs here on the main thread, on that clock.
+    notifications =
+      options.clock === undefined
+        ? await startNotificationsThread({ dataDir: config.dataDir, mapSizeBytes: config.storage.mapSizeBytes, logger, logLevel: config.logLevel, config: config.notify, siem: config.siem, renderAlertPdf })
+        : startNotifications({ store, clock, logger, config: config.notify, siem: config.siem, renderAlertPdf });
     if (config.liveness.enabled) {
       liveness = createLivenessMonitor({
         store,

@@ -2,7 +2,7 @@
  * Public surface of notify/: the durable notifier (feed → outbox → mail and
  * webhooks), its SMTP transport, and the gray → white business-day rule.
  */
-export { createNotifier, recipientWants, signWebhook, DEFAULT_RETRY } from './notifier.js';
+export { createNotifier, recipientWants, signWebhook, DEFAULT_RETRY, DEFAULT_PDF_WAIT_MS } from './notifier.js';
 export type { Notifier, NotifierOptions, MailPort, RetryPolicy, DeliveryCounts } from './notifier.js';
 export { createSmtpTransport } from './smtp.js';
 export type { SmtpSettings } from './smtp.js';
@@ -12,6 +12,9 @@ export { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
 export type { GrayTimeoutOptions } from './gray-timeout.js';
 export { startNotifications } from './runtime.js';
 export type { NotificationsRuntime } from './runtime.js';
+// alert → mail latency (issue 15): the notifier in its own worker thread.
+export { startNotificationsThread } from './notify-thread.js';
+export type { NotificationsThread, NotificationsThreadOptions } from './notify-thread.js';
 // SIEM forwarding (issue 17, part B): formats, transports, operator-wide destinations.
 export { toEcs, toOcsf, toCef, toSyslog, formatFor, flattenKeys, ECS_VERSION, OCSF_VERSION, SD_ID } from './siem/formats.js';
 export { siemEventOf } from './siem/siem-event.js';

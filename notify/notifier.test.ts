@@ -272,6 +272,74 @@ describe('notifier', () => {
     }
   });
 
+  it('sends the mail of an alert older than the PDF wait at once, without rendering its PDF', async () => {
+    const smtp = await startTestSmtp();
+    const transport = createSmtpTransport({ host: '127.0.0.1', port: smtp.port, secure: false, requireTls: true, user: 'kiseki', password: 'secret', allowSelfSigned: true });
+    const renders: string[] = [];
+    try {
+      await store.notify.putSettings(settings([{ id: 'r1', channel: 'email', to: 'soc@customer.jp', events: ['alert.new'], verdicts: ['black'] }]));
+      // A render that never ends: only the alert's age can let the mail go.
+      const n = createNotifier({
+        store, clock, logger: createSilentLogger(), mail: { transport, from: 'kiseki@example.jp' }, consoleUrl: 'https://c', pdfTimeoutMs: 600_000,
+        renderAlertPdf: (id) => {
+          renders.push(id);
+          return new Promise<Buffer>(() => undefined);
+        },
+      });
+      // Stored by its shard just after the wait ran out (a backlog): it is read and sent at once.
+      await add(store, testAlert('al_late', 'TA', T0));
+      clock.set(T0 + 600_000);
+      expect(await n.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
+      expect(renders).toEqual([]);
+      expect(smtp.mails[0]!.raw).not.toContain('application/pdf');
+      expect(decodeQp(smtp.mails[0]!.raw)).toContain('https://c/alerts/al_late');
+    } finally {
+      transport.close();
+      await smtp.close();
+    }
+  });
+
+  it('reads the feed at once when woken, folds wakes during a read into one more read, and reads nothing once stopped', async () => {
+    const hook = await startTestReceiver();
+    // An hour between timed reads: within the test only start() and wake() read the feed.
+    const n = createNotifier({ store, clock, logger: createSilentLogger(), consoleUrl: 'https://c' });
+    try {
+      await store.notify.putSettings(settings([{ id: 'h1', channel: 'webhook', to: hook.url, events: ['alert.new'], verdicts: ['black'] }]));
+      expect(await n.wake()).toBeUndefined();
+      await add(store, testAlert('al_0', 'TA', T0));
+      // Not started: a wake reads nothing.
+      expect(store.notify.get('nt_1_h1')).toBeUndefined();
+      n.start(3_600_000);
+      await n.wake();
+      expect(store.notify.get('nt_1_h1')).toMatchObject({ recipientId: 'h1', supportId: 'TA' });
+      await add(store, testAlert('al_1', 'TA', T0 + 1));
+      expect(store.notify.get('nt_2_h1')).toBeUndefined();
+      await n.wake();
+      expect(store.notify.get('nt_2_h1')).toMatchObject({ recipientId: 'h1', events: [expect.objectContaining({ alertId: 'al_1' })] });
+      // Wakes during a read share the one read that follows it.
+      const first = n.wake();
+      const second = n.wake();
+      const third = n.wake();
+      expect(second).toBe(third);
+      expect(second).not.toBe(first);
+      await add(store, testAlert('al_2', 'TA', T0 + 2));
+      await Promise.all([first, second]);
+      await n.wake();
+      expect(store.notify.get('nt_3_h1')).toBeDefined();
+      await n.stop();
+      const delivered = hook.hooks.length;
+      await add(store, testAlert('al_3', 'TA', T0 + 3));
+      await n.wake();
+      expect(store.notify.get('nt_4_h1')).toBeUndefined();
+      expect(store.notify.cursor()).toBe(3);
+      // What was queued before the stop was delivered (stop waits for the deliveries it started) or is still pending.
+      expect(delivered + store.notify.due(clock.now(), 10).length).toBe(3);
+    } finally {
+      await n.stop();
+      await hook.close();
+    }
+  });
+
   it('dead-letters after the last attempt and lists it', async () => {
     const hook = await startTestReceiver(() => 500);
     try {

@@ -39,6 +39,9 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 6, baseDelayMs: 30_000, maxDelayMs: 1_800_000 };
 
+/** Default longest wait of a mail for its quick-report PDF, ms (config `notify.pdfWaitMs`). */
+export const DEFAULT_PDF_WAIT_MS = 10_000;
+
 /** What the notifier needs to send a mail (a nodemailer transport, made by createSmtpTransport). */
 export interface MailPort {
   transport: Transporter;
@@ -67,10 +70,12 @@ export interface NotifierOptions {
   /** Feed events read per pump (default 500). */
   batchSize?: number;
   /**
-   * Longest wait for the quick-report PDF, ms (default 20 000), counted from
-   * when the alert was queued (the render starts then): past it (or when
-   * rendering fails) the mail goes without the attachment, with the console
-   * link, so a slow Chromium never holds up the notification.
+   * Longest wait for the quick-report PDF, ms (default 10 000, config
+   * `notify.pdfWaitMs`), counted from when the alert was queued (the render
+   * starts then) and from the alert's creation, whichever ends first: past it
+   * (or when rendering fails) the mail goes without the attachment, with the
+   * console link, so a slow Chromium never holds up the notification, and an
+   * alert stored late is not held up twice.
    */
   pdfTimeoutMs?: number;
   /** Deliveries in flight at once (default 64: most of their time is waiting on a PDF, none queues behind another's wait). */
@@ -103,6 +108,14 @@ export interface Notifier {
    * queueing or the deliveries behind it.
    */
   start(intervalMs: number): void;
+  /**
+   * After start(): reads the feed now instead of at the next interval (a
+   * shard just stored an alert). Resolves once a read that began after this
+   * call has queued what it found and kicked delivery; calls during a read
+   * fold into one more read after it. Before start() or after stop(): resolves
+   * at once and reads nothing.
+   */
+  wake(): Promise<void>;
   /** Stops the timer and waits for a running tick. */
   stop(): Promise<void>;
 }
@@ -128,7 +141,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const doFetch = options.fetch ?? fetch;
   const batchSize = options.batchSize ?? 500;
   const concurrency = options.concurrency ?? 64;
-  const pdfTimeoutMs = options.pdfTimeoutMs ?? 20_000;
+  const pdfTimeoutMs = options.pdfTimeoutMs ?? DEFAULT_PDF_WAIT_MS;
 
   /**
    * Quick-report PDFs by alert: rendered once per alert, started when its
@@ -179,11 +192,17 @@ export function createNotifier(options: NotifierOptions): Notifier {
     return cached;
   };
 
-  /** The PDF, or undefined when it fails or is not ready pdfTimeoutMs after its render started (at once while Chromium is behind). */
-  const attachment = async (alertId: string): Promise<Buffer | undefined> => {
-    const cached = pdfOf(alertId);
+  /**
+   * The PDF, or undefined when it fails or is not ready pdfTimeoutMs after its render started or after the alert was
+   * created, whichever comes first (at once while Chromium is behind).
+   */
+  const attachment = async (alertId: string, alertAt: number): Promise<Buffer | undefined> => {
+    // The wait also counts from the alert itself: one a shard stored late (measured: 94 s under load) is already
+    // past its budget, and its mail goes at once, without starting a render nobody will wait for.
+    const budget = pdfTimeoutMs - (clock.now() - alertAt);
+    const cached = budget > 0 ? pdfOf(alertId) : pdfs.get(alertId);
     if (cached === undefined) return undefined;
-    const wait = pdfMisses >= PDF_MISSES_BEFORE_SKIP ? 0 : Math.max(0, pdfTimeoutMs - (performance.now() - cached.startedAt));
+    const wait = pdfMisses >= PDF_MISSES_BEFORE_SKIP ? 0 : Math.max(0, Math.min(budget, pdfTimeoutMs - (performance.now() - cached.startedAt)));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(() => resolve(undefined), wait);
@@ -198,8 +217,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
   const globalSiem: readonly NotifyRecipient[] = options.siem?.globalRecipients ?? [];
   const siemHostname = options.siem?.hostname ?? 'kiseki';
   const sendSiem = options.siem?.send ?? sendSiemLines;
+  /** Set between start() and stop(). */
+  let started = false;
+  let intervalMs = 1000;
+  /** The next timed feed read (none while a read runs). */
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
+  /** The feed read running now, and the one wake() queued behind it. */
+  let round: Promise<void> | undefined;
+  let nextRound: Promise<void> | undefined;
   /** Entries being delivered now (by any deliverDue call): never sent twice at once. */
   const inFlight = new Set<string>();
   /** The background delivery of start(), and whether more became due while it ran. */
@@ -245,7 +270,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
             const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
             const count = store.notify.bumpRateSync(r.id, hour);
             if (count <= settings.maxPerHour) {
-              if (r.channel === 'email' && e.kind === 'alert.new' && e.alertId !== undefined) mailedAlerts.push(e.alertId);
+              if (r.channel === 'email' && e.kind === 'alert.new' && e.alertId !== undefined && now - e.at < pdfTimeoutMs) mailedAlerts.push(e.alertId);
               store.notify.queueSync({
                 id: `nt_${e.seq}_${r.id}`,
                 supportId: e.supportId,
@@ -313,7 +338,7 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const alertId = first?.kind === 'alert.new' ? first.alertId : undefined;
       let pdf: { filename: string; content: Buffer } | undefined;
       if (alertId !== undefined) {
-        const content = await attachment(alertId);
+        const content = await attachment(alertId, first!.at);
         if (content !== undefined) pdf = { filename: `quick-report-${alertId}.pdf`, content };
       } else if (first?.kind === 'report.incident' && first.reportId !== undefined) {
         // The stored report, as it is now (a later version replaces the first one's bytes).
@@ -413,32 +438,52 @@ export function createNotifier(options: NotifierOptions): Notifier {
       .catch((err: unknown) => log.error({ err }, 'A delivery round failed; the next one retries.'))
       .finally(() => {
         delivering = undefined;
-        if (deliverAgain && timer !== undefined) kick();
+        if (deliverAgain && started) kick();
       });
+  };
+
+  /** One feed read, then delivery kicked; the next timed read is scheduled when it ends. */
+  const runRound = (): Promise<void> => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    const current: Promise<void> = pump()
+      .then(kick)
+      .catch((err: unknown) => log.error({ err }, 'A notification round failed; the next one retries.'))
+      .finally(() => {
+        round = undefined;
+        if (started) timer = setTimeout(runRound, intervalMs);
+      });
+    round = current;
+    return current;
   };
 
   return {
     pump,
     deliverDue,
     tick,
-    start(intervalMs) {
+    start(every) {
       stopping = false;
-      const loop = (): void => {
-        running = pump()
-          .then(kick)
-          .catch((err: unknown) => log.error({ err }, 'A notification round failed; the next one retries.'))
-          .finally(() => {
-            if (timer !== undefined) timer = setTimeout(loop, intervalMs);
-          });
-      };
-      timer = setTimeout(loop, 0);
+      started = true;
+      intervalMs = every;
+      timer = setTimeout(runRound, 0);
+    },
+    wake() {
+      if (!started) return Promise.resolve();
+      if (round === undefined) return runRound();
+      // A read is running: it may have passed the new feed entries already, so one more follows it (shared by every wake meanwhile).
+      nextRound ??= round.then(() => {
+        nextRound = undefined;
+        return started ? runRound() : undefined;
+      });
+      return nextRound;
     },
     async stop() {
-      const t = timer;
+      started = false;
+      if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
-      if (t !== undefined) clearTimeout(t);
       stopping = true;
-      await running;
+      await nextRound;
+      await round;
       await delivering;
       stopping = false;
     },

@@ -19,6 +19,8 @@ const MINUTE_CHECKS_INTERVAL_MS = 60_000;
 
 export interface NotificationsRuntime {
   readonly notifier: Notifier;
+  /** A shard stored an alert: read the feed now rather than at the next interval. */
+  wake(): void;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export function startNotifications(options: {
     logger: options.logger,
     consoleUrl: config.consoleUrl.replace(/\/$/, ''),
     retry: { maxAttempts: config.maxAttempts, baseDelayMs: config.retryBaseMs },
+    pdfTimeoutMs: config.pdfWaitMs,
     ...(transport === undefined ? {} : { mail: { transport, from: config.mailFrom } }),
     ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
     ...(options.siem === undefined
@@ -73,6 +76,9 @@ export function startNotifications(options: {
   }
   return {
     notifier,
+    wake() {
+      void notifier.wake();
+    },
     async stop() {
       if (minuteTimer !== undefined) clearInterval(minuteTimer);
       await minuteRun;

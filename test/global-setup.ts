@@ -29,7 +29,7 @@ function newestSourceMs(dir: string): number {
 }
 
 /** Compiled files the tests start as workers or processes. */
-const RUN_FROM_DIST = ['dist/engine/shard-worker.js', 'dist/export/export-worker.js', 'dist/bin/kiseki.js'];
+const RUN_FROM_DIST = ['dist/engine/shard-worker.js', 'dist/export/export-worker.js', 'dist/notify/notify-worker.js', 'dist/bin/kiseki.js'];
 
 /** True when dist/ may be older than the sources. */
 export function buildIsStale(): boolean {

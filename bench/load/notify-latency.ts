@@ -67,6 +67,12 @@ interface RunFigures {
   detectionToMailAcceptedMs: { p50: number | null; p99: number | null; max: number | null };
   /** Where the time went: alert created → queued (feed), queued → handed to SMTP (slot and PDF wait), handed → accepted. */
   breakdownMs: Record<'createdToQueued' | 'queuedToSent' | 'sentToAccepted', { p50: number | null; p99: number | null }>;
+  /**
+   * The shard's own "batch received → quick report stored" of the same run (the server's
+   * report-latency summary): the part of createdToQueued before the alert was in LMDB at all,
+   * which no notifier change can shorten.
+   */
+  shardReportStoredMs: { p50: number; p99: number } | null;
   /** 1-minute load average: at the start, the highest seen, at the end. */
   loadAverage: { start: number; max: number; end: number };
   loadResult: string;
@@ -125,7 +131,7 @@ async function runOnce(): Promise<RunFigures> {
   let alertsReported = 0;
   let withPdf = 0;
   try {
-    const { file } = await runScenario({
+    const { result, file } = await runScenario({
       scenario,
       paths,
       baselines: false,
@@ -188,6 +194,7 @@ async function runOnce(): Promise<RunFigures> {
         queuedToSent: summarise(parts.queuedToSent),
         sentToAccepted: summarise(parts.sentToAccepted),
       },
+      shardReportStoredMs: result.reportLatencyMs === null ? null : { p50: result.reportLatencyMs.p50, p99: result.reportLatencyMs.p99 },
       loadAverage: { start: round2(load.start), max: round2(load.max), end: round2(load.end) },
       loadResult: file,
     };
