@@ -5,12 +5,16 @@
  * mistyped fields kept as JSON in `extra`), written one row group at a time.
  *
  * Events are shredded straight into column buffers (typed arrays, UTF-8 byte
- * buffers with int32 offsets, validity bitmaps) as each batch arrives; a full
- * row group becomes an Apache Arrow record batch by wrapping those buffers (no
- * per-value Arrow builders, which measured 56-61k rows/s), crosses into
- * parquet-wasm as Arrow IPC, and leaves through its streaming writer, so at
- * most one row group is in memory. bench/micro/export-writers.bench.ts compares this
- * with hyparquet-writer and with Arrow's own builders.
+ * buffers with int32 offsets, validity bitmaps) as each batch arrives; every
+ * `chunkRows` rows (8,192) become an Apache Arrow record batch by wrapping those
+ * buffers (no per-value Arrow builders, which measured 56-61k rows/s), cross
+ * into parquet-wasm as Arrow IPC, and go through its streaming writer, which
+ * encodes them into the open row group and cuts row groups of `rowGroupRows`.
+ * Handing over small chunks rather than whole row groups measured 1.3× faster
+ * (docs/BENCHMARKS.md): the column buffers, the IPC copy and the wasm heap stay
+ * a few MB and warm, instead of ~33 MB freshly allocated per row group.
+ * bench/micro/export-writers.bench.ts compares this with hyparquet-writer and
+ * with Arrow's own builders.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -486,8 +490,15 @@ export type ParquetCompression = 'zstd' | 'snappy' | 'lz4' | 'none';
 export interface ParquetWriterOptions {
   /** Rows per row group (default 65,536; DuckDB and pyarrow scan row groups in parallel). */
   rowGroupRows?: number;
-  /** A row group is also cut when its buffers pass this many bytes (default 256 MiB). */
+  /** A row group is also cut when its encoded pages pass this many bytes (default 256 MiB). */
   maxRowGroupBytes?: number;
+  /**
+   * Rows shredded before they are handed to the Parquet encoder (default 8,192,
+   * at most rowGroupRows). The encoder merges them into row groups of
+   * rowGroupRows; smaller hand-overs keep the column buffers, the Arrow IPC copy
+   * and the wasm heap small (see docs/BENCHMARKS.md for the measurement).
+   */
+  chunkRows?: number;
   /** Page compression (default zstd). */
   compression?: ParquetCompression;
   /** Extra key-value metadata written in the footer. */
@@ -522,7 +533,8 @@ export class ParquetDayWriter {
   private fd: number | undefined;
   private readonly columns = new EventColumns();
   private readonly rowGroupRows: number;
-  private readonly maxRowGroupBytes: number;
+  private readonly chunkRows: number;
+  private readonly maxChunkBytes: number;
   private readonly hash = createHash('sha256');
   private bytes = 0;
   private rows = 0;
@@ -538,12 +550,15 @@ export class ParquetDayWriter {
     this.path = path;
     this.tmpPath = `${path}.${randomBytes(4).toString('hex')}.tmp`;
     this.rowGroupRows = options.rowGroupRows ?? 65_536;
-    this.maxRowGroupBytes = options.maxRowGroupBytes ?? 256 * 1024 * 1024;
+    const maxRowGroupBytes = options.maxRowGroupBytes ?? 256 * 1024 * 1024;
+    this.chunkRows = Math.min(options.chunkRows ?? 8192, this.rowGroupRows);
+    this.maxChunkBytes = maxRowGroupBytes;
     this.fd = openSync(this.tmpPath, 'w');
     let props = new WriterPropertiesBuilder()
       .setCompression(CODECS[options.compression ?? 'zstd'])
       // Row groups of exactly rowGroupRows rows (the last one shorter): the writer splits and merges batches.
       .setMaxRowGroupSize(this.rowGroupRows)
+      .setMaxRowGroupBytes(maxRowGroupBytes)
       .setCreatedBy('kiseki');
     const kv = new Map<string, string>([['kiseki.schema', PARQUET_SCHEMA_VERSION], ...Object.entries(options.metadata ?? {})]);
     props = props.setKeyValueMetadata(kv);
@@ -576,7 +591,7 @@ export class ParquetDayWriter {
   /** Appends one batch's events; cuts a row group when it is full. */
   append(meta: BatchMeta, events: readonly unknown[]): void {
     this.columns.append(meta, events);
-    if (this.columns.rows >= this.rowGroupRows || this.columns.bytes() >= this.maxRowGroupBytes) this.cut();
+    if (this.columns.rows >= this.chunkRows || this.columns.bytes() >= this.maxChunkBytes) this.cut();
   }
 
   /** Rows appended so far. */
