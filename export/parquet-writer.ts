@@ -28,14 +28,16 @@ import {
   RecordBatch,
   Schema,
   Struct,
-  Table,
   TimestampMillisecond,
   Utf8,
   makeData,
-  tableToIPC,
   type Data,
   type DataType,
 } from 'apache-arrow';
+// Arrow's own IPC metadata encoder and buffer walker, reached by path (the package exports every module):
+// tableToIPC would do the same but join its chunks into a fresh buffer per call (see IpcStreamEncoder).
+import { Message, RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
+import { VectorAssembler } from 'apache-arrow/visitor/vectorassembler';
 import { Compression, Table as WasmTable, WriterPropertiesBuilder, transformParquetStream, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 
 /** Column value types of the Parquet schema. */
@@ -485,6 +487,62 @@ export class EventColumns {
   }
 }
 
+/**
+ * Arrow IPC stream bytes (schema, one record batch, end-of-stream) of a
+ * chunk, written into one buffer reused from chunk to chunk. `tableToIPC`
+ * produces the same bytes but joins its pieces into a newly allocated buffer
+ * each time, whose first touch (page faults, zeroing) cost more than the copy
+ * itself in the profiles.
+ */
+class IpcStreamEncoder {
+  private buf = new Uint8Array(1 << 20);
+  private view = new DataView(this.buf.buffer);
+  private readonly schemaMessage: Uint8Array;
+
+  constructor(schema: Schema) {
+    const meta = Message.encode(Message.from(schema));
+    const size = (meta.length + 8 + 7) & ~7;
+    this.schemaMessage = new Uint8Array(size);
+    const v = new DataView(this.schemaMessage.buffer);
+    v.setInt32(0, -1, true);
+    v.setInt32(4, size - 8, true);
+    this.schemaMessage.set(meta, 8);
+  }
+
+  /** The stream's bytes: a view of the reused buffer, valid until the next call. */
+  encode(batch: RecordBatch): Uint8Array {
+    const a = VectorAssembler.assemble(batch);
+    const meta = Message.encode(Message.from(new RecordBatchHeader(batch.numRows, a.nodes, a.bufferRegions, null), a.byteLength));
+    const metaSize = (meta.length + 8 + 7) & ~7;
+    const total = this.schemaMessage.length + metaSize + a.byteLength + 8;
+    if (total > this.buf.length) {
+      this.buf = new Uint8Array(Math.ceil(total * 1.25));
+      this.view = new DataView(this.buf.buffer);
+    }
+    const out = this.buf;
+    out.set(this.schemaMessage, 0);
+    let pos = this.schemaMessage.length;
+    this.view.setInt32(pos, -1, true);
+    this.view.setInt32(pos + 4, metaSize - 8, true);
+    out.set(meta, pos + 8);
+    out.fill(0, pos + 8 + meta.length, pos + metaSize);
+    pos += metaSize;
+    const buffers = a.buffers;
+    const regions = a.bufferRegions;
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i]!;
+      const at = pos + Number(regions[i]!.offset);
+      out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), at);
+      // Padding up to the next 8-byte boundary, so the bytes never depend on the previous chunk.
+      out.fill(0, at + b.byteLength, at + Number(regions[i]!.length));
+    }
+    pos += a.byteLength;
+    this.view.setInt32(pos, -1, true);
+    this.view.setInt32(pos + 4, 0, true);
+    return out.subarray(0, pos + 8);
+  }
+}
+
 export type ParquetCompression = 'zstd' | 'snappy' | 'lz4' | 'none';
 
 export interface ParquetWriterOptions {
@@ -532,6 +590,7 @@ export class ParquetDayWriter {
   private readonly tmpPath: string;
   private fd: number | undefined;
   private readonly columns = new EventColumns();
+  private readonly ipc = new IpcStreamEncoder(this.columns.schema);
   private readonly rowGroupRows: number;
   private readonly chunkRows: number;
   private readonly maxChunkBytes: number;
@@ -602,7 +661,7 @@ export class ParquetDayWriter {
   private cut(): void {
     if (this.failed !== undefined) throw this.failed;
     const batch = this.columns.toRecordBatch();
-    const ipc = tableToIPC(new Table([batch]), 'stream');
+    const ipc = this.ipc.encode(batch);
     this.columns.reset();
     const table = WasmTable.fromIPCStream(ipc);
     const rb = table.recordBatch(0);
