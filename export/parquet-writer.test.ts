@@ -14,7 +14,8 @@ describe('ParquetDayWriter', () => {
 
   it('writes typed columns that DuckDB reads back, with row groups of the configured size', async () => {
     const path = join(dir, 'day.parquet');
-    const w = new ParquetDayWriter(path, { rowGroupRows: 1000, metadata: { supportId: 'EX0001', day: '2026-01-05' } });
+    // Hand-overs of 300 rows: the encoder must merge them into 1000-row groups and split one across each boundary.
+    const w = new ParquetDayWriter(path, { rowGroupRows: 1000, chunkRows: 300, metadata: { supportId: 'EX0001', day: '2026-01-05' } });
     const kinds = ['proc.start', 'net.conn', 'file.write', 'net.dns'];
     let seq = 1;
     for (let b = 0; b < 25; b++) {
@@ -74,6 +75,11 @@ describe('ParquetDayWriter', () => {
     ]);
     const groups = await duckdb(`SELECT row_group_num_rows::INTEGER AS n FROM parquet_metadata('${path}') GROUP BY row_group_id, row_group_num_rows ORDER BY row_group_id`);
     expect(groups.map((g) => g.n)).toEqual([1000, 1000, 503]);
+    const batchCols = await duckdb(`SELECT tmid, count(*)::INTEGER AS n, count(DISTINCT batch_id)::INTEGER AS batches FROM ${file} GROUP BY tmid ORDER BY tmid`);
+    expect(batchCols).toEqual([
+      { tmid: 'TMID-A', n: 1303, batches: 14 },
+      { tmid: 'TMID-B', n: 1200, batches: 12 },
+    ]);
     const meta = await duckdb(`SELECT decode(key) AS key, decode(value) AS value FROM parquet_kv_metadata('${path}') WHERE decode(key) IN ('supportId', 'day', 'kiseki.schema') ORDER BY 1`);
     expect(meta).toEqual([
       { key: 'day', value: '2026-01-05' },

@@ -5,12 +5,16 @@
  * mistyped fields kept as JSON in `extra`), written one row group at a time.
  *
  * Events are shredded straight into column buffers (typed arrays, UTF-8 byte
- * buffers with int32 offsets, validity bitmaps) as each batch arrives; a full
- * row group becomes an Apache Arrow record batch by wrapping those buffers (no
- * per-value Arrow builders, which measured 56-61k rows/s), crosses into
- * parquet-wasm as Arrow IPC, and leaves through its streaming writer, so at
- * most one row group is in memory. bench/micro/export-writers.bench.ts compares this
- * with hyparquet-writer and with Arrow's own builders.
+ * buffers with int32 offsets, validity bitmaps) as each batch arrives; every
+ * `chunkRows` rows (8,192) become an Apache Arrow record batch by wrapping those
+ * buffers (no per-value Arrow builders, which measured 56-61k rows/s), cross
+ * into parquet-wasm as Arrow IPC, and go through its streaming writer, which
+ * encodes them into the open row group and cuts row groups of `rowGroupRows`.
+ * Handing over small chunks rather than whole row groups measured 1.3× faster
+ * (docs/BENCHMARKS.md): the column buffers, the IPC copy and the wasm heap stay
+ * a few MB and warm, instead of ~33 MB freshly allocated per row group.
+ * bench/micro/export-writers.bench.ts compares this with hyparquet-writer and
+ * with Arrow's own builders.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -24,14 +28,16 @@ import {
   RecordBatch,
   Schema,
   Struct,
-  Table,
   TimestampMillisecond,
   Utf8,
   makeData,
-  tableToIPC,
   type Data,
   type DataType,
 } from 'apache-arrow';
+// Arrow's own IPC metadata encoder and buffer walker, reached by path (the package exports every module):
+// tableToIPC would do the same but join its chunks into a fresh buffer per call (see IpcStreamEncoder).
+import { Message, RecordBatch as RecordBatchHeader } from 'apache-arrow/ipc/metadata/message';
+import { VectorAssembler } from 'apache-arrow/visitor/vectorassembler';
 import { Compression, Table as WasmTable, WriterPropertiesBuilder, transformParquetStream, type RecordBatch as WasmRecordBatch } from 'parquet-wasm';
 
 /** Column value types of the Parquet schema. */
@@ -481,15 +487,80 @@ export class EventColumns {
   }
 }
 
+/**
+ * Arrow IPC stream bytes (schema, one record batch, end-of-stream) of a
+ * chunk, written into one buffer reused from chunk to chunk. `tableToIPC`
+ * produces the same bytes but joins its pieces into a newly allocated buffer
+ * each time, whose first touch (page faults, zeroing) cost more than the copy
+ * itself in the profiles.
+ */
+class IpcStreamEncoder {
+  private buf = new Uint8Array(1 << 20);
+  private view = new DataView(this.buf.buffer);
+  private readonly schemaMessage: Uint8Array;
+
+  constructor(schema: Schema) {
+    const meta = Message.encode(Message.from(schema));
+    const size = (meta.length + 8 + 7) & ~7;
+    this.schemaMessage = new Uint8Array(size);
+    const v = new DataView(this.schemaMessage.buffer);
+    v.setInt32(0, -1, true);
+    v.setInt32(4, size - 8, true);
+    this.schemaMessage.set(meta, 8);
+  }
+
+  /** The stream's bytes: a view of the reused buffer, valid until the next call. */
+  encode(batch: RecordBatch): Uint8Array {
+    const a = VectorAssembler.assemble(batch);
+    const meta = Message.encode(Message.from(new RecordBatchHeader(batch.numRows, a.nodes, a.bufferRegions, null), a.byteLength));
+    const metaSize = (meta.length + 8 + 7) & ~7;
+    const total = this.schemaMessage.length + metaSize + a.byteLength + 8;
+    if (total > this.buf.length) {
+      this.buf = new Uint8Array(Math.ceil(total * 1.25));
+      this.view = new DataView(this.buf.buffer);
+    }
+    const out = this.buf;
+    out.set(this.schemaMessage, 0);
+    let pos = this.schemaMessage.length;
+    this.view.setInt32(pos, -1, true);
+    this.view.setInt32(pos + 4, metaSize - 8, true);
+    out.set(meta, pos + 8);
+    out.fill(0, pos + 8 + meta.length, pos + metaSize);
+    pos += metaSize;
+    const buffers = a.buffers;
+    const regions = a.bufferRegions;
+    for (let i = 0; i < buffers.length; i++) {
+      const b = buffers[i]!;
+      const at = pos + Number(regions[i]!.offset);
+      out.set(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), at);
+      // Padding up to the next 8-byte boundary, so the bytes never depend on the previous chunk.
+      out.fill(0, at + b.byteLength, at + Number(regions[i]!.length));
+    }
+    pos += a.byteLength;
+    this.view.setInt32(pos, -1, true);
+    this.view.setInt32(pos + 4, 0, true);
+    return out.subarray(0, pos + 8);
+  }
+}
+
 export type ParquetCompression = 'zstd' | 'snappy' | 'lz4' | 'none';
 
 export interface ParquetWriterOptions {
   /** Rows per row group (default 65,536; DuckDB and pyarrow scan row groups in parallel). */
   rowGroupRows?: number;
-  /** A row group is also cut when its buffers pass this many bytes (default 256 MiB). */
+  /** A row group is also cut when its encoded pages pass this many bytes (default 256 MiB). */
   maxRowGroupBytes?: number;
+  /**
+   * Rows shredded before they are handed to the Parquet encoder (default 8,192,
+   * at most rowGroupRows). The encoder merges them into row groups of
+   * rowGroupRows; smaller hand-overs keep the column buffers, the Arrow IPC copy
+   * and the wasm heap small (see docs/BENCHMARKS.md for the measurement).
+   */
+  chunkRows?: number;
   /** Page compression (default zstd). */
   compression?: ParquetCompression;
+  /** Dictionary-encode columns (default true; off measured within the noise of on, for 1.4× larger files: docs/BENCHMARKS.md). */
+  dictionary?: boolean;
   /** Extra key-value metadata written in the footer. */
   metadata?: Record<string, string>;
 }
@@ -521,8 +592,10 @@ export class ParquetDayWriter {
   private readonly tmpPath: string;
   private fd: number | undefined;
   private readonly columns = new EventColumns();
+  private readonly ipc = new IpcStreamEncoder(this.columns.schema);
   private readonly rowGroupRows: number;
-  private readonly maxRowGroupBytes: number;
+  private readonly chunkRows: number;
+  private readonly maxChunkBytes: number;
   private readonly hash = createHash('sha256');
   private bytes = 0;
   private rows = 0;
@@ -538,12 +611,16 @@ export class ParquetDayWriter {
     this.path = path;
     this.tmpPath = `${path}.${randomBytes(4).toString('hex')}.tmp`;
     this.rowGroupRows = options.rowGroupRows ?? 65_536;
-    this.maxRowGroupBytes = options.maxRowGroupBytes ?? 256 * 1024 * 1024;
+    const maxRowGroupBytes = options.maxRowGroupBytes ?? 256 * 1024 * 1024;
+    this.chunkRows = Math.min(options.chunkRows ?? 8192, this.rowGroupRows);
+    this.maxChunkBytes = maxRowGroupBytes;
     this.fd = openSync(this.tmpPath, 'w');
     let props = new WriterPropertiesBuilder()
       .setCompression(CODECS[options.compression ?? 'zstd'])
       // Row groups of exactly rowGroupRows rows (the last one shorter): the writer splits and merges batches.
       .setMaxRowGroupSize(this.rowGroupRows)
+      .setMaxRowGroupBytes(maxRowGroupBytes)
+      .setDictionaryEnabled(options.dictionary ?? true)
       .setCreatedBy('kiseki');
     const kv = new Map<string, string>([['kiseki.schema', PARQUET_SCHEMA_VERSION], ...Object.entries(options.metadata ?? {})]);
     props = props.setKeyValueMetadata(kv);
@@ -576,7 +653,7 @@ export class ParquetDayWriter {
   /** Appends one batch's events; cuts a row group when it is full. */
   append(meta: BatchMeta, events: readonly unknown[]): void {
     this.columns.append(meta, events);
-    if (this.columns.rows >= this.rowGroupRows || this.columns.bytes() >= this.maxRowGroupBytes) this.cut();
+    if (this.columns.rows >= this.chunkRows || this.columns.bytes() >= this.maxChunkBytes) this.cut();
   }
 
   /** Rows appended so far. */
@@ -587,7 +664,7 @@ export class ParquetDayWriter {
   private cut(): void {
     if (this.failed !== undefined) throw this.failed;
     const batch = this.columns.toRecordBatch();
-    const ipc = tableToIPC(new Table([batch]), 'stream');
+    const ipc = this.ipc.encode(batch);
     this.columns.reset();
     const table = WasmTable.fromIPCStream(ipc);
     const rb = table.recordBatch(0);
