@@ -50,3 +50,41 @@ describe('createLiteralScanner', () => {
     expect(hits).toEqual([1]);
   });
 });
+
+describe('createLiteralScanner, edge cases', () => {
+  it('skips empty literals and reports duplicates and nested literals under each output', () => {
+    expect(found(['', 'abc', 'abc', 'b', 'abcd'], 'xxABCDxx')).toEqual([1, 2, 3, 4]);
+    expect(found([''], 'anything')).toEqual([]);
+  });
+
+  it('treats `*` and `?` in a literal as plain characters (the compiler splits wildcards off first)', () => {
+    expect(found(['a*b', 'c?d'], 'xA*Bx c?D')).toEqual([0, 1]);
+    expect(found(['a*b'], 'axxb')).toEqual([]);
+  });
+
+  it('folds non-ASCII letters, and characters that fold into ASCII, as the literals were folded', () => {
+    expect(found(['ÉTÉ', 'straße', 'ÿ', 'k'], 'été STRASSE Straße Ÿ')).toEqual([0, 1, 2]);
+    // U+212A KELVIN SIGN lower-cases to an ASCII `k`.
+    expect(found(['k'], '\u212a')).toEqual([0]);
+    expect(found(['\u212a'], 'K')).toEqual([0]);
+    expect(found(['日本'], 'x日本語')).toEqual([0]);
+    expect(found(['日本'], '日x本')).toEqual([]);
+  });
+
+  it('restarts after a character of no literal and continues fail links across non-ASCII text', () => {
+    expect(found(['aab', 'ab'], 'aaé aab')).toEqual([0, 1]);
+    expect(found(['éé', 'é'], 'éxéé')).toEqual([0, 1]);
+  });
+
+  it('agrees with a plain substring search on random texts with non-ASCII characters', () => {
+    let seed = 11;
+    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const alphabet = 'aAéÉ\u212akK日\\ ';
+    const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+    for (let round = 0; round < 300; round++) {
+      const lits = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => pick(1 + Math.floor(rnd() * 3)));
+      const text = pick(Math.floor(rnd() * 30));
+      expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
+    }
+  });
+});
