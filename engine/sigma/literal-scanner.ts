@@ -34,6 +34,11 @@ export interface LiteralScanner {
   reset(): void;
   /** Scans the next part of a value, continuing from where the previous part ended. */
   feed(text: string, onMatch: (output: number) => void): void;
+  /**
+   * Scans `text` from automaton state `state` (0: a value's start) and returns the state it ends
+   * in: a caller that remembers the state after a value's first part can scan only the rest.
+   */
+  scanFrom(state: number, text: string, onMatch: (output: number) => void): number;
   readonly states: number;
 }
 
@@ -175,6 +180,9 @@ export function createLiteralScanner(entries: readonly { literal: string; output
     },
     feed(text, onMatch) {
       carried = run(carried, text, onMatch);
+    },
+    scanFrom(state, text, onMatch) {
+      return run(state, text, onMatch);
     },
   };
 }
