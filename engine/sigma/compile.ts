@@ -14,7 +14,7 @@
  */
 import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { parseCondition, type CondNode } from './condition.js';
-import { dataReaderOf, exactReaderOf, FEW_VALUED_FIELDS, logsourceOf, type FieldReader } from './field-map.js';
+import { dataReaderOf, exactReaderOf, FEW_VALUED_FIELDS, logsourceOf, SELDOM_REPEATED_FIELDS, type FieldReader } from './field-map.js';
 import type { ProcessResolver, Refusal, RefusalReason, Severity, SigmaRuleInfo } from './types.js';
 import { compileValues, type ValueOptions } from './values.js';
 
@@ -298,7 +298,7 @@ export function compileDetection(
 /** The program's clauses: its prefilter first (the matcher's most selective), then the others of its conjunction. */
 function programClauses(root: Sel): PrefilterEntry[][] {
   if (root.pre === null) return [];
-  const rest = root.cnf.filter((c) => !sameClause(c, root.pre!));
+  const rest = root.cnf.filter((c) => !sameClause(c, root.pre!) && !c.some((p) => SELDOM_REPEATED_FIELDS.has(p.field)));
   return [root.pre, ...rest].slice(0, MAX_CLAUSES);
 }
 
