@@ -13,6 +13,18 @@ function naive(literals: string[], text: string): number[] {
   return literals.map((l, i) => (t.includes(foldCase(l)) ? i : -1)).filter((i) => i >= 0);
 }
 
+/** Random literal sets and texts over `alphabet`: the scanner must find what a substring search finds. */
+function agreesOnRandomTexts(seed: number, alphabet: string, rounds: number, maxLiterals: number, maxLiteralLength: number, maxTextLength: number): void {
+  // A small LCG: the test needs varied input, not statistical quality.
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+  for (let round = 0; round < rounds; round++) {
+    const lits = Array.from({ length: 1 + Math.floor(rnd() * maxLiterals) }, () => pick(1 + Math.floor(rnd() * maxLiteralLength)));
+    const text = pick(Math.floor(rnd() * maxTextLength));
+    expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
+  }
+}
+
 describe('createLiteralScanner', () => {
   it('reports every literal that occurs, case-insensitively, overlapping ones included', () => {
     const lits = ['he', 'she', 'his', 'hers', '\\cmd.exe', 'CMD', 'ÄBC'];
@@ -23,16 +35,7 @@ describe('createLiteralScanner', () => {
   });
 
   it('agrees with a plain substring search on random texts', () => {
-    let seed = 7;
-    // A small LCG: the test needs varied input, not statistical quality.
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const alphabet = 'abcAB\\.- ';
-    const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
-    for (let round = 0; round < 200; round++) {
-      const lits = Array.from({ length: 1 + Math.floor(rnd() * 12) }, () => pick(1 + Math.floor(rnd() * 4)));
-      const text = pick(Math.floor(rnd() * 40));
-      expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
-    }
+    agreesOnRandomTexts(7, 'abcAB\\.- ', 200, 12, 4, 40);
   });
 
   it('scans a value given in parts as if it were one string', () => {
@@ -77,14 +80,6 @@ describe('createLiteralScanner, edge cases', () => {
   });
 
   it('agrees with a plain substring search on random texts with non-ASCII characters', () => {
-    let seed = 11;
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const alphabet = 'aAéÉ\u212akK日\\ ';
-    const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
-    for (let round = 0; round < 300; round++) {
-      const lits = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => pick(1 + Math.floor(rnd() * 3)));
-      const text = pick(Math.floor(rnd() * 30));
-      expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
-    }
+    agreesOnRandomTexts(11, 'aAéÉ\u212akK日\\ ', 300, 8, 3, 30);
   });
 });

@@ -14,9 +14,10 @@
  * not allocate on that path: computed text fields (a registry event's
  * `TargetObject`, Sysmon's `Hashes`) are fed to their scanner part by part
  * instead of being built. Parent and actor fields come
- * from the {@link ProcessResolver} the shard supplies; what scanning a
- * process field's value (the actor's Image, CommandLine, the parent's…)
- * found is remembered per value, since every event of a process repeats it.
+ * from the {@link ProcessResolver} the shard supplies. What scanning a
+ * value found is remembered per scanner and value (a computed field by its
+ * first part), since trail values repeat: every event of a process repeats
+ * its image and command line, and registry keys, host and file names recur.
  * Tenant exclusions (Sigma filters) are checked only after a rule matched.
  */
 import { MAX_CLAUSES, type CompiledFilter, type CompiledRule, type Program } from './compile.js';
