@@ -177,6 +177,21 @@ describe('Sigma in the shard', () => {
     expect(stored()).toHaveLength(3);
   });
 
+  it('counts every repeat once whether hits share a flush or not, and stores the last count', async () => {
+    // First detection and two repeats in one batch, two more repeats in an unflushed batch, then a flush.
+    await r.feed([wordStart(), pwshStart(PWSH, T0 + 10_000), pwshStart(PWSH, T0 + 11_000), pwshStart(PWSH, T0 + 12_000)], false);
+    await r.feed([pwshStart(PWSH, T0 + 13_000), pwshStart(PWSH, T0 + 14_000)], false);
+    await r.core.flush();
+    let all = stored();
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ repeats: 4, lastRepeatAt: T0 + 14_000 });
+    // A flush captured the detection: a repeat after it changes a copy, and the next flush stores it.
+    await r.feed([pwshStart(PWSH, T0 + 15_000)]);
+    all = stored();
+    expect(all[0]).toMatchObject({ repeats: 5, lastRepeatAt: T0 + 15_000 });
+    expect(r.sigma.stats).toMatchObject({ detections: 1, repeats: 5 });
+  });
+
   it("applies a tenant's settings: the pack off, or one rule off, stores nothing", async () => {
     await r.store.detections.setSettings('T1', { enabled: false, disabledRules: [] });
     r.sigma.refreshSettings();

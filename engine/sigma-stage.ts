@@ -108,6 +108,8 @@ export class SigmaStage {
   private readonly pending = new Map<string, SigmaDetection>();
   private readonly pendingByDevice = new Map<string, Map<string, SigmaDetection>>();
   private readonly pendingDedup = new Map<string, SigmaDedupEntry>();
+  /** Detections changed since the last capture: written by one queued write, at the flush that captures them. */
+  private unsaved = new Map<string, SigmaDetection>();
 
   constructor(options: SigmaStageOptions) {
     this.store = options.store;
@@ -170,7 +172,29 @@ export class SigmaStage {
       this.pendingByDevice.set(d.tmid, dev);
     }
     dev.set(d.id, d);
-    queue((s) => s.detections.saveSync(d));
+    // One write per detection per flush, of its last version: a rule firing on every event of a process
+    // queued (and the flush encoded and wrote) one record per hit.
+    if (this.unsaved.size === 0) {
+      const batch = this.unsaved;
+      queue((s) => {
+        for (const x of batch.values()) s.detections.saveSync(x);
+      });
+    }
+    this.unsaved.set(d.id, d);
+  }
+
+  /**
+   * A repeat of `first`: counted on the same object while no flush captured it
+   * (it is then only in `unsaved`), on a copy otherwise, so a captured
+   * version never changes under its flush.
+   */
+  private repeat(first: SigmaDetection, at: number, queue: (w: StoreWrite) => void): void {
+    if (this.unsaved.get(first.id) === first) {
+      first.repeats++;
+      first.lastRepeatAt = at;
+      return;
+    }
+    this.put({ ...first, repeats: first.repeats + 1, lastRepeatAt: at }, queue);
   }
 
   private record(dev: SigmaDeviceContext, e: TrailEvent, lsn: number, rule: SigmaRuleInfo, queue: (w: StoreWrite) => void): void {
@@ -186,7 +210,7 @@ export class SigmaStage {
       const first = this.detection(prior.detectionId);
       if (first !== undefined) {
         if (first.event.seq === e.seq) return; // This event made the first detection: a replay.
-        this.put({ ...first, repeats: first.repeats + 1, lastRepeatAt: at }, queue);
+        this.repeat(first, at, queue);
         this.stats.repeats++;
         return;
       }
@@ -243,6 +267,8 @@ export class SigmaStage {
 
   /** Overlays the next flush commits (called with the correlator's capture). */
   capture(): SigmaFlushUnit {
+    // The write queued for `unsaved` belongs to this flush: later changes start a new map (and a new write).
+    if (this.unsaved.size > 0) this.unsaved = new Map();
     return { detections: new Map(this.pending), dedup: new Map(this.pendingDedup) };
   }
 

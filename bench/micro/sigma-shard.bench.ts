@@ -12,6 +12,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createManualClock } from '../../core/clock.js';
@@ -53,6 +54,15 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
     // The rule load's garbage (YAML trees, 1.5 s of compiling) is a start-up cost, not the shard's per-event
     // one: collect it before the clock starts when run with --expose-gc (both modes alike).
     (globalThis as { gc?: () => void }).gc?.();
+    // SIGMA_BENCH_PROFILE=DIR: a CPU profile of the measured loop only (not the rule load), one file per run.
+    const profileDir = process.env.SIGMA_BENCH_PROFILE;
+    const session = profileDir === undefined || profileDir === '' ? undefined : new Session();
+    if (session !== undefined) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.setSamplingInterval', { interval: 200 });
+      await session.post('Profiler.start');
+    }
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     let n = 0;
@@ -64,6 +74,12 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
     const cpu = process.cpuUsage(cpu0);
     const wall = (performance.now() - wall0) / 1000;
     const secs = (cpu.user + cpu.system) / 1e6;
+    if (session !== undefined && profileDir !== undefined) {
+      const { profile } = await session.post('Profiler.stop');
+      session.disconnect();
+      mkdirSync(profileDir, { recursive: true });
+      writeFileSync(join(profileDir, `sigma-shard-${sigmaOn ? 'on' : 'off'}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+    }
     if (idle !== undefined && idle.rules.length === 0) throw new Error('no rules');
     return { cpuEps: Math.round(events.length / secs), wallEps: Math.round(events.length / wall), detections: store.detections.count(), rules: sigma?.rules ?? 0 };
   } finally {

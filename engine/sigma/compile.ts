@@ -14,7 +14,7 @@
  */
 import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { parseCondition, type CondNode } from './condition.js';
-import { dataReaderOf, exactReaderOf, FEW_VALUED_FIELDS, logsourceOf, type FieldReader } from './field-map.js';
+import { dataReaderOf, exactReaderOf, FEW_VALUED_FIELDS, logsourceOf, SELDOM_REPEATED_FIELDS, type FieldReader } from './field-map.js';
 import type { ProcessResolver, Refusal, RefusalReason, Severity, SigmaRuleInfo } from './types.js';
 import { compileValues, type ValueOptions } from './values.js';
 
@@ -34,7 +34,16 @@ export interface Program {
   evaluate: Predicate;
   /** Null when no literal is required: the rule is evaluated on every event of its kinds. */
   prefilter: PrefilterEntry[] | null;
+  /**
+   * Every clause the matcher requires, {@link prefilter} first (empty when it is null): a match
+   * implies that each clause has one of its literals in the event, so a rule is evaluated only
+   * when all of them occurred (at most {@link MAX_CLAUSES}).
+   */
+  clauses: PrefilterEntry[][];
 }
+
+/** Most clauses a program requires (the matcher keeps one bit per clause and rule). */
+export const MAX_CLAUSES = 4;
 
 /** A loaded rule. */
 export interface CompiledRule {
@@ -99,6 +108,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
 interface Sel {
   pred: Predicate;
   pre: PrefilterEntry[] | null;
+  /** Clauses that each hold whenever the selection matches (a conjunction; empty: none). */
+  cnf: PrefilterEntry[][];
 }
 
 function textValues(e: Ev): Iterable<unknown> {
@@ -128,9 +139,10 @@ function keywordSel(mods: string[], values: unknown, options: CompileOptions): S
     return {
       pred: (e, r) => parts.every((t) => anyValue(e, (v) => t(v, e, r))),
       pre: null,
+      cnf: [],
     };
   }
-  return { pred: (e, r) => anyValue(e, (v) => test(v, e, r)), pre: null };
+  return { pred: (e, r) => anyValue(e, (v) => test(v, e, r)), pre: null, cnf: [] };
 }
 
 function anyValue(e: Ev, f: (v: unknown) => boolean): boolean {
@@ -151,6 +163,23 @@ function better(a: PrefilterEntry[] | null, b: PrefilterEntry[] | null): Prefilt
   return na <= nb ? a : b;
 }
 
+/** How selective a clause is: its shortest literal (0 on a few-valued field, which fires on most events). */
+function clauseScore(x: PrefilterEntry[]): number {
+  return Math.min(...x.flatMap((p) => p.literals.map((l) => (FEW_VALUED_FIELDS.has(p.field) ? 0 : l.length))));
+}
+
+/**
+ * The clauses a conjunction keeps: the most selective first, at most
+ * MAX_CLAUSES, and clauses on few-valued fields only when nothing else is
+ * known (they fire on most events, so they would cost a scan and spare
+ * almost no evaluation).
+ */
+function bestClauses(all: PrefilterEntry[][]): PrefilterEntry[][] {
+  const scored = all.map((c, i) => ({ c, i, score: clauseScore(c) })).sort((a, b) => b.score - a.score || a.i - b.i);
+  const kept = scored.filter((x, i) => i === 0 || x.score > 0).slice(0, MAX_CLAUSES);
+  return kept.map((x) => x.c);
+}
+
 function union(items: (PrefilterEntry[] | null)[]): PrefilterEntry[] | null {
   if (items.some((x) => x === null)) return null;
   return (items as PrefilterEntry[][]).flat();
@@ -159,6 +188,7 @@ function union(items: (PrefilterEntry[] | null)[]): PrefilterEntry[] | null {
 function mapSel(map: Record<string, unknown>, readerFor: (f: string) => FieldReader | undefined, missing: Set<string>, options: CompileOptions): Sel {
   const preds: Predicate[] = [];
   let pre: PrefilterEntry[] | null = null;
+  const cnf: PrefilterEntry[][] = [];
   for (const [key, values] of Object.entries(map)) {
     const [field = '', ...mods] = key.split('|');
     if (field === '') {
@@ -181,10 +211,13 @@ function mapSel(map: Record<string, unknown>, readerFor: (f: string) => FieldRea
     }
     const test = c.test;
     preds.push((e, r) => test(reader(e, r), e, r));
-    if (c.literals !== null) pre = better(pre, [{ field, reader, literals: c.literals }]);
+    if (c.literals !== null) {
+      pre = better(pre, [{ field, reader, literals: c.literals }]);
+      cnf.push([{ field, reader, literals: c.literals }]);
+    }
   }
   const pred = allOf(preds);
-  return { pred, pre };
+  return { pred, pre, cnf: bestClauses(cnf) };
 }
 
 function selectionOf(def: unknown, readerFor: (f: string) => FieldReader | undefined, missing: Set<string>, options: CompileOptions): Sel {
@@ -194,7 +227,7 @@ function selectionOf(def: unknown, readerFor: (f: string) => FieldReader | undef
     if (def.every((d) => isObject(d))) {
       const sels = def.map((d) => mapSel(d as Record<string, unknown>, readerFor, missing, options));
       const preds = sels.map((s) => s.pred);
-      return { pred: anyOf(preds), pre: union(sels.map((s) => s.pre)) };
+      return { pred: anyOf(preds), pre: union(sels.map((s) => s.pre)), cnf: orClauses(sels) };
     }
     if (def.every((d) => !isObject(d) && !Array.isArray(d))) return keywordSel([], def, options);
     throw refuse('invalid_value', 'a search identifier mixing maps and keywords');
@@ -203,25 +236,34 @@ function selectionOf(def: unknown, readerFor: (f: string) => FieldReader | undef
   throw refuse('invalid_value', 'a search identifier that is neither a map nor a list');
 }
 
+/**
+ * The clause of an OR: one clause of each branch, united (one literal of
+ * them occurs whichever branch matched); none when a branch has none.
+ */
+function orClauses(parts: readonly Sel[]): PrefilterEntry[][] {
+  if (parts.some((p) => p.cnf.length === 0)) return [];
+  return [parts.flatMap((p) => p.cnf[0]!)];
+}
+
 function build(node: CondNode, sels: Map<string, Sel>): Sel {
   switch (node.t) {
     case 'id':
       return sels.get(node.name)!;
     case 'not': {
       const inner = build(node.item, sels).pred;
-      return { pred: (e, r) => !inner(e, r), pre: null };
+      return { pred: (e, r) => !inner(e, r), pre: null, cnf: [] };
     }
     case 'and': {
       const parts = node.items.map((n) => build(n, sels));
       const preds = parts.map((p) => p.pred);
       let pre: PrefilterEntry[] | null = null;
       for (const p of parts) pre = better(pre, p.pre);
-      return { pred: allOf(preds), pre };
+      return { pred: allOf(preds), pre, cnf: bestClauses(parts.flatMap((p) => p.cnf)) };
     }
     case 'or': {
       const parts = node.items.map((n) => build(n, sels));
       const preds = parts.map((p) => p.pred);
-      return { pred: anyOf(preds), pre: union(parts.map((p) => p.pre)) };
+      return { pred: anyOf(preds), pre: union(parts.map((p) => p.pre)), cnf: orClauses(parts) };
     }
   }
 }
@@ -250,7 +292,18 @@ export function compileDetection(
   for (const id of ids) sels.set(id, selectionOf(detection[id], readerFor, missing, options));
   if (missing.size > 0) return { ok: false, missing: [...missing].sort() };
   const root = build(nodes.length === 1 ? nodes[0]! : { t: 'or', items: nodes }, sels);
-  return { ok: true, program: { evaluate: root.pred, prefilter: root.pre } };
+  return { ok: true, program: { evaluate: root.pred, prefilter: root.pre, clauses: programClauses(root) } };
+}
+
+/** The program's clauses: its prefilter first (the matcher's most selective), then the others of its conjunction. */
+function programClauses(root: Sel): PrefilterEntry[][] {
+  if (root.pre === null) return [];
+  const rest = root.cnf.filter((c) => !sameClause(c, root.pre!) && !c.some((p) => SELDOM_REPEATED_FIELDS.has(p.field)));
+  return [root.pre, ...rest].slice(0, MAX_CLAUSES);
+}
+
+function sameClause(a: PrefilterEntry[], b: PrefilterEntry[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.reader === b[i]!.reader && p.literals.length === b[i]!.literals.length && p.literals.every((l, j) => l === b[i]!.literals[j]));
 }
 
 function refusal(file: string, doc: Record<string, unknown>, reason: RefusalReason, detail: string): CompileOutcome {

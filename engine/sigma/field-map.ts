@@ -248,6 +248,21 @@ export const FEW_VALUED_FIELDS: ReadonlySet<string> = new Set([
   'SubStatus',
 ]);
 
+/**
+ * Fields whose values rarely repeat (ephemeral ports, process and logon
+ * IDs): the matcher would scan them on every event without remembering the
+ * scan, so they serve as a rule's only prefilter but not as an extra clause.
+ */
+export const SELDOM_REPEATED_FIELDS: ReadonlySet<string> = new Set([
+  'SourcePort',
+  'ProcessId',
+  'ParentProcessId',
+  'SourceProcessId',
+  'TargetProcessId',
+  'LogonId',
+  'TargetLogonId',
+]);
+
 // ---------------------------------------------------------------------------
 // Readers
 

@@ -13,6 +13,18 @@ function naive(literals: string[], text: string): number[] {
   return literals.map((l, i) => (t.includes(foldCase(l)) ? i : -1)).filter((i) => i >= 0);
 }
 
+/** Random literal sets and texts over `alphabet`: the scanner must find what a substring search finds. */
+function agreesOnRandomTexts(seed: number, alphabet: string, rounds: number, maxLiterals: number, maxLiteralLength: number, maxTextLength: number): void {
+  // A small LCG: the test needs varied input, not statistical quality.
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
+  for (let round = 0; round < rounds; round++) {
+    const lits = Array.from({ length: 1 + Math.floor(rnd() * maxLiterals) }, () => pick(1 + Math.floor(rnd() * maxLiteralLength)));
+    const text = pick(Math.floor(rnd() * maxTextLength));
+    expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
+  }
+}
+
 describe('createLiteralScanner', () => {
   it('reports every literal that occurs, case-insensitively, overlapping ones included', () => {
     const lits = ['he', 'she', 'his', 'hers', '\\cmd.exe', 'CMD', 'ÄBC'];
@@ -23,16 +35,7 @@ describe('createLiteralScanner', () => {
   });
 
   it('agrees with a plain substring search on random texts', () => {
-    let seed = 7;
-    // A small LCG: the test needs varied input, not statistical quality.
-    const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const alphabet = 'abcAB\\.- ';
-    const pick = (n: number) => Array.from({ length: n }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join('');
-    for (let round = 0; round < 200; round++) {
-      const lits = Array.from({ length: 1 + Math.floor(rnd() * 12) }, () => pick(1 + Math.floor(rnd() * 4)));
-      const text = pick(Math.floor(rnd() * 40));
-      expect(found(lits, text), `${JSON.stringify(lits)} in ${JSON.stringify(text)}`).toEqual(naive(lits, text));
-    }
+    agreesOnRandomTexts(7, 'abcAB\\.- ', 200, 12, 4, 40);
   });
 
   it('scans a value given in parts as if it were one string', () => {
@@ -48,5 +51,35 @@ describe('createLiteralScanner', () => {
     sc.reset();
     sc.feed('\\Updater', (o) => hits.push(o));
     expect(hits).toEqual([1]);
+  });
+});
+
+describe('createLiteralScanner, edge cases', () => {
+  it('skips empty literals and reports duplicates and nested literals under each output', () => {
+    expect(found(['', 'abc', 'abc', 'b', 'abcd'], 'xxABCDxx')).toEqual([1, 2, 3, 4]);
+    expect(found([''], 'anything')).toEqual([]);
+  });
+
+  it('treats `*` and `?` in a literal as plain characters (the compiler splits wildcards off first)', () => {
+    expect(found(['a*b', 'c?d'], 'xA*Bx c?D')).toEqual([0, 1]);
+    expect(found(['a*b'], 'axxb')).toEqual([]);
+  });
+
+  it('folds non-ASCII letters, and characters that fold into ASCII, as the literals were folded', () => {
+    expect(found(['ÉTÉ', 'straße', 'ÿ', 'k'], 'été STRASSE Straße Ÿ')).toEqual([0, 1, 2]);
+    // U+212A KELVIN SIGN lower-cases to an ASCII `k`.
+    expect(found(['k'], '\u212a')).toEqual([0]);
+    expect(found(['\u212a'], 'K')).toEqual([0]);
+    expect(found(['日本'], 'x日本語')).toEqual([0]);
+    expect(found(['日本'], '日x本')).toEqual([]);
+  });
+
+  it('restarts after a character of no literal and continues fail links across non-ASCII text', () => {
+    expect(found(['aab', 'ab'], 'aaé aab')).toEqual([0, 1]);
+    expect(found(['éé', 'é'], 'éxéé')).toEqual([0, 1]);
+  });
+
+  it('agrees with a plain substring search on random texts with non-ASCII characters', () => {
+    agreesOnRandomTexts(11, 'aAéÉ\u212akK日\\ ', 300, 8, 3, 30);
   });
 });

@@ -34,6 +34,11 @@ export interface LiteralScanner {
   reset(): void;
   /** Scans the next part of a value, continuing from where the previous part ended. */
   feed(text: string, onMatch: (output: number) => void): void;
+  /**
+   * Scans `text` from automaton state `state` (0: a value's start) and returns the state it ends
+   * in: a caller that remembers the state after a value's first part can scan only the rest.
+   */
+  scanFrom(state: number, text: string, onMatch: (output: number) => void): number;
   readonly states: number;
 }
 
@@ -78,71 +83,92 @@ export function createLiteralScanner(entries: readonly { literal: string; output
       queue.push(t);
     }
   }
-  // The root's transitions as a dense table: most characters of a value leave the root at once.
-  const root = new Int32Array(65536);
-  for (const [c, t] of next[0]!) root[c] = t;
-  // Characters of no literal send every state back to the root: one table look-up instead of a fail walk.
-  const alphabet = new Uint8Array(65536);
-  // Every other edge in one open-addressing table keyed by (state, character): a typed-array probe
-  // instead of a Map per state (3× faster on the proc.start fields of `--micro sigma`).
-  let size = 16;
-  while (size < n * 2) size <<= 1;
-  const mask = size - 1;
-  const keyState = new Int32Array(size).fill(-1);
-  const keyChar = new Uint16Array(size);
-  const value = new Int32Array(size);
+  // Tables sized for the shard's cache, not for the alphabet: in the shard the scanners share the caches
+  // with decoding, LMDB and the correlator, and 64 Ki-entry tables per scanner (a quarter of a megabyte
+  // each, ~150 scanners) missed on most characters. ASCII, nearly every character of a trail value,
+  // goes through 128-entry tables; other characters through a Map.
+  const rootAscii = new Int32Array(128);
+  const rootOther = new Map<number, number>();
+  // Characters of no literal send every state back to the root: one look-up instead of a fail walk.
+  const inAscii = new Uint8Array(128);
+  for (const [c, t] of next[0]!) {
+    if (c < 128) rootAscii[c] = t;
+    else rootOther.set(c, t);
+  }
+  // Every other edge, per state, in one contiguous run (compressed sparse rows): a trie state of a long
+  // literal has one edge, and a literal's states are numbered in order, so a walk reads adjacent memory.
+  const edgeStart = new Int32Array(n + 1);
+  let edges = 0;
   for (let st = 0; st < n; st++) {
-    for (const [c, t] of next[st]!) {
-      alphabet[c] = 1;
-      if (st === 0) continue;
-      let h = (Math.imul(st, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & mask;
-      while (keyState[h] !== -1) h = (h + 1) & mask;
-      keyState[h] = st;
-      keyChar[h] = c;
-      value[h] = t;
+    edgeStart[st] = edges;
+    if (st !== 0) edges += next[st]!.size;
+  }
+  edgeStart[n] = edges;
+  const edgeChar = new Uint16Array(edges);
+  const edgeTarget = new Int32Array(edges);
+  const otherChars = new Set<number>();
+  for (let st = 0; st < n; st++) {
+    for (const c of next[st]!.keys()) {
+      if (c < 128) inAscii[c] = 1;
+      else otherChars.add(c);
+    }
+    if (st === 0) continue;
+    let e = edgeStart[st]!;
+    for (const [c, t] of [...next[st]!].sort((a, b) => a[0] - b[0])) {
+      edgeChar[e] = c;
+      edgeTarget[e] = t;
+      e++;
     }
   }
   const step = (st: number, c: number): number => {
-    let h = (Math.imul(st, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b)) & mask;
-    for (;;) {
-      const k = keyState[h]!;
-      if (k === -1) return -1;
-      if (k === st && keyChar[h] === c) return value[h]!;
-      h = (h + 1) & mask;
+    const end = edgeStart[st + 1]!;
+    for (let e = edgeStart[st]!; e < end; e++) {
+      const x = edgeChar[e]!;
+      if (x === c) return edgeTarget[e]!;
+      if (x > c) return -1;
     }
+    return -1;
   };
   const out = outputs.map((o) => (o.length === 0 ? null : Int32Array.from(o)));
 
   let carried = 0;
   const run = (start: number, text: string, onMatch: (output: number) => void): number => {
-      let s = start;
-      for (let i = 0; i < text.length; i++) {
-        const c = FOLD[text.charCodeAt(i)]!;
-        if (alphabet[c] === 0) {
+    let s = start;
+    for (let i = 0; i < text.length; i++) {
+      let c = text.charCodeAt(i);
+      // Folded by arithmetic for ASCII; a few other characters fold into ASCII (the Kelvin sign into `k`).
+      if (c >= 128) c = FOLD[c]!;
+      if (c < 128) {
+        if (c >= 65 && c <= 90) c += 32;
+        if (inAscii[c] === 0) {
           s = 0;
           continue;
         }
-        for (;;) {
-          if (s === 0) {
-            s = root[c]!;
-            break;
-          }
-          const t = step(s, c);
-          if (t >= 0) {
-            s = t;
-            break;
-          }
-          s = fail[s]!;
-        }
-        if (s === 0) continue;
-        let o = out[s] !== null ? s : outLink[s]!;
-        while (o > 0) {
-          const list = out[o]!;
-          for (let j = 0; j < list.length; j++) onMatch(list[j]!);
-          o = outLink[o]!;
-        }
+      } else if (!otherChars.has(c)) {
+        s = 0;
+        continue;
       }
-      return s;
+      for (;;) {
+        if (s === 0) {
+          s = c < 128 ? rootAscii[c]! : (rootOther.get(c) ?? 0);
+          break;
+        }
+        const t = step(s, c);
+        if (t >= 0) {
+          s = t;
+          break;
+        }
+        s = fail[s]!;
+      }
+      if (s === 0) continue;
+      let o = out[s] !== null ? s : outLink[s]!;
+      while (o > 0) {
+        const list = out[o]!;
+        for (let j = 0; j < list.length; j++) onMatch(list[j]!);
+        o = outLink[o]!;
+      }
+    }
+    return s;
   };
   return {
     states: n,
@@ -154,6 +180,9 @@ export function createLiteralScanner(entries: readonly { literal: string; output
     },
     feed(text, onMatch) {
       carried = run(carried, text, onMatch);
+    },
+    scanFrom(state, text, onMatch) {
+      return run(state, text, onMatch);
     },
   };
 }

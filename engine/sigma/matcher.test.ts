@@ -265,4 +265,41 @@ filter:
     expect(m.stats.evaluated).toBe(1);
     expect(m.stats.hits).toBe(1);
   });
+
+  it('evaluates a rule only when a literal of each of its AND-ed clauses occurred', () => {
+    const m = createSigmaMatcher(rules);
+    const key = 'HKU\\S-1-5-21-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Run';
+    // RUN_KEY needs both `\CurrentVersion\Run\` in TargetObject and `\odupdate.exe` in Image.
+    m.match({ k: 'reg.set', image: 'C:\\other.exe', key, value: 'Updater' });
+    m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key: 'HKLM\\Software\\X', value: 'Y' });
+    expect(m.stats.evaluated).toBe(0);
+    expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key, value: 'Updater' })).toHaveLength(1);
+    expect(m.stats.evaluated).toBe(1);
+    // OFFICE_CHILD: its OR (Image or OriginalFileName) is one clause; a literal in either field with the parent's suffices.
+    const n = createSigmaMatcher(rules);
+    n.match({ k: 'proc.start', image: PS, pimage: 'C:\\x\\explorer.exe' });
+    expect(n.stats.evaluated).toBe(0);
+    expect(n.match({ k: 'proc.start', image: 'C:\\t\\x.exe', originalFileName: 'wscript.exe', pimage: 'C:\\x\\WINWORD.EXE' })).toHaveLength(1);
+    // NOT adds no clause: the filter's literal neither makes nor keeps a candidate.
+    expect(n.match({ k: 'proc.start', image: PS, pimage: 'C:\\x\\WINWORD.EXE', cmd: 'harmless' })).toHaveLength(0);
+  });
+
+  it('remembers scanned values (computed fields by their first part) without changing any answer', () => {
+    const m = createSigmaMatcher(rules);
+    const key = 'HKU\\S-1-5-21-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Run';
+    for (let i = 0; i < 3; i++) {
+      // Same key, the value decides: `\Run\` spans the key's end and the separator.
+      expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key, value: `U${i}` })).toHaveLength(1);
+      expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key })).toHaveLength(0);
+      expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key: `${key}Once`, value: 'U' })).toHaveLength(0);
+      expect(m.match({ k: 'proc.start', image: 'C:\\WINDOWS\\system32\\whoami.exe' })).toHaveLength(1);
+      expect(m.match({ k: 'proc.start', image: 'C:\\WINDOWS\\system32\\whoami.exe.bak' })).toHaveLength(0);
+    }
+    // Thousands of distinct values (a memo that rarely hits stops remembering) still answer the same.
+    for (let i = 0; i < 10_000; i++) {
+      const hit = i % 997 === 0;
+      expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key: hit ? key : `${key}${i}`, value: 'V' }).length).toBe(hit ? 1 : 0);
+    }
+    expect(m.match({ k: 'reg.set', image: 'C:\\odupdate.exe', key, value: 'V' })).toHaveLength(1);
+  });
 });

@@ -5,20 +5,23 @@
  * Per exact kind: the rules without a prefilter (evaluated on every event of
  * the kind) and, per field, one literal scanner over the literals of the
  * rules that prefilter on that field. An event reads each such field once,
- * scans it, and evaluates only the rules whose literal occurred. Data-map
+ * scans it, and evaluates only the rules whose literals occurred: a rule
+ * requires up to four clauses (compile.ts), a literal hit sets the bit of its
+ * clause, and the rule is evaluated once all its bits are set. Data-map
  * kinds (`security.4688`) are looked up by prefix and cached per kind.
  *
  * `match(event)` returns a shared empty array when nothing matches and does
  * not allocate on that path: computed text fields (a registry event's
  * `TargetObject`, Sysmon's `Hashes`) are fed to their scanner part by part
  * instead of being built. Parent and actor fields come
- * from the {@link ProcessResolver} the shard supplies; what scanning a
- * process field's value (the actor's Image, CommandLine, the parent's…)
- * found is remembered per value, since every event of a process repeats it.
+ * from the {@link ProcessResolver} the shard supplies. What scanning a
+ * value found is remembered per scanner and value (a computed field by its
+ * first part), since trail values repeat: every event of a process repeats
+ * its image and command line, and registry keys, host and file names recur.
  * Tenant exclusions (Sigma filters) are checked only after a rule matched.
  */
-import type { CompiledFilter, CompiledRule, Program } from './compile.js';
-import { isProcessReader, nextSigmaEvent, partsOf, type FieldReader, type PartsReader } from './field-map.js';
+import { MAX_CLAUSES, type CompiledFilter, type CompiledRule, type Program } from './compile.js';
+import { nextSigmaEvent, partsOf, type FieldReader, type PartsReader } from './field-map.js';
 import { createLiteralScanner, type LiteralScanner } from './literal-scanner.js';
 import type { ProcessResolver, SigmaRuleInfo } from './types.js';
 
@@ -42,12 +45,36 @@ interface Scanner {
   scanner: LiteralScanner;
   parts: PartsReader | undefined;
   feed: (text: string) => void;
-  /** For process fields (Image, CommandLine, ParentImage…): value → the slots its scan reported. */
-  seen: Map<string, Int32Array> | undefined;
+  /** Value (a computed field's first part) → what scanning it reported. */
+  seen: Map<string, Scanned>;
+  /** Look-ups and hits of `seen` in the current period (see {@link remember}). */
+  lookups: number;
+  found: number;
+  /** False while the last period's hit rate was low: only one miss in SAMPLE_MISSES is remembered. */
+  remembering: boolean;
+  misses: number;
 }
 
-/** Values remembered per process-field scanner before the memo starts over (bounds its memory). */
+/** What scanning one value (or a computed value's first part) reported, and the automaton state it ended in. */
+interface Scanned {
+  outputs: Int32Array;
+  state: number;
+}
+
+/**
+ * Values remembered per scanner before its memo starts over (bounds its memory). Trail values
+ * repeat: a process's image and command line on each of its events, registry keys, host and
+ * file names; scanning a value once per distinct value is what keeps Sigma cheap in the shard.
+ */
 const MAX_SEEN_VALUES = 2048;
+/** Look-ups per period over which a memo's hit rate is judged. */
+const MEMO_PERIOD = 4096;
+/** Below this hit rate (share of look-ups) a memo stops remembering most misses for the next period. */
+const MEMO_MIN_HIT_RATE = 0.25;
+/** While a memo is not remembering, one miss in this many still is (so a rate that improves is seen). */
+const SAMPLE_MISSES = 16;
+/** Longer values are scanned, not remembered (their copies would cost more memory than their scans cost time). */
+const MAX_REMEMBERED_LENGTH = 512;
 const NO_SLOTS = new Int32Array(0);
 
 /**
@@ -93,6 +120,8 @@ export interface SigmaMatcher {
 }
 
 const EMPTY: readonly SigmaRuleInfo[] = Object.freeze([]);
+/** `got` of a slot already evaluated for the current event (above every clause mask). */
+const EVALUATED = 0xff;
 const NO_EVENT: Ev = Object.freeze({});
 
 /**
@@ -124,6 +153,9 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
   const slots: Slot[] = new Array<Slot>(nSlots);
   for (const list of [...exactSlots.values(), ...prefixSlots.values()]) for (const s of list) slots[s.index] = s;
 
+  // Per slot: the clause bits that must all be set before it is evaluated, and those set for the current event.
+  const need = new Uint8Array(nSlots);
+  const got = new Uint8Array(nSlots);
   const byKind = new Map<string, KindIndex>();
   for (const [kind, list] of exactSlots) {
     const always: Slot[] = [];
@@ -134,22 +166,40 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
         always.push(slot);
         continue;
       }
-      for (const p of pre) {
-        // Keyed by reader, not name: one Sigma field may be read differently by two logsources on one kind
-        // (TargetFilename of Sysmon 11 and 15), and one reader is shared by every rule that reads the same way.
-        const key = p.reader;
-        const f = perField.get(key) ?? { field: p.field, reader: p.reader, entries: [] };
-        for (const literal of p.literals) f.entries.push({ literal, output: slot.index });
-        perField.set(key, f);
-      }
+      const clauses = slot.program.clauses.length > 0 ? slot.program.clauses : [pre];
+      need[slot.index] = (1 << clauses.length) - 1;
+      clauses.forEach((clause, ci) => {
+        for (const p of clause) {
+          // Keyed by reader, not name: one Sigma field may be read differently by two logsources on one kind
+          // (TargetFilename of Sysmon 11 and 15), and one reader is shared by every rule that reads the same way.
+          const key = p.reader;
+          const f = perField.get(key) ?? { field: p.field, reader: p.reader, entries: [] };
+          for (const literal of p.literals) f.entries.push({ literal, output: slot.index * MAX_CLAUSES + ci });
+          perField.set(key, f);
+        }
+      });
     }
     byKind.set(kind, {
       always,
       scanners: [...perField.values()].map((f) => {
         const scanner = createLiteralScanner(f.entries);
         // Made once per scanner, so feeding parts allocates nothing per event.
-        const feed = (text: string): void => scanner.feed(text, consider);
-        return { field: f.field, reader: f.reader, scanner, parts: partsOf(f.reader), feed, seen: isProcessReader(f.reader) ? new Map<string, Int32Array>() : undefined };
+        const sc: Scanner = {
+          field: f.field,
+          reader: f.reader,
+          scanner,
+          parts: partsOf(f.reader),
+          feed: (text) => {
+            // The first part (a registry key, a path) through the memo; the rest from the state it ended in.
+            partState = partState < 0 ? scanRemembered(sc, text) : scanner.scanFrom(partState, text, hit);
+          },
+          seen: new Map(),
+          lookups: 0,
+          found: 0,
+          remembering: true,
+          misses: 0,
+        };
+        return sc;
       }),
     });
   }
@@ -165,9 +215,33 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
   let curTenantFilters: Map<number, readonly CompiledFilter[]> | undefined;
   let hits: SigmaRuleInfo[] | undefined;
 
+  /** A scanner's output: a literal of clause `output % MAX_CLAUSES` of slot `output / MAX_CLAUSES` occurred. */
+  function hit(output: number): void {
+    const index = (output / MAX_CLAUSES) | 0;
+    if (stamp[index] !== epoch) {
+      stamp[index] = epoch;
+      got[index] = 0;
+    }
+    const g = got[index]!;
+    if (g === EVALUATED) return;
+    const now = g | (1 << (output - index * MAX_CLAUSES));
+    if (now !== need[index]) {
+      got[index] = now;
+      return;
+    }
+    got[index] = EVALUATED;
+    evaluate(index);
+  }
+
+  /** A slot with no clause: evaluated once per event. */
   function consider(index: number): void {
     if (stamp[index] === epoch) return;
     stamp[index] = epoch;
+    got[index] = EVALUATED;
+    evaluate(index);
+  }
+
+  function evaluate(index: number): void {
     const slot = slots[index]!;
     if (slot.guard !== undefined && !slot.guard(curEvent)) return;
     stats.evaluated++;
@@ -191,21 +265,37 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
     if (!collected.includes(index)) collected.push(index);
   };
 
+  /** Automaton state while a computed field's parts are fed (-1: before the first part). */
+  let partState = -1;
+
   /**
-   * Scans a process field's value once per distinct value: the actor's image
-   * or command line is read on every event of the process (half the scanned
-   * text of a generated trail), and its literals do not change.
+   * Scans a value once per distinct value (see MAX_SEEN_VALUES): what the
+   * scan reported is remembered, and reported again when the value recurs.
+   * A memo that rarely hits (hashes, random names) stops taking new values
+   * for a period, so it costs neither copies nor garbage.
+   * @returns the automaton state at the value's end (to continue with a computed field's next part).
    */
-  function scanRemembered(sc: Scanner, seen: Map<string, Int32Array>, v: string): void {
-    let slots = seen.get(v);
-    if (slots === undefined) {
-      collected.length = 0;
-      sc.scanner.scan(v, collect);
-      slots = collected.length === 0 ? NO_SLOTS : Int32Array.from(collected);
-      if (seen.size >= MAX_SEEN_VALUES) seen.clear();
-      seen.set(ownedCopy(v), slots);
+  function scanRemembered(sc: Scanner, v: string): number {
+    if (v.length > MAX_REMEMBERED_LENGTH) return sc.scanner.scanFrom(0, v, hit);
+    if (++sc.lookups >= MEMO_PERIOD) {
+      sc.remembering = sc.found >= sc.lookups * MEMO_MIN_HIT_RATE;
+      sc.lookups = 0;
+      sc.found = 0;
     }
-    for (let i = 0; i < slots.length; i++) consider(slots[i]!);
+    const seen = sc.seen;
+    let m = seen.get(v);
+    if (m !== undefined) sc.found++;
+    else {
+      if (!sc.remembering && ++sc.misses % SAMPLE_MISSES !== 0) return sc.scanner.scanFrom(0, v, hit);
+      collected.length = 0;
+      const state = sc.scanner.scanFrom(0, v, collect);
+      m = { outputs: collected.length === 0 ? NO_SLOTS : Int32Array.from(collected), state };
+      if (seen.size >= MAX_SEEN_VALUES) seen.clear();
+      seen.set(ownedCopy(v), m);
+    }
+    const outputs = m.outputs;
+    for (let i = 0; i < outputs.length; i++) hit(outputs[i]!);
+    return m.state;
   }
 
   function prefixSlotsOf(kind: string): Slot[] | undefined {
@@ -238,18 +328,15 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
           const sc = idx.scanners[i]!;
           if (sc.parts !== undefined) {
             // A computed text (registry TargetObject, Sysmon Hashes): scanned part by part, never built.
-            sc.scanner.reset();
+            partState = -1;
             sc.parts(event, sc.feed);
             continue;
           }
           const v = sc.reader(event, resolver);
-          if (typeof v === 'string') {
-            if (sc.seen !== undefined) scanRemembered(sc, sc.seen, v);
-            else sc.scanner.scan(v, consider);
-          }
+          if (typeof v === 'string') scanRemembered(sc, v);
           // Ports, PIDs, event IDs: rules compare them as text (V8 caches the text of small numbers).
-          else if (typeof v === 'number' || typeof v === 'boolean') sc.scanner.scan(String(v), consider);
-          else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') sc.scanner.scan(x, consider);
+          else if (typeof v === 'number' || typeof v === 'boolean') sc.scanner.scan(String(v), hit);
+          else if (Array.isArray(v)) for (const x of v) if (typeof x === 'string') sc.scanner.scan(x, hit);
         }
       }
       if (prefixes.length > 0 && kind.includes('.')) {
