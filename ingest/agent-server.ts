@@ -255,18 +255,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   }
 
   function markConnected(device: DeviceRecord, hello: HelloInput, now: number): DeviceRecord {
-    const updated: DeviceRecord = {
-      ...device,
-      computer: hello.computer,
-      agentVersion: hello.agentVersion,
-      os: hello.os,
-      ips: hello.ips,
-      macs: hello.macs,
-      lastSeen: now,
-      connected: true,
-    };
-    store.devices.update(updated).catch(logFailure('The device record could not be updated at hello.'));
-    return updated;
+    const facts = { computer: hello.computer, agentVersion: hello.agentVersion, os: hello.os, ips: hello.ips, macs: hello.macs, lastSeen: now, connected: true };
+    store.devices.patch(device.tmid, (current) => ({ ...current, ...facts })).catch(logFailure('The device record could not be updated at hello.'));
+    return { ...device, ...facts };
   }
 
   function onHello(ws: uWS.WebSocket<Session>, bytes: Uint8Array): void {
@@ -510,8 +501,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       if (device !== undefined && live.get(device.tmid) === ws) {
         seen.delete(device.tmid);
         live.delete(device.tmid);
-        const current = store.devices.get(device.tmid);
-        if (current !== undefined) store.devices.update({ ...current, connected: false, lastSeen: clock.now() }).catch(logFailure('The device record could not be updated at close.'));
+        const at = clock.now();
+        store.devices.patch(device.tmid, (current) => ({ ...current, connected: false, lastSeen: Math.max(current.lastSeen, at) })).catch(logFailure('The device record could not be updated at close.'));
       }
     },
   });
@@ -545,7 +536,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
       const current = store.devices.get(tmid);
-      if (current !== undefined && current.lastSeen < at) store.devices.update({ ...current, lastSeen: at }).catch(logFailure('lastSeen could not be updated.'));
+      // The committed record only decides whether to write; the write reads the latest (a hello may be queued).
+      if (current !== undefined && current.lastSeen < at) {
+        store.devices.patch(tmid, (latest) => (latest.lastSeen < at ? { ...latest, lastSeen: at } : undefined)).catch(logFailure('lastSeen could not be updated.'));
+      }
     }
   }, 5_000);
 

@@ -34,6 +34,19 @@ describe('device and tenant repositories', () => {
     expect([...store.devices.all()].every((d) => !d.connected)).toBe(true);
   });
 
+  it('patches a device over its latest version, writes still queued included (a hello then the lastSeen sweep)', async () => {
+    await store.devices.saveAll([device('A', 'TA')]);
+    // The hello's write is queued, not committed, when the sweep decides to write lastSeen.
+    const hello = store.devices.patch('A', (d) => ({ ...d, agentVersion: '3.3.0', connected: true }));
+    const sweep = store.devices.patch('A', (d) => (d.lastSeen < 50 ? { ...d, lastSeen: 50 } : undefined));
+    const stale = store.devices.patch('A', (d) => (d.lastSeen < 40 ? { ...d, lastSeen: 40 } : undefined));
+    await Promise.all([hello, sweep, stale]);
+    expect(store.devices.get('A')).toMatchObject({ agentVersion: '3.3.0', lastSeen: 50, connected: true });
+    // An unknown device is left alone.
+    await store.devices.patch('nope', (d) => ({ ...d, lastSeen: 1 }));
+    expect(store.devices.get('nope')).toBeUndefined();
+  });
+
   it('pages tenants by support ID and keeps the policy in the tenant record', async () => {
     for (const supportId of ['T2', 'T1', 'T3']) await store.tenants.create({ supportId, name: supportId, now: 1 });
     expect([...store.tenants.scan()].map((t) => t.supportId)).toEqual(['T1', 'T2', 'T3']);

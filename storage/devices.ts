@@ -33,6 +33,14 @@ export interface DeviceRepository {
   saveAll(devices: Iterable<DeviceRecord>): Promise<void>;
   /** Rewrites an existing device's fields (connection state, last seen, facts); its tenant never changes. */
   update(device: DeviceRecord): Promise<void>;
+  /**
+   * Changes a device record in one write transaction, over its latest version:
+   * writes queued before this one are seen, so two writers of different fields
+   * (hello, the lastSeen sweep, close) never undo each other as a read of the
+   * committed record followed by `update` can. `change` returns the new record,
+   * or undefined to leave it; nothing happens for an unknown device.
+   */
+  patch(tmid: string, change: (current: DeviceRecord) => DeviceRecord | undefined): Promise<void>;
   /** Marks every device disconnected (at start-up, before agents reconnect); returns how many changed. */
   markAllDisconnected(): Promise<number>;
   /** Every device in TMID order, strictly after `after` when given (a page cursor). */
@@ -86,6 +94,14 @@ export function createDeviceRepository(t: Tables): DeviceRepository {
     saveAll,
     async update(device) {
       await devices.put(device.tmid, device);
+    },
+    async patch(tmid, change) {
+      await devices.transaction(() => {
+        const current = devices.get(tmid);
+        if (current === undefined) return;
+        const next = change(current);
+        if (next !== undefined) devices.putSync(tmid, next);
+      });
     },
     async markAllDisconnected() {
       let changed = 0;
