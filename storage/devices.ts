@@ -34,11 +34,12 @@ export interface DeviceRepository {
   /** Rewrites an existing device's fields (connection state, last seen, facts); its tenant never changes. */
   update(device: DeviceRecord): Promise<void>;
   /**
-   * Changes a device record in one write transaction, over its latest version:
-   * writes queued before this one are seen, so two writers of different fields
-   * (hello, the lastSeen sweep, close) never undo each other as a read of the
-   * committed record followed by `update` can. `change` returns the new record,
-   * or undefined to leave it; nothing happens for an unknown device.
+   * Changes a device record over its latest version: writes queued by
+   * `update` or `patch` and not yet committed are seen, so two writers of
+   * different fields (hello, the lastSeen sweep, close) never undo each other
+   * as a read of the committed record followed by `update` can. `change`
+   * returns the new record, or undefined to leave it; nothing happens for an
+   * unknown device.
    */
   patch(tmid: string, change: (current: DeviceRecord) => DeviceRecord | undefined): Promise<void>;
   /** Marks every device disconnected (at start-up, before agents reconnect); returns how many changed. */
@@ -66,6 +67,21 @@ export function createDeviceRepository(t: Tables): DeviceRepository {
     });
   };
   const save = (device: DeviceRecord): Promise<void> => saveAll([device]);
+  /**
+   * Device records written and not yet committed: puts commit in call order,
+   * so the newest queued one is what the record will be. Kept as a map rather
+   * than read-modify-write inside `transaction()`, whose callback must run on
+   * this thread while the write lock is held (a stall risk on the hot hello path).
+   */
+  const queued = new Map<string, DeviceRecord>();
+  const write = async (device: DeviceRecord): Promise<void> => {
+    queued.set(device.tmid, device);
+    try {
+      await devices.put(device.tmid, device);
+    } finally {
+      if (queued.get(device.tmid) === device) queued.delete(device.tmid);
+    }
+  };
   return {
     async enroll(tenant, facts, now) {
       const token = newSecret('kdt');
@@ -92,16 +108,12 @@ export function createDeviceRepository(t: Tables): DeviceRepository {
     get: (tmid) => devices.get(tmid),
     save,
     saveAll,
-    async update(device) {
-      await devices.put(device.tmid, device);
-    },
+    update: (device) => write(device),
     async patch(tmid, change) {
-      await devices.transaction(() => {
-        const current = devices.get(tmid);
-        if (current === undefined) return;
-        const next = change(current);
-        if (next !== undefined) devices.putSync(tmid, next);
-      });
+      const current = queued.get(tmid) ?? devices.get(tmid);
+      if (current === undefined) return;
+      const next = change(current);
+      if (next !== undefined) await write(next);
     },
     async markAllDisconnected() {
       let changed = 0;
