@@ -535,11 +535,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     flushTuned().catch(logFailure('Tuning savings reported by agents could not be stored.'));
     if (seen.size === 0) return;
     for (const [tmid, at] of seen) {
-      const current = store.devices.get(tmid);
-      // The committed record only decides whether to write; the write reads the latest (a hello may be queued).
-      if (current !== undefined && current.lastSeen < at) {
-        store.devices.patch(tmid, (latest) => (latest.lastSeen < at ? { ...latest, lastSeen: at } : undefined)).catch(logFailure('lastSeen could not be updated.'));
-      }
+      // patch reads the latest record (a hello may be queued) and writes only when lastSeen moves on.
+      store.devices.patch(tmid, (latest) => (latest.lastSeen < at ? { ...latest, lastSeen: at } : undefined)).catch(logFailure('lastSeen could not be updated.'));
     }
   }, 5_000);
 
