@@ -193,7 +193,7 @@ describe.skipIf(!READY)('network logs from rsyslog', () => {
         'ruleset(name="fwd") {',
         `  action(type="omfwd" target="127.0.0.1" port="${port}" protocol="tcp" template="RSYSLOG_TraditionalForwardFormat"`,
         '         queue.type="LinkedList" queue.filename="fwdq" queue.size="2000" queue.highWatermark="500" queue.lowWatermark="200"',
-        '         queue.saveOnShutdown="on" queue.maxDiskSpace="256m" action.resumeRetryCount="-1" action.resumeInterval="1")',
+        '         queue.saveOnShutdown="on" queue.maxDiskSpace="256m" action.resumeRetryCount="-1" action.resumeInterval="1" action.resumeIntervalMax="2")',
         '}',
         '',
       ].join('\n'),
