@@ -83,6 +83,8 @@ beforeAll(async () => {
     storage: { mapSizeBytes: 256 * 1024 * 1024 },
     reports: { enabled: false },
     // The timer never fires within the test: each check is run by hand at a chosen clock time.
+    // The notifier consumes the feed (and drops what it has read) on its timer; the tests read the feed itself, so it waits.
+    notify: { intervalMs: 3_600_000 },
     liveness: { checkIntervalMs: 3_600_000, offlineAfterMs: 60 * MIN, massOfflineShare: 0.5, massOfflineMinDevices: 50, massOfflineWindowMs: 5 * MIN },
   });
   service = await startService({ config, logger: createSilentLogger(), clock, defaultMetrics: false });
