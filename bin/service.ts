@@ -103,9 +103,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     mkdirSync(intelDir, { recursive: true });
     pool = createShardPool({
       ...shardPoolOptionsFrom(config, logger),
-      onAlerts: (count, latenciesMs) => {
+      onAlerts: (count, latenciesMs, stagesMs) => {
         metrics.engineAlertsTotal.inc(count);
         for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);
+        for (const stage of ['queue', 'process', 'store'] as const) for (const ms of stagesMs[stage]) metrics.engineReportStageSeconds.observe({ stage }, ms / 1000);
         // Stored: the notifier reads the feed now, not at its next interval.
         notifications?.wake();
       },
@@ -252,7 +253,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       analyticsSweep.unref();
     }
     if (config.reports.enabled) {
-      reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs });
+      reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs, incidentReportsPerRound: config.reports.incidentReportsPerRound });
       reports.start();
     }
     const httpServer = http;

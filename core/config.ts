@@ -163,6 +163,8 @@ const configSchema = z
         checkIntervalMs: z.number().int().min(1000),
         /** Chromium executable for PDFs; empty: the usual Debian paths. */
         chromiumPath: z.string(),
+        /** Incident reports (one per black alert) made per round at most, newest first; the rest follow in later rounds. */
+        incidentReportsPerRound: z.number().int().min(1).max(10_000),
       })
       .strict(),
     /** Sigma rules in the shards (docs/SIGMA.md). */
@@ -408,7 +410,7 @@ export const DEFAULTS: Config = {
     // alert → mail latency (issue 15): Chromium on a loaded machine prints in 5-20 s; the mail's p99 target is 60 s.
     pdfWaitMs: 10_000,
   },
-  reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '' },
+  reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '', incidentReportsPerRound: 10 },
   sigma: { enabled: true, defaultPack: true, reloadIntervalMs: 5_000 },
   intel: {
     taxiiIntervalMs: 3600_000,
@@ -520,6 +522,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   // alert → mail latency (issue 15)
   { path: 'notify.pdfWaitMs', env: 'KISEKI_NOTIFY_PDF_WAIT_MS', type: 'integer' },
   { path: 'reports.enabled', env: 'KISEKI_REPORTS', type: 'boolean' },
+  { path: 'reports.incidentReportsPerRound', env: 'KISEKI_INCIDENT_REPORTS_PER_ROUND', type: 'integer' },
   { path: 'reports.chromiumPath', env: 'KISEKI_CHROMIUM', type: 'string' },
   // liveness and streaming analytics
   { path: 'liveness.enabled', env: 'KISEKI_LIVENESS', type: 'boolean' },

@@ -26,6 +26,7 @@ export interface Metrics {
   engineShardHeapBytes: Gauge;
   engineDevicesInMemory: Gauge;
   engineReportLatencySeconds: Summary;
+  engineReportStageSeconds: Summary<'stage'>;
   // hardening: process and storage
   storageWritable: Gauge;
   storageWriteFailuresTotal: Counter;
@@ -81,6 +82,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     engineReportLatencySeconds: new Summary({
       name: 'kiseki_engine_report_latency_seconds',
       help: 'From the receipt of a detection batch to its quick report being stored (last 10 minutes).',
+      percentiles: [0.5, 0.9, 0.99, 0.999],
+      maxAgeSeconds: 600,
+      ageBuckets: 5,
+      registers,
+    }),
+    engineReportStageSeconds: new Summary({
+      name: 'kiseki_engine_report_stage_seconds',
+      help: 'Where detection → report time goes (last 10 minutes): stage="queue" receipt → shard starts the batch, "process" the shard on that batch (quick report included), "store" batch done → flush committed.',
+      labelNames: ['stage'],
       percentiles: [0.5, 0.9, 0.99, 0.999],
       maxAgeSeconds: 600,
       ageBuckets: 5,

@@ -73,7 +73,12 @@ type Write = { db: 'alerts'; value: AlertRecord } | { db: 'other'; put: (store: 
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: 'number' });
 /** Snapshots use msgpackr records: process and file entries share a shape, so keys are written once. */
 const snapshotPackr = new Packr({ useRecords: true, mapsAsObjects: true });
-const BATCH_CACHE = 64;
+/**
+ * Decoded batches kept for reports, bounded by events rather than batches:
+ * agents that send small batches often (20 events a second) spread a process
+ * tree over many of them, and a report re-reads all of them at each revision.
+ */
+const BATCH_CACHE_EVENTS = 32_768;
 
 export function alertIdFor(tmid: string, seq: number): string {
   return `al_${createHash('sha256').update(`${tmid}:${seq}`).digest('hex').slice(0, 24)}`;
@@ -109,6 +114,7 @@ export class Correlator {
   /** Snapshots of devices dropped from memory, written at the next flush. */
   private readonly evicted = new Map<string, DeviceSnapshot>();
   private readonly batchCache = new Map<number, readonly TrailEvent[]>();
+  private batchCacheEvents = 0;
   private writes: Write[] = [];
   /** Snapshots captured by a flush and not yet committed: a device reloaded meanwhile must see them. */
   private snapshotsInFlight: Map<string, DeviceSnapshot> | undefined;
@@ -218,8 +224,16 @@ export class Correlator {
   };
 
   private remember(lsn: number, events: readonly TrailEvent[]): void {
+    const old = this.batchCache.get(lsn);
+    if (old !== undefined) this.batchCacheEvents -= old.length;
     this.batchCache.set(lsn, events);
-    if (this.batchCache.size > BATCH_CACHE) this.batchCache.delete(this.batchCache.keys().next().value!);
+    this.batchCacheEvents += events.length;
+    // Oldest first; the batch just added stays even when it alone is over the bound.
+    while (this.batchCacheEvents > BATCH_CACHE_EVENTS && this.batchCache.size > 1) {
+      const [oldest, evicted] = this.batchCache.entries().next().value!;
+      this.batchCache.delete(oldest);
+      this.batchCacheEvents -= evicted.length;
+    }
   }
 
   private alert(id: string): AlertRecord | undefined {

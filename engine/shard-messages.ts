@@ -44,8 +44,22 @@ export type FromShard =
   | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number; quarantined?: Record<string, number> }
   | { type: 'flushed'; checkpoint: number; heapUsedBytes: number; devicesInMemory: number }
   /** Alerts stored by the last flush, with the ms from their batch's receipt to the flush. */
-  | { type: 'alerts'; count: number; latenciesMs: number[] }
+  | { type: 'alerts'; count: number; latenciesMs: number[]; stagesMs: AlertStageTimes }
   /** Devices with commands queued by the last flush (isolation on black). */
   | { type: 'commands'; tmids: string[] }
   | { type: 'stopped' }
   | { type: 'failed'; message: string };
+
+/**
+ * Where each alert's detection → report time went (ms, one entry per alert,
+ * in the order of `latenciesMs`): `queue` from the batch's receipt to the
+ * shard starting on it (ingest commit, dispatch, the shard's queue); `process`
+ * the shard's work on that batch (state, Sigma, the quick report); `store`
+ * from the batch processed to its flush committed (waiting for a running
+ * flush, then the write).
+ */
+export interface AlertStageTimes {
+  queue: number[];
+  process: number[];
+  store: number[];
+}

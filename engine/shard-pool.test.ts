@@ -131,3 +131,55 @@ describe('shard pool with Sigma', () => {
     expect(found.map((d) => [d.ruleId, d.severity, d.pg])).toEqual([['5b7b1c3e-0000-4000-8000-0000000a11ce', 'Medium', '{a}']]);
   });
 });
+
+describe('shard pool alert timings', () => {
+  let dir: string;
+  let store: HotStore;
+  let pool: ShardPool | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-alerts-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await pool?.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('splits each alert’s receipt → stored time into queue, shard and store stages that add up to it', async () => {
+    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
+    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
+    const calls: { count: number; latenciesMs: number[]; stagesMs: { queue: number[]; process: number[]; store: number[] } }[] = [];
+    pool = createShardPool({
+      workers: 1,
+      dataDir: dir,
+      mapSizeBytes: 64 * 1024 * 1024,
+      flushIntervalMs: 10,
+      maxQueuedBatches: 64,
+      stateSnapshotIntervalMs: 60_000,
+      intelDir: join(dir, 'intel'),
+      revisionWindowMs: 60_000,
+      maxDevicesInMemory: 100,
+      logger: createSilentLogger(),
+      onAlerts: (count, latenciesMs, stagesMs) => calls.push({ count, latenciesMs, stagesMs }),
+    });
+    await pool.start();
+    const events = encode([
+      { ts: 1000, k: 'proc.start', seq: 1, pg: '{a}', image: 'C:\\Users\\u\\x.exe', cmd: 'x.exe' },
+      { ts: 1001, k: 'av.detect', seq: 2, pg: '{a}', path: 'C:\\Users\\u\\x.exe', sha256: 'a'.repeat(64), threat: 'Test', action: 'detected' },
+    ]);
+    // Received 5 s before dispatch: that time is the queue stage's, not the shard's.
+    const recvAt = Date.now() - 5000;
+    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt, first: 1, last: 2, n: 2, z: compress(events) } }], new Map());
+    pool.dispatch(1, device.tmid, new Uint8Array(events), recvAt);
+    await pool.drained(1);
+    for (let i = 0; i < 500 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(calls).toHaveLength(1);
+    const [{ count, latenciesMs, stagesMs }] = calls as [(typeof calls)[number]];
+    expect(count).toBe(1);
+    expect(stagesMs.queue[0]).toBeGreaterThanOrEqual(5000);
+    expect(stagesMs.process[0]).toBeGreaterThanOrEqual(0);
+    expect(stagesMs.store[0]).toBeGreaterThanOrEqual(0);
+    expect(stagesMs.queue[0]! + stagesMs.process[0]! + stagesMs.store[0]!).toBe(latenciesMs[0]);
+  });
+});

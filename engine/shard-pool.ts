@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
+import type { AlertStageTimes, FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
 import type { PrevalencePolicy } from './prevalence-stage.js';
 import { workerOf } from '../core/vshard.js';
 
@@ -59,8 +59,8 @@ export interface ShardPoolOptions {
   /** Streaming analytics (daily counters, threshold rules) in the shards; default off. */
   analytics?: boolean;
   logger: Logger;
-  /** Called with the alerts each flush stored and their batch-receipt → stored latencies (ms). */
-  onAlerts?: (count: number, latenciesMs: number[]) => void;
+  /** Called with the alerts each flush stored, their batch-receipt → stored latencies (ms) and where that time went. */
+  onAlerts?: (count: number, latenciesMs: number[], stagesMs: AlertStageTimes) => void;
   /** Called with devices whose commands a shard queued (and stored). */
   onCommands?: (tmids: string[]) => void;
 }
@@ -218,7 +218,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             log.error({ shard: slot.index, reason: msg.message }, 'Shard worker failed.');
             break;
           case 'alerts':
-            options.onAlerts?.(msg.count, msg.latenciesMs);
+            options.onAlerts?.(msg.count, msg.latenciesMs, msg.stagesMs);
             break;
           case 'commands':
             options.onCommands?.(msg.tmids);

@@ -26,8 +26,10 @@ if (port === null) throw new Error('shard-worker must run in a worker thread');
 const data = workerData as ShardWorkerData;
 const store = openHotStore({ dataDir: data.dataDir, mapSizeBytes: data.mapSizeBytes });
 const intel = createThreatIntel(data.intelDir);
-/** Alerts created since the last flush, with their batches' receipt times. */
-let alertTimes: number[] = [];
+/** Alerts created since the last flush: their batch's receipt, when the shard began it and when it was done (wall ms). */
+let alertTimes: { recvAt: number; startAt: number; doneAt: number }[] = [];
+/** When the batch being processed was taken off the queue (wall ms). */
+let batchStartAt = 0;
 let commandTmids = new Set<string>();
 // Sigma: compiled once at start, again when a rule file changes (checked every reloadIntervalMs).
 const sigmaSource = data.sigma === undefined ? undefined : createSigmaRuleSource(data.sigma);
@@ -44,7 +46,7 @@ const correlator = new Correlator({
   revisionWindowMs: data.revisionWindowMs,
   maxDevicesInMemory: data.maxDevicesInMemory,
   onAlert: (_alert, recvAt) => {
-    if (recvAt !== undefined) alertTimes.push(recvAt);
+    if (recvAt !== undefined) alertTimes.push({ recvAt, startAt: batchStartAt, doneAt: 0 });
   },
   onCommand: (tmid) => commandTmids.add(tmid),
 });
@@ -116,7 +118,12 @@ function flush(snapshot = false): Promise<void> {
       send({ type: 'flushed', checkpoint, heapUsedBytes: process.memoryUsage().heapUsed, devicesInMemory: correlator.devicesInMemory() });
       if (times.length > 0) {
         const stored = Date.now();
-        send({ type: 'alerts', count: times.length, latenciesMs: times.map((t) => stored - t) });
+        send({
+          type: 'alerts',
+          count: times.length,
+          latenciesMs: times.map((t) => stored - t.recvAt),
+          stagesMs: { queue: times.map((t) => t.startAt - t.recvAt), process: times.map((t) => t.doneAt - t.startAt), store: times.map((t) => stored - t.doneAt) },
+        });
       }
       if (tmids.size > 0) send({ type: 'commands', tmids: [...tmids] });
     })
@@ -164,11 +171,17 @@ port.on('message', (msg: ToShard) => {
   try {
     switch (msg.type) {
       case 'batch':
-        core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events), msg.recvAt);
+      case 'catchup': {
+        batchStartAt = Date.now();
+        const before = alertTimes.length;
+        if (msg.type === 'batch') core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events), msg.recvAt);
+        else core.catchUp(msg.upTo);
+        if (alertTimes.length > before) {
+          const doneAt = Date.now();
+          for (let i = before; i < alertTimes.length; i++) alertTimes[i]!.doneAt = doneAt;
+        }
         break;
-      case 'catchup':
-        core.catchUp(msg.upTo);
-        break;
+      }
       case 'stop':
         clearInterval(timer);
         clearInterval(intelTimer);

@@ -255,7 +255,7 @@ export class SigmaStage {
   hitsFor(tmid: string, pgs: ReadonlySet<string>, from: number, to: number): SigmaReportHit[] {
     if (pgs.size === 0) return [];
     const byId = new Map<string, SigmaDetection>();
-    for (const d of this.store.detections.ofDevice(tmid, from, to)) byId.set(d.id, d);
+    for (const d of this.store.detections.ofDeviceProcesses(tmid, pgs, from, to)) byId.set(d.id, d);
     for (const d of this.pendingByDevice.get(tmid)?.values() ?? []) if (d.at >= from && d.at <= to) byId.set(d.id, d);
     const out: SigmaReportHit[] = [];
     for (const d of byId.values()) {

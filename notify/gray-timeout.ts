@@ -32,10 +32,15 @@ export async function applyGrayTimeouts(options: GrayTimeoutOptions): Promise<st
   const now = clock.now();
   const oldest = now - (options.lookBackMs ?? 30 * 86_400_000);
   const changed: string[] = [];
+  // Listed first: a scan held open across the writes below would keep LMDB from reusing the pages they free.
+  const due = [];
   for (const a of store.alerts.scanAll()) {
     if (a.createdAt < oldest) break;
     if (a.verdict !== 'gray' || a.state !== 'reported') continue;
     if (now < businessDaysLater(a.createdAt, days) || store.answers.has(a.id)) continue;
+    due.push(a);
+  }
+  for (const a of due) {
     const result = await store.alerts.setVerdict({
       alertId: a.id,
       at: now,

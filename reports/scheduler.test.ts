@@ -61,4 +61,22 @@ describe('report scheduler', () => {
       'rp_TA_monthly_2026-09',
     ]);
   });
+
+  it('makes at most incidentReportsPerRound incident reports a round, newest alert first, and the rest in later rounds', async () => {
+    await store.tenants.create({ supportId: 'TB', name: 'B', now: jst('2026-10-31T00:00:00') });
+    const at = jst('2026-10-31T09:00:00');
+    const black = (i: number) => ({ id: `al_${i}`, tmid: 'D1', supportId: 'TB', computer: 'PC', sha256: 'b'.repeat(64), path: 'C:\\x.exe', threat: 'T', engine: 'E', action: 'blocked', detectedAt: at + i, createdAt: at + i, state: 'reported' as const, verdict: 'black' as const, score: 90, revision: 1, repeats: 0, openUntil: 0, isolationRequested: false });
+    await store.transaction(() => {
+      for (let i = 1; i <= 5; i++) {
+        store.alerts.saveSync(black(i));
+        store.alerts.indexSync(black(i));
+      }
+    });
+    const clock = createManualClock(jst('2026-10-31T10:00:00'));
+    const s = createReportScheduler({ store, pdf: fakePdf(), templates: createReportTemplates(), clock, logger: createSilentLogger(), kinds: [], incidentReportsPerRound: 2 });
+    expect(await s.runOnce()).toMatchObject({ generated: ['rp_TB_incident_al_5', 'rp_TB_incident_al_4'], incidentsDeferred: 3 });
+    expect(await s.runOnce()).toMatchObject({ generated: ['rp_TB_incident_al_3', 'rp_TB_incident_al_2'], incidentsDeferred: 1 });
+    expect(await s.runOnce()).toMatchObject({ generated: ['rp_TB_incident_al_1'], incidentsDeferred: 0 });
+    expect(await s.runOnce()).toMatchObject({ generated: [], incidentsDeferred: 0 });
+  });
 });

@@ -7,7 +7,8 @@
  * Key layouts (kiseki.lmdb):
  *   detections         detectionId                 -> SigmaDetection
  *   tenant-detections  [supportId, at, id]         -> id (a tenant's detections, event time order)
- *   device-detections  [tmid, at, id]              -> id (a device's detections, event time order)
+ *   device-detections  [tmid, at, id]              -> [id, lower-case pg] (a device's detections, event time order;
+ *                                                    entries written before the pg was added hold the id alone)
  *   detections-by-time [at, id]                 -> id (every detection: operators' view)
  *   detection-dedup    [tmid, ruleId, folded pg]   -> SigmaDedupEntry (first detection)
  *   sigma-tenants      supportId                   -> SigmaTenantSettings
@@ -40,6 +41,12 @@ export interface DetectionRepository {
   scanTenant(supportId: string, after?: DetectionCursor): Iterable<SigmaDetection>;
   /** A device's detections with event time in [from, to], oldest first. */
   ofDevice(tmid: string, from: number, to?: number): SigmaDetection[];
+  /**
+   * A device's detections on processes `pgs` (lower-case GUIDs) with event
+   * time in [from, to], oldest first: the index names the process, so the
+   * device's other detections are not read (a report asks this for its tree).
+   */
+  ofDeviceProcesses(tmid: string, pgs: ReadonlySet<string>, from: number, to?: number): SigmaDetection[];
   /** Every tenant's detections, newest event first (operators' view). */
   scanAll(after?: DetectionCursor): Iterable<SigmaDetection>;
   dedup(tmid: string, ruleId: string, pgKey: string): SigmaDedupEntry | undefined;
@@ -83,13 +90,23 @@ export function createDetectionRepository(t: Tables): DetectionRepository {
       for (const key of deviceDetections.getKeys({ start: [tmid, from], end: [tmid, to, '\uffff'] })) ids.push(key[2]);
       return [...byIds(ids)];
     },
+    ofDeviceProcesses(tmid, pgs, from, to = Infinity) {
+      const out: SigmaDetection[] = [];
+      if (pgs.size === 0) return out;
+      for (const { key, value } of deviceDetections.getRange({ start: [tmid, from], end: [tmid, to, '\uffff'] })) {
+        if (Array.isArray(value) && !pgs.has(value[1])) continue;
+        const d = detections.get(key[2]);
+        if (d !== undefined && (Array.isArray(value) || pgs.has(d.pg.toLowerCase()))) out.push(d);
+      }
+      return out;
+    },
     dedup: (tmid, ruleId, pgKey) => detectionDedup.get([tmid, ruleId, pgKey]),
     saveSync(d) {
       detections.putSync(d.id, d);
     },
     indexSync(d) {
       tenantDetections.putSync([d.supportId, d.at, d.id], d.id);
-      deviceDetections.putSync([d.tmid, d.at, d.id], d.id);
+      deviceDetections.putSync([d.tmid, d.at, d.id], [d.id, d.pg.toLowerCase()]);
       detectionsByTime.putSync([d.at, d.id], d.id);
       // SIEM forwarding and notifications read new detections from the feed (issue 17, part B).
       appendFeedSync(t, { kind: 'detection.new', supportId: d.supportId, at: d.createdAt, tmid: d.tmid, detectionId: d.id, severity: d.severity, by: 'engine' });

@@ -107,7 +107,8 @@ export interface Tables {
   readonly customerAnswers: Database<CustomerAnswer, [string, number, string]>;
   readonly detections: Database<SigmaDetection, string>;
   readonly tenantDetections: Database<string, [string, number, string]>;
-  readonly deviceDetections: Database<string, [string, number, string]>;
+  /** Value: [id, lower-case pg]; the id alone in entries written before the pg was added. */
+  readonly deviceDetections: Database<string | [string, string], [string, number, string]>;
   readonly detectionsByTime: Database<string, [number, string]>;
   readonly detectionDedup: Database<{ detectionId: string; at: number }, [string, string, string]>;
   readonly sigmaTenants: Database<SigmaTenantSettings, string>;

@@ -25,6 +25,8 @@ export function formatResultTable(r: BenchResult): string {
   lines.push(row(r.kind === 'saturate' ? 'ack p50/p99/p999 at 70 % (durable)' : 'ack p50/p99/p999 (durable)', lat(r.ackLatencyMs)));
   lines.push(row('creation → ack p50/p99/p999', lat(r.deliveryLatencyMs)));
   lines.push(row('detection → quick report', r.reportLatencyMs ? `p50 ${r.reportLatencyMs.p50} ms, p99 ${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)` : 'no alerts'));
+  const st = r.reportLatencyMs?.stages;
+  if (st !== undefined) lines.push(row('  its stages, p50 / p99', `queue ${st.queue.p50} / ${st.queue.p99} ms, shard ${st.process.p50} / ${st.process.p99} ms, store ${st.store.p50} / ${st.store.p99} ms`));
   lines.push(row('server CPU / RSS', `${Math.round(r.server.cpuCores * 100)} % of one core, RSS ${r.server.rssMB} MB (anon ${r.server.rssAnonMB} MB, peak ${r.server.peakRssMB} MB)`));
   lines.push(row('user-space memory per agent', `${n0(r.server.memoryPerAgentBytes)} B (RssAnon growth / connected agents)`));
   lines.push(row('connect', `${n0(r.connect.welcomed)}/${n0(r.connect.agents)} agents in ${r.connect.seconds} s (${n0(r.connect.perSec)}/s, enrollment included)`));

@@ -116,7 +116,8 @@ export interface BenchResult {
   ackLatencyMs: LatencyPercentiles;
   deliveryLatencyMs: LatencyPercentiles;
   /** Detection batch receipt → quick report stored (server Summary, last 10 min), or null without alerts. */
-  reportLatencyMs: { p50: number; p99: number; p999: number; alerts: number } | null;
+  /** Detection → report, with the p50 / p99 of its stages (queue, process, store: core/metrics.ts). */
+  reportLatencyMs: { p50: number; p99: number; p999: number; alerts: number; stages?: Record<'queue' | 'process' | 'store', { p50: number; p99: number }> } | null;
   detections: { sent: number; acked: number; alerts: number };
   server: { cpuCores: number; rssMB: number; rssAnonMB: number; peakRssMB: number; memoryPerAgentBytes: number };
   client: { cpuCores: number; rssMB: number; processes: number };
@@ -525,7 +526,9 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
 
     const alerts = sampleValue(metrics, 'kiseki_engine_alerts_total') ?? 0;
     const q = (quantile: string): number => round((sampleValue(metrics, 'kiseki_engine_report_latency_seconds', { quantile }) ?? Number.NaN) * 1000, 2);
-    const reportLatencyMs = alerts > 0 && Number.isFinite(q('0.5')) ? { p50: q('0.5'), p99: q('0.99'), p999: q('0.999'), alerts } : null;
+    const stageQ = (stage: string, quantile: string): number => round((sampleValue(metrics, 'kiseki_engine_report_stage_seconds', { stage, quantile }) ?? Number.NaN) * 1000, 2);
+    const stages = Object.fromEntries((['queue', 'process', 'store'] as const).map((st) => [st, { p50: stageQ(st, '0.5'), p99: stageQ(st, '0.99') }])) as Record<'queue' | 'process' | 'store', { p50: number; p99: number }>;
+    const reportLatencyMs = alerts > 0 && Number.isFinite(q('0.5')) ? { p50: q('0.5'), p99: q('0.99'), p999: q('0.999'), alerts, ...(Number.isFinite(stages.queue.p50) ? { stages } : {}) } : null;
     const rejects = sumByLabel(metrics, 'kiseki_ingest_rejects_total', 'reason');
     for (const [k, v] of Object.entries(rejects)) if (v === 0) delete rejects[k];
 

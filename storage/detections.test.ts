@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { SigmaDetection } from '../core/contracts.js';
+import { openHotStore, type HotStore } from './hot-store.js';
+import { openTables } from './tables.js';
+
+const TMID = 'AAAAAAAA-0000-4000-8000-000000000001';
+
+function detection(id: string, pg: string, at: number): SigmaDetection {
+  return {
+    id,
+    supportId: 'T1',
+    tmid: TMID,
+    computer: 'PC-1',
+    ruleId: 'r1',
+    title: 'rule',
+    level: 'high',
+    severity: 'Serious',
+    tags: [],
+    author: 'a',
+    lsn: 1,
+    event: { tmid: TMID, seq: at, ts: at, k: 'proc.start' },
+    pg,
+    image: 'C:\\x.exe',
+    at,
+    createdAt: at,
+    repeats: 0,
+  };
+}
+
+describe('detections of a device by process', () => {
+  let dir: string;
+  let store: HotStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-detections-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('returns only the detections of the asked processes in the time range, matching GUIDs in any case, old index entries included', async () => {
+    const ds = [detection('sd_a', '{AAAA-1}', 100), detection('sd_b', '{BBBB-2}', 200), detection('sd_c', '{aaaa-1}', 300), detection('sd_d', '{AAAA-1}', 900)];
+    await store.transaction(() => {
+      for (const d of ds) {
+        store.detections.saveSync(d);
+        store.detections.indexSync(d);
+      }
+    });
+    // An entry as written before the index named the process: the id alone.
+    await store.close();
+    const tables = openTables({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+    const old = detection('sd_old', '{AAAA-1}', 150);
+    await tables.detections.put(old.id, old);
+    await tables.deviceDetections.put([TMID, old.at, old.id], old.id);
+    await tables.root.close();
+    await tables.log.close();
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+
+    const ids = (pgs: string[], from: number, to?: number) => store.detections.ofDeviceProcesses(TMID, new Set(pgs), from, to).map((d) => d.id);
+    expect(ids(['{aaaa-1}'], 0, 500)).toEqual(['sd_a', 'sd_old', 'sd_c']);
+    expect(ids(['{bbbb-2}'], 0)).toEqual(['sd_b']);
+    expect(ids(['{aaaa-1}', '{bbbb-2}'], 150, 899)).toEqual(['sd_old', 'sd_b', 'sd_c']);
+    expect(ids([], 0)).toEqual([]);
+    expect(ids(['{cccc-3}'], 0)).toEqual([]);
+    // The device's whole list is unchanged by the new index value.
+    expect(store.detections.ofDevice(TMID, 0).map((d) => d.id)).toEqual(['sd_a', 'sd_old', 'sd_b', 'sd_c', 'sd_d']);
+  });
+});
