@@ -8,6 +8,7 @@
  */
 import { businessDaysLater } from '../core/business-days.js';
 import type { Clock } from '../core/clock.js';
+import type { AlertRecord } from '../core/contracts.js';
 import type { HotStore } from '../storage/index.js';
 
 /** Who the automatic change is recorded as. */
@@ -33,7 +34,7 @@ export async function applyGrayTimeouts(options: GrayTimeoutOptions): Promise<st
   const oldest = now - (options.lookBackMs ?? 30 * 86_400_000);
   const changed: string[] = [];
   // Listed first: a scan held open across the writes below would keep LMDB from reusing the pages they free.
-  const due = [];
+  const due: AlertRecord[] = [];
   for (const a of store.alerts.scanAll()) {
     if (a.createdAt < oldest) break;
     if (a.verdict !== 'gray' || a.state !== 'reported') continue;

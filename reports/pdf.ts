@@ -12,9 +12,8 @@
  * render whose signal aborts while it waits is dropped unstarted.
  *
  * Chromium runs at a lower CPU priority (nice 10) than the service: a render
- * takes a core for seconds, and on two cores that stalled ingest acks and
- * shard flushes (measured: a periodic report rendered during the
- * `report-latency` run took the detection → report p99 from ~30 to ~60 ms).
+ * holds a core for a second or more, and on two cores a run of incident
+ * reports competed with ingest acks and shard flushes (docs/REPORTS.md).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
@@ -36,10 +35,10 @@ export const CHROMIUM_NICE = 10;
 /**
  * Lowers the CPU priority of the children of `rootPid` whose command name
  * passes `match`, and of all their descendants, to `nice`, every thread of
- * each: Linux keeps a nice value per thread, and
- * processes and threads started later inherit it from the one that starts
- * them (Chromium's zygote forks the renderers). Returns how many threads were
- * changed; 0 where /proc is absent (not Linux) or nothing matched.
+ * each: Linux keeps a nice value per thread, and processes and threads
+ * started later inherit it from the one that starts them (Chromium's zygote
+ * forks the renderers). Returns how many threads were changed; 0 where /proc
+ * is absent (not Linux) or nothing matched.
  */
 export function lowerChildPriority(rootPid: number, nice: number, match: (comm: string) => boolean): number {
   let entries: string[];

@@ -115,8 +115,7 @@ export interface BenchResult {
   offeredEventsPerSec: number;
   ackLatencyMs: LatencyPercentiles;
   deliveryLatencyMs: LatencyPercentiles;
-  /** Detection batch receipt → quick report stored (server Summary, last 10 min), or null without alerts. */
-  /** Detection → report, with the p50 / p99 of its stages (queue, process, store: core/metrics.ts). */
+  /** Detection batch receipt → quick report stored (server Summary, last 10 min) with the p50 / p99 of its stages (queue, process, store: core/metrics.ts), or null without alerts. */
   reportLatencyMs: { p50: number; p99: number; p999: number; alerts: number; stages?: Record<'queue' | 'process' | 'store', { p50: number; p99: number }> } | null;
   detections: { sent: number; acked: number; alerts: number };
   server: { cpuCores: number; rssMB: number; rssAnonMB: number; peakRssMB: number; memoryPerAgentBytes: number };
