@@ -7,10 +7,9 @@
  * log. Ingest never blocks on a slow shard and memory stays bounded, while
  * nothing is lost because the log is committed before anything is posted.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { compiledScript } from '../core/compiled-script.js';
 import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -110,11 +109,9 @@ export interface ShardPool {
  * test runs (Node 20 cannot load a TypeScript worker).
  */
 function workerUrl(): URL {
-  const here = new URL('./shard-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../dist/engine/shard-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new KisekiError('ERR_SHARD_FAILED', { reason: 'shard-worker.js not found; run npm run build' });
+  const url = compiledScript('shard-worker.js', import.meta.url);
+  if (url === undefined) throw new KisekiError('ERR_SHARD_FAILED', { reason: 'shard-worker.js not found; run npm run build' });
+  return url;
 }
 
 interface WorkerSlot {

@@ -9,10 +9,9 @@
  * When the compiled worker is missing (running from TypeScript sources without
  * a build) or `threads` is 0, tasks run on the calling thread instead.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
+import { compiledScript } from '../core/compiled-script.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore } from '../storage/index.js';
 import type { ExportProgress } from './day-archive.js';
@@ -38,11 +37,7 @@ export interface ExportRunnerOptions {
 
 /** The compiled worker: next to this file when running from dist/, else in dist/ of the sources. */
 export function exportWorkerUrl(): URL | undefined {
-  const here = new URL('./export-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../dist/export/export-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  return undefined;
+  return compiledScript('export-worker.js', import.meta.url);
 }
 
 export function createExportRunner(options: ExportRunnerOptions): ExportRunner {

@@ -8,9 +8,8 @@
  * by the main thread). A worker that dies is started again after a second:
  * the outbox and the feed cursor are in LMDB, so it resumes where it was.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { compiledScript } from '../core/compiled-script.js';
 import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -44,11 +43,9 @@ export interface NotificationsThreadOptions {
  * keeps up to date (Node 20 cannot load a TypeScript worker).
  */
 function workerUrl(): URL {
-  const here = new URL('./notify-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(here))) return here;
-  const built = new URL('../dist/notify/notify-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  throw new KisekiError('ERR_NOTIFY_THREAD', { reason: 'notify-worker.js not found; run npm run build' });
+  const url = compiledScript('notify-worker.js', import.meta.url);
+  if (url === undefined) throw new KisekiError('ERR_NOTIFY_THREAD', { reason: 'notify-worker.js not found; run npm run build' });
+  return url;
 }
 
 /** Starts the notifier's worker thread; resolves once it opened the store and started. */

@@ -24,6 +24,7 @@ import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from '
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
+import { compiledScript } from '../core/compiled-script.js';
 import { KisekiError } from '../core/errors.js';
 import type { BatchRecord } from './records.js';
 
@@ -116,11 +117,9 @@ export function batchIntact(record: BatchRecord): boolean {
 
 /** The child script (compiled), next to this file or, from TypeScript sources under vitest, in dist/. */
 function childScript(): string {
-  const here = fileURLToPath(new URL('./verify-child.js', import.meta.url));
-  if (existsSync(here)) return here;
-  const built = fileURLToPath(new URL('../dist/storage/verify-child.js', import.meta.url));
-  if (existsSync(built)) return built;
-  throw new KisekiError('ERR_STORAGE', { op: 'verify', reason: 'storage/verify-child.js not found; run npm run build' });
+  const url = compiledScript('verify-child.js', import.meta.url);
+  if (url === undefined) throw new KisekiError('ERR_STORAGE', { op: 'verify', reason: 'storage/verify-child.js not found; run npm run build' });
+  return fileURLToPath(url);
 }
 
 /**

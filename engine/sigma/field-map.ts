@@ -199,7 +199,7 @@ export const LOGSOURCES: readonly LogsourceMapping[] = [
     logsource: 'service:security',
     kinds: ['logon', 'logoff', 'task.create'],
     prefixes: ['security.'],
-    source: 'Security channel (4624 / 4625 / 4634 as logon / logoff, any other ID as security.<id>)',
+    source: 'Security channel (4624 / 4625 / 4634 as logon / logoff, 4698 as task.create, any other ID as security.<id>)',
     dataFirst: true,
     fields: {
       EventID: '=eventId',
