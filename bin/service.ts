@@ -166,6 +166,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         metrics.engineQuarantinedEventsTotal.inc({ reason }, n - (quarantinedSeen[reason] ?? 0));
         quarantinedSeen[reason] = n;
       }
+      // How far notifications are behind what the shards stored (issue 15's detection → mail time).
+      const lag = store.notify.feedLag();
+      metrics.notifyFeedLagEvents.set(lag.events);
+      metrics.notifyFeedLagSeconds.set(lag.oldestAt === undefined ? 0 : Math.max(0, (clock.now() - lag.oldestAt) / 1000));
     };
     const metricsTimer = setInterval(refreshEngineMetrics, 1000);
     // Day close, retention and log-spot jobs share one worker pool off the event loop.

@@ -27,6 +27,8 @@ export interface Metrics {
   engineDevicesInMemory: Gauge;
   engineReportLatencySeconds: Summary;
   engineReportStageSeconds: Summary<'stage'>;
+  notifyFeedLagEvents: Gauge;
+  notifyFeedLagSeconds: Gauge;
   // hardening: process and storage
   storageWritable: Gauge;
   storageWriteFailuresTotal: Counter;
@@ -96,6 +98,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       ageBuckets: 5,
       registers,
     }),
+    notifyFeedLagEvents: new Gauge({ name: 'kiseki_notify_feed_lag_events', help: 'Notification feed entries (alerts, detections, verdict changes…) the notifier has not read yet.', registers }),
+    notifyFeedLagSeconds: new Gauge({ name: 'kiseki_notify_feed_lag_seconds', help: 'Age of the oldest notification feed entry the notifier has not read yet (0 when none).', registers }),
     engineCheckpointLsn: new Gauge({ name: 'kiseki_engine_checkpoint_lsn', help: 'Lowest persisted shard checkpoint (log sequence number).', registers }),
     // liveness (engine/liveness.ts): set after each check
     livenessDevices: new Gauge({ name: 'kiseki_liveness_devices', help: 'Devices per state (online, offline, isolated, error) as of the last liveness check.', labelNames: ['state'], registers }),

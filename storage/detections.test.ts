@@ -70,3 +70,29 @@ describe('detections of a device by process', () => {
     expect(store.detections.ofDevice(TMID, 0).map((d) => d.id)).toEqual(['sd_a', 'sd_old', 'sd_b', 'sd_c', 'sd_d']);
   });
 });
+
+describe('notification feed lag', () => {
+  let dir: string;
+  let store: HotStore;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-feed-lag-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts the entries after the notifier’s cursor and dates the oldest of them', async () => {
+    expect(store.notify.feedLag()).toEqual({ events: 0, oldestAt: undefined });
+    // Each new detection appends one detection.new entry, dated by its createdAt.
+    await store.transaction(() => {
+      for (const [i, at] of [1000, 2000, 3000].entries()) store.detections.indexSync({ ...detection(`sd_${i}`, '{A}', at), createdAt: at + 5 });
+    });
+    expect(store.notify.feedLag()).toEqual({ events: 3, oldestAt: 1005 });
+    await store.transaction(() => store.notify.setCursorSync(2));
+    expect(store.notify.feedLag()).toEqual({ events: 1, oldestAt: 3005 });
+    await store.transaction(() => store.notify.setCursorSync(3));
+    expect(store.notify.feedLag()).toEqual({ events: 0, oldestAt: undefined });
+  });
+});

@@ -26,6 +26,8 @@ export interface NotifyRepository {
   feedAfter(seq: number, limit: number): NotifyFeedEvent[];
   /** The last feed position queued (0 before the first). */
   cursor(): number;
+  /** How far the notifier is behind the feed: entries after its cursor, and the time of the oldest of them (undefined when none). */
+  feedLag(): { events: number; oldestAt: number | undefined };
   settings(supportId: string): NotifySettings | undefined;
   putSettings(settings: NotifySettings): Promise<boolean>;
   get(id: string): OutboxEntry | undefined;
@@ -81,6 +83,16 @@ export function createNotifyRepository(t: Tables): NotifyRepository {
     cursor: () => {
       const v = notifyState.get('cursor');
       return typeof v === 'number' ? v : 0;
+    },
+    feedLag() {
+      const v = notifyState.get('cursor');
+      const cursor = typeof v === 'number' ? v : 0;
+      let last = cursor;
+      for (const key of notifyFeed.getKeys({ reverse: true, limit: 1 })) last = Math.max(cursor, key);
+      // Sequence numbers are consecutive (feed.ts), so the count is a subtraction, not a scan.
+      let oldestAt: number | undefined;
+      for (const { value } of notifyFeed.getRange({ start: cursor + 1, limit: 1 })) oldestAt = value.at;
+      return { events: last - cursor, oldestAt };
     },
     settings: (supportId) => notifySettings.get(supportId),
     putSettings: (s) => notifySettings.put(s.supportId, s),

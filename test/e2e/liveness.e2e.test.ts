@@ -131,6 +131,8 @@ describe('liveness end to end', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${service.httpPort}/metrics`)).text();
     expect(metrics).toMatch(/kiseki_liveness_offline_alerts_total 1\b/);
     expect(metrics).toMatch(/kiseki_liveness_devices\{state="online"\} 1\b/);
+    expect(metrics).toMatch(/^kiseki_notify_feed_lag_events \d+$/m);
+    expect(metrics).toMatch(/^kiseki_notify_feed_lag_seconds [\d.e+-]+$/m);
     stop.abort();
     await back;
     await allDisconnected('LV01', 1);
