@@ -23,6 +23,8 @@ export interface ShardWorkerData {
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (engine/analytics.ts); absent: off. */
   analytics?: boolean;
+  /** Longest stretch of a catch-up between two chances to flush, ms; absent: 100. */
+  catchUpSliceMs?: number;
 }
 
 /** Where a shard's Sigma rules come from and how often it looks for changes. */

@@ -183,3 +183,73 @@ describe('shard pool alert timings', () => {
     expect(stagesMs.queue[0]! + stagesMs.process[0]! + stagesMs.store[0]!).toBe(latenciesMs[0]);
   });
 });
+
+describe('shard pool catch-up in slices', () => {
+  let dir: string;
+  let store: HotStore;
+  let pool: ShardPool | undefined;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-catchup-'));
+    store = openHotStore({ dataDir: dir, mapSizeBytes: 256 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await pool?.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('processes every batch exactly once, in order, when most of them come back through catch-up, and stores the alert made in it', async () => {
+    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
+    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
+    let alerts = 0;
+    pool = createShardPool({
+      workers: 1,
+      dataDir: dir,
+      mapSizeBytes: 256 * 1024 * 1024,
+      flushIntervalMs: 10,
+      // A queue of 2: nearly every batch below is skipped and read back from the log in catch-up slices.
+      maxQueuedBatches: 2,
+      stateSnapshotIntervalMs: 60_000,
+      intelDir: join(dir, 'intel'),
+      revisionWindowMs: 60_000,
+      maxDevicesInMemory: 100,
+      logger: createSilentLogger(),
+      onAlerts: (count) => (alerts += count),
+      // One catch-up step (64 lsns) a turn: batches and the next catch-up arrive while one runs and must wait their turn.
+      catchUpSliceMs: 0,
+    });
+    await pool.start();
+    const N = 1700;
+    const batches: [number, Uint8Array][] = [];
+    for (let lsn = 1; lsn <= N; lsn++) {
+      const events =
+        lsn === 300
+          ? [
+              { ts: lsn * 1000, k: 'proc.start', seq: 2 * lsn - 1, pg: '{a}', image: 'C:\\Users\\u\\x.exe', cmd: 'x.exe' },
+              { ts: lsn * 1000 + 1, k: 'av.detect', seq: 2 * lsn, pg: '{a}', path: 'C:\\Users\\u\\x.exe', sha256: 'a'.repeat(64), threat: 'Test', action: 'detected' },
+            ]
+          : [
+              { ts: lsn * 1000, k: 'file.create', seq: 2 * lsn - 1, pg: '{b}', path: `C:\\t\\${lsn}.txt` },
+              { ts: lsn * 1000 + 1, k: 'file.write', seq: 2 * lsn, pg: '{b}', path: `C:\\t\\${lsn}.txt` },
+            ];
+      batches.push([lsn, new Uint8Array(encode(events))]);
+    }
+    const commit = ([lsn, bytes]: [number, Uint8Array]) =>
+      store.log.commitBatches([{ lsn, record: { tmid: device.tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: Date.now(), first: 2 * lsn - 1, last: 2 * lsn, n: 2, z: compress(bytes) } }], new Map());
+    // 1,500 batches handed over at once: the pool posts two and leaves the rest to one long catch-up. The last 200 are
+    // handed over one at a time while it runs, so the pool posts them as batches that must wait behind it.
+    await store.log.commitBatches(batches.slice(0, 1500).map(([lsn, bytes]) => ({ lsn, record: { tmid: device.tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: Date.now(), first: 2 * lsn - 1, last: 2 * lsn, n: 2, z: compress(bytes) } })), new Map());
+    for (const [lsn, bytes] of batches.slice(0, 1500)) pool.dispatch(lsn, device.tmid, bytes, Date.now());
+    for (const b of batches.slice(1500)) {
+      await commit(b);
+      pool.dispatch(b[0], device.tmid, b[1], Date.now());
+    }
+    expect(pool.stats().skippedToCatchUp).toBeGreaterThan(N / 2);
+    await pool.drained(N);
+    for (let i = 0; i < 500 && alerts === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    store.refreshReads();
+    expect(store.shardState.kindCounts(device.tmid)).toEqual({ 'file.create': N - 1, 'file.write': N - 1, 'proc.start': 1, 'av.detect': 1 });
+    expect(alerts).toBe(1);
+    expect([...store.alerts.scanAll()].map((a) => a.path)).toEqual(['C:\\Users\\u\\x.exe']);
+  });
+});

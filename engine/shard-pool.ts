@@ -57,6 +57,8 @@ export interface ShardPoolOptions {
   sigma?: ShardSigmaOptions;
   /** Streaming analytics (daily counters, threshold rules) in the shards; default off. */
   analytics?: boolean;
+  /** Longest stretch of a shard's catch-up between two chances to flush, ms (default 100; tests use 0: one step a turn). */
+  catchUpSliceMs?: number;
   logger: Logger;
   /** Called with the alerts each flush stored, their batch-receipt → stored latencies (ms) and where that time went. */
   onAlerts?: (count: number, latenciesMs: number[], stagesMs: AlertStageTimes) => void;
@@ -172,6 +174,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       ...(options.prevalence === undefined ? {} : { prevalence: options.prevalence }),
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
       ...(options.analytics === true ? { analytics: true } : {}),
+      ...(options.catchUpSliceMs === undefined ? {} : { catchUpSliceMs: options.catchUpSliceMs }),
     };
     const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
     slot.worker = worker;

@@ -167,21 +167,68 @@ const sigmaTimer =
         }
       }, data.sigma!.reloadIntervalMs);
 
+/**
+ * A catch-up (the pool skipped batches while this shard's queue was full) runs
+ * in slices of at most CATCH_UP_SLICE_MS, with a flush between slices when an
+ * alert waits: run whole, it kept every alert it made unstored, and so unseen
+ * by the notifier, for up to 90 s at steady-1k. Messages that arrive meanwhile
+ * wait in `inbox`: batches must be processed in lsn order.
+ */
+const CATCH_UP_SLICE_MS = data.catchUpSliceMs ?? 100;
+/** Lsns read per catchUp() call inside a slice (the time check runs between calls). */
+const CATCH_UP_STEP = 64;
+let catchUpTo = 0;
+const inbox: ToShard[] = [];
+
+/** Times the alerts made by `work` (see alertTimes). */
+function timed(work: () => void): void {
+  batchStartAt = Date.now();
+  const before = alertTimes.length;
+  work();
+  if (alertTimes.length > before) {
+    const doneAt = Date.now();
+    for (let i = before; i < alertTimes.length; i++) alertTimes[i]!.doneAt = doneAt;
+  }
+}
+
+function continueCatchUp(): void {
+  try {
+    const deadline = performance.now() + CATCH_UP_SLICE_MS;
+    do timed(() => core.catchUp(Math.min(catchUpTo, core.lastLsn + CATCH_UP_STEP)));
+    while (core.lastLsn < catchUpTo && performance.now() < deadline);
+  } catch (err) {
+    fail(err);
+    return;
+  }
+  if (core.hasUrgentWrites()) void flush();
+  if (core.lastLsn < catchUpTo) {
+    setImmediate(continueCatchUp);
+    return;
+  }
+  catchUpTo = 0;
+  // Caught up: what arrived meanwhile, in order, until a message starts another catch-up.
+  while (inbox.length > 0 && catchUpTo === 0) handle(inbox.shift()!);
+}
+
 port.on('message', (msg: ToShard) => {
+  if (catchUpTo > 0) inbox.push(msg);
+  else handle(msg);
+});
+
+function handle(msg: ToShard): void {
   try {
     switch (msg.type) {
       case 'batch':
-      case 'catchup': {
-        batchStartAt = Date.now();
-        const before = alertTimes.length;
-        if (msg.type === 'batch') core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events), msg.recvAt);
-        else core.catchUp(msg.upTo);
-        if (alertTimes.length > before) {
-          const doneAt = Date.now();
-          for (let i = before; i < alertTimes.length; i++) alertTimes[i]!.doneAt = doneAt;
+        timed(() => core.processBatch(msg.lsn, msg.tmid, new Uint8Array(msg.events), msg.recvAt));
+        break;
+      case 'catchup':
+        if (msg.upTo > core.lastLsn) {
+          catchUpTo = msg.upTo;
+          if (++handled >= PROGRESS_EVERY) reportProgress();
+          continueCatchUp();
+          return;
         }
         break;
-      }
       case 'stop':
         clearInterval(timer);
         clearInterval(intelTimer);
@@ -192,7 +239,7 @@ port.on('message', (msg: ToShard) => {
           await flush(true);
           await store.close();
           send({ type: 'stopped' });
-          port.close();
+          port!.close();
         })().catch(fail);
         return;
     }
@@ -203,4 +250,4 @@ port.on('message', (msg: ToShard) => {
   // An alert is worth a flush of its own: the report is stored now, not at the next tick.
   if (core.hasUrgentWrites()) void flush();
   if (++handled >= PROGRESS_EVERY) reportProgress();
-});
+}
