@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
-import { createShardPool, type ShardPool } from './shard-pool.js';
+import { createShardPool, type ShardPool, type ShardPoolOptions } from './shard-pool.js';
 import { workerOf } from '../core/vshard.js';
 
 /** A device id that the pool routes to worker `w` of `workers`. */
@@ -17,41 +17,61 @@ function tmidOnWorker(w: number, workers: number): string {
   }
 }
 
-describe('shard pool lag', () => {
-  let dir: string;
-  let store: HotStore;
-  let pool: ShardPool | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await pool?.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+// Each test gets a fresh data directory and store, and its pool is closed after it.
+let dir: string;
+let store: HotStore;
+let pool: ShardPool | undefined;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-'));
+  store = openHotStore({ dataDir: dir, mapSizeBytes: 256 * 1024 * 1024 });
+});
+afterEach(async () => {
+  await pool?.close();
+  pool = undefined;
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
+/** A started pool over the test's directory: one worker, a queue of 64, no Sigma, unless `options` says otherwise. */
+async function startPool(options: Partial<ShardPoolOptions>): Promise<ShardPool> {
+  const started = createShardPool({
+    workers: 1,
+    dataDir: dir,
+    mapSizeBytes: 256 * 1024 * 1024,
+    flushIntervalMs: 10,
+    maxQueuedBatches: 64,
+    stateSnapshotIntervalMs: 60_000,
+    intelDir: join(dir, 'intel'),
+    revisionWindowMs: 60_000,
+    maxDevicesInMemory: 100,
+    logger: createSilentLogger(),
+    ...options,
+  });
+  await started.start();
+  return started;
+}
+
+/** Tenant T1 with one enrolled device. */
+async function enrollDevice(): Promise<{ tmid: string }> {
+  const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
+  return (await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0)).device;
+}
+
+/** A log entry for `commitBatches`: the batch's encoded events, its receipt time and seq range. */
+function logEntry(lsn: number, tmid: string, events: Uint8Array, recvAt: number, first: number, last: number, n: number) {
+  return { lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first, last, n, z: compress(events) } };
+}
+
+describe('shard pool lag', () => {
   it('counts only work given to a shard: an idle shard with an old checkpoint is not behind', async () => {
-    pool = createShardPool({
-      workers: 2,
-      dataDir: dir,
-      mapSizeBytes: 64 * 1024 * 1024,
-      flushIntervalMs: 10,
-      maxQueuedBatches: 64,
-      stateSnapshotIntervalMs: 60_000,
-      intelDir: join(dir, 'intel'),
-      revisionWindowMs: 60_000,
-      maxDevicesInMemory: 100,
-      logger: createSilentLogger(),
-    });
-    await pool.start();
+    pool = await startPool({ workers: 2 });
     expect(pool.stats()).toMatchObject({ checkpoint: 0, lagLsn: 0 });
 
     // Twenty batches, all for a device of worker 0: worker 1 is given nothing.
     const tmid = tmidOnWorker(0, 2);
     for (let lsn = 1; lsn <= 20; lsn++) {
       const events = encode([{ ts: lsn, k: 'proc.start', seq: lsn }]);
-      await store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: lsn, last: lsn, n: 1, z: compress(events) } }], new Map());
+      await store.log.commitBatches([logEntry(lsn, tmid, events, 0, lsn, lsn, 1)], new Map());
       pool.dispatch(lsn, tmid, new Uint8Array(events), 0);
     }
     // Right after dispatch worker 0 has not checkpointed all 20 (its lag is what it still owes).
@@ -70,19 +90,6 @@ describe('shard pool lag', () => {
 });
 
 describe('shard pool with Sigma', () => {
-  let dir: string;
-  let store: HotStore;
-  let pool: ShardPool | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-sigma-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await pool?.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('a worker loads the rule directory and stores a detection for a matching event', async () => {
     const rulesDir = join(dir, 'rules');
     mkdirSync(rulesDir);
@@ -103,27 +110,15 @@ describe('shard pool with Sigma', () => {
         '',
       ].join('\n'),
     );
-    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
-    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
-    pool = createShardPool({
-      workers: 1,
-      dataDir: dir,
-      mapSizeBytes: 64 * 1024 * 1024,
-      flushIntervalMs: 10,
-      maxQueuedBatches: 64,
-      stateSnapshotIntervalMs: 60_000,
-      intelDir: join(dir, 'intel'),
-      revisionWindowMs: 60_000,
-      maxDevicesInMemory: 100,
+    const device = await enrollDevice();
+    pool = await startPool({
       sigma: { defaultPack: false, dir: rulesDir, reloadIntervalMs: 60_000 },
-      logger: createSilentLogger(),
     });
-    await pool.start();
     const events = encode([
       { ts: 1000, k: 'proc.start', seq: 1, pg: '{a}', image: 'C:\\Windows\\System32\\whoami.exe', cmd: 'whoami' },
       { ts: 1001, k: 'proc.start', seq: 2, pg: '{b}', image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd' },
     ]);
-    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 2, n: 2, z: compress(events) } }], new Map());
+    await store.log.commitBatches([logEntry(1, device.tmid, events, 0, 1, 2, 2)], new Map());
     pool.dispatch(1, device.tmid, new Uint8Array(events), 0);
     await pool.drained(1);
     store.refreshReads();
@@ -133,44 +128,19 @@ describe('shard pool with Sigma', () => {
 });
 
 describe('shard pool alert timings', () => {
-  let dir: string;
-  let store: HotStore;
-  let pool: ShardPool | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-alerts-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await pool?.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('splits each alert’s receipt → stored time into queue, shard and store stages that add up to it', async () => {
-    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
-    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
+    const device = await enrollDevice();
     const calls: { count: number; latenciesMs: number[]; stagesMs: { queue: number[]; process: number[]; store: number[] } }[] = [];
-    pool = createShardPool({
-      workers: 1,
-      dataDir: dir,
-      mapSizeBytes: 64 * 1024 * 1024,
-      flushIntervalMs: 10,
-      maxQueuedBatches: 64,
-      stateSnapshotIntervalMs: 60_000,
-      intelDir: join(dir, 'intel'),
-      revisionWindowMs: 60_000,
-      maxDevicesInMemory: 100,
-      logger: createSilentLogger(),
+    pool = await startPool({
       onAlerts: (count, latenciesMs, stagesMs) => calls.push({ count, latenciesMs, stagesMs }),
     });
-    await pool.start();
     const events = encode([
       { ts: 1000, k: 'proc.start', seq: 1, pg: '{a}', image: 'C:\\Users\\u\\x.exe', cmd: 'x.exe' },
       { ts: 1001, k: 'av.detect', seq: 2, pg: '{a}', path: 'C:\\Users\\u\\x.exe', sha256: 'a'.repeat(64), threat: 'Test', action: 'detected' },
     ]);
     // Received 5 s before dispatch: that time is the queue stage's, not the shard's.
     const recvAt = Date.now() - 5000;
-    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt, first: 1, last: 2, n: 2, z: compress(events) } }], new Map());
+    await store.log.commitBatches([logEntry(1, device.tmid, events, recvAt, 1, 2, 2)], new Map());
     pool.dispatch(1, device.tmid, new Uint8Array(events), recvAt);
     await pool.drained(1);
     for (let i = 0; i < 500 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -185,40 +155,16 @@ describe('shard pool alert timings', () => {
 });
 
 describe('shard pool catch-up in slices', () => {
-  let dir: string;
-  let store: HotStore;
-  let pool: ShardPool | undefined;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-pool-catchup-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 256 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await pool?.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('processes every batch exactly once, in order, when most of them come back through catch-up, and stores the alert made in it', async () => {
-    const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'T', now: 0 });
-    const { device } = await store.devices.enroll(tenant, { computer: 'PC-1', agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, 0);
+    const device = await enrollDevice();
     let alerts = 0;
-    pool = createShardPool({
-      workers: 1,
-      dataDir: dir,
-      mapSizeBytes: 256 * 1024 * 1024,
-      flushIntervalMs: 10,
+    pool = await startPool({
       // A queue of 2: nearly every batch below is skipped and read back from the log in catch-up slices.
       maxQueuedBatches: 2,
-      stateSnapshotIntervalMs: 60_000,
-      intelDir: join(dir, 'intel'),
-      revisionWindowMs: 60_000,
-      maxDevicesInMemory: 100,
-      logger: createSilentLogger(),
       onAlerts: (count) => (alerts += count),
       // One catch-up step (64 lsns) a turn: batches and the next catch-up arrive while one runs and must wait their turn.
       catchUpSliceMs: 0,
     });
-    await pool.start();
     const N = 1700;
     const batches: [number, Uint8Array][] = [];
     for (let lsn = 1; lsn <= N; lsn++) {
@@ -234,14 +180,13 @@ describe('shard pool catch-up in slices', () => {
             ];
       batches.push([lsn, new Uint8Array(encode(events))]);
     }
-    const commit = ([lsn, bytes]: [number, Uint8Array]) =>
-      store.log.commitBatches([{ lsn, record: { tmid: device.tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: Date.now(), first: 2 * lsn - 1, last: 2 * lsn, n: 2, z: compress(bytes) } }], new Map());
+    const entry = ([lsn, bytes]: [number, Uint8Array]) => logEntry(lsn, device.tmid, bytes, Date.now(), 2 * lsn - 1, 2 * lsn, 2);
     // 1,500 batches handed over at once: the pool posts two and leaves the rest to one long catch-up. The last 200 are
     // handed over one at a time while it runs, so the pool posts them as batches that must wait behind it.
-    await store.log.commitBatches(batches.slice(0, 1500).map(([lsn, bytes]) => ({ lsn, record: { tmid: device.tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: Date.now(), first: 2 * lsn - 1, last: 2 * lsn, n: 2, z: compress(bytes) } })), new Map());
+    await store.log.commitBatches(batches.slice(0, 1500).map(entry), new Map());
     for (const [lsn, bytes] of batches.slice(0, 1500)) pool.dispatch(lsn, device.tmid, bytes, Date.now());
     for (const b of batches.slice(1500)) {
-      await commit(b);
+      await store.log.commitBatches([entry(b)], new Map());
       pool.dispatch(b[0], device.tmid, b[1], Date.now());
     }
     expect(pool.stats().skippedToCatchUp).toBeGreaterThan(N / 2);
