@@ -20,6 +20,7 @@ import { runRsyslogBaseline } from './baselines/rsyslog-baseline.js';
 import type { BenchPaths } from './bench-paths.js';
 import { createProcessTracker, waitExit } from './kiseki-server.js';
 import { machineNote } from './runner.js';
+import { spread } from '../spread.js';
 
 /** One kiseki run. */
 interface KisekiRun {
@@ -34,11 +35,6 @@ interface KisekiRun {
   linesPerCoreSec: number;
 }
 
-/** Median, min and max of a list of numbers. */
-function spread(values: number[]): { median: number; min: number; max: number } {
-  const s = [...values].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
-}
 
 function readJsonLine<T>(child: ReturnType<typeof spawn>, event: string, timeoutMs: number): Promise<T> {
   return new Promise((res, rej) => {

@@ -17,6 +17,7 @@ import { recordJson } from '../../ingest/import/evtx/evtx-json.js';
 import { renderXml } from '../../ingest/import/evtx/evtx-xml.js';
 import { findEvtxDump, runEvtxDump, sampleEvtxFiles, sharedDir } from '../../ingest/import/evtx/reference-tool.js';
 import { isMain } from './micro-fixtures.js';
+import { median } from '../spread.js';
 import { printTable, type MicroRow, type MicroTable } from './micro-report.js';
 
 /** Repetitions per reader (the median is reported). */
@@ -44,11 +45,6 @@ async function oursOnce(files: string[], buffers: Buffer[], variant: Variant): P
   return { cpuSeconds: (d.user + d.system) / 1e6, records, sink };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 export interface EvtxSpeedRow extends MicroRow {
   /** MB/s per core: median, min and max over the repetitions. */

@@ -25,7 +25,6 @@
  *
  * Run: npx tsc -p tsconfig.json && node dist/bench/micro/export-writers.bench.js [events=100000] [reps=5]
  */
-import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,6 +41,7 @@ import { EVENT_COLUMNS, EventColumns, ParquetDayWriter, type BatchMeta, type Col
 import { buildInnerZip, ZipFileWriter } from '../../export/zip-writer.js';
 import { fixtureEvents, isMain } from './micro-fixtures.js';
 import { machineNote } from '../load/runner.js';
+import { roundSpread, spread, type Spread } from '../spread.js';
 import { printTable, rowsOf, type MicroRow, type MicroTable } from './micro-report.js';
 
 const BATCH = 200;
@@ -80,13 +80,6 @@ const ARROW_TYPE: Record<ColumnType, () => DataType> = {
   'string-list': () => new List(new Field('item', new Utf8(), true)),
 };
 
-/** Median and spread of one alternative's repetitions. */
-export interface Spread {
-  median: number;
-  min: number;
-  max: number;
-}
-
 /** A Parquet alternative: rows per CPU-second (per core) and per wall second, with the output size. */
 export interface ParquetRow extends MicroRow {
   rowsPerCpuSec: Spread;
@@ -95,10 +88,6 @@ export interface ParquetRow extends MicroRow {
   reps: number;
 }
 
-function spread(values: number[]): Spread {
-  const s = [...values].sort((a, b) => a - b);
-  return { median: Math.round(s[(s.length - 1) >> 1]!), min: Math.round(s[0]!), max: Math.round(s.at(-1)!) };
-}
 
 /**
  * A full collection before each timed call, so the garbage one alternative
@@ -139,8 +128,8 @@ async function measureRoundRobin(alternatives: readonly (readonly [string, () =>
     }
   }
   return alternatives.map(([name], i) => {
-    const c = spread(cpu[i]!);
-    const w = spread(wall[i]!);
+    const c = roundSpread(spread(cpu[i]!));
+    const w = roundSpread(spread(wall[i]!));
     return {
       name,
       opsPerSec: Math.round((w.median / rows) * 10) / 10,
@@ -168,14 +157,6 @@ function printParquet(t: MicroTable): void {
   }
   lines.push(`  → ${t.verdict}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-function gitCommit(): string | undefined {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: dirname(fileURLToPath(import.meta.url)), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /** Runs the comparisons and prints their tables. */
@@ -357,6 +338,6 @@ if (isMain(import.meta.url)) {
   const at = new Date().toISOString();
   const file = join(out, `export-writers-${at.replace(/[:.]/g, '-')}.json`);
   const load = { start: Math.round(loadBefore * 100) / 100, end: Math.round((loadavg()[0] ?? 0) * 100) / 100 };
-  writeFileSync(file, `${JSON.stringify({ bench: 'export-writers', at, commit: gitCommit(), machine: machineNote(), loadAverage1m: load, tables }, null, 2)}\n`);
+  writeFileSync(file, `${JSON.stringify({ bench: 'export-writers', at, machine: machineNote(), loadAverage1m: load, tables }, null, 2)}\n`);
   process.stdout.write(`load average ${load.start} → ${load.end}; results: ${file}\n`);
 }

@@ -57,8 +57,3 @@ export async function commitShardBatches(store: HotStore, tmids: readonly string
   return batches.map((b, i) => ({ ...b, lsn: i + 1 }));
 }
 
-/** The median of a list of figures (the upper middle for an even count). */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}

@@ -18,7 +18,8 @@ import { PrevalenceStage } from '../../engine/prevalence-stage.js';
 import { ShardCore } from '../../engine/shard-core.js';
 import { createThreatIntel } from '../../engine/intel/index.js';
 import { openHotStore } from '../../storage/index.js';
-import { commitShardBatches, fixtureEvents, isMain, median } from './micro-fixtures.js';
+import { commitShardBatches, fixtureEvents, isMain } from './micro-fixtures.js';
+import { median } from '../spread.js';
 
 const DEVICES = 8;
 const RECV_AT = Date.UTC(2024, 2, 12, 10);

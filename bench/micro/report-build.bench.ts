@@ -30,7 +30,8 @@ import { SigmaStage } from '../../engine/sigma-stage.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from '../load/bench-paths.js';
 import { machineNote } from '../load/runner.js';
-import { fixtureEvents, isMain, median } from './micro-fixtures.js';
+import { fixtureEvents, isMain } from './micro-fixtures.js';
+import { median } from '../spread.js';
 
 const DEVICES = 50;
 const BATCH = 20;

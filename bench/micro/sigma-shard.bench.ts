@@ -24,15 +24,12 @@ import { createThreatIntel } from '../../engine/intel/index.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from '../load/bench-paths.js';
 import { machineNote } from '../load/runner.js';
-import { commitShardBatches, fixtureEvents, isMain, median } from './micro-fixtures.js';
+import { commitShardBatches, fixtureEvents, isMain } from './micro-fixtures.js';
+import { spread } from '../spread.js';
 
 const DEVICES = 8;
 
 /** One shard run over `events` with the default pack on or off: events per CPU and wall second, detections stored. */
-/** Median, min and max of a series (runs of one mode). */
-function spread(xs: number[]): { median: number; min: number; max: number } {
-  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
-}
 
 export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number }> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-sigma-shard-'));

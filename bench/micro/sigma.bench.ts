@@ -17,17 +17,13 @@ import { createSigmaMatcher, defaultRulesDir, findSharedSigmaDir, loadSigmaRules
 import { benchPaths } from '../load/bench-paths.js';
 import { machineNote } from '../load/runner.js';
 import { fixtureEvents, isMain } from './micro-fixtures.js';
+import { median } from '../spread.js';
 import type { MicroRow, MicroTable } from './micro-report.js';
 
 const EVENTS = 100_000;
 const RUNS = 5;
 const PLAIN_EVENTS = 5_000;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * Runs `fn` over the events `runs` times; returns events per CPU second of
