@@ -32,6 +32,7 @@ export const ERRORS = {
   ERR_AGENT_GAVE_UP: { status: 504, message: 'The agent endpoint kept failing; gave up after the allowed connections.' },
   ERR_AGENT_CLOSED: { status: 500, message: 'The agent protocol client was closed before its batches were acked.' },
   ERR_BENCH_FAILED: { status: 500, message: 'The benchmark run failed.' },
+  ERR_BENCH_BASELINE_MISSING: { status: 500, message: 'A program the benchmark compares against is not installed.' },
   ERR_MALFORMED_FRAME: { status: 400, message: 'The frame is malformed.' },
   ERR_INPUT_UNREADABLE: { status: 400, message: 'An input file cannot be read.' },
   ERR_IDENTITY_FILE: { status: 500, message: 'The import identity file cannot be used.' },

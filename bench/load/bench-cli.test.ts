@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { featureComparison, formatFeatureComparison, runBenchCommand } from './bench-cli.js';
+import { featureComparison, featureRepetitions, formatFeatureComparison, formatFeatureRepetitions, runBenchCommand } from './bench-cli.js';
+import { formatRepetitions, summariseRepetitions } from './repetitions.js';
 import type { BenchResult } from './runner.js';
 
-function result(eventsPerSec: number, ceiling: number, load: number, serverCores = 1): BenchResult {
-  return { scenario: 'saturate', kind: 'saturate', eventsPerSec, throughputCeiling: ceiling, machine: { loadAverageAtStart: load }, window: { eventsPerSec, serverCores } } as unknown as BenchResult;
+function result(eventsPerSec: number, ceiling: number, load: number, serverCores = 1, ackP99 = 5, reportP99: number | null = 20): BenchResult {
+  return {
+    scenario: 'saturate',
+    kind: 'saturate',
+    eventsPerSec,
+    throughputCeiling: ceiling,
+    ackLatencyMs: { p50: 1, p99: ackP99, p999: ackP99 },
+    reportLatencyMs: reportP99 === null ? null : { p50: 1, p99: reportP99, p999: reportP99, alerts: 3 },
+    server: { memoryPerAgentBytes: 1000 },
+    machine: { loadAverageAtStart: load, commit: 'abc1234' },
+    window: { eventsPerSec, serverCores },
+  } as unknown as BenchResult;
 }
 
 async function usageExit(args: string[]): Promise<number> {
@@ -34,7 +45,36 @@ describe('kiseki bench --sigma / --analytics', () => {
     expect(formatFeatureComparison(c)).toContain('server CPU per million events: on 12 s, off 10 s, off / on 0.833');
   });
 
+  it('summarises repeated runs: the median of each headline figure with its min–max spread', () => {
+    const runs = [result(100_000, 150_000, 1, 1, 9, null), result(80_000, 120_000, 2, 1, 4, 30), result(120_000, 160_000, 3, 1, 6, 10)];
+    const s = summariseRepetitions(runs, ['1.json', '2.json', '3.json']);
+    expect(s).toMatchObject({
+      reps: 3,
+      eventsPerSec: { median: 100_000, min: 80_000, max: 120_000 },
+      ackP99Ms: { median: 6, min: 4, max: 9 },
+      // Only the runs that made alerts have a report latency.
+      reportP99Ms: { median: 20, min: 10, max: 30 },
+      throughputCeiling: { median: 150_000, min: 120_000, max: 160_000 },
+      loadAverages: [1, 2, 3],
+      commits: ['abc1234'],
+    });
+    expect(formatRepetitions(s)).toContain('sustained maximum: 100,000 (80,000–120,000) events/s');
+    expect(summariseRepetitions([result(1, 1, 0, 1, 1, null)], []).reportP99Ms).toBeNull();
+  });
+
+  it('gives the median on / off of the pairs, not the ratio of the medians', () => {
+    // Pair ratios 0.9, 0.5, 0.8: median 0.8. The ratio of the medians (90k / 100k) would be 0.9.
+    const on = [result(90_000, 1, 1), result(50_000, 1, 1), result(96_000, 1, 1)];
+    const off = [result(100_000, 1, 1), result(100_000, 1, 1), result(120_000, 1, 1)];
+    const pairs = on.map((o, i) => featureComparison('sigma', o, off[i]!, []));
+    const r = featureRepetitions(pairs, summariseRepetitions(on, []), summariseRepetitions(off, []));
+    expect(r).toMatchObject({ pairs: 3, ratio: { median: 0.8, min: 0.5, max: 0.9 }, goal: 0.8 });
+    expect(formatFeatureRepetitions(r)).toContain('Sigma on / off, saturate, 3 pairs: ratio 0.8 (0.5–0.9) (goal ≥ 0.8)');
+  });
+
   it('refuses a value other than on, off or both, and both flags at once (usage errors)', async () => {
+    expect(await usageExit(['--scenario', 'saturate', '--reps', '0'])).toBe(64);
+    expect(await usageExit(['--scenario', 'saturate', '--reps', '1.5'])).toBe(64);
     expect(await usageExit(['--scenario', 'saturate', '--sigma', 'sometimes'])).toBe(64);
     expect(await usageExit(['--scenario', 'saturate', '--analytics', 'maybe'])).toBe(64);
     expect(await usageExit(['--scenario', 'saturate', '--sigma', 'both', '--analytics', 'both'])).toBe(64);

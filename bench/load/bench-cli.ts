@@ -14,25 +14,31 @@ import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
 import { formatResultTable } from './result-table.js';
+import { formatRepetitions, summariseRepetitions, type RepetitionSummary } from './repetitions.js';
 import { runScenario, type BenchResult } from './runner.js';
+import { roundSpread, spread, type Spread } from '../spread.js';
 import { listScenarios, loadScenario, parseScenario } from './scenario.js';
 
 export const BENCH_USAGE = `kiseki bench — load and micro benchmarks (docs/BENCHMARKS.md)
 
 Usage:
-  kiseki bench [--scenario steady-1k] [--duration S] [--warmup S] [--agents N] [--eps E]
+  kiseki bench [--scenario steady-1k] [--reps N] [--duration S] [--warmup S] [--agents N] [--eps E]
                [--seed N] [--clients N] [--out DIR] [--no-baselines] [--profile DIR] [--quiet]
   kiseki bench --list
   kiseki bench --micro [NAME]        run bench/micro/*.bench.ts (decode, lmdb-keys, rules, export)
   kiseki bench --syslog [--lines N]  network-log ingest (parse + store) vs rsyslog imtcp -> omfile, median of 3
 
   --scenario NAME|FILE  a file in bench/load/scenarios (default steady-1k) or a path to a .json
+  --reps N              runs of the scenario (default 3); prints the median of each headline figure with
+                        its min–max spread (bench/results/<scenario>-reps-<date>.json)
   --duration S          measured seconds (fanin: hold time; burst: after the storm; saturate: the 70 % step)
   --out DIR             result folder (default bench/results)
-  --no-baselines        skip the bare-uWS and rsyslog baselines
+  --no-baselines        skip the bare-uWS and rsyslog baselines (without this flag a missing rsyslogd
+                        stops the run before it starts: apt-get install rsyslog)
   --profile DIR         CPU-profile the server (node --cpu-prof, every thread) into DIR; top functions go in the result
-  --sigma on|off|both   Sigma rules in the server's shards (default: as configured, on); both: the scenario runs
-                        with Sigma on, then off, and prints both sustained rates and on / off
+  --sigma on|off|both   Sigma rules in the server's shards (default: as configured, on); both: each repetition
+                        runs the scenario with Sigma on and off (on, off, then off, on, …), and prints both
+                        sustained rates and the median on / off of the pairs with its spread
                         (goal: ≥ 0.8 with the default pack; bench/results/<scenario>-sigma-<date>.json)
   --analytics on|off|both  streaming analytics in the shards, the same way (goal: ≥ 0.9;
                         bench/results/<scenario>-analytics-<date>.json); not with --sigma
@@ -46,6 +52,7 @@ const OPTIONS = {
   agents: { type: 'number' },
   eps: { type: 'number' },
   seed: { type: 'number' },
+  reps: { type: 'number' },
   clients: { type: 'number' },
   out: { type: 'string' },
   'no-baselines': { type: 'boolean' },
@@ -140,6 +147,59 @@ export interface FeatureComparison {
   results: string[];
 }
 
+/** N on / off pairs of one scenario: the median on / off ratio with its spread, and each pair. */
+export interface FeatureRepetitions {
+  feature: ComparedFeature;
+  scenario: string;
+  kind: string;
+  goal: number;
+  pairs: number;
+  /** on / off of the sustained rate, over the pairs. */
+  ratio: Spread | null;
+  /** saturate: on / off of the throughput ceilings. */
+  ceilingRatio?: Spread | null;
+  /** off / on of the server CPU per million events. */
+  efficiencyRatio: Spread | null;
+  on: RepetitionSummary;
+  off: RepetitionSummary;
+  comparisons: FeatureComparison[];
+}
+
+/** Summarises the pairs (`comparisons[i]` compares `on[i]` with `off[i]`). */
+export function featureRepetitions(comparisons: readonly FeatureComparison[], on: RepetitionSummary, off: RepetitionSummary): FeatureRepetitions {
+  const first = comparisons[0];
+  if (first === undefined) throw new RangeError('no pairs to summarise');
+  const of = (xs: (number | null | undefined)[]): Spread | null => {
+    const v = xs.filter((x): x is number => typeof x === 'number');
+    return v.length === 0 ? null : roundSpread(spread(v), 3);
+  };
+  return {
+    feature: first.feature,
+    scenario: first.scenario,
+    kind: first.kind,
+    goal: first.goal,
+    pairs: comparisons.length,
+    ratio: of(comparisons.map((c) => c.ratio)),
+    ...(first.ceilings === undefined ? {} : { ceilingRatio: of(comparisons.map((c) => c.ceilings?.ratio)) }),
+    efficiencyRatio: of(comparisons.map((c) => c.cpuSecondsPerMillionEvents.efficiencyRatio)),
+    on,
+    off,
+    comparisons: [...comparisons],
+  };
+}
+
+/** The pairs' summary as a few terminal lines. */
+export function formatFeatureRepetitions(r: FeatureRepetitions): string {
+  const sp = (x: Spread | null | undefined): string => (x == null ? '—' : `${x.median} (${x.min}–${x.max})`);
+  const lines = [
+    `${FEATURES[r.feature].label} on / off, ${r.scenario}, ${r.pairs} pair${r.pairs === 1 ? '' : 's'}: ratio ${sp(r.ratio)} (goal ≥ ${r.goal})`,
+    `  server CPU per million events, off / on: ${sp(r.efficiencyRatio)}`,
+  ];
+  if (r.ceilingRatio !== undefined) lines.push(`  throughput ceilings, on / off: ${sp(r.ceilingRatio)}`);
+  lines.push(formatRepetitions(r.on), formatRepetitions(r.off));
+  return lines.join('\n');
+}
+
 /** Compares two runs of one scenario, the feature on and off. */
 export function featureComparison(feature: ComparedFeature, on: BenchResult, off: BenchResult, files: string[]): FeatureComparison {
   const ratio = (a: number | null | undefined, b: number | null | undefined): number | null => (typeof a === 'number' && typeof b === 'number' && b > 0 ? Math.round((1000 * a) / b) / 1000 : null);
@@ -226,6 +286,8 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     const scenario = parseScenario({ ...base, ...overrides }, `scenario ${base.name} with flags`);
 
     const { feature, runs: variants } = featureVariants(values);
+    const reps = num(values, 'reps') ?? 3;
+    if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw usageError('--reps must be a whole number from 1 to 20');
 
     const controller = new AbortController();
     const onSignal = (): void => controller.abort();
@@ -233,27 +295,50 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     process.once('SIGTERM', onSignal);
     try {
       const done: { variant: string | undefined; result: BenchResult; file: string }[] = [];
-      for (const v of variants) {
-        const { result, file } = await runScenario({
-          scenario,
-          // The baselines do not depend on the feature: measured once, with the first run.
-          baselines: !values['no-baselines'] && done.length === 0,
-          ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
-          ...(values.quiet ? { log: () => undefined } : {}),
-          ...(typeof values.profile === 'string' ? { profileDir: join(values.profile, v.variant ?? '') } : {}),
-          ...(v.env === undefined ? {} : { serverEnv: v.env }),
-          ...(v.variant === undefined ? {} : { variant: v.variant }),
-          signal: controller.signal,
-        });
-        process.stdout.write(`${v.variant === undefined ? '' : `[${v.variant}]\n`}${formatResultTable(result)}\nresult: ${file}\n`);
-        done.push({ variant: v.variant, result, file });
+      const outDir = typeof values.out === 'string' ? values.out : paths.resultsDir;
+      const stamp = (): string => new Date().toISOString().replace(/[:.]/g, '-');
+      for (let rep = 0; rep < reps; rep++) {
+        // On, off, then off, on: a drift of the shared machine's load falls on both variants alike.
+        const order = rep % 2 === 0 ? variants : [...variants].reverse();
+        for (const v of order) {
+          if (reps > 1) process.stderr.write(`[bench] repetition ${rep + 1} of ${reps}${v.variant === undefined ? '' : `, ${v.variant}`}\n`);
+          const { result, file } = await runScenario({
+            scenario,
+            // The baselines do not depend on the feature or the repetition: measured once, with the first run.
+            baselines: !values['no-baselines'] && done.length === 0,
+            ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
+            ...(values.quiet ? { log: () => undefined } : {}),
+            ...(typeof values.profile === 'string' ? { profileDir: join(values.profile, v.variant ?? '', reps > 1 ? `rep-${rep + 1}` : '') } : {}),
+            ...(v.env === undefined ? {} : { serverEnv: v.env }),
+            ...(v.variant === undefined ? {} : { variant: v.variant }),
+            signal: controller.signal,
+          });
+          process.stdout.write(`${v.variant === undefined ? '' : `[${v.variant}]\n`}${formatResultTable(result)}\nresult: ${file}\n`);
+          done.push({ variant: v.variant, result, file });
+        }
       }
-      if (done.length === 2 && feature !== undefined) {
-        const outDir = typeof values.out === 'string' ? values.out : paths.resultsDir;
-        const summary = featureComparison(feature, done[0]!.result, done[1]!.result, done.map((d) => d.file));
-        const file = join(outDir, `${scenario.name}-${feature}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+      const runsOf = (variant: string | undefined) => done.filter((d) => d.variant === variant);
+      if (feature !== undefined && variants.length === 2) {
+        const on = runsOf(variants[0]!.variant);
+        const off = runsOf(variants[1]!.variant);
+        const comparisons = on.map((o, i) => featureComparison(feature, o.result, off[i]!.result, [o.file, off[i]!.file]));
+        const summary = featureRepetitions(
+          comparisons,
+          summariseRepetitions(on.map((d) => d.result), on.map((d) => d.file)),
+          summariseRepetitions(off.map((d) => d.result), off.map((d) => d.file)),
+        );
+        const file = join(outDir, `${scenario.name}-${feature}-${stamp()}.json`);
         writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
-        process.stdout.write(`${formatFeatureComparison(summary)}\nresult: ${file}\n`);
+        for (const c of comparisons) process.stdout.write(`${formatFeatureComparison(c)}\n`);
+        process.stdout.write(`${formatFeatureRepetitions(summary)}\nresult: ${file}\n`);
+      } else if (reps > 1) {
+        for (const v of variants) {
+          const runs = runsOf(v.variant);
+          const summary = summariseRepetitions(runs.map((d) => d.result), runs.map((d) => d.file));
+          const file = join(outDir, `${scenario.name}${v.variant === undefined ? '' : `-${v.variant}`}-reps-${stamp()}.json`);
+          writeFileSync(file, `${JSON.stringify(summary, null, 2)}\n`);
+          process.stdout.write(`${formatRepetitions(summary)}\nresult: ${file}\n`);
+        }
       }
       return done.every((d) => d.result.countCheck.ok) ? 0 : 1;
     } catch (err) {

@@ -18,7 +18,7 @@ export function formatResultTable(r: BenchResult): string {
   const m = r.machine;
   const lines: string[] = [];
   lines.push(`kiseki bench: ${r.scenario} (${r.kind}), ${n0(r.agents)} agents, ${r.clientProcesses} client process(es), ${r.wallSec} s wall`);
-  lines.push(`machine: ${m.nproc} × ${m.cpuModel}, Node ${m.node}, fd limit ${m.openFilesLimit}, load average ${m.loadAverageAtStart} at start (shared by server, generator, baselines)`);
+  lines.push(`machine: ${m.nproc} × ${m.cpuModel}, Node ${m.node}, fd limit ${m.openFilesLimit}, load average ${m.loadAverageAtStart} at start (shared by server, generator, baselines), commit ${m.commit}`);
   const sustainedLabel = r.kind === 'saturate' ? 'sustained maximum (events/s)' : r.kind === 'burst' ? 'backlog flush (events/s)' : 'sustained events/s';
   lines.push(row(sustainedLabel, `${n0(r.eventsPerSec)}   (offered ${n0(r.offeredEventsPerSec)})`));
   lines.push(row('batches/s', n0(r.batchesPerSec)));
@@ -38,7 +38,8 @@ export function formatResultTable(r: BenchResult): string {
   if (r.throughputCeiling !== undefined) lines.push(row('throughput ceiling (p99 ignored)', n0(r.throughputCeiling)));
   if (r.steps) {
     for (const [i, st] of r.steps.entries()) {
-      lines.push(row(`  step ${i + 1}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'over the limit'}`));
+      const purpose = st.purpose === 'ramp' || st.purpose === undefined ? '' : ` (${st.purpose})`;
+      lines.push(row(`  step ${i + 1}${purpose}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'over the limit'}`));
     }
   }
   const fa = r.fleetActivity;

@@ -47,7 +47,15 @@ describe('load benchmark smoke run (correctness only)', () => {
     expect(result.detections.sent).toBeGreaterThan(0);
     const json = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
     for (const key of ['eventsPerSec', 'ackLatencyMs', 'reportLatencyMs', 'lostBatches', 'baselines', 'machine', 'countCheck']) expect(json).toHaveProperty(key);
+    // The result names the commit it measured.
+    expect(result.machine.commit).toMatch(/^([0-9a-f]{7,}(\+dirty)?|unknown)$/);
   }, 60_000);
+
+  it('stops before starting anything when a baseline program is missing, with its install hint', async () => {
+    const scenario = loadScenario('smoke', paths.scenariosDir);
+    const run = runScenario({ scenario, baselines: true, outDir, log: () => undefined, findRsyslogd: () => undefined });
+    await expect(run).rejects.toMatchObject({ code: 'ERR_BENCH_BASELINE_MISSING', details: { install: 'apt-get install rsyslog' } });
+  });
 });
 
 describe('load benchmark with fleet activity (correctness only)', () => {

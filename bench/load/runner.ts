@@ -12,12 +12,13 @@
  * Every process it spawns is tracked and stopped at the end, also on failure
  * or abort; every wait is bounded.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths, assertBuilt, type BenchPaths } from './bench-paths.js';
-import { runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
+import { findRsyslogd, runRsyslogBaseline, type RsyslogBaselineResult } from './baselines/rsyslog-baseline.js';
 import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
 import {
   BENCH_SUPPORT_ID,
@@ -38,6 +39,7 @@ import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSna
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
 import type { Scenario } from './scenario.js';
+import { StepSearch, type StepPurpose } from './step-search.js';
 
 /** Options of {@link runScenario}. */
 export interface RunOptions {
@@ -62,6 +64,8 @@ export interface RunOptions {
   variant?: string;
   /** Runs on the data directory after kiseki stopped and before it is removed (e.g. reading what was stored). */
   afterStop?: (dataDir: string) => Promise<void>;
+  /** Where rsyslogd is (default: PATH and the sbin folders); a test passes one that finds nothing. */
+  findRsyslogd?: () => string | undefined;
 }
 
 /** The machine a result came from. */
@@ -74,6 +78,8 @@ export interface MachineNote {
   openFilesLimit: number;
   /** 1-minute load average when the run started (anything well above nproc means other work shared the cores). */
   loadAverageAtStart: number;
+  /** The commit measured (`git rev-parse --short HEAD`, `+dirty` with uncommitted changes), or 'unknown' outside a clone. */
+  commit: string;
   note: string;
 }
 
@@ -96,6 +102,8 @@ export interface WindowStats {
 export interface SaturateStep extends WindowStats {
   eventsPerAgentPerSec: number;
   passed: boolean;
+  /** Why the step ran (bench/load/step-search.ts): the ramp, a second run of a rate that held, a midpoint. */
+  purpose: StepPurpose;
 }
 
 /** The result JSON (`bench/results/<scenario>-<date>.json`). */
@@ -162,6 +170,17 @@ export interface BenchResult {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (n: number, d = 0): number => Math.round(n * 10 ** d) / 10 ** d;
 
+/** The checked-out commit of this repository, marked `+dirty` when tracked files changed since. */
+function gitCommit(): string {
+  const git = (args: string[]): string => execFileSync('git', args, { cwd: benchPaths().root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const head = git(['rev-parse', '--short', 'HEAD']);
+    return git(['status', '--porcelain', '--untracked-files=no']) === '' ? head : `${head}+dirty`;
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Reads the machine note of this host. */
 export function machineNote(): MachineNote {
   let cpuModel = 'unknown';
@@ -178,6 +197,7 @@ export function machineNote(): MachineNote {
     memoryGiB: round(totalmem() / 2 ** 30, 1),
     openFilesLimit: openFilesLimit(),
     loadAverageAtStart: round(loadavg()[0] ?? 0, 2),
+    commit: gitCommit(),
     note: 'server, load generator and baselines share this machine; on a shared VM run-to-run variance is up to ~30 %',
   };
 }
@@ -212,6 +232,10 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
   const s = options.scenario;
   const paths = options.paths ?? benchPaths();
   assertBuilt(paths);
+  // A missing baseline stops the run before it starts: a result without its baseline cannot be compared.
+  if ((options.baselines ?? true) && s.kind !== 'fanin' && (options.findRsyslogd ?? findRsyslogd)() === undefined) {
+    throw new KisekiError('ERR_BENCH_BASELINE_MISSING', { reason: 'rsyslogd, the rsyslog baseline, is not installed: apt-get install rsyslog, or run with --no-baselines', baseline: 'rsyslog', install: 'apt-get install rsyslog' });
+  }
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const outDir = options.outDir ?? paths.resultsDir;
   const startedAt = new Date();
@@ -340,32 +364,42 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     if (s.kind === 'saturate' && s.saturate) {
       const cfg = s.saturate;
       steps = [];
-      let eps = cfg.startEventsPerAgentPerSec;
-      f.setRate(eps);
+      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, refineSteps: cfg.refineSteps, confirm: cfg.confirm });
+      f.setRate(cfg.startEventsPerAgentPerSec);
       f.generate(true);
       setPhase('warm-up', s.warmupSec);
       await wait(s.warmupSec * 1000);
-      for (let i = 0; i < cfg.maxSteps; i++) {
+      /** A step after one that did not hold starts from the backlog that one left: drained first (at most 30 s). */
+      const drainBacklog = async (eps: number): Promise<void> => {
         f.setRate(eps);
-        setPhase(`step ${i + 1} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
+        setPhase('draining the backlog', 30);
+        const until = performance.now() + 30_000;
+        while (performance.now() < until && f.progress().counters.unackedBatches > agents * 2) await wait(250);
+      };
+      for (let step = search.next(), i = 1; step !== undefined; step = search.next(), i++) {
+        const eps = step.rate;
+        if (step.purpose !== 'ramp') await drainBacklog(eps);
+        f.setRate(eps);
+        const label = `step ${i}${step.purpose === 'ramp' ? '' : ` (${step.purpose})`}`;
+        setPhase(`${label} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
         await wait(cfg.settleSec * 1000);
         const a = await snap();
-        setPhase(`step ${i + 1} (${fmtRate(offered(eps))} ev/s offered)`, cfg.stepSec);
+        setPhase(`${label} (${fmtRate(offered(eps))} ev/s offered)`, cfg.stepSec);
         await wait(cfg.stepSec * 1000);
         const b = await snap();
         const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps));
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
         const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp;
-        steps.push({ ...w, eventsPerAgentPerSec: round(eps, 2), passed });
-        log(`[${s.name}] step ${i + 1}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${passed ? 'held' : keptUp ? 'p99 over the limit' : 'fell behind'}`);
-        // The ramp goes on while the server keeps up, so the throughput ceiling is known even when the tail is not.
-        if (!keptUp) break;
-        eps *= cfg.factor;
+        steps.push({ ...w, eventsPerAgentPerSec: round(eps, 2), passed, purpose: step.purpose });
+        log(`[${s.name}] ${label}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${passed ? 'held' : keptUp ? 'p99 over the limit' : 'fell behind'}`);
+        search.record({ held: passed, keptUp });
       }
-      const best = steps.filter((x) => x.passed).sort((x, y) => y.eventsPerSec - x.eventsPerSec)[0];
+      // The maximum is the lowest acked rate among the runs at the rate the search settled on (each held).
+      const maxRate = search.maximum;
+      const best = maxRate === undefined ? undefined : steps.filter((x) => x.passed && x.eventsPerAgentPerSec === round(maxRate, 2)).sort((x, y) => x.eventsPerSec - y.eventsPerSec)[0];
       const ceiling = steps.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec)[0];
       throughputCeiling = ceiling?.eventsPerSec ?? 0;
-      if (!best) notes.push(`no step kept ack p99 ≤ ${cfg.ackP99LimitMs} ms: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
+      if (!best) notes.push(`no rate kept ack p99 ≤ ${cfg.ackP99LimitMs} ms${cfg.confirm ? ' twice' : ''}: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
       const ref = best ?? ceiling;
       if (ref) {
         const eps70 = ref.eventsPerAgentPerSec * 0.7;
