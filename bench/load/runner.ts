@@ -369,18 +369,29 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       f.generate(true);
       setPhase('warm-up', s.warmupSec);
       await wait(s.warmupSec * 1000);
-      /** A step after one that did not hold starts from the backlog that one left: drained first (at most 30 s). */
-      const drainBacklog = async (eps: number): Promise<void> => {
+      /**
+       * After a step that missed its limits the next one would measure the backlog that step left: the agents'
+       * unacked batches and the events the shards have not processed yet. Waits (at most 60 s) until both are gone.
+       */
+      const recover = async (eps: number): Promise<void> => {
         f.setRate(eps);
-        setPhase('draining the backlog', 30);
-        const until = performance.now() + 30_000;
-        while (performance.now() < until && f.progress().counters.unackedBatches > agents * 2) await wait(250);
+        setPhase('recovering: agents and shards catching up', 60);
+        const until = performance.now() + 60_000;
+        for (;;) {
+          const m = await guard(scrapeMetrics(srv.httpPort));
+          const shardLag = (sampleValue(m, 'kiseki_ingest_events_total') ?? 0) - (sampleValue(m, 'kiseki_engine_events_total') ?? 0);
+          if (f.progress().counters.unackedBatches <= agents * 2 && shardLag <= Math.max(offered(eps), 10_000)) return;
+          if (performance.now() > until) {
+            notes.push(`a step started before the server had recovered from the one before (shards ${shardLag} events behind after 60 s)`);
+            return;
+          }
+          await wait(500);
+        }
       };
-      for (let step = search.next(), i = 1; step !== undefined; step = search.next(), i++) {
-        const eps = step.rate;
-        if (step.purpose !== 'ramp') await drainBacklog(eps);
+      let stepNo = 0;
+      const runStep = async (eps: number, purpose: StepPurpose): Promise<SaturateStep> => {
         f.setRate(eps);
-        const label = `step ${i}${step.purpose === 'ramp' ? '' : ` (${step.purpose})`}`;
+        const label = `step ${++stepNo}${purpose === 'ramp' ? '' : ` (${purpose})`}`;
         setPhase(`${label} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
         await wait(cfg.settleSec * 1000);
         const a = await snap();
@@ -390,23 +401,26 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps));
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
         const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp;
-        steps.push({ ...w, eventsPerAgentPerSec: round(eps, 2), passed, purpose: step.purpose });
         log(`[${s.name}] ${label}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${passed ? 'held' : keptUp ? 'p99 over the limit' : 'fell behind'}`);
-        search.record({ held: passed, keptUp });
+        const step: SaturateStep = { ...w, eventsPerAgentPerSec: round(eps, 2), passed, purpose };
+        steps!.push(step);
+        return step;
+      };
+      let previous: SaturateStep | undefined;
+      for (let next = search.next(); next !== undefined; next = search.next()) {
+        if (previous !== undefined && !previous.passed) await recover(next.rate);
+        previous = await runStep(next.rate, next.purpose);
+        search.record({ held: previous.passed, keptUp: previous.eventsPerSec >= cfg.minAchievedRatio * previous.offeredEventsPerSec });
       }
       // The maximum is the lowest acked rate among the runs at the rate the search settled on (each held).
       const maxRate = search.maximum;
       const best = maxRate === undefined ? undefined : steps.filter((x) => x.passed && x.eventsPerAgentPerSec === round(maxRate, 2)).sort((x, y) => x.eventsPerSec - y.eventsPerSec)[0];
-      const ceiling = steps.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec)[0];
-      throughputCeiling = ceiling?.eventsPerSec ?? 0;
+      const keptUpSteps = (): SaturateStep[] => steps!.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec);
       if (!best) notes.push(`no rate kept ack p99 ≤ ${cfg.ackP99LimitMs} ms${cfg.confirm ? ' twice' : ''}: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
-      const ref = best ?? ceiling;
+      const ref = best ?? keptUpSteps()[0];
       if (ref) {
         const eps70 = ref.eventsPerAgentPerSec * 0.7;
-        f.setRate(eps70);
-        setPhase('back to 70 %: draining the backlog', 30);
-        const until = performance.now() + 30_000;
-        while (performance.now() < until && f.progress().counters.unackedBatches > agents * 2) await wait(250);
+        await recover(eps70);
         setPhase(`70 % of the maximum (${fmtRate(offered(eps70))} ev/s) settle`, cfg.settleSec + 1);
         await wait((cfg.settleSec + 1) * 1000);
         const a = await snap();
@@ -415,6 +429,18 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         const b = await snap();
         atSeventy = { ...windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps70)), eventsPerAgentPerSec: round(eps70, 2) };
       }
+      // Last, past the knee: the throughput ceiling, where the ramp stopped before the server fell behind.
+      const more = search.ceilingRamp;
+      if (more !== undefined) {
+        await recover(more.from);
+        let eps = more.from;
+        for (let i = 0; i < more.steps; i++, eps *= cfg.factor) {
+          const st = await runStep(eps, 'ceiling');
+          if (st.eventsPerSec < cfg.minAchievedRatio * st.offeredEventsPerSec) break;
+        }
+      }
+      const ceiling = keptUpSteps()[0];
+      throughputCeiling = ceiling?.eventsPerSec ?? 0;
       window = best ?? ceiling ?? (steps[0] as SaturateStep);
       headline = {
         eventsPerSec: best?.eventsPerSec ?? 0,

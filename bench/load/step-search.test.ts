@@ -7,7 +7,7 @@ const CFG: StepSearchConfig = { start: 10, factor: 2, maxSteps: 12, refineSteps:
  * Runs a search against a server whose true maximum is `max` (rates up to it hold, rates up to
  * `ceiling` keep up) and whose `noisy` rates, on their first run only, show the opposite.
  */
-function search(cfg: StepSearchConfig, max: number, ceiling: number, noisy: number[] = []): { steps: [number, StepPurpose][]; maximum: number | undefined } {
+function search(cfg: StepSearchConfig, max: number, ceiling: number, noisy: number[] = []): { steps: [number, StepPurpose][]; maximum: number | undefined; ceilingRamp: { from: number; steps: number } | undefined } {
   const s = new StepSearch(cfg);
   const steps: [number, StepPurpose][] = [];
   const flipped = new Set<number>();
@@ -24,7 +24,7 @@ function search(cfg: StepSearchConfig, max: number, ceiling: number, noisy: numb
     s.record({ held, keptUp: held || step.rate <= ceiling });
   }
   expect(s.done).toBe(true);
-  return { steps, maximum: s.maximum };
+  return { steps, maximum: s.maximum, ceilingRamp: s.ceilingRamp };
 }
 
 describe('StepSearch', () => {
@@ -34,7 +34,7 @@ describe('StepSearch', () => {
       [10, 'ramp'],
       [20, 'ramp'],
       [40, 'ramp'],
-      [80, 'ramp'], // p99 over the limit but kept up: the ramp goes on for the ceiling
+      [80, 'ramp'], // p99 over the limit but kept up: may be one noisy step, the ramp goes on
       [160, 'ramp'], // fell behind
       [40, 'confirm'],
       [56.57, 'refine'], // √(40·80): did not hold
@@ -42,6 +42,23 @@ describe('StepSearch', () => {
       [47.57, 'confirm'],
     ]);
     expect(r.maximum).toBeCloseTo(47.57, 2);
+    // The ramp found the ceiling already: nothing left to ramp.
+    expect(r.ceilingRamp).toBeUndefined();
+  });
+
+  it('stops the ramp at two steps in a row over the ack limit and leaves the ceiling for last', () => {
+    // Keeps up to 1,000 but holds the ack limit only to 50: the ramp stops at 160, not at the ceiling.
+    const r = search({ ...CFG, refineSteps: 0 }, 50, 1000);
+    expect(r.steps).toEqual([
+      [10, 'ramp'],
+      [20, 'ramp'],
+      [40, 'ramp'],
+      [80, 'ramp'],
+      [160, 'ramp'],
+      [40, 'confirm'],
+    ]);
+    expect(r.maximum).toBe(40);
+    expect(r.ceilingRamp).toEqual({ from: 320, steps: 7 });
   });
 
   it('does not take one lucky step for the maximum: a rate that fails its confirmation gives way to the next lower one', () => {

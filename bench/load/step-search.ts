@@ -2,18 +2,22 @@
  * How the saturate scenario looks for its sustained maximum, kept apart from
  * the timing so the order of steps can be tested without running a server.
  *
- * Ramp: the rate rises by `factor` per step while the server keeps up (ack
- * p99 not considered, so the throughput ceiling is known even when the tail
- * is not). Confirm: the highest rate that held is run again, because one
- * lucky step on a shared machine is not a maximum; when the second run does
- * not hold, the next lower rate that held is tried. Refine: the ramp's factor
- * (1.4) leaves the maximum uncertain by 40 %, so the geometric middle between
- * the confirmed rate and the lowest rate above it that did not hold is run
- * (and confirmed), `refineSteps` times.
+ * Ramp: the rate rises by `factor` per step until two steps in a row miss the
+ * ack limit (one may be noise) or one falls behind the offered rate.
+ * Confirm: the highest rate that held is run again, because one lucky step on
+ * a shared machine is not a maximum; when the second run does not hold, the
+ * next lower rate that held is tried. Refine: the ramp's factor (1.4) leaves
+ * the maximum uncertain by 40 %, so the geometric middle between the
+ * confirmed rate and the lowest rate above it that did not hold is run (and
+ * confirmed), `refineSteps` times. The throughput ceiling (ack p99 not
+ * considered) is the runner's last ramp, after every latency figure: a
+ * server pushed past its ceiling needs long to recover, and a step measured
+ * meanwhile says nothing about the maximum.
  */
 
 /** Why a step runs. */
-export type StepPurpose = 'ramp' | 'confirm' | 'refine';
+/** `ceiling`: the runner's last ramp, towards the throughput ceiling (not part of the search). */
+export type StepPurpose = 'ramp' | 'confirm' | 'refine' | 'ceiling';
 
 export interface StepSearchConfig {
   /** The first rate (events per agent per second). */
@@ -41,6 +45,8 @@ export class StepSearch {
   private readonly cfg: StepSearchConfig;
   private phase: StepPurpose | 'done' = 'ramp';
   private rampSteps = 0;
+  private notHeldInARow = 0;
+  private fellBehind = false;
   private current: { rate: number; purpose: StepPurpose } | undefined;
   /** Rates that held in the ramp and were not yet refuted, highest last. */
   private readonly candidates: number[] = [];
@@ -79,7 +85,9 @@ export class StepSearch {
       this.rampSteps++;
       if (outcome.held) this.candidates.push(step.rate);
       else this.refuted.push(step.rate);
-      if (!outcome.keptUp || this.rampSteps >= this.cfg.maxSteps) this.afterRamp();
+      this.notHeldInARow = outcome.held ? 0 : this.notHeldInARow + 1;
+      this.fellBehind = !outcome.keptUp;
+      if (this.fellBehind || this.notHeldInARow >= 2 || this.rampSteps >= this.cfg.maxSteps) this.afterRamp();
       return;
     }
     if (this.phase === 'confirm') {
@@ -110,6 +118,12 @@ export class StepSearch {
 
   get done(): boolean {
     return this.phase === 'done';
+  }
+
+  /** Where a ramp towards the throughput ceiling goes on (the ramp's next rate and the steps left), or undefined when the ramp already fell behind or used every step. */
+  get ceilingRamp(): { from: number; steps: number } | undefined {
+    if (this.phase !== 'done' || this.fellBehind || this.rampSteps >= this.cfg.maxSteps) return undefined;
+    return { from: this.cfg.start * this.cfg.factor ** this.rampSteps, steps: this.cfg.maxSteps - this.rampSteps };
   }
 
   private afterRamp(): void {
