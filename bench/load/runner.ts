@@ -102,7 +102,7 @@ export interface WindowStats {
 export interface SaturateStep extends WindowStats {
   eventsPerAgentPerSec: number;
   passed: boolean;
-  /** Why the step ran (bench/load/step-search.ts): the ramp, a second run of a rate that held, a midpoint. */
+  /** Why the step ran (bench/load/step-search.ts): the ramp, the second run of a rate that missed, the last ramp to the ceiling. */
   purpose: StepPurpose;
 }
 
@@ -364,7 +364,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     if (s.kind === 'saturate' && s.saturate) {
       const cfg = s.saturate;
       steps = [];
-      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, refineSteps: cfg.refineSteps, confirm: cfg.confirm });
+      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, retry: cfg.retry });
       f.setRate(cfg.startEventsPerAgentPerSec);
       f.generate(true);
       setPhase('warm-up', s.warmupSec);
@@ -412,11 +412,10 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         previous = await runStep(next.rate, next.purpose);
         search.record({ held: previous.passed, keptUp: previous.eventsPerSec >= cfg.minAchievedRatio * previous.offeredEventsPerSec });
       }
-      // The maximum is the lowest acked rate among the runs at the rate the search settled on (each held).
       const maxRate = search.maximum;
-      const best = maxRate === undefined ? undefined : steps.filter((x) => x.passed && x.eventsPerAgentPerSec === round(maxRate, 2)).sort((x, y) => x.eventsPerSec - y.eventsPerSec)[0];
+      const best = maxRate === undefined ? undefined : steps.find((x) => x.passed && x.eventsPerAgentPerSec === round(maxRate, 2));
       const keptUpSteps = (): SaturateStep[] => steps!.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec);
-      if (!best) notes.push(`no rate kept ack p99 ≤ ${cfg.ackP99LimitMs} ms${cfg.confirm ? ' twice' : ''}: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
+      if (!best) notes.push(`no step kept ack p99 ≤ ${cfg.ackP99LimitMs} ms: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
       const ref = best ?? keptUpSteps()[0];
       if (ref) {
         const eps70 = ref.eventsPerAgentPerSec * 0.7;

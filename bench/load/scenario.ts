@@ -82,10 +82,8 @@ export const scenarioSchema = z
         ackP99LimitMs: positive.default(100),
         /** A step that acks less than this share of what was offered ends the ramp. */
         minAchievedRatio: z.number().min(0.5).max(1).default(0.95),
-        /** Run the highest rate that held (and each midpoint that held) again before taking it as the maximum. */
-        confirm: z.boolean().default(true),
-        /** Midpoints run between the confirmed maximum and the next rate up (bench/load/step-search.ts). */
-        refineSteps: z.number().int().min(0).max(6).default(2),
+        /** Run a rate that missed its limits once more before it ends the search (bench/load/step-search.ts). */
+        retry: z.boolean().default(true),
       })
       .strict()
       .optional(),

@@ -2,34 +2,30 @@
  * How the saturate scenario looks for its sustained maximum, kept apart from
  * the timing so the order of steps can be tested without running a server.
  *
- * Ramp: the rate rises by `factor` per step until two steps in a row miss the
- * ack limit (one may be noise) or one falls behind the offered rate.
- * Confirm: the highest rate that held is run again, because one lucky step on
- * a shared machine is not a maximum; when the second run does not hold, the
- * next lower rate that held is tried. Refine: the ramp's factor (1.4) leaves
- * the maximum uncertain by 40 %, so the geometric middle between the
- * confirmed rate and the lowest rate above it that did not hold is run (and
- * confirmed), `refineSteps` times. The throughput ceiling (ack p99 not
- * considered) is the runner's last ramp, after every latency figure: a
- * server pushed past its ceiling needs long to recover, and a step measured
- * meanwhile says nothing about the maximum.
+ * The rate rises by `factor` per step. A step that misses its limits (ack p99
+ * over the limit, or the offered rate not acked) is run again once before it
+ * ends the search, because one step on a shared machine can miss by bad luck:
+ * when the second run holds, the ramp goes on. The sustained maximum is the
+ * highest rate that held. Rates that held are not run again at the end: past
+ * the knee the server needs minutes to recover (its shards, report rendering
+ * and heap catch up; measured: every rate down to 10k events/s then showed ack
+ * p99 of 180–800 ms), so a second look after the knee would measure that, not
+ * the rate. The throughput ceiling (ack p99 not considered) is the runner's
+ * last ramp, after every latency figure, for the same reason.
  */
 
-/** Why a step runs. */
-/** `ceiling`: the runner's last ramp, towards the throughput ceiling (not part of the search). */
-export type StepPurpose = 'ramp' | 'confirm' | 'refine' | 'ceiling';
+/** Why a step runs: the ramp, the second run of a rate that missed, or (the runner's) last ramp to the ceiling. */
+export type StepPurpose = 'ramp' | 'retry' | 'ceiling';
 
 export interface StepSearchConfig {
   /** The first rate (events per agent per second). */
   start: number;
-  /** Rate multiplier between ramp steps (> 1). */
+  /** Rate multiplier between steps (> 1). */
   factor: number;
-  /** Most ramp steps. */
+  /** Most steps, retries included. */
   maxSteps: number;
-  /** Midpoints run between the confirmed maximum and the next rate up (0: none). */
-  refineSteps: number;
-  /** Run the candidate maximum (and each midpoint that held) a second time before accepting it. */
-  confirm: boolean;
+  /** Run a rate that missed once more before it ends the search. */
+  retry: boolean;
 }
 
 /** What a step showed. */
@@ -43,36 +39,23 @@ export interface StepOutcome {
 /** The search's state; `next()` names the step to run, `record()` what it showed. */
 export class StepSearch {
   private readonly cfg: StepSearchConfig;
-  private phase: StepPurpose | 'done' = 'ramp';
-  private rampSteps = 0;
-  private notHeldInARow = 0;
-  private fellBehind = false;
+  private steps = 0;
+  private rate: number;
+  private retrying = false;
   private current: { rate: number; purpose: StepPurpose } | undefined;
-  /** Rates that held in the ramp and were not yet refuted, highest last. */
-  private readonly candidates: number[] = [];
-  /** Rates that did not hold at least once. */
-  private readonly refuted: number[] = [];
-  private confirmed: number | undefined;
-  private refineLeft: number;
-  /** The midpoint under test and whether its first run held. */
-  private midpoint: { rate: number; heldOnce: boolean } | undefined;
+  private held: number | undefined;
+  private fellBehind = false;
+  private over = false;
 
   constructor(cfg: StepSearchConfig) {
     if (!(cfg.factor > 1) || !(cfg.start > 0) || cfg.maxSteps < 1) throw new RangeError('step search: start > 0, factor > 1 and maxSteps ≥ 1');
     this.cfg = cfg;
-    this.refineLeft = cfg.refineSteps;
+    this.rate = cfg.start;
   }
 
   /** The step to run next, or undefined when the search is over. */
   next(): { rate: number; purpose: StepPurpose } | undefined {
-    if (this.current !== undefined) return this.current;
-    if (this.phase === 'done') return undefined;
-    if (this.phase === 'ramp') this.current = { rate: this.cfg.start * this.cfg.factor ** this.rampSteps, purpose: 'ramp' };
-    else if (this.phase === 'confirm') this.current = { rate: this.candidates.at(-1)!, purpose: 'confirm' };
-    else {
-      const m = this.midpoint!;
-      this.current = { rate: m.rate, purpose: m.heldOnce ? 'confirm' : 'refine' };
-    }
+    if (this.current === undefined && !this.over) this.current = { rate: this.rate, purpose: this.retrying ? 'retry' : 'ramp' };
     return this.current;
   }
 
@@ -81,83 +64,29 @@ export class StepSearch {
     const step = this.current;
     if (step === undefined) throw new Error('step search: record() without next()');
     this.current = undefined;
-    if (this.phase === 'ramp') {
-      this.rampSteps++;
-      if (outcome.held) this.candidates.push(step.rate);
-      else this.refuted.push(step.rate);
-      this.notHeldInARow = outcome.held ? 0 : this.notHeldInARow + 1;
-      this.fellBehind = !outcome.keptUp;
-      if (this.fellBehind || this.notHeldInARow >= 2 || this.rampSteps >= this.cfg.maxSteps) this.afterRamp();
-      return;
-    }
-    if (this.phase === 'confirm') {
-      this.candidates.pop();
-      if (outcome.held) this.accept(step.rate);
-      else {
-        this.refuted.push(step.rate);
-        this.chooseCandidate();
-      }
-      return;
-    }
-    // Refine: a midpoint holds when its run (and, with confirm, its second run) held.
-    const m = this.midpoint!;
-    if (outcome.held && this.cfg.confirm && !m.heldOnce) {
-      m.heldOnce = true;
-      return;
-    }
-    this.midpoint = undefined;
-    if (outcome.held) this.confirmed = m.rate;
-    else this.refuted.push(m.rate);
-    this.refineOrFinish();
+    this.steps++;
+    this.fellBehind = !outcome.keptUp;
+    if (outcome.held) {
+      this.held = step.rate;
+      this.retrying = false;
+      this.rate = step.rate * this.cfg.factor;
+    } else if (this.cfg.retry && !this.retrying) this.retrying = true;
+    else this.over = true;
+    if (this.steps >= this.cfg.maxSteps) this.over = true;
   }
 
-  /** The highest rate that held (twice, with confirm); undefined while searching or when none did. */
+  /** The highest rate that held; undefined while searching or when none did. */
   get maximum(): number | undefined {
-    return this.phase === 'done' ? this.confirmed : undefined;
+    return this.over ? this.held : undefined;
   }
 
   get done(): boolean {
-    return this.phase === 'done';
+    return this.over;
   }
 
-  /** Where a ramp towards the throughput ceiling goes on (the ramp's next rate and the steps left), or undefined when the ramp already fell behind or used every step. */
+  /** Where a ramp towards the throughput ceiling goes on (the rate above the last step and the steps left), or undefined when the search ended behind the offered rate or used every step. */
   get ceilingRamp(): { from: number; steps: number } | undefined {
-    if (this.phase !== 'done' || this.fellBehind || this.rampSteps >= this.cfg.maxSteps) return undefined;
-    return { from: this.cfg.start * this.cfg.factor ** this.rampSteps, steps: this.cfg.maxSteps - this.rampSteps };
-  }
-
-  private afterRamp(): void {
-    this.candidates.sort((a, b) => a - b);
-    this.chooseCandidate();
-  }
-
-  private chooseCandidate(): void {
-    if (this.candidates.length === 0) {
-      this.phase = 'done';
-      return;
-    }
-    if (!this.cfg.confirm) {
-      this.accept(this.candidates.pop()!);
-      return;
-    }
-    this.phase = 'confirm';
-  }
-
-  private accept(rate: number): void {
-    this.confirmed = rate;
-    this.phase = 'refine';
-    this.refineOrFinish();
-  }
-
-  private refineOrFinish(): void {
-    const lo = this.confirmed!;
-    let hi = Infinity;
-    for (const r of this.refuted) if (r > lo && r < hi) hi = r;
-    if (this.refineLeft <= 0 || hi === Infinity) {
-      this.phase = 'done';
-      return;
-    }
-    this.refineLeft--;
-    this.midpoint = { rate: Math.sqrt(lo * hi), heldOnce: false };
+    if (!this.over || this.fellBehind || this.steps >= this.cfg.maxSteps) return undefined;
+    return { from: this.rate * this.cfg.factor, steps: this.cfg.maxSteps - this.steps };
   }
 }
