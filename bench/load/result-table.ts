@@ -39,7 +39,8 @@ export function formatResultTable(r: BenchResult): string {
   if (r.steps) {
     for (const [i, st] of r.steps.entries()) {
       const purpose = st.purpose === 'ramp' || st.purpose === undefined ? '' : ` (${st.purpose})`;
-      lines.push(row(`  step ${i + 1}${purpose}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'over the limit'}`));
+      const shards = st.shardEventsPerSec === undefined ? '' : `, shards ${n0(st.shardEventsPerSec)}${st.shardsKeptUp ? '' : ' (behind)'}`;
+      lines.push(row(`  step ${i + 1}${purpose}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}${shards}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'missed'}`));
     }
   }
   const fa = r.fleetActivity;

@@ -101,6 +101,11 @@ export interface WindowStats {
 
 export interface SaturateStep extends WindowStats {
   eventsPerAgentPerSec: number;
+  /** Events the shards processed per second in the window (correlation, Sigma, analytics). */
+  shardEventsPerSec: number;
+  /** The shards processed at least 90 % of what was stored in the window: their backlog did not grow. */
+  shardsKeptUp: boolean;
+  /** Ack p99 within the limit, the offered rate acked, and the shards kept up. */
   passed: boolean;
   /** Why the step ran (bench/load/step-search.ts): the ramp, the second run of a rate that missed, the last ramp to the ceiling. */
   purpose: StepPurpose;
@@ -388,6 +393,11 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
           await wait(500);
         }
       };
+      /** Events stored and events the shards processed so far (the server's counters). */
+      const shardCounts = async (): Promise<{ stored: number; processed: number }> => {
+        const m = await guard(scrapeMetrics(srv.httpPort));
+        return { stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 };
+      };
       let stepNo = 0;
       const runStep = async (eps: number, purpose: StepPurpose): Promise<SaturateStep> => {
         f.setRate(eps);
@@ -395,14 +405,22 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         setPhase(`${label} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
         await wait(cfg.settleSec * 1000);
         const a = await snap();
+        const ca = await shardCounts();
         setPhase(`${label} (${fmtRate(offered(eps))} ev/s offered)`, cfg.stepSec);
         await wait(cfg.stepSec * 1000);
         const b = await snap();
+        const cb = await shardCounts();
         const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps));
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
-        const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp;
-        log(`[${s.name}] ${label}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${passed ? 'held' : keptUp ? 'p99 over the limit' : 'fell behind'}`);
-        const step: SaturateStep = { ...w, eventsPerAgentPerSec: round(eps, 2), passed, purpose };
+        // Acks alone do not make a rate sustainable: shards that fall behind lose the detections' seconds-old promise.
+        const stored = cb.stored - ca.stored;
+        const processed = cb.processed - ca.processed;
+        const shardsKeptUp = processed >= 0.9 * stored;
+        const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp && shardsKeptUp;
+        const verdict = passed ? 'held' : !keptUp ? 'fell behind' : !shardsKeptUp ? 'shards fell behind' : 'p99 over the limit';
+        const shardEventsPerSec = Math.round(processed / w.seconds);
+        log(`[${s.name}] ${label}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, shards ${fmtRate(shardEventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${verdict}`);
+        const step: SaturateStep = { ...w, eventsPerAgentPerSec: round(eps, 2), shardEventsPerSec, shardsKeptUp, passed, purpose };
         steps!.push(step);
         return step;
       };
