@@ -433,7 +433,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       const maxRate = search.maximum;
       const best = maxRate === undefined ? undefined : steps.find((x) => x.passed && x.eventsPerAgentPerSec === round(maxRate, 2));
       const keptUpSteps = (): SaturateStep[] => steps!.filter((x) => x.eventsPerSec >= cfg.minAchievedRatio * x.offeredEventsPerSec).sort((x, y) => y.eventsPerSec - x.eventsPerSec);
-      if (!best) notes.push(`no step kept ack p99 ≤ ${cfg.ackP99LimitMs} ms: the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
+      if (!best) notes.push(`no step held (ack p99 ≤ ${cfg.ackP99LimitMs} ms, the offered rate acked, the shards keeping up): the sustained maximum is below the first step; the 70 % step uses the throughput ceiling instead`);
       const ref = best ?? keptUpSteps()[0];
       if (ref) {
         const eps70 = ref.eventsPerAgentPerSec * 0.7;
