@@ -155,6 +155,24 @@ describe('shard pool alert timings', () => {
 });
 
 describe('shard pool catch-up in slices', () => {
+  it('reports the events a catch-up processes while it runs, not only when the next message arrives', async () => {
+    const device = await enrollDevice();
+    pool = await startPool({ maxQueuedBatches: 2, catchUpSliceMs: 0 });
+    const N = 1500;
+    const entries = [];
+    const bytes: Uint8Array[] = [];
+    for (let lsn = 1; lsn <= N; lsn++) {
+      bytes.push(new Uint8Array(encode([{ ts: lsn * 1000, k: 'file.create', seq: lsn, pg: '{b}', path: `C:\\t\\${lsn}.txt` }])));
+      entries.push(logEntry(lsn, device.tmid, bytes[lsn - 1]!, Date.now(), lsn, lsn, 1));
+    }
+    await store.log.commitBatches(entries, new Map());
+    // Two batches posted, the rest one catch-up; no message follows it (drained() would send one).
+    for (let lsn = 1; lsn <= N; lsn++) pool.dispatch(lsn, device.tmid, bytes[lsn - 1]!, Date.now());
+    expect(pool.stats().skippedToCatchUp).toBeGreaterThan(N / 2);
+    for (let i = 0; i < 1000 && pool.stats().eventsProcessed < N; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pool.stats().eventsProcessed).toBe(N);
+  });
+
   it('processes every batch exactly once, in order, when most of them come back through catch-up, and stores the alert made in it', async () => {
     const device = await enrollDevice();
     let alerts = 0;

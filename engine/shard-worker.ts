@@ -75,7 +75,9 @@ let flushing: Promise<void> | undefined;
 let flushAgain = false;
 
 function reportProgress(): void {
-  if (handled === 0) return;
+  // Events count too, not only handled messages: a catch-up is one message that processes thousands of batches, and
+  // kiseki_engine_events_total stood still for its whole length (the saturate benchmark read 0 events/s from busy shards).
+  if (handled === 0 && core.stats.events === reportedEvents && core.stats.invalidEvents === reportedInvalid) return;
   let quarantined: Record<string, number> | undefined;
   for (const [reason, n] of Object.entries(core.stats.quarantined)) {
     const delta = n - (reportedQuarantined[reason] ?? 0);
