@@ -30,17 +30,19 @@ function detection(id: string, pg: string, at: number): SigmaDetection {
   };
 }
 
+// One temporary store per test, for both describe blocks.
+let dir: string;
+let store: HotStore;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kiseki-detections-'));
+  store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+});
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
 describe('detections of a device by process', () => {
-  let dir: string;
-  let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-detections-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it('returns only the detections of the asked processes in the time range, matching GUIDs in any case, old index entries included', async () => {
     const ds = [detection('sd_a', '{AAAA-1}', 100), detection('sd_b', '{BBBB-2}', 200), detection('sd_c', '{aaaa-1}', 300), detection('sd_d', '{AAAA-1}', 900)];
@@ -72,16 +74,6 @@ describe('detections of a device by process', () => {
 });
 
 describe('notification feed lag', () => {
-  let dir: string;
-  let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-feed-lag-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it('counts the entries after the notifier’s cursor and dates the oldest of them', async () => {
     expect(store.notify.feedLag()).toEqual({ events: 0, oldestAt: undefined });

@@ -374,6 +374,11 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       f.generate(true);
       setPhase('warm-up', s.warmupSec);
       await wait(s.warmupSec * 1000);
+      /** Events stored and events the shards processed so far (the server's counters). */
+      const shardCounts = async (): Promise<{ stored: number; processed: number }> => {
+        const m = await guard(scrapeMetrics(srv.httpPort));
+        return { stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 };
+      };
       /**
        * After a step that missed its limits the next one would measure the backlog that step left: the agents'
        * unacked batches and the events the shards have not processed yet. Waits (at most 60 s) until both are gone.
@@ -383,8 +388,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         setPhase('recovering: agents and shards catching up', 60);
         const until = performance.now() + 60_000;
         for (;;) {
-          const m = await guard(scrapeMetrics(srv.httpPort));
-          const shardLag = (sampleValue(m, 'kiseki_ingest_events_total') ?? 0) - (sampleValue(m, 'kiseki_engine_events_total') ?? 0);
+          const c = await shardCounts();
+          const shardLag = c.stored - c.processed;
           if (f.progress().counters.unackedBatches <= agents * 2 && shardLag <= Math.max(offered(eps), 10_000)) return;
           if (performance.now() > until) {
             notes.push(`a step started before the server had recovered from the one before (shards ${shardLag} events behind after 60 s)`);
@@ -392,11 +397,6 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
           }
           await wait(500);
         }
-      };
-      /** Events stored and events the shards processed so far (the server's counters). */
-      const shardCounts = async (): Promise<{ stored: number; processed: number }> => {
-        const m = await guard(scrapeMetrics(srv.httpPort));
-        return { stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 };
       };
       let stepNo = 0;
       const runStep = async (eps: number, purpose: StepPurpose): Promise<SaturateStep> => {
