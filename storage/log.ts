@@ -107,7 +107,7 @@ export function createLogRepository(t: Tables): LogRepository {
           }
           for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
         });
-        // With overlappingSync the commit is visible before it is on disk: acks wait for the flush.
+        // Acks wait for the disk: without overlappingSync (storage/tables.ts) this resolves at once.
         await log.flushed;
       } catch (err) {
         throw await commitFailure(err);

@@ -116,7 +116,7 @@ export function createNetlogRepository(t: Tables): NetlogRepository {
           netlogFailures.putSync(key, (netlogFailures.get(key) ?? 0) + f.count);
         }
       });
-      // With overlappingSync the commit is visible before it is on disk: onRecords waits for the flush.
+      // onRecords waits for the disk: without overlappingSync (storage/tables.ts) this resolves at once.
       await log.flushed;
       return first;
     },

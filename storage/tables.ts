@@ -162,7 +162,10 @@ export function openTables(options: TablesOptions): Tables {
     const path = `${options.dataDir}/${name}`;
     if (existsSync(path)) checkLmdbFile(path, name);
     try {
-      return open({ path: `${options.dataDir}/${name}`, maxDbs: 128, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly });
+      // overlappingSync off: with it (lmdb-js's default), a `kiseki inspect` opening the environment
+      // while the server wrote cost the server committed, flushed, acked transactions (about 1 in 6
+      // kill -9 end-to-end runs under load). Off, a commit is on disk when it resolves.
+      return open({ path, maxDbs: 128, mapSize: options.mapSizeBytes ?? 1024 * 1024 * 1024, readOnly, overlappingSync: false });
     } catch (cause) {
       throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open', env: name }, { cause });
     }
