@@ -17,7 +17,7 @@ const T0 = Date.parse('2026-11-30T01:00:00Z');
 
 async function commit(store: HotStore, lsn: number, tmid: string, events: object[], recvAt: number): Promise<Uint8Array> {
   const bytes = encode(events);
-  await store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: recvAt, recvAt, first: 1, last: events.length, n: events.length, z: compress(bytes) } }], new Map());
+  await store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: recvAt, recvAt, first: 1, last: events.length, n: events.length, z: compress(bytes) } }]);
   return bytes;
 }
 

@@ -95,7 +95,7 @@ async function rig(intelDir?: string): Promise<Rig> {
       const bytes = encode(events);
       const id = lsn.toString(16).padStart(32, '0');
       const record = { tmid: r.tmid, id, sentAt: 0, recvAt: clock.now(), first: events[0]!.seq, last: events.at(-1)!.seq, n: events.length, z: compress(bytes) };
-      await store.log.commitBatches([{ lsn, record }], new Map());
+      await store.log.commitBatches([{ lsn, record }]);
       r.core.processBatch(lsn, r.tmid, bytes, record.recvAt);
       await r.core.flush();
       return lsn;
@@ -221,7 +221,7 @@ describe('correlator: the black chain', () => {
     await r.feed(before.slice(0, 9));
     const lsn2 = ++r.lsn;
     const bytes = encode(before.slice(9));
-    await r.store.log.commitBatches([{ lsn: lsn2, record: { tmid: r.tmid, id: 'f'.repeat(32), sentAt: 0, recvAt: 0, first: 10, last: 14, n: 5, z: compress(bytes) } }], new Map());
+    await r.store.log.commitBatches([{ lsn: lsn2, record: { tmid: r.tmid, id: 'f'.repeat(32), sentAt: 0, recvAt: 0, first: 10, last: 14, n: 5, z: compress(bytes) } }]);
     r.restart();
     await r.core.flush();
     r.restart(); // twice: the second replay must not add anything

@@ -50,7 +50,7 @@ async function fleetRig() {
       const bytes = encode(withSeq);
       const id = (++lsn).toString(16).padStart(32, '0');
       const record = { tmid, id, sentAt: 0, recvAt: clock.now(), first: withSeq[0]!.seq, last: seq, n: withSeq.length, z: compress(bytes) };
-      await store.log.commitBatches([{ lsn, record }], new Map());
+      await store.log.commitBatches([{ lsn, record }]);
       core.processBatch(lsn, tmid, bytes, record.recvAt);
       await core.flush();
       return withSeq;

@@ -13,10 +13,7 @@ function eventsBytes(kinds: string[]): Uint8Array {
 }
 
 async function commit(store: HotStore, lsn: number, tmid: string, bytes: Uint8Array): Promise<void> {
-  await store.log.commitBatches(
-    [{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 1, n: 1, z: compress(bytes) } }],
-    new Map(),
-  );
+  await store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 1, n: 1, z: compress(bytes) } }]);
 }
 
 function counts(store: HotStore): Record<string, number> {

@@ -71,7 +71,7 @@ describe('shard pool lag', () => {
     const tmid = tmidOnWorker(0, 2);
     for (let lsn = 1; lsn <= 20; lsn++) {
       const events = encode([{ ts: lsn, k: 'proc.start', seq: lsn }]);
-      await store.log.commitBatches([logEntry(lsn, tmid, events, 0, lsn, lsn, 1)], new Map());
+      await store.log.commitBatches([logEntry(lsn, tmid, events, 0, lsn, lsn, 1)]);
       pool.dispatch(lsn, tmid, new Uint8Array(events), 0);
     }
     // Right after dispatch worker 0 has not checkpointed all 20 (its lag is what it still owes).
@@ -118,7 +118,7 @@ describe('shard pool with Sigma', () => {
       { ts: 1000, k: 'proc.start', seq: 1, pg: '{a}', image: 'C:\\Windows\\System32\\whoami.exe', cmd: 'whoami' },
       { ts: 1001, k: 'proc.start', seq: 2, pg: '{b}', image: 'C:\\Windows\\System32\\cmd.exe', cmd: 'cmd' },
     ]);
-    await store.log.commitBatches([logEntry(1, device.tmid, events, 0, 1, 2, 2)], new Map());
+    await store.log.commitBatches([logEntry(1, device.tmid, events, 0, 1, 2, 2)]);
     pool.dispatch(1, device.tmid, new Uint8Array(events), 0);
     await pool.drained(1);
     store.refreshReads();
@@ -140,7 +140,7 @@ describe('shard pool alert timings', () => {
     ]);
     // Received 5 s before dispatch: that time is the queue stage's, not the shard's.
     const recvAt = Date.now() - 5000;
-    await store.log.commitBatches([logEntry(1, device.tmid, events, recvAt, 1, 2, 2)], new Map());
+    await store.log.commitBatches([logEntry(1, device.tmid, events, recvAt, 1, 2, 2)]);
     pool.dispatch(1, device.tmid, new Uint8Array(events), recvAt);
     await pool.drained(1);
     for (let i = 0; i < 500 && calls.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -165,7 +165,7 @@ describe('shard pool catch-up in slices', () => {
       bytes.push(new Uint8Array(encode([{ ts: lsn * 1000, k: 'file.create', seq: lsn, pg: '{b}', path: `C:\\t\\${lsn}.txt` }])));
       entries.push(logEntry(lsn, device.tmid, bytes[lsn - 1]!, Date.now(), lsn, lsn, 1));
     }
-    await store.log.commitBatches(entries, new Map());
+    await store.log.commitBatches(entries);
     // Two batches posted, the rest one catch-up; no message follows it (drained() would send one).
     for (let lsn = 1; lsn <= N; lsn++) pool.dispatch(lsn, device.tmid, bytes[lsn - 1]!, Date.now());
     expect(pool.stats().skippedToCatchUp).toBeGreaterThan(N / 2);
@@ -201,10 +201,10 @@ describe('shard pool catch-up in slices', () => {
     const entry = ([lsn, bytes]: [number, Uint8Array]) => logEntry(lsn, device.tmid, bytes, Date.now(), 2 * lsn - 1, 2 * lsn, 2);
     // 1,500 batches handed over at once: the pool posts two and leaves the rest to one long catch-up. The last 200 are
     // handed over one at a time while it runs, so the pool posts them as batches that must wait behind it.
-    await store.log.commitBatches(batches.slice(0, 1500).map(entry), new Map());
+    await store.log.commitBatches(batches.slice(0, 1500).map(entry));
     for (const [lsn, bytes] of batches.slice(0, 1500)) pool.dispatch(lsn, device.tmid, bytes, Date.now());
     for (const b of batches.slice(1500)) {
-      await store.log.commitBatches([entry(b)], new Map());
+      await store.log.commitBatches([entry(b)]);
       pool.dispatch(b[0], device.tmid, b[1], Date.now());
     }
     expect(pool.stats().skippedToCatchUp).toBeGreaterThan(N / 2);

@@ -96,7 +96,7 @@ async function rig(): Promise<Rig> {
       const bytes = encode(events);
       const id = lsn.toString(16).padStart(32, '0');
       const record = { tmid: x.tmid, id, sentAt: 0, recvAt: clock.now(), first: events[0]!.seq, last: events.at(-1)!.seq, n: events.length, z: compress(bytes) };
-      await store.log.commitBatches([{ lsn, record }], new Map());
+      await store.log.commitBatches([{ lsn, record }]);
       x.core.processBatch(lsn, x.tmid, bytes, record.recvAt);
       if (flush) await x.core.flush();
       return lsn;

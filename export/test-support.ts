@@ -10,14 +10,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compress } from 'zstd-napi';
-import { addSeqRange, openHotStore, type DeviceRecord, type HotStore, type TrailState } from '../storage/index.js';
+import { openHotStore, type DeviceRecord, type HotStore } from '../storage/index.js';
 
 export interface TestStore {
   dir: string;
   store: HotStore;
   /** Next lsn to use. */
   nextLsn: number;
-  trails: Map<string, TrailState>;
   close(): Promise<void>;
 }
 
@@ -28,7 +27,6 @@ export function openTestStore(prefix = 'kiseki-export-'): TestStore {
     dir,
     store,
     nextLsn: 1,
-    trails: new Map(),
     async close() {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
@@ -91,19 +89,7 @@ export async function addBatch(
   const id = times.id ?? batchId();
   const first = (events[0]?.seq as number | undefined) ?? 0;
   const last = (events[events.length - 1]?.seq as number | undefined) ?? 0;
-  const prev = t.trails.get(tmid) ?? t.store.log.trail(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
-  const trail: TrailState = {
-    ranges: events.length > 0 ? addSeqRange(prev.ranges, first, last) : prev.ranges,
-    batches: prev.batches + 1,
-    events: prev.events + events.length,
-    lastLsn: lsn,
-    lastBatchAt: times.recvAt,
-  };
-  t.trails.set(tmid, trail);
-  await t.store.log.commitBatches(
-    [{ lsn, record: { tmid, id, sentAt: times.sentAt ?? times.recvAt - 1000, recvAt: times.recvAt, first, last, n: events.length, z: compress(encode(events)) } }],
-    new Map([[tmid, trail]]),
-  );
+  await t.store.log.commitBatches([{ lsn, record: { tmid, id, sentAt: times.sentAt ?? times.recvAt - 1000, recvAt: times.recvAt, first, last, n: events.length, z: compress(encode(events)) } }]);
   return { lsn, id };
 }
 

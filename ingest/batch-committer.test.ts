@@ -11,6 +11,7 @@ function fakeStore() {
   const committed: BatchToCommit[] = [];
   const state = { full: false, attempts: 0 };
   const store = {
+    refreshReads: () => undefined,
     log: {
       lastLsn: () => 0,
       trail: () => undefined,
@@ -74,5 +75,38 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     state.full = true;
     expect(await submit('c', 3)).toBe('unavailable');
     expect(await submit('a', 1)).toBe('duplicate');
+  });
+
+  it('after a failed group, its batches are not held: their resends are stored, while the seqs of a group still in flight stay held', async () => {
+    const { store, committed } = fakeStore();
+    // Commits answered by hand, so that a second group is in flight when the first fails.
+    const answers: { ok: () => void; fail: () => void }[] = [];
+    store.log.commitBatches = (batches) =>
+      new Promise<void>((resolve, reject) => {
+        answers.push({ ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
+      });
+    const clock = createManualClock(1_000_000);
+    const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock, logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1, retryIntervalMs: 1000 });
+    const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+
+    const a = submit('a', 1);
+    await turn();
+    const b = submit('b', 2);
+    await turn();
+    expect(answers).toHaveLength(2);
+    answers[0]!.fail();
+    expect(await a).toBe('unavailable');
+    clock.advance(1000);
+    // Seq 2 is still waiting in the second group: another id with it is an overlap, not a second copy.
+    expect(await submit('c', 2)).toBe('overlap');
+    answers[1]!.ok();
+    expect(await b).toBe('stored');
+    // Seq 1 was never stored: its resend is accepted.
+    const resent = submit('a', 1);
+    await turn();
+    answers[2]!.ok();
+    expect(await resent).toBe('stored');
+    expect(committed.map((x) => x.record.id[0])).toEqual(['b', 'a']);
   });
 });

@@ -2,8 +2,9 @@
  * Group commit of raw batches: every batch admitted during one event-loop
  * turn is compressed, given the next log sequence number (lsn) and committed
  * in one LMDB transaction together with its batch-id index entry and the
- * device's seq ranges. Acks go out only after that transaction is flushed to
- * disk, in commit order; then each batch is handed to its shard.
+ * device's seq ranges (merged by the log inside that transaction). Acks go
+ * out only after that transaction is flushed to disk, in commit order; then
+ * each batch is handed to its shard.
  *
  * Exactly-once: an id already in the index, or waiting in a commit group, is
  * acked again (as a duplicate) and not stored twice, but only when it carries
@@ -24,7 +25,7 @@ import type { Clock } from '../core/clock.js';
 import { isKisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import { addSeqRange, batchChecksum, type BatchRecord, type BatchToCommit, type HotStore, type TrailState } from '../storage/index.js';
+import { addSeqRange, batchChecksum, type BatchRecord, type BatchToCommit, type HotStore } from '../storage/index.js';
 
 export type CommitOutcome = 'stored' | 'duplicate' | 'conflict' | 'reused' | 'overlap' | 'failed' | 'unavailable';
 
@@ -98,10 +99,12 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   let nextLsn = store.log.lastLsn() + 1;
   let lastCompletedLsn = nextLsn - 1;
   const pendingById = new Map<string, PendingBatch>();
-  /** Trail states of devices seen since start, so ranges merge without a read per batch. */
-  const trailCache = new Map<string, TrailState>();
+  /**
+   * Seq ranges each device holds, stored or waiting in a commit group, for the overlap check
+   * without a read per batch. The stored trail states are the log's to merge (storage/log.ts).
+   */
+  const heldRanges = new Map<string, [number, number][]>();
   let openGroup: PendingBatch[] = [];
-  const dirtyTrails = new Set<string>();
   const inFlight: CommitGroup[] = [];
   let scheduled = false;
   let idleWaiters: (() => void)[] = [];
@@ -109,13 +112,26 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   let failure: (StorageFailure & { retryAt: number }) | undefined;
   metrics.storageWritable.set(1);
 
-  function trailOf(tmid: string): TrailState {
-    let t = trailCache.get(tmid);
-    if (t === undefined) {
-      t = store.log.trail(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
-      trailCache.set(tmid, t);
+  function rangesOf(tmid: string): [number, number][] {
+    let ranges = heldRanges.get(tmid);
+    if (ranges === undefined) {
+      ranges = store.log.trail(tmid)?.ranges ?? [];
+      heldRanges.set(tmid, ranges);
     }
-    return t;
+    return ranges;
+  }
+
+  /** After a failed commit: what the store holds plus the batches still waiting, without the failed group's. */
+  function forgetFailed(group: CommitGroup): void {
+    store.refreshReads();
+    const failed = new Set(group.batches);
+    for (const tmid of new Set(group.batches.map((b) => b.record.tmid))) {
+      let ranges = store.log.trail(tmid)?.ranges ?? [];
+      for (const p of pendingById.values()) {
+        if (p.record.tmid === tmid && !failed.has(p)) ranges = addSeqRange(ranges, p.record.first, p.record.last);
+      }
+      heldRanges.set(tmid, ranges);
+    }
   }
 
   /** Same seq range and same event bytes as the stored or pending copy of the id. */
@@ -156,17 +172,10 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     if (openGroup.length === 0) return;
     const group: CommitGroup = { batches: openGroup, done: false, ok: false };
     openGroup = [];
-    // Snapshot the trail states now: later submits mutate the cache before this group is on disk.
-    const trails = new Map<string, TrailState>();
-    for (const tmid of dirtyTrails) {
-      const t = trailCache.get(tmid)!;
-      trails.set(tmid, { ...t, ranges: t.ranges.map((r) => [r[0], r[1]] as [number, number]) });
-    }
-    dirtyTrails.clear();
     inFlight.push(group);
     const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
     const stopTimer = metrics.ingestCommitSeconds.startTimer();
-    store.log.commitBatches(toCommit, trails).then(
+    store.log.commitBatches(toCommit).then(
       () => {
         stopTimer();
         group.ok = true;
@@ -194,8 +203,8 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         metrics.storageWritable.set(0);
         metrics.storageWriteFailuresTotal.inc();
         metrics.ingestBatchesTotal.inc({ result: 'failed' }, group.batches.length);
-        // The cached trail states include the failed batches: forget them, the store has the truth.
-        for (const b of group.batches) trailCache.delete(b.record.tmid);
+        // The held ranges include the failed batches: their resends must not be refused as overlaps.
+        forgetFailed(group);
         group.done = true;
         completeInOrder();
       },
@@ -223,8 +232,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
         return callback('duplicate');
       }
-      const held = trailOf(batch.tmid);
-      if (overlapsHeld(held.ranges, batch.first, batch.last)) return callback('overlap');
+      if (overlapsHeld(rangesOf(batch.tmid), batch.first, batch.last)) return callback('overlap');
       const now = clock.now();
       if (failure !== undefined && now < failure.retryAt) {
         metrics.ingestBatchesTotal.inc({ result: 'refused' });
@@ -244,13 +252,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         // The checksum that lets the start-up check and the log's readers see damaged bytes (storage/verify.ts).
         c: batchChecksum(z),
       };
-      const trail = trailOf(batch.tmid);
-      trail.ranges = addSeqRange(trail.ranges, batch.first, batch.last);
-      trail.batches++;
-      trail.events += batch.eventCount;
-      trail.lastLsn = lsn;
-      trail.lastBatchAt = now;
-      dirtyTrails.add(batch.tmid);
+      heldRanges.set(batch.tmid, addSeqRange(rangesOf(batch.tmid), batch.first, batch.last));
       const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback] };
       pendingById.set(batch.id, entry);
       openGroup.push(entry);

@@ -35,10 +35,7 @@ function simpleEvents(seq: number, n: number): Record<string, unknown>[] {
 async function addBatch(t: TestStore, tmid: string, events: Record<string, unknown>[], times: { recvAt: number }): Promise<void> {
   const lsn = t.nextLsn++;
   const first = events[0]!.seq as number;
-  await t.store.log.commitBatches(
-    [{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: times.recvAt, recvAt: times.recvAt, first, last: first + events.length - 1, n: events.length, z: compress(encode(events)) } }],
-    new Map(),
-  );
+  await t.store.log.commitBatches([{ lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: times.recvAt, recvAt: times.recvAt, first, last: first + events.length - 1, n: events.length, z: compress(encode(events)) } }]);
 }
 
 /** Sets every virtual shard's checkpoint and state checkpoint. */

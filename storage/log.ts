@@ -30,10 +30,13 @@ export interface LogRepository {
   /** Highest lsn in the batch log, 0 when empty. */
   lastLsn(): number;
   /**
-   * Commits batches atomically with their id index entries and the trail
-   * states given, and resolves once the transaction is flushed to disk.
+   * Commits batches atomically with their id index entries and their devices'
+   * trail states, and resolves once the transaction is flushed to disk. The
+   * trail states are merged inside the transaction from what is stored, so
+   * they never count a batch that is not stored with them (a failed commit
+   * earlier leaves no trace in a later one).
    */
-  commitBatches(batches: readonly BatchToCommit[], trails: ReadonlyMap<string, TrailState>): Promise<void>;
+  commitBatches(batches: readonly BatchToCommit[]): Promise<void>;
   batch(lsn: number): BatchRecord | undefined;
   /** Batches with lsn in [from, toExclusive), ascending: a shard's replay (one forward scan). */
   range(from: number, toExclusive: number): Iterable<{ key: number; value: BatchRecord }>;
@@ -97,15 +100,28 @@ export function createLogRepository(t: Tables): LogRepository {
   };
   return {
     lastLsn,
-    async commitBatches(toCommit, trailStates) {
+    async commitBatches(toCommit) {
       try {
         await log.transaction(() => {
+          const touched = new Map<string, TrailState>();
           for (const { lsn, record } of toCommit) {
             batches.putSync(lsn, record);
             deviceBatches.putSync([record.tmid, lsn], record.n);
             batchIds.putSync(record.id, [lsn, record.tmid]);
+            let trail = touched.get(record.tmid);
+            if (trail === undefined) {
+              // Read inside the write transaction: the state the previous commit left.
+              const stored = trails.get(record.tmid);
+              trail = stored === undefined ? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 } : { ...stored };
+              touched.set(record.tmid, trail);
+            }
+            trail.ranges = addSeqRange(trail.ranges, record.first, record.last);
+            trail.batches++;
+            trail.events += record.n;
+            trail.lastLsn = lsn;
+            trail.lastBatchAt = record.recvAt;
           }
-          for (const [tmid, state] of trailStates) trails.putSync(tmid, state);
+          for (const [tmid, state] of touched) trails.putSync(tmid, state);
         });
         // Acks wait for the disk: without overlappingSync (storage/tables.ts) this resolves at once.
         await log.flushed;

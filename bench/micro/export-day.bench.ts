@@ -28,7 +28,7 @@ import { ParquetDayWriter } from '../../export/parquet-writer.js';
 import { buildDayArchive } from '../../export/day-archive.js';
 import { buildSpot30 } from '../../export/spot-jobs.js';
 import { jobFilesDir } from '../../export/jobs.js';
-import { addSeqRange, openHotStore, type BatchToCommit, type HotStore, type TrailState } from '../../storage/index.js';
+import { openHotStore, type BatchToCommit, type HotStore } from '../../storage/index.js';
 import { createTrailGenerator } from '../../agent/index.js';
 import { isMain } from './micro-fixtures.js';
 
@@ -50,7 +50,6 @@ async function fill(dir: string, agents: number, perAgent: number): Promise<{ ev
   const stepMs = Math.floor((86_400_000 - 60_000) / (rounds * agents));
   let lsn = 1;
   let events = 0;
-  const trails = new Map<string, TrailState>();
   for (let r = 0; r < rounds; r++) {
     let group: BatchToCommit[] = [];
     for (let a = 0; a < agents; a++) {
@@ -58,18 +57,15 @@ async function fill(dir: string, agents: number, perAgent: number): Promise<{ ev
       const first = r * BATCH + 1;
       const evs = gens[a]!.next(BATCH, first, at - 1000);
       const tmid = tmids[a]!;
-      const prev = trails.get(tmid) ?? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 };
-      trails.set(tmid, { ranges: addSeqRange(prev.ranges, first, first + BATCH - 1), batches: prev.batches + 1, events: prev.events + BATCH, lastLsn: lsn, lastBatchAt: at });
       group.push({ lsn: lsn++, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: at - 800, recvAt: at, first, last: first + BATCH - 1, n: BATCH, z: compress(encode(evs), { compressionLevel: 1 }) } });
       events += BATCH;
       if (group.length === 250) {
-        await store.log.commitBatches(group, new Map());
+        await store.log.commitBatches(group);
         group = [];
       }
     }
-    if (group.length > 0) await store.log.commitBatches(group, new Map());
+    if (group.length > 0) await store.log.commitBatches(group);
   }
-  await store.log.commitBatches([], trails);
   await store.close();
   return { events, batches: lsn - 1, lmdbBytes: statSync(join(dir, 'kiseki.lmdb')).size + statSync(join(dir, 'log.lmdb')).size };
 }

@@ -46,10 +46,7 @@ export async function commitShardBatches(store: HotStore, tmids: readonly string
       const chunk = mine.slice(i, i + 500);
       const bytes = encode(chunk);
       lsn++;
-      await store.log.commitBatches(
-        [{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }],
-        new Map(),
-      );
+      await store.log.commitBatches([{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }]);
       batches.push({ lsn, tmid: tmids[c]!, bytes });
     }
   }

@@ -85,7 +85,7 @@ export async function reportBuildRun(events: readonly TrailEvent[]): Promise<Rep
         round.push({ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt: 0, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } });
         ordered.push({ lsn, tmid: tmids[c]!, bytes });
       }
-      await store.log.commitBatches(round, new Map());
+      await store.log.commitBatches(round);
     }
     (globalThis as { gc?: () => void }).gc?.();
     const profileDir = process.env.REPORT_BENCH_PROFILE;

@@ -132,7 +132,7 @@ export async function runCase(c: EvalCase, files: readonly string[], options: Ru
     const commit = async (tmid: string, batch: { id: string; first: number; last: number; events: TrailEvent[] }) => {
       const bytes = encode(batch.events);
       lsn++;
-      await store.log.commitBatches([{ lsn, record: { tmid, id: batch.id, sentAt: clock.now(), recvAt: clock.now(), first: batch.first, last: batch.last, n: batch.events.length, z: compress(bytes) } }], new Map());
+      await store.log.commitBatches([{ lsn, record: { tmid, id: batch.id, sentAt: clock.now(), recvAt: clock.now(), first: batch.first, last: batch.last, n: batch.events.length, z: compress(bytes) } }]);
       core.processBatch(lsn, tmid, bytes, clock.now());
       if (lsn % FLUSH_EVERY === 0) await core.flush();
     };

@@ -135,7 +135,7 @@ describe('intel: TAXII-polled STIX indicator, Suricata alert and the endpoint co
       { ts: ts - 5000, k: 'proc.start', seq: 1, pg, pid: 7344, image: 'C:\\Users\\a\\AppData\\Roaming\\upd\\updater.exe', cmd: 'updater.exe -s', user: 'S-1-5-21-1' },
       { ts, k: 'net.conn', seq: 2, pg, pid: 7344, user: 'S-1-5-21-1', proto: 'tcp', dir: 'out', lip: '10.0.4.23', lport: 51234, rip: C2, rport: 443 },
     ]);
-    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 2, n: 2, z: compress(events) } }], new Map());
+    await store.log.commitBatches([{ lsn: 1, record: { tmid: device.tmid, id: '1'.padStart(32, '0'), sentAt: 0, recvAt: 0, first: 1, last: 2, n: 2, z: compress(events) } }]);
     pool.dispatch(1, device.tmid, new Uint8Array(events), 0);
     await pool.drained(1);
 
