@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import type { SimulationSummary } from '../../agent/index.js';
+import { sampleValue, scrapeMetrics } from '../../bench/load/kiseki-server.js';
 import type { InspectReport } from '../../storage/index.js';
 import { CLI, eventually, runCli, startServer, useServerFixture } from '../support/cli.js';
 import { startTcpRelay } from '../support/tcp-relay.js';
@@ -33,9 +34,7 @@ function simulateArgs(port: number, key: string, dir: string, extra: string[]): 
 
 /** Batches the running server has stored since it started, from its /metrics. */
 async function storedBatches(httpPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const m = /^kiseki_ingest_batches_total\{result="stored"\} (\d+)/m.exec(text);
-  return m === null ? 0 : Number(m[1]);
+  return sampleValue(await scrapeMetrics(httpPort), 'kiseki_ingest_batches_total', { result: 'stored' }) ?? 0;
 }
 
 /** Waits until the shards have counted every stored event, then returns the census. */
