@@ -1,14 +1,12 @@
 import { encode } from '@msgpack/msgpack';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
 import { createManualClock } from '../core/clock.js';
-import { openHotStore, type DeviceRecord, type HotStore } from '../storage/index.js';
+import type { DeviceRecord, HotStore } from '../storage/index.js';
 import { domainOf, jstDay, net16, StreamingAnalytics } from './analytics.js';
 import { ShardCore } from './shard-core.js';
 import type { ThreatIntel } from './intel/index.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -41,22 +39,16 @@ describe('helpers', () => {
 });
 
 describe('streaming analytics in a shard', () => {
-  let dir: string;
   let store: HotStore;
+  useTempStore('kiseki-analytics-', (s) => (store = s));
   const clock = createManualClock(T0);
   const device = (tmid: string): DeviceRecord => ({ tmid, supportId: 'TA', computer: tmid, agentVersion: '1', os: 'W', ips: [], macs: [], tokenHash: '', firstSeen: 0, lastSeen: 0, connected: true });
   const shard = () => new ShardCore({ store, index: 0, workers: 1, clock, analytics: new StreamingAnalytics({ store, clock }) });
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-analytics-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
     clock.set(T0);
     await store.tenants.create({ supportId: 'TA', name: 'A', now: 0 });
     await store.devices.saveAll([device('DEV-A'), device('DEV-B')]);
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('counts per device and JST day at the flush, exactly once across a crash and replay', async () => {

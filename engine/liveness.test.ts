@@ -1,12 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
-import { openHotStore, type DeviceRecord, type HotStore, type MaintenanceWindow } from '../storage/index.js';
+import type { DeviceRecord, HotStore, MaintenanceWindow } from '../storage/index.js';
 import { createLivenessMonitor, inMaintenance, silenceStart } from './liveness.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -37,21 +35,15 @@ describe('maintenance windows', () => {
 });
 
 describe('liveness monitor', () => {
-  let dir: string;
   let store: HotStore;
+  useTempStore('kiseki-liveness-', (s) => (store = s));
   const clock = createManualClock(MONDAY_JST + 9 * HOUR);
   const config = loadConfig({ liveness: { offlineAfterMs: HOUR, massOfflineShare: 0.5, massOfflineMinDevices: 5, massOfflineWindowMs: 5 * MIN } }).liveness;
   const monitor = () => createLivenessMonitor({ store, clock, logger: createSilentLogger(), config });
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-liveness-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
     clock.set(MONDAY_JST + 9 * HOUR);
     await store.tenants.create({ supportId: 'TA', name: 'A', now: 0 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   async function devices(n: number): Promise<DeviceRecord[]> {

@@ -1,25 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
-import { openHotStore, type HotStore } from '../storage/index.js';
+import type { HotStore } from '../storage/index.js';
 import { applyGrayTimeouts, GRAY_TIMEOUT_ACTOR } from './gray-timeout.js';
 import { testAlert } from './test-support.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const jst = (iso: string): number => Date.parse(`${iso}+09:00`);
 
 describe('gray → white after 3 business days without an answer', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-gray-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-gray-', (s) => (store = s));
 
   it('waits across a weekend and a national holiday, skips answered alerts, and records who and from', async () => {
     // Thursday 19 Nov 2026: Fri 20 counts, Sat 21 / Sun 22 / Mon 23 (勤労感謝の日) do not, Tue 24, Wed 25 → due Thu 26 00:00 JST.

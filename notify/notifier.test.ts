@@ -1,29 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
 import type { AlertRecord } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
-import { openHotStore, type HotStore, type NotifySettings } from '../storage/index.js';
+import type { HotStore, NotifySettings } from '../storage/index.js';
 import { createNotifier, recipientWants, signWebhook, type Notifier } from './notifier.js';
 import { createSmtpTransport } from './smtp.js';
 import { startTestReceiver, startTestSmtp, testAlert } from './test-support.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const T0 = Date.UTC(2026, 9, 5, 1, 0, 0);
 
 describe('notifier', () => {
-  let dir: string;
   let store: HotStore;
+  const temp = useTempStore('kiseki-notify-', (s) => (store = s));
   const clock = createManualClock(T0);
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-notify-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
     clock.set(T0);
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   async function add(s: HotStore, ...alerts: AlertRecord[]): Promise<void> {
@@ -61,9 +53,7 @@ describe('notifier', () => {
       await add(store, testAlert('al_2', 'TA', T0 + 10), testAlert('al_3', 'TA', T0 + 11, 'gray'));
       expect(await first.pump()).toBe(2);
       await first.stop();
-      await store.close();
-
-      store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      await temp.reopen();
       const second = make(store);
       // Nothing new in the feed: the restart resumes from the outbox only. Consumed feed entries are gone but the last.
       expect(await second.pump()).toBe(0);
@@ -169,9 +159,7 @@ describe('notifier', () => {
       await report(T0 + 6, '%PDF-1.4 second version');
       expect(await first.pump()).toBe(0);
       await first.stop();
-      await store.close();
-
-      store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      await temp.reopen();
       const second = make(store);
       expect(await second.tick()).toEqual({ sent: 1, retried: 0, dead: 0 });
       await report(T0 + 7, '%PDF-1.4 third version');

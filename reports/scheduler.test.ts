@@ -1,13 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
 import { createSilentLogger } from '../core/logger.js';
 import { createReportTemplates } from '../api/index.js';
-import { openHotStore, type HotStore } from '../storage/index.js';
+import type { HotStore } from '../storage/index.js';
 import type { PdfRenderer } from './pdf.js';
 import { createReportScheduler } from './scheduler.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const jst = (iso: string): number => Date.parse(`${iso}+09:00`);
 
@@ -18,16 +16,8 @@ function fakePdf(): PdfRenderer & { rendered: string[] } {
 }
 
 describe('report scheduler', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-report-sched-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-report-sched-', (s) => (store = s));
 
   it('makes each period report once, at the JST period start, and an incident report per black alert, remade after a comment', async () => {
     await store.tenants.create({ supportId: 'TA', name: 'A', now: jst('2026-09-01T00:00:00') });

@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AlertRecord, VerdictChange } from '../core/contracts.js';
-import { openHotStore, type HotStore } from './hot-store.js';
+import type { HotStore } from './hot-store.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 function alertOf(id: string, supportId: string, createdAt: number, tmid = 'D1'): AlertRecord {
   return {
@@ -13,16 +11,8 @@ function alertOf(id: string, supportId: string, createdAt: number, tmid = 'D1'):
 }
 
 describe('alert repository', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-alerts-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-alerts-', (s) => (store = s));
 
   async function add(...alerts: AlertRecord[]): Promise<void> {
     await store.transaction(() => {

@@ -1,21 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { COMMAND_EXPIRY_MS } from '../core/contracts.js';
-import { openHotStore, type HotStore } from './hot-store.js';
+import type { HotStore } from './hot-store.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 describe('command lifecycle', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-commands-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-commands-', (s) => (store = s));
 
   const base = { supportId: 'T', args: {}, requestedBy: 'op' };
 

@@ -1,10 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SigmaDetection } from '../core/contracts.js';
-import { openHotStore, type HotStore } from './hot-store.js';
+import type { HotStore } from './hot-store.js';
 import { openTables } from './tables.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const TMID = 'AAAAAAAA-0000-4000-8000-000000000001';
 
@@ -31,16 +29,8 @@ function detection(id: string, pg: string, at: number): SigmaDetection {
 }
 
 // One temporary store per test, for both describe blocks.
-let dir: string;
 let store: HotStore;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kiseki-detections-'));
-  store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-});
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const temp = useTempStore('kiseki-detections-', (s) => (store = s));
 
 describe('detections of a device by process', () => {
 
@@ -53,14 +43,14 @@ describe('detections of a device by process', () => {
       }
     });
     // An entry as written before the index named the process: the id alone.
-    await store.close();
-    const tables = openTables({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-    const old = detection('sd_old', '{AAAA-1}', 150);
-    await tables.detections.put(old.id, old);
-    await tables.deviceDetections.put([TMID, old.at, old.id], old.id);
-    await tables.root.close();
-    await tables.log.close();
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+    await temp.reopen(async (dir) => {
+      const tables = openTables({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      const old = detection('sd_old', '{AAAA-1}', 150);
+      await tables.detections.put(old.id, old);
+      await tables.deviceDetections.put([TMID, old.at, old.id], old.id);
+      await tables.root.close();
+      await tables.log.close();
+    });
 
     const ids = (pgs: string[], from: number, to?: number) => store.detections.ofDeviceProcesses(TMID, new Set(pgs), from, to).map((d) => d.id);
     expect(ids(['{aaaa-1}'], 0, 500)).toEqual(['sd_a', 'sd_old', 'sd_c']);

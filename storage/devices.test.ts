@@ -1,25 +1,15 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openHotStore, type HotStore } from './hot-store.js';
+import { describe, expect, it } from 'vitest';
+import type { HotStore } from './hot-store.js';
 import type { DeviceRecord } from './records.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const device = (tmid: string, supportId: string, connected = true): DeviceRecord => ({
   tmid, supportId, computer: `PC-${tmid}`, agentVersion: '1', os: 'W', ips: [], macs: [], tokenHash: '0'.repeat(64), firstSeen: 1, lastSeen: 1, connected,
 });
 
 describe('device and tenant repositories', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-devices-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-devices-', (s) => (store = s));
 
   it('pages devices in TMID order, per tenant or all, strictly after the cursor', async () => {
     await store.devices.saveAll([device('C', 'TA'), device('A', 'TA'), device('B', 'TB'), device('D', 'TA', false)]);

@@ -1,29 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { inPercentStage } from '../core/fleet-policy.js';
-import { openHotStore, type HotStore } from './hot-store.js';
+import type { HotStore } from './hot-store.js';
 import type { DeviceRecord } from './records.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const TARGET = { version: '3.3.0', url: 'https://updates.example/kiseki-agent-3.3.0.msi', sha256: 'a'.repeat(64) };
 const PREVIOUS = { version: '3.2.1', url: 'https://updates.example/kiseki-agent-3.2.1.msi', sha256: 'b'.repeat(64) };
 
 describe('fleet records and rollouts', () => {
-  let dir: string;
   let store: HotStore;
+  useTempStore('kiseki-fleet-', (s) => (store = s));
   let tmids: string[];
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-fleet-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
     await store.tenants.create({ supportId: 'T1', name: 'Tenant one', now: 1 });
     tmids = Array.from({ length: 200 }, (_, i) => `${String(i).padStart(8, '0')}-1111-2222-3333-444455556666`);
     const device = (tmid: string): DeviceRecord => ({ tmid, supportId: 'T1', computer: `PC-${tmid.slice(0, 8)}`, agentVersion: '3.2.1', os: 'Windows 11', ips: [], macs: [], tokenHash: 'x', firstSeen: 1, lastSeen: 1, connected: false });
     await store.devices.saveAll(tmids.map(device));
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('versions the fleet policy and keeps defaults until set', async () => {

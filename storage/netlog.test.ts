@@ -1,9 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { NetworkLogRecord } from '../core/contracts.js';
-import { openHotStore, type HotStore } from './hot-store.js';
+import type { HotStore } from './hot-store.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const rec = (supportId: string, ts: number, over: Partial<NetworkLogRecord> = {}): NetworkLogRecord => ({
   supportId,
@@ -17,22 +15,13 @@ const rec = (supportId: string, ts: number, over: Partial<NetworkLogRecord> = {}
 });
 
 describe('netlog repository', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-netlog-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const temp = useTempStore('kiseki-netlog-', (s) => (store = s));
 
   it('stores a batch with failure counts, and sequence numbers keep growing across batches and reopen', async () => {
     expect(await store.netlog.append([rec('A', 100), rec('A', 100), rec('B', 50)], [{ supportId: 'A', reason: 'bad_field', count: 2 }])).toBe(1);
     expect(await store.netlog.append([rec('A', 300)], [{ supportId: 'A', reason: 'bad_field', count: 1 }, { supportId: '', reason: 'unknown_tenant', count: 4 }])).toBe(4);
-    await store.close();
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+    await temp.reopen();
     expect(await store.netlog.append([rec('A', 200)], [])).toBe(5);
     expect(store.netlog.count()).toBe(5);
     expect(store.netlog.count('A')).toBe(4);

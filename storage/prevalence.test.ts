@@ -1,23 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openHotStore, type HotStore } from './hot-store.js';
+import { describe, expect, it } from 'vitest';
+import type { HotStore } from './hot-store.js';
 import { mergePrevalence, PREVALENCE_DEVICE_CAP } from './prevalence.js';
+import { useTempStore } from '../test/support/temp-store.js';
 
 const SHA = 'ab'.repeat(32);
 
 describe('fleet prevalence records', () => {
-  let dir: string;
   let store: HotStore;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'kiseki-prevalence-'));
-    store = openHotStore({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
-  });
-  afterEach(async () => {
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  useTempStore('kiseki-prevalence-', (s) => (store = s));
 
   it('merges sightings per tenant and file: distinct devices, earliest first, latest last, newest signer', async () => {
     expect(store.prevalence.get('T1', SHA)).toBeUndefined();
