@@ -14,6 +14,7 @@ export interface Metrics {
   ingestEventsTotal: Counter;
   ingestBytesTotal: Counter;
   ingestCommitSeconds: Histogram;
+  ingestAckStageSeconds: Histogram<'stage'>;
   ingestEnrollmentsTotal: Counter;
   ingestSupersededTotal: Counter;
   engineQuarantinedEventsTotal: Counter<'reason'>;
@@ -40,6 +41,9 @@ export interface Metrics {
   livenessRecoveriesTotal: Counter;
 }
 
+/** Bucket bounds (seconds) of the ack stages: fine where a durable ack should be (a flush is ~2 ms), coarse in the tail. */
+export const ACK_STAGE_BUCKETS: readonly number[] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5];
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'kiseki_process_' });
@@ -56,6 +60,15 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'kiseki_ingest_commit_seconds',
       help: 'Time from a commit group closing to its flush to disk.',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    }),
+    // Per batch, so its quantiles compare with the agents' ack latency; a histogram (bucket counts) costs the
+    // ingest thread almost nothing per observation, where a summary's digests would.
+    ingestAckStageSeconds: new Histogram({
+      name: 'kiseki_ingest_ack_stage_seconds',
+      help: 'Where a stored batch\'s ack time goes on the server, per batch: stage="wait" accepted (decoded, compressed) → its commit group starts, "lock" → the group\'s write transaction runs (the log\'s write lock, the ingest thread\'s event loop), "commit" its write and flush to disk, "order" flushed → acked (waiting for earlier groups still in flight).',
+      labelNames: ['stage'],
+      buckets: [...ACK_STAGE_BUCKETS],
       registers,
     }),
     storageWritable: new Gauge({ name: 'kiseki_storage_writable', help: '1 while the batch log accepts commits, 0 after a failed commit (disk or map full) until a retry succeeds.', registers }),

@@ -110,3 +110,54 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     expect(committed.map((x) => x.record.id[0])).toEqual(['b', 'a']);
   });
 });
+
+describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {
+  it('records, per stored batch, the wait for its group, for the write lock, the write and flush, and for an earlier group still in flight; nothing for a failed group', async () => {
+    const { store, committed } = fakeStore();
+    const groups: { write: () => void; ok: () => void; fail: () => void }[] = [];
+    store.log.commitBatches = (batches, onWriting) =>
+      new Promise<void>((resolve, reject) => {
+        groups.push({ write: () => onWriting?.(), ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
+      });
+    const metrics = createMetrics({ defaultMetrics: false });
+    const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: createManualClock(1_000_000), logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 0 });
+    const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const hold = () => new Promise((resolve) => setTimeout(resolve, 30));
+    const stage = async (name: string) => {
+      const values = (await metrics.ingestAckStageSeconds.get()).values.filter((v) => v.labels.stage === name);
+      const pick = (suffix: string) => values.find((v) => v.metricName === `kiseki_ingest_ack_stage_seconds_${suffix}`)?.value ?? 0;
+      return { count: pick('count'), sum: pick('sum') };
+    };
+
+    // Group 1 (two batches) waits 30 ms for the lock and writes for 30 ms; group 2 is written and
+    // flushed at once but acked only after group 1.
+    const a = submit('a', 1);
+    const b = submit('b', 2);
+    await turn();
+    const c = submit('c', 3);
+    await turn();
+    expect(groups).toHaveLength(2);
+    groups[1]!.write();
+    groups[1]!.ok();
+    await hold();
+    groups[0]!.write();
+    await hold();
+    groups[0]!.ok();
+    expect(await Promise.all([a, b, c])).toEqual(['stored', 'stored', 'stored']);
+    const [wait, lock, commit, order] = await Promise.all(['wait', 'lock', 'commit', 'order'].map(stage));
+    for (const s of [wait, lock, commit, order]) expect(s!.count).toBe(3);
+    // Timers may fire a little early against performance.now(): bounds well under the 30 ms holds.
+    expect(lock!.sum).toBeGreaterThan(2 * 0.02); // a and b
+    expect(commit!.sum).toBeGreaterThan(2 * 0.02); // a and b
+    expect(order!.sum).toBeGreaterThan(0.04); // c waited for both holds
+    expect(wait!.sum).toBeLessThan(0.02);
+
+    // A failed group is not acked: no stage is recorded for it.
+    const d = submit('d', 4);
+    await turn();
+    groups[2]!.fail();
+    expect(await d).toBe('unavailable');
+    expect((await stage('commit')).count).toBe(3);
+  });
+});

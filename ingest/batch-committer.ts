@@ -74,12 +74,18 @@ interface PendingBatch {
   record: BatchRecord;
   events: Uint8Array;
   callbacks: CommitCallback[];
+  /** performance.now() when accepted into the open group (for kiseki_ingest_ack_stage_seconds). */
+  acceptedAt: number;
 }
 
 interface CommitGroup {
   batches: PendingBatch[];
   done: boolean;
   ok: boolean;
+  /** performance.now() when it was handed to the log, when its write transaction ran, and when it was flushed. */
+  startedAt: number;
+  writingAt: number;
+  flushedAt: number;
 }
 
 export interface BatchCommitter {
@@ -147,9 +153,26 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     return false;
   }
 
+  /** Per batch of a stored group, where its ack time went: the wait for its group, for the write lock, the write and flush, the wait for earlier groups. */
+  function observeStages(group: CommitGroup): void {
+    const stages = metrics.ingestAckStageSeconds;
+    // A log that never said when it started writing (a stand-in in a test) puts the whole time under commit.
+    const writingAt = group.writingAt === 0 ? group.startedAt : group.writingAt;
+    const lock = (writingAt - group.startedAt) / 1000;
+    const commit = (group.flushedAt - writingAt) / 1000;
+    const order = (performance.now() - group.flushedAt) / 1000;
+    for (const b of group.batches) {
+      stages.observe({ stage: 'wait' }, (group.startedAt - b.acceptedAt) / 1000);
+      stages.observe({ stage: 'lock' }, lock);
+      stages.observe({ stage: 'commit' }, commit);
+      stages.observe({ stage: 'order' }, order);
+    }
+  }
+
   function completeInOrder(): void {
     while (inFlight.length > 0 && inFlight[0]!.done) {
       const group = inFlight.shift()!;
+      if (group.ok) observeStages(group);
       for (const b of group.batches) {
         pendingById.delete(b.record.id);
         const outcome: CommitOutcome = group.ok ? 'stored' : 'unavailable';
@@ -170,14 +193,15 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   function closeGroup(): void {
     scheduled = false;
     if (openGroup.length === 0) return;
-    const group: CommitGroup = { batches: openGroup, done: false, ok: false };
+    const group: CommitGroup = { batches: openGroup, done: false, ok: false, startedAt: performance.now(), writingAt: 0, flushedAt: 0 };
     openGroup = [];
     inFlight.push(group);
     const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
     const stopTimer = metrics.ingestCommitSeconds.startTimer();
-    store.log.commitBatches(toCommit).then(
+    store.log.commitBatches(toCommit, () => (group.writingAt = performance.now())).then(
       () => {
         stopTimer();
+        group.flushedAt = performance.now();
         group.ok = true;
         group.done = true;
         let events = 0;
@@ -253,7 +277,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         c: batchChecksum(z),
       };
       heldRanges.set(batch.tmid, addSeqRange(rangesOf(batch.tmid), batch.first, batch.last));
-      const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback] };
+      const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback], acceptedAt: performance.now() };
       pendingById.set(batch.id, entry);
       openGroup.push(entry);
       if (!scheduled) {

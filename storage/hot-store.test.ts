@@ -38,7 +38,10 @@ describe('hot store', () => {
         { lsn: 1, record: rec('a'.repeat(32), 1) },
         { lsn: 2, record: rec('b'.repeat(32), 2) },
       ]);
-      await store.log.commitBatches([{ lsn: 10, record: rec('c'.repeat(32), 3) }]);
+      // The ack stages' hook runs inside the write transaction: the batch is not readable yet.
+      let seenWhileWriting: unknown = 'not called';
+      await store.log.commitBatches([{ lsn: 10, record: rec('c'.repeat(32), 3) }], () => (seenWhileWriting = store.log.batch(10)));
+      expect(seenWhileWriting).toBeUndefined();
       expect(store.log.lastLsn()).toBe(10);
       expect(store.log.deviceLsns('D1', 0, Number.MAX_SAFE_INTEGER)).toEqual([1, 2, 10]);
       expect(store.log.batchIdOwner('b'.repeat(32))).toEqual([2, 'D1']);

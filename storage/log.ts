@@ -35,8 +35,10 @@ export interface LogRepository {
    * trail states are merged inside the transaction from what is stored, so
    * they never count a batch that is not stored with them (a failed commit
    * earlier leaves no trace in a later one).
+   * @param onWriting called when the write transaction's work starts (the log's write lock held), for the
+   *   ingest's ack stages: what comes before it is waiting for the lock, what comes after is writing and flushing
    */
-  commitBatches(batches: readonly BatchToCommit[]): Promise<void>;
+  commitBatches(batches: readonly BatchToCommit[], onWriting?: () => void): Promise<void>;
   batch(lsn: number): BatchRecord | undefined;
   /** Batches with lsn in [from, toExclusive), ascending: a shard's replay (one forward scan). */
   range(from: number, toExclusive: number): Iterable<{ key: number; value: BatchRecord }>;
@@ -100,9 +102,10 @@ export function createLogRepository(t: Tables): LogRepository {
   };
   return {
     lastLsn,
-    async commitBatches(toCommit) {
+    async commitBatches(toCommit, onWriting) {
       try {
         await log.transaction(() => {
+          onWriting?.();
           const touched = new Map<string, TrailState>();
           for (const { lsn, record } of toCommit) {
             batches.putSync(lsn, record);

@@ -243,3 +243,40 @@ export function sampleValue(samples: PromSample[], name: string, labels: Record<
   }
   return undefined;
 }
+
+/**
+ * A quantile of a Prometheus histogram over the interval between two
+ * scrapes (bucket counts of `after` minus `before`), interpolated linearly
+ * within its bucket as PromQL's histogram_quantile does; the highest finite
+ * bound when it falls in the +Inf bucket. Undefined when nothing was
+ * observed in the interval or the histogram is missing.
+ * @param labels labels the series must have besides `le` (e.g. { stage: 'commit' })
+ */
+export function histogramQuantileBetween(before: PromSample[], after: PromSample[], name: string, labels: Record<string, string>, q: number): number | undefined {
+  const buckets = (samples: PromSample[]): Map<number, number> => {
+    const out = new Map<number, number>();
+    for (const s of samples) {
+      if (s.name !== `${name}_bucket` || s.labels.le === undefined) continue;
+      if (!Object.entries(labels).every(([k, v]) => s.labels[k] === v)) continue;
+      out.set(s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le), s.value);
+    }
+    return out;
+  };
+  const b0 = buckets(before);
+  const deltas = [...buckets(after)].map(([le, n]) => [le, n - (b0.get(le) ?? 0)] as const).sort((x, y) => x[0] - y[0]);
+  const total = deltas.at(-1)?.[1] ?? 0;
+  if (total <= 0) return undefined;
+  const rank = q * total;
+  let lower = 0;
+  let below = 0;
+  for (const [le, cumulative] of deltas) {
+    if (cumulative >= rank) {
+      if (le === Number.POSITIVE_INFINITY) return lower;
+      const inBucket = cumulative - below;
+      return inBucket <= 0 ? le : lower + ((le - lower) * (rank - below)) / inBucket;
+    }
+    lower = le;
+    below = cumulative;
+  }
+  return lower;
+}

@@ -9,6 +9,12 @@ import type { BenchResult } from './runner.js';
 const n0 = (n: number): string => Math.round(n).toLocaleString('en-US');
 const lat = (l: LatencyPercentiles): string => `${l.p50} / ${l.p99} / ${l.p999} ms`;
 
+/** The server's ack stages (bench/load/runner.ts, ackStagesBetween). */
+function ackStages(st: NonNullable<BenchResult['window']['ackStagesMs']>): string {
+  const one = (name: string, x: { p50: number; p99: number }): string => `${name} ${x.p50} / ${x.p99}`;
+  return `${one('wait', st.wait)}, ${one('lock', st.lock)}, ${one('commit', st.commit)}, ${one('order', st.order)} ms`;
+}
+
 function row(label: string, value: string): string {
   return `  ${label.padEnd(34)} ${value}`;
 }
@@ -23,6 +29,8 @@ export function formatResultTable(r: BenchResult): string {
   lines.push(row(sustainedLabel, `${n0(r.eventsPerSec)}   (offered ${n0(r.offeredEventsPerSec)})`));
   lines.push(row('batches/s', n0(r.batchesPerSec)));
   lines.push(row(r.kind === 'saturate' ? 'ack p50/p99/p999 at 70 % (durable)' : 'ack p50/p99/p999 (durable)', lat(r.ackLatencyMs)));
+  const stages = (r.atSeventyPercent ?? r.window).ackStagesMs;
+  if (stages !== undefined) lines.push(row('  server side, p50 / p99', ackStages(stages)));
   lines.push(row('creation → ack p50/p99/p999', lat(r.deliveryLatencyMs)));
   lines.push(row('detection → quick report', r.reportLatencyMs ? `p50 ${r.reportLatencyMs.p50} ms, p99 ${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)` : 'no alerts'));
   const st = r.reportLatencyMs?.stages;
@@ -40,7 +48,8 @@ export function formatResultTable(r: BenchResult): string {
     for (const [i, st] of r.steps.entries()) {
       const purpose = st.purpose === 'ramp' || st.purpose === undefined ? '' : ` (${st.purpose})`;
       const shards = st.shardEventsPerSec === undefined ? '' : `, shards ${n0(st.shardEventsPerSec)}${st.shardsKeptUp ? '' : ' (behind)'}`;
-      lines.push(row(`  step ${i + 1}${purpose}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}${shards}, ack p99 ${st.ackLatencyMs.p99} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'missed'}`));
+      const commit = st.ackStagesMs === undefined ? '' : ` (commit ${st.ackStagesMs.commit.p99})`;
+      lines.push(row(`  step ${i + 1}${purpose}: offered ${n0(st.offeredEventsPerSec)}`, `acked ${n0(st.eventsPerSec)}${shards}, ack p99 ${st.ackLatencyMs.p99}${commit} ms, server ${st.serverCores} cores ${st.passed ? 'held' : 'missed'}`));
     }
   }
   const fa = r.fleetActivity;

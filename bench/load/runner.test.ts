@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { benchPaths } from './bench-paths.js';
-import { runScenario } from './runner.js';
+import { ackStagesBetween, runScenario } from './runner.js';
+import { histogramQuantileBetween, type PromSample } from './kiseki-server.js';
 import { listScenarios, loadScenario } from './scenario.js';
 import { isKisekiError } from '../../core/errors.js';
 
@@ -49,6 +50,11 @@ describe('load benchmark smoke run (correctness only)', () => {
     for (const key of ['eventsPerSec', 'ackLatencyMs', 'reportLatencyMs', 'lostBatches', 'baselines', 'machine', 'countCheck']) expect(json).toHaveProperty(key);
     // The result names the commit it measured.
     expect(result.machine.commit).toMatch(/^([0-9a-f]{7,}(\+dirty)?|unknown)$/);
+    // The server's ack stages of the measured window: batches were stored in it, each with a commit.
+    const stages = result.window.ackStagesMs;
+    expect(stages).toBeDefined();
+    expect(stages!.commit.p50).toBeGreaterThan(0);
+    expect(stages!.commit.p99).toBeGreaterThanOrEqual(stages!.commit.p50);
   }, 60_000);
 
   it('stops before starting anything when a baseline program is missing, with its install hint', async () => {
@@ -82,4 +88,33 @@ describe('load benchmark with fleet activity (correctness only)', () => {
     expect(fa.agents.upgrades).toBe(r.targets);
     expect(r.versions).toEqual({ '3.2.1': result.agents - r.targets, '3.3.0': r.targets });
   }, 120_000);
+});
+
+describe('server histograms between two scrapes', () => {
+  const series = (name: string, stage: string, counts: [string, number][]): PromSample[] => counts.map(([le, value]) => ({ name: `${name}_bucket`, labels: { stage, le }, value }));
+  const name = 'kiseki_ingest_ack_stage_seconds';
+
+  it('interpolates a quantile within its bucket over the counts added between the scrapes, as histogram_quantile does', () => {
+    // 40 observations before the window (all fast) must not count; in it, 50 ≤ 1 ms, 40 in (1, 2] ms, 10 in (2, 5] ms.
+    const before = series(name, 'commit', [['0.001', 40], ['0.002', 40], ['0.005', 40], ['+Inf', 40]]);
+    const after = series(name, 'commit', [['0.001', 90], ['0.002', 130], ['0.005', 140], ['+Inf', 140]]);
+    expect(histogramQuantileBetween(before, after, name, { stage: 'commit' }, 0.5)).toBeCloseTo(0.001, 9);
+    expect(histogramQuantileBetween(before, after, name, { stage: 'commit' }, 0.99)).toBeCloseTo(0.0047, 9);
+    // Another stage's series, and an interval without observations, give nothing.
+    expect(histogramQuantileBetween(before, after, name, { stage: 'wait' }, 0.5)).toBeUndefined();
+    expect(histogramQuantileBetween(after, after, name, { stage: 'commit' }, 0.5)).toBeUndefined();
+  });
+
+  it('answers the highest finite bound when the quantile falls in the +Inf bucket', () => {
+    const after = series(name, 'order', [['0.001', 1], ['5', 2], ['+Inf', 10]]);
+    expect(histogramQuantileBetween([], after, name, { stage: 'order' }, 0.99)).toBe(5);
+  });
+
+  it('reports the ack stages in milliseconds only when each stage has observations', () => {
+    const one = (stage: string): PromSample[] => series(name, stage, [['0.001', 0], ['0.01', 10], ['+Inf', 10]]);
+    const after = [...one('wait'), ...one('lock'), ...one('commit'), ...one('order')];
+    const each = { p50: 5.5, p99: 9.91 };
+    expect(ackStagesBetween([], after)).toEqual({ wait: each, lock: each, commit: each, order: each });
+    expect(ackStagesBetween([], one('commit'))).toBeUndefined();
+  });
 });

@@ -25,6 +25,7 @@ import {
   createBenchTenant,
   createProcessTracker,
   inspectCounts,
+  histogramQuantileBetween,
   sampleValue,
   scrapeMetrics,
   startKiseki,
@@ -97,6 +98,30 @@ export interface WindowStats {
   clientCores: number;
   serverRssMB: number;
   serverRssAnonMB: number;
+  /**
+   * Where the server spent the acks' time in this window, per batch (kiseki_ingest_ack_stage_seconds,
+   * quantiles interpolated within its buckets): wait for the commit group, lock (until its write
+   * transaction runs), commit (write and flush), order (wait for earlier groups). Absent when the
+   * server recorded none.
+   */
+  ackStagesMs?: Record<AckStage, { p50: number; p99: number }>;
+}
+
+/** The server's ack stages (core/metrics.ts). */
+export const ACK_STAGES = ['wait', 'lock', 'commit', 'order'] as const;
+export type AckStage = (typeof ACK_STAGES)[number];
+
+/** The ack stages' p50 / p99 between two scrapes of the server's metrics, or undefined when no batch was stored between them. */
+export function ackStagesBetween(before: PromSample[], after: PromSample[]): Record<AckStage, { p50: number; p99: number }> | undefined {
+  const name = 'kiseki_ingest_ack_stage_seconds';
+  const out = {} as Record<AckStage, { p50: number; p99: number }>;
+  for (const stage of ACK_STAGES) {
+    const p50 = histogramQuantileBetween(before, after, name, { stage }, 0.5);
+    const p99 = histogramQuantileBetween(before, after, name, { stage }, 0.99);
+    if (p50 === undefined || p99 === undefined) return undefined;
+    out[stage] = { p50: round(p50 * 1000, 2), p99: round(p99 * 1000, 2) };
+  }
+  return out;
 }
 
 export interface SaturateStep extends WindowStats {
@@ -207,9 +232,10 @@ export function machineNote(): MachineNote {
   };
 }
 
-function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefined, pb: ProcSample | undefined, offeredEventsPerSec: number): WindowStats {
+function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefined, pb: ProcSample | undefined, offeredEventsPerSec: number, ma?: PromSample[], mb?: PromSample[]): WindowStats {
   const d = diffCounters(a.counters, b.counters);
   const secs = Math.max(0.001, (b.atMs - a.atMs) / 1000);
+  const ackStagesMs = ma === undefined || mb === undefined ? undefined : ackStagesBetween(ma, mb);
   return {
     seconds: round(secs, 2),
     eventsPerSec: Math.round(d.eventsAcked / secs),
@@ -221,6 +247,7 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
     clientCores: round((b.clientCpuSec - a.clientCpuSec) / secs, 2),
     serverRssMB: pb ? round(pb.rssBytes / 1e6) : 0,
     serverRssAnonMB: pb ? round(pb.rssAnonBytes / 1e6) : 0,
+    ...(ackStagesMs === undefined ? {} : { ackStagesMs }),
   };
 }
 
@@ -355,7 +382,11 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       phase = name;
       phaseEndsAt = performance.now() + seconds * 1000;
     };
-    const snap = async (): Promise<{ fs: FleetSnapshot; proc: ProcSample | undefined }> => ({ fs: await guard(f.snapshot()), proc: readProcSample(srv.pid) });
+    const snap = async (): Promise<{ fs: FleetSnapshot; proc: ProcSample | undefined; metrics: PromSample[] }> => ({
+      fs: await guard(f.snapshot()),
+      proc: readProcSample(srv.pid),
+      metrics: await guard(scrapeMetrics(srv.httpPort)),
+    });
 
     let window: WindowStats;
     let steps: SaturateStep[] | undefined;
@@ -375,10 +406,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       setPhase('warm-up', s.warmupSec);
       await wait(s.warmupSec * 1000);
       /** Events stored and events the shards processed so far (the server's counters). */
-      const shardCounts = async (): Promise<{ stored: number; processed: number }> => {
-        const m = await guard(scrapeMetrics(srv.httpPort));
-        return { stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 };
-      };
+      const countsOf = (m: PromSample[]): { stored: number; processed: number } => ({ stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 });
+      const shardCounts = async (): Promise<{ stored: number; processed: number }> => countsOf(await guard(scrapeMetrics(srv.httpPort)));
       /**
        * After a step that missed its limits the next one would measure the backlog that step left: the agents'
        * unacked batches and the events the shards have not processed yet. Waits (at most 60 s) until both are gone.
@@ -405,12 +434,12 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         setPhase(`${label} settle (${fmtRate(offered(eps))} ev/s offered)`, cfg.settleSec);
         await wait(cfg.settleSec * 1000);
         const a = await snap();
-        const ca = await shardCounts();
+        const ca = countsOf(a.metrics);
         setPhase(`${label} (${fmtRate(offered(eps))} ev/s offered)`, cfg.stepSec);
         await wait(cfg.stepSec * 1000);
         const b = await snap();
-        const cb = await shardCounts();
-        const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps));
+        const cb = countsOf(b.metrics);
+        const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps), a.metrics, b.metrics);
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
         // Acks alone do not make a rate sustainable: shards that fall behind lose the detections' seconds-old promise.
         const stored = cb.stored - ca.stored;
@@ -444,7 +473,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         setPhase(`70 % of the maximum (${fmtRate(offered(eps70))} ev/s)`, s.durationSec);
         await wait(s.durationSec * 1000);
         const b = await snap();
-        atSeventy = { ...windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps70)), eventsPerAgentPerSec: round(eps70, 2) };
+        atSeventy = { ...windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps70), a.metrics, b.metrics), eventsPerAgentPerSec: round(eps70, 2) };
       }
       // Last, past the knee: the throughput ceiling, where the ramp stopped before the server fell behind.
       const more = search.ceilingRamp;
@@ -481,11 +510,11 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       const fl = await snap();
       const flushSec = Math.max(0.001, (Date.now() - reconnect.startedAtMs) / 1000);
       const flushed = fl.fs.counters.unackedBatches <= steadyUnacked;
-      const flushWindow = windowStats(a.fs, fl.fs, a.proc, fl.proc, offered(s.eventsPerAgentPerSec));
+      const flushWindow = windowStats(a.fs, fl.fs, a.proc, fl.proc, offered(s.eventsPerAgentPerSec), a.metrics, fl.metrics);
       setPhase('after the storm', s.durationSec);
       await wait(s.durationSec * 1000);
       const b = await snap();
-      const after = windowStats(fl.fs, b.fs, fl.proc, b.proc, offered(s.eventsPerAgentPerSec));
+      const after = windowStats(fl.fs, b.fs, fl.proc, b.proc, offered(s.eventsPerAgentPerSec), fl.metrics, b.metrics);
       const flushEvents = diffCounters(a.fs.counters, fl.fs.counters).eventsAcked;
       burst = { outageSec: s.burst.outageSec, reconnect, flushSec: round(flushSec, 2), flushEventsPerSec: Math.round(flushEvents / flushSec), flushed, after };
       if (!flushed) notes.push('the backlog was not flushed within 120 s');
@@ -507,7 +536,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         await wait((s.durationSec - plan.atSec) * 1000);
       } else await wait(s.durationSec * 1000);
       const b = await snap();
-      window = windowStats(a.fs, b.fs, a.proc, b.proc, offered(s.eventsPerAgentPerSec));
+      window = windowStats(a.fs, b.fs, a.proc, b.proc, offered(s.eventsPerAgentPerSec), a.metrics, b.metrics);
       headline = { eventsPerSec: window.eventsPerSec, batchesPerSec: window.batchesPerSec, offered: window.offeredEventsPerSec, ack: window.ackLatencyMs, delivery: window.deliveryLatencyMs };
     }
     if (rollout !== undefined && adminToken !== undefined) {
