@@ -192,6 +192,24 @@ describe('Sigma in the shard', () => {
     expect(r.sigma.stats).toMatchObject({ detections: 1, repeats: 5 });
   });
 
+  it('repeats after their first detection was flushed read neither it nor its dedup entry back from LMDB, and still count right across flushes and a restart', async () => {
+    await r.feed([wordStart(), pwshStart(PWSH, T0 + 10_000)]);
+    const reads = { get: 0, dedup: 0 };
+    const { get, dedup } = r.store.detections;
+    r.store.detections.get = (id) => (reads.get++, get(id));
+    r.store.detections.dedup = (...a) => (reads.dedup++, dedup(...a));
+    for (let i = 1; i <= 3; i++) await r.feed([pwshStart(PWSH, T0 + 10_000 + i * 1000)]);
+    expect(reads).toEqual({ get: 0, dedup: 0 });
+    expect(stored()[0]).toMatchObject({ repeats: 3, lastRepeatAt: T0 + 13_000 });
+    // A new shard (after a crash) knows nothing in memory: it reads LMDB once, then counts on from what is stored.
+    await r.restart();
+    await r.feed([pwshStart(PWSH, T0 + 14_000)]);
+    await r.feed([pwshStart(PWSH, T0 + 15_000)]);
+    expect(reads.dedup).toBe(1);
+    expect(stored()).toHaveLength(1);
+    expect(stored()[0]).toMatchObject({ repeats: 5, lastRepeatAt: T0 + 15_000 });
+  });
+
   it("applies a tenant's settings: the pack off, or one rule off, stores nothing", async () => {
     await r.store.detections.setSettings('T1', { enabled: false, disabledRules: [] });
     r.sigma.refreshSettings();

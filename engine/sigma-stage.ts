@@ -24,6 +24,9 @@ import type { ProcessFacts, ProcessResolver, SigmaMatcher, SigmaRuleInfo } from 
 /** Same device, rule and process within this (endpoint ms) is a repeat of the first detection. */
 export const SIGMA_DEDUP_WINDOW_MS = 72 * 3600 * 1000;
 
+/** Committed detections (and dedup entries) a shard keeps in memory for the repeats that follow (about 1 KB each). */
+const RECENT_ENTRIES = 8192;
+
 /** A write for the shard's flush transaction. */
 export type StoreWrite = (store: HotStore) => void;
 
@@ -110,6 +113,14 @@ export class SigmaStage {
   private readonly pendingDedup = new Map<string, SigmaDedupEntry>();
   /** Detections changed since the last capture: written by one queued write, at the flush that captures them. */
   private unsaved = new Map<string, SigmaDetection>();
+  /**
+   * The last committed version of recent detections and dedup entries (bounded, see RECENT_ENTRIES):
+   * a repeat of a detection flushed a second ago read both back from LMDB and decoded the detection,
+   * two reads per hit of a rule firing on every event of a process. This shard is their only writer
+   * (no other code writes or removes detections), so what it committed last is what LMDB holds.
+   */
+  private recent = new Map<string, SigmaDetection>();
+  private recentDedup = new Map<string, SigmaDedupEntry>();
 
   constructor(options: SigmaStageOptions) {
     this.store = options.store;
@@ -161,7 +172,7 @@ export class SigmaStage {
   }
 
   private detection(id: string): SigmaDetection | undefined {
-    return this.pending.get(id) ?? this.store.detections.get(id);
+    return this.pending.get(id) ?? this.recent.get(id) ?? this.store.detections.get(id);
   }
 
   private put(d: SigmaDetection, queue: (w: StoreWrite) => void): void {
@@ -205,7 +216,11 @@ export class SigmaStage {
     const dedupKey = `${tmid}\u0000${rule.id}\u0000${pgKey}`;
     // The dedup entry first: most hits are repeats (a rule firing on every event of one process), and a
     // repeat needs neither this event's detection id (a hash) nor the look-up of it in LMDB.
-    const prior = this.pendingDedup.get(dedupKey) ?? this.store.detections.dedup(tmid, rule.id, pgKey);
+    let prior = this.pendingDedup.get(dedupKey) ?? this.recentDedup.get(dedupKey);
+    if (prior === undefined) {
+      prior = this.store.detections.dedup(tmid, rule.id, pgKey);
+      if (prior !== undefined) this.rememberDedup(dedupKey, prior);
+    }
     if (prior !== undefined && at >= prior.at && at - prior.at < SIGMA_DEDUP_WINDOW_MS) {
       const first = this.detection(prior.detectionId);
       if (first !== undefined) {
@@ -272,15 +287,28 @@ export class SigmaStage {
     return { detections: new Map(this.pending), dedup: new Map(this.pendingDedup) };
   }
 
-  /** After the flush committed: LMDB now answers for what it wrote. */
+  /** After the flush committed: LMDB now answers for what it wrote, and the recent maps keep it at hand. */
   release(unit: SigmaFlushUnit): void {
+    if (this.recent.size + unit.detections.size > RECENT_ENTRIES) this.recent.clear();
+    if (this.recentDedup.size + unit.dedup.size > RECENT_ENTRIES) this.recentDedup.clear();
     for (const [k, v] of unit.detections) {
       if (this.pending.get(k) !== v) continue;
       this.pending.delete(k);
+      this.recent.set(k, v);
       const dev = this.pendingByDevice.get(v.tmid);
       if (dev?.get(k) === v) dev.delete(k);
       if (dev?.size === 0) this.pendingByDevice.delete(v.tmid);
     }
-    for (const [k, v] of unit.dedup) if (this.pendingDedup.get(k) === v) this.pendingDedup.delete(k);
+    for (const [k, v] of unit.dedup) {
+      if (this.pendingDedup.get(k) !== v) continue;
+      this.pendingDedup.delete(k);
+      this.recentDedup.set(k, v);
+    }
+  }
+
+  /** A dedup entry read from LMDB, kept for the next hits (after a restart, or past the recent bound). */
+  private rememberDedup(key: string, entry: SigmaDedupEntry): void {
+    if (this.recentDedup.size >= RECENT_ENTRIES) this.recentDedup.clear();
+    this.recentDedup.set(key, entry);
   }
 }
