@@ -153,19 +153,32 @@ function anyValue(e: Ev, f: (v: unknown) => boolean): boolean {
 function better(a: PrefilterEntry[] | null, b: PrefilterEntry[] | null): PrefilterEntry[] | null {
   if (a === null) return b;
   if (b === null) return a;
-  // The shortest literal bounds how often the set fires; a few-valued field fires on most events whatever its literal.
-  const score = (x: PrefilterEntry[]) => Math.min(...x.flatMap((p) => p.literals.map((l) => (FEW_VALUED_FIELDS.has(p.field) ? 0 : l.length))));
-  const sa = score(a);
-  const sb = score(b);
+  const sa = clauseScore(a);
+  const sb = clauseScore(b);
   if (sa !== sb) return sa > sb ? a : b;
   const na = a.reduce((n, p) => n + p.literals.length, 0);
   const nb = b.reduce((n, p) => n + p.literals.length, 0);
   return na <= nb ? a : b;
 }
 
-/** How selective a clause is: its shortest literal (0 on a few-valued field, which fires on most events). */
+/**
+ * Text in the paths of nearly every Windows event (lower case): a literal found inside it
+ * (`\windows\`, `system32`, `.exe`) fires on most events of its field, as a few-valued
+ * field does, whatever the rule. Only the choice between a rule's literals changes: a literal
+ * scored 0 still prefilters when the rule has nothing better (matches are the same either way).
+ */
+const COMMON_PATH_TEXT: readonly string[] = ['c:\\windows\\system32\\', 'c:\\windows\\syswow64\\', 'c:\\program files (x86)\\', '.exe', '.dll'];
+
+/** How often a literal lets an event through, inversely: its length, 0 on a few-valued field or for common path text. */
+function literalScore(field: string, literal: string): number {
+  if (FEW_VALUED_FIELDS.has(field)) return 0;
+  for (const t of COMMON_PATH_TEXT) if (t.includes(literal)) return 0;
+  return literal.length;
+}
+
+/** How selective a clause is: its weakest literal's score (the shortest literal bounds how often the clause fires). */
 function clauseScore(x: PrefilterEntry[]): number {
-  return Math.min(...x.flatMap((p) => p.literals.map((l) => (FEW_VALUED_FIELDS.has(p.field) ? 0 : l.length))));
+  return Math.min(...x.flatMap((p) => p.literals.map((l) => literalScore(p.field, l))));
 }
 
 /**

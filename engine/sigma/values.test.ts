@@ -205,6 +205,11 @@ describe('prefilter literals', () => {
     expect(regexLiteral('ab?c')).toBeNull();
     expect(regexLiteral('(?:abc)')).toBeNull();
     expect(regexLiteral('x\\.exe')).toBe('x.exe');
+    // One character only when plain text almost never holds it (obfuscation escapes); an anchor is no literal.
+    expect(regexLiteral('\\w+`(?:\\w+|-|.)`[\\w+|\\s]')).toBe('`');
+    expect(regexLiteral('\\w\\^\\w')).toBe('^');
+    expect(regexLiteral('^a')).toBeNull();
+    expect(regexLiteral('a\\s+')).toBeNull();
   });
 });
 

@@ -170,6 +170,9 @@ function hasTopLevelAlternation(src: string): boolean {
   return false;
 }
 
+/** Single characters worth a prefilter literal (see regexLiteral). */
+const RARE_CHARACTERS = ['`', '^'];
+
 /**
  * A literal every match of the regular expression must contain, or null.
  * Conservative: gives up on alternation of the whole expression and takes
@@ -220,7 +223,9 @@ export function regexLiteral(src: string): string | null {
     i = next - 1;
   }
   end();
-  return best.length >= 2 ? best.toLowerCase() : null;
+  // One character selects nothing, except the escape characters of obfuscated command lines
+  // (PowerShell's backtick, cmd's caret), which plain text almost never holds.
+  return best.length >= 2 || RARE_CHARACTERS.includes(best) ? best.toLowerCase() : null;
 }
 
 function toStr(v: unknown): Val {
