@@ -80,6 +80,22 @@ describe('compileRule', () => {
     expect(refusal(yaml)).toMatch(new RegExp(`^${want.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
   });
 
+  it('prefilters on the literal that selects: not on path text most events hold, and on an obfuscation escape when a regex has nothing else', () => {
+    const traversal = rule(
+      WHOAMI.replace(
+        "selection:\n        Image: 'C:\\Windows\\System32\\whoami.exe'\n    condition: selection",
+        "sel_a:\n        Image|contains: '\\Windows\\'\n        CommandLine|contains: '\\..\\..\\'\n    sel_b:\n        CommandLine|contains: '.exe\\..\\'\n    condition: 1 of sel_*",
+      ),
+    );
+    // One side of each selection: for sel_a the command line's '\..\..\', not the image's '\windows\'.
+    expect(traversal.exact!.prefilter!.map((p) => [p.field, p.literals])).toEqual([
+      ['CommandLine', ['\\..\\..\\']],
+      ['CommandLine', ['.exe\\..\\']],
+    ]);
+    const backtick = rule(WHOAMI.replace("Image: 'C:\\Windows\\System32\\whoami.exe'", "CommandLine|re: '\\w+`(?:\\w+|-|.)`[\\w+|\\s]'"));
+    expect(backtick.exact!.prefilter!.map((p) => [p.field, p.literals])).toEqual([['CommandLine', ['`']]]);
+  });
+
   it('refuses multi-document files and YAML errors at load', () => {
     const multi = parseRuleText(`${WHOAMI}\n---\n${WHOAMI}`, 'm.yml');
     expect(multi.ok ? 'ok' : multi.refusal.reason).toBe('multi_document');
