@@ -30,6 +30,17 @@ function fakeStore() {
   return { store, committed, state };
 }
 
+/** A batch log whose commits wait to be answered by the test: each group's write starts, succeeds or fails on cue. */
+function answeredByHand() {
+  const { store, committed } = fakeStore();
+  const groups: { write: () => void; ok: () => void; fail: () => void }[] = [];
+  store.log.commitBatches = (batches, onWriting) =>
+    new Promise<void>((resolve, reject) => {
+      groups.push({ write: () => onWriting?.(), ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
+    });
+  return { store, committed, groups };
+}
+
 function submission(id: string, first: number) {
   return { tmid: 'T-1', id: id.padEnd(32, '0'), sentAt: 1, first, last: first, events: new Uint8Array(new ArrayBuffer(4)), eventCount: 1 };
 }
@@ -78,13 +89,8 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
   });
 
   it('after a failed group, its batches are not held: their resends are stored, while the seqs of a group still in flight stay held', async () => {
-    const { store, committed } = fakeStore();
     // Commits answered by hand, so that a second group is in flight when the first fails.
-    const answers: { ok: () => void; fail: () => void }[] = [];
-    store.log.commitBatches = (batches) =>
-      new Promise<void>((resolve, reject) => {
-        answers.push({ ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
-      });
+    const { store, committed, groups: answers } = answeredByHand();
     const clock = createManualClock(1_000_000);
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock, logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1, retryIntervalMs: 1000 });
     const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
@@ -113,12 +119,7 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
 
 describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {
   it('records, per stored batch, the wait for its group, for the write lock, the write and flush, and for an earlier group still in flight; nothing for a failed group', async () => {
-    const { store, committed } = fakeStore();
-    const groups: { write: () => void; ok: () => void; fail: () => void }[] = [];
-    store.log.commitBatches = (batches, onWriting) =>
-      new Promise<void>((resolve, reject) => {
-        groups.push({ write: () => onWriting?.(), ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
-      });
+    const { store, groups } = answeredByHand();
     const metrics = createMetrics({ defaultMetrics: false });
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: createManualClock(1_000_000), logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 0 });
     const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));

@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { get } from 'node:http';
-import { KisekiError } from '../../core/errors.js';
+import { isKisekiError, KisekiError } from '../../core/errors.js';
 
 /** Keeps every spawned process so they can all be stopped at the end, whatever happened. */
 export interface ProcessTracker {
@@ -226,6 +226,21 @@ export function scrapeMetrics(port: number, timeoutMs = 5000): Promise<PromSampl
     req.on('timeout', () => req.destroy(new KisekiError('ERR_BENCH_FAILED', { reason: 'metrics scrape timed out' })));
     req.on('error', reject);
   });
+}
+
+/**
+ * {@link scrapeMetrics}, or undefined when the server did not answer within
+ * `timeoutMs` (a server past its knee can stall for seconds; the caller
+ * counts the figure as missing). Any other failure, such as a refused
+ * connection, is thrown.
+ */
+export async function scrapeMetricsOrUndefined(port: number, timeoutMs: number): Promise<PromSample[] | undefined> {
+  try {
+    return await scrapeMetrics(port, timeoutMs);
+  } catch (err) {
+    if (isKisekiError(err, 'ERR_BENCH_FAILED')) return undefined;
+    throw err;
+  }
 }
 
 /** Sums samples named `name`, grouped by the value of `label`. */

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { benchPaths } from './bench-paths.js';
 import { ackStagesBetween, runScenario } from './runner.js';
-import { histogramQuantileBetween, type PromSample } from './kiseki-server.js';
+import { histogramQuantileBetween, scrapeMetricsOrUndefined, type PromSample } from './kiseki-server.js';
 import { listScenarios, loadScenario } from './scenario.js';
 import { isKisekiError } from '../../core/errors.js';
 
@@ -116,5 +116,27 @@ describe('server histograms between two scrapes', () => {
     const each = { p50: 5.5, p99: 9.91 };
     expect(ackStagesBetween([], after)).toEqual({ wait: each, lock: each, commit: each, order: each });
     expect(ackStagesBetween([], one('commit'))).toBeUndefined();
+  });
+});
+
+describe('scraping a server that may stall', () => {
+  it('answers the samples, undefined when the server does not answer in time, and throws when nothing listens', async () => {
+    const { createServer } = await import('node:http');
+    let stall = false;
+    const server = createServer((req, res) => {
+      if (stall) return; // never answers: a stalled event loop
+      res.end('kiseki_ingest_events_total 42\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      expect(await scrapeMetricsOrUndefined(port, 2000)).toEqual([{ name: 'kiseki_ingest_events_total', labels: {}, value: 42 }]);
+      stall = true;
+      expect(await scrapeMetricsOrUndefined(port, 200)).toBeUndefined();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await expect(scrapeMetricsOrUndefined(port, 200)).rejects.toThrow();
   });
 });

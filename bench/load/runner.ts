@@ -27,6 +27,7 @@ import {
   inspectCounts,
   histogramQuantileBetween,
   sampleValue,
+  scrapeMetricsOrUndefined,
   scrapeMetrics,
   startKiseki,
   sumByLabel,
@@ -106,6 +107,9 @@ export interface WindowStats {
    */
   ackStagesMs?: Record<AckStage, { p50: number; p99: number }>;
 }
+
+/** How long the benchmark waits for the server's /metrics before it counts the scrape as missing. */
+const SCRAPE_TIMEOUT_MS = 10_000;
 
 /** The server's ack stages (core/metrics.ts). */
 export const ACK_STAGES = ['wait', 'lock', 'commit', 'order'] as const;
@@ -382,10 +386,20 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       phase = name;
       phaseEndsAt = performance.now() + seconds * 1000;
     };
-    const snap = async (): Promise<{ fs: FleetSnapshot; proc: ProcSample | undefined; metrics: PromSample[] }> => ({
+    /**
+     * The server's metrics, or undefined when it did not answer in time: past the knee its ingest thread
+     * can stall for seconds (a run at 206k events/s offered saw none for 5 s), and one late scrape must
+     * fail that step, not end the run and lose every repetition's summary.
+     */
+    const scrapeOrUndefined = async (): Promise<PromSample[] | undefined> => {
+      const m = await guard(scrapeMetricsOrUndefined(srv.httpPort, SCRAPE_TIMEOUT_MS));
+      if (m === undefined) notes.push(`the server did not answer /metrics within ${SCRAPE_TIMEOUT_MS / 1000} s during "${phase}"`);
+      return m;
+    };
+    const snap = async (): Promise<{ fs: FleetSnapshot; proc: ProcSample | undefined; metrics: PromSample[] | undefined }> => ({
       fs: await guard(f.snapshot()),
       proc: readProcSample(srv.pid),
-      metrics: await guard(scrapeMetrics(srv.httpPort)),
+      metrics: await scrapeOrUndefined(),
     });
 
     let window: WindowStats;
@@ -400,14 +414,15 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     if (s.kind === 'saturate' && s.saturate) {
       const cfg = s.saturate;
       steps = [];
-      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, retry: cfg.retry });
+      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, retry: cfg.retry, refine: cfg.refine });
       f.setRate(cfg.startEventsPerAgentPerSec);
       f.generate(true);
       setPhase('warm-up', s.warmupSec);
       await wait(s.warmupSec * 1000);
       /** Events stored and events the shards processed so far (the server's counters). */
-      const countsOf = (m: PromSample[]): { stored: number; processed: number } => ({ stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 });
-      const shardCounts = async (): Promise<{ stored: number; processed: number }> => countsOf(await guard(scrapeMetrics(srv.httpPort)));
+      const countsOf = (m: PromSample[] | undefined): { stored: number; processed: number } | undefined =>
+        m === undefined ? undefined : { stored: sampleValue(m, 'kiseki_ingest_events_total') ?? 0, processed: sampleValue(m, 'kiseki_engine_events_total') ?? 0 };
+      const shardCounts = async (): Promise<{ stored: number; processed: number } | undefined> => countsOf(await scrapeOrUndefined());
       /**
        * After a step that missed its limits the next one would measure the backlog that step left: the agents'
        * unacked batches and the events the shards have not processed yet. Waits (at most 60 s) until both are gone.
@@ -418,7 +433,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         const until = performance.now() + 60_000;
         for (;;) {
           const c = await shardCounts();
-          const shardLag = c.stored - c.processed;
+          const shardLag = c === undefined ? Number.POSITIVE_INFINITY : c.stored - c.processed;
           if (f.progress().counters.unackedBatches <= agents * 2 && shardLag <= Math.max(offered(eps), 10_000)) return;
           if (performance.now() > until) {
             notes.push(`a step started before the server had recovered from the one before (shards ${shardLag} events behind after 60 s)`);
@@ -442,11 +457,13 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         const w = windowStats(a.fs, b.fs, a.proc, b.proc, offered(eps), a.metrics, b.metrics);
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
         // Acks alone do not make a rate sustainable: shards that fall behind lose the detections' seconds-old promise.
-        const stored = cb.stored - ca.stored;
-        const processed = cb.processed - ca.processed;
-        const shardsKeptUp = processed >= 0.9 * stored;
+        // A server that did not answer /metrics in time has not shown that they kept up.
+        const stored = ca === undefined || cb === undefined ? 0 : cb.stored - ca.stored;
+        const processed = ca === undefined || cb === undefined ? 0 : cb.processed - ca.processed;
+        const answered = ca !== undefined && cb !== undefined;
+        const shardsKeptUp = answered && processed >= 0.9 * stored;
         const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp && shardsKeptUp;
-        const verdict = passed ? 'held' : !keptUp ? 'fell behind' : !shardsKeptUp ? 'shards fell behind' : 'p99 over the limit';
+        const verdict = passed ? 'held' : !keptUp ? 'fell behind' : !answered ? 'no metrics from the server' : !shardsKeptUp ? 'shards fell behind' : 'p99 over the limit';
         const shardEventsPerSec = Math.round(processed / w.seconds);
         log(`[${s.name}] ${label}: offered ${fmtRate(offered(eps))}, acked ${fmtRate(w.eventsPerSec)} ev/s, shards ${fmtRate(shardEventsPerSec)} ev/s, ack p99 ${w.ackLatencyMs.p99} ms, server ${w.serverCores} cores → ${verdict}`);
         const step: SaturateStep = { ...w, eventsPerAgentPerSec: round(eps, 2), shardEventsPerSec, shardsKeptUp, passed, purpose };
