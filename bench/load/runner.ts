@@ -414,7 +414,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     if (s.kind === 'saturate' && s.saturate) {
       const cfg = s.saturate;
       steps = [];
-      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, retry: cfg.retry, refine: cfg.refine });
+      const search = new StepSearch({ start: cfg.startEventsPerAgentPerSec, factor: cfg.factor, maxSteps: cfg.maxSteps, retry: cfg.retry });
       f.setRate(cfg.startEventsPerAgentPerSec);
       f.generate(true);
       setPhase('warm-up', s.warmupSec);

@@ -84,8 +84,6 @@ export const scenarioSchema = z
         minAchievedRatio: z.number().min(0.5).max(1).default(0.95),
         /** Run a rate that missed its limits once more before it ends the search (bench/load/step-search.ts). */
         retry: z.boolean().default(true),
-        /** Bisection steps between the highest rate that held and the lowest that missed, after the ramp. */
-        refine: z.number().int().min(0).max(4).default(0),
       })
       .strict()
       .optional(),

@@ -74,35 +74,6 @@ describe('StepSearch', () => {
     expect(capped.ceilingRamp).toBeUndefined();
   });
 
-  it('with refine steps, bisects between the rate that held and the one that missed, then leaves the ceiling ramp where the ramp stopped', () => {
-    // True maximum 60: the ramp holds 40 and misses 80 twice; refining tries √(40·80) ≈ 56.6 (holds), then √(56.6·80) ≈ 67.3 (misses).
-    const r = search({ ...CFG, refine: 2 }, 60, 1000);
-    expect(r.steps.map(([rate, purpose]) => [Math.round(rate * 10) / 10, purpose])).toEqual([
-      [10, 'ramp'],
-      [20, 'ramp'],
-      [40, 'ramp'],
-      [80, 'ramp'],
-      [80, 'retry'],
-      [56.6, 'refine'],
-      [67.3, 'refine'],
-    ]);
-    expect(r.maximum).toBeCloseTo(Math.sqrt(40 * 80), 9);
-    expect(r.ceilingRamp).toEqual({ from: 160, steps: 5 });
-    // A refine step that misses moves the upper bound: maximum 45 → 56.6 misses, √(40·56.6) ≈ 47.6 misses too.
-    const low = search({ ...CFG, refine: 2 }, 45, 1000);
-    expect(low.steps.slice(5).map(([rate, purpose]) => [Math.round(rate * 10) / 10, purpose])).toEqual([
-      [56.6, 'refine'],
-      [47.6, 'refine'],
-    ]);
-    expect(low.maximum).toBe(40);
-    // Nothing to refine below a first step that missed, and refine steps count against maxSteps.
-    expect(search({ ...CFG, refine: 2 }, 5, 1000).steps).toEqual([
-      [10, 'ramp'],
-      [10, 'retry'],
-    ]);
-    expect(search({ ...CFG, refine: 5, maxSteps: 6 }, 60, 1000).steps).toHaveLength(6);
-  });
-
   it('refuses a configuration that cannot rise', () => {
     expect(() => new StepSearch({ ...CFG, factor: 1 })).toThrow(RangeError);
   });

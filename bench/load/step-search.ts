@@ -12,18 +12,10 @@
  * p99 of 180–800 ms), so a second look after the knee would measure that, not
  * the rate. The throughput ceiling (ack p99 not considered) is the runner's
  * last ramp, after every latency figure, for the same reason.
- *
- * With `refine` steps, the knee is then narrowed by bisection: each refine
- * step runs the geometric mean of the highest rate that held and the lowest
- * that missed, and moves one of the two. A ramp of 1.4× can only tell rates
- * 1.4× apart (two runs' ratio is 1, 0.71, 0.51…); two refine steps tell them
- * apart to about 9 %. A refine step is not retried: one that misses by bad
- * luck, or because the server is still slow from the knee, leaves the
- * maximum lower, never above a rate that held.
  */
 
-/** Why a step runs: the ramp, the second run of a rate that missed, a bisection of the knee, or (the runner's) last ramp to the ceiling. */
-export type StepPurpose = 'ramp' | 'retry' | 'refine' | 'ceiling';
+/** Why a step runs: the ramp, the second run of a rate that missed, or (the runner's) last ramp to the ceiling. */
+export type StepPurpose = 'ramp' | 'retry' | 'ceiling';
 
 export interface StepSearchConfig {
   /** The first rate (events per agent per second). */
@@ -34,8 +26,6 @@ export interface StepSearchConfig {
   maxSteps: number;
   /** Run a rate that missed once more before it ends the search. */
   retry: boolean;
-  /** Bisection steps between the highest rate that held and the lowest that missed, after the ramp (default 0). */
-  refine?: number;
 }
 
 /** What a step showed. */
@@ -54,12 +44,6 @@ export class StepSearch {
   private retrying = false;
   private current: { rate: number; purpose: StepPurpose } | undefined;
   private held: number | undefined;
-  /** The lowest rate that missed (twice on the ramp, once when refining). */
-  private missed: number | undefined;
-  /** The ramp's last rate: the runner's ceiling ramp goes on above it. */
-  private rampRate: number;
-  private refinesLeft: number;
-  private refining = false;
   private fellBehind = false;
   private over = false;
 
@@ -67,13 +51,11 @@ export class StepSearch {
     if (!(cfg.factor > 1) || !(cfg.start > 0) || cfg.maxSteps < 1) throw new RangeError('step search: start > 0, factor > 1 and maxSteps ≥ 1');
     this.cfg = cfg;
     this.rate = cfg.start;
-    this.rampRate = cfg.start;
-    this.refinesLeft = Math.max(0, Math.floor(cfg.refine ?? 0));
   }
 
   /** The step to run next, or undefined when the search is over. */
   next(): { rate: number; purpose: StepPurpose } | undefined {
-    if (this.current === undefined && !this.over) this.current = { rate: this.rate, purpose: this.refining ? 'refine' : this.retrying ? 'retry' : 'ramp' };
+    if (this.current === undefined && !this.over) this.current = { rate: this.rate, purpose: this.retrying ? 'retry' : 'ramp' };
     return this.current;
   }
 
@@ -83,35 +65,14 @@ export class StepSearch {
     if (step === undefined) throw new Error('step search: record() without next()');
     this.current = undefined;
     this.steps++;
-    if (step.purpose === 'refine') {
-      if (outcome.held) this.held = step.rate;
-      else this.missed = step.rate;
-      this.refinesLeft--;
-      this.bisectOrStop();
-      return;
-    }
     this.fellBehind = !outcome.keptUp;
     if (outcome.held) {
       this.held = step.rate;
       this.retrying = false;
       this.rate = step.rate * this.cfg.factor;
-      this.rampRate = this.rate;
     } else if (this.cfg.retry && !this.retrying) this.retrying = true;
-    else {
-      this.missed = step.rate;
-      this.refining = true;
-      this.bisectOrStop();
-    }
+    else this.over = true;
     if (this.steps >= this.cfg.maxSteps) this.over = true;
-  }
-
-  /** The next refine step between the rate that held and the one that missed, or the end of the search. */
-  private bisectOrStop(): void {
-    if (this.refinesLeft <= 0 || this.held === undefined || this.missed === undefined || this.steps >= this.cfg.maxSteps) {
-      this.over = true;
-      return;
-    }
-    this.rate = Math.sqrt(this.held * this.missed);
   }
 
   /** The highest rate that held; undefined while searching or when none did. */
@@ -126,6 +87,6 @@ export class StepSearch {
   /** Where a ramp towards the throughput ceiling goes on (the rate above the last step and the steps left), or undefined when the search ended behind the offered rate or used every step. */
   get ceilingRamp(): { from: number; steps: number } | undefined {
     if (!this.over || this.fellBehind || this.steps >= this.cfg.maxSteps) return undefined;
-    return { from: this.rampRate * this.cfg.factor, steps: this.cfg.maxSteps - this.steps };
+    return { from: this.rate * this.cfg.factor, steps: this.cfg.maxSteps - this.steps };
   }
 }
