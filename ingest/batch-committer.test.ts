@@ -4,7 +4,7 @@ import { KisekiError } from '../core/errors.js';
 import { createSilentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
 import type { BatchToCommit, HotStore } from '../storage/index.js';
-import { createBatchCommitter, type CommitOutcome } from './batch-committer.js';
+import { createBatchCommitter, type BatchCommitter, type CommitOutcome } from './batch-committer.js';
 
 /** A batch log whose commits fail while `full` is set, as LMDB does on ENOSPC. */
 function fakeStore() {
@@ -41,6 +41,14 @@ function answeredByHand() {
   return { store, committed, groups };
 }
 
+/** Submits batch `id` with seq `first` and resolves with its outcome. */
+function submitter(committer: BatchCommitter) {
+  return (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
+}
+
+/** One turn of the event loop: a commit group closes on the next. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+
 function submission(id: string, first: number) {
   return { tmid: 'T-1', id: id.padEnd(32, '0'), sentAt: 1, first, last: first, events: new Uint8Array(new ArrayBuffer(4)), eventCount: 1 };
 }
@@ -52,8 +60,7 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     const metrics = createMetrics({ defaultMetrics: false });
     const dispatched: number[] = [];
     const committer = createBatchCommitter({ store, sink: { dispatch: (lsn) => dispatched.push(lsn) }, clock, logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 1000 });
-    const submit = (id: string, first: number) =>
-      new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
+    const submit = submitter(committer);
 
     expect(await submit('a', 1)).toBe('stored');
     state.full = true;
@@ -93,8 +100,7 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     const { store, committed, groups: answers } = answeredByHand();
     const clock = createManualClock(1_000_000);
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock, logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1, retryIntervalMs: 1000 });
-    const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
-    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const submit = submitter(committer);
 
     const a = submit('a', 1);
     await turn();
@@ -122,8 +128,7 @@ describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {
     const { store, groups } = answeredByHand();
     const metrics = createMetrics({ defaultMetrics: false });
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: createManualClock(1_000_000), logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 0 });
-    const submit = (id: string, first: number) => new Promise<CommitOutcome>((resolve) => committer.submit(submission(id, first), resolve));
-    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const submit = submitter(committer);
     const hold = () => new Promise((resolve) => setTimeout(resolve, 30));
     const stage = async (name: string) => {
       const values = (await metrics.ingestAckStageSeconds.get()).values.filter((v) => v.labels.stage === name);

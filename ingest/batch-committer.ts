@@ -197,11 +197,11 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     openGroup = [];
     inFlight.push(group);
     const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
-    const stopTimer = metrics.ingestCommitSeconds.startTimer();
     store.log.commitBatches(toCommit, () => (group.writingAt = performance.now())).then(
       () => {
-        stopTimer();
         group.flushedAt = performance.now();
+        // The same clock as the ack stages: this is their lock + commit, per group.
+        metrics.ingestCommitSeconds.observe((group.flushedAt - group.startedAt) / 1000);
         group.ok = true;
         group.done = true;
         let events = 0;

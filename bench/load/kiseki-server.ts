@@ -250,12 +250,14 @@ export function sumByLabel(samples: PromSample[], name: string, label: string): 
   return out;
 }
 
+/** True when the sample's labels include every one of `labels`. */
+function hasLabels(s: PromSample, labels: Record<string, string>): boolean {
+  return Object.entries(labels).every(([k, v]) => s.labels[k] === v);
+}
+
 /** The value of the first sample named `name` whose labels include `labels`, or undefined. */
 export function sampleValue(samples: PromSample[], name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const s of samples) {
-    if (s.name !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
-  }
+  for (const s of samples) if (s.name === name && hasLabels(s, labels)) return s.value;
   return undefined;
 }
 
@@ -271,8 +273,7 @@ export function histogramQuantileBetween(before: PromSample[], after: PromSample
   const buckets = (samples: PromSample[]): Map<number, number> => {
     const out = new Map<number, number>();
     for (const s of samples) {
-      if (s.name !== `${name}_bucket` || s.labels.le === undefined) continue;
-      if (!Object.entries(labels).every(([k, v]) => s.labels[k] === v)) continue;
+      if (s.name !== `${name}_bucket` || s.labels.le === undefined || !hasLabels(s, labels)) continue;
       out.set(s.labels.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(s.labels.le), s.value);
     }
     return out;

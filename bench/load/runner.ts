@@ -236,7 +236,7 @@ export function machineNote(): MachineNote {
   };
 }
 
-function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefined, pb: ProcSample | undefined, offeredEventsPerSec: number, ma?: PromSample[], mb?: PromSample[]): WindowStats {
+function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefined, pb: ProcSample | undefined, offeredEventsPerSec: number, ma: PromSample[] | undefined, mb: PromSample[] | undefined): WindowStats {
   const d = diffCounters(a.counters, b.counters);
   const secs = Math.max(0.001, (b.atMs - a.atMs) / 1000);
   const ackStagesMs = ma === undefined || mb === undefined ? undefined : ackStagesBetween(ma, mb);
@@ -458,9 +458,9 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
         const keptUp = w.eventsPerSec >= cfg.minAchievedRatio * offered(eps);
         // Acks alone do not make a rate sustainable: shards that fall behind lose the detections' seconds-old promise.
         // A server that did not answer /metrics in time has not shown that they kept up.
-        const stored = ca === undefined || cb === undefined ? 0 : cb.stored - ca.stored;
-        const processed = ca === undefined || cb === undefined ? 0 : cb.processed - ca.processed;
         const answered = ca !== undefined && cb !== undefined;
+        const stored = answered ? cb.stored - ca.stored : 0;
+        const processed = answered ? cb.processed - ca.processed : 0;
         const shardsKeptUp = answered && processed >= 0.9 * stored;
         const passed = w.ackLatencyMs.p99 <= cfg.ackP99LimitMs && keptUp && shardsKeptUp;
         const verdict = passed ? 'held' : !keptUp ? 'fell behind' : !answered ? 'no metrics from the server' : !shardsKeptUp ? 'shards fell behind' : 'p99 over the limit';

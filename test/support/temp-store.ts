@@ -10,8 +10,6 @@ import { afterEach, beforeEach } from 'vitest';
 import { openHotStore, type HotStore } from '../../storage/index.js';
 
 export interface TempStore {
-  /** The directory of the current test's store. */
-  readonly dir: string;
   /**
    * Closes the store, runs `between` on its closed directory (to write what
    * an older version left there), and opens it again: what a restart sees.
@@ -36,24 +34,22 @@ export function useTempStore(prefix: string, onOpen: (store: HotStore) => void):
     onOpen(s);
     return s;
   };
+  const close = async (): Promise<void> => {
+    const s = store;
+    store = undefined;
+    await s?.close();
+  };
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), prefix));
     open();
   });
   afterEach(async () => {
-    const s = store;
-    store = undefined;
-    await s?.close();
+    await close();
     rmSync(dir, { recursive: true, force: true });
   });
   return {
-    get dir() {
-      return dir;
-    },
     async reopen(between) {
-      const s = store;
-      store = undefined;
-      await s?.close();
+      await close();
       await between?.(dir);
       return open();
     },
