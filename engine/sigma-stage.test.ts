@@ -275,4 +275,16 @@ describe('createSigmaRuleSource', () => {
     expect(loaded.rules.length).toBeGreaterThan(1);
     expect(loaded.rules.some((x) => x.info.id === RULE_ID)).toBe(true);
   });
+
+  it('watches the directory beside the default pack (the pack itself changes only with the program)', () => {
+    const stage = new SigmaStage({ store: r.store, clock: r.clock });
+    const packOnly = createSigmaRuleSource({ defaultPack: true });
+    const both = createSigmaRuleSource({ defaultPack: true, dir: r.rulesDir });
+    const before = both.load(stage.resolver).rules.length;
+    expect(packOnly.changed()).toBe(false);
+    writeFileSync(join(r.rulesDir, 'second.yml'), RULE.replace(RULE_ID, '5b7b1c3e-0000-4000-8000-00000000e1c2').replace('Encoded PowerShell from Word', 'Second'));
+    expect(both.changed()).toBe(true);
+    expect(both.load(stage.resolver).rules).toHaveLength(before + 1);
+    expect(packOnly.changed()).toBe(false);
+  });
 });
