@@ -3,7 +3,7 @@ export { startIngestNode } from './ingest-node.js';
 export type { IngestNodeOptions, RunningIngestNode } from './ingest-node.js';
 export { startShardNode } from './shard-node.js';
 export type { RunningShardNode, ShardNodeOptions } from './shard-node.js';
-export { openClusterLink, natsServers, batchSubject, BATCH_STREAM, LEASE_BUCKET, CHECKPOINT_BUCKET, DIRECTORY_BUCKET } from './nats.js';
+export { openClusterLink, natsServers, batchSubject, vshardBatchSubjects, BATCH_STREAM, LEASE_BUCKET, CHECKPOINT_BUCKET, DIRECTORY_BUCKET } from './nats.js';
 export type { ClusterLink, ClusterLinkOptions } from './nats.js';
 export { createJetStreamCommitter } from './jetstream-committer.js';
 export type { JetStreamCommitterOptions } from './jetstream-committer.js';

@@ -58,7 +58,7 @@ export function createJetStreamCommitter(options: JetStreamCommitterOptions): Ba
   async function publish(batch: BatchSubmission): Promise<'stored' | 'duplicate'> {
     await options.directory.ensurePublished(batch.tmid);
     const body = encodeBatchMessage({ ...batch, recvAt: clock.now() });
-    const ack = await js.publish(batchSubject(virtualShardOf(batch.tmid)), body, { msgID: batch.id, timeout });
+    const ack = await js.publish(batchSubject(virtualShardOf(batch.tmid), batch.tmid), body, { msgID: batch.id, timeout });
     if (ack.seq > lastSeq) lastSeq = ack.seq;
     return ack.duplicate ? 'duplicate' : 'stored';
   }

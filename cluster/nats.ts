@@ -6,14 +6,17 @@
  * cluster/ receives a `ClusterLink` and never creates a stream itself.
  *
  * Layout (docs/CLUSTER.md):
- * - stream `KISEKI_BATCHES`, subjects `kiseki.batch.<vshard>`, file storage,
- *   dedup window `duplicateWindowMs` over the `Nats-Msg-Id` header (= batch id);
+ * - stream `KISEKI_BATCHES`, subjects `kiseki.batch.<vshard>.<device>`, file
+ *   storage, dedup window `duplicateWindowMs` over the `Nats-Msg-Id` header
+ *   (= batch id); the device token lets any ingest node read a device's last
+ *   stored batch (its `welcome.nextSeq`) with one direct lookup;
  * - KV `kiseki-leases`: `vshard.<n>` → owning node, `node.<id>` → liveness;
  *   the bucket's TTL is the lease TTL, so an unrenewed lease disappears;
  * - KV `kiseki-checkpoints`: `vshard.<n>` → last stream sequence whose batch
  *   the owner has stored and processed (decimal);
- * - KV `kiseki-directory`: `device.<tmid>` and `tenant.<supportId>` → the
- *   records a shard node needs to correlate a device's events.
+ * - KV `kiseki-directory`: `device.<tmid>`, `tenant.<supportId>` and
+ *   `enroll.<key hash>` → the records every ingest node needs to authenticate
+ *   and enroll a device, and a shard node to correlate its events.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -27,9 +30,18 @@ export const LEASE_BUCKET = 'kiseki-leases';
 export const CHECKPOINT_BUCKET = 'kiseki-checkpoints';
 export const DIRECTORY_BUCKET = 'kiseki-directory';
 
-/** The subject of a virtual shard's batches. */
-export function batchSubject(vshard: number): string {
-  return `${BATCH_SUBJECT_PREFIX}${vshard}`;
+/** The subjects of a virtual shard's batches (a consumer filter: every device of the shard). */
+export function vshardBatchSubjects(vshard: number): string {
+  return `${BATCH_SUBJECT_PREFIX}${vshard}.*`;
+}
+
+/**
+ * The subject of one device's batches: its virtual shard, then the TMID in
+ * base64url (TMIDs come from agents: base64url keeps `.`, `*` and `>` out of
+ * the subject).
+ */
+export function batchSubject(vshard: number, tmid: string): string {
+  return `${BATCH_SUBJECT_PREFIX}${vshard}.${Buffer.from(tmid).toString('base64url')}`;
 }
 
 export interface ClusterLinkOptions {
@@ -111,7 +123,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const js = jetstream(nc, { timeout: 20_000 });
   const streamConfig = {
     name: BATCH_STREAM,
-    subjects: [`${BATCH_SUBJECT_PREFIX}*`],
+    subjects: [`${BATCH_SUBJECT_PREFIX}*.*`],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: options.replicas,
@@ -119,8 +131,14 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   };
   const existing = await jsm.streams.info(BATCH_STREAM).catch(() => undefined);
   if (existing === undefined) await jsm.streams.add(streamConfig);
-  else if (existing.config.num_replicas !== options.replicas || existing.config.duplicate_window !== streamConfig.duplicate_window) {
-    await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window });
+  else if (
+    existing.config.num_replicas !== options.replicas ||
+    existing.config.duplicate_window !== streamConfig.duplicate_window ||
+    existing.config.subjects.join(',') !== streamConfig.subjects.join(',')
+  ) {
+    // A stream of the earlier per-shard layout (`kiseki.batch.<vshard>`) gets the per-device subjects; its old
+    // messages are no longer read (docs/CLUSTER.md: drain the shard nodes before that upgrade).
+    await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window, subjects: streamConfig.subjects });
   }
   const kvm = new Kvm(js);
   const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });

@@ -1,7 +1,7 @@
 /**
  * `kiseki start --role shard`: a node that owns virtual shards through leases
  * (vshard-leases.ts) and, for each, reads the stream subject
- * `kiseki.batch.<n>` with an ordered consumer from the checkpoint stored in
+ * `kiseki.batch.<n>.*` with an ordered consumer from the checkpoint stored in
  * the `kiseki-checkpoints` bucket. Each batch goes through the same pipeline
  * as in the embedded mode, fed by the stream instead of a socket: the local
  * group committer (raw batch + batch-id index in the node's LMDB) then the
@@ -26,7 +26,7 @@ import type { HotStore } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
 import { openNodeBase } from './node-base.js';
 import { createDirectoryReader } from './directory.js';
-import { BATCH_STREAM, batchSubject, openClusterLink, type ClusterLink } from './nats.js';
+import { BATCH_STREAM, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
 
 /** Batches a node has submitted to its local committer and not yet seen answered, over all its virtual shards. */
@@ -129,7 +129,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
       let refusedByStore = false;
       try {
         const consumer = await nats.js.consumers.get(BATCH_STREAM, {
-          filter_subjects: batchSubject(c.vshard),
+          filter_subjects: vshardBatchSubjects(c.vshard),
           ...(c.answered > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: c.answered + 1 } : { deliver_policy: DeliverPolicy.All }),
         });
         const messages = await consumer.consume({ max_messages: 64 });
