@@ -21,7 +21,7 @@ import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
-import type { CommandRecord, DeviceRecord, HotStore } from '../storage/index.js';
+import type { CommandRecord, DeviceFacts, DeviceRecord, HotStore, TenantRecord } from '../storage/index.js';
 import type { BatchCommitter, CommitOutcome } from './batch-committer.js';
 import { checkBatchEnvelope, commandResultSchema, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
 import { scanFrame, type FrameEnvelope } from './frame-scanner.js';
@@ -41,6 +41,28 @@ interface SessionDevice {
   supportId: string;
 }
 
+/**
+ * What an agent server asks beyond its local store when several ingest nodes
+ * serve one fleet (cluster/directory.ts, docs/CLUSTER.md). The embedded mode
+ * passes none: every answer then comes from the local store, synchronously,
+ * as before. Every method rejects when the shared directory cannot answer
+ * (bounded in time by the implementation); the agent then gets the retryable
+ * `storage_unavailable` and says hello again later.
+ */
+export interface AgentDirectory {
+  /**
+   * Copies the device's shared record into the local store when the local one
+   * is missing or holds another token hash; resolves true when it copied one.
+   */
+  refreshDevice(tmid: string): Promise<boolean>;
+  /** The tenant this enrollment key belongs to, copied into the local store; undefined when no tenant has it. */
+  tenantForEnrollKey(enrollKey: string): Promise<TenantRecord | undefined>;
+  /** Publishes a newly enrolled device, so every ingest node knows it; its welcome (with the token) waits for this. */
+  publishDevice(device: DeviceRecord): Promise<void>;
+  /** One past the highest seq any ingest node has stored for the device (1 for none). */
+  nextSeq(tmid: string): Promise<number>;
+}
+
 export interface AgentServerOptions {
   config: Config['ingest'];
   store: HotStore;
@@ -48,6 +70,8 @@ export interface AgentServerOptions {
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
+  /** The fleet directory shared by several ingest nodes; absent in the embedded mode. */
+  directory?: AgentDirectory;
 }
 
 export interface AgentServer {
@@ -119,7 +143,7 @@ export function encodeAck(id: string, dup: boolean): Uint8Array {
  * @throws KisekiError ERR_LISTEN_FAILED when the port cannot be bound.
  */
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
-  const { config, store, committer, clock, metrics } = options;
+  const { config, store, committer, clock, metrics, directory } = options;
   const log = options.logger.child({ component: 'agent-server' });
   const policy: AgentPolicy = {
     batchIntervalMs: config.batchIntervalMs,
@@ -143,6 +167,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     (err: unknown): void => {
       log.error({ err }, what);
     };
+  /** Whether the last directory lookup failed: its failures are logged once per outage, then counted with the rejects. */
+  let directoryDown = false;
 
   const app =
     config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
@@ -175,13 +201,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     reject(ws, r.code, r.message, r.field);
   }
 
-  function welcome(ws: uWS.WebSocket<Session>, device: DeviceRecord, token?: string): void {
+  /** `sharedNextSeq`: the directory's answer (several ingest nodes), taken when above the local trail's. */
+  function welcome(ws: uWS.WebSocket<Session>, device: DeviceRecord, token?: string, sharedNextSeq = 1): void {
     const session = ws.getUserData();
     if (session.state === 'closed') return;
     session.state = 'ready';
     session.device = { tmid: device.tmid, supportId: device.supportId };
     const trail = store.log.trail(device.tmid);
     const last = trail?.ranges[trail.ranges.length - 1];
+    const localNextSeq = last === undefined ? 1 : last[1] + 1;
     send(ws, {
       t: 'welcome',
       tmid: device.tmid,
@@ -189,7 +217,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       // The tenant's fleet policy rides along: an agent that was offline during a change gets it here.
       policy: { ...policy, fleet: store.fleet.agentPolicy(device.supportId) },
       serverTime: clock.now(),
-      nextSeq: last === undefined ? 1 : last[1] + 1,
+      nextSeq: Math.max(localNextSeq, sharedNextSeq),
     });
     // One live connection per device: the newer one wins, so a copied token can never lock the real
     // device out (it reconnects and wins in turn), and the older one is closed before it sends more.
@@ -282,6 +310,10 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       if (hello.tmid === undefined) return reject(ws, 'missing_field', 'Field tmid is required with a token.', 'tmid');
       if (hello.token === undefined) return reject(ws, 'missing_field', 'Field token is required with a tmid.', 'token');
       const device = store.devices.authenticate(hello.tmid, hello.token);
+      if (directory !== undefined) {
+        session.state = 'authenticating';
+        return void authenticateShared(ws, directory, hello, hello.tmid, hello.token, device).catch(logFailure('A hello could not be answered.'));
+      }
       if (device === undefined) return reject(ws, 'auth_failed', 'Unknown TMID or wrong token.');
       seen.set(device.tmid, now);
       return welcome(ws, markConnected(device, hello, now));
@@ -290,13 +322,14 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       return reject(ws, 'missing_field', 'Field enrollKey is required for a device without tmid and token.', 'enrollKey');
     }
     const tenant = store.tenants.forEnrollKey(hello.enrollKey);
-    if (tenant === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
+    if (tenant === undefined && directory === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
     session.state = 'authenticating';
     const facts = { computer: hello.computer, agentVersion: hello.agentVersion, os: hello.os, ips: hello.ips, macs: hello.macs };
-    store.devices.enroll(tenant, facts, now).then(
+    if (directory !== undefined) return void enrollShared(ws, directory, hello.enrollKey, tenant, facts).catch(logFailure('An enrollment could not be answered.'));
+    store.devices.enroll(tenant!, facts, now).then(
       ({ device, token }) => {
         metrics.ingestEnrollmentsTotal.inc();
-        log.info({ tmid: device.tmid, supportId: tenant.supportId, computer: device.computer }, 'Device enrolled.');
+        log.info({ tmid: device.tmid, supportId: device.supportId, computer: device.computer }, 'Device enrolled.');
         seen.set(device.tmid, clock.now());
         welcome(ws, device, token);
       },
@@ -305,6 +338,81 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         reject(ws, 'internal_error', 'The enrollment could not be stored; retry later.');
       },
     );
+  }
+
+  /** Answers a hello whose directory lookup failed (NATS unreachable, too slow): retryable, logged once per outage. */
+  function directoryFailed(ws: uWS.WebSocket<Session>, err: unknown): void {
+    if (!directoryDown) {
+      directoryDown = true;
+      log.error({ err }, 'The shared device directory did not answer; hellos are refused as storage_unavailable until it does (agents retry).');
+    }
+    reject(ws, 'storage_unavailable', 'The device directory cannot be reached; say hello again later.');
+  }
+
+  function directoryAnswered(): void {
+    if (directoryDown) {
+      directoryDown = false;
+      log.warn('The shared device directory answers again.');
+    }
+  }
+
+  /**
+   * A TMID + token hello with a shared directory: a device unknown here, or
+   * whose token does not match the local record, is looked up in the
+   * directory (it may have enrolled on another ingest node); `nextSeq` comes
+   * from the batches every ingest node has stored for the device.
+   */
+  async function authenticateShared(ws: uWS.WebSocket<Session>, dir: AgentDirectory, hello: HelloInput, tmid: string, token: string, authenticated: DeviceRecord | undefined): Promise<void> {
+    let device = authenticated;
+    let nextSeq: number;
+    try {
+      if (device === undefined && (await dir.refreshDevice(tmid))) device = store.devices.authenticate(tmid, token);
+      if (device === undefined) {
+        directoryAnswered();
+        return reject(ws, 'auth_failed', 'Unknown TMID or wrong token.');
+      }
+      nextSeq = await dir.nextSeq(tmid);
+      directoryAnswered();
+    } catch (err) {
+      return directoryFailed(ws, err);
+    }
+    if (ws.getUserData().state === 'closed') return;
+    const now = clock.now();
+    seen.set(device.tmid, now);
+    welcome(ws, markConnected(device, hello, now), undefined, nextSeq);
+  }
+
+  /** Enrollment with a shared directory: the tenant may come from another ingest node; the device is published before its welcome. */
+  async function enrollShared(ws: uWS.WebSocket<Session>, dir: AgentDirectory, enrollKey: string, local: TenantRecord | undefined, facts: DeviceFacts): Promise<void> {
+    let tenant = local;
+    try {
+      tenant ??= await dir.tenantForEnrollKey(enrollKey);
+      directoryAnswered();
+    } catch (err) {
+      return directoryFailed(ws, err);
+    }
+    if (tenant === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
+    if (ws.getUserData().state === 'closed') return;
+    let enrolled: { device: DeviceRecord; token: string };
+    try {
+      enrolled = await store.devices.enroll(tenant, facts, clock.now());
+    } catch (err) {
+      log.error({ err }, 'Enrollment could not be stored.');
+      return reject(ws, 'internal_error', 'The enrollment could not be stored; retry later.');
+    }
+    const { device, token } = enrolled;
+    try {
+      // Before the welcome: a device that enrolls here and moves to another ingest node at once must be known there.
+      // If this fails, the agent never got its token and enrolls again; the record left here is never used.
+      await dir.publishDevice(device);
+      directoryAnswered();
+    } catch (err) {
+      return directoryFailed(ws, err);
+    }
+    metrics.ingestEnrollmentsTotal.inc();
+    log.info({ tmid: device.tmid, supportId: device.supportId, computer: device.computer }, 'Device enrolled.');
+    seen.set(device.tmid, clock.now());
+    welcome(ws, device, token);
   }
 
   function onBatch(ws: uWS.WebSocket<Session>, bytes: Uint8Array, env: FrameEnvelope): void {
