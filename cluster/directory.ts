@@ -1,16 +1,32 @@
 /**
- * The records a shard node needs besides the batches: a device's record
- * (its tenant, computer name) and its tenant's record (the policy), which the
- * ingest node that enrolled the device holds in its local store. The ingest
- * node publishes both to the `kiseki-directory` bucket before the device's
- * first batch goes to the stream, so by the time a shard node reads the batch
- * the records are there; the shard node copies them into its local store.
+ * The `kiseki-directory` bucket: the records several ingest nodes and the
+ * shard nodes share, so that a fleet is served by any ingest node.
  *
- * Device changes after the first batch (isolation, facts at a later hello)
- * are not republished yet (docs/CLUSTER.md, "What remains").
+ * - `tenant.<support ID>` → TenantRecord JSON and `enroll.<SHA-256 of the
+ *   enrollment key>` → support ID: every ingest node publishes its local
+ *   tenants at start, and an enrollment on a node without the tenant looks the
+ *   key up here and copies the tenant into its local store.
+ * - `device.<TMID>` → DeviceRecord JSON (with `tokenHash`): published at
+ *   enrollment, before the agent gets its token, and again before the device's
+ *   first batch on each node. A hello on a node that does not know the TMID
+ *   (or holds another token hash for it) copies the record from here.
+ * - A device's `welcome.nextSeq` comes from the batch stream, not from this
+ *   bucket: the last message on the device's subject is the last batch any
+ *   ingest node stored for it.
+ *
+ * Lookups from the hello path are bounded (`lookupTimeoutMs`): a NATS outage
+ * answers the agent `storage_unavailable` within that time instead of holding
+ * its hello. Device changes after enrollment (isolation, facts at a later
+ * hello) are not republished (docs/CLUSTER.md, "What remains").
  */
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import type { DeviceRecord, HotStore, TenantRecord } from '../storage/index.js';
+import { KisekiError } from '../core/errors.js';
+import { virtualShardOf } from '../core/vshard.js';
+import type { AgentDirectory } from '../ingest/index.js';
+import { sha256Hex, type DeviceRecord, type HotStore, type TenantRecord } from '../storage/index.js';
+import { decodeBatchMessage } from './batch-message.js';
+import { BATCH_STREAM, batchSubject } from './nats.js';
 
 function deviceKey(tmid: string): string {
   return `device.${Buffer.from(tmid).toString('base64url')}`;
@@ -20,38 +36,151 @@ function tenantKey(supportId: string): string {
   return `tenant.${Buffer.from(supportId).toString('base64url')}`;
 }
 
+function enrollKeyKey(enrollKeyHash: string): string {
+  return `enroll.${enrollKeyHash}`;
+}
+
+/** Default bound of one directory lookup on the hello path, ms: under the agents' 10 s hello timeout. */
+export const DEFAULT_LOOKUP_TIMEOUT_MS = 5000;
+
 export interface DirectoryPublisher {
   /** Resolves once the device's record and its tenant's are in the bucket (once per device per process). */
   ensurePublished(tmid: string): Promise<void>;
 }
 
-/** The ingest side: publishes from the local store. */
-export function createDirectoryPublisher(directory: KV, store: HotStore): DirectoryPublisher {
+/** What an ingest node needs from the bucket: the publisher for the committer and the agent server's lookups. */
+export interface IngestDirectory extends DirectoryPublisher, AgentDirectory {
+  /** Publishes every tenant of the local store (at start); resolves with their count. */
+  publishTenants(): Promise<number>;
+}
+
+export interface IngestDirectoryOptions {
+  directory: KV;
+  /** For `nextSeq`: the last batch of a device's subject. */
+  jsm: JetStreamManager;
+  store: HotStore;
+  /** Bound of each lookup, ms (default {@link DEFAULT_LOOKUP_TIMEOUT_MS}). */
+  lookupTimeoutMs?: number;
+}
+
+/** Rejects with ERR_CLUSTER_UNAVAILABLE when `p` has not settled within `ms`. */
+function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `${what}: no answer within ${ms} ms` })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Parses a bucket value written by this module; a value of another shape is treated as absent. */
+function parseRecord<T>(json: string, valid: (v: Partial<T>) => boolean): T | undefined {
+  try {
+    const v = JSON.parse(json) as Partial<T>;
+    return typeof v === 'object' && v !== null && valid(v) ? (v as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The ingest side: publishes from the local store, copies what it lacks from the bucket. */
+export function createIngestDirectory(options: IngestDirectoryOptions): IngestDirectory {
+  const { directory, jsm, store } = options;
+  const timeoutMs = options.lookupTimeoutMs ?? DEFAULT_LOOKUP_TIMEOUT_MS;
   const published = new Map<string, Promise<void>>();
   const tenants = new Map<string, Promise<void>>();
-  async function publish(tmid: string): Promise<void> {
-    const device = store.devices.get(tmid);
-    if (device === undefined) return;
-    let tenant = tenants.get(device.supportId);
-    if (tenant === undefined) {
-      const record = store.tenants.get(device.supportId);
-      tenant = record === undefined ? Promise.resolve() : directory.put(tenantKey(record.supportId), JSON.stringify(record)).then(() => undefined);
-      tenants.set(device.supportId, tenant);
-      tenant.catch(() => tenants.delete(device.supportId));
-    }
-    await tenant;
-    await directory.put(deviceKey(tmid), JSON.stringify(device));
+  /** Lookups of one TMID in flight: an agent saying hello again while its first lookup runs waits for the same one. */
+  const refreshing = new Map<string, Promise<boolean>>();
+
+  async function putTenant(record: TenantRecord): Promise<void> {
+    await directory.put(tenantKey(record.supportId), JSON.stringify(record));
+    await directory.put(enrollKeyKey(record.enrollKeyHash), record.supportId);
   }
+
+  function ensureTenantPublished(supportId: string): Promise<void> {
+    let p = tenants.get(supportId);
+    if (p === undefined) {
+      const record = store.tenants.get(supportId);
+      p = record === undefined ? Promise.resolve() : putTenant(record);
+      tenants.set(supportId, p);
+      p.catch(() => tenants.delete(supportId));
+    }
+    return p;
+  }
+
+  async function readTenant(supportId: string): Promise<TenantRecord | undefined> {
+    const entry = await bounded(directory.get(tenantKey(supportId)), timeoutMs, 'tenant lookup');
+    if (entry === null || entry.operation !== 'PUT') return undefined;
+    return parseRecord<TenantRecord>(entry.string(), (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
+  }
+
+  async function refresh(tmid: string): Promise<boolean> {
+    const entry = await bounded(directory.get(deviceKey(tmid)), timeoutMs, 'device lookup');
+    if (entry === null || entry.operation !== 'PUT') return false;
+    const shared = parseRecord<DeviceRecord>(entry.string(), (v) => v.tmid === tmid && typeof v.tokenHash === 'string' && typeof v.supportId === 'string');
+    if (shared === undefined) return false;
+    const local = store.devices.get(tmid);
+    if (local !== undefined && local.tokenHash === shared.tokenHash) return false;
+    if (store.tenants.get(shared.supportId) === undefined) {
+      const tenant = await readTenant(shared.supportId);
+      if (tenant !== undefined) await store.tenants.save(tenant);
+    }
+    // The shared record, with this node's view of the connection (the hello that follows marks it connected).
+    await store.devices.save({ ...shared, connected: false });
+    // Known in the bucket already: no need to publish it again before its first batch here.
+    published.set(tmid, Promise.resolve());
+    return true;
+  }
+
   return {
     ensurePublished(tmid) {
       let p = published.get(tmid);
       if (p === undefined) {
-        p = publish(tmid);
+        const device = store.devices.get(tmid);
+        p = device === undefined ? Promise.resolve() : ensureTenantPublished(device.supportId).then(() => directory.put(deviceKey(tmid), JSON.stringify(device))).then(() => undefined);
         published.set(tmid, p);
         // A failed put is tried again with the device's next batch.
         p.catch(() => published.delete(tmid));
       }
       return p;
+    },
+    async publishTenants() {
+      let count = 0;
+      for (const supportId of store.tenants.ids()) {
+        await ensureTenantPublished(supportId);
+        count++;
+      }
+      return count;
+    },
+    refreshDevice(tmid) {
+      let p = refreshing.get(tmid);
+      if (p === undefined) {
+        p = refresh(tmid).finally(() => refreshing.delete(tmid));
+        refreshing.set(tmid, p);
+      }
+      return p;
+    },
+    async tenantForEnrollKey(enrollKey) {
+      const hash = sha256Hex(enrollKey);
+      const entry = await bounded(directory.get(enrollKeyKey(hash)), timeoutMs, 'enrollment key lookup');
+      if (entry === null || entry.operation !== 'PUT') return undefined;
+      const tenant = await readTenant(entry.string());
+      if (tenant === undefined || tenant.enrollKeyHash !== hash) return undefined;
+      await store.tenants.save(tenant);
+      tenants.set(tenant.supportId, Promise.resolve());
+      return tenant;
+    },
+    async publishDevice(device) {
+      const p = bounded(
+        ensureTenantPublished(device.supportId).then(() => directory.put(deviceKey(device.tmid), JSON.stringify(device))),
+        timeoutMs,
+        'device publish',
+      ).then(() => undefined);
+      await p;
+      published.set(device.tmid, p);
+    },
+    async nextSeq(tmid) {
+      const last = await bounded(jsm.streams.getMessage(BATCH_STREAM, { last_by_subj: batchSubject(virtualShardOf(tmid), tmid) }), timeoutMs, 'last batch lookup');
+      return last === null ? 1 : decodeBatchMessage(last.data).last + 1;
     },
   };
 }

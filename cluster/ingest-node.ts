@@ -3,7 +3,9 @@
  * the JetStream committer behind it (jetstream-committer.ts). The node's
  * local store holds tenants, devices and their tokens (enrollment happens
  * here) and the command queue; raw batches go to the stream only. Devices and
- * tenants reach the shard nodes through the directory bucket.
+ * tenants are shared through the directory bucket (directory.ts): with the
+ * shard nodes, and with the other ingest nodes, so that an agent may say
+ * hello to any of them.
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -12,7 +14,7 @@ import type { Metrics } from '../core/metrics.js';
 import { startAgentServer, type AgentServer } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
 import { openNodeBase } from './node-base.js';
-import { createDirectoryPublisher } from './directory.js';
+import { createIngestDirectory } from './directory.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
 import { openClusterLink, type ClusterLink } from './nats.js';
 
@@ -20,6 +22,8 @@ export interface IngestNodeOptions {
   config: Readonly<Config>;
   logger: Logger;
   clock?: Clock;
+  /** Bound of a directory lookup on the hello path, ms (default 5,000: under the agents' 10 s hello timeout). */
+  directoryLookupTimeoutMs?: number;
 }
 
 export interface RunningIngestNode {
@@ -49,15 +53,24 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       name: `kiseki-ingest-${nodeId}`,
       logger,
     });
+    const directory = createIngestDirectory({
+      directory: link.directory,
+      jsm: link.jsm,
+      store,
+      ...(options.directoryLookupTimeoutMs === undefined ? {} : { lookupTimeoutMs: options.directoryLookupTimeoutMs }),
+    });
+    // Tenants created on this node's data directory become usable for enrollment on every ingest node.
+    const tenants = await directory.publishTenants();
+    log.info({ tenants }, 'Local tenants published to the directory bucket.');
     const committer = createJetStreamCommitter({
       js: link.js,
-      directory: createDirectoryPublisher(link.directory, store),
+      directory,
       clock,
       logger,
       metrics,
       maxInFlight: config.cluster.maxInFlightPublishes,
     });
-    agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics });
+    agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics, directory });
   } catch (err) {
     await agents?.close().catch(() => undefined);
     await link?.close().catch(() => undefined);
