@@ -240,6 +240,45 @@ describe('createProtocolClient', () => {
     expect(client.stats()).toMatchObject({ connections: 2, batchesSent: 1, batchesResent: 1, batchesAcked: 1 });
   });
 
+  it('moves to the next endpoint when its connection dies, resending its unacked batches there, and tries every endpoint before failing fast', async () => {
+    // Endpoint A welcomes, takes batches without acking them, and dies with the window full (an ingest node killed).
+    let a: Endpoint | undefined;
+    a = await startEndpoint((f, reply, ws) => {
+      if (f.t === 'hello') reply({ t: 'welcome', tmid: 'TMID-7', token: 'tok-7', policy: POLICY, serverTime: Date.now(), nextSeq: 1 });
+      else if (f.t === 'batch' && a!.frames.filter((x) => x.frame.t === 'batch').length === 2) {
+        ws.terminate();
+        void a!.close();
+      }
+    });
+    const held = new Set<string>();
+    const b = await startEndpoint((f, reply) => {
+      if (f.t === 'hello') reply({ t: 'welcome', tmid: 'TMID-7', policy: POLICY, serverTime: Date.now(), nextSeq: 1 });
+      else if (f.t === 'batch') {
+        const dup = held.has(f.id as string);
+        held.add(f.id as string);
+        reply(dup ? { t: 'ack', id: f.id, dup: true } : { t: 'ack', id: f.id });
+      }
+    });
+    const client = track(createProtocolClient({ url: [a.url, b.url], credentials: { enrollKey: 'kek_test' }, facts: FACTS, reconnectDelayMs: 10, maxReconnectDelayMs: 50 }));
+    const batches = [batch(2, 1), batch(1, 3), batch(3, 4)];
+    for (const x of batches) client.enqueue(x);
+    client.start();
+    await client.drained();
+    expect(a.frames.filter((x) => x.frame.t === 'batch').map((x) => x.frame.id)).toEqual([batches[0]!.id, batches[1]!.id]);
+    // B got the device with the token A gave it, then every unacked batch in queue order.
+    expect(b.frames[0]!.frame).toMatchObject({ t: 'hello', tmid: 'TMID-7', token: 'tok-7' });
+    expect(b.frames.filter((x) => x.frame.t === 'batch').map((x) => x.frame.id)).toEqual(batches.map((x) => x.id));
+    expect(client.unacked()).toEqual({ batches: 0, events: 0 });
+    expect(client.stats()).toMatchObject({ batchesSent: 3, batchesResent: 2, batchesAcked: 3 });
+
+    // Fail-fast with two endpoints nobody listens on: both are tried, then ERR_AGENT_UNREACHABLE.
+    const dead = track(createProtocolClient({ url: [a.url, a.url.replace('/agent/v1', '/other')], credentials: { enrollKey: 'k' }, facts: FACTS, reconnectDelayMs: 5, failFastWhenUnreachable: true }));
+    dead.start();
+    const err = await dead.drained().catch((e: unknown) => e);
+    expect(isKisekiError(err, 'ERR_AGENT_UNREACHABLE')).toBe(true);
+    expect(dead.stats().connections).toBe(2);
+  });
+
   it('gives up after maxAttempts connections that deliver nothing', async () => {
     const ep = await startEndpoint((f, _reply, ws) => {
       if (f.t === 'hello') ws.terminate();

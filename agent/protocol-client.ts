@@ -7,7 +7,10 @@
  * queues the rest, sends heartbeats at the policy's interval, hands `cmd`
  * frames to a handler and answers with `cmdr`, and on any lost connection
  * reconnects with exponential backoff (jittered) and resends every unacked
- * batch with the same id and bytes, in the order they were queued.
+ * batch with the same id and bytes, in the order they were queued. Given
+ * several endpoints (ingest nodes of one cluster), each reconnect goes to the
+ * next one in the list, so an agent whose ingest node died moves to a
+ * surviving one with its unacked batches.
  *
  * Server `error` frames are either retryable (the server is stopping, could
  * not commit, or timed the hello out: a new connection may succeed) or fatal
@@ -103,8 +106,12 @@ export interface ProtocolClientHandlers {
 
 /** Options of {@link createProtocolClient}. */
 export interface ProtocolClientOptions {
-  /** Agent endpoint, e.g. `ws://127.0.0.1:9100/agent/v1`. */
-  url: string;
+  /**
+   * Agent endpoint, e.g. `ws://127.0.0.1:9100/agent/v1`, or several (ingest
+   * nodes serving the same fleet): the first connection goes to the first,
+   * and every reconnect to the next one, round robin.
+   */
+  url: string | readonly string[];
   credentials: AgentCredentials;
   facts: HelloFacts;
   /** Upper bound on unacked batches in flight; the server's `maxUnackedBatches` wins if smaller. Default 8. */
@@ -119,7 +126,7 @@ export interface ProtocolClientOptions {
   maxReconnectDelayMs?: number;
   /** Connections in a row that deliver nothing (no ack, or no welcome when nothing is queued) before the client gives up. Default: never. */
   maxAttempts?: number;
-  /** Fail at once with ERR_AGENT_UNREACHABLE when the very first connection cannot be opened (a CLI talking to a server that is not running). Default false. */
+  /** Fail with ERR_AGENT_UNREACHABLE when the first connection to each endpoint cannot be opened (a CLI talking to a server that is not running). Default false. */
   failFastWhenUnreachable?: boolean;
   /** When batches are MessagePack-encoded: at `enqueue` (holds bytes, not objects, while buffered) or at first send. Default `enqueue`. */
   encodeAt?: 'enqueue' | 'send';
@@ -290,6 +297,11 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
   const maxAttempts = options.maxAttempts ?? Infinity;
   const encodeAtEnqueue = (options.encodeAt ?? 'enqueue') === 'enqueue';
   const computer = options.facts.computer;
+  const urls: readonly string[] = typeof options.url === 'string' ? [options.url] : [...options.url];
+  /** The endpoint of the current (or next) connection; moves on after every closed connection. */
+  let urlIndex = 0;
+  /** Whether any connection ever opened (fail-fast applies only while none has). */
+  let everOpened = false;
   /** What hello says; `restart` changes it. */
   let facts: HelloFacts = { ...options.facts };
   let { tmid, token } = options.credentials;
@@ -397,12 +409,18 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
     }
     const id = ++connId;
     stats.connections++;
+    const url = urls[urlIndex];
+    if (url === undefined) {
+      releaseSlot();
+      fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: '', problem: 'no endpoint URL given' }));
+      return;
+    }
     let sock: WebSocket;
     try {
-      sock = new WebSocket(options.url, { perMessageDeflate: false, handshakeTimeout: helloTimeoutMs, maxPayload: MAX_SERVER_FRAME_BYTES });
+      sock = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: helloTimeoutMs, maxPayload: MAX_SERVER_FRAME_BYTES });
     } catch (err) {
       releaseSlot();
-      fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, problem: `not a WebSocket URL (${(err as Error).message})` }));
+      fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url, problem: `not a WebSocket URL (${(err as Error).message})` }));
       return;
     }
     ws = sock;
@@ -419,6 +437,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
     sock.on('open', () => {
       if (ws !== sock) return;
       opened = true;
+      everOpened = true;
       const hello: Record<string, unknown> = { t: 'hello', ...facts };
       if (tmid !== undefined && token !== undefined) {
         hello.tmid = tmid;
@@ -461,19 +480,22 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       releaseSlot();
       if (!wasWelcomed) stats.connectFailures++;
       if (closedResolve) closedResolve();
-      if (!opened && stats.connections === 1 && options.failFastWhenUnreachable && failure === undefined) {
+      // Fail fast only once every endpoint was tried and none opened (one connection with a single URL, as before).
+      if (!everOpened && stats.connections === urls.length && options.failFastWhenUnreachable && failure === undefined) {
         const reason = openError?.code ?? openError?.message ?? `closed (${code})`;
-        fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: options.url, problem: reason }));
+        fail(new KisekiError('ERR_AGENT_UNREACHABLE', { url: urls.join(','), problem: reason }));
       }
+      // The next attempt goes to the next endpoint, so a dead one is not retried before the others.
+      urlIndex = (urlIndex + 1) % urls.length;
       lastProblem ||= `the connection closed (${code})`;
       fruitless++;
       const reconnect = !stopped && fruitless < maxAttempts;
       handlers.onDisconnect?.({ welcomed: wasWelcomed, code, reconnect });
       if (reconnect) {
-        log('Agent connection closed; reconnecting.', { computer, code });
+        log('Agent connection closed; reconnecting.', { computer, code, ...(urls.length > 1 ? { next: urls[urlIndex] } : {}) });
         scheduleReconnect();
       } else if (!stopped) {
-        fail(new KisekiError('ERR_AGENT_GAVE_UP', { url: options.url, attempts: fruitless, lastProblem }));
+        fail(new KisekiError('ERR_AGENT_GAVE_UP', { url: urls.join(','), attempts: fruitless, lastProblem }));
       }
     });
   }
@@ -509,7 +531,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
         lastProblem = `the server refused: ${code}${message === '' ? '' : ` (${message})`}`;
         log('Agent received an error frame.', { computer, code, message });
         handlers.onServerError?.(code, message, retryable);
-        if (!retryable) fail(new KisekiError('ERR_AGENT_REJECTED', { url: options.url, code, message }));
+        if (!retryable) fail(new KisekiError('ERR_AGENT_REJECTED', { url: urls[urlIndex] ?? '', code, message }));
         // The server closes after an error frame; closing from this side too means a server that does not cannot stall the client.
         else ws?.close(1000);
         return;
@@ -738,7 +760,7 @@ export function createProtocolClient(options: ProtocolClientOptions): ProtocolCl
       if (reconnectTimer) clearTimeout(reconnectTimer);
       reconnectTimer = undefined;
       settleDrainWaiters();
-      const closedEarly = new KisekiError('ERR_AGENT_CLOSED', { url: options.url, batchesUnacked: pending.size });
+      const closedEarly = new KisekiError('ERR_AGENT_CLOSED', { url: urls.join(','), batchesUnacked: pending.size });
       for (const w of drainWaiters.splice(0)) w.reject(closedEarly);
       const sock = ws;
       if (!sock) return;

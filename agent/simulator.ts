@@ -26,8 +26,12 @@ import { checkUpgradeArgs, createSimFleet } from './simulator-fleet.js';
 
 /** Options of {@link runSimulation}. */
 export interface SimulationOptions {
-  /** Agent endpoint, e.g. `ws://127.0.0.1:9100/agent/v1`. */
-  url: string;
+  /**
+   * Agent endpoint, e.g. `ws://127.0.0.1:9100/agent/v1`, or the endpoints of
+   * several ingest nodes: each agent starts on the first and moves to the next
+   * whenever its connection fails or closes (protocol-client.ts).
+   */
+  url: string | readonly string[];
   /** Tenant enrollment key, used by agents without a saved identity. */
   enrollKey: string;
   /** Number of simulated agents. */
@@ -354,7 +358,7 @@ interface Stats {
 type Phase = 'running' | 'draining' | 'closing';
 
 interface Ctx {
-  readonly url: string;
+  readonly url: string | readonly string[];
   readonly enrollKey: string;
   readonly agents: number;
   readonly eps: number;

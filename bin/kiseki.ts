@@ -40,7 +40,7 @@ Usage:
   kiseki sigma list [--rules DIR] [--json] | test --rules DIR --cases DIR [--json]
   kiseki sigma detections --tenant S [--device TMID] [--rule ID] [--since D] [--json]
   kiseki sigma hunt --tenant S [--since D] [--rule ID | --rules DIR] [--json]
-  kiseki simulate --url ws://127.0.0.1:9100/agent/v1 --enroll-key KEY [--agents 10] [--eps 20]
+  kiseki simulate --url ws://127.0.0.1:9100/agent/v1[,URL...] --enroll-key KEY [--agents 10] [--eps 20]
                   [--duration 30] [--batch-ms 1000] [--seed 1] [--state FILE] [--detect-rate R]
                   [--max-unacked 8] [--drain-timeout 30] [--agent-version 3.2.1]
                   [--dropouts SHARE:AFTER_SEC:DOWN_SEC] [--logon-bursts SHARE:EVERY_SEC:SIZE]
@@ -323,7 +323,7 @@ async function cmdSimulate(args: string[]): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const summary = await runSimulation({
-    url: str(v, 'url') ?? 'ws://127.0.0.1:9100/agent/v1',
+    url: endpointUrls(str(v, 'url') ?? 'ws://127.0.0.1:9100/agent/v1'),
     enrollKey: requireStr(v, 'enroll-key'),
     agents: numFlag(v, 'agents') ?? 10,
     eps: numFlag(v, 'eps') ?? 20,
@@ -346,6 +346,15 @@ async function cmdSimulate(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 }
 
+
+/** `--url A,B`: the endpoints of several ingest nodes (agents move to the next on a lost connection); one URL stays a string. */
+function endpointUrls(flag: string): string | string[] {
+  const urls = flag
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u.length > 0);
+  return urls.length === 1 ? urls[0]! : urls;
+}
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
