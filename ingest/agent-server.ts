@@ -322,14 +322,17 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       return reject(ws, 'missing_field', 'Field enrollKey is required for a device without tmid and token.', 'enrollKey');
     }
     const tenant = store.tenants.forEnrollKey(hello.enrollKey);
-    if (tenant === undefined && directory === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
-    session.state = 'authenticating';
     const facts = { computer: hello.computer, agentVersion: hello.agentVersion, os: hello.os, ips: hello.ips, macs: hello.macs };
-    if (directory !== undefined) return void enrollShared(ws, directory, hello.enrollKey, tenant, facts).catch(logFailure('An enrollment could not be answered.'));
-    store.devices.enroll(tenant!, facts, now).then(
+    if (directory !== undefined) {
+      session.state = 'authenticating';
+      return void enrollShared(ws, directory, hello.enrollKey, tenant, facts).catch(logFailure('An enrollment could not be answered.'));
+    }
+    if (tenant === undefined) return reject(ws, 'enroll_key_invalid', 'The enrollment key matches no tenant.');
+    session.state = 'authenticating';
+    store.devices.enroll(tenant, facts, now).then(
       ({ device, token }) => {
         metrics.ingestEnrollmentsTotal.inc();
-        log.info({ tmid: device.tmid, supportId: device.supportId, computer: device.computer }, 'Device enrolled.');
+        log.info({ tmid: device.tmid, supportId: tenant.supportId, computer: device.computer }, 'Device enrolled.');
         seen.set(device.tmid, clock.now());
         welcome(ws, device, token);
       },
