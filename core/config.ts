@@ -83,6 +83,8 @@ const configSchema = z
         revisionWindowMs: z.number().int().min(0),
         /** Devices whose correlation state each shard keeps in memory; the rest are snapshotted to LMDB. */
         maxDevicesInMemory: z.number().int().min(1),
+        /** V8 young generation of each shard worker, MB (resourceLimits.maxYoungGenerationSizeMb; 3 semi-spaces' worth). */
+        shardYoungGenerationMb: z.number().int().min(8).max(4096),
         /** Threat-intelligence lists (sha256.txt, domains.txt, ips.txt); default DATA/intel. */
         intelDir: z.string().min(1).optional(),
         // fleet management (issue 16)
@@ -373,6 +375,9 @@ export const DEFAULTS: Config = {
     stateSnapshotIntervalMs: 30_000,
     revisionWindowMs: 10 * 60 * 1000,
     maxDevicesInMemory: 5_000,
+    // 64 MB semi-spaces instead of V8's 16: the shard allocates a decoded batch per batch, and a small
+    // nursery promoted much of it and collected often (docs/BENCHMARKS.md, "Shard young generation").
+    shardYoungGenerationMb: 192,
     // A policy change reaches every shard within a second; one LMDB read per tenant per second otherwise.
     fleetPolicyRefreshMs: 1000,
     // A file on 5 devices for two weeks is part of the fleet (the record keeps 64 device ids: the most a threshold can ask).
@@ -495,6 +500,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'http.requestTimeoutMs', env: 'KISEKI_HTTP_REQUEST_TIMEOUT_MS', type: 'integer' },
   { path: 'engine.shards', env: 'KISEKI_SHARDS', flag: 'shards', type: 'integer' },
   { path: 'engine.intelDir', env: 'KISEKI_INTEL_DIR', flag: 'intel-dir', type: 'string' },
+  { path: 'engine.shardYoungGenerationMb', env: 'KISEKI_SHARD_YOUNG_GENERATION_MB', type: 'integer' },
   // fleet management (issue 16)
   { path: 'engine.fleetPolicyRefreshMs', env: 'KISEKI_FLEET_POLICY_REFRESH_MS', type: 'integer' },
   { path: 'engine.prevalenceMinDevices', env: 'KISEKI_PREVALENCE_MIN_DEVICES', type: 'integer' },

@@ -41,7 +41,8 @@ export type ToShard =
   | { type: 'stop' };
 
 export type FromShard =
-  | { type: 'ready'; lastLsn: number; replayed: number }
+  /** youngGenerationMb: the worker's V8 young generation limit as it runs. */
+  | { type: 'ready'; lastLsn: number; replayed: number; youngGenerationMb: number }
   /** `handled` messages were taken off the queue since the last progress message. */
   | { type: 'progress'; handled: number; lastLsn: number; events: number; invalidEvents: number; quarantined?: Record<string, number> }
   | { type: 'flushed'; checkpoint: number; heapUsedBytes: number; devicesInMemory: number }

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { compress } from 'zstd-napi';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
-import { createShardPool, type ShardPool, type ShardPoolOptions } from './shard-pool.js';
+import { loadConfig } from '../core/config.js';
+import { createShardPool, shardPoolOptionsFrom, type ShardPool, type ShardPoolOptions } from './shard-pool.js';
 import { workerOf } from '../core/vshard.js';
 
 /** A device id that the pool routes to worker `w` of `workers`. */
@@ -61,6 +62,19 @@ async function enrollDevice(): Promise<{ tmid: string }> {
 function logEntry(lsn: number, tmid: string, events: Uint8Array, recvAt: number, first: number, last: number, n: number) {
   return { lsn, record: { tmid, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first, last, n, z: compress(events) } };
 }
+
+describe('shard pool worker heap', () => {
+  it('runs the workers with the configured young generation (V8 default, smaller, when none is given)', async () => {
+    const configured = shardPoolOptionsFrom(loadConfig({ dataDir: dir, engine: { shardYoungGenerationMb: 96 } }), createSilentLogger());
+    expect(configured.youngGenerationMb).toBe(96);
+    pool = await startPool({ youngGenerationMb: configured.youngGenerationMb });
+    expect(pool.stats().youngGenerationMb).toBe(96);
+    await pool.close();
+    pool = await startPool({});
+    expect(pool.stats().youngGenerationMb).toBeGreaterThan(0);
+    expect(pool.stats().youngGenerationMb).toBeLessThan(96);
+  });
+});
 
 describe('shard pool lag', () => {
   it('counts only work given to a shard: an idle shard with an old checkpoint is not behind', async () => {

@@ -29,6 +29,7 @@ export function shardPoolOptionsFrom(config: Readonly<Config>, logger: Logger): 
     intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
     revisionWindowMs: config.engine.revisionWindowMs,
     maxDevicesInMemory: config.engine.maxDevicesInMemory,
+    youngGenerationMb: config.engine.shardYoungGenerationMb,
     fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
     prevalence: { minDevices: config.engine.prevalenceMinDevices, minDays: config.engine.prevalenceMinDays },
     analytics: config.analytics.enabled,
@@ -49,6 +50,8 @@ export interface ShardPoolOptions {
   intelDir: string;
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** V8 young generation of each worker, MB (default: V8's own). */
+  youngGenerationMb?: number;
   /** How long a shard uses a tenant's cached fleet policy, ms (default 1000; docs/FLEET.md). */
   fleetPolicyRefreshMs?: number;
   /** Thresholds of the verdict's fleet prevalence factors; absent: the defaults (engine/prevalence-stage.ts). */
@@ -90,6 +93,8 @@ export interface ShardPoolStats {
   heapUsedBytes: number;
   /** Devices whose correlation state is in memory, over all shards. */
   devicesInMemory: number;
+  /** The young generation limit the workers report running with, MB. */
+  youngGenerationMb: number;
 }
 
 export interface ShardPool {
@@ -135,6 +140,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
   const slots: WorkerSlot[] = [];
   const stats = { skippedToCatchUp: 0, eventsProcessed: 0, invalidEvents: 0, restarts: 0 };
   const quarantined: Record<string, number> = {};
+  let youngGenerationMb = 0;
   let closing = false;
   const waiters: { lsn: number; resolve: () => void }[] = [];
 
@@ -176,7 +182,11 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       ...(options.analytics === true ? { analytics: true } : {}),
       ...(options.catchUpSliceMs === undefined ? {} : { catchUpSliceMs: options.catchUpSliceMs }),
     };
-    const worker = new Worker(workerUrl(), { workerData: data, name: `kiseki-shard-${slot.index}` });
+    const worker = new Worker(workerUrl(), {
+      workerData: data,
+      name: `kiseki-shard-${slot.index}`,
+      ...(options.youngGenerationMb === undefined ? {} : { resourceLimits: { maxYoungGenerationSizeMb: options.youngGenerationMb } }),
+    });
     slot.worker = worker;
     slot.queued = 0;
     slot.catchUpTo = 0;
@@ -188,7 +198,8 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             ready = true;
             slot.checkpoint = msg.lastLsn;
             slot.givenLsn = Math.max(slot.givenLsn, msg.lastLsn);
-            log.info({ shard: slot.index, replayed: msg.replayed, lastLsn: msg.lastLsn }, 'Shard recovered from its checkpoint.');
+            youngGenerationMb = msg.youngGenerationMb;
+            log.info({ shard: slot.index, replayed: msg.replayed, lastLsn: msg.lastLsn, youngGenerationMb: msg.youngGenerationMb }, 'Shard recovered from its checkpoint.');
             // Batches routed here while the worker was restarting are in the log: have it read them.
             if (slot.catchUpTo > 0) {
               post(slot, { type: 'catchup', upTo: slot.catchUpTo });
@@ -282,7 +293,7 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
         heapUsedBytes += s.heapUsedBytes;
         devicesInMemory += s.devicesInMemory;
       }
-      return { queued, ...stats, quarantinedEvents: { ...quarantined }, checkpoint: minCheckpoint(), lagLsn, heapUsedBytes, devicesInMemory };
+      return { queued, ...stats, quarantinedEvents: { ...quarantined }, checkpoint: minCheckpoint(), lagLsn, heapUsedBytes, devicesInMemory, youngGenerationMb };
     },
 
     drained(lsn) {

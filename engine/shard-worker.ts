@@ -5,7 +5,7 @@
  * `flushIntervalMs`, and at once when a batch produced an alert, so a quick
  * report is stored within milliseconds of its batch.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
 import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
 import { StreamingAnalytics } from './analytics.js';
@@ -143,7 +143,7 @@ function flush(snapshot = false): Promise<void> {
 try {
   const replayed = core.recover();
   await core.flush(true);
-  send({ type: 'ready', lastLsn: core.lastLsn, replayed });
+  send({ type: 'ready', lastLsn: core.lastLsn, replayed, youngGenerationMb: resourceLimits.maxYoungGenerationSizeMb ?? 0 });
 } catch (err) {
   fail(err);
 }

@@ -3,7 +3,7 @@
  * benchmark reports for the server under test and the baselines, including
  * all of their threads (shard workers, LMDB's writer, libuv's pool).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
 export const CLOCK_TICKS_PER_SEC = 100;
@@ -69,4 +69,32 @@ export function openFilesLimit(): number {
     // Not Linux: fall through.
   }
   return 1024;
+}
+
+/**
+ * CPU seconds (user + system) of a process's main thread and of all its
+ * other threads together (V8's GC helpers, LMDB's writer, libuv's pool);
+ * undefined off Linux.
+ */
+export function mainThreadCpuSeconds(pid: number = process.pid): { main: number; others: number } | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  let main = 0;
+  let others = 0;
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const sec = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SEC;
+      if (Number(tid) === pid) main += sec;
+      else others += sec;
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return { main, others };
 }

@@ -33,17 +33,17 @@ export function isMain(metaUrl: string): boolean {
 
 /**
  * The shard benchmarks' input: `events` split evenly over the devices `tmids`,
- * in batches of 500 committed to the store's log (received at `recvAt`), then
+ * in batches of `batchSize` (default 500) committed to the store's log (received at `recvAt`), then
  * interleaved as ingest would hand them over, with lsns 1, 2, 3… in that order.
  */
-export async function commitShardBatches(store: HotStore, tmids: readonly string[], events: readonly TrailEvent[], recvAt = 0): Promise<{ lsn: number; tmid: string; bytes: Uint8Array }[]> {
+export async function commitShardBatches(store: HotStore, tmids: readonly string[], events: readonly TrailEvent[], recvAt = 0, batchSize = 500): Promise<{ lsn: number; tmid: string; bytes: Uint8Array }[]> {
   const per = Math.ceil(events.length / tmids.length);
   const batches: { lsn: number; tmid: string; bytes: Uint8Array }[] = [];
   let lsn = 0;
   for (let c = 0; c < tmids.length; c++) {
     const mine = events.slice(c * per, (c + 1) * per);
-    for (let i = 0; i < mine.length; i += 500) {
-      const chunk = mine.slice(i, i + 500);
+    for (let i = 0; i < mine.length; i += batchSize) {
+      const chunk = mine.slice(i, i + batchSize);
       const bytes = encode(chunk);
       lsn++;
       await store.log.commitBatches([{ lsn, record: { tmid: tmids[c]!, id: lsn.toString(16).padStart(32, '0'), sentAt: 0, recvAt, first: chunk[0]!.seq, last: chunk.at(-1)!.seq, n: chunk.length, z: compress(bytes) } }]);

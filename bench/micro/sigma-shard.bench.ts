@@ -23,15 +23,21 @@ import { SigmaStage } from '../../engine/sigma-stage.js';
 import { createThreatIntel } from '../../engine/intel/index.js';
 import { openHotStore } from '../../storage/index.js';
 import { benchPaths } from '../load/bench-paths.js';
+import { mainThreadCpuSeconds } from '../load/proc-stats.js';
 import { machineNote } from '../load/runner.js';
 import { commitShardBatches, fixtureEvents, isMain } from './micro-fixtures.js';
 import { spread } from '../spread.js';
 
-const DEVICES = 8;
+/**
+ * Devices and events per batch: 8 and 500 by default; SIGMA_BENCH_DEVICES=1000 SIGMA_BENCH_BATCH=50 is
+ * closer to the load benchmark's fleet (each device's values are its own, its trail younger).
+ */
+const DEVICES = Number(process.env.SIGMA_BENCH_DEVICES ?? 8);
+const BATCH_EVENTS = Number(process.env.SIGMA_BENCH_BATCH ?? 500);
 
 /** One shard run over `events` with the default pack on or off: events per CPU and wall second, detections stored. */
 
-export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number }> {
+export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtureEvents>): Promise<{ cpuEps: number; wallEps: number; detections: number; rules: number; usPerEventByThread: Record<string, number> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kiseki-sigma-shard-'));
   const store = openHotStore({ dataDir: dir, mapSizeBytes: 512 * 1024 * 1024 });
   try {
@@ -47,7 +53,7 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
     const core = new ShardCore({ store, index: 0, workers: 1, correlator, clock });
     core.recover();
     // Batches prepared (encoded, committed to the log, interleaved) before the clock starts: the shard's work only is measured.
-    const ordered = await commitShardBatches(store, tmids, events);
+    const ordered = await commitShardBatches(store, tmids, events, 0, BATCH_EVENTS);
     // The rule load's garbage (YAML trees, 1.5 s of compiling) is a start-up cost, not the shard's per-event
     // one: collect it before the clock starts when run with --expose-gc (both modes alike).
     (globalThis as { gc?: () => void }).gc?.();
@@ -60,15 +66,23 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
       await session.post('Profiler.setSamplingInterval', { interval: 200 });
       await session.post('Profiler.start');
     }
+    const threads0 = mainThreadCpuSeconds();
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     let n = 0;
+    // A flush per 10,000 events, whatever the batch size.
+    const flushEvery = Math.max(1, Math.round(10_000 / BATCH_EVENTS));
     for (const b of ordered) {
       core.processBatch(b.lsn, b.tmid, b.bytes, 0);
-      if (++n % 20 === 0) await core.flush();
+      if (++n % flushEvery === 0) await core.flush();
     }
     await core.flush();
     const cpu = process.cpuUsage(cpu0);
+    const threads = mainThreadCpuSeconds();
+    // µs per event of the main thread (the shard's own work) and of the others (V8's GC helpers, LMDB's writer).
+    const perEvent = (sec: number): number => Math.round((sec * 1e7) / events.length) / 10;
+    const usPerEventByThread: Record<string, number> =
+      threads0 === undefined || threads === undefined ? {} : { main: perEvent(threads.main - threads0.main), others: perEvent(threads.others - threads0.others) };
     const wall = (performance.now() - wall0) / 1000;
     const secs = (cpu.user + cpu.system) / 1e6;
     if (session !== undefined && profileDir !== undefined) {
@@ -78,7 +92,7 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
       writeFileSync(join(profileDir, `sigma-shard-${sigmaOn ? 'on' : 'off'}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
     }
     if (idle !== undefined && idle.rules.length === 0) throw new Error('no rules');
-    return { cpuEps: Math.round(events.length / secs), wallEps: Math.round(events.length / wall), detections: store.detections.count(), rules: sigma?.rules ?? 0 };
+    return { cpuEps: Math.round(events.length / secs), wallEps: Math.round(events.length / wall), detections: store.detections.count(), rules: sigma?.rules ?? 0, usPerEventByThread };
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -88,12 +102,14 @@ export async function shardRun(sigmaOn: boolean, events: ReturnType<typeof fixtu
 if (isMain(import.meta.url)) {
   const count = Number(process.argv[2] ?? 100_000);
   const runs = Math.max(3, Number(process.argv[3] ?? 3));
-  const events = fixtureEvents(count);
+  const events = fixtureEvents(count, DEVICES);
   const on: number[] = [];
   const off: number[] = [];
   const onWall: number[] = [];
   const offWall: number[] = [];
   const ratios: number[] = [];
+  const threadsOn: Record<string, number>[] = [];
+  const threadsOff: Record<string, number>[] = [];
   let last = { detections: 0, rules: 0 };
   const loadAverageAtStart = loadavg()[0]!;
   await shardRun(true, events.slice(0, 5000)); // warm-up (and the pack's first compile)
@@ -103,6 +119,9 @@ if (isMain(import.meta.url)) {
     on.push(a.cpuEps);
     onWall.push(a.wallEps);
     const b = await shardRun(false, events);
+    process.stdout.write(`  pair ${r + 1}: µs per event by thread, on ${JSON.stringify(a.usPerEventByThread)}, off ${JSON.stringify(b.usPerEventByThread)}\n`);
+    threadsOn.push(a.usPerEventByThread);
+    threadsOff.push(b.usPerEventByThread);
     off.push(b.cpuEps);
     offWall.push(b.wallEps);
     // Each pair ran back to back, under the same neighbours: its ratio is the least disturbed figure.
@@ -136,6 +155,8 @@ if (isMain(import.meta.url)) {
     on: mOn,
     off: mOff,
     ratioPerPair: ratios,
+    usPerEventByThreadOn: threadsOn,
+    usPerEventByThreadOff: threadsOff,
     ratio,
   };
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
