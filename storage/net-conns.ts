@@ -1,13 +1,20 @@
 /**
  * The endpoint connection index: every net.conn event a shard processes in
- * full, keyed by tenant, local address and port and time, so that a network
- * log's 5-tuple finds the process that made the connection (engine/intel's
- * network matcher). Written by the shards inside their flush transaction
- * (a replay writes the same keys again, no duplicates); swept by age.
+ * full, keyed by tenant, local address and time, so that a network log's
+ * 5-tuple finds the process that made the connection (engine/intel's network
+ * matcher). Written by the shards inside their flush transaction (a replay
+ * writes the same keys again, no duplicates); swept by age.
  *
  * Key layouts (kiseki.lmdb):
- *   net-conns          [supportId, lip, lport, ts, tmid, seq] -> NetConnEntry
- *   net-conns-by-time  [ts, supportId, lip, lport, tmid, seq] -> 1 (for the age sweep)
+ *   net-conns-by-ip-time  [supportId, lip, ts, lport, tmid, seq] -> NetConnEntry
+ *   net-conns-by-time     [ts, supportId, lip, lport, tmid, seq] -> 1 (for the age sweep)
+ *   net-conns             [supportId, lip, lport, ts, tmid, seq] -> NetConnEntry (written by earlier
+ *                                                                  versions; read and swept only)
+ * Time before port: a device's new connections land on the last page of its own range, so a
+ * flush dirties about one leaf page per device instead of one per connection (ephemeral ports
+ * are random). Port-first, the index was the largest share of the shards' page writes under
+ * load (docs/BENCHMARKS.md, "Disk writes"). A look-up reads the address's connections in the
+ * time window and keeps those of the port.
  */
 import type { NetConnEntry } from './records.js';
 import type { Tables } from './tables.js';
@@ -24,14 +31,22 @@ export interface NetConnRepository {
 
 /** The connection index over the hot store's tables (called by openHotStore). */
 export function createNetConnRepository(t: Tables): NetConnRepository {
-  const { netConns, netConnsByTime, root } = t;
+  const { netConns, netConnsByPort, netConnsByTime, root } = t;
   return {
     recordSync(e) {
-      netConns.putSync([e.supportId, e.lip, e.lport, e.ts, e.tmid, e.seq], e);
+      netConns.putSync([e.supportId, e.lip, e.ts, e.lport, e.tmid, e.seq], e);
       netConnsByTime.putSync([e.ts, e.supportId, e.lip, e.lport, e.tmid, e.seq], 1);
     },
     find(supportId, ip, port, from, to) {
-      return [...netConns.getRange({ start: [supportId, ip, port, from], end: [supportId, ip, port, to, '\uffff'] })].map((r) => r.value);
+      const out: NetConnEntry[] = [];
+      // Keys first: the port is in the key, so only the port's connections are read and decoded.
+      for (const key of netConns.getKeys({ start: [supportId, ip, from], end: [supportId, ip, to, '\uffff'] })) {
+        if (key[3] !== port) continue;
+        const entry = netConns.get(key);
+        if (entry !== undefined) out.push(entry);
+      }
+      for (const { value } of netConnsByPort.getRange({ start: [supportId, ip, port, from], end: [supportId, ip, port, to, '\uffff'] })) out.push(value);
+      return out.length > 1 ? out.sort((a, b) => a.ts - b.ts || (a.tmid < b.tmid ? -1 : a.tmid > b.tmid ? 1 : a.seq - b.seq)) : out;
     },
     async sweepBefore(before) {
       const keys = [...netConnsByTime.getKeys({ start: [-Infinity], end: [before] })];
@@ -39,12 +54,13 @@ export function createNetConnRepository(t: Tables): NetConnRepository {
       await root.transaction(() => {
         for (const k of keys) {
           const [ts, supportId, lip, lport, tmid, seq] = k;
-          netConns.removeSync([supportId, lip, lport, ts, tmid, seq]);
+          netConns.removeSync([supportId, lip, ts, lport, tmid, seq]);
+          netConnsByPort.removeSync([supportId, lip, lport, ts, tmid, seq]);
           netConnsByTime.removeSync(k);
         }
       });
       return keys.length;
     },
-    count: () => netConns.getCount(),
+    count: () => netConns.getCount() + netConnsByPort.getCount(),
   };
 }

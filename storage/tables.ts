@@ -121,6 +121,8 @@ export interface Tables {
   readonly netlogFailures: Database<number, [string, string]>;
   readonly netlogState: Database<number, string>;
   // Network intel (issue 17, part B): the endpoint connection index and network-intel alerts.
+  /** Written by earlier versions (keyed by port first): read and swept only. */
+  readonly netConnsByPort: Database<NetConnEntry, [string, string, number, number, string, number]>;
   readonly netConns: Database<NetConnEntry, [string, string, number, number, string, number]>;
   readonly netConnsByTime: Database<number, [number, string, string, number, string, number]>;
   readonly intelAlerts: Database<NetworkIntelAlert, string>;
@@ -236,7 +238,8 @@ export function openTables(options: TablesOptions): Tables {
     netlogFailures: log.openDB('netlog-failures', {}),
     netlogState: log.openDB('netlog-state', {}),
     // Network intel (issue 17, part B).
-    netConns: root.openDB('net-conns', {}),
+    netConnsByPort: root.openDB('net-conns', {}),
+    netConns: root.openDB('net-conns-by-ip-time', {}),
     netConnsByTime: root.openDB('net-conns-by-time', {}),
     intelAlerts: root.openDB('intel-alerts', {}),
     tenantIntelAlerts: root.openDB('tenant-intel-alerts', {}),
