@@ -9,6 +9,7 @@
  * saturate` to mean anything. Prints on, off (median, min–max) and the
  * on / off ratio of each back-to-back pair; writes bench/results/sigma-shard-<time>.json.
  * Run: node --expose-gc dist/bench/micro/sigma-shard.bench.js [events] [runs ≥ 3]
+ * (SIGMA_BENCH_DEVICES, SIGMA_BENCH_BATCH: devices and events per batch, default 8 and 500).
  */
 import { encode } from '@msgpack/msgpack';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -32,8 +33,16 @@ import { spread } from '../spread.js';
  * Devices and events per batch: 8 and 500 by default; SIGMA_BENCH_DEVICES=1000 SIGMA_BENCH_BATCH=50 is
  * closer to the load benchmark's fleet (each device's values are its own, its trail younger).
  */
-const DEVICES = Number(process.env.SIGMA_BENCH_DEVICES ?? 8);
-const BATCH_EVENTS = Number(process.env.SIGMA_BENCH_BATCH ?? 500);
+const DEVICES = positiveIntEnv('SIGMA_BENCH_DEVICES', 8);
+const BATCH_EVENTS = positiveIntEnv('SIGMA_BENCH_BATCH', 500);
+
+function positiveIntEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, not ${JSON.stringify(raw)}`);
+  return n;
+}
 
 /** One shard run over `events` with the default pack on or off: events per CPU and wall second, detections stored. */
 
