@@ -13,6 +13,8 @@
  *   notify-state     'cursor'                   -> last feed seq queued
  *                    'rate:<recipient>:<hour>'  -> notifications queued that hour
  *                    'digest:<recipient>:<hour>' -> id of that hour's open digest
+ *                    'reader:<name>'            -> last feed seq another reader handled
+ *                                                  (cluster/alert-publisher.ts: 'alert-bucket')
  *
  * Queueing (`queueSync`, `setCursorSync`, `bumpRateSync`) runs inside one
  * `store.transaction()`, so a feed position is either fully queued or not
@@ -26,6 +28,14 @@ export interface NotifyRepository {
   feedAfter(seq: number, limit: number): NotifyFeedEvent[];
   /** The last feed position queued (0 before the first). */
   cursor(): number;
+  /**
+   * The last feed position another reader of the feed handled (0 before the
+   * first): a cluster shard node's alert publisher keeps its own position,
+   * independent of the notifier's. It does not trim the feed.
+   */
+  readerCursor(name: string): number;
+  /** Stores a reader's position (durable once the returned promise resolves). */
+  setReaderCursor(name: string, seq: number): Promise<void>;
   /** How far the notifier is behind the feed: entries after its cursor, and the time of the oldest of them (undefined when none). */
   feedLag(): { events: number; oldestAt: number | undefined };
   settings(supportId: string): NotifySettings | undefined;
@@ -83,6 +93,13 @@ export function createNotifyRepository(t: Tables): NotifyRepository {
     cursor: () => {
       const v = notifyState.get('cursor');
       return typeof v === 'number' ? v : 0;
+    },
+    readerCursor(name) {
+      const v = notifyState.get(`reader:${name}`);
+      return typeof v === 'number' ? v : 0;
+    },
+    async setReaderCursor(name, seq) {
+      await notifyState.put(`reader:${name}`, seq);
     },
     feedLag() {
       const v = notifyState.get('cursor');
