@@ -16,7 +16,11 @@
  *   the owner has stored and processed (decimal);
  * - KV `kiseki-directory`: `device.<tmid>`, `tenant.<supportId>` and
  *   `enroll.<key hash>` → the records every ingest node needs to authenticate
- *   and enroll a device, and a shard node to correlate its events.
+ *   and enroll a device, and a shard node to correlate its events;
+ * - KV `kiseki-alerts`: `alert.<alert id>` → the alert as its shard node
+ *   committed it, with its latest quick-report revision (alert-publisher.ts);
+ *   alert ids are deterministic (TMID and detection seq), so a replay of the
+ *   same detection on another node writes the same key.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -29,6 +33,19 @@ export const BATCH_SUBJECT_PREFIX = 'kiseki.batch.';
 export const LEASE_BUCKET = 'kiseki-leases';
 export const CHECKPOINT_BUCKET = 'kiseki-checkpoints';
 export const DIRECTORY_BUCKET = 'kiseki-directory';
+export const ALERT_BUCKET = 'kiseki-alerts';
+
+/** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's alert ids (`al_<hex>`) always fit, anything else is encoded. */
+const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
+
+/**
+ * The key of an alert in `kiseki-alerts`: `alert.<id>` for kiseki's alert ids
+ * (`al_` + hex, readable with `nats kv get`), `alert.b64.<base64url>` for an
+ * id with any other character.
+ */
+export function alertKey(alertId: string): string {
+  return NATS_SAFE_TOKEN.test(alertId) ? `alert.${alertId}` : `alert.b64.${Buffer.from(alertId).toString('base64url')}`;
+}
 
 /** The subjects of a virtual shard's batches (a consumer filter: every device of the shard). */
 export function vshardBatchSubjects(vshard: number): string {
@@ -63,6 +80,8 @@ export interface ClusterLink {
   readonly leases: KV;
   readonly checkpoints: KV;
   readonly directory: KV;
+  /** `kiseki-alerts`: every alert the shard nodes committed, one key per alert id. */
+  readonly alerts: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -144,6 +163,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });
   const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
   const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
+  const alerts = await kvm.create(ALERT_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -152,6 +172,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     leases,
     checkpoints,
     directory,
+    alerts,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

@@ -1,0 +1,211 @@
+/**
+ * A shard node's alerts, shared through the `kiseki-alerts` bucket: every
+ * alert the node's shards commit is put under its id (`alert.<id>`, value:
+ * the AlertRecord and its latest quick-report revision), after the local
+ * flush committed it, at least once.
+ *
+ * What to publish comes from the local store, not from the shard workers'
+ * messages: every new alert (and every engine verdict change) appends an
+ * entry to the notification feed in the same LMDB transaction as the alert
+ * (storage/feed.ts). The publisher reads the feed after its own position
+ * (`notify.readerCursor('alert-bucket')`, independent of the notifier's),
+ * puts the alerts those entries name as they are now in the store, and moves
+ * its position only once every put of the round was acked. A failed put is
+ * retried from the same position on the next round; a node killed between
+ * its flush and its publish republishes at its next start. So nothing
+ * committed is left out, and a put done twice writes the same key.
+ *
+ * Across a crash takeover the new owner of a virtual shard replays the
+ * stream from the dead node's last checkpoint: the detections it processes
+ * again give the same alert ids (`alertIdFor(tmid, seq)`), so the bucket
+ * keeps one key per detection. The shard node calls `publishCommitted()`
+ * before each stream checkpoint: a checkpoint never passes a batch whose
+ * alerts are not in the bucket, so a node whose disk is lost for good loses
+ * no alert either (docs/CLUSTER.md).
+ */
+import type { KV } from '@nats-io/kv';
+import type { AlertRecord, QuickReport } from '../core/contracts.js';
+import { KisekiError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { HotStore } from '../storage/index.js';
+import { alertKey } from './nats.js';
+
+/** The feed reader's name in `notify-state` (`reader:alert-bucket`). */
+export const ALERT_FEED_READER = 'alert-bucket';
+
+/** Feed entries read per step of a round. */
+const FEED_PAGE = 256;
+/** Puts awaited at once. */
+const PUTS_IN_FLIGHT = 32;
+/**
+ * Largest value put with its report, bytes: under NATS's default 1 MiB
+ * `max_payload`, so that one large report cannot fail its put forever (and
+ * hold the node's checkpoints); beyond it the alert goes without its report.
+ */
+const MAX_ENTRY_BYTES = 512 * 1024;
+
+/** The value of one key of `kiseki-alerts` (JSON). */
+export interface AlertBucketEntry {
+  alert: AlertRecord;
+  /** The latest quick-report revision when the alert was published (none for a suppressed alert). */
+  report?: QuickReport;
+  /** True when the report was left out because the entry would have exceeded 512 KiB (it stays in the node's LMDB). */
+  reportOmitted?: boolean;
+  /** The shard node that published this version. */
+  node: string;
+  /** When it was published, ms. */
+  publishedAt: number;
+}
+
+/**
+ * Parses a value of `kiseki-alerts`.
+ * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when it is not an alert entry (a foreign writer on the bucket).
+ */
+export function decodeAlertEntry(bytes: Uint8Array): AlertBucketEntry {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch (err) {
+    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: 'a value of the alert bucket is not JSON' }, { cause: err });
+  }
+  const e = v as Partial<AlertBucketEntry> | null;
+  if (e === null || typeof e !== 'object' || typeof e.alert !== 'object' || e.alert === null || typeof e.alert.id !== 'string' || typeof e.node !== 'string') {
+    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: 'a value of the alert bucket is not a kiseki alert' });
+  }
+  return e as AlertBucketEntry;
+}
+
+export interface AlertPublisherOptions {
+  kv: KV;
+  store: HotStore;
+  nodeId: string;
+  logger: Logger;
+  /** Time between two rounds (retries, verdict changes), ms (default 1000). */
+  intervalMs?: number;
+  /** Longest wait for one put's ack, ms (default 10,000). */
+  putTimeoutMs?: number;
+  /** Clock of `publishedAt` (default Date.now). */
+  now?: () => number;
+}
+
+export interface AlertPublisher {
+  /**
+   * Publishes every alert committed to the local store so far (the feed up
+   * to its last entry now); rounds run one at a time.
+   * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when a put failed or timed out (the position stays: the next round retries).
+   */
+  publishCommitted(): Promise<void>;
+  /** Asks for a round soon (a flush stored alerts); failures are logged and retried by the timer. */
+  nudge(): void;
+  /** Feed position published up to. */
+  position(): number;
+  /** Stops the timer and waits for the round in flight (it does not publish what is left: call publishCommitted first). */
+  stop(): Promise<void>;
+}
+
+/** Starts the publisher of one shard node; its first round runs at once (what a previous run left unpublished). */
+export function createAlertPublisher(options: AlertPublisherOptions): AlertPublisher {
+  const { kv, store, nodeId } = options;
+  const log = options.logger.child({ component: 'alert-publisher', node: nodeId });
+  const putTimeoutMs = options.putTimeoutMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  let cursor = store.notify.readerCursor(ALERT_FEED_READER);
+  let running: Promise<void> = Promise.resolve();
+  let queued: Promise<void> | undefined;
+  let stopped = false;
+  let failingSince: number | undefined;
+  let published = 0;
+
+  function bounded<T>(p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `alert put: no ack within ${putTimeoutMs} ms` })), putTimeoutMs);
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  async function put(alertId: string): Promise<void> {
+    const alert = store.alerts.get(alertId);
+    if (alert === undefined) return; // Not in this store (another node's alert named by an analyst's verdict): nothing to share.
+    const report = alert.revision > 0 ? store.alerts.revision(alertId, alert.revision) : undefined;
+    const entry: AlertBucketEntry = { alert, ...(report === undefined ? {} : { report }), node: nodeId, publishedAt: now() };
+    let json = JSON.stringify(entry);
+    if (Buffer.byteLength(json) > MAX_ENTRY_BYTES) {
+      log.warn({ alertId, bytes: Buffer.byteLength(json) }, 'An alert report is too large for the bucket; the alert is published without it.');
+      json = JSON.stringify({ alert, reportOmitted: true, node: nodeId, publishedAt: entry.publishedAt } satisfies AlertBucketEntry);
+    }
+    await bounded(kv.put(alertKey(alertId), json));
+  }
+
+  /** One round: the feed from `cursor` up to its last entry as of now. */
+  async function round(): Promise<void> {
+    // The shards commit on their own threads: see their latest commits before reading.
+    store.refreshReads();
+    for (;;) {
+      const page = store.notify.feedAfter(cursor, FEED_PAGE);
+      if (page.length === 0) return;
+      if (page[0]!.seq > cursor + 1 && cursor > 0) {
+        // Another reader trimmed the feed past this position (a notifier on the node's store): those alerts were not shared.
+        log.error({ from: cursor + 1, to: page[0]!.seq - 1 }, 'Feed entries were removed before the alert publisher read them; their alerts are not in the bucket.');
+      }
+      const ids = new Set<string>();
+      for (const e of page) if ((e.kind === 'alert.new' || e.kind === 'alert.verdict') && e.alertId !== undefined) ids.add(e.alertId);
+      const list = [...ids];
+      for (let i = 0; i < list.length; i += PUTS_IN_FLIGHT) await Promise.all(list.slice(i, i + PUTS_IN_FLIGHT).map(put));
+      const last = page.at(-1)!.seq;
+      await store.notify.setReaderCursor(ALERT_FEED_READER, last);
+      cursor = last;
+      published += list.length;
+    }
+  }
+
+  function schedule(): Promise<void> {
+    // A round asked for while one runs is merged into one next round: it reads the feed to its end anyway.
+    queued ??= running.catch(() => undefined).then(() => {
+      queued = undefined;
+      running = round().then(
+        () => {
+          if (failingSince !== undefined) {
+            log.warn({ downMs: now() - failingSince, position: cursor }, 'Alerts are published to the bucket again.');
+            failingSince = undefined;
+          }
+        },
+        (err: unknown) => {
+          if (failingSince === undefined) {
+            failingSince = now();
+            log.error({ err: err instanceof Error ? err.message : String(err), position: cursor }, 'Publishing alerts to the bucket failed; retrying from the same feed position.');
+          }
+          throw err instanceof KisekiError ? err : new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `alert publish: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+        },
+      );
+      return running;
+    });
+    return queued;
+  }
+
+  const timer = setInterval(() => {
+    if (!stopped) schedule().catch(() => undefined);
+  }, options.intervalMs ?? 1000);
+  schedule().catch(() => undefined);
+  let lastLog = now();
+  const statsTimer = setInterval(() => {
+    if (published === 0) return;
+    log.info({ published, position: cursor, sinceMs: now() - lastLog }, 'Alerts published to the bucket.');
+    published = 0;
+    lastLog = now();
+  }, 60_000);
+
+  return {
+    publishCommitted: schedule,
+    nudge() {
+      if (!stopped) schedule().catch(() => undefined);
+    },
+    position: () => cursor,
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      clearInterval(statsTimer);
+      await (queued ?? running).catch(() => undefined);
+    },
+  };
+}
