@@ -14,6 +14,12 @@
  * from there, and batches replayed that the node had already stored are
  * `duplicate`s of the local batch-id index, so they are not processed again
  * (this also covers resends older than JetStream's dedup window).
+ *
+ * Alerts leave the node through the `kiseki-alerts` bucket (alert-publisher.ts):
+ * each flush that stored alerts nudges the publisher, and a checkpoint is
+ * written only once every alert committed before it is in the bucket, so a
+ * takeover by another node that replays from the checkpoint re-creates the
+ * same alert ids on the same keys instead of second alerts.
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import { systemClock, type Clock } from '../core/clock.js';
@@ -25,6 +31,7 @@ import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
 import { openNodeBase } from './node-base.js';
+import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
 import { createDirectoryReader } from './directory.js';
 import { BATCH_STREAM, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
@@ -73,10 +80,15 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   const log = logger.child({ component: 'shard-node', node: nodeId });
   let pool: ShardPool | undefined;
   let link: ClusterLink | undefined;
+  // Set once the link is open; a flush before that leaves its alerts to the publisher's first round.
+  let publisher: AlertPublisher | undefined;
   try {
     pool = createShardPool({
       ...shardPoolOptionsFrom(config, logger),
-      onAlerts: (count) => metrics.engineAlertsTotal.inc(count),
+      onAlerts: (count) => {
+        metrics.engineAlertsTotal.inc(count);
+        publisher?.nudge();
+      },
     });
     await pool.start();
     link = await openClusterLink({
@@ -94,6 +106,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   }
   const shards = pool;
   const nats = link;
+  const alerts = createAlertPublisher({ kv: nats.alerts, store, nodeId, logger });
+  publisher = alerts;
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);
   const consumers = new Map<number, VshardConsumer>();
@@ -174,6 +188,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     }
   }
 
+  let checkpointsWaitForAlerts = false;
+
   /** Writes the checkpoints that the local shards have made safe. */
   async function checkpointRound(only?: VshardConsumer): Promise<void> {
     const list = only === undefined ? [...consumers.values()] : [only];
@@ -181,6 +197,16 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     if (targets.length === 0) return;
     // Every batch answered so far is committed locally; once the shards pass its lsn, it is processed and persisted.
     await shards.drained(committer.committedLsn());
+    try {
+      // ...and its alerts must be in the bucket before a checkpoint passes it: a takeover replays only after it.
+      await alerts.publishCommitted();
+      checkpointsWaitForAlerts = false;
+    } catch (err) {
+      // Logged once per outage (the publisher logs its own failure and recovery too).
+      if (!checkpointsWaitForAlerts) log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Checkpoints wait: the alerts committed before them are not all in the bucket yet.');
+      checkpointsWaitForAlerts = true;
+      return;
+    }
     for (const { c, seq } of targets) {
       const key = `vshard.${c.vshard}`;
       try {
@@ -252,6 +278,9 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         await committer.idle();
         await shards.drained(committer.committedLsn());
         await shards.close();
+        // The shards' last flush may have stored alerts: publish them before leaving (a failure is republished at the next start).
+        await alerts.publishCommitted().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Some alerts are not in the bucket yet; the next start publishes them.'));
+        await alerts.stop();
         await nats.close();
         await base.release();
         log.info({ refused }, 'Shard node stopped; its virtual shards are checkpointed and released.');
