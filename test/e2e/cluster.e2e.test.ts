@@ -7,8 +7,12 @@
  * the middle of the run and restarted. Then the same on a 3-server NATS
  * cluster with 3 replicas. Then two ingest nodes: the agents, given both
  * URLs, enroll on the one without the tenant and move to the other when it
- * is killed with SIGKILL; exactly once again. Skips with an install hint
- * without nats-server.
+ * is killed with SIGKILL; exactly once again. Then the issue's failure case:
+ * a 3-server NATS cluster, two ingest and two shard nodes, and a SIGKILL of
+ * one NATS server, of the agents' ingest node and of a shard node at once,
+ * all three restarted. Every case also reads NATS itself: the stream holds
+ * each acked batch once, and `kiseki-alerts` one alert per detection. Skips
+ * with an install hint without nats-server.
  */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,7 +20,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SimulationSummary } from '../../agent/index.js';
-import type { InspectReport } from '../../storage/index.js';
+import { alertKey, readClusterState, type ClusterState } from '../../cluster/index.js';
+import { virtualShardOf } from '../../core/vshard.js';
+import { openHotStore, type InspectReport } from '../../storage/index.js';
 import { eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats } from '../support/nats-server.js';
 
@@ -31,10 +37,21 @@ async function inspect(dir: string): Promise<InspectReport> {
   return JSON.parse(r.stdout) as InspectReport;
 }
 
-async function alertCount(dir: string): Promise<number> {
+async function localAlerts(dir: string): Promise<{ id: string; repeats: number }[]> {
   const r = await runCli(['alerts', '--support-id', 'EX0001', '--limit', '1000', '--json', '--data', dir]);
   expect(r.code, r.stderr).toBe(0);
-  return (JSON.parse(r.stdout) as { repeats: number }[]).reduce((n, a) => n + 1 + a.repeats, 0);
+  return JSON.parse(r.stdout) as { id: string; repeats: number }[];
+}
+
+async function alertCount(dir: string): Promise<number> {
+  return (await localAlerts(dir)).reduce((n, a) => n + 1 + a.repeats, 0);
+}
+
+/** Detections counted by a list of alerts: each alert, plus the repeats folded into it. */
+function detectionsOf(alerts: Iterable<{ repeats: number }>): number {
+  let n = 0;
+  for (const a of alerts) n += 1 + a.repeats;
+  return n;
 }
 
 function agentUrl(port: number): string {
@@ -50,8 +67,8 @@ function simulate(urls: string, key: string, dir: string, seconds: number): Prom
   });
 }
 
-function node(role: 'ingest' | 'shard', nats: string, dir: string, id: string, replicas: number): Promise<RunningServer> {
-  const args = ['--role', role, '--nats', nats, '--nats-replicas', String(replicas), '--data', dir, '--node-id', id, '--shards', '2'];
+function node(role: 'ingest' | 'shard', nats: string, dir: string, id: string, replicas: number, shards = 2): Promise<RunningServer> {
+  const args = ['--role', role, '--nats', nats, '--nats-replicas', String(replicas), '--data', dir, '--node-id', id, '--shards', String(shards)];
   return startServer(role === 'ingest' ? [...args, '--host', '127.0.0.1', '--ingest-port', '0'] : args, 180_000);
 }
 
@@ -60,6 +77,30 @@ async function kill9(p: { child: ChildProcess; exited: Promise<unknown> }): Prom
     p.child.kill('SIGKILL');
     await p.exited;
   }
+}
+
+/**
+ * The stream is the store of record of raw batches: it holds each acked batch
+ * exactly once (as many messages as distinct batch ids as acked batches), and
+ * `kiseki-alerts` holds one alert per detection sent. Waits (bounded) until
+ * the bucket has caught up with the detections.
+ */
+async function expectStreamAndBucket(natsUrl: string, runs: SimulationSummary[]): Promise<ClusterState> {
+  const acked = runs.reduce((n, r) => n + r.batchesAcked, 0);
+  const detections = runs.reduce((n, r) => n + r.detectionsSent, 0);
+  await eventually(async () => {
+    const st = await readClusterState({ servers: natsUrl, parts: ['alerts'] });
+    return detectionsOf([...st.alerts.values()].map((e) => e.alert)) >= detections ? true : undefined;
+  }, 300, 200);
+  const state = await readClusterState({ servers: natsUrl });
+  expect(state.streamMessages).toBe(acked);
+  expect(state.batches).toHaveLength(acked);
+  expect(new Set(state.batches.map((b) => b.id)).size).toBe(acked);
+  expect(state.batches.reduce((n, b) => n + b.eventCount, 0)).toBe(runs.reduce((n, r) => n + r.eventsAcked, 0));
+  // One key per alert id, and every detection counted once over the bucket.
+  for (const [key, entry] of state.alerts) expect(key).toBe(alertKey(entry.alert.id));
+  expect(detectionsOf([...state.alerts.values()].map((e) => e.alert))).toBe(detections);
+  return state;
 }
 
 /** Waits until the shard node stored `batches` batches and processed all their events (bounded). */
@@ -100,11 +141,11 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     shard = await node('shard', natsUrl, shardDir, 's1', replicas);
     procs.push(shard);
 
-    await expectExactlyOnce(shardDir, [first, secondSummary]);
+    await expectExactlyOnce(shardDir, [first, secondSummary], natsUrl);
   }
 
   /** Every acked batch stored once (no second copy, no gap), every event counted once, one alert per detection. */
-  async function expectExactlyOnce(shardDir: string, runs: SimulationSummary[]): Promise<void> {
+  async function expectExactlyOnce(shardDir: string, runs: SimulationSummary[], natsUrl: string): Promise<void> {
     const acked = runs.reduce((n, r) => n + r.batchesAcked, 0);
     const events = runs.reduce((n, r) => n + r.eventsAcked, 0);
     const report = await settled(shardDir, acked);
@@ -118,6 +159,9 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
       return n >= detections ? n : undefined;
     }, 300, 200);
     expect(alerts).toBe(detections);
+    // The same alerts, once each, in the shared bucket.
+    const state = await expectStreamAndBucket(natsUrl, runs);
+    expect([...state.alerts.values()].map((e) => e.alert.id).sort()).toEqual((await localAlerts(shardDir)).map((a) => a.id).sort());
   }
 
   it('stores and processes every acked batch once across a SIGKILL of the shard node (one NATS server)', async () => {
@@ -164,6 +208,90 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     expect(summary.fatalAgents).toBe(0);
     // A knows the ten devices, none of which enrolled there.
     expect((await inspect(dirA)).devices).toBe(10);
-    await expectExactlyOnce(shardDir, [summary]);
+    await expectExactlyOnce(shardDir, [summary], natsUrl);
+  }, 600_000);
+
+  it('loses nothing and doubles nothing across a SIGKILL of a NATS server, the agents\' ingest node and a shard node (3 servers, 2 ingest, 2 shard nodes)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-cluster-fail-'));
+    const client = [await freePort(), await freePort(), await freePort()];
+    const route = [await freePort(), await freePort(), await freePort()];
+    const startMember = (i: number) => startNats(dir, `n${i + 1}`, client[i]!, { port: route[i]!, routes: route.filter((_, j) => j !== i) });
+    const servers = await Promise.all([0, 1, 2].map(startMember));
+    procs.push(...servers);
+    const natsUrl = client.map((p) => `nats://127.0.0.1:${p}`).join(',');
+    const [dirA, dirB, dirS1, dirS2] = [join(dir, 'ingest-a'), join(dir, 'ingest-b'), join(dir, 'shard-1'), join(dir, 'shard-2')];
+    const t = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', dirA]);
+    expect(t.code, t.stderr).toBe(0);
+    const key = (JSON.parse(t.stdout) as { enrollKey: string }).enrollKey;
+    const started = async (p: Promise<RunningServer>): Promise<RunningServer> => {
+      const r = await p;
+      procs.push(r);
+      return r;
+    };
+    // One shard worker per node: seven processes share two cores.
+    const [a, b, s1] = await Promise.all([
+      started(node('ingest', natsUrl, dirA, 'ia', 3, 1)),
+      started(node('ingest', natsUrl, dirB, 'ib', 3, 1)),
+      started(node('shard', natsUrl, dirS1, 's1', 3, 1)),
+    ]);
+    let s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
+    const leases = (): Promise<Record<string, number>> => readClusterState({ servers: natsUrl, parts: ['leases'] }).then((st) => st.leases);
+    // The second shard node takes half the virtual shards from the first through the leases.
+    const halves = async (): Promise<true | undefined> => {
+      const l = await leases();
+      return l.s1 === 128 && l.s2 === 128 ? true : undefined;
+    };
+    await eventually(halves, 300, 200);
+
+    // The agents start on B and move to A when B dies.
+    const running = simulate(`${agentUrl(b.ingestPort)},${agentUrl(a.ingestPort)}`, key, dir, 14);
+    await eventually(async () => ((await inspect(dirS2)).batches >= 20 ? true : undefined), 600, 100);
+    await Promise.all([kill9(servers[1]!), kill9(b), kill9(s2)]);
+    // NATS member and ingest node back at once; the shard node only after the first one took its virtual shards
+    // over (a crash takeover: s1 replays from s2's last checkpoints what s2 had processed after them).
+    procs.push(await startMember(1));
+    await started(node('ingest', natsUrl, dirB, 'ib', 3, 1));
+    await eventually(async () => ((await leases()).s1 === 256 ? true : undefined), 300, 200);
+    s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
+    const summary = await running;
+    expect(summary.enrolled).toBe(10);
+    expect(summary.fatalAgents).toBe(0);
+    expect(summary.batchesUnacked).toBe(0);
+    // Every agent left B for A.
+    expect(summary.reconnects).toBeGreaterThanOrEqual(10);
+    expect((await inspect(dirA)).devices).toBe(10);
+    await eventually(halves, 300, 200);
+
+    // The stream holds each acked batch once; the bucket one alert per detection.
+    const state = await expectStreamAndBucket(natsUrl, [summary]);
+    // Both shard nodes have processed everything they stored; together they cover every acked event.
+    const reports = await eventually(async () => {
+      const r = [await inspect(dirS1), await inspect(dirS2)];
+      return r.every((x) => x.eventsProcessed === x.events) && r[0]!.batches + r[1]!.batches >= summary.batchesAcked ? r : undefined;
+    }, 600, 200);
+    expect(reports[0]!.eventsProcessed + reports[1]!.eventsProcessed).toBeGreaterThanOrEqual(summary.eventsAcked);
+    // Stopped (SIGTERM: checkpoints, last flush, last publish) so that their stores are read at rest.
+    for (const p of [s1, s2]) p.child.kill('SIGTERM');
+    expect(await Promise.all([s1.exited, s2.exited])).toEqual([0, 0]);
+    const stores = [dirS1, dirS2].map((d) => openHotStore({ dataDir: d, mapSizeBytes: 1024 * 1024 * 1024 }));
+    try {
+      // Every batch of the stream stored and processed (its virtual shard's checkpoint passed it) on at least one node.
+      const unprocessed = state.batches.filter(
+        (batch) =>
+          !stores.some((st) => {
+            const owner = st.log.batchIdOwner(batch.id);
+            return owner !== undefined && owner[0] <= st.shardState.checkpoint(virtualShardOf(batch.tmid));
+          }),
+      );
+      expect(unprocessed).toEqual([]);
+      // Every alert either node committed is in the bucket, under the one key of its id; nothing else is.
+      const local = new Set<string>();
+      for (const st of stores) for (const al of st.alerts.scanAll()) local.add(al.id);
+      const after = await readClusterState({ servers: natsUrl });
+      expect([...after.alerts.values()].map((e) => e.alert.id).sort()).toEqual([...local].sort());
+      expect(detectionsOf([...after.alerts.values()].map((e) => e.alert))).toBe(summary.detectionsSent);
+    } finally {
+      for (const st of stores) await st.close();
+    }
   }, 600_000);
 });
