@@ -28,7 +28,7 @@ import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore } from '../storage/index.js';
-import { alertKey } from './nats.js';
+import { alertKey, boundedNatsCall } from './nats.js';
 
 /** The feed reader's name in `notify-state` (`reader:alert-bucket`). */
 export const ALERT_FEED_READER = 'alert-bucket';
@@ -116,14 +116,6 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
   let failingSince: number | undefined;
   let published = 0;
 
-  function bounded<T>(p: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `alert put: no ack within ${putTimeoutMs} ms` })), putTimeoutMs);
-    });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-  }
-
   async function put(alertId: string): Promise<void> {
     const alert = store.alerts.get(alertId);
     if (alert === undefined) return; // Not in this store (another node's alert named by an analyst's verdict): nothing to share.
@@ -134,7 +126,7 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
       log.warn({ alertId, bytes: Buffer.byteLength(json) }, 'An alert report is too large for the bucket; the alert is published without it.');
       json = JSON.stringify({ alert, reportOmitted: true, node: nodeId, publishedAt: entry.publishedAt } satisfies AlertBucketEntry);
     }
-    await bounded(kv.put(alertKey(alertId), json));
+    await boundedNatsCall(kv.put(alertKey(alertId), json), putTimeoutMs, 'alert put');
   }
 
   /** One round: the feed from `cursor` up to its last entry as of now. */

@@ -7,11 +7,11 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { KisekiError } from '../core/errors.js';
 import { decodeAlertEntry, type AlertBucketEntry } from './alert-publisher.js';
 import { decodeBatchMessage } from './batch-message.js';
-import { ALERT_BUCKET, BATCH_STREAM, LEASE_BUCKET, natsServers } from './nats.js';
+import { ALERT_BUCKET, BATCH_STREAM, boundedNatsCall, LEASE_BUCKET, natsServers } from './nats.js';
 
 /** One message of the batch stream, without its events. */
 export interface StreamBatch {
@@ -45,6 +45,18 @@ export interface ClusterStateOptions {
   parts?: readonly ('stream' | 'alerts' | 'leases')[];
 }
 
+/** The live (PUT) entries of a bucket under `filter`: keys listed first, then each read. */
+async function putEntries(kv: KV, filter: string): Promise<KvEntry[]> {
+  const keys: string[] = [];
+  for await (const k of await kv.keys(filter)) keys.push(k);
+  const out: KvEntry[] = [];
+  for (const k of keys) {
+    const e = await kv.get(k);
+    if (e !== null && e.operation === 'PUT') out.push(e);
+  }
+  return out;
+}
+
 /**
  * Reads the stream, the alert bucket and the leases.
  * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when NATS does not answer, the layout is missing, or the read takes longer than `timeoutMs`.
@@ -55,7 +67,6 @@ export async function readClusterState(options: ClusterStateOptions): Promise<Cl
   const nc = await connect({ servers: natsServers(options.servers), name: 'kiseki-cluster-state', timeout: 10_000 }).catch((err: unknown) => {
     throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `no NATS server answers: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
   });
-  let timer: NodeJS.Timeout | undefined;
   try {
     const read = (async (): Promise<ClusterState> => {
       const jsm = await jetstreamManager(nc, { timeout: 10_000 });
@@ -75,34 +86,18 @@ export async function readClusterState(options: ClusterStateOptions): Promise<Cl
       const kvm = new Kvm(js);
       const alerts = new Map<string, AlertBucketEntry>();
       if (parts.has('alerts')) {
-        const alertKv = await kvm.open(ALERT_BUCKET);
-        const keys: string[] = [];
-        for await (const k of await alertKv.keys('alert.>')) keys.push(k);
-        for (const k of keys) {
-          const e = await alertKv.get(k);
-          if (e !== null && e.operation === 'PUT') alerts.set(k, decodeAlertEntry(e.value));
-        }
+        for (const e of await putEntries(await kvm.open(ALERT_BUCKET), 'alert.>')) alerts.set(e.key, decodeAlertEntry(e.value));
       }
       const leases: Record<string, number> = {};
       if (parts.has('leases')) {
-        const leaseKv = await kvm.open(LEASE_BUCKET);
-        const leaseKeys: string[] = [];
-        for await (const k of await leaseKv.keys('vshard.*')) leaseKeys.push(k);
-        for (const k of leaseKeys) {
-          const e = await leaseKv.get(k);
-          if (e !== null && e.operation === 'PUT') leases[e.string()] = (leases[e.string()] ?? 0) + 1;
-        }
+        for (const e of await putEntries(await kvm.open(LEASE_BUCKET), 'vshard.*')) leases[e.string()] = (leases[e.string()] ?? 0) + 1;
       }
       return { streamMessages: info.state.messages, batches, alerts, leases };
     })();
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `cluster state: no answer within ${timeoutMs} ms` })), timeoutMs);
-    });
-    return await Promise.race([read, timeout]).catch((err: unknown) => {
+    return await boundedNatsCall(read, timeoutMs, 'cluster state').catch((err: unknown) => {
       throw err instanceof KisekiError ? err : new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `cluster state: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
     });
   } finally {
-    clearTimeout(timer);
     await nc.close().catch(() => undefined);
   }
 }

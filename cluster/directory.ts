@@ -21,12 +21,11 @@
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
-import { KisekiError } from '../core/errors.js';
 import { virtualShardOf } from '../core/vshard.js';
 import type { AgentDirectory } from '../ingest/index.js';
 import { sha256Hex, type DeviceRecord, type HotStore, type TenantRecord } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
-import { BATCH_STREAM, batchSubject } from './nats.js';
+import { BATCH_STREAM, batchSubject, boundedNatsCall } from './nats.js';
 
 function deviceKey(tmid: string): string {
   return `device.${Buffer.from(tmid).toString('base64url')}`;
@@ -61,15 +60,6 @@ export interface IngestDirectoryOptions {
   store: HotStore;
   /** Bound of each lookup, ms (default {@link DEFAULT_LOOKUP_TIMEOUT_MS}). */
   lookupTimeoutMs?: number;
-}
-
-/** Rejects with ERR_CLUSTER_UNAVAILABLE when `p` has not settled within `ms`. */
-function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `${what}: no answer within ${ms} ms` })), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Parses a bucket value written by this module; a value of another shape is treated as absent. */
@@ -108,13 +98,13 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
   }
 
   async function readTenant(supportId: string): Promise<TenantRecord | undefined> {
-    const entry = await bounded(directory.get(tenantKey(supportId)), timeoutMs, 'tenant lookup');
+    const entry = await boundedNatsCall(directory.get(tenantKey(supportId)), timeoutMs, 'tenant lookup');
     if (entry === null || entry.operation !== 'PUT') return undefined;
     return parseRecord<TenantRecord>(entry.string(), (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
   }
 
   async function refresh(tmid: string): Promise<boolean> {
-    const entry = await bounded(directory.get(deviceKey(tmid)), timeoutMs, 'device lookup');
+    const entry = await boundedNatsCall(directory.get(deviceKey(tmid)), timeoutMs, 'device lookup');
     if (entry === null || entry.operation !== 'PUT') return false;
     const shared = parseRecord<DeviceRecord>(entry.string(), (v) => v.tmid === tmid && typeof v.tokenHash === 'string' && typeof v.supportId === 'string');
     if (shared === undefined) return false;
@@ -161,7 +151,7 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
     },
     async tenantForEnrollKey(enrollKey) {
       const hash = sha256Hex(enrollKey);
-      const entry = await bounded(directory.get(enrollKeyKey(hash)), timeoutMs, 'enrollment key lookup');
+      const entry = await boundedNatsCall(directory.get(enrollKeyKey(hash)), timeoutMs, 'enrollment key lookup');
       if (entry === null || entry.operation !== 'PUT') return undefined;
       const tenant = await readTenant(entry.string());
       if (tenant === undefined || tenant.enrollKeyHash !== hash) return undefined;
@@ -170,7 +160,7 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
       return tenant;
     },
     async publishDevice(device) {
-      const p = bounded(
+      const p = boundedNatsCall(
         ensureTenantPublished(device.supportId).then(() => directory.put(deviceKey(device.tmid), JSON.stringify(device))),
         timeoutMs,
         'device publish',
@@ -179,7 +169,7 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
       published.set(device.tmid, p);
     },
     async nextSeq(tmid) {
-      const last = await bounded(jsm.streams.getMessage(BATCH_STREAM, { last_by_subj: batchSubject(virtualShardOf(tmid), tmid) }), timeoutMs, 'last batch lookup');
+      const last = await boundedNatsCall(jsm.streams.getMessage(BATCH_STREAM, { last_by_subj: batchSubject(virtualShardOf(tmid), tmid) }), timeoutMs, 'last batch lookup');
       return last === null ? 1 : decodeBatchMessage(last.data).last + 1;
     },
   };

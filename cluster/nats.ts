@@ -61,6 +61,19 @@ export function batchSubject(vshard: number, tmid: string): string {
   return `${BATCH_SUBJECT_PREFIX}${vshard}.${Buffer.from(tmid).toString('base64url')}`;
 }
 
+/**
+ * `p`, or ERR_CLUSTER_UNAVAILABLE (`<what>: no answer within <ms> ms`) when it
+ * has not settled within `ms`: a NATS call on a path that must answer in time
+ * (a hello, a checkpoint round, a read from outside the nodes).
+ */
+export function boundedNatsCall<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `${what}: no answer within ${ms} ms` })), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export interface ClusterLinkOptions {
   /** Comma-separated NATS URLs (config `cluster.nats`). */
   servers: string;

@@ -59,6 +59,18 @@ function agentUrl(port: number): string {
 }
 
 /** `urls`: one endpoint, or several comma-separated (the agents start on the first). */
+/**
+ * The ten agents enrolled on B and, after B's SIGKILL, every one reconnected and finished on A with nothing
+ * unacked; A, where none of them enrolled, knows the ten devices.
+ */
+async function expectAgentsMovedTo(dirA: string, summary: SimulationSummary): Promise<void> {
+  expect(summary.enrolled).toBe(10);
+  expect(summary.reconnects).toBeGreaterThanOrEqual(10);
+  expect(summary.batchesUnacked).toBe(0);
+  expect(summary.fatalAgents).toBe(0);
+  expect((await inspect(dirA)).devices).toBe(10);
+}
+
 function simulate(urls: string, key: string, dir: string, seconds: number): Promise<SimulationSummary> {
   return runCli(['simulate', '--url', urls, '--enroll-key', key, '--state', join(dir, 'sim-state.json'), '--seed', '11',
     '--agents', '10', '--eps', '40', '--duration', String(seconds), '--batch-ms', '250', '--detect-rate', '0.004']).then((r) => {
@@ -202,12 +214,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     await eventually(async () => ((await inspect(shardDir)).batches >= 40 ? true : undefined), 600, 100);
     await kill9(b);
     const summary = await running;
-    expect(summary.enrolled).toBe(10);
-    expect(summary.reconnects).toBeGreaterThanOrEqual(10);
-    expect(summary.batchesUnacked).toBe(0);
-    expect(summary.fatalAgents).toBe(0);
-    // A knows the ten devices, none of which enrolled there.
-    expect((await inspect(dirA)).devices).toBe(10);
+    await expectAgentsMovedTo(dirA, summary);
     await expectExactlyOnce(shardDir, [summary], natsUrl);
   }, 600_000);
 
@@ -254,12 +261,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     await eventually(async () => ((await leases()).s1 === 256 ? true : undefined), 300, 200);
     s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
     const summary = await running;
-    expect(summary.enrolled).toBe(10);
-    expect(summary.fatalAgents).toBe(0);
-    expect(summary.batchesUnacked).toBe(0);
-    // Every agent left B for A.
-    expect(summary.reconnects).toBeGreaterThanOrEqual(10);
-    expect((await inspect(dirA)).devices).toBe(10);
+    await expectAgentsMovedTo(dirA, summary);
     await eventually(halves, 300, 200);
 
     // The stream holds each acked batch once; the bucket one alert per detection.
