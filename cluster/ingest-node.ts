@@ -16,7 +16,7 @@ import type { HotStore } from '../storage/index.js';
 import { openNodeBase } from './node-base.js';
 import { createIngestDirectory } from './directory.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
-import { openClusterLink, type ClusterLink } from './nats.js';
+import { openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
 
 export interface IngestNodeOptions {
   config: Readonly<Config>;
@@ -60,7 +60,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       ...(options.directoryLookupTimeoutMs === undefined ? {} : { lookupTimeoutMs: options.directoryLookupTimeoutMs }),
     });
     // Tenants created on this node's data directory become usable for enrollment on every ingest node.
-    const tenants = await directory.publishTenants();
+    const tenants = await retryWhileStarting(() => directory.publishTenants(), 'the local tenants in the directory bucket', log);
     log.info({ tenants }, 'Local tenants published to the directory bucket.');
     const committer = createJetStreamCommitter({
       js: link.js,

@@ -134,17 +134,32 @@ export async function openClusterLink(options: ClusterLinkOptions): Promise<Clus
   })().catch(() => undefined);
   // A NATS cluster started with the nodes elects its JetStream leader a few seconds later, and two nodes may create
   // the stream at once: the layout is retried for a bounded time before the node gives up.
-  const deadline = Date.now() + LAYOUT_RETRY_MS;
+  try {
+    return await retryWhileStarting(() => ensureLayout(nc, options, log, servers), 'the stream and buckets', log);
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Runs a node's start-up step against JetStream until it succeeds, for at
+ * most `budgetMs`: a bucket just created on a NATS cluster that is still
+ * electing its leaders answers "no responders" (`JetStreamNotEnabled`) for a
+ * few seconds, which is no reason for a node started with it to exit.
+ * @throws KisekiError ERR_CLUSTER_UNAVAILABLE (`JetStream refused <what>: …`) once the budget is spent.
+ */
+export async function retryWhileStarting<T>(step: () => Promise<T>, what: string, log: Logger, budgetMs = LAYOUT_RETRY_MS, delayMs = 1000): Promise<T> {
+  const deadline = Date.now() + budgetMs;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await ensureLayout(nc, options, log, servers);
+      return await step();
     } catch (err) {
       if (Date.now() >= deadline) {
-        await nc.close().catch(() => undefined);
-        throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `JetStream refused the stream or buckets: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+        throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `JetStream refused ${what}: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
       }
-      log.warn({ attempt, err: err instanceof Error ? err.message : String(err) }, 'JetStream is not ready for the stream and buckets yet; retrying.');
-      await new Promise((r) => setTimeout(r, 1000));
+      log.warn({ attempt, err: err instanceof Error ? err.message : String(err) }, `JetStream is not ready for ${what} yet; retrying.`);
+      await new Promise((r) => setTimeout(r, delayMs));
     }
   }
 }
