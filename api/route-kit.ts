@@ -24,6 +24,11 @@ export interface ApiDeps {
   logger: Logger;
   /** Sends a device its pending commands when it is connected (the agent server). */
   deliverCommands: (tmid: string) => void;
+  /**
+   * Set on a node that cannot deliver commands (an API node, cluster/api-node.ts): requests that would queue a
+   * command are refused with ERR_NOT_SERVED_BY_ROLE and this reason instead of being queued where no agent reads them.
+   */
+  commandsUnavailable?: string;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

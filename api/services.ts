@@ -47,6 +47,14 @@ export async function loginWithPassword(c: Context, deps: ApiDeps, id: string, p
   return { token, user: result.user, expiresAt: now + SESSION_TTL_MS };
 }
 
+/**
+ * Refuses, on a node that cannot deliver commands, a request that would queue one.
+ * @throws KisekiError ERR_NOT_SERVED_BY_ROLE with `deps.commandsUnavailable` as the reason
+ */
+export function assertCommandsServed(deps: ApiDeps): void {
+  if (deps.commandsUnavailable !== undefined) throw new KisekiError('ERR_NOT_SERVED_BY_ROLE', { reason: deps.commandsUnavailable });
+}
+
 /** A response action as requested by a user (already validated). */
 export type CommandAsk =
   | { kind: 'isolate'; args: { allow: { cidr: string; port?: number }[] } }
@@ -64,6 +72,7 @@ export type CommandAsk =
 export async function requestCommand(deps: ApiDeps, user: UserRecord, from: string, tmid: string, ask: CommandAsk): Promise<CommandRecord> {
   const d = deps.store.devices.get(tmid);
   assertTenant(user, d?.supportId);
+  assertCommandsServed(deps);
   const command = await deps.store.commands.queue({
     tmid: d!.tmid,
     supportId: d!.supportId,

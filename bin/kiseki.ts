@@ -23,7 +23,7 @@ Usage:
                [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
                [--export-workers 1] [--syslog --syslog-routes FILE [--syslog-tcp-port 5140]
                [--syslog-udp-port 5140] [--syslog-tls-port 6514 --syslog-tls-cert F --syslog-tls-key F]]
-               [--role all|ingest|shard --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID]]  (docs/CLUSTER.md)
+               [--role all|ingest|shard|api --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID]]  (docs/CLUSTER.md)
   kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
@@ -85,7 +85,7 @@ async function cmdStart(args: string[]): Promise<void> {
   const host = str(v, 'host');
   const config = loadConfig(configFromEnv(process.env), { ingest: { host }, http: { host } }, configFromFlags(v));
   const logger = createLogger(config.logLevel);
-  // cluster (issue 19): `--role ingest|shard` runs a node over NATS JetStream; `all` (default) is the embedded mode.
+  // cluster (issue 19): `--role ingest|shard|api` runs a node over NATS JetStream; `all` (default) is the embedded mode.
   if (config.cluster.role !== 'all') return startClusterNode(config, logger);
   // Installed before start-up: the policy (log and keep serving, or exit 70) is in bin/last-resort.ts.
   let countRejection: (() => void) | undefined;
@@ -119,13 +119,15 @@ function stopOnSignals(logger: Logger, close: () => Promise<void>): void {
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-/** `kiseki start --role ingest|shard` (docs/CLUSTER.md): one node role, stopped by SIGINT/SIGTERM like the embedded server. */
+/** `kiseki start --role ingest|shard|api` (docs/CLUSTER.md): one node role, stopped by SIGINT/SIGTERM like the embedded server. */
 async function startClusterNode(config: Readonly<Config>, logger: Logger): Promise<void> {
-  const { startIngestNode, startShardNode } = await import('../cluster/index.js');
+  const { startApiNode, startIngestNode, startShardNode } = await import('../cluster/index.js');
   const node =
     config.cluster.role === 'ingest'
       ? await startIngestNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'ingest', node: n.nodeId, ingestPort: n.ingestPort, dataDir: config.dataDir } }))
-      : await startShardNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'shard', node: n.nodeId, vshards: n.owned().length, dataDir: config.dataDir } }));
+      : config.cluster.role === 'api'
+        ? await startApiNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'api', node: n.nodeId, httpPort: n.httpPort, dataDir: config.dataDir } }))
+        : await startShardNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'shard', node: n.nodeId, vshards: n.owned().length, dataDir: config.dataDir } }));
   process.stdout.write(`${JSON.stringify(node.line)}\n`);
   stopOnSignals(logger, () => node.close());
 }

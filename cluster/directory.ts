@@ -175,6 +175,29 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
   };
 }
 
+/**
+ * Copies one entry of the bucket into a local store (an API node's mirror,
+ * api-node.ts): a tenant or a device record as the bucket holds it; enrollment
+ * keys and values of another shape are skipped. Resolves with what it copied.
+ */
+export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'device' | undefined> {
+  if (key.startsWith('tenant.')) {
+    const supportId = Buffer.from(key.slice('tenant.'.length), 'base64url').toString();
+    const tenant = parseRecord<TenantRecord>(json, (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
+    if (tenant === undefined) return undefined;
+    await store.tenants.save(tenant);
+    return 'tenant';
+  }
+  if (key.startsWith('device.')) {
+    const tmid = Buffer.from(key.slice('device.'.length), 'base64url').toString();
+    const device = parseRecord<DeviceRecord>(json, (v) => v.tmid === tmid && typeof v.supportId === 'string' && typeof v.tokenHash === 'string');
+    if (device === undefined) return undefined;
+    await store.devices.save(device);
+    return 'device';
+  }
+  return undefined;
+}
+
 export interface DirectoryReader {
   /** Copies the device's record (and its tenant's) into the local store when it is not there yet. */
   ensureLocal(tmid: string): Promise<void>;

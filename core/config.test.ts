@@ -78,6 +78,8 @@ describe('configuration', () => {
     expect(node.cluster).toMatchObject({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', replicas: 3, nodeId: 's1' });
     expect(() => loadConfig({ cluster: { role: 'ingest' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(() => loadConfig({ cluster: { nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
-    expect(() => loadConfig({ cluster: { role: 'api' as never, nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(loadConfig({ cluster: { role: 'api', nats: 'nats://a:4222' } }).cluster.role).toBe('api');
+    expect(() => loadConfig({ cluster: { role: 'api' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
+    expect(() => loadConfig({ cluster: { role: 'web' as never, nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
   });
 });

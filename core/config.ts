@@ -239,7 +239,7 @@ const configSchema = z
     cluster: z
       .object({
         /** What this process runs: `all` (the embedded single process, default), `ingest` or `shard` (NATS JetStream nodes). */
-        role: z.enum(['all', 'ingest', 'shard']),
+        role: z.enum(['all', 'ingest', 'shard', 'api']),
         /** NATS server URLs, comma-separated (e.g. `nats://10.0.0.1:4222,nats://10.0.0.2:4222`); empty: embedded mode. */
         nats: z.string(),
         /** Replicas of the batch stream and the KV buckets: 3 in a 3-server NATS cluster, 1 on a single server. */
@@ -321,10 +321,10 @@ const configSchema = z
     }
     // cluster (issue 19): the node roles need NATS; the embedded mode runs without it.
     if (c.cluster.role !== 'all' && c.cluster.nats.trim() === '') {
-      ctx.addIssue({ code: 'custom', message: 'cluster role ingest or shard needs nats URLs (--nats)', path: ['cluster', 'nats'] });
+      ctx.addIssue({ code: 'custom', message: 'cluster role ingest, shard or api needs nats URLs (--nats)', path: ['cluster', 'nats'] });
     }
     if (c.cluster.role === 'all' && c.cluster.nats.trim() !== '') {
-      ctx.addIssue({ code: 'custom', message: 'with --nats, choose a node role: ingest or shard (docs/CLUSTER.md)', path: ['cluster', 'role'] });
+      ctx.addIssue({ code: 'custom', message: 'with --nats, choose a node role: ingest, shard or api (docs/CLUSTER.md)', path: ['cluster', 'role'] });
     }
     if (c.ingest.port !== 0 && c.ingest.port === c.http.port) {
       ctx.addIssue({ code: 'custom', message: 'ingest and http ports must differ', path: ['http', 'port'] });

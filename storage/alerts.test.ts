@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AlertRecord, VerdictChange } from '../core/contracts.js';
+import type { AlertRecord, QuickReport, VerdictChange } from '../core/contracts.js';
 import type { HotStore } from './hot-store.js';
 import { useTempStore } from '../test/support/temp-store.js';
 
@@ -72,5 +72,19 @@ describe('alert repository', () => {
     await store.alerts.addComment({ alertId: 'al_2', at: 15, author: 'a', text: 'other' });
     expect(store.alerts.comments('al_1').map((c) => c.text)).toEqual(['first', 'second']);
     expect(await store.alerts.addComment({ alertId: 'al_none', at: 1, author: 'a', text: 'x' })).toBeUndefined();
+  });
+
+  it('mirrors alerts of other nodes: indexed once, the newest version kept, reports stored, no feed entry', async () => {
+    const report = (alertId: string, revision: number) => ({ alertId, revision, createdAt: 1000 + revision, tmid: 'D1', supportId: 'TA' }) as unknown as QuickReport;
+    const a = alertOf('al_m', 'TA', 1000);
+    expect(await store.alerts.mirror([{ alert: a, report: report('al_m', 1) }, { alert: alertOf('al_n', 'TA', 2000) }])).toBe(2);
+    // A later revision replaces it; an older one (a replay published late) and a repeat-less copy do not.
+    expect(await store.alerts.mirror([{ alert: { ...a, revision: 2, repeats: 1, verdict: 'black' }, report: report('al_m', 2) }])).toBe(0);
+    expect(await store.alerts.mirror([{ alert: a, report: report('al_m', 1) }, { alert: { ...a, revision: 2 } }])).toBe(0);
+    expect(store.alerts.get('al_m')).toMatchObject({ revision: 2, repeats: 1, verdict: 'black' });
+    expect(store.alerts.revision('al_m', 2)).toMatchObject({ alertId: 'al_m', revision: 2 });
+    expect([...store.alerts.scanTenant('TA')].map((x) => x.id)).toEqual(['al_n', 'al_m']);
+    expect(store.alerts.recentOfDevice('D1', 10)).toHaveLength(2);
+    expect(store.notify.feedAfter(0, 10)).toEqual([]);
   });
 });

@@ -91,6 +91,13 @@ export interface AlertRepository {
   putVerdictChangeSync(change: VerdictChange): void;
   /** Inside `store.transaction()`: the first alert of a device and file. */
   putDedupSync(tmid: string, fileKey: string, entry: DedupEntry): void;
+  /**
+   * An API node's copy of alerts the shard nodes committed (cluster/api-node.ts): each alert stored as given,
+   * indexed when new, with its report revision, in one transaction. A version older than the one held (a lower
+   * report revision, or fewer repeats at the same revision: a replay published late) is skipped. No feed entry:
+   * the shard node that committed the alert notifies. Resolves with the number of alerts new here.
+   */
+  mirror(entries: readonly { alert: AlertRecord; report?: QuickReport | undefined }[]): Promise<number>;
 }
 
 /** The alert repository over the hot store's tables (called by openHotStore). */
@@ -104,6 +111,12 @@ export function createAlertRepository(t: Tables): AlertRepository {
   const effectiveOf = (a: AlertRecord): EffectiveAlert => {
     const analyst = lastAnalyst(a.id);
     return { ...a, engineVerdict: a.verdict, verdict: analyst?.verdict ?? a.verdict, verdictBy: analyst?.by ?? 'engine' };
+  };
+  /** The tenant, device and time index entries of a new alert. */
+  const putIndexEntriesSync = (a: AlertRecord): void => {
+    tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
+    deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
+    alertsByTime.putSync([a.createdAt, a.id], a.id);
   };
   const commentsOf = (id: string): AlertComment[] => [...comments.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
 
@@ -204,9 +217,7 @@ export function createAlertRepository(t: Tables): AlertRepository {
       alerts.putSync(a.id, a);
     },
     indexSync(a) {
-      tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
-      deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
-      alertsByTime.putSync([a.createdAt, a.id], a.id);
+      putIndexEntriesSync(a);
       appendFeedSync(t, { kind: 'alert.new', supportId: a.supportId, at: a.createdAt, alertId: a.id, tmid: a.tmid, verdict: a.verdict, state: a.state, by: 'engine' });
     },
     putRevisionSync(report) {
@@ -224,6 +235,23 @@ export function createAlertRepository(t: Tables): AlertRepository {
     },
     putDedupSync(tmid, fileKey, entry) {
       alertDedup.putSync([tmid, fileKey], entry);
+    },
+    async mirror(entries) {
+      let added = 0;
+      await t.root.transaction(() => {
+        for (const { alert: a, report } of entries) {
+          const held = alerts.get(a.id);
+          if (held === undefined) {
+            putIndexEntriesSync(a);
+            added++;
+          } else if (held.revision > a.revision || (held.revision === a.revision && held.repeats > a.repeats)) {
+            continue;
+          }
+          alerts.putSync(a.id, a);
+          if (report !== undefined) reports.putSync([report.alertId, report.revision], report);
+        }
+      });
+      return added;
     },
   };
 }

@@ -8,9 +8,10 @@
  * cluster with 3 replicas. Then two ingest nodes: the agents, given both
  * URLs, enroll on the one without the tenant and move to the other when it
  * is killed with SIGKILL; exactly once again. Then the issue's failure case:
- * a 3-server NATS cluster, two ingest and two shard nodes, and a SIGKILL of
- * one NATS server, of the agents' ingest node and of a shard node at once,
- * all three restarted. Every case also reads NATS itself: the stream holds
+ * a 3-server NATS cluster, two ingest and two shard nodes and an API node,
+ * and a SIGKILL of one NATS server, of the agents' ingest node and of a
+ * shard node at once, all three restarted; the API node answers throughout
+ * and ends with every alert. Every case also reads NATS itself: the stream holds
  * each acked batch once, and `kiseki-alerts` one alert per detection. Skips
  * with an install hint without nats-server.
  */
@@ -79,9 +80,49 @@ function simulate(urls: string, key: string, dir: string, seconds: number): Prom
   });
 }
 
-function node(role: 'ingest' | 'shard', nats: string, dir: string, id: string, replicas: number, shards = 2): Promise<RunningServer> {
+function node(role: 'ingest' | 'shard' | 'api', nats: string, dir: string, id: string, replicas: number, shards = 2): Promise<RunningServer> {
   const args = ['--role', role, '--nats', nats, '--nats-replicas', String(replicas), '--data', dir, '--node-id', id, '--shards', String(shards)];
-  return startServer(role === 'ingest' ? [...args, '--host', '127.0.0.1', '--ingest-port', '0'] : args, 180_000);
+  const listen = role === 'ingest' ? ['--host', '127.0.0.1', '--ingest-port', '0'] : role === 'api' ? ['--host', '127.0.0.1', '--http-port', '0'] : [];
+  return startServer([...args, ...listen], 180_000);
+}
+
+/** An operator's bearer token on an API node (the user was created on its data directory; first password changed). */
+async function operatorToken(base: string): Promise<string> {
+  const login = (await (await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: 'op.api', password: 'first-pass' }) })).json()) as { token: string };
+  const changed = await fetch(`${base}/api/v1/auth/password`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${login.token}` },
+    body: JSON.stringify({ currentPassword: 'first-pass', newPassword: 'second-pass' }),
+  });
+  expect(changed.status).toBe(204);
+  return login.token;
+}
+
+/**
+ * Asks the API node for the tenant's alerts and for its health every 250 ms
+ * until stopped; resolves with every status it got (a request that failed or
+ * took over 10 s counts as 0).
+ */
+function pollApi(base: string, token: string): { stop(): Promise<number[]> } {
+  const statuses: number[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      for (const path of ['/api/v1/alerts?supportId=EX0001&limit=1000', '/healthz']) {
+        const r = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) }).catch(() => undefined);
+        statuses.push(r?.status ?? 0);
+        await r?.arrayBuffer().catch(() => undefined);
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return statuses;
+    },
+  };
 }
 
 async function kill9(p: { child: ChildProcess; exited: Promise<unknown> }): Promise<void> {
@@ -97,13 +138,19 @@ async function kill9(p: { child: ChildProcess; exited: Promise<unknown> }): Prom
  * `kiseki-alerts` holds one alert per detection sent. Waits (bounded) until
  * the bucket has caught up with the detections.
  */
-async function expectStreamAndBucket(natsUrl: string, runs: SimulationSummary[]): Promise<ClusterState> {
+async function expectStreamAndBucket(natsUrl: string, runs: SimulationSummary[], nodes: RunningServer[] = []): Promise<ClusterState> {
   const acked = runs.reduce((n, r) => n + r.batchesAcked, 0);
   const detections = runs.reduce((n, r) => n + r.detectionsSent, 0);
+  let seen = 0;
   await eventually(async () => {
     const st = await readClusterState({ servers: natsUrl, parts: ['alerts'] });
-    return detectionsOf([...st.alerts.values()].map((e) => e.alert)) >= detections ? true : undefined;
-  }, 300, 200);
+    seen = detectionsOf([...st.alerts.values()].map((e) => e.alert));
+    return seen >= detections ? true : undefined;
+  }, 600, 200).catch((err: unknown) => {
+    // What the shard nodes logged says why (a publisher failing, a checkpoint waiting, a batch refused).
+    const logs = nodes.map((n, i) => `--- node ${i} stderr (last 4000 chars):\n${n.stderr().slice(-4000)}`).join('\n');
+    throw new Error(`kiseki-alerts counts ${seen} of ${detections} detections (${String(err)})\n${logs}`);
+  });
   const state = await readClusterState({ servers: natsUrl });
   expect(state.streamMessages).toBe(acked);
   expect(state.batches).toHaveLength(acked);
@@ -113,6 +160,18 @@ async function expectStreamAndBucket(natsUrl: string, runs: SimulationSummary[])
   for (const [key, entry] of state.alerts) expect(key).toBe(alertKey(entry.alert.id));
   expect(detectionsOf([...state.alerts.values()].map((e) => e.alert))).toBe(detections);
   return state;
+}
+
+/**
+ * Waits (bounded) until the stream holds `messages` batches, read from NATS
+ * itself so that a slow shard node does not delay the kill that follows; the
+ * kill must land while the simulation still runs (else no agent reconnects).
+ */
+async function untilStreamHolds(natsUrl: string, messages: number, simulation: Promise<unknown>): Promise<void> {
+  let ended = false;
+  void simulation.finally(() => (ended = true)).catch(() => undefined);
+  await eventually(async () => ((await readClusterState({ servers: natsUrl, parts: [] })).streamMessages >= messages ? true : undefined), 600, 100);
+  if (ended) throw new Error(`the simulation ended before the stream held ${messages} batches: this machine is too slow for the case's timing`);
 }
 
 /** Waits until the shard node stored `batches` batches and processed all their events (bounded). */
@@ -210,8 +269,8 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
 
     // B first: the agents enroll on B (the tenant from the bucket) and stream there until B is killed, then say
     // hello to A with the token B gave them (the device from the bucket) and resend what B had not acked.
-    const running = simulate(`${agentUrl(b.ingestPort)},${agentUrl(a.ingestPort)}`, key, dir, 6);
-    await eventually(async () => ((await inspect(shardDir)).batches >= 40 ? true : undefined), 600, 100);
+    const running = simulate(`${agentUrl(b.ingestPort)},${agentUrl(a.ingestPort)}`, key, dir, 12);
+    await untilStreamHolds(natsUrl, 40, running);
     await kill9(b);
     const summary = await running;
     await expectAgentsMovedTo(dirA, summary);
@@ -226,21 +285,33 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     const servers = await Promise.all([0, 1, 2].map(startMember));
     procs.push(...servers);
     const natsUrl = client.map((p) => `nats://127.0.0.1:${p}`).join(',');
-    const [dirA, dirB, dirS1, dirS2] = [join(dir, 'ingest-a'), join(dir, 'ingest-b'), join(dir, 'shard-1'), join(dir, 'shard-2')];
+    const [dirA, dirB, dirS1, dirS2, dirApi] = [join(dir, 'ingest-a'), join(dir, 'ingest-b'), join(dir, 'shard-1'), join(dir, 'shard-2'), join(dir, 'api')];
     const t = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', dirA]);
     expect(t.code, t.stderr).toBe(0);
     const key = (JSON.parse(t.stdout) as { enrollKey: string }).enrollKey;
+    // The API node's users are its own; the tenant, devices and alerts come from the buckets.
+    const u = await runCli(['user', 'create', '--id', 'op.api', '--role', 'operator', '--password', 'first-pass', '--data', dirApi]);
+    expect(u.code, u.stderr).toBe(0);
     const started = async (p: Promise<RunningServer>): Promise<RunningServer> => {
       const r = await p;
       procs.push(r);
       return r;
     };
     // One shard worker per node: seven processes share two cores.
-    const [a, b, s1] = await Promise.all([
+    // allSettled: when one fails to start, the others are in `procs` before afterEach kills them.
+    const starts = await Promise.allSettled([
       started(node('ingest', natsUrl, dirA, 'ia', 3, 1)),
       started(node('ingest', natsUrl, dirB, 'ib', 3, 1)),
       started(node('shard', natsUrl, dirS1, 's1', 3, 1)),
+      started(node('api', natsUrl, dirApi, 'api1', 3)),
     ]);
+    const [a, b, s1, apiNode] = starts.map((r) => {
+      if (r.status === 'rejected') throw r.reason;
+      return r.value;
+    }) as [RunningServer, RunningServer, RunningServer, RunningServer];
+    const apiBase = `http://127.0.0.1:${apiNode.httpPort}`;
+    const token = await operatorToken(apiBase);
+    const poller = pollApi(apiBase, token);
     let s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
     const leases = (): Promise<Record<string, number>> => readClusterState({ servers: natsUrl, parts: ['leases'] }).then((st) => st.leases);
     // The second shard node takes half the virtual shards from the first through the leases.
@@ -251,8 +322,9 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     await eventually(halves, 300, 200);
 
     // The agents start on B and move to A when B dies.
-    const running = simulate(`${agentUrl(b.ingestPort)},${agentUrl(a.ingestPort)}`, key, dir, 14);
-    await eventually(async () => ((await inspect(dirS2)).batches >= 20 ? true : undefined), 600, 100);
+    const running = simulate(`${agentUrl(b.ingestPort)},${agentUrl(a.ingestPort)}`, key, dir, 20);
+    await untilStreamHolds(natsUrl, 60, running);
+    await eventually(async () => ((await inspect(dirS2)).batches >= 10 ? true : undefined), 600, 100);
     await Promise.all([kill9(servers[1]!), kill9(b), kill9(s2)]);
     // NATS member and ingest node back at once; the shard node only after the first one took its virtual shards
     // over (a crash takeover: s1 replays from s2's last checkpoints what s2 had processed after them).
@@ -264,14 +336,14 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     await expectAgentsMovedTo(dirA, summary);
     await eventually(halves, 300, 200);
 
-    // The stream holds each acked batch once; the bucket one alert per detection.
-    const state = await expectStreamAndBucket(natsUrl, [summary]);
     // Both shard nodes have processed everything they stored; together they cover every acked event.
     const reports = await eventually(async () => {
       const r = [await inspect(dirS1), await inspect(dirS2)];
       return r.every((x) => x.eventsProcessed === x.events) && r[0]!.batches + r[1]!.batches >= summary.batchesAcked ? r : undefined;
     }, 600, 200);
     expect(reports[0]!.eventsProcessed + reports[1]!.eventsProcessed).toBeGreaterThanOrEqual(summary.eventsAcked);
+    // The stream holds each acked batch once; the bucket one alert per detection.
+    const state = await expectStreamAndBucket(natsUrl, [summary], [s1, s2]);
     // Stopped (SIGTERM: checkpoints, last flush, last publish) so that their stores are read at rest.
     for (const p of [s1, s2]) p.child.kill('SIGTERM');
     expect(await Promise.all([s1.exited, s2.exited])).toEqual([0, 0]);
@@ -295,5 +367,33 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     } finally {
       for (const st of stores) await st.close();
     }
+
+    // The API node answered every request throughout, and lists the bucket's alerts: one per detection.
+    const statuses = await poller.stop();
+    expect(statuses.length).toBeGreaterThan(20);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const get = (path: string): Promise<Response> => fetch(`${apiBase}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    const listed = await eventually(async () => {
+      const body = (await (await get('/api/v1/alerts?supportId=EX0001&limit=1000')).json()) as { items: { id: string; repeats: number }[] };
+      return detectionsOf(body.items) === summary.detectionsSent ? body.items : undefined;
+    }, 300, 200);
+    expect(listed.map((x) => x.id).sort()).toEqual([...state.alerts.values()].map((e) => e.alert.id).sort());
+    // An alert's report came with it; the devices and the tenant too.
+    const reported = [...state.alerts.values()].find((e) => e.report !== undefined);
+    if (reported !== undefined) {
+      const view = (await (await get(`/api/v1/alerts/${reported.alert.id}`)).json()) as { revisions: { revision: number }[] };
+      expect(view.revisions.map((r) => r.revision)).toContain(reported.report!.revision);
+    }
+    const devices = (await (await get('/api/v1/devices?limit=100')).json()) as { items: unknown[] };
+    expect(devices.items).toHaveLength(10);
+    // A command would be queued where no agent reads it: refused, with the reason.
+    const tmid = (devices.items[0] as { tmid: string }).tmid;
+    const isolate = await fetch(`${apiBase}/api/v1/devices/${encodeURIComponent(tmid)}/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ kind: 'isolate', args: { allow: [] } }),
+    });
+    expect(isolate.status).toBe(501);
+    expect(((await isolate.json()) as { code: string }).code).toBe('ERR_NOT_SERVED_BY_ROLE');
   }, 600_000);
 });

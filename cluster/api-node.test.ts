@@ -1,0 +1,146 @@
+/**
+ * The API node against a real nats-server (skipped with an install hint
+ * where it is missing): what the buckets hold (tenants, devices, alerts with
+ * their reports) is served by its HTTP API, updates follow, values of another
+ * shape are skipped, commands are refused with ERR_NOT_SERVED_BY_ROLE, and it
+ * keeps answering while NATS is down, then catches up once it is back.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../core/config.js';
+import type { AlertRecord, QuickReport } from '../core/contracts.js';
+import { createSilentLogger } from '../core/logger.js';
+import { openHotStore, sha256Hex, type DeviceRecord, type HotStore } from '../storage/index.js';
+import { eventually } from '../test/support/cli.js';
+import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
+import type { AlertBucketEntry } from './alert-publisher.js';
+import { startApiNode, type RunningApiNode } from './api-node.js';
+import { createIngestDirectory } from './directory.js';
+import { alertKey, openClusterLink, type ClusterLink } from './nats.js';
+
+if (NATS_SERVER === undefined) console.warn(`cluster/api-node.test.ts ${NATS_SKIP_MESSAGE}`);
+
+const logger = createSilentLogger();
+
+function alertOf(id: string, revision: number, verdict: AlertRecord['verdict'] = 'gray'): AlertRecord {
+  return {
+    id, tmid: 'TMID-1', supportId: 'EX0001', computer: 'PC-1', sha256: 'a'.repeat(64), path: 'C:\\x.exe', threat: 'T', engine: 'E', action: 'blocked',
+    detectedAt: 995, createdAt: 1000, state: 'reported', verdict, score: 0, revision, repeats: 0, openUntil: 1000, isolationRequested: false,
+  };
+}
+
+function entryOf(alert: AlertRecord): string {
+  const report = { alertId: alert.id, revision: alert.revision, createdAt: 1000 + alert.revision, tmid: alert.tmid, supportId: alert.supportId, verdict: alert.verdict } as unknown as QuickReport;
+  return JSON.stringify({ alert, report, node: 's1', publishedAt: 1 } satisfies AlertBucketEntry);
+}
+
+describe.skipIf(NATS_SERVER === undefined)('API node', () => {
+  let dir = '';
+  let nats: NatsServer;
+  let port = 0;
+  let source: HotStore;
+  let node: RunningApiNode | undefined;
+  let link: ClusterLink | undefined;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kiseki-api-node-'));
+    port = await freePort();
+    nats = await startNats(dir, 'n1', port);
+    source = openHotStore({ dataDir: join(dir, 'ingest'), mapSizeBytes: 64 * 1024 * 1024 });
+  });
+  afterEach(async () => {
+    await node?.close().catch(() => undefined);
+    node = undefined;
+    await link?.close().catch(() => undefined);
+    link = undefined;
+    nats.child.kill('SIGKILL');
+    await nats.exited;
+    await source.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function start(): Promise<{ get: (path: string) => Promise<{ status: number; body: Record<string, unknown> }>; post: (path: string, body: unknown) => Promise<{ status: number; body: Record<string, unknown> }> }> {
+    const config = loadConfig({
+      dataDir: join(dir, 'api'),
+      http: { host: '127.0.0.1', port: 0 },
+      cluster: { role: 'api', nats: `nats://127.0.0.1:${port}`, replicas: 1, nodeId: 'api1' },
+    });
+    node = await startApiNode({ config, logger, rewatchDelayMs: 100 });
+    await node.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
+    const token = await node.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
+    const base = `http://127.0.0.1:${node.httpPort}`;
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${base}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) };
+  }
+
+  async function publisherLink(): Promise<ClusterLink> {
+    link = await openClusterLink({ servers: `nats://127.0.0.1:${port}`, replicas: 1, duplicateWindowMs: 60_000, leaseTtlMs: 3000, name: 'test', logger });
+    return link;
+  }
+
+  const listed = async (api: Awaited<ReturnType<typeof start>>): Promise<{ id: string; verdict: string }[]> =>
+    (await api.get('/api/v1/alerts?supportId=EX0001')).body.items as { id: string; verdict: string }[];
+
+  it('serves the tenants, devices and alerts of the buckets, follows updates and skips foreign values', async () => {
+    const l = await publisherLink();
+    // What an ingest node publishes: the tenant and an enrolled device.
+    await source.tenants.save({ supportId: 'EX0001', name: 'Example Corp', enrollKeyHash: sha256Hex('kek_test'), createdAt: 1 });
+    const directory = createIngestDirectory({ directory: l.directory, jsm: l.jsm, store: source });
+    const device: DeviceRecord = { tmid: 'TMID-1', supportId: 'EX0001', computer: 'PC-1', agentVersion: '1.0.0', os: 'Windows 11', ips: [], macs: [], tokenHash: sha256Hex('tok'), firstSeen: 1, lastSeen: 1, connected: false };
+    await directory.publishDevice(device);
+    // What shard nodes publish: two alerts, and a value that is not a kiseki alert.
+    await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 1)));
+    await l.alerts.put(alertKey('al_2'), entryOf(alertOf('al_2', 1)));
+    await l.alerts.put('alert.foreign', '{"not":"an alert"}');
+
+    const api = await start();
+    await eventually(async () => ((await listed(api)).length === 2 ? true : undefined), 100, 100);
+    expect(node!.mirror()).toMatchObject({ alerts: 2, tenants: 1, devices: 1, skipped: 1 });
+    await eventually(async () => (node!.mirror().caughtUp ? true : undefined), 100, 100);
+    const view = await api.get('/api/v1/alerts/al_1');
+    expect(view.status).toBe(200);
+    expect((view.body.revisions as { revision: number }[]).map((r) => r.revision)).toEqual([1]);
+    const devices = await api.get('/api/v1/devices');
+    expect((devices.body.items as { tmid: string }[]).map((d) => d.tmid)).toEqual(['TMID-1']);
+
+    // A later revision of an alert replaces it.
+    await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 2, 'black')));
+    await eventually(async () => ((await listed(api)).find((a) => a.id === 'al_1')?.verdict === 'black' ? true : undefined), 100, 100);
+
+    // A command would be queued where no agent reads it: refused with the reason.
+    const refused = await api.post('/api/v1/devices/TMID-1/commands', { kind: 'isolate', args: { allow: [] } });
+    expect(refused.status).toBe(501);
+    expect(refused.body).toMatchObject({ code: 'ERR_NOT_SERVED_BY_ROLE' });
+  });
+
+  it('answers from its copy while NATS is down, and copies what was published meanwhile once it is back', async () => {
+    const l = await publisherLink();
+    await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 1)));
+    const api = await start();
+    await eventually(async () => ((await listed(api)).length === 1 ? true : undefined), 100, 100);
+    await l.close();
+    link = undefined;
+
+    nats.child.kill('SIGKILL');
+    await nats.exited;
+    const during = await api.get('/api/v1/alerts?supportId=EX0001');
+    expect(during.status).toBe(200);
+    expect((during.body.items as unknown[]).length).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${node!.httpPort}/healthz`)).status).toBe(200);
+
+    // The same server (same store directory and port) comes back; an alert published now reaches the API node.
+    nats = await startNats(dir, 'n1', port);
+    const back = await publisherLink();
+    await back.alerts.put(alertKey('al_2'), entryOf(alertOf('al_2', 1)));
+    await eventually(async () => ((await listed(api)).length === 2 ? true : undefined), 300, 100);
+  });
+});

@@ -1,0 +1,268 @@
+/**
+ * `kiseki start --role api`: the HTTP API and console of the embedded mode
+ * over a local copy of what the other nodes share, so that any API node
+ * answers for any tenant whichever shard node committed its alerts.
+ *
+ * The copy is one-way, bucket → local LMDB, kept by two watchers:
+ * - `kiseki-alerts`: every alert with its latest report revision
+ *   (`store.alerts.mirror`, batched: one transaction per burst);
+ * - `kiseki-directory`: tenants and devices (`copyDirectoryEntry`).
+ * Each watcher starts from the bucket's current values, then follows its
+ * updates; when its iterator ends (a NATS server lost for longer than the
+ * client's reconnect covers) it starts again after the last revision it
+ * applied. Requests are answered from the local store throughout, so an API
+ * node keeps answering while NATS, ingest or shard nodes fail: what it shows
+ * is at most as old as its watchers' lag (`/healthz` details).
+ *
+ * What stays local to the API node (docs/CLUSTER.md): analysts' verdicts and
+ * comments, users and sessions. Commands are refused (503) until they are
+ * routed to the ingest node holding the agent; exports are not served here.
+ */
+import type { KV, KvWatchEntry } from '@nats-io/kv';
+import { startHttpServer, createHttpApp, type HttpServer } from '../api/index.js';
+import { systemClock, type Clock } from '../core/clock.js';
+import type { AlertRecord, QuickReport } from '../core/contracts.js';
+import type { Config } from '../core/config.js';
+import type { Logger } from '../core/logger.js';
+import type { Metrics } from '../core/metrics.js';
+import type { HotStore } from '../storage/index.js';
+import { decodeAlertEntry } from './alert-publisher.js';
+import { copyDirectoryEntry } from './directory.js';
+import { openClusterLink, type ClusterLink } from './nats.js';
+import { openNodeBase } from './node-base.js';
+
+/** Alerts written to the local store in one transaction at most. */
+const MIRROR_BATCH = 500;
+
+export interface ApiNodeOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  clock?: Clock;
+  /** Wait before a watcher whose iterator ended starts again, ms (default 1000). */
+  rewatchDelayMs?: number;
+}
+
+/** What the API node's copy holds, for `/healthz` and tests. */
+export interface MirrorStats {
+  /** Alerts new to the local store since start. */
+  alerts: number;
+  tenants: number;
+  devices: number;
+  /** Bucket entries that were not kiseki records (skipped). */
+  skipped: number;
+  /** True once each watcher has applied every entry its bucket held when it started. */
+  caughtUp: boolean;
+  /** Watchers (re)started after their iterator ended. */
+  rewatches: number;
+}
+
+export interface RunningApiNode {
+  readonly nodeId: string;
+  readonly httpPort: number;
+  readonly store: HotStore;
+  readonly metrics: Metrics;
+  mirror(): MirrorStats;
+  close(): Promise<void>;
+}
+
+interface Watcher {
+  stop(): Promise<void>;
+  caughtUp(): boolean;
+}
+
+/**
+ * Follows one bucket from its first value on, calling `apply` for each entry
+ * in revision order; a failed `apply` is retried (the entry is not skipped).
+ */
+function watchBucket(kv: KV, name: string, apply: (e: KvWatchEntry) => Promise<void>, log: Logger, delayMs: number, onRewatch: () => void): Watcher {
+  let stopped = false;
+  let revision = 0;
+  let initialized = false;
+  let iterator: { stop(): void } | undefined;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const it = await kv.watch(revision > 0 ? { resumeFromRevision: revision + 1 } : {});
+        iterator = it;
+        if (stopped) it.stop();
+        for await (const e of it) {
+          if (stopped) break;
+          for (;;) {
+            try {
+              await apply(e);
+              break;
+            } catch (err) {
+              // The local store refused (disk full, map full): hold the watch here rather than skip the entry.
+              log.error({ bucket: name, key: e.key, err: err instanceof Error ? err.message : String(err) }, 'A bucket entry could not be copied; retrying.');
+              if (stopped) return;
+              await new Promise((r) => setTimeout(r, delayMs));
+            }
+          }
+          revision = e.revision;
+          if (e.delta === 0) initialized = true;
+        }
+      } catch (err) {
+        if (!stopped) log.warn({ bucket: name, err: err instanceof Error ? err.message : String(err) }, 'Watching a bucket failed; watching again from the last entry copied.');
+      }
+      iterator = undefined;
+      if (stopped) return;
+      onRewatch();
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  })();
+  // An empty bucket sends nothing: its watcher is caught up as soon as it watches.
+  void kv
+    .status()
+    .then((s) => {
+      if (s.values === 0) initialized = true;
+    })
+    .catch(() => undefined);
+  return {
+    caughtUp: () => initialized,
+    async stop() {
+      stopped = true;
+      iterator?.stop();
+      await loop;
+    },
+  };
+}
+
+/** Starts an API node: local store, NATS link, the two watchers, the HTTP server. */
+export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiNode> {
+  const { config, logger } = options;
+  const clock = options.clock ?? systemClock;
+  const delayMs = options.rewatchDelayMs ?? 1000;
+  const base = openNodeBase(config);
+  const { nodeId, store, metrics } = base;
+  const log = logger.child({ component: 'api-node', node: nodeId });
+  const stats: MirrorStats = { alerts: 0, tenants: 0, devices: 0, skipped: 0, caughtUp: false, rewatches: 0 };
+  let link: ClusterLink | undefined;
+  let http: HttpServer | undefined;
+  const watchers: Watcher[] = [];
+
+  // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
+  let pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
+  let writing: Promise<void> | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  function flushAlerts(): Promise<void> {
+    writing ??= (async () => {
+      while (pending.length > 0) {
+        const batch = pending.slice(0, MIRROR_BATCH);
+        stats.alerts += await store.alerts.mirror(batch);
+        // Removed only once written: a failed write keeps them for the retry.
+        pending.splice(0, batch.length);
+      }
+    })()
+      .catch((err: unknown) => {
+        log.error({ pending: pending.length, err: err instanceof Error ? err.message : String(err) }, 'Copied alerts could not be written to the local store; retrying.');
+        retryTimer ??= setTimeout(() => {
+          retryTimer = undefined;
+          flushAlerts().catch(() => undefined);
+        }, delayMs);
+        throw err;
+      })
+      .finally(() => {
+        writing = undefined;
+      });
+    return writing;
+  }
+
+  try {
+    link = await openClusterLink({
+      servers: config.cluster.nats,
+      replicas: config.cluster.replicas,
+      duplicateWindowMs: config.cluster.duplicateWindowMs,
+      leaseTtlMs: config.cluster.leaseTtlMs,
+      name: `kiseki-api-${nodeId}`,
+      logger,
+    });
+    const onRewatch = (): void => {
+      stats.rewatches++;
+    };
+    watchers.push(
+      watchBucket(
+        link.directory,
+        'kiseki-directory',
+        async (e) => {
+          if (e.operation !== 'PUT') return;
+          const copied = await copyDirectoryEntry(store, e.key, e.string());
+          if (copied === 'tenant') stats.tenants++;
+          else if (copied === 'device') stats.devices++;
+        },
+        log,
+        delayMs,
+        onRewatch,
+      ),
+      watchBucket(
+        link.alerts,
+        'kiseki-alerts',
+        async (e) => {
+          if (e.operation !== 'PUT') return;
+          let entry;
+          try {
+            entry = decodeAlertEntry(e.value);
+          } catch {
+            stats.skipped++;
+            return;
+          }
+          pending.push({ alert: entry.alert, report: entry.report });
+          // Bounded memory: a burst waits for the write in flight once a batch is queued.
+          if (pending.length >= MIRROR_BATCH) await flushAlerts();
+          else void flushAlerts().catch(() => undefined);
+        },
+        log,
+        delayMs,
+        onRewatch,
+      ),
+    );
+    const app = createHttpApp({
+      metrics,
+      maxBodyBytes: config.http.maxBodyBytes,
+      api: {
+        store,
+        clock,
+        logger,
+        deliverCommands: () => undefined,
+        commandsUnavailable: 'an API node does not route commands to the ingest node holding the agent yet (docs/CLUSTER.md, "What remains")',
+        requireClientCert: config.http.requireClientCert,
+        liveness: config.liveness,
+      },
+      health: {
+        problems: () => [],
+        details: () => ({ role: 'api', node: nodeId, mirror: mirrorStats() }),
+      },
+    });
+    http = await startHttpServer(app, config.http);
+  } catch (err) {
+    for (const w of watchers) await w.stop().catch(() => undefined);
+    await link?.close().catch(() => undefined);
+    await base.release();
+    throw err;
+  }
+  function mirrorStats(): MirrorStats {
+    return { ...stats, caughtUp: watchers.every((w) => w.caughtUp()) };
+  }
+  const server = http;
+  const nats = link;
+  log.info({ httpPort: server.port, dataDir: config.dataDir }, 'API node is running.');
+  let closing: Promise<void> | undefined;
+  return {
+    nodeId,
+    httpPort: server.port,
+    store,
+    metrics,
+    mirror: mirrorStats,
+    close() {
+      closing ??= (async () => {
+        await server.close();
+        for (const w of watchers) await w.stop();
+        clearTimeout(retryTimer);
+        await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
+        await nats.close();
+        await base.release();
+        log.info('API node stopped.');
+      })();
+      return closing;
+    },
+  };
+}
