@@ -128,4 +128,21 @@ describe.skipIf(NATS_SERVER === undefined)('alert publisher', () => {
     await second.publishCommitted();
     expect(await bucketIds(l)).toEqual(['al_2']);
   });
+
+  it('publishes the later versions the engine stores without a verdict change: a repeat, a report revision', async () => {
+    const l = await link();
+    await commit('al_1');
+    const p = publisher(l);
+    await p.publishCommitted();
+    // A repeat of the same file, then a revision that keeps the verdict (what the correlator's flushes write).
+    await store.transaction(() => store.alerts.saveSync({ ...alertOf('al_1', 1), repeats: 1, lastRepeatAt: 2000 }));
+    await store.transaction(() => {
+      store.alerts.saveSync({ ...alertOf('al_1', 2), repeats: 1, lastRepeatAt: 2000 });
+      store.alerts.putRevisionSync({ alertId: 'al_1', revision: 2, createdAt: 3000 } as QuickReport);
+    });
+    expect(store.notify.feedAfter(1, 10).map((e) => e.kind)).toEqual(['alert.updated', 'alert.updated']);
+    await p.publishCommitted();
+    const e = decodeAlertEntry((await l.alerts.get(alertKey('al_1')))!.value);
+    expect(e).toMatchObject({ alert: { id: 'al_1', revision: 2, repeats: 1 }, report: { revision: 2 } });
+  });
 });

@@ -5,9 +5,10 @@
  * flush committed it, at least once.
  *
  * What to publish comes from the local store, not from the shard workers'
- * messages: every new alert (and every engine verdict change) appends an
- * entry to the notification feed in the same LMDB transaction as the alert
- * (storage/feed.ts). The publisher reads the feed after its own position
+ * messages: every new alert, every engine verdict change and every later
+ * version the engine stores (a repeat, a report revision: `alert.updated`)
+ * appends an entry to the notification feed in the same LMDB transaction as
+ * the alert (storage/feed.ts). The publisher reads the feed after its own position
  * (`notify.readerCursor('alert-bucket')`, independent of the notifier's),
  * puts the alerts those entries name as they are now in the store, and moves
  * its position only once every put of the round was acked. A failed put is
@@ -141,7 +142,7 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
         log.error({ from: cursor + 1, to: page[0]!.seq - 1 }, 'Feed entries were removed before the alert publisher read them; their alerts are not in the bucket.');
       }
       const ids = new Set<string>();
-      for (const e of page) if ((e.kind === 'alert.new' || e.kind === 'alert.verdict') && e.alertId !== undefined) ids.add(e.alertId);
+      for (const e of page) if ((e.kind === 'alert.new' || e.kind === 'alert.verdict' || e.kind === 'alert.updated') && e.alertId !== undefined) ids.add(e.alertId);
       const list = [...ids];
       for (let i = 0; i < list.length; i += PUTS_IN_FLIGHT) await Promise.all(list.slice(i, i + PUTS_IN_FLIGHT).map(put));
       const last = page.at(-1)!.seq;

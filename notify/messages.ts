@@ -23,6 +23,8 @@ const KIND_JA: Record<NotifyFeedEvent['kind'], string> = {
   'tenant.recovered': '同時オフラインからの復旧',
   'analytics.threshold': 'しきい値の超過',
   'intel.endpoint': '脅威インテリジェンスとの一致 (端末のログ)',
+  // Never notified (no recipient can ask for it): named for completeness.
+  'alert.updated': 'アラートの更新',
 };
 
 /** The JSON body of a webhook: the idempotency key, the events, and the alerts they name. */

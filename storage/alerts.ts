@@ -81,7 +81,10 @@ export interface AlertRepository {
   comments(alertId: string): AlertComment[];
   /** The first alert of a device and file, if recorded. */
   dedup(tmid: string, fileKey: string): DedupEntry | undefined;
-  /** Inside `store.transaction()`: the alert record. */
+  /**
+   * Inside `store.transaction()`: the alert record. Replacing a stored one also appends an `alert.updated` feed
+   * entry (at the alert's last repeat, else its creation), which only the cluster's alert publisher reads.
+   */
   saveSync(alert: AlertRecord): void;
   /** Inside `store.transaction()`: the tenant, device and time index entries of a new alert. */
   indexSync(alert: AlertRecord): void;
@@ -214,6 +217,10 @@ export function createAlertRepository(t: Tables): AlertRepository {
     comments: commentsOf,
     dedup: (tmid, fileKey) => alertDedup.get([tmid, fileKey]),
     saveSync(a) {
+      // A new alert is announced by indexSync's alert.new; a later version of a stored one by alert.updated.
+      if (alerts.get(a.id) !== undefined) {
+        appendFeedSync(t, { kind: 'alert.updated', supportId: a.supportId, at: a.lastRepeatAt ?? a.createdAt, alertId: a.id, tmid: a.tmid, by: 'engine' });
+      }
       alerts.putSync(a.id, a);
     },
     indexSync(a) {

@@ -237,7 +237,11 @@ export type NotifyEventKind =
   | 'tenant.recovered'
   | 'analytics.threshold'
   // An endpoint event hit a threat-intelligence indicator (engine/analytics.ts, no antivirus detection needed).
-  | 'intel.endpoint';
+  | 'intel.endpoint'
+  // The engine stored a later version of an alert (a repeat, a report revision) without announcing a verdict change:
+  // read by the cluster's alert publisher (cluster/alert-publisher.ts) so that kiseki-alerts holds the latest version;
+  // no recipient can ask for it, so it never notifies.
+  | 'alert.updated';
 
 /**
  * One entry of the notification feed: written by the repositories in the same
