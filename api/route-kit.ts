@@ -14,7 +14,7 @@ import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/erro
 import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
-import type { HotStore, Role, UserRecord } from '../storage/index.js';
+import type { CommandRecord, HotStore, Role, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
 
@@ -25,10 +25,11 @@ export interface ApiDeps {
   /** Sends a device its pending commands when it is connected (the agent server). */
   deliverCommands: (tmid: string) => void;
   /**
-   * Set on a node that cannot deliver commands (an API node, cluster/api-node.ts): requests that would queue a
-   * command are refused with ERR_NOT_SERVED_BY_ROLE and this reason instead of being queued where no agent reads them.
+   * On an API node (cluster/api-node.ts): hands a command an operator queued or cancelled to the ingest nodes
+   * (the `kiseki-commands` bucket); the request is answered once it resolves.
+   * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when the bucket did not take it
    */
-  commandsUnavailable?: string;
+  shareCommand?: (command: CommandRecord) => Promise<void>;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

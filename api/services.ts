@@ -47,14 +47,6 @@ export async function loginWithPassword(c: Context, deps: ApiDeps, id: string, p
   return { token, user: result.user, expiresAt: now + SESSION_TTL_MS };
 }
 
-/**
- * Refuses, on a node that cannot deliver commands, a request that would queue one.
- * @throws KisekiError ERR_NOT_SERVED_BY_ROLE with `deps.commandsUnavailable` as the reason
- */
-export function assertCommandsServed(deps: ApiDeps): void {
-  if (deps.commandsUnavailable !== undefined) throw new KisekiError('ERR_NOT_SERVED_BY_ROLE', { reason: deps.commandsUnavailable });
-}
-
 /** A response action as requested by a user (already validated). */
 export type CommandAsk =
   | { kind: 'isolate'; args: { allow: { cidr: string; port?: number }[] } }
@@ -72,7 +64,6 @@ export type CommandAsk =
 export async function requestCommand(deps: ApiDeps, user: UserRecord, from: string, tmid: string, ask: CommandAsk): Promise<CommandRecord> {
   const d = deps.store.devices.get(tmid);
   assertTenant(user, d?.supportId);
-  assertCommandsServed(deps);
   const command = await deps.store.commands.queue({
     tmid: d!.tmid,
     supportId: d!.supportId,
@@ -81,6 +72,16 @@ export async function requestCommand(deps: ApiDeps, user: UserRecord, from: stri
     requestedBy: user.id,
     requestedAt: deps.clock.now(),
   });
+  if (deps.shareCommand !== undefined) {
+    try {
+      await deps.shareCommand(command);
+    } catch (err) {
+      // Not known to reach the ingest nodes: failed here, and that state shared (retried) so that no node sends it later.
+      const failed = await deps.store.commands.update(command.id, { state: 'failed', at: deps.clock.now(), error: 'cluster_unavailable', from: ['queued'] });
+      if (failed !== undefined) deps.shareCommand(failed).catch(() => undefined);
+      throw err;
+    }
+  }
   await auditAs(deps, user, from, 'command.requested', command.id, d!.supportId, { kind: ask.kind, tmid: d!.tmid, args: ask.args });
   deps.deliverCommands(d!.tmid);
   return deps.store.commands.get(command.id) ?? command;

@@ -15,7 +15,8 @@ import { openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { ALERT_FEED_READER, createAlertPublisher, decodeAlertEntry, type AlertPublisher } from './alert-publisher.js';
-import { alertKey, openClusterLink, type ClusterLink } from './nats.js';
+import { decodeCommandEntry } from './commands-sync.js';
+import { alertKey, commandKey, openClusterLink, type ClusterLink } from './nats.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/alert-publisher.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -144,5 +145,27 @@ describe.skipIf(NATS_SERVER === undefined)('alert publisher', () => {
     await p.publishCommitted();
     const e = decodeAlertEntry((await l.alerts.get(alertKey('al_1')))!.value);
     expect(e).toMatchObject({ alert: { id: 'al_1', revision: 2, repeats: 1 }, report: { revision: 2 } });
+  });
+
+  it("creates the isolation a black verdict queued in kiseki-commands, and never sets it back once an ingest node moved it on", async () => {
+    const l = await link();
+    const p = createAlertPublisher({ kv: l.alerts, commands: l.commands, store, nodeId: 's1', logger, intervalMs: 60_000, putTimeoutMs: 1000 });
+    publishers.push(p);
+    const command = store.commands.create({ id: 'cmd_1', tmid: 'D1', supportId: 'TA', kind: 'isolate', args: { allow: [] }, requestedBy: 'engine', requestedAt: 1000 });
+    await store.transaction(() => {
+      const a = { ...alertOf('al_1', 1), verdict: 'black' as const, isolationRequested: true };
+      store.alerts.saveSync(a);
+      store.alerts.indexSync(a);
+      store.commands.queueSync(command);
+    });
+    await p.publishCommitted();
+    const held = async () => decodeCommandEntry((await l.commands.get(commandKey('cmd_1')))!.value);
+    expect(await held()).toMatchObject({ id: 'cmd_1', state: 'queued', requestedBy: 'engine' });
+    // The ingest node holding the agent sent it and the agent confirmed it; a later revision republishes the alert.
+    await l.commands.put(commandKey('cmd_1'), JSON.stringify({ ...command, state: 'done', updatedAt: 2000 }));
+    await store.transaction(() => store.alerts.saveSync({ ...alertOf('al_1', 2), verdict: 'black', isolationRequested: true }));
+    await p.publishCommitted();
+    expect(decodeAlertEntry((await l.alerts.get(alertKey('al_1')))!.value).alert.revision).toBe(2);
+    expect(await held()).toMatchObject({ id: 'cmd_1', state: 'done' });
   });
 });

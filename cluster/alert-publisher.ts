@@ -28,8 +28,8 @@ import type { KV } from '@nats-io/kv';
 import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { HotStore } from '../storage/index.js';
-import { alertKey, boundedNatsCall } from './nats.js';
+import type { CommandRecord, HotStore } from '../storage/index.js';
+import { alertKey, boundedNatsCall, commandKey } from './nats.js';
 
 /** The feed reader's name in `notify-state` (`reader:alert-bucket`). */
 export const ALERT_FEED_READER = 'alert-bucket';
@@ -78,6 +78,11 @@ export function decodeAlertEntry(bytes: Uint8Array): AlertBucketEntry {
 
 export interface AlertPublisherOptions {
   kv: KV;
+  /**
+   * `kiseki-commands`: the isolation an alert's black verdict queued on this node (the engine's `isolateOnBlack`)
+   * is created there with the alert, for the ingest node holding the agent to send (commands-sync.ts).
+   */
+  commands?: KV;
   store: HotStore;
   nodeId: string;
   logger: Logger;
@@ -128,6 +133,22 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
       json = JSON.stringify({ alert, reportOmitted: true, node: nodeId, publishedAt: entry.publishedAt } satisfies AlertBucketEntry);
     }
     await boundedNatsCall(kv.put(alertKey(alertId), json), putTimeoutMs, 'alert put');
+    if (alert.isolationRequested && options.commands !== undefined) {
+      // Only the engine queues commands on a shard node. Created, never put: once an ingest node has moved the
+      // command on (sent, done), a republished alert must not set it back to queued.
+      for (const c of store.commands.pendingFor(alert.tmid)) if (c.state === 'queued') await createOnce(options.commands, c);
+    }
+  }
+
+  async function createOnce(commands: KV, c: CommandRecord): Promise<void> {
+    const key = commandKey(c.id);
+    try {
+      await boundedNatsCall(commands.create(key, JSON.stringify(c)), putTimeoutMs, 'command create');
+    } catch (err) {
+      // Already there (this node published it before, or an ingest node moved it on): done. Otherwise a real failure.
+      const held = await boundedNatsCall(commands.get(key), putTimeoutMs, 'command read');
+      if (held === null || held.operation !== 'PUT') throw err;
+    }
   }
 
   /** One round: the feed from `cursor` up to its last entry as of now. */

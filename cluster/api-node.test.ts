@@ -2,8 +2,9 @@
  * The API node against a real nats-server (skipped with an install hint
  * where it is missing): what the buckets hold (tenants, devices, alerts with
  * their reports) is served by its HTTP API, updates follow, values of another
- * shape are skipped, commands are refused with ERR_NOT_SERVED_BY_ROLE, and it
- * keeps answering while NATS is down, then catches up once it is back.
+ * shape are skipped, a queued command is in `kiseki-commands` when the request
+ * is answered, and it keeps answering while NATS is down, then catches up
+ * once it is back; a command asked for meanwhile answers 503.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,8 @@ import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } 
 import type { AlertBucketEntry } from './alert-publisher.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
 import { createIngestDirectory } from './directory.js';
-import { alertKey, openClusterLink, type ClusterLink } from './nats.js';
+import { decodeCommandEntry } from './commands-sync.js';
+import { alertKey, commandKey, openClusterLink, type ClusterLink } from './nats.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/api-node.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -90,13 +92,17 @@ describe.skipIf(NATS_SERVER === undefined)('API node', () => {
   const listed = async (api: Awaited<ReturnType<typeof start>>): Promise<{ id: string; verdict: string }[]> =>
     (await api.get('/api/v1/alerts?supportId=EX0001')).body.items as { id: string; verdict: string }[];
 
-  it('serves the tenants, devices and alerts of the buckets, follows updates and skips foreign values', async () => {
-    const l = await publisherLink();
-    // What an ingest node publishes: the tenant and an enrolled device.
+  /** What an ingest node publishes: the tenant and an enrolled device. */
+  async function publishDevice(l: ClusterLink): Promise<void> {
     await source.tenants.save({ supportId: 'EX0001', name: 'Example Corp', enrollKeyHash: sha256Hex('kek_test'), createdAt: 1 });
     const directory = createIngestDirectory({ directory: l.directory, jsm: l.jsm, store: source });
     const device: DeviceRecord = { tmid: 'TMID-1', supportId: 'EX0001', computer: 'PC-1', agentVersion: '1.0.0', os: 'Windows 11', ips: [], macs: [], tokenHash: sha256Hex('tok'), firstSeen: 1, lastSeen: 1, connected: false };
     await directory.publishDevice(device);
+  }
+
+  it('serves the tenants, devices and alerts of the buckets, follows updates and skips foreign values', async () => {
+    const l = await publisherLink();
+    await publishDevice(l);
     // What shard nodes publish: two alerts, and a value that is not a kiseki alert.
     await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 1)));
     await l.alerts.put(alertKey('al_2'), entryOf(alertOf('al_2', 1)));
@@ -116,17 +122,19 @@ describe.skipIf(NATS_SERVER === undefined)('API node', () => {
     await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 2, 'black')));
     await eventually(async () => ((await listed(api)).find((a) => a.id === 'al_1')?.verdict === 'black' ? true : undefined), 100, 100);
 
-    // A command would be queued where no agent reads it: refused with the reason.
-    const refused = await api.post('/api/v1/devices/TMID-1/commands', { kind: 'isolate', args: { allow: [] } });
-    expect(refused.status).toBe(501);
-    expect(refused.body).toMatchObject({ code: 'ERR_NOT_SERVED_BY_ROLE' });
+    // A command is answered once kiseki-commands holds it (for the ingest nodes: commands-sync.test.ts).
+    const queued = await api.post('/api/v1/devices/TMID-1/commands', { kind: 'isolate', args: { allow: [] } });
+    expect(queued.status).toBe(202);
+    const shared = await l.commands.get(commandKey(queued.body.id as string));
+    expect(decodeCommandEntry(shared!.value)).toMatchObject({ id: queued.body.id, tmid: 'TMID-1', state: 'queued' });
   });
 
   it('answers from its copy while NATS is down, and copies what was published meanwhile once it is back', async () => {
     const l = await publisherLink();
+    await publishDevice(l);
     await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 1)));
     const api = await start();
-    await eventually(async () => ((await listed(api)).length === 1 ? true : undefined), 100, 100);
+    await eventually(async () => ((await listed(api)).length === 1 && (await api.get('/api/v1/devices/TMID-1')).status === 200 ? true : undefined), 100, 100);
     await l.close();
     link = undefined;
 
@@ -136,11 +144,22 @@ describe.skipIf(NATS_SERVER === undefined)('API node', () => {
     expect(during.status).toBe(200);
     expect((during.body.items as unknown[]).length).toBe(1);
     expect((await fetch(`http://127.0.0.1:${node!.httpPort}/healthz`)).status).toBe(200);
+    // A command cannot reach the ingest nodes now: 503 within the put's bound, and failed rather than left queued.
+    const refused = await api.post('/api/v1/devices/TMID-1/commands', { kind: 'isolate', args: { allow: [] } });
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ code: 'ERR_CLUSTER_UNAVAILABLE' });
+    const local = (await api.get('/api/v1/devices/TMID-1/commands')).body.items as { id: string; state: string; error?: string }[];
+    expect(local).toMatchObject([{ state: 'failed', error: 'cluster_unavailable' }]);
 
     // The same server (same store directory and port) comes back; an alert published now reaches the API node.
     nats = await startNats(dir, 'n1', port);
     const back = await publisherLink();
     await back.alerts.put(alertKey('al_2'), entryOf(alertOf('al_2', 1)));
     await eventually(async () => ((await listed(api)).length === 2 ? true : undefined), 300, 100);
+    // The refused command's failed state reaches the bucket too (retried), so no ingest node sends it later.
+    await eventually(async () => {
+      const e = await back.commands.get(commandKey(local[0]!.id));
+      return e !== null && decodeCommandEntry(e.value)?.state === 'failed' ? true : undefined;
+    }, 300, 100);
   });
 });

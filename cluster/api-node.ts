@@ -14,11 +14,11 @@
  * node keeps answering while NATS, ingest or shard nodes fail: what it shows
  * is at most as old as its watchers' lag (`/healthz` details).
  *
- * What stays local to the API node (docs/CLUSTER.md): analysts' verdicts and
- * comments, users and sessions. Commands are refused (503) until they are
- * routed to the ingest node holding the agent; exports are not served here.
+ * Commands an operator queues or cancels here go to the ingest nodes through
+ * `kiseki-commands` (commands-sync.ts), and their later states come back the
+ * same way. What stays local to the API node (docs/CLUSTER.md): analysts'
+ * verdicts and comments, users and sessions; exports are not served here.
  */
-import type { KV, KvWatchEntry } from '@nats-io/kv';
 import { startHttpServer, createHttpApp, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { AlertRecord, QuickReport } from '../core/contracts.js';
@@ -30,6 +30,8 @@ import { decodeAlertEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
 import { openClusterLink, type ClusterLink } from './nats.js';
 import { openNodeBase } from './node-base.js';
+import { watchBucket, type BucketWatcher } from './bucket-watch.js';
+import { startCommandSync, type CommandSync } from './commands-sync.js';
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
@@ -65,68 +67,6 @@ export interface RunningApiNode {
   close(): Promise<void>;
 }
 
-interface Watcher {
-  stop(): Promise<void>;
-  caughtUp(): boolean;
-}
-
-/**
- * Follows one bucket from its first value on, calling `apply` for each entry
- * in revision order; a failed `apply` is retried (the entry is not skipped).
- */
-function watchBucket(kv: KV, name: string, apply: (e: KvWatchEntry) => Promise<void>, log: Logger, delayMs: number, onRewatch: () => void): Watcher {
-  let stopped = false;
-  let revision = 0;
-  let initialized = false;
-  let iterator: { stop(): void } | undefined;
-  const loop = (async () => {
-    while (!stopped) {
-      try {
-        const it = await kv.watch(revision > 0 ? { resumeFromRevision: revision + 1 } : {});
-        iterator = it;
-        if (stopped) it.stop();
-        for await (const e of it) {
-          if (stopped) break;
-          for (;;) {
-            try {
-              await apply(e);
-              break;
-            } catch (err) {
-              // The local store refused (disk full, map full): hold the watch here rather than skip the entry.
-              log.error({ bucket: name, key: e.key, err: err instanceof Error ? err.message : String(err) }, 'A bucket entry could not be copied; retrying.');
-              if (stopped) return;
-              await new Promise((r) => setTimeout(r, delayMs));
-            }
-          }
-          revision = e.revision;
-          if (e.delta === 0) initialized = true;
-        }
-      } catch (err) {
-        if (!stopped) log.warn({ bucket: name, err: err instanceof Error ? err.message : String(err) }, 'Watching a bucket failed; watching again from the last entry copied.');
-      }
-      iterator = undefined;
-      if (stopped) return;
-      onRewatch();
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
-  })();
-  // An empty bucket sends nothing: its watcher is caught up as soon as it watches.
-  void kv
-    .status()
-    .then((s) => {
-      if (s.values === 0) initialized = true;
-    })
-    .catch(() => undefined);
-  return {
-    caughtUp: () => initialized,
-    async stop() {
-      stopped = true;
-      iterator?.stop();
-      await loop;
-    },
-  };
-}
-
 /** Starts an API node: local store, NATS link, the two watchers, the HTTP server. */
 export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiNode> {
   const { config, logger } = options;
@@ -138,7 +78,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   const stats: MirrorStats = { alerts: 0, tenants: 0, devices: 0, skipped: 0, caughtUp: false, rewatches: 0 };
   let link: ClusterLink | undefined;
   let http: HttpServer | undefined;
-  const watchers: Watcher[] = [];
+  const watchers: BucketWatcher[] = [];
+  let commands: CommandSync | undefined;
 
   // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
   let pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
@@ -215,6 +156,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         onRewatch,
       ),
     );
+    commands = startCommandSync({ kv: link.commands, store, logger, retryMs: delayMs });
     const app = createHttpApp({
       metrics,
       maxBodyBytes: config.http.maxBodyBytes,
@@ -222,19 +164,24 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         store,
         clock,
         logger,
-        deliverCommands: () => undefined,
-        commandsUnavailable: 'an API node does not route commands to the ingest node holding the agent yet (docs/CLUSTER.md, "What remains")',
+        // A queued command reaches the ingest nodes through kiseki-commands; the one holding the agent sends it.
+        shareCommand: (command) => commands!.share(command),
+        // Rollouts queue upgrades in bulk: shared in the background (retried until NATS takes them).
+        deliverCommands: (tmid) => {
+          for (const c of store.commands.pendingFor(tmid)) if (c.state === 'queued') commands!.share(c).catch(() => undefined);
+        },
         requireClientCert: config.http.requireClientCert,
         liveness: config.liveness,
       },
       health: {
         problems: () => [],
-        details: () => ({ role: 'api', node: nodeId, mirror: mirrorStats() }),
+        details: () => ({ role: 'api', node: nodeId, mirror: mirrorStats(), commands: commands!.stats() }),
       },
     });
     http = await startHttpServer(app, config.http);
   } catch (err) {
     for (const w of watchers) await w.stop().catch(() => undefined);
+    await commands?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -256,6 +203,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
       closing ??= (async () => {
         await server.close();
         for (const w of watchers) await w.stop();
+        await commands!.stop();
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
         await nats.close();

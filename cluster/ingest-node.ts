@@ -5,7 +5,8 @@
  * here) and the command queue; raw batches go to the stream only. Devices and
  * tenants are shared through the directory bucket (directory.ts): with the
  * shard nodes, and with the other ingest nodes, so that an agent may say
- * hello to any of them.
+ * hello to any of them. Commands come and go through `kiseki-commands`
+ * (commands-sync.ts).
  */
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -15,6 +16,7 @@ import { startAgentServer, type AgentServer } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
 import { openNodeBase } from './node-base.js';
 import { createIngestDirectory } from './directory.js';
+import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
 import { openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
 
@@ -43,6 +45,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   const log = logger.child({ component: 'ingest-node', node: nodeId });
   let link: ClusterLink | undefined;
   let agents: AgentServer | undefined;
+  let commands: CommandSync | undefined;
   try {
     await store.devices.markAllDisconnected();
     link = await openClusterLink({
@@ -70,15 +73,36 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       metrics,
       maxInFlight: config.cluster.maxInFlightPublishes,
     });
-    agents = await startAgentServer({ config: config.ingest, store, committer, clock, logger, metrics, directory });
+    // Commands queued on an API node arrive through kiseki-commands; the node holding the agent's socket sends them,
+    // and every state the agent moves them to goes back the same way.
+    commands = startCommandSync({
+      kv: link.commands,
+      store,
+      logger,
+      onChanged: (c) => {
+        if (c.state === 'queued' || c.state === 'sent') agents?.deliverCommands(c.tmid);
+      },
+    });
+    agents = await startAgentServer({
+      config: config.ingest,
+      store,
+      committer,
+      clock,
+      logger,
+      metrics,
+      directory,
+      onCommandChanged: (c) => void commands?.share(c).catch(() => undefined),
+    });
   } catch (err) {
     await agents?.close().catch(() => undefined);
+    await commands?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
   }
   const server = agents;
   const nats = link;
+  const sync = commands!;
   log.info({ ingestPort: server.port, dataDir: config.dataDir }, 'Ingest node is running.');
   let closing: Promise<void> | undefined;
   return {
@@ -90,6 +114,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       closing ??= (async () => {
         // The agent server waits for the publishes in flight (committer.idle) before it returns.
         await server.close();
+        await sync.stop();
         await nats.close();
         await base.release();
         log.info('Ingest node stopped; every acked batch is in the stream.');

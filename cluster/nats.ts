@@ -20,7 +20,10 @@
  * - KV `kiseki-alerts`: `alert.<alert id>` → the alert as its shard node
  *   committed it, with its latest quick-report revision (alert-publisher.ts);
  *   alert ids are deterministic (TMID and detection seq), so a replay of the
- *   same detection on another node writes the same key.
+ *   same detection on another node writes the same key;
+ * - KV `kiseki-commands`: `cmd.<command id>` → the command's record as its
+ *   furthest state (commands-sync.ts): queued by an API node, delivered by the
+ *   ingest node holding the agent's socket.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -34,6 +37,7 @@ export const LEASE_BUCKET = 'kiseki-leases';
 export const CHECKPOINT_BUCKET = 'kiseki-checkpoints';
 export const DIRECTORY_BUCKET = 'kiseki-directory';
 export const ALERT_BUCKET = 'kiseki-alerts';
+export const COMMAND_BUCKET = 'kiseki-commands';
 
 /** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's alert ids (`al_<hex>`) always fit, anything else is encoded. */
 const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
@@ -45,6 +49,11 @@ const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
  */
 export function alertKey(alertId: string): string {
   return NATS_SAFE_TOKEN.test(alertId) ? `alert.${alertId}` : `alert.b64.${Buffer.from(alertId).toString('base64url')}`;
+}
+
+/** The key of a command in `kiseki-commands`: `cmd.<id>` for kiseki's ids (`cmd_` + hex), `cmd.b64.<base64url>` otherwise. */
+export function commandKey(commandId: string): string {
+  return NATS_SAFE_TOKEN.test(commandId) ? `cmd.${commandId}` : `cmd.b64.${Buffer.from(commandId).toString('base64url')}`;
 }
 
 /** The subjects of a virtual shard's batches (a consumer filter: every device of the shard). */
@@ -95,6 +104,8 @@ export interface ClusterLink {
   readonly directory: KV;
   /** `kiseki-alerts`: every alert the shard nodes committed, one key per alert id. */
   readonly alerts: KV;
+  /** `kiseki-commands`: response commands between the API nodes and the ingest nodes. */
+  readonly commands: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -192,6 +203,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
   const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
   const alerts = await kvm.create(ALERT_BUCKET, { replicas: options.replicas, history: 1 });
+  const commands = await kvm.create(COMMAND_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -201,6 +213,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     checkpoints,
     directory,
     alerts,
+    commands,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

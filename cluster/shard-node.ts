@@ -106,7 +106,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   }
   const shards = pool;
   const nats = link;
-  const alerts = createAlertPublisher({ kv: nats.alerts, store, nodeId, logger });
+  const alerts = createAlertPublisher({ kv: nats.alerts, commands: nats.commands, store, nodeId, logger });
   publisher = alerts;
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);

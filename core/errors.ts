@@ -67,7 +67,6 @@ export const ERRORS = {
   ERR_ROLLOUT_STATE: { status: 409, message: "The rollout's state does not allow this." },
   // cluster (issue 19): NATS JetStream nodes
   ERR_CLUSTER_UNAVAILABLE: { status: 503, message: 'The NATS JetStream cluster cannot be reached or refused the request.' },
-  ERR_NOT_SERVED_BY_ROLE: { status: 501, message: "This node's role does not serve this request." },
   // notify thread (issue 15: alert → mail latency)
   ERR_NOTIFY_THREAD: { status: 500, message: 'The notifier thread could not be started.' },
 } as const satisfies Record<string, { status: number; message: string }>;

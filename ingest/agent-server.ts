@@ -72,6 +72,11 @@ export interface AgentServerOptions {
   metrics: Metrics;
   /** The fleet directory shared by several ingest nodes; absent in the embedded mode. */
   directory?: AgentDirectory;
+  /**
+   * Told every state a command reached here (sent, expired, failed as undeliverable, and what the agent reported),
+   * after it is stored: a cluster ingest node shares it with the other nodes (cluster/commands-sync.ts).
+   */
+  onCommandChanged?: (command: CommandRecord) => void;
 }
 
 export interface AgentServer {
@@ -144,6 +149,7 @@ export function encodeAck(id: string, dup: boolean): Uint8Array {
  */
 export async function startAgentServer(options: AgentServerOptions): Promise<AgentServer> {
   const { config, store, committer, clock, metrics, directory } = options;
+  const onCommandChanged = options.onCommandChanged;
   const log = options.logger.child({ component: 'agent-server' });
   const policy: AgentPolicy = {
     batchIntervalMs: config.batchIntervalMs,
@@ -237,10 +243,17 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     if (ws === undefined || ws.getUserData().state !== 'ready') return;
     // Encoded before sending: a command that cannot be encoded throws here and is failed by deliver,
     // instead of cutting the connection (and the device, at every reconnect) with internal_error.
+    const before = onCommandChanged === undefined ? [] : store.commands.pendingFor(tmid);
     store.commands
       .deliver(tmid, clock.now(), (c) => {
         const bytes = encode({ t: 'cmd', id: c.id, kind: c.kind, args: c.args });
         if (ws.getUserData().state !== 'closed') ws.send(bytes, true);
+      })
+      .then(() => {
+        for (const c of before) {
+          const now = store.commands.get(c.id);
+          if (now !== undefined && now.state !== c.state) onCommandChanged!(now);
+        }
       })
       .catch(logFailure('Command states could not be stored after a delivery.'));
   }
@@ -250,18 +263,19 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     const outcome = { status, at: now, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) };
     store.commands
       .recordOutcome(command.id, outcome)
-      .then(() =>
-      store.identity.appendAudit({
-        at: now,
-        actor: `agent:${device.tmid}`,
-        role: 'system',
-        supportId: device.supportId,
-        action: `command.${status}`,
-        target: command.id,
-        from: 'agent',
-        details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
-      }),
-      )
+      .then((next) => {
+        if (next !== undefined) onCommandChanged?.(next);
+        return store.identity.appendAudit({
+          at: now,
+          actor: `agent:${device.tmid}`,
+          role: 'system',
+          supportId: device.supportId,
+          action: `command.${status}`,
+          target: command.id,
+          from: 'agent',
+          details: { kind: command.kind, ...(error === undefined ? {} : { error }) },
+        });
+      })
       .catch(logFailure('A command result could not be stored.'));
   }
 

@@ -97,6 +97,30 @@ export interface CommandRepository {
   cancel(id: string, by: string, at: number): Promise<{ cancelled: boolean; command: CommandRecord } | undefined>;
   /** Isolation as last confirmed by the device's agent. */
   isolation(tmid: string): DeviceIsolation | undefined;
+  /**
+   * A copy of a command another node holds (cluster/commands-sync.ts): stored when new here, or when its state is
+   * further along the lifecycle than the local one (never back: a late copy of an earlier state is ignored); a done
+   * isolate or release records the isolation as `recordOutcome` does, without a feed entry (the node whose agent
+   * confirmed it wrote that). Resolves with the stored record when it changed anything, else undefined.
+   */
+  mirror(command: CommandRecord): Promise<CommandRecord | undefined>;
+}
+
+/**
+ * How far along its lifecycle a state is: a copy only ever moves a command forward. The end states share a rank:
+ * the first one stored stands.
+ */
+export function commandStateRank(state: CommandState): number {
+  switch (state) {
+    case 'queued':
+      return 0;
+    case 'sent':
+      return 1;
+    case 'acknowledged':
+      return 2;
+    default:
+      return 3;
+  }
 }
 
 /** Refuses args that could not be encoded for the device (depth) or that no command needs (size). */
@@ -154,6 +178,12 @@ export function createCommandRepository(t: Tables): CommandRepository {
       return next;
     });
   const CANCELLABLE: readonly CommandState[] = ['queued', 'sent'];
+  /** Inside a transaction: the isolation a done isolate or release confirmed. */
+  const putIsolationSync = (c: CommandRecord, at: number): void => {
+    const allow = Array.isArray(c.args.allow) ? (c.args.allow as { cidr: string; port?: number }[]) : [];
+    isolation.putSync(c.tmid, { state: c.kind === 'isolate' ? 'isolated' : 'released', since: at, allow: c.kind === 'isolate' ? allow : [], commandId: c.id });
+  };
+  const confirmsIsolation = (c: CommandRecord): boolean => c.state === 'done' && (c.kind === 'isolate' || c.kind === 'release');
   return {
     create,
     async queue(input) {
@@ -190,18 +220,11 @@ export function createCommandRepository(t: Tables): CommandRepository {
       const current = commands.get(id);
       if (current === undefined) return undefined;
       const next = changed(current, { state: outcome.status, at: outcome.at, result: outcome.result, error: outcome.error });
-      const changesIsolation = outcome.status === 'done' && (next.kind === 'isolate' || next.kind === 'release');
-      const allow = Array.isArray(next.args.allow) ? (next.args.allow as { cidr: string; port?: number }[]) : [];
       // One transaction: whoever sees the command done also sees the isolation state it set.
       await commands.transaction(() => {
         commands.putSync(id, next);
-        if (changesIsolation) {
-          isolation.putSync(next.tmid, {
-            state: next.kind === 'isolate' ? 'isolated' : 'released',
-            since: outcome.at,
-            allow: next.kind === 'isolate' ? allow : [],
-            commandId: next.id,
-          });
+        if (confirmsIsolation(next)) {
+          putIsolationSync(next, outcome.at);
           // Notifications see the isolation in the same commit (storage/feed.ts).
           if (next.kind === 'isolate') appendFeedSync(t, { kind: 'device.isolated', supportId: next.supportId, at: outcome.at, tmid: next.tmid, by: next.requestedBy });
         }
@@ -223,5 +246,14 @@ export function createCommandRepository(t: Tables): CommandRepository {
       return outcome;
     },
     isolation: (tmid) => isolation.get(tmid),
+    mirror: (c) =>
+      commands.transaction(() => {
+        const current = commands.get(c.id);
+        if (current !== undefined && commandStateRank(c.state) <= commandStateRank(current.state)) return undefined;
+        if (current === undefined) queueSync(c);
+        else commands.putSync(c.id, c);
+        if (confirmsIsolation(c)) putIsolationSync(c, c.updatedAt ?? c.requestedAt);
+        return c;
+      }),
   };
 }

@@ -61,7 +61,7 @@ export type { AlertRepository, AlertView, AlertCursor } from './alerts.js';
 export { DEFAULT_SIGMA_SETTINGS } from './detections.js';
 export type { DetectionRepository, DetectionCursor, SigmaDedupEntry } from './detections.js';
 export type { SigmaHuntRepository, SigmaHuntRecord, SigmaHuntHit, SigmaHuntStatus } from './sigma-hunts.js';
-export { newCommandId } from './commands.js';
+export { newCommandId, commandStateRank } from './commands.js';
 export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
 export { matchException, newExceptionId } from './exceptions.js';
 export type { ExceptionRepository } from './exceptions.js';

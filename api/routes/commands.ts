@@ -73,6 +73,8 @@ export const COMMAND_ROUTES: Route[] = [
       const outcome = await deps.store.commands.cancel(params.id, user.id, deps.clock.now());
       if (outcome === undefined) throw new KisekiError('ERR_NOT_FOUND');
       if (!outcome.cancelled) throw new KisekiError('ERR_COMMAND_NOT_CANCELLABLE', { state: outcome.command.state });
+      // An API node: the ingest nodes must hear of it before they send the command (ERR_CLUSTER_UNAVAILABLE if not).
+      await deps.shareCommand?.(outcome.command);
       await audit('command.cancelled', outcome.command.id, outcome.command.supportId, { kind: outcome.command.kind, tmid: outcome.command.tmid });
       return c.json(outcome.command);
     },

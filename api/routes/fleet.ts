@@ -12,7 +12,6 @@ import type { TuningFilter, UsbAllowRule } from '../../core/contracts.js';
 import type { RolloutMove } from '../../storage/index.js';
 import { LEDGER_KINDS, ledgerCounts, ledgerTable, toCsv } from '../ledger.js';
 import { defineRoute, type ApiDeps, type Route } from '../route-kit.js';
-import { assertCommandsServed } from '../services.js';
 import { agentPackage, assertTenant, supportIdParam } from './shared.js';
 
 const glob = z.string().min(1).max(512);
@@ -170,7 +169,6 @@ export const FLEET_ROUTES: Route[] = [
     responses: { 201: 'Created: the rollout and the devices queued', 400: 'Invalid request', 404: 'Not found' },
     async handler({ c, deps, user, params, body, audit }) {
       const supportId = tenantOf(deps, user, params.supportId);
-      assertCommandsServed(deps);
       const move = await deps.store.rollouts.create({ supportId, target: body.target, previous: body.previous, stages: body.stages, by: user.id, now: deps.clock.now() });
       await audit('rollout.created', move.rollout.id, supportId, { target: body.target.version, previous: body.previous.version, stages: body.stages.length, queued: move.queued.length });
       return c.json(deliver(deps, move), 201);
@@ -204,7 +202,6 @@ export const FLEET_ROUTES: Route[] = [
       responses: { 200: 'The rollout and the devices queued', 404: 'Not found', 409: "The rollout's state does not allow it" },
       async handler({ c, deps, user, params, audit }) {
         const r = rolloutOf(deps, user, params.supportId, params.id);
-        assertCommandsServed(deps);
         const move = await deps.store.rollouts[action](r.id, user.id, deps.clock.now());
         await audit(`rollout.${action}`, r.id, r.supportId, { stage: move.rollout.stage, queued: move.queued.length });
         return c.json(deliver(deps, move));
