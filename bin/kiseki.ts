@@ -23,7 +23,7 @@ Usage:
                [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
                [--export-workers 1] [--syslog --syslog-routes FILE [--syslog-tcp-port 5140]
                [--syslog-udp-port 5140] [--syslog-tls-port 6514 --syslog-tls-cert F --syslog-tls-key F]]
-               [--role all|ingest|shard|api --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID]]  (docs/CLUSTER.md)
+               [--role all|ingest|shard|api --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID] [--stream-max-age-days 8]]  (docs/CLUSTER.md)
   kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)

@@ -28,7 +28,7 @@ import type { Metrics } from '../core/metrics.js';
 import type { HotStore } from '../storage/index.js';
 import { decodeAlertEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
-import { openClusterLink, type ClusterLink } from './nats.js';
+import { clusterLinkOptionsFrom, openClusterLink, type ClusterLink } from './nats.js';
 import { openNodeBase } from './node-base.js';
 import { watchBucket, type BucketWatcher } from './bucket-watch.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
@@ -109,14 +109,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   }
 
   try {
-    link = await openClusterLink({
-      servers: config.cluster.nats,
-      replicas: config.cluster.replicas,
-      duplicateWindowMs: config.cluster.duplicateWindowMs,
-      leaseTtlMs: config.cluster.leaseTtlMs,
-      name: `kiseki-api-${nodeId}`,
-      logger,
-    });
+    link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
     const onRewatch = (): void => {
       stats.rewatches++;
     };

@@ -69,6 +69,20 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over a real nats-server', ()
     await committer.idle();
   });
 
+  it("sets the stream's max age from the configuration, and updates it when a node starts with another", async () => {
+    const opts = { servers: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1, duplicateWindowMs: 60_000, leaseTtlMs: 3000, name: 'test', logger };
+    const first = await openClusterLink({ ...opts, streamMaxAgeMs: 8 * 86_400_000 });
+    links.push(first);
+    expect((await first.jsm.streams.info(BATCH_STREAM)).config.max_age).toBe(8 * 86_400_000 * 1_000_000);
+    const second = await openClusterLink({ ...opts, streamMaxAgeMs: 2 * 86_400_000 });
+    links.push(second);
+    expect((await second.jsm.streams.info(BATCH_STREAM)).config.max_age).toBe(2 * 86_400_000 * 1_000_000);
+    // A link without the setting (a tool, a test) leaves it alone.
+    const third = await openClusterLink(opts);
+    links.push(third);
+    expect((await third.jsm.streams.info(BATCH_STREAM)).config.max_age).toBe(2 * 86_400_000 * 1_000_000);
+  });
+
   it('answers unavailable when JetStream cannot ack, and reports the failure', async () => {
     const l = await link();
     const committer = createJetStreamCommitter({ js: l.js, directory: { ensurePublished: async () => undefined }, clock: systemClock, logger, metrics: createMetrics({ defaultMetrics: false }), maxInFlight: 8, publishTimeoutMs: 1000 });

@@ -18,7 +18,7 @@ import { openNodeBase } from './node-base.js';
 import { createIngestDirectory } from './directory.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
-import { openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
+import { clusterLinkOptionsFrom, openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
 
 export interface IngestNodeOptions {
   config: Readonly<Config>;
@@ -48,14 +48,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   let commands: CommandSync | undefined;
   try {
     await store.devices.markAllDisconnected();
-    link = await openClusterLink({
-      servers: config.cluster.nats,
-      replicas: config.cluster.replicas,
-      duplicateWindowMs: config.cluster.duplicateWindowMs,
-      leaseTtlMs: config.cluster.leaseTtlMs,
-      name: `kiseki-ingest-${nodeId}`,
-      logger,
-    });
+    link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-ingest-${nodeId}`, logger));
     const directory = createIngestDirectory({
       directory: link.directory,
       jsm: link.jsm,

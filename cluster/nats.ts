@@ -7,7 +7,8 @@
  *
  * Layout (docs/CLUSTER.md):
  * - stream `KISEKI_BATCHES`, subjects `kiseki.batch.<vshard>.<device>`, file
- *   storage, dedup window `duplicateWindowMs` over the `Nats-Msg-Id` header
+ *   storage, `max_age` from `cluster.streamMaxAgeDays` (every node applies
+ *   its own setting at start), dedup window `duplicateWindowMs` over the `Nats-Msg-Id` header
  *   (= batch id); the device token lets any ingest node read a device's last
  *   stored batch (its `welcome.nextSeq`) with one direct lookup;
  * - KV `kiseki-leases`: `vshard.<n>` → owning node, `node.<id>` → liveness;
@@ -29,6 +30,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { KisekiError } from '../core/errors.js';
+import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 
 export const BATCH_STREAM = 'KISEKI_BATCHES';
@@ -89,6 +91,8 @@ export interface ClusterLinkOptions {
   replicas: number;
   duplicateWindowMs: number;
   leaseTtlMs: number;
+  /** The batch stream's `max_age`: older batches are removed by JetStream (absent: a new stream keeps them forever, an existing one keeps its setting). */
+  streamMaxAgeMs?: number;
   /** Connection name shown by the NATS server (`kiseki-<role>-<node>`). */
   name: string;
   logger: Logger;
@@ -111,6 +115,20 @@ export interface ClusterLink {
 }
 
 const NANOS_PER_MS = 1_000_000;
+const MS_PER_DAY = 86_400_000;
+
+/** A node's link options from its configuration (`cluster.*`); `name` is shown by the NATS server. */
+export function clusterLinkOptionsFrom(config: Readonly<Config>, name: string, logger: Logger): ClusterLinkOptions {
+  return {
+    servers: config.cluster.nats,
+    replicas: config.cluster.replicas,
+    duplicateWindowMs: config.cluster.duplicateWindowMs,
+    leaseTtlMs: config.cluster.leaseTtlMs,
+    streamMaxAgeMs: config.cluster.streamMaxAgeDays * MS_PER_DAY,
+    name,
+    logger,
+  };
+}
 
 /** Splits `cluster.nats` into server URLs. */
 export function natsServers(list: string): string[] {
@@ -186,17 +204,20 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     storage: StorageType.File,
     num_replicas: options.replicas,
     duplicate_window: options.duplicateWindowMs * NANOS_PER_MS,
+    // Without a setting, a new stream has no age limit (JetStream's default) and an existing one keeps its own.
+    ...(options.streamMaxAgeMs === undefined ? {} : { max_age: options.streamMaxAgeMs * NANOS_PER_MS }),
   };
   const existing = await jsm.streams.info(BATCH_STREAM).catch(() => undefined);
   if (existing === undefined) await jsm.streams.add(streamConfig);
   else if (
     existing.config.num_replicas !== options.replicas ||
     existing.config.duplicate_window !== streamConfig.duplicate_window ||
+    (streamConfig.max_age !== undefined && existing.config.max_age !== streamConfig.max_age) ||
     existing.config.subjects.join(',') !== streamConfig.subjects.join(',')
   ) {
     // A stream of the earlier per-shard layout (`kiseki.batch.<vshard>`) gets the per-device subjects; its old
     // messages are no longer read (docs/CLUSTER.md: drain the shard nodes before that upgrade).
-    await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window, subjects: streamConfig.subjects });
+    await jsm.streams.update(BATCH_STREAM, { num_replicas: options.replicas, duplicate_window: streamConfig.duplicate_window, ...(streamConfig.max_age === undefined ? {} : { max_age: streamConfig.max_age }), subjects: streamConfig.subjects });
   }
   const kvm = new Kvm(js);
   const leases = await kvm.create(LEASE_BUCKET, { replicas: options.replicas, ttl: options.leaseTtlMs, history: 1 });

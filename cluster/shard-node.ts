@@ -33,7 +33,7 @@ import { decodeBatchMessage } from './batch-message.js';
 import { openNodeBase } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
 import { createDirectoryReader } from './directory.js';
-import { BATCH_STREAM, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
+import { BATCH_STREAM, clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
 
 /** Batches a node has submitted to its local committer and not yet seen answered, over all its virtual shards. */
@@ -91,14 +91,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
       },
     });
     await pool.start();
-    link = await openClusterLink({
-      servers: config.cluster.nats,
-      replicas: config.cluster.replicas,
-      duplicateWindowMs: config.cluster.duplicateWindowMs,
-      leaseTtlMs: config.cluster.leaseTtlMs,
-      name: `kiseki-shard-${nodeId}`,
-      logger,
-    });
+    link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-shard-${nodeId}`, logger));
   } catch (err) {
     await pool?.close().catch(() => undefined);
     await base.release();

@@ -75,7 +75,9 @@ describe('configuration', () => {
   it('keeps the embedded mode as default and asks the node roles for NATS URLs', () => {
     expect(loadConfig().cluster).toMatchObject({ role: 'all', nats: '' });
     const node = loadConfig(configFromFlags({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', 'nats-replicas': 3, 'node-id': 's1' }));
-    expect(node.cluster).toMatchObject({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', replicas: 3, nodeId: 's1' });
+    expect(node.cluster).toMatchObject({ role: 'shard', nats: 'nats://a:4222,nats://b:4222', replicas: 3, nodeId: 's1', streamMaxAgeDays: 8 });
+    expect(loadConfig(configFromFlags({ 'stream-max-age-days': 3 })).cluster.streamMaxAgeDays).toBe(3);
+    expect(() => loadConfig({ cluster: { streamMaxAgeDays: 0 } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(() => loadConfig({ cluster: { role: 'ingest' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(() => loadConfig({ cluster: { nats: 'nats://a:4222' } })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG_INVALID' }));
     expect(loadConfig({ cluster: { role: 'api', nats: 'nats://a:4222' } }).cluster.role).toBe('api');

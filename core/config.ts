@@ -238,7 +238,7 @@ const configSchema = z
     // cluster (issue 19): multi-node roles over NATS JetStream (docs/CLUSTER.md)
     cluster: z
       .object({
-        /** What this process runs: `all` (the embedded single process, default), `ingest` or `shard` (NATS JetStream nodes). */
+        /** What this process runs: `all` (the embedded single process, default), `ingest`, `shard` or `api` (NATS JetStream nodes). */
         role: z.enum(['all', 'ingest', 'shard', 'api']),
         /** NATS server URLs, comma-separated (e.g. `nats://10.0.0.1:4222,nats://10.0.0.2:4222`); empty: embedded mode. */
         nats: z.string(),
@@ -248,6 +248,8 @@ const configSchema = z
         duplicateWindowMs: z.number().int().min(1000),
         /** A shard node's lease on a virtual shard lasts this long unless renewed (renewed every third of it). */
         leaseTtlMs: z.number().int().min(1000),
+        /** Batches older than this are removed from the stream by JetStream (its `max_age`): the stream's disk is bounded. */
+        streamMaxAgeDays: z.number().int().min(1).max(3650),
         /** Batch publishes an ingest node waits on at once; beyond, batches are answered `unavailable`. */
         maxInFlightPublishes: z.number().int().min(1),
         /** This node's name in leases and logs; empty: hostname and pid. */
@@ -439,7 +441,7 @@ export const DEFAULTS: Config = {
   },
   analytics: { enabled: true, retentionDays: 90 },
   // cluster (issue 19)
-  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, maxInFlightPublishes: 1024, nodeId: '' },
+  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, streamMaxAgeDays: 8, maxInFlightPublishes: 1024, nodeId: '' },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -564,6 +566,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'cluster.nats', env: 'KISEKI_NATS', flag: 'nats', type: 'string' },
   { path: 'cluster.replicas', env: 'KISEKI_NATS_REPLICAS', flag: 'nats-replicas', type: 'integer' },
   { path: 'cluster.duplicateWindowMs', env: 'KISEKI_NATS_DUPLICATE_WINDOW_MS', type: 'integer' },
+  { path: 'cluster.streamMaxAgeDays', env: 'KISEKI_STREAM_MAX_AGE_DAYS', flag: 'stream-max-age-days', type: 'integer' },
   { path: 'cluster.leaseTtlMs', env: 'KISEKI_LEASE_TTL_MS', type: 'integer' },
   { path: 'cluster.maxInFlightPublishes', env: 'KISEKI_MAX_INFLIGHT_PUBLISHES', type: 'integer' },
   { path: 'cluster.nodeId', env: 'KISEKI_NODE_ID', flag: 'node-id', type: 'string' },
