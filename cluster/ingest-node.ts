@@ -8,13 +8,14 @@
  * hello to any of them. Commands come and go through `kiseki-commands`
  * (commands-sync.ts).
  */
+import type { HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { startAgentServer, type AgentServer } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
-import { openNodeBase } from './node-base.js';
+import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createIngestDirectory } from './directory.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
@@ -31,6 +32,8 @@ export interface IngestNodeOptions {
 export interface RunningIngestNode {
   readonly nodeId: string;
   readonly ingestPort: number;
+  /** `/healthz` and `/metrics`, when `cluster.nodeHttpPort` is set. */
+  readonly httpPort?: number;
   readonly store: HotStore;
   readonly metrics: Metrics;
   close(): Promise<void>;
@@ -46,6 +49,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   let link: ClusterLink | undefined;
   let agents: AgentServer | undefined;
   let commands: CommandSync | undefined;
+  let http: HttpServer | undefined;
   try {
     await store.devices.markAllDisconnected();
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-ingest-${nodeId}`, logger));
@@ -86,7 +90,14 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       directory,
       onCommandChanged: (c) => void commands?.share(c).catch(() => undefined),
     });
+    const agentServer = agents;
+    const sync = commands;
+    http = await startNodeHttp(config, base, {
+      storageFailure: () => committer.storageFailure(),
+      details: () => ({ role: 'ingest', node: nodeId, connections: agentServer.connections(), commands: sync.stats() }),
+    });
   } catch (err) {
+    await http?.close().catch(() => undefined);
     await agents?.close().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
@@ -96,16 +107,19 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   const server = agents;
   const nats = link;
   const sync = commands!;
-  log.info({ ingestPort: server.port, dataDir: config.dataDir }, 'Ingest node is running.');
+  const httpServer = http;
+  log.info({ ingestPort: server.port, httpPort: httpServer?.port, dataDir: config.dataDir }, 'Ingest node is running.');
   let closing: Promise<void> | undefined;
   return {
     nodeId,
     ingestPort: server.port,
+    ...(httpServer === undefined ? {} : { httpPort: httpServer.port }),
     store,
     metrics,
     close() {
       closing ??= (async () => {
         // The agent server waits for the publishes in flight (committer.idle) before it returns.
+        await httpServer?.close();
         await server.close();
         await sync.stop();
         await nats.close();

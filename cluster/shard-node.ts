@@ -22,6 +22,7 @@
  * same alert ids on the same keys instead of second alerts.
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import type { HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -30,7 +31,7 @@ import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine
 import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
-import { openNodeBase } from './node-base.js';
+import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
 import { createDirectoryReader } from './directory.js';
 import { BATCH_STREAM, clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
@@ -51,6 +52,8 @@ export interface RunningShardNode {
   readonly nodeId: string;
   readonly store: HotStore;
   readonly metrics: Metrics;
+  /** `/healthz` and `/metrics`, when `cluster.nodeHttpPort` is set. */
+  readonly httpPort?: number;
   /** Virtual shards this node holds leases on. */
   owned(): number[];
   close(): Promise<void>;
@@ -247,6 +250,32 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     onRelease: stopConsumer,
   });
   await leases.start();
+  let http: HttpServer | undefined;
+  try {
+    http = await startNodeHttp(config, base, {
+      storageFailure: () => committer.storageFailure(),
+      shardPositions: () => {
+        const s = shards.stats();
+        return { lagLsn: s.lagLsn, committedLsn: committer.committedLsn(), slowestCheckpointLsn: s.checkpoint };
+      },
+      details: () => ({
+        role: 'shard',
+        node: nodeId,
+        vshards: leases.owned().length,
+        pendingBatches: pendingTotal,
+        checkpointsWaitForAlerts,
+        alertFeedPosition: alerts.position(),
+      }),
+    });
+  } catch (err) {
+    await leases.stop().catch(() => undefined);
+    await shards.close().catch(() => undefined);
+    await alerts.stop();
+    await nats.close().catch(() => undefined);
+    await base.release();
+    throw err;
+  }
+  const httpServer = http;
   let checkpointing: Promise<void> | undefined;
   const checkpointTimer = setInterval(() => {
     checkpointing ??= checkpointRound()
@@ -261,9 +290,11 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     nodeId,
     store,
     metrics,
+    ...(httpServer === undefined ? {} : { httpPort: httpServer.port }),
     owned: () => leases.owned(),
     close() {
       closing ??= (async () => {
+        await httpServer?.close();
         clearInterval(checkpointTimer);
         while (checkpointing !== undefined) await checkpointing;
         // Releasing each lease stops its consumer and writes its checkpoint first.

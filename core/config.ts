@@ -254,6 +254,11 @@ const configSchema = z
         maxInFlightPublishes: z.number().int().min(1),
         /** This node's name in leases and logs; empty: hostname and pid. */
         nodeId: z.string(),
+        /**
+         * An ingest or shard node's HTTP port for `/healthz` and `/metrics` (on `http.host`; 0: chosen by the OS);
+         * absent: none. An API node serves them on `http.port` with the API.
+         */
+        nodeHttpPort: z.number().int().min(0).max(65535).optional(),
       })
       .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
@@ -570,6 +575,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'cluster.leaseTtlMs', env: 'KISEKI_LEASE_TTL_MS', type: 'integer' },
   { path: 'cluster.maxInFlightPublishes', env: 'KISEKI_MAX_INFLIGHT_PUBLISHES', type: 'integer' },
   { path: 'cluster.nodeId', env: 'KISEKI_NODE_ID', flag: 'node-id', type: 'string' },
+  { path: 'cluster.nodeHttpPort', env: 'KISEKI_NODE_HTTP_PORT', flag: 'node-http-port', type: 'integer' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
