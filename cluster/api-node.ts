@@ -82,29 +82,36 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let commands: CommandSync | undefined;
 
   // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
-  let pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
+  const pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
   let writing: Promise<void> | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   function flushAlerts(): Promise<void> {
-    writing ??= (async () => {
+    if (writing !== undefined) return writing;
+    const run = (async () => {
       while (pending.length > 0) {
         const batch = pending.slice(0, MIRROR_BATCH);
         stats.alerts += await store.alerts.mirror(batch);
         // Removed only once written: a failed write keeps them for the retry.
         pending.splice(0, batch.length);
       }
-    })()
-      .catch((err: unknown) => {
+    })();
+    // `writing` is cleared in the same callback that looks at `pending` again: an entry queued while the last write
+    // finished is never left waiting for the next entry.
+    writing = run.then(
+      () => {
+        writing = undefined;
+        return pending.length > 0 ? flushAlerts() : undefined;
+      },
+      (err: unknown) => {
+        writing = undefined;
         log.error({ pending: pending.length, err: err instanceof Error ? err.message : String(err) }, 'Copied alerts could not be written to the local store; retrying.');
         retryTimer ??= setTimeout(() => {
           retryTimer = undefined;
           flushAlerts().catch(() => undefined);
         }, delayMs);
         throw err;
-      })
-      .finally(() => {
-        writing = undefined;
-      });
+      },
+    );
     return writing;
   }
 
