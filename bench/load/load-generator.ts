@@ -7,7 +7,9 @@
  * rate, cut the network for an outage, drain, close. Client reports arrive
  * once a second; `snapshot()` asks every client for an immediate one, so
  * measurement windows start and end at exact moments and the latency
- * histograms between two snapshots belong to exactly that window.
+ * histograms between two snapshots belong to exactly that window. With
+ * several endpoints (a cluster's ingest nodes) the processes are spread over
+ * them round robin (`planClients`).
  *
  * Every wait is bounded, and `close()` kills whatever does not exit in time.
  */
@@ -27,6 +29,29 @@ export interface FleetOptions extends Omit<ClientConfig, 'clientIndex' | 'agentF
   clientJs: string;
   /** Use 127.0.0.2+ as source addresses (default true). */
   spreadSourceAddresses?: boolean;
+  /**
+   * Several servers to spread the fleet over (the ingest nodes of a cluster): client process i connects all
+   * its agents to `endpoints[i % endpoints.length]` (clientEndpoint). Absent or empty: every process uses `host`
+   * and `port`.
+   */
+  endpoints?: readonly FleetEndpoint[];
+}
+
+/** One server the agents connect to. */
+export interface FleetEndpoint {
+  host: string;
+  port: number;
+}
+
+/**
+ * The server client process `clientIndex` connects its agents to: `endpoints[clientIndex % n]` when the fleet
+ * has endpoints, else its `host` and `port`. Round robin over processes, so with as many processes as endpoints
+ * (or a multiple) each endpoint gets the same number of processes, and agents (±1 per process).
+ */
+export function clientEndpoint(clientIndex: number, options: Pick<FleetOptions, 'host' | 'port' | 'endpoints'>): FleetEndpoint {
+  const list = options.endpoints ?? [];
+  if (list.length === 0) return { host: options.host, port: options.port };
+  return list[clientIndex % list.length]!;
 }
 
 /** Summed state of the fleet at one moment, plus the latency seen since the previous snapshot. */
@@ -104,9 +129,38 @@ export function diffCounters(a: ClientCounters, b: ClientCounters): ClientCounte
   return out;
 }
 
+/** One client process's share of the fleet. */
+export interface ClientPlan {
+  clientIndex: number;
+  /** Index of its first agent in the fleet, and how many it runs. */
+  agentFrom: number;
+  agentCount: number;
+  endpoint: FleetEndpoint;
+}
+
+/**
+ * How the fleet is split: the number of processes (`processes`, default enough to keep each under
+ * `agentsPerProcess`, never more than one per agent), each process's contiguous range of agents (the first
+ * `agents % processes` get one more), and its server (clientEndpoint).
+ */
+export function planClients(options: Pick<FleetOptions, 'agents' | 'processes' | 'agentsPerProcess' | 'host' | 'port' | 'endpoints'>): ClientPlan[] {
+  const processes = Math.max(1, Math.min(options.agents, options.processes ?? Math.ceil(options.agents / options.agentsPerProcess)));
+  const perProcess = Math.floor(options.agents / processes);
+  const extra = options.agents % processes;
+  const out: ClientPlan[] = [];
+  let from = 0;
+  for (let i = 0; i < processes; i++) {
+    const count = perProcess + (i < extra ? 1 : 0);
+    out.push({ clientIndex: i, agentFrom: from, agentCount: count, endpoint: clientEndpoint(i, options) });
+    from += count;
+  }
+  return out;
+}
+
 /** Forks the client processes, hands each its share, and resolves once every pool is built. */
 export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000): Promise<Fleet> {
-  const processes = Math.max(1, Math.min(options.agents, options.processes ?? Math.ceil(options.agents / options.agentsPerProcess)));
+  const plan = planClients(options);
+  const processes = plan.length;
   const children: ChildProcess[] = [];
   const latest: (ClientReport | undefined)[] = new Array(processes).fill(undefined);
   const listeners = new Set<(m: ClientMessage) => void>();
@@ -160,12 +214,8 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
     for (const c of children) if (c.connected) c.send(msg);
   };
 
-  const perProcess = Math.floor(options.agents / processes);
-  const extra = options.agents % processes;
-  let from = 0;
   const readyP = collect((m): m is Extract<ClientMessage, { type: 'ready' }> => m.type === 'ready', readyTimeoutMs, 'pool build');
-  for (let i = 0; i < processes; i++) {
-    const count = perProcess + (i < extra ? 1 : 0);
+  for (const { clientIndex: i, agentFrom, agentCount, endpoint } of plan) {
     const child = fork(options.clientJs, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--max-old-space-size=4096'] });
     children.push(child);
     child.on('message', (m: ClientMessage) => onMessage(m));
@@ -174,13 +224,13 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
     });
     const config: ClientConfig = {
       clientIndex: i,
-      host: options.host,
-      port: options.port,
+      host: endpoint.host,
+      port: endpoint.port,
       path: options.path,
       ...(options.spreadSourceAddresses === false ? {} : { localAddress: `127.0.0.${2 + (i % 250)}` }),
       enrollKey: options.enrollKey,
-      agentFrom: from,
-      agentCount: count,
+      agentFrom,
+      agentCount,
       seed: options.seed,
       mode: options.mode,
       eventsPerAgentPerSec: options.eventsPerAgentPerSec,
@@ -199,7 +249,6 @@ export async function startFleet(options: FleetOptions, readyTimeoutMs = 60_000)
       ...(options.fleet === undefined ? {} : { fleet: options.fleet }),
     };
     child.send({ type: 'start', config } satisfies ParentMessage);
-    from += count;
   }
 
   const killAll = async (): Promise<void> => {
