@@ -3,7 +3,8 @@
  * agents, how fast each produces events, the event mix, the detection rate,
  * how long to warm up and measure, the seed, and what the scenario's kind
  * does on top of steady load (an outage for `burst`, a rising rate for
- * `saturate`, idle agents for `fanin`). One strict schema validates every
+ * `saturate`, idle agents for `fanin`; a `cluster` section measures the same
+ * steady load on the embedded mode and on clusters). One strict schema validates every
  * file, so a typo in a scenario is an error, not a silently ignored knob.
  */
 import { readdirSync, readFileSync } from 'node:fs';
@@ -13,6 +14,18 @@ import { KisekiError } from '../../core/errors.js';
 
 const positive = z.number().positive();
 const nonNegative = z.number().min(0);
+
+/**
+ * What a `cluster` scenario measures: `embedded` is `kiseki start` as in every other scenario; `ingest-N` is
+ * one nats-server, N ingest nodes and one shard node (docs/CLUSTER.md), the agents split over the N ingest URLs.
+ */
+export const CLUSTER_CONFIGURATIONS = ['embedded', 'ingest-1', 'ingest-2', 'ingest-3', 'ingest-4'] as const;
+export type ClusterConfiguration = (typeof CLUSTER_CONFIGURATIONS)[number];
+
+/** Ingest nodes of a configuration (0 for `embedded`). */
+export function ingestNodesOf(c: ClusterConfiguration): number {
+  return c === 'embedded' ? 0 : Number(c.slice('ingest-'.length));
+}
 
 export const scenarioSchema = z
   .object({
@@ -106,6 +119,25 @@ export const scenarioSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Issue 19: the same offered load on the embedded mode and on clusters of 1 … N ingest nodes on this machine
+     * (bench/load/cluster-compare.ts). `steady` only; `serverArgs` apply to the embedded server alone.
+     */
+    cluster: z
+      .object({
+        /** What to measure, in this order in the first repetition (reversed in every second one); each at most once. */
+        configurations: z
+          .array(z.enum(CLUSTER_CONFIGURATIONS))
+          .min(1)
+          .refine((xs) => new Set(xs).size === xs.length, { message: 'each configuration may be named once' }),
+        /** Extra flags for every `kiseki start --role ingest` and for the `--role shard` node. */
+        ingestArgs: z.array(z.string()).default([]),
+        shardArgs: z.array(z.string()).default([]),
+        /** After the drain, the longest wait for the shard node to store and process every batch of the stream, seconds. */
+        shardCatchUpSec: positive.max(600).default(60),
+      })
+      .strict()
+      .optional(),
     fanin: z
       .object({
         /** fds left for the server's own files, pipes and workers when clamping `agents`. */
@@ -119,6 +151,17 @@ export const scenarioSchema = z
     if (s.kind === 'burst' && s.burst === undefined) ctx.addIssue({ code: 'custom', message: 'kind burst needs a burst section', path: ['burst'] });
     if (s.kind === 'saturate' && s.saturate === undefined) ctx.addIssue({ code: 'custom', message: 'kind saturate needs a saturate section', path: ['saturate'] });
     if (s.fleet?.rollout !== undefined && s.kind !== 'steady') ctx.addIssue({ code: 'custom', message: 'a fleet rollout runs in steady scenarios only', path: ['fleet', 'rollout'] });
+    if (s.cluster !== undefined) {
+      if (s.kind !== 'steady') ctx.addIssue({ code: 'custom', message: 'a cluster comparison runs in steady scenarios only', path: ['cluster'] });
+      // The fleet section drives the embedded server's HTTP API and data directory: no cluster node has both.
+      if (s.fleet !== undefined) ctx.addIssue({ code: 'custom', message: 'a cluster comparison cannot have a fleet section', path: ['fleet'] });
+      const ingestNodes = Math.max(...s.cluster.configurations.map(ingestNodesOf));
+      // Client process i connects to ingest node i mod N: fewer processes than nodes would leave a node idle.
+      if (s.clientProcesses !== undefined && s.clientProcesses < ingestNodes) {
+        ctx.addIssue({ code: 'custom', message: `clientProcesses must be at least the largest number of ingest nodes (${ingestNodes})`, path: ['clientProcesses'] });
+      }
+      if (s.agents < ingestNodes) ctx.addIssue({ code: 'custom', message: `agents must be at least the largest number of ingest nodes (${ingestNodes})`, path: ['agents'] });
+    }
   });
 
 /** A validated scenario with defaults filled in. */
