@@ -118,8 +118,67 @@ export interface KisekiServer {
   stop(timeoutMs?: number): Promise<number | null>;
 }
 
+/** A kiseki process (`kiseki start`, any role) that printed its `listening` line. */
+export interface ListeningProcess<T> {
+  readonly child: ChildProcess;
+  /** What the `listening` line said (the fields `accept` picked). */
+  readonly listening: T;
+  /** The last 16 KiB of its stderr. */
+  log(): string;
+}
+
+/**
+ * Spawns `node args…` (tracked) and resolves once it prints a JSON line with `event: "listening"` that
+ * `accept` takes (returns non-undefined for); rejects when it exits first or after `timeoutMs` (then killed).
+ * @param what the process in error messages, e.g. `kiseki` or `kiseki ingest node`.
+ */
+export function spawnUntilListening<T>(options: {
+  args: string[];
+  env?: Readonly<Record<string, string>>;
+  tracker: ProcessTracker;
+  timeoutMs: number;
+  what: string;
+  accept: (line: Record<string, unknown>) => T | undefined;
+}): Promise<ListeningProcess<T>> {
+  const child = options.tracker.track(spawn(process.execPath, options.args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }) }));
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-16_384);
+  });
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: `${options.what} did not print its listening line in time`, timeoutMs: options.timeoutMs, logTail: log.slice(-2000) }));
+    }, options.timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new KisekiError('ERR_BENCH_FAILED', { reason: `${options.what} exited before listening`, code, logTail: log.slice(-2000) }));
+    });
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.includes('"listening"')) continue;
+        let parsed: Record<string, unknown>;
+        try {
+          parsed = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          continue;
+        }
+        if (parsed.event !== 'listening') continue;
+        const listening = options.accept(parsed);
+        if (listening === undefined) continue;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ child, listening, log: () => log });
+        return;
+      }
+    });
+  });
+}
+
 /** Starts kiseki on 127.0.0.1 with OS-chosen ports; resolves once it prints its `listening` line. */
-export function startKiseki(options: {
+export async function startKiseki(options: {
   kisekiJs: string;
   dataDir: string;
   extraArgs?: string[];
@@ -147,50 +206,25 @@ export function startKiseki(options: {
     options.logLevel ?? 'warn',
     ...(options.extraArgs ?? []),
   ];
-  const child = options.tracker.track(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(options.env === undefined ? {} : { env: { ...process.env, ...options.env } }) }));
-  let log = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    log = (log + d.toString()).slice(-16_384);
+  const { child, listening, log } = await spawnUntilListening({
+    args,
+    ...(options.env === undefined ? {} : { env: options.env }),
+    tracker: options.tracker,
+    timeoutMs: options.timeoutMs ?? 60_000,
+    what: 'kiseki',
+    accept: (line) => (typeof line.ingestPort === 'number' && typeof line.httpPort === 'number' ? { ingestPort: line.ingestPort, httpPort: line.httpPort } : undefined),
   });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki did not print its listening line in time', timeoutMs: options.timeoutMs ?? 60_000, logTail: log.slice(-2000) }));
-    }, options.timeoutMs ?? 60_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new KisekiError('ERR_BENCH_FAILED', { reason: 'kiseki exited before listening', code, logTail: log.slice(-2000) }));
-    });
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const line of out.split('\n')) {
-        if (!line.includes('"listening"')) continue;
-        let parsed: { event?: string; ingestPort?: number; httpPort?: number };
-        try {
-          parsed = JSON.parse(line) as typeof parsed;
-        } catch {
-          continue;
-        }
-        if (parsed.event !== 'listening' || typeof parsed.ingestPort !== 'number' || typeof parsed.httpPort !== 'number') continue;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        const { ingestPort, httpPort } = parsed;
-        resolve({
-          pid: child.pid ?? 0,
-          ingestPort,
-          httpPort,
-          child,
-          logTail: () => log.slice(-4000),
-          async stop(timeoutMs = 30_000) {
-            if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-            return waitExit(child, timeoutMs);
-          },
-        });
-        return;
-      }
-    });
-  });
+  return {
+    pid: child.pid ?? 0,
+    ingestPort: listening.ingestPort,
+    httpPort: listening.httpPort,
+    child,
+    logTail: () => log().slice(-4000),
+    async stop(timeoutMs = 30_000) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return waitExit(child, timeoutMs);
+    },
+  };
 }
 
 /** One Prometheus sample. */

@@ -37,7 +37,7 @@ import {
 } from './kiseki-server.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
 import { clientFleetActivity, fleetServerEnv, prepareFleetTenant, readFleetOutcome, settleBenchRollout, startBenchRollout, type FleetOutcome } from './fleet-activity.js';
-import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetSnapshot } from './load-generator.js';
+import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetEndpoint, type FleetOptions, type FleetSnapshot } from './load-generator.js';
 import { coresBetween, openFilesLimit, readProcSample, type ProcSample } from './proc-stats.js';
 import { summariseProfiles, type ProfileSummary } from './profile-summary.js';
 import type { Scenario } from './scenario.js';
@@ -255,6 +255,45 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   };
 }
 
+/**
+ * The load generator's options for a scenario: its rate (saturate: the first step's), batch shape, window,
+ * detections, connect pace and fleet activity, `agents` agents over its client processes, against `host:port`
+ * or spread over `endpoints` (a cluster's ingest nodes).
+ */
+export function scenarioFleetOptions(
+  s: Scenario,
+  target: { host: string; port: number; endpoints?: readonly FleetEndpoint[]; enrollKey: string; agents: number; clientJs: string; processes?: number },
+): FleetOptions {
+  const processes = target.processes ?? s.clientProcesses;
+  return {
+    host: target.host,
+    port: target.port,
+    ...(target.endpoints === undefined ? {} : { endpoints: target.endpoints }),
+    path: '/agent/v1',
+    enrollKey: target.enrollKey,
+    seed: s.seed,
+    mode: 'open',
+    eventsPerAgentPerSec: s.kind === 'saturate' ? (s.saturate?.startEventsPerAgentPerSec ?? s.eventsPerAgentPerSec) : s.eventsPerAgentPerSec,
+    batchIntervalMs: s.batchIntervalMs,
+    maxBatchEvents: s.maxBatchEvents,
+    closedBatchEvents: 200,
+    maxUnackedBatches: s.maxUnackedBatches,
+    maxBufferedBatches: s.maxBufferedBatches,
+    detectionRate: s.detectionRate,
+    ...(s.hbIntervalMs === undefined ? {} : { hbIntervalMs: s.hbIntervalMs }),
+    connectConcurrency: s.connectConcurrency,
+    inventoryOnEnroll: s.inventoryOnEnroll,
+    ...(s.eventMix ? { eventMix: s.eventMix } : {}),
+    poolEvents: 16_384,
+    helloTimeoutMs: 30_000,
+    ...(s.fleet === undefined ? {} : { fleet: clientFleetActivity(s.fleet) }),
+    agents: target.agents,
+    ...(processes === undefined ? {} : { processes }),
+    agentsPerProcess: s.agentsPerClientProcess,
+    clientJs: target.clientJs,
+  };
+}
+
 function abortedError(): KisekiError {
   return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
 }
@@ -332,34 +371,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
       }
     }
     const offered = (eps: number): number => agents * eps;
-    fleet = await guard(
-      startFleet({
-        host: '127.0.0.1',
-        port: srv.ingestPort,
-        path: '/agent/v1',
-        enrollKey,
-        seed: s.seed,
-        mode: 'open',
-        eventsPerAgentPerSec: s.kind === 'saturate' ? (s.saturate?.startEventsPerAgentPerSec ?? s.eventsPerAgentPerSec) : s.eventsPerAgentPerSec,
-        batchIntervalMs: s.batchIntervalMs,
-        maxBatchEvents: s.maxBatchEvents,
-        closedBatchEvents: 200,
-        maxUnackedBatches: s.maxUnackedBatches,
-        maxBufferedBatches: s.maxBufferedBatches,
-        detectionRate: s.detectionRate,
-        ...(s.hbIntervalMs === undefined ? {} : { hbIntervalMs: s.hbIntervalMs }),
-        connectConcurrency: s.connectConcurrency,
-        inventoryOnEnroll: s.inventoryOnEnroll,
-        ...(s.eventMix ? { eventMix: s.eventMix } : {}),
-        poolEvents: 16_384,
-        helloTimeoutMs: 30_000,
-        ...(s.fleet === undefined ? {} : { fleet: clientFleetActivity(s.fleet) }),
-        agents,
-        ...(s.clientProcesses === undefined ? {} : { processes: s.clientProcesses }),
-        agentsPerProcess: s.agentsPerClientProcess,
-        clientJs: paths.clientJs,
-      }),
-    );
+    fleet = await guard(startFleet(scenarioFleetOptions(s, { host: '127.0.0.1', port: srv.ingestPort, enrollKey, agents, clientJs: paths.clientJs })));
     const f = fleet;
 
     // One progress line a second.
