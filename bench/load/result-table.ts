@@ -1,8 +1,11 @@
 /**
  * The short table a benchmark run prints at the end (the JSON file has
  * everything): the figures operators size deployments by, the count check,
- * the baselines and kiseki's share of them, and which targets were met.
+ * the baselines and kiseki's share of them, and which targets were met; and
+ * the cluster comparison's one row per configuration.
  */
+import type { Spread } from '../spread.js';
+import { configurationLabel, isMeasured, type ClusterComparison } from './cluster-compare.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
 import type { BenchResult } from './runner.js';
 
@@ -89,5 +92,43 @@ export function formatResultTable(r: BenchResult): string {
     lines.push(row(`profile ${p.file.slice(0, 24)}`, `busy ${Math.round(p.busyShare * 100)} % of ${p.seconds} s; ${top}`));
   }
   for (const note of r.notes) lines.push(`  note: ${note}`);
+  return lines.join('\n');
+}
+
+/** Median (min–max), or a dash. */
+function spreadText(x: Spread | null | undefined, digits = 0): string {
+  if (x == null) return '—';
+  const f = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: digits });
+  return x.min === x.max ? f(x.median) : `${f(x.median)} (${f(x.min)}–${f(x.max)})`;
+}
+
+/**
+ * The cluster comparison (cluster-compare.ts) as a table: one row per configuration with the median acked
+ * events/s and ack p99 over the repetitions (min–max in brackets), the median CPU seconds of each process role in
+ * the measured window, and the count check.
+ */
+export function formatClusterComparison(c: ClusterComparison): string {
+  const m = c.machine;
+  const lines: string[] = [];
+  const window = c.config.durationSec;
+  lines.push(
+    `kiseki bench: ${c.scenario}, ${n0(c.agents)} agents × ${c.config.eventsPerAgentPerSec} events/s = ${n0(c.offeredEventsPerSec)} events/s offered, ${c.clientProcesses} client processes, ${c.reps} repetition${c.reps === 1 ? '' : 's'} (median, min–max), ${c.wallSec} s wall`,
+  );
+  lines.push(`machine: ${m.nproc} × ${m.cpuModel}, Node ${m.node}, load average ${m.loadAverageAtStart} at start, commit ${m.commit}`);
+  const cols = (a: string, b: string, cc: string, d: string, e: string): string => `  ${a.padEnd(24)} ${b.padEnd(26)} ${cc.padEnd(20)} ${d.padEnd(13)} ${e}`;
+  lines.push(cols('configuration', 'acked events/s', 'ack p99 ms', 'count check', `CPU s in the ${window} s window (median)`));
+  for (const s of c.configurations) {
+    const check = s.ok ? `ok ${s.measured}/${s.measured}` : `FAILED${s.failed > 0 ? ` ${s.failed} run(s)` : ''}${s.countCheckFailures > 0 ? ` ${s.countCheckFailures} mismatch(es)` : ''}`;
+    const cpu = Object.entries(s.cpuSeconds)
+      .map(([role, x]) => `${role} ${x.median}`)
+      .join(', ');
+    lines.push(cols(configurationLabel(s.configuration), spreadText(s.eventsPerSec), spreadText(s.ackP99Ms, 1), check, cpu || '—'));
+  }
+  for (const k of c.skipped) lines.push(`  skipped: ${configurationLabel(k.configuration)}: ${k.reason}`);
+  for (const r of c.runs) {
+    if (!isMeasured(r)) lines.push(`  failed: ${configurationLabel(r.configuration)}, repetition ${r.repetition}: ${r.error}`);
+    else if (!r.countCheck.ok) lines.push(`  count check failed: ${configurationLabel(r.configuration)}, repetition ${r.repetition}: ${r.countCheck.mismatch ?? 'mismatch'}`);
+  }
+  for (const note of c.notes) lines.push(`  note: ${note}`);
   return lines.join('\n');
 }
