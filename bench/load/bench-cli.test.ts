@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { featureComparison, featureRepetitions, formatFeatureComparison, formatFeatureRepetitions, runBenchCommand } from './bench-cli.js';
+import { isKisekiError } from '../../core/errors.js';
+import { featureComparison, featureRepetitions, formatFeatureComparison, formatFeatureRepetitions, parseConfigsFlag, runBenchCommand } from './bench-cli.js';
 import { formatRepetitions, summariseRepetitions } from './repetitions.js';
 import type { BenchResult } from './runner.js';
 
@@ -78,5 +79,48 @@ describe('kiseki bench --sigma / --analytics', () => {
     expect(await usageExit(['--scenario', 'saturate', '--sigma', 'sometimes'])).toBe(64);
     expect(await usageExit(['--scenario', 'saturate', '--analytics', 'maybe'])).toBe(64);
     expect(await usageExit(['--scenario', 'saturate', '--sigma', 'both', '--analytics', 'both'])).toBe(64);
+  });
+});
+
+describe('kiseki bench: the cluster comparison flags', () => {
+  it('reads --configs as the configurations in the order given', () => {
+    expect(parseConfigsFlag('embedded,ingest-1,ingest-2')).toEqual(['embedded', 'ingest-1', 'ingest-2']);
+    expect(parseConfigsFlag('ingest-2, embedded')).toEqual(['ingest-2', 'embedded']);
+  });
+
+  it.each([
+    ['', /not ""/],
+    ['ingest-5', /embedded, ingest-1, ingest-2, ingest-3, ingest-4, not "ingest-5"/],
+    ['embedded,,ingest-1', /not ""/],
+    ['cluster', /not "cluster"/],
+    ['ingest-1,ingest-1', /twice/],
+  ])('refuses --configs %j with a one-line usage error', (value, message) => {
+    let err: unknown;
+    try {
+      parseConfigsFlag(value);
+    } catch (e) {
+      err = e;
+    }
+    expect(isKisekiError(err, 'ERR_USAGE')).toBe(true);
+    const reason = String((err as { details: { reason: string } }).details.reason);
+    expect(reason).toMatch(message);
+    expect(reason).not.toContain('\n');
+  });
+
+  it.each([
+    [['--scenario', 'cluster-ingest', '--configs', 'ingest-9']],
+    [['--scenario', 'cluster-ingest', '--configs', 'embedded,embedded']],
+    [['--scenario', 'smoke', '--configs', 'embedded']],
+    [['--scenario', 'cluster-ingest', '--sigma', 'both']],
+    [['--scenario', 'cluster-ingest', '--analytics', 'off']],
+    [['--scenario', 'cluster-ingest', '--profile', '/tmp/kiseki-no-profile']],
+    [['--scenario', 'cluster-ingest', '--reps', '0']],
+    [['--scenario', 'cluster-ingest', '--configs']],
+  ])('stops %j with exit 64 before starting anything', async (args) => {
+    expect(await usageExit(args)).toBe(64);
+  });
+
+  it('refuses fewer client processes than ingest nodes as an invalid scenario (exit 1), before starting anything', async () => {
+    expect(await usageExit(['--scenario', 'cluster-ingest', '--configs', 'embedded,ingest-2', '--clients', '1'])).toBe(1);
   });
 });

@@ -13,17 +13,19 @@ import { pathToFileURL } from 'node:url';
 import { COMMON_FLAGS, parseFlags, usageError } from '../../core/cli-flags.js';
 import { describeError, isKisekiError, KisekiError } from '../../core/errors.js';
 import { benchPaths } from './bench-paths.js';
-import { formatResultTable } from './result-table.js';
+import { runClusterComparison } from './cluster-compare.js';
+import { formatClusterComparison, formatResultTable } from './result-table.js';
 import { formatRepetitions, summariseRepetitions, type RepetitionSummary } from './repetitions.js';
 import { runScenario, type BenchResult } from './runner.js';
 import { roundSpread, spread, type Spread } from '../spread.js';
-import { listScenarios, loadScenario, parseScenario } from './scenario.js';
+import { CLUSTER_CONFIGURATIONS, listScenarios, loadScenario, parseScenario, type ClusterConfiguration, type Scenario } from './scenario.js';
 
 export const BENCH_USAGE = `kiseki bench — load and micro benchmarks (docs/BENCHMARKS.md)
 
 Usage:
   kiseki bench [--scenario steady-1k] [--reps N] [--duration S] [--warmup S] [--agents N] [--eps E]
                [--seed N] [--clients N] [--out DIR] [--no-baselines] [--profile DIR] [--quiet]
+  kiseki bench --scenario cluster-ingest [--configs embedded,ingest-1,ingest-2] [--reps N] [--duration S] …
   kiseki bench --list
   kiseki bench --micro [NAME]        run bench/micro/*.bench.ts (decode, lmdb-keys, rules, export)
   kiseki bench --syslog [--lines N]  network-log ingest (parse + store) vs rsyslog imtcp -> omfile, median of 3
@@ -42,6 +44,11 @@ Usage:
                         (goal: ≥ 0.8 with the default pack; bench/results/<scenario>-sigma-<date>.json)
   --analytics on|off|both  streaming analytics in the shards, the same way (goal: ≥ 0.9;
                         bench/results/<scenario>-analytics-<date>.json); not with --sigma
+  --configs LIST        a scenario with a cluster section (cluster-ingest): which of embedded, ingest-1 …
+                        ingest-4 to measure, comma-separated, in this order (default: the scenario's);
+                        prints acked events/s and ack p99 of each (bench/results/<scenario>-<date>.json);
+                        not with --sigma, --analytics or --profile; without nats-server the ingest-N
+                        configurations are skipped (apt-get install nats-server)
 `;
 
 const OPTIONS = {
@@ -64,7 +71,21 @@ const OPTIONS = {
   analytics: { type: 'string' },
   syslog: { type: 'boolean' },
   lines: { type: 'number' },
+  configs: { type: 'string' },
 } as const;
+
+/**
+ * `--configs embedded,ingest-1,ingest-2`: the configurations of a cluster comparison, in order.
+ * @throws KisekiError ERR_USAGE for an empty list, an unknown name or a name given twice.
+ */
+export function parseConfigsFlag(value: string): ClusterConfiguration[] {
+  const names = value.split(',').map((x) => x.trim());
+  const known: readonly string[] = CLUSTER_CONFIGURATIONS;
+  const bad = names.find((x) => !known.includes(x));
+  if (bad !== undefined) throw usageError(`--configs takes a comma-separated list of ${CLUSTER_CONFIGURATIONS.join(', ')}, not "${bad}"`);
+  if (new Set(names).size !== names.length) throw usageError('--configs names a configuration twice');
+  return names as ClusterConfiguration[];
+}
 
 /** A shard stage the benchmark can switch off to measure its cost (`--sigma`, `--analytics`). */
 export type ComparedFeature = 'sigma' | 'analytics';
@@ -234,6 +255,34 @@ export function formatFeatureComparison(c: FeatureComparison): string {
   return lines.join('\n');
 }
 
+/** `kiseki bench --scenario cluster-ingest`: the cluster comparison (cluster-compare.ts), interruptible. */
+async function runComparisonCommand(scenario: Scenario, reps: number, values: Readonly<{ out?: string | undefined; quiet?: boolean | undefined }>): Promise<number> {
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const { comparison, file } = await runClusterComparison({
+      scenario,
+      reps,
+      ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
+      ...(values.quiet ? { log: () => undefined } : {}),
+      signal: controller.signal,
+    });
+    process.stdout.write(`${formatClusterComparison(comparison)}\nresult: ${file}\n`);
+    return comparison.configurations.every((c) => c.ok) ? 0 : 1;
+  } catch (err) {
+    if (controller.signal.aborted) {
+      process.stderr.write('kiseki bench: interrupted; every process it started was stopped.\n');
+      return 130;
+    }
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
 /**
  * Entry point of `kiseki bench`.
  * @param args the arguments after `bench`.
@@ -283,11 +332,20 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     if (eps !== undefined) overrides.eventsPerAgentPerSec = eps;
     if (seed !== undefined) overrides.seed = Math.floor(seed);
     if (clients !== undefined) overrides.clientProcesses = Math.floor(clients);
+    if (values.configs !== undefined) {
+      if (base.cluster === undefined) throw usageError(`--configs needs a scenario with a cluster section (cluster-ingest), not ${base.name}`);
+      overrides.cluster = { ...base.cluster, configurations: parseConfigsFlag(values.configs) };
+    }
     const scenario = parseScenario({ ...base, ...overrides }, `scenario ${base.name} with flags`);
 
+    if (scenario.cluster !== undefined) {
+      const other = (['sigma', 'analytics', 'profile'] as const).find((f) => values[f] !== undefined);
+      if (other !== undefined) throw usageError(`--${other} cannot be combined with a cluster comparison (${scenario.name})`);
+    }
     const { feature, runs: variants } = featureVariants(values);
     const reps = num(values, 'reps') ?? 3;
     if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw usageError('--reps must be a whole number from 1 to 20');
+    if (scenario.cluster !== undefined) return await runComparisonCommand(scenario, reps, values);
 
     const controller = new AbortController();
     const onSignal = (): void => controller.abort();
