@@ -28,6 +28,8 @@ export interface StreamBatch {
 export interface ClusterState {
   /** Messages the stream reports holding. */
   streamMessages: number;
+  /** Bytes the stream reports holding (per replica). */
+  streamBytes: number;
   /** Every message of the stream, in sequence order. */
   batches: StreamBatch[];
   /** Every value of `kiseki-alerts`, by key. */
@@ -92,7 +94,7 @@ export async function readClusterState(options: ClusterStateOptions): Promise<Cl
       if (parts.has('leases')) {
         for (const e of await putEntries(await kvm.open(LEASE_BUCKET), 'vshard.*')) leases[e.string()] = (leases[e.string()] ?? 0) + 1;
       }
-      return { streamMessages: info.state.messages, batches, alerts, leases };
+      return { streamMessages: info.state.messages, streamBytes: info.state.bytes, batches, alerts, leases };
     })();
     return await boundedNatsCall(read, timeoutMs, 'cluster state').catch((err: unknown) => {
       throw err instanceof KisekiError ? err : new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `cluster state: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });

@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { roundSpread, spread, type Spread } from '../spread.js';
 import { assertBuilt, benchPaths, type BenchPaths } from './bench-paths.js';
-import { findNatsServer, NATS_INSTALL_HINT, startClusterNode, startNatsServer, streamMessages, type ClusterNode, type NatsServerProcess } from './kiseki-cluster.js';
+import { findNatsServer, NATS_INSTALL_HINT, startClusterNode, startNatsServer, streamUsage, diskBytes, type ClusterNode, type NatsServerProcess } from './kiseki-cluster.js';
 import { createBenchTenant, createProcessTracker, inspectCounts, type InspectCounts } from './kiseki-server.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
 import { diffCounters, planClients, startFleet, type Fleet } from './load-generator.js';
@@ -49,6 +49,8 @@ export interface MeasuredRun {
   windowSec: number;
   /** CPU seconds (user + system, every thread) of each role in the measured window; ingest sums its nodes. */
   cpuSeconds: Partial<Record<ProcessRole, number>>;
+  /** Cluster: bytes on disk per acked event after the run, the stream's (one replica) and the shard node's data directory. */
+  storage?: { streamBytesPerEvent: number; shardDirBytesPerEvent: number };
   connect: { agents: number; welcomed: number; seconds: number };
   /** Cluster: agents per ingest node, in node order. */
   agentsPerIngest?: number[];
@@ -432,7 +434,8 @@ async function runCluster(o: {
 
     // The store of record: every acked batch must be in the stream.
     phase = 'count check';
-    const stream = await guard(streamMessages(nats.url));
+    const usage = await guard(streamUsage(nats.url));
+    const stream = usage.messages;
     // The shard node's copy, once it has stored and processed the stream (bounded).
     setPhase('waiting for the shard node to catch up', cfg.shardCatchUpSec);
     const until = performance.now() + cfg.shardCatchUpSec * 1000;
@@ -455,6 +458,8 @@ async function runCluster(o: {
     for (const n of ingest) await n.stop(30_000);
     await shard.stop(30_000);
     await nats.stop(30_000);
+    // What the run left on disk, per acked event: the stream (one replica) and the shard node's data directory.
+    const storage = acked.eventsAcked > 0 ? { streamBytesPerEvent: round(usage.bytes / acked.eventsAcked, 1), shardDirBytesPerEvent: round(diskBytes(shardDir) / acked.eventsAcked, 1) } : undefined;
     return {
       configuration: o.configuration,
       repetition: o.repetition,
@@ -467,6 +472,7 @@ async function runCluster(o: {
       deliveryLatencyMs: b.fs.delivery.percentiles(),
       windowSec: round(secs, 2),
       cpuSeconds,
+      ...(storage === undefined ? {} : { storage }),
       connect: { agents: connect.agents, welcomed: connect.welcomed, seconds: connect.seconds },
       agentsPerIngest,
       countCheck: {

@@ -9,7 +9,7 @@
  * through cluster/'s public surface.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { KisekiError } from '../../core/errors.js';
@@ -139,9 +139,21 @@ export async function startClusterNode(options: {
   return { pid: child.pid ?? 0, child, role: options.role, ingestPort: listening, logTail: () => log().slice(-4000), stop: stopper(child) };
 }
 
-/** Messages the batch stream holds, read from NATS (bounded by `timeoutMs`). */
-export async function streamMessages(natsUrl: string, timeoutMs = 30_000): Promise<number> {
+/** Messages and bytes the batch stream holds, read from NATS (bounded by `timeoutMs`). */
+export async function streamUsage(natsUrl: string, timeoutMs = 30_000): Promise<{ messages: number; bytes: number }> {
   // Loaded here, not at the top: every other benchmark runs without cluster/ and its NATS client.
   const { readClusterState } = await import('../../cluster/index.js');
-  return (await readClusterState({ servers: natsUrl, parts: [], timeoutMs })).streamMessages;
+  const state = await readClusterState({ servers: natsUrl, parts: [], timeoutMs });
+  return { messages: state.streamMessages, bytes: state.streamBytes };
+}
+
+/** Bytes a directory tree takes on disk (allocated blocks: LMDB files are sparse). */
+export function diskBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    total += st.isDirectory() ? diskBytes(path) : st.blocks * 512;
+  }
+  return total;
 }
