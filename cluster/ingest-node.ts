@@ -69,6 +69,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       logger,
       metrics,
       maxInFlight: config.cluster.maxInFlightPublishes,
+      zstdLevel: config.storage.zstdLevel,
     });
     // Commands queued on an API node arrive through kiseki-commands; the node holding the agent's socket sends them,
     // and every state the agent moves them to goes back the same way.

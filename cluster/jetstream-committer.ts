@@ -33,6 +33,8 @@ export interface JetStreamCommitterOptions {
   maxInFlight: number;
   /** Longest wait for a publish ack, ms (default 10,000). */
   publishTimeoutMs?: number;
+  /** zstd level of the events in the stream (config `storage.zstdLevel`); absent: stored as the agent sent them. */
+  zstdLevel?: number;
 }
 
 /** Creates the committer of an ingest node. */
@@ -57,7 +59,7 @@ export function createJetStreamCommitter(options: JetStreamCommitterOptions): Ba
 
   async function publish(batch: BatchSubmission): Promise<'stored' | 'duplicate'> {
     await options.directory.ensurePublished(batch.tmid);
-    const body = encodeBatchMessage({ ...batch, recvAt: clock.now() });
+    const body = encodeBatchMessage({ ...batch, recvAt: clock.now() }, options.zstdLevel);
     const ack = await js.publish(batchSubject(virtualShardOf(batch.tmid), batch.tmid), body, { msgID: batch.id, timeout });
     if (ack.seq > lastSeq) lastSeq = ack.seq;
     return ack.duplicate ? 'duplicate' : 'stored';
