@@ -24,7 +24,7 @@ import { isKisekiError, KisekiError } from '../../core/errors.js';
 import { roundSpread, spread, type Spread } from '../spread.js';
 import { assertBuilt, benchPaths, type BenchPaths } from './bench-paths.js';
 import { findNatsServer, NATS_INSTALL_HINT, startClusterNode, startNatsServer, streamUsage, diskBytes, type ClusterNode, type NatsServerProcess } from './kiseki-cluster.js';
-import { createBenchTenant, createProcessTracker, inspectCounts, type InspectCounts } from './kiseki-server.js';
+import { abortedError, abortRace, createBenchTenant, createProcessTracker, inspectCounts, type InspectCounts } from './kiseki-server.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
 import { diffCounters, planClients, startFleet, type Fleet } from './load-generator.js';
 import { readProcSample, type ProcSample } from './proc-stats.js';
@@ -198,9 +198,6 @@ export interface ComparisonOptions {
   natsServer?: string | undefined;
 }
 
-function abortedError(): KisekiError {
-  return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
-}
 
 /**
  * Runs every configuration `reps` times and writes the comparison JSON.
@@ -338,14 +335,8 @@ async function runCluster(o: {
   let phase = 'starting';
   let phaseEndsAt = 0;
 
-  let abortReject: (e: Error) => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    abortReject = reject;
-  });
-  aborted.catch(() => undefined);
-  const onAbort = (): void => abortReject(abortedError());
-  if (o.signal?.aborted) throw abortedError();
-  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const abort = abortRace(o.signal);
+  const aborted = abort.aborted;
   // Any process of the cluster that exits before the stop fails the run.
   let stopping = false;
   let exitReject: (e: Error) => void = () => undefined;
@@ -492,7 +483,7 @@ async function runCluster(o: {
   } finally {
     stopping = true;
     if (progressTimer) clearInterval(progressTimer);
-    o.signal?.removeEventListener('abort', onAbort);
+    abort.dispose();
     if (fleet) await fleet.close().catch(() => undefined);
     await tracker.stopAll();
     rmSync(dir, { recursive: true, force: true });

@@ -330,3 +330,24 @@ export function histogramQuantileBetween(before: PromSample[], after: PromSample
   }
   return lower;
 }
+
+/** The error a benchmark run stops with when its abort signal fires (Ctrl-C). */
+export function abortedError(): KisekiError {
+  return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
+}
+
+/**
+ * A run's abort signal as a promise to race its steps against: it rejects with ERR_ABORTED when the signal fires.
+ * @throws KisekiError ERR_ABORTED at once when the signal has already fired
+ */
+export function abortRace(signal: AbortSignal | undefined): { aborted: Promise<never>; dispose(): void } {
+  if (signal?.aborted) throw abortedError();
+  let reject: (e: Error) => void = () => undefined;
+  const aborted = new Promise<never>((_, r) => {
+    reject = r;
+  });
+  aborted.catch(() => undefined);
+  const onAbort = (): void => reject(abortedError());
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return { aborted, dispose: () => signal?.removeEventListener('abort', onAbort) };
+}

@@ -22,6 +22,8 @@ import { findRsyslogd, runRsyslogBaseline, type RsyslogBaselineResult } from './
 import { runUwsBaseline, type UwsBaselineResult } from './baselines/uws-baseline.js';
 import {
   BENCH_SUPPORT_ID,
+  abortRace,
+  abortedError,
   createBenchTenant,
   createProcessTracker,
   inspectCounts,
@@ -294,9 +296,6 @@ export function scenarioFleetOptions(
   };
 }
 
-function abortedError(): KisekiError {
-  return new KisekiError('ERR_ABORTED', { reason: 'benchmark aborted' });
-}
 
 /**
  * Runs one scenario end to end and writes its result JSON.
@@ -324,14 +323,8 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
   let phase = 'starting';
   let phaseEndsAt = 0;
 
-  let abortReject: (e: Error) => void = () => undefined;
-  const aborted = new Promise<never>((_, reject) => {
-    abortReject = reject;
-  });
-  aborted.catch(() => undefined);
-  const onAbort = (): void => abortReject(abortedError());
-  if (options.signal?.aborted) throw abortedError();
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const abort = abortRace(options.signal);
+  const aborted = abort.aborted;
 
   let serverExited: Promise<never> = new Promise<never>(() => undefined);
   const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted, serverExited, fleet ? fleet.failed : new Promise<never>(() => undefined)]);
@@ -722,7 +715,7 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     return { result, file };
   } finally {
     if (progressTimer) clearInterval(progressTimer);
-    options.signal?.removeEventListener('abort', onAbort);
+    abort.dispose();
     if (fleet) await fleet.close().catch(() => undefined);
     if (server) await server.stop(10_000).catch(() => undefined);
     await tracker.stopAll();
