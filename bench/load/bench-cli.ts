@@ -255,22 +255,17 @@ export function formatFeatureComparison(c: FeatureComparison): string {
   return lines.join('\n');
 }
 
-/** `kiseki bench --scenario cluster-ingest`: the cluster comparison (cluster-compare.ts), interruptible. */
-async function runComparisonCommand(scenario: Scenario, reps: number, values: Readonly<{ out?: string | undefined; quiet?: boolean | undefined }>): Promise<number> {
+/**
+ * Runs a benchmark command that SIGINT or SIGTERM aborts: every process it started is stopped, one line says so
+ * and the exit code is 130.
+ */
+async function interruptible(run: (signal: AbortSignal) => Promise<number>): Promise<number> {
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const { comparison, file } = await runClusterComparison({
-      scenario,
-      reps,
-      ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
-      ...(values.quiet ? { log: () => undefined } : {}),
-      signal: controller.signal,
-    });
-    process.stdout.write(`${formatClusterComparison(comparison)}\nresult: ${file}\n`);
-    return comparison.configurations.every((c) => c.ok) ? 0 : 1;
+    return await run(controller.signal);
   } catch (err) {
     if (controller.signal.aborted) {
       process.stderr.write('kiseki bench: interrupted; every process it started was stopped.\n');
@@ -281,6 +276,21 @@ async function runComparisonCommand(scenario: Scenario, reps: number, values: Re
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }
+}
+
+/** `kiseki bench --scenario cluster-ingest`: the cluster comparison (cluster-compare.ts), interruptible. */
+function runComparisonCommand(scenario: Scenario, reps: number, values: Readonly<{ out?: string | undefined; quiet?: boolean | undefined }>): Promise<number> {
+  return interruptible(async (signal) => {
+    const { comparison, file } = await runClusterComparison({
+      scenario,
+      reps,
+      ...(typeof values.out === 'string' ? { outDir: values.out } : {}),
+      ...(values.quiet ? { log: () => undefined } : {}),
+      signal,
+    });
+    process.stdout.write(`${formatClusterComparison(comparison)}\nresult: ${file}\n`);
+    return comparison.configurations.every((c) => c.ok) ? 0 : 1;
+  });
 }
 
 /**
@@ -347,11 +357,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
     if (!Number.isInteger(reps) || reps < 1 || reps > 20) throw usageError('--reps must be a whole number from 1 to 20');
     if (scenario.cluster !== undefined) return await runComparisonCommand(scenario, reps, values);
 
-    const controller = new AbortController();
-    const onSignal = (): void => controller.abort();
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
+    return await interruptible(async (signal) => {
       const done: { variant: string | undefined; result: BenchResult; file: string }[] = [];
       const outDir = typeof values.out === 'string' ? values.out : paths.resultsDir;
       const stamp = (): string => new Date().toISOString().replace(/[:.]/g, '-');
@@ -369,7 +375,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
             ...(typeof values.profile === 'string' ? { profileDir: join(values.profile, v.variant ?? '', reps > 1 ? `rep-${rep + 1}` : '') } : {}),
             ...(v.env === undefined ? {} : { serverEnv: v.env }),
             ...(v.variant === undefined ? {} : { variant: v.variant }),
-            signal: controller.signal,
+            signal,
           });
           process.stdout.write(`${v.variant === undefined ? '' : `[${v.variant}]\n`}${formatResultTable(result)}\nresult: ${file}\n`);
           done.push({ variant: v.variant, result, file });
@@ -399,16 +405,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
         }
       }
       return done.every((d) => d.result.countCheck.ok) ? 0 : 1;
-    } catch (err) {
-      if (controller.signal.aborted) {
-        process.stderr.write('kiseki bench: interrupted; every process it started was stopped.\n');
-        return 130;
-      }
-      throw err;
-    } finally {
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-    }
+    });
   } catch (err) {
     if (isKisekiError(err, 'ERR_USAGE')) {
       const known = err.details?.known;
