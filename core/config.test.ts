@@ -34,7 +34,7 @@ describe('configuration', () => {
   it('every setting path exists in the defaults or the schema', () => {
     for (const s of CONFIG_SETTINGS) {
       const [head, tail] = s.path.split('.');
-      const value = { ...DEFAULTS, engine: { ...DEFAULTS.engine, intelDir: '' }, sigma: { ...DEFAULTS.sigma, dir: '' }, ingest: { ...DEFAULTS.ingest, tlsCertFile: '', tlsKeyFile: '' }, http: { ...DEFAULTS.http, tlsCertFile: '', tlsKeyFile: '', clientCaFile: '' }, intel: { ...DEFAULTS.intel, taxiiServersFile: '' }, siem: { ...DEFAULTS.siem, destinationsFile: '' } } as Record<string, unknown>;
+      const value = { ...DEFAULTS, engine: { ...DEFAULTS.engine, intelDir: '' }, sigma: { ...DEFAULTS.sigma, dir: '' }, ingest: { ...DEFAULTS.ingest, tlsCertFile: '', tlsKeyFile: '' }, http: { ...DEFAULTS.http, tlsCertFile: '', tlsKeyFile: '', clientCaFile: '' }, intel: { ...DEFAULTS.intel, taxiiServersFile: '' }, siem: { ...DEFAULTS.siem, destinationsFile: '' }, cluster: { ...DEFAULTS.cluster, nodeHttpPort: 0 } } as Record<string, unknown>;
       const node = tail === undefined ? value : (value[head!] as Record<string, unknown>);
       expect(node, s.path).toHaveProperty(tail ?? head!);
     }
