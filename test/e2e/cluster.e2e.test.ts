@@ -185,7 +185,10 @@ function settled(dir: string, batches: number): Promise<InspectReport> {
 describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => {
   let dir = '';
   const procs: { child: ChildProcess; exited: Promise<unknown> }[] = [];
+  /** Pollers of an API node: stopped after each case, also one that failed before stopping its own. */
+  const pollers: { stop(): Promise<number[]> }[] = [];
   afterEach(async () => {
+    for (const p of pollers.splice(0)) await p.stop();
     for (const p of procs.splice(0)) await kill9(p);
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
@@ -312,6 +315,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     const apiBase = `http://127.0.0.1:${apiNode.httpPort}`;
     const token = await operatorToken(apiBase);
     const poller = pollApi(apiBase, token);
+    pollers.push(poller);
     let s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
     const leases = (): Promise<Record<string, number>> => readClusterState({ servers: natsUrl, parts: ['leases'] }).then((st) => st.leases);
     // The second shard node takes half the virtual shards from the first through the leases.
