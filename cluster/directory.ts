@@ -72,6 +72,16 @@ function parseRecord<T>(json: string, valid: (v: Partial<T>) => boolean): T | un
   }
 }
 
+/** A `tenant.<support ID>` value: the tenant record of that support ID, or undefined for any other shape. */
+function parseTenant(json: string, supportId: string): TenantRecord | undefined {
+  return parseRecord<TenantRecord>(json, (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
+}
+
+/** A `device.<TMID>` value: the device record of that TMID (with its token hash), or undefined for any other shape. */
+function parseDevice(json: string, tmid: string): DeviceRecord | undefined {
+  return parseRecord<DeviceRecord>(json, (v) => v.tmid === tmid && typeof v.tokenHash === 'string' && typeof v.supportId === 'string');
+}
+
 /** The ingest side: publishes from the local store, copies what it lacks from the bucket. */
 export function createIngestDirectory(options: IngestDirectoryOptions): IngestDirectory {
   const { directory, jsm, store } = options;
@@ -100,13 +110,13 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
   async function readTenant(supportId: string): Promise<TenantRecord | undefined> {
     const entry = await boundedNatsCall(directory.get(tenantKey(supportId)), timeoutMs, 'tenant lookup');
     if (entry === null || entry.operation !== 'PUT') return undefined;
-    return parseRecord<TenantRecord>(entry.string(), (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
+    return parseTenant(entry.string(), supportId);
   }
 
   async function refresh(tmid: string): Promise<boolean> {
     const entry = await boundedNatsCall(directory.get(deviceKey(tmid)), timeoutMs, 'device lookup');
     if (entry === null || entry.operation !== 'PUT') return false;
-    const shared = parseRecord<DeviceRecord>(entry.string(), (v) => v.tmid === tmid && typeof v.tokenHash === 'string' && typeof v.supportId === 'string');
+    const shared = parseDevice(entry.string(), tmid);
     if (shared === undefined) return false;
     const local = store.devices.get(tmid);
     if (local !== undefined && local.tokenHash === shared.tokenHash) return false;
@@ -183,14 +193,14 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
 export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'device' | undefined> {
   if (key.startsWith('tenant.')) {
     const supportId = Buffer.from(key.slice('tenant.'.length), 'base64url').toString();
-    const tenant = parseRecord<TenantRecord>(json, (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
+    const tenant = parseTenant(json, supportId);
     if (tenant === undefined) return undefined;
     await store.tenants.save(tenant);
     return 'tenant';
   }
   if (key.startsWith('device.')) {
     const tmid = Buffer.from(key.slice('device.'.length), 'base64url').toString();
-    const device = parseRecord<DeviceRecord>(json, (v) => v.tmid === tmid && typeof v.supportId === 'string' && typeof v.tokenHash === 'string');
+    const device = parseDevice(json, tmid);
     if (device === undefined) return undefined;
     await store.devices.save(device);
     return 'device';
