@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
-import { openHotStore } from '../storage/index.js';
 import { connectAgent, helloFacts, type ReceivedFrame, type TestAgent } from '../test/support/agent-client.js';
 import { eventually } from '../test/support/cli.js';
+import { createTenantIn } from '../test/support/temp-store.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
 import { decodeCommandEntry } from './commands-sync.js';
@@ -46,9 +46,7 @@ describe.skipIf(NATS_SERVER === undefined)('commands between an API node and an 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kiseki-commands-'));
     nats = await startNats(dir, 'n1', await freePort());
-    const store = openHotStore({ dataDir: join(dir, 'ingest'), mapSizeBytes: 64 * 1024 * 1024 });
-    enrollKey = (await store.tenants.create({ supportId: 'EX0001', name: 'Example Corp', now: Date.now() })).enrollKey;
-    await store.close();
+    enrollKey = await createTenantIn(join(dir, 'ingest'));
     const cluster = { nats: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1 };
     ingest = await startIngestNode({ config: loadConfig({ dataDir: join(dir, 'ingest'), ingest: { host: '127.0.0.1', port: 0 }, cluster: { ...cluster, role: 'ingest', nodeId: 'i1' } }), logger });
     api = await startApiNode({ config: loadConfig({ dataDir: join(dir, 'api'), http: { host: '127.0.0.1', port: 0 }, cluster: { ...cluster, role: 'api', nodeId: 'a1' } }), logger, rewatchDelayMs: 100 });

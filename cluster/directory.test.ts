@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
-import { openHotStore } from '../storage/index.js';
 import { connectAgent, helloFacts, makeBatch, type ReceivedFrame, type TestAgent } from '../test/support/agent-client.js';
+import { createTenantIn } from '../test/support/temp-store.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { startIngestNode, type RunningIngestNode } from './ingest-node.js';
 
@@ -32,9 +32,7 @@ describe.skipIf(NATS_SERVER === undefined)('ingest nodes sharing a fleet through
     dir = mkdtempSync(join(tmpdir(), 'kiseki-directory-'));
     nats = await startNats(dir, 'n1', await freePort());
     // The tenant exists only in node A's data directory, as `kiseki tenant create --data A` leaves it.
-    const store = openHotStore({ dataDir: join(dir, 'a'), mapSizeBytes: 64 * 1024 * 1024 });
-    enrollKey = (await store.tenants.create({ supportId: 'EX0001', name: 'Example Corp', now: Date.now() })).enrollKey;
-    await store.close();
+    enrollKey = await createTenantIn(join(dir, 'a'));
   });
   afterEach(async () => {
     for (const a of agents.splice(0)) a.close();

@@ -4,11 +4,12 @@
  * `NATS_SERVER` is undefined where it is not installed: tests skip then.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { findNatsServer } from '../../bench/load/kiseki-cluster.js';
 
-export const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((p) => existsSync(p));
+// One lookup of nats-server and one free-port probe for the tests and the cluster benchmark.
+export { freePort } from '../../bench/load/kiseki-cluster.js';
+export const NATS_SERVER = findNatsServer();
 
 /** The one-line message of a skipped NATS test. */
 export const NATS_SKIP_MESSAGE = 'skipped: install nats-server (apt-get install nats-server)';
@@ -19,17 +20,6 @@ export interface NatsServer {
   exited: Promise<void>;
 }
 
-/** A port the OS reports free on 127.0.0.1 (nats-server needs its route ports before it starts). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts nats-server with JetStream in `dir/name` and resolves once it accepts clients. */
 export function startNats(dir: string, name: string, clientPort: number, cluster?: { port: number; routes: number[] }): Promise<NatsServer> {

@@ -55,3 +55,16 @@ export function useTempStore(prefix: string, onOpen: (store: HotStore) => void):
     },
   };
 }
+
+/**
+ * Creates tenant EX0001 ("Example Corp") in the store of `dataDir`, as `kiseki tenant create --data DIR` leaves it
+ * before a node starts there; resolves with its enrollment key.
+ */
+export async function createTenantIn(dataDir: string): Promise<string> {
+  const store = openHotStore({ dataDir, mapSizeBytes: MAP_SIZE_BYTES });
+  try {
+    return (await store.tenants.create({ supportId: 'EX0001', name: 'Example Corp', now: Date.now() })).enrollKey;
+  } finally {
+    await store.close();
+  }
+}
