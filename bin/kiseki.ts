@@ -23,7 +23,7 @@ Usage:
                [--hot-retention-days 8] [--cold-retention-days 365] [--export-retention-days 30]
                [--export-workers 1] [--syslog --syslog-routes FILE [--syslog-tcp-port 5140]
                [--syslog-udp-port 5140] [--syslog-tls-port 6514 --syslog-tls-cert F --syslog-tls-key F]]
-               [--role all|ingest|shard|api --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID] [--stream-max-age-days 8] [--node-http-port P]]  (docs/CLUSTER.md)
+               [--role all|ingest|shard|api --nats URL[,URL...] [--nats-replicas 1|3] [--node-id ID] [--stream-max-age-days 8] [--node-http-port P] [--archive]]  (docs/CLUSTER.md)
   kiseki tenant create --name NAME --support-id ID [--json]
   kiseki tenant policy --support-id S [--isolate-on-black yes|no] [--auto-except-white yes|no]
                        [--tuning-until YYYY-MM-DD|none]   (JST; a date means through its end)
@@ -126,7 +126,7 @@ async function startClusterNode(config: Readonly<Config>, logger: Logger): Promi
     config.cluster.role === 'ingest'
       ? await startIngestNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'ingest', node: n.nodeId, ingestPort: n.ingestPort, httpPort: n.httpPort, dataDir: config.dataDir } }))
       : config.cluster.role === 'api'
-        ? await startApiNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'api', node: n.nodeId, httpPort: n.httpPort, dataDir: config.dataDir } }))
+        ? await startApiNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'api', node: n.nodeId, httpPort: n.httpPort, dataDir: config.dataDir, archive: config.cluster.archive } }))
         : await startShardNode({ config, logger }).then((n) => ({ close: () => n.close(), line: { event: 'listening', role: 'shard', node: n.nodeId, vshards: n.owned().length, httpPort: n.httpPort, dataDir: config.dataDir } }));
   process.stdout.write(`${JSON.stringify(node.line)}\n`);
   stopOnSignals(logger, () => node.close());

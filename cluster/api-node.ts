@@ -17,15 +17,24 @@
  * Commands an operator queues or cancels here go to the ingest nodes through
  * `kiseki-commands` (commands-sync.ts), and their later states come back the
  * same way. What stays local to the API node (docs/CLUSTER.md): analysts'
- * verdicts and comments, users and sessions; exports are not served here.
+ * verdicts and comments, users and sessions.
+ *
+ * With `cluster.archive` the node is also the cluster's archive: it follows
+ * the whole batch stream into its local log (archive-follower.ts) and runs the
+ * embedded day close, retention and export jobs over it, closing a day only
+ * once its copy is complete through the day's end. Without it, export routes
+ * answer 404.
  */
-import { startHttpServer, createHttpApp, type HttpServer } from '../api/index.js';
+import { startHttpServer, createHttpApp, createHealthCheck, freeDiskBytes, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
+import { createExportRunner, createExportScheduler, recoverInterruptedJobs, type ExportRunner, type ExportScheduler } from '../export/index.js';
+import { createBatchCommitter, type BatchCommitter } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
+import { startArchiveFollower, type ArchiveFollower } from './archive-follower.js';
 import { decodeAlertEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
 import { clusterLinkOptionsFrom, openClusterLink, type ClusterLink } from './nats.js';
@@ -42,6 +51,8 @@ export interface ApiNodeOptions {
   clock?: Clock;
   /** Wait before a watcher whose iterator ended starts again, ms (default 1000). */
   rewatchDelayMs?: number;
+  /** The archive's position check interval, ms (default 5000; `cluster.archive` only). */
+  archiveCheckIntervalMs?: number;
 }
 
 /** What the API node's copy holds, for `/healthz` and tests. */
@@ -64,7 +75,17 @@ export interface RunningApiNode {
   readonly store: HotStore;
   readonly metrics: Metrics;
   mirror(): MirrorStats;
+  /** The cluster archive's follower and export scheduler, with `cluster.archive`. */
+  readonly archive?: { follower: ArchiveFollower; scheduler: ExportScheduler };
   close(): Promise<void>;
+}
+
+/** What runs on an API node with `cluster.archive`. */
+interface ArchiveParts {
+  follower: ArchiveFollower;
+  scheduler: ExportScheduler;
+  runner: ExportRunner;
+  committer: BatchCommitter;
 }
 
 /** Starts an API node: local store, NATS link, the two watchers, the HTTP server. */
@@ -80,6 +101,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let http: HttpServer | undefined;
   const watchers: BucketWatcher[] = [];
   let commands: CommandSync | undefined;
+  let archive: ArchiveParts | undefined;
 
   // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
   const pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
@@ -157,6 +179,20 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
       ),
     );
     commands = startCommandSync({ kv: link.commands, store, logger, retryMs: delayMs });
+    if (config.cluster.archive) archive = startArchive(link);
+    const archiveRunning = archive;
+    // The embedded mode's checks of the disk and LMDB, and with the archive its day closes and log writes.
+    const health = createHealthCheck({
+      thresholds: config.health,
+      clock,
+      probes: {
+        freeDiskBytes: () => freeDiskBytes(config.dataDir),
+        lmdbMapUse: () => store.mapUse(),
+        shardPositions: () => ({ lagLsn: 0, committedLsn: 0, slowestCheckpointLsn: 0 }),
+        exportFailures: () => archiveRunning?.scheduler.failures() ?? [],
+        storageFailure: () => archiveRunning?.committer.storageFailure(),
+      },
+    });
     const app = createHttpApp({
       metrics,
       maxBodyBytes: config.http.maxBodyBytes,
@@ -172,20 +208,70 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         },
         requireClientCert: config.http.requireClientCert,
         liveness: config.liveness,
+        ...(archive === undefined ? {} : { exports: { dataDir: config.dataDir, runner: archive.runner, config: config.export } }),
       },
       health: {
-        problems: () => [],
-        details: () => ({ role: 'api', node: nodeId, mirror: mirrorStats(), commands: commands!.stats() }),
+        problems: () => health.problems(),
+        details: () => ({
+          role: 'api',
+          node: nodeId,
+          mirror: mirrorStats(),
+          commands: commands!.stats(),
+          ...(archive === undefined ? {} : { archive: archive.follower.stats() }),
+        }),
       },
     });
     http = await startHttpServer(app, config.http);
   } catch (err) {
+    await stopArchive().catch(() => undefined);
     for (const w of watchers) await w.stop().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
   }
+  /** The cluster archive: the stream copied into the local log, and the embedded day close and retention over it. */
+  function startArchive(nats: ClusterLink): ArchiveParts {
+    // Export jobs left `running` by a killed node are failed and their temporary files removed, as in the embedded mode.
+    const recovered = recoverInterruptedJobs(config.dataDir, clock.now());
+    if (recovered.failed.length > 0) log.warn({ jobs: recovered.failed }, 'Export jobs interrupted by the previous run are marked failed.');
+    // No shards behind this committer: the log is for the day close and exports only.
+    const committer = createBatchCommitter({ store, sink: { dispatch() {} }, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
+    const follower = startArchiveFollower({
+      link: nats,
+      store,
+      committer,
+      dataDir: config.dataDir,
+      clock,
+      logger,
+      retryDelayMs: delayMs,
+      ...(options.archiveCheckIntervalMs === undefined ? {} : { checkIntervalMs: options.archiveCheckIntervalMs }),
+    });
+    const runner = createExportRunner({ store, threads: config.export.workerThreads, mapSizeBytes: config.storage.mapSizeBytes, logger });
+    const scheduler = createExportScheduler({
+      store,
+      dataDir: config.dataDir,
+      logger,
+      clock,
+      config: config.export,
+      mapSizeBytes: config.storage.mapSizeBytes,
+      runner,
+      // A day closes once the copy holds every batch received before its end (plus the grace period).
+      completeThrough: () => follower.completeThrough(),
+      // Nothing replays this log: every committed batch may leave once its day is archived and past the hot retention.
+      safeLsn: () => committer.committedLsn(),
+    });
+    scheduler.start();
+    return { follower, scheduler, runner, committer };
+  }
+
+  async function stopArchive(): Promise<void> {
+    if (archive === undefined) return;
+    await archive.scheduler.stop();
+    await archive.runner.close();
+    await archive.follower.stop();
+  }
+
   function mirrorStats(): MirrorStats {
     return { ...stats, caughtUp: watchers.every((w) => w.caughtUp()) };
   }
@@ -199,9 +285,11 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     store,
     metrics,
     mirror: mirrorStats,
+    ...(archive === undefined ? {} : { archive: { follower: archive.follower, scheduler: archive.scheduler } }),
     close() {
       closing ??= (async () => {
         await server.close();
+        await stopArchive();
         for (const w of watchers) await w.stop();
         await commands!.stop();
         clearTimeout(retryTimer);

@@ -21,7 +21,6 @@
  * takeover by another node that replays from the checkpoint re-creates the
  * same alert ids on the same keys instead of second alerts.
  */
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
@@ -30,11 +29,11 @@ import type { Metrics } from '../core/metrics.js';
 import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
 import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
 import type { HotStore } from '../storage/index.js';
-import { decodeBatchMessage } from './batch-message.js';
 import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
 import { createDirectoryReader } from './directory.js';
-import { BATCH_STREAM, clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
+import { consumeIntoCommitter, createCommitWindow, stopCursor, streamCursor, type StreamCursor } from './stream-consumer.js';
+import { clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
 
 /** Batches a node has submitted to its local committer and not yet seen answered, over all its virtual shards. */
@@ -60,17 +59,11 @@ export interface RunningShardNode {
 }
 
 /** One owned virtual shard being consumed. */
-interface VshardConsumer {
+interface VshardConsumer extends StreamCursor {
   vshard: number;
-  /** Stream sequences submitted, in order, with whether their batch was answered. */
-  pending: { seq: number; done: boolean }[];
-  /** Highest sequence with every earlier one answered (stored, duplicate, or refused for good). */
-  answered: number;
   /** What the bucket holds, and its revision (0: no key yet). */
   persisted: number;
   revision: number;
-  messages: ConsumerMessages | undefined;
-  stopped: boolean;
   loop: Promise<void>;
 }
 
@@ -107,82 +100,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);
   const consumers = new Map<number, VshardConsumer>();
-  let pendingTotal = 0;
-  let roomWaiters: (() => void)[] = [];
+  const window = createCommitWindow(MAX_PENDING_BATCHES);
   const refused: Partial<Record<CommitOutcome, number>> = {};
-
-  function answer(c: VshardConsumer, entry: { seq: number; done: boolean }): void {
-    entry.done = true;
-    pendingTotal--;
-    while (c.pending.length > 0 && c.pending[0]!.done) c.answered = c.pending.shift()!.seq;
-    if (pendingTotal < MAX_PENDING_BATCHES && roomWaiters.length > 0) {
-      const w = roomWaiters;
-      roomWaiters = [];
-      for (const r of w) r();
-    }
-  }
-
-  function room(): Promise<void> {
-    if (pendingTotal < MAX_PENDING_BATCHES) return Promise.resolve();
-    return new Promise((resolve) => roomWaiters.push(resolve));
-  }
-
-  /**
-   * Reads the virtual shard's subject from after `answered` until stopped. A
-   * batch the local store refuses (`unavailable`), or a NATS error, ends the
-   * pass: once every submitted batch is answered, the next pass starts again
-   * after the last batch with every earlier one answered, so the refused one
-   * is read again and the ones after it come back as duplicates.
-   */
-  async function consumeLoop(c: VshardConsumer): Promise<void> {
-    while (!c.stopped) {
-      let refusedByStore = false;
-      try {
-        const consumer = await nats.js.consumers.get(BATCH_STREAM, {
-          filter_subjects: vshardBatchSubjects(c.vshard),
-          ...(c.answered > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: c.answered + 1 } : { deliver_policy: DeliverPolicy.All }),
-        });
-        const messages = await consumer.consume({ max_messages: 64 });
-        c.messages = messages;
-        // Stopped while the consumer was being created: nothing else would end an idle iterator.
-        if (c.stopped) messages.stop();
-        for await (const m of messages) {
-          if (c.stopped || refusedByStore) break;
-          const batch = decodeBatchMessage(m.data);
-          await directory.ensureLocal(batch.tmid);
-          await room();
-          const entry = { seq: m.seq, done: false };
-          c.pending.push(entry);
-          pendingTotal++;
-          committer.submit(
-            { tmid: batch.tmid, id: batch.id, sentAt: batch.sentAt, first: batch.first, last: batch.last, events: batch.events, eventCount: batch.eventCount },
-            (outcome) => {
-              if (outcome === 'unavailable' || outcome === 'failed') {
-                // Left in `pending` undone: `answered` cannot pass it until the next pass stores it.
-                pendingTotal--;
-                refusedByStore = true;
-                messages.stop();
-                return;
-              }
-              if (outcome !== 'stored' && outcome !== 'duplicate') {
-                // Acked by ingest, refused by the seq checks that need the device's stored seqs (docs/CLUSTER.md).
-                refused[outcome] = (refused[outcome] ?? 0) + 1;
-                log.warn({ vshard: c.vshard, seq: m.seq, outcome }, 'A batch from the stream was refused by the local store checks.');
-              }
-              answer(c, entry);
-            },
-          );
-        }
-      } catch (err) {
-        if (!c.stopped) log.warn({ vshard: c.vshard, err }, 'Reading a virtual shard failed; reading again from its last answered batch.');
-        refusedByStore = true;
-      }
-      c.messages = undefined;
-      await committer.idle();
-      c.pending = [];
-      if (refusedByStore && !c.stopped) await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
 
   let checkpointsWaitForAlerts = false;
 
@@ -220,20 +139,25 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   async function startConsumer(vshard: number): Promise<void> {
     const e = await nats.checkpoints.get(`vshard.${vshard}`);
     const from = e === null || e.operation !== 'PUT' ? 0 : Number(e.string());
-    const c: VshardConsumer = { vshard, pending: [], answered: from, persisted: from, revision: e?.revision ?? 0, messages: undefined, stopped: false, loop: Promise.resolve() };
+    const c: VshardConsumer = { ...streamCursor(from), vshard, persisted: from, revision: e?.revision ?? 0, loop: Promise.resolve() };
     consumers.set(vshard, c);
-    c.loop = consumeLoop(c);
+    c.loop = consumeIntoCommitter({
+      js: nats.js,
+      subjects: vshardBatchSubjects(vshard),
+      cursor: c,
+      committer,
+      window,
+      keepRecvAt: false,
+      beforeSubmit: (batch) => directory.ensureLocal(batch.tmid),
+      refused,
+      logger: log.child({ vshard }),
+    });
   }
 
   async function stopConsumer(vshard: number): Promise<void> {
     const c = consumers.get(vshard);
     if (c === undefined) return;
-    c.stopped = true;
-    c.messages?.stop();
-    // Wake a loop waiting for room so that it sees `stopped`.
-    const w = roomWaiters;
-    roomWaiters = [];
-    for (const r of w) r();
+    stopCursor(c, window);
     await c.loop;
     await committer.idle();
     await checkpointRound(c);
@@ -262,7 +186,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         role: 'shard',
         node: nodeId,
         vshards: leases.owned().length,
-        pendingBatches: pendingTotal,
+        pendingBatches: window.size(),
         checkpointsWaitForAlerts,
         alertFeedPosition: alerts.position(),
       }),

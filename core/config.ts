@@ -259,6 +259,11 @@ const configSchema = z
          * absent: none. An API node serves them on `http.port` with the API.
          */
         nodeHttpPort: z.number().int().min(0).max(65535).optional(),
+        /**
+         * An API node that also keeps the whole raw log (it follows the batch stream) and writes the cold tier: day
+         * archives, retention, daily downloads and log-spot exports (docs/CLUSTER.md "Exports and cold archives").
+         */
+        archive: z.boolean(),
       })
       .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
@@ -329,6 +334,9 @@ const configSchema = z
     // cluster (issue 19): the node roles need NATS; the embedded mode runs without it.
     if (c.cluster.role !== 'all' && c.cluster.nats.trim() === '') {
       ctx.addIssue({ code: 'custom', message: 'cluster role ingest, shard or api needs nats URLs (--nats)', path: ['cluster', 'nats'] });
+    }
+    if (c.cluster.archive && c.cluster.role !== 'api') {
+      ctx.addIssue({ code: 'custom', message: 'the cluster archive (--archive) runs on an API node (--role api)', path: ['cluster', 'archive'] });
     }
     if (c.cluster.role === 'all' && c.cluster.nats.trim() !== '') {
       ctx.addIssue({ code: 'custom', message: 'with --nats, choose a node role: ingest, shard or api (docs/CLUSTER.md)', path: ['cluster', 'role'] });
@@ -446,7 +454,7 @@ export const DEFAULTS: Config = {
   },
   analytics: { enabled: true, retentionDays: 90 },
   // cluster (issue 19)
-  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, streamMaxAgeDays: 8, maxInFlightPublishes: 1024, nodeId: '' },
+  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, streamMaxAgeDays: 8, maxInFlightPublishes: 1024, nodeId: '', archive: false },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -576,6 +584,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'cluster.maxInFlightPublishes', env: 'KISEKI_MAX_INFLIGHT_PUBLISHES', type: 'integer' },
   { path: 'cluster.nodeId', env: 'KISEKI_NODE_ID', flag: 'node-id', type: 'string' },
   { path: 'cluster.nodeHttpPort', env: 'KISEKI_NODE_HTTP_PORT', flag: 'node-http-port', type: 'integer' },
+  { path: 'cluster.archive', env: 'KISEKI_CLUSTER_ARCHIVE', flag: 'archive', type: 'boolean' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {

@@ -65,6 +65,12 @@ export interface CloseDaysOptions {
   logger?: Logger;
   /** Only these tenants (default: all). */
   supportIds?: string[];
+  /**
+   * Receipt time (ms) up to which the store holds every batch, when it is not
+   * `now`: a cluster's archive node copies the stream and may lag behind it.
+   * A day closes only once its window and the grace period end before it.
+   */
+  completeThrough?: number;
   signal?: AbortSignal;
   onProgress?: (supportId: string, p: ExportProgress) => void;
 }
@@ -123,7 +129,7 @@ export async function closeOneDay(options: CloseDaysOptions & { supportId: strin
  */
 export async function closeFinishedDays(options: CloseDaysOptions): Promise<ClosedDay[]> {
   const { store, dataDir, config, now } = options;
-  const last = lastClosableDay(now, config.closeGraceMs);
+  const last = lastClosableDay(Math.min(now, options.completeThrough ?? now), config.closeGraceMs);
   const oldestKept = addDays(collectionDayOf(now), -config.coldRetentionDays);
   const supportIds = options.supportIds ?? store.tenants.ids();
   const closed: ClosedDay[] = [];
@@ -168,13 +174,21 @@ export interface RetentionReport {
  * still replay; cold archives past `coldRetentionDays` and exports past their
  * expiry are deleted. Call holding the lock.
  */
-export async function applyRetention(options: { store: HotStore; dataDir: string; config: Readonly<ExportConfig>; now: number; logger?: Logger }): Promise<RetentionReport> {
+export async function applyRetention(options: {
+  store: HotStore;
+  dataDir: string;
+  config: Readonly<ExportConfig>;
+  now: number;
+  logger?: Logger;
+  /** Highest lsn no shard can still replay, when no local shards decide it (a cluster's archive node: every committed lsn). */
+  safeLsn?: number;
+}): Promise<RetentionReport> {
   const { store, dataDir, config, now } = options;
   const today = collectionDayOf(now);
   const report: RetentionReport = { rolled: [], coldDeleted: [], exportsExpired: [] };
 
   const hotEdge = addDays(today, -config.hotRetentionDays - 1);
-  const safeLsn = store.shardState.lsnSafeToDrop();
+  const safeLsn = options.safeLsn ?? store.shardState.lsnSafeToDrop();
   let devices: Map<string, TenantDevice[]> | undefined;
   for (const supportId of store.tenants.ids()) {
     const ledger = readLedger(dataDir, supportId);

@@ -18,7 +18,7 @@ export { startSpotJob } from './spot-runner.js';
 export type { SpotRequest, StartSpotJobOptions } from './spot-runner.js';
 export { listJobs, readJob, writeJob, newJobId, jobDir, jobFilesDir, jobFilePath, expireJobs, offerDailyDownload, dailyJobId, deliveryDate, recoverInterruptedJobs, jobOwner } from './jobs.js';
 export type { ExportJob, ExportJobFile, ExportKind, ExportStatus, JobRecovery } from './jobs.js';
-export { coldDayPaths, coldTenantDir, exportsRoot, readManifest, readLedger, archivedDays, safeFolderName } from './layout.js';
+export { coldDayPaths, coldTenantDir, exportsRoot, readManifest, readLedger, archivedDays, safeFolderName, readJson, writeFileAtomic } from './layout.js';
 export type { DayManifest, ManifestDevice, TenantLedger } from './layout.js';
 export { collectionDayOf, dayWindow, send15, jstDateOf, isValidDay } from './collection-day.js';
 export { BATCH_COLUMNS, EVENT_COLUMNS, EXTRA_COLUMN, PARQUET_SCHEMA_VERSION } from './parquet-writer.js';

@@ -23,6 +23,10 @@ export interface ExportSchedulerOptions {
   mapSizeBytes?: number;
   /** A runner to use instead of a new worker pool (tests). */
   runner?: ExportRunner;
+  /** Receipt time up to which the store holds every batch, when not now (a cluster's archive node; `CloseDaysOptions.completeThrough`); 0: no day closes. */
+  completeThrough?: () => number;
+  /** Highest lsn retention may drop, when no local shards decide it (a cluster's archive node). */
+  safeLsn?: () => number;
 }
 
 export interface ExportScheduler {
@@ -52,8 +56,24 @@ export function createExportScheduler(options: ExportSchedulerOptions): ExportSc
   const tick = async (): Promise<{ busy: true } | { busy: false; closed: ClosedDay[]; retention: RetentionReport }> => {
     const now = options.clock.now();
     const outcome = await withColdLock(options.dataDir, now, async () => {
-      const closed = await closeFinishedDays({ store: options.store, dataDir: options.dataDir, runner, config, now, logger: log, signal: abort.signal });
-      const retention = abort.signal.aborted ? { rolled: [], coldDeleted: [], exportsExpired: [] } : await applyRetention({ store: options.store, dataDir: options.dataDir, config, now, logger: log });
+      const completeThrough = options.completeThrough?.();
+      // 0: the copy has not caught up once since start, so no day is known to be complete yet.
+      const closed =
+        completeThrough === 0
+          ? []
+          : await closeFinishedDays({
+              store: options.store,
+              dataDir: options.dataDir,
+              runner,
+              config,
+              now,
+              logger: log,
+              signal: abort.signal,
+              ...(completeThrough === undefined ? {} : { completeThrough }),
+            });
+      const retention = abort.signal.aborted
+        ? { rolled: [], coldDeleted: [], exportsExpired: [] }
+        : await applyRetention({ store: options.store, dataDir: options.dataDir, config, now, logger: log, ...(options.safeLsn === undefined ? {} : { safeLsn: options.safeLsn() }) });
       return { closed, retention };
     });
     if (outcome.busy) {

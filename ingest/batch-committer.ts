@@ -56,6 +56,8 @@ export interface BatchSubmission {
   /** The MessagePack events array; must own its whole ArrayBuffer (it is transferred to a shard). */
   events: Uint8Array;
   eventCount: number;
+  /** When the batch was received, if elsewhere (a cluster's ingest node); absent: now, by the committer's clock. */
+  recvAt?: number;
 }
 
 export interface BatchCommitterOptions {
@@ -268,7 +270,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         tmid: batch.tmid,
         id: batch.id,
         sentAt: batch.sentAt,
-        recvAt: now,
+        recvAt: batch.recvAt ?? now,
         first: batch.first,
         last: batch.last,
         n: batch.eventCount,

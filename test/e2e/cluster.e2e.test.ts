@@ -80,8 +80,8 @@ function simulate(urls: string, key: string, dir: string, seconds: number): Prom
   });
 }
 
-function node(role: 'ingest' | 'shard' | 'api', nats: string, dir: string, id: string, replicas: number, shards = 2): Promise<RunningServer> {
-  const args = ['--role', role, '--nats', nats, '--nats-replicas', String(replicas), '--data', dir, '--node-id', id, '--shards', String(shards)];
+function node(role: 'ingest' | 'shard' | 'api', nats: string, dir: string, id: string, replicas: number, shards = 2, extra: string[] = []): Promise<RunningServer> {
+  const args = ['--role', role, '--nats', nats, '--nats-replicas', String(replicas), '--data', dir, '--node-id', id, '--shards', String(shards), ...extra];
   const listen = role === 'ingest' ? ['--host', '127.0.0.1', '--ingest-port', '0'] : role === 'api' ? ['--host', '127.0.0.1', '--http-port', '0'] : [];
   return startServer([...args, ...listen], 180_000);
 }
@@ -306,7 +306,8 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
       started(node('ingest', natsUrl, dirA, 'ia', 3, 1)),
       started(node('ingest', natsUrl, dirB, 'ib', 3, 1)),
       started(node('shard', natsUrl, dirS1, 's1', 3, 1)),
-      started(node('api', natsUrl, dirApi, 'api1', 3)),
+      // The cluster's archive too: it copies the whole stream into its own log for the cold tier.
+      started(node('api', natsUrl, dirApi, 'api1', 3, 1, ['--archive'])),
     ]);
     const [a, b, s1, apiNode] = starts.map((r) => {
       if (r.status === 'rejected') throw r.reason;
@@ -401,5 +402,20 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     expect(isolate.status).toBe(202);
     const commandId = ((await isolate.json()) as { id: string }).id;
     expect(((await (await get(`/api/v1/commands/${commandId}`)).json()) as { state: string }).state).toBe('queued');
+
+    // The archive copied every batch of the stream through the SIGKILLs, once each: what its day close archives.
+    await eventually(async () => {
+      const health = (await (await fetch(`${apiBase}/healthz`)).json()) as { archive: { streamSeq: number; pendingBatches: number } };
+      return health.archive.streamSeq >= state.streamMessages && health.archive.pendingBatches === 0 ? true : undefined;
+    }, 600, 200);
+    apiNode.child.kill('SIGTERM');
+    expect(await apiNode.exited).toBe(0);
+    const archive = openHotStore({ dataDir: dirApi, mapSizeBytes: 1024 * 1024 * 1024 });
+    try {
+      expect(archive.log.lastLsn()).toBe(state.batches.length);
+      expect(state.batches.filter((batch) => archive.log.batchIdOwner(batch.id)?.[1] !== batch.tmid)).toEqual([]);
+    } finally {
+      await archive.close();
+    }
   }, 600_000);
 });
