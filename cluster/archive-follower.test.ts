@@ -10,22 +10,19 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encode } from '@msgpack/msgpack';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createManualClock } from '../core/clock.js';
 import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
-import { virtualShardOf } from '../core/vshard.js';
 import { coldDayPaths, readManifest } from '../export/index.js';
 import { dayWindow } from '../export/collection-day.js';
-import { openHotStore, sha256Hex, type DeviceRecord, type HotStore } from '../storage/index.js';
+import { openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
+import { publishTestBatch, publishTestDevice } from '../test/support/stream-batches.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
 import { ARCHIVE_POSITION_FILE } from './archive-follower.js';
-import { encodeBatchMessage } from './batch-message.js';
-import { createIngestDirectory } from './directory.js';
-import { batchSubject, openClusterLink, type ClusterLink } from './nats.js';
+import { openClusterLink, type ClusterLink } from './nats.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/archive-follower.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -50,10 +47,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster archive', () => {
     nats = await startNats(dir, 'n1', port);
     source = openHotStore({ dataDir: join(dir, 'ingest'), mapSizeBytes: 64 * 1024 * 1024 });
     link = await openClusterLink({ servers: `nats://127.0.0.1:${port}`, replicas: 1, duplicateWindowMs: 60_000, leaseTtlMs: 3000, name: 'test', logger });
-    // What an ingest node publishes at enrollment: the tenant and the device.
-    await source.tenants.save({ supportId: 'EX0001', name: 'Example Corp', enrollKeyHash: sha256Hex('kek_test'), createdAt: 1 });
-    const device: DeviceRecord = { tmid: TMID, supportId: 'EX0001', computer: 'PC-A', agentVersion: '1.0.0', os: 'Windows 11', ips: [], macs: [], tokenHash: sha256Hex('tok'), firstSeen: 1, lastSeen: 1, connected: false };
-    await createIngestDirectory({ directory: link.directory, jsm: link.jsm, store: source }).publishDevice(device);
+    await publishTestDevice(link, source, 'EX0001', TMID, 'PC-A');
   });
   afterEach(async () => {
     await node?.close().catch(() => undefined);
@@ -66,12 +60,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster archive', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Publishes a batch of `n` events as an ingest node does, received at `recvAt`. */
-  async function publish(id: string, first: number, n: number, recvAt: number): Promise<void> {
-    const events = Array.from({ length: n }, (_, i) => ({ seq: first + i, t: recvAt - 1000, k: 'proc.start', pid: 100 + i, image: 'C:\\Windows\\notepad.exe' }));
-    const body = encodeBatchMessage({ tmid: TMID, id, sentAt: recvAt - 500, recvAt, first, last: first + n - 1, eventCount: n, events: encode(events) }, 3);
-    await link!.js.publish(batchSubject(virtualShardOf(TMID), TMID), body, { msgID: id });
-  }
+  const publish = (id: string, first: number, n: number, recvAt: number): Promise<void> => publishTestBatch(link!, TMID, id, first, n, recvAt);
 
   async function start(): Promise<RunningApiNode> {
     const config = loadConfig({

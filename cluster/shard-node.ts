@@ -28,6 +28,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
 import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
+import { hotRetentionEdge, rollOutRawBatches } from '../export/index.js';
 import type { HotStore } from '../storage/index.js';
 import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
@@ -55,6 +56,11 @@ export interface RunningShardNode {
   readonly httpPort?: number;
   /** Virtual shards this node holds leases on. */
   owned(): number[];
+  /**
+   * Removes the raw batches past the hot retention that the local shards have checkpointed (also what the node does
+   * every `export.checkIntervalMs`): the archive node, not this one, keeps the cold tier.
+   */
+  sweepLog(): Promise<{ batches: number; events: number; complete: boolean }>;
   close(): Promise<void>;
 }
 
@@ -200,6 +206,20 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     throw err;
   }
   const httpServer = http;
+  let sweeping: Promise<{ batches: number; events: number; complete: boolean }> | undefined;
+  const sweepLog = (): Promise<{ batches: number; events: number; complete: boolean }> =>
+    (sweeping ??= (async () => {
+      const receivedBefore = hotRetentionEdge(clock.now(), config.export.hotRetentionDays);
+      const r = await rollOutRawBatches(store, [...store.devices.all()], receivedBefore, store.shardState.lsnSafeToDrop());
+      if (r.batches > 0) log.info({ receivedBefore, ...r }, 'Raw batches past the hot retention left the local log.');
+      return r;
+    })().finally(() => {
+      sweeping = undefined;
+    }));
+  const sweepTimer = setInterval(() => {
+    sweepLog().catch((err: unknown) => log.warn({ err }, 'Sweeping the local log failed; the next round retries.'));
+  }, config.export.checkIntervalMs);
+  sweepTimer.unref();
   let checkpointing: Promise<void> | undefined;
   const checkpointTimer = setInterval(() => {
     checkpointing ??= checkpointRound()
@@ -216,9 +236,12 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     metrics,
     ...(httpServer === undefined ? {} : { httpPort: httpServer.port }),
     owned: () => leases.owned(),
+    sweepLog,
     close() {
       closing ??= (async () => {
         await httpServer?.close();
+        clearInterval(sweepTimer);
+        await sweeping?.catch(() => undefined);
         clearInterval(checkpointTimer);
         while (checkpointing !== undefined) await checkpointing;
         // Releasing each lease stops its consumer and writes its checkpoint first.

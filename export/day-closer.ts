@@ -158,6 +158,36 @@ export async function closeFinishedDays(options: CloseDaysOptions): Promise<Clos
   return closed;
 }
 
+/**
+ * Removes the raw batches of `devices` received before `receivedBefore` whose lsn is at most `safeLsn` (batch-ids
+ * stay, so late resends are still recognised). `complete` when no batch received before it is left above `safeLsn`.
+ */
+export async function rollOutRawBatches(
+  store: HotStore,
+  devices: readonly { tmid: string }[],
+  receivedBefore: number,
+  safeLsn: number,
+): Promise<{ batches: number; events: number; complete: boolean }> {
+  // Below this lsn every batch was received more than the slack before the edge: no need to read them.
+  const verifyFromLsn = store.log.lsnReceivedAtOrAfter(receivedBefore - LSN_WINDOW_SLACK_MS);
+  let batches = 0;
+  let events = 0;
+  for (const device of devices) {
+    const r = await store.log.dropDeviceBatches(device.tmid, { belowLsn: safeLsn + 1, receivedBefore, verifyFromLsn });
+    batches += r.batches;
+    events += r.events;
+  }
+  return { batches, events, complete: store.log.lsnReceivedAtOrAfter(receivedBefore) - 1 <= safeLsn };
+}
+
+/**
+ * The receipt time before which raw batches are past the hot retention at `now`: the end of the collection day
+ * `hotRetentionDays + 1` days before today (what retention uses for archived days).
+ */
+export function hotRetentionEdge(now: number, hotRetentionDays: number): number {
+  return dayWindow(addDays(collectionDayOf(now), -hotRetentionDays - 1)).toMs;
+}
+
 export interface RetentionReport {
   /** Raw batches removed from the hot store, per tenant. */
   rolled: { supportId: string; through: string; batches: number; events: number; complete: boolean }[];
@@ -196,21 +226,11 @@ export async function applyRetention(options: {
     const through = ledger.closedThrough < hotEdge ? ledger.closedThrough : hotEdge;
     if (ledger.rolledThrough !== null && through <= ledger.rolledThrough) continue;
     const receivedBefore = dayWindow(through).toMs;
-    // Below this lsn every batch was received more than the slack before the edge: no need to read them.
-    const verifyFromLsn = store.log.lsnReceivedAtOrAfter(receivedBefore - LSN_WINDOW_SLACK_MS);
-    let batches = 0;
-    let events = 0;
     devices ??= devicesByTenant(store);
-    for (const device of devices.get(supportId) ?? []) {
-      const r = await store.log.dropDeviceBatches(device.tmid, { belowLsn: safeLsn + 1, receivedBefore, verifyFromLsn });
-      batches += r.batches;
-      events += r.events;
-    }
+    const { batches, events, complete } = await rollOutRawBatches(store, devices.get(supportId) ?? [], receivedBefore, safeLsn);
     // Network logs of the same days leave with them (nothing replays them).
     const netlogs = await store.netlog.dropBefore(supportId, receivedBefore);
     if (netlogs > 0) options.logger?.info({ supportId, through, netlogs }, 'Network logs of archived days left the hot store.');
-    // Complete when no batch received before the edge is above what the shards have checkpointed.
-    const complete = store.log.lsnReceivedAtOrAfter(receivedBefore) - 1 <= safeLsn;
     if (complete) writeLedger(dataDir, { ...readLedger(dataDir, supportId), rolledThrough: through, updatedAt: now });
     report.rolled.push({ supportId, through, batches, events, complete });
     if (batches > 0) options.logger?.info({ supportId, through, batches, events, complete }, 'Raw batches of archived days left the hot store.');

@@ -8,7 +8,7 @@ export type { ExportConfig } from './config.js';
 export { createExportRunner, exportWorkerUrl } from './export-pool.js';
 export type { ExportRunner, ExportRunnerOptions } from './export-pool.js';
 export type { ExportTask, CloseDayTask, Spot30Task, Spot1yTask } from './export-tasks.js';
-export { closeFinishedDays, closeOneDay, applyRetention, withColdLock, lastClosableDay, isDayClosable } from './day-closer.js';
+export { closeFinishedDays, closeOneDay, applyRetention, withColdLock, lastClosableDay, isDayClosable, rollOutRawBatches, hotRetentionEdge } from './day-closer.js';
 export type { ClosedDay, RetentionReport, CloseDaysOptions } from './day-closer.js';
 export { buildDayArchive } from './day-archive.js';
 export type { DayArchiveResult, ExportProgress } from './day-archive.js';
