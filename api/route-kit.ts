@@ -14,9 +14,27 @@ import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/erro
 import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
-import type { CommandRecord, HotStore, Role, UserRecord } from '../storage/index.js';
+import type { TenantPolicy } from '../core/contracts.js';
+import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, Role, TenantRecord, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
+
+/**
+ * On an API node (cluster/tenant-sync.ts): tenants and their policies written to the bucket every node
+ * copies, then to the local store. Each method resolves once NATS acked the write.
+ * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when NATS did not take it (nothing changed then)
+ */
+export interface TenantSharing {
+  /**
+   * Claims the support ID in the bucket (refused when any node's tenant holds it) and stores the tenant.
+   * @throws KisekiError ERR_TENANT_EXISTS
+   */
+  create(tenant: TenantRecord): Promise<void>;
+  /** @throws KisekiError ERR_TENANT_NOT_FOUND */
+  setPolicy(supportId: string, change: Partial<TenantPolicy>, now: number): Promise<TenantPolicy>;
+  /** @throws KisekiError ERR_TENANT_NOT_FOUND */
+  setFleetPolicy(supportId: string, change: FleetPolicyChange, by: string, now: number): Promise<FleetPolicyRecord>;
+}
 
 export interface ApiDeps {
   store: HotStore;
@@ -30,6 +48,8 @@ export interface ApiDeps {
    * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when the bucket did not take it
    */
   shareCommand?: (command: CommandRecord) => Promise<void>;
+  /** On an API node: tenant changes go through the shared bucket (absent: the local store only). */
+  sharedTenants?: TenantSharing;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

@@ -167,7 +167,7 @@ async function cmdTenantPolicy(args: string[]): Promise<void> {
     ...(yesNo(v, 'auto-except-white') === undefined ? {} : { autoExceptWhite: yesNo(v, 'auto-except-white')! }),
     ...(tuning === undefined ? {} : { tuningUntil: tuning === 'none' ? null : dateFlag(v, 'tuning-until')! }),
   };
-  const policy = await withStore(v, (store) => store.tenants.setPolicy(requireStr(v, 'support-id'), change));
+  const policy = await withStore(v, (store) => store.tenants.setPolicy(requireStr(v, 'support-id'), change, Date.now()));
   process.stdout.write(`${JSON.stringify(policy)}\n`);
 }
 

@@ -6,13 +6,18 @@
  * The copy is one-way, bucket → local LMDB, kept by two watchers:
  * - `kiseki-alerts`: every alert with its latest report revision
  *   (`store.alerts.mirror`, batched: one transaction per burst);
- * - `kiseki-directory`: tenants and devices (`copyDirectoryEntry`).
+ * - `kiseki-directory`: tenants, their fleet policies and devices
+ *   (`copyDirectoryEntry`).
  * Each watcher starts from the bucket's current values, then follows its
  * updates; when its iterator ends (a NATS server lost for longer than the
  * client's reconnect covers) it starts again after the last revision it
  * applied. Requests are answered from the local store throughout, so an API
  * node keeps answering while NATS, ingest or shard nodes fail: what it shows
  * is at most as old as its watchers' lag (`/healthz` details).
+ *
+ * Tenants an operator creates here, and their policies and fleet policies,
+ * are written to `kiseki-directory` first and answered once NATS acked
+ * (tenant-sync.ts): every node copies them from there.
  *
  * Commands an operator queues or cancels here go to the ingest nodes through
  * `kiseki-commands` (commands-sync.ts), and their later states come back the
@@ -37,6 +42,7 @@ import type { HotStore } from '../storage/index.js';
 import { startArchiveFollower, type ArchiveFollower } from './archive-follower.js';
 import { decodeAlertEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
+import { createTenantSharing } from './tenant-sync.js';
 import { clusterLinkOptionsFrom, openClusterLink, type ClusterLink } from './nats.js';
 import { openNodeBase } from './node-base.js';
 import { watchBucket, type BucketWatcher } from './bucket-watch.js';
@@ -60,6 +66,8 @@ export interface MirrorStats {
   /** Alerts new to the local store since start. */
   alerts: number;
   tenants: number;
+  /** Fleet policies copied (newer than the local one). */
+  fleetPolicies: number;
   devices: number;
   /** Bucket entries that were not kiseki records (skipped). */
   skipped: number;
@@ -96,7 +104,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   const base = openNodeBase(config);
   const { nodeId, store, metrics } = base;
   const log = logger.child({ component: 'api-node', node: nodeId });
-  const stats: MirrorStats = { alerts: 0, tenants: 0, devices: 0, skipped: 0, caughtUp: false, rewatches: 0 };
+  const stats: MirrorStats = { alerts: 0, tenants: 0, fleetPolicies: 0, devices: 0, skipped: 0, caughtUp: false, rewatches: 0 };
   let link: ClusterLink | undefined;
   let http: HttpServer | undefined;
   const watchers: BucketWatcher[] = [];
@@ -150,6 +158,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           if (e.operation !== 'PUT') return;
           const copied = await copyDirectoryEntry(store, e.key, e.string());
           if (copied === 'tenant') stats.tenants++;
+          else if (copied === 'fleet') stats.fleetPolicies++;
           else if (copied === 'device') stats.devices++;
         },
         log,
@@ -206,6 +215,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         deliverCommands: (tmid) => {
           for (const c of store.commands.pendingFor(tmid)) if (c.state === 'queued') commands!.share(c).catch(() => undefined);
         },
+        // Tenants created and policies changed here go to kiseki-directory first (every node copies them), then to this store.
+        sharedTenants: createTenantSharing({ kv: link.directory, store }),
         requireClientCert: config.http.requireClientCert,
         liveness: config.liveness,
         ...(archive === undefined ? {} : { exports: { dataDir: config.dataDir, runner: archive.runner, config: config.export } }),

@@ -3,9 +3,10 @@
  * shard nodes share, so that a fleet is served by any ingest node.
  *
  * - `tenant.<support ID>` → TenantRecord JSON and `enroll.<SHA-256 of the
- *   enrollment key>` → support ID: every ingest node publishes its local
- *   tenants at start, and an enrollment on a node without the tenant looks the
- *   key up here and copies the tenant into its local store.
+ *   enrollment key>` → support ID: written by API nodes and by each ingest
+ *   node at start for its local tenants (tenant-sync.ts, which every node's
+ *   watcher also copies them with); an enrollment on a node whose watcher has
+ *   not copied the tenant yet looks the key up here and copies it.
  * - `device.<TMID>` → DeviceRecord JSON (with `tokenHash`): published at
  *   enrollment, before the agent gets its token, and again before the device's
  *   first batch on each node. A hello on a node that does not know the TMID
@@ -25,19 +26,9 @@ import { virtualShardOf } from '../core/vshard.js';
 import type { AgentDirectory } from '../ingest/index.js';
 import { sha256Hex, type DeviceRecord, type HotStore, type TenantRecord } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
+import { deviceKey, enrollKeyKey, parseDevice, parseDirectoryKey, parseTenant, tenantKey } from './directory-layout.js';
 import { BATCH_STREAM, batchSubject, boundedNatsCall } from './nats.js';
-
-function deviceKey(tmid: string): string {
-  return `device.${Buffer.from(tmid).toString('base64url')}`;
-}
-
-function tenantKey(supportId: string): string {
-  return `tenant.${Buffer.from(supportId).toString('base64url')}`;
-}
-
-function enrollKeyKey(enrollKeyHash: string): string {
-  return `enroll.${enrollKeyHash}`;
-}
+import { applyTenantEntry, publishLocalTenant } from './tenant-sync.js';
 
 /** Default bound of one directory lookup on the hello path, ms: under the agents' 10 s hello timeout. */
 export const DEFAULT_LOOKUP_TIMEOUT_MS = 5000;
@@ -49,8 +40,11 @@ export interface DirectoryPublisher {
 
 /** What an ingest node needs from the bucket: the publisher for the committer and the agent server's lookups. */
 export interface IngestDirectory extends DirectoryPublisher, AgentDirectory {
-  /** Publishes every tenant of the local store (at start); resolves with their count. */
-  publishTenants(): Promise<number>;
+  /**
+   * Publishes every tenant of the local store (at start) where the bucket holds none or an older one; resolves
+   * with their count and the support IDs the bucket holds with another enrollment key (the bucket's stands).
+   */
+  publishTenants(): Promise<{ tenants: number; conflicts: string[] }>;
 }
 
 export interface IngestDirectoryOptions {
@@ -62,26 +56,6 @@ export interface IngestDirectoryOptions {
   lookupTimeoutMs?: number;
 }
 
-/** Parses a bucket value written by this module; a value of another shape is treated as absent. */
-function parseRecord<T>(json: string, valid: (v: Partial<T>) => boolean): T | undefined {
-  try {
-    const v = JSON.parse(json) as Partial<T>;
-    return typeof v === 'object' && v !== null && valid(v) ? (v as T) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** A `tenant.<support ID>` value: the tenant record of that support ID, or undefined for any other shape. */
-function parseTenant(json: string, supportId: string): TenantRecord | undefined {
-  return parseRecord<TenantRecord>(json, (v) => v.supportId === supportId && typeof v.enrollKeyHash === 'string');
-}
-
-/** A `device.<TMID>` value: the device record of that TMID (with its token hash), or undefined for any other shape. */
-function parseDevice(json: string, tmid: string): DeviceRecord | undefined {
-  return parseRecord<DeviceRecord>(json, (v) => v.tmid === tmid && typeof v.tokenHash === 'string' && typeof v.supportId === 'string');
-}
-
 /** The ingest side: publishes from the local store, copies what it lacks from the bucket. */
 export function createIngestDirectory(options: IngestDirectoryOptions): IngestDirectory {
   const { directory, jsm, store } = options;
@@ -91,16 +65,16 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
   /** Lookups of one TMID in flight: an agent saying hello again while its first lookup runs waits for the same one. */
   const refreshing = new Map<string, Promise<boolean>>();
 
-  async function putTenant(record: TenantRecord): Promise<void> {
-    await directory.put(tenantKey(record.supportId), JSON.stringify(record));
-    await directory.put(enrollKeyKey(record.enrollKeyHash), record.supportId);
-  }
+  /** Conflicts met: local tenants whose support ID the bucket holds with another enrollment key. */
+  const conflicts = new Set<string>();
 
   function ensureTenantPublished(supportId: string): Promise<void> {
     let p = tenants.get(supportId);
     if (p === undefined) {
-      const record = store.tenants.get(supportId);
-      p = record === undefined ? Promise.resolve() : putTenant(record);
+      // Only where the bucket holds none or an older one: a copy never overwrites a change made on another node.
+      p = publishLocalTenant(directory, store, supportId).then((outcome) => {
+        if (outcome === 'conflict') conflicts.add(supportId);
+      });
       tenants.set(supportId, p);
       p.catch(() => tenants.delete(supportId));
     }
@@ -149,7 +123,7 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
         await ensureTenantPublished(supportId);
         count++;
       }
-      return count;
+      return { tenants: count, conflicts: [...conflicts] };
     },
     refreshDevice(tmid) {
       let p = refreshing.get(tmid);
@@ -165,7 +139,7 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
       if (entry === null || entry.operation !== 'PUT') return undefined;
       const tenant = await readTenant(entry.string());
       if (tenant === undefined || tenant.enrollKeyHash !== hash) return undefined;
-      await store.tenants.save(tenant);
+      await store.tenants.mirror(tenant);
       tenants.set(tenant.supportId, Promise.resolve());
       return tenant;
     },
@@ -187,20 +161,18 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
 
 /**
  * Copies one entry of the bucket into a local store (an API node's mirror,
- * api-node.ts): a tenant or a device record as the bucket holds it; enrollment
- * keys and values of another shape are skipped. Resolves with what it copied.
+ * api-node.ts): a tenant or its fleet policy when newer than the local copy
+ * (tenant-sync.ts), a device record as the bucket holds it; enrollment keys
+ * and values of another shape are skipped. Resolves with what it copied.
  */
-export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'device' | undefined> {
-  if (key.startsWith('tenant.')) {
-    const supportId = Buffer.from(key.slice('tenant.'.length), 'base64url').toString();
-    const tenant = parseTenant(json, supportId);
-    if (tenant === undefined) return undefined;
-    await store.tenants.save(tenant);
-    return 'tenant';
+export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'device' | undefined> {
+  const parsed = parseDirectoryKey(key);
+  if (parsed?.kind === 'tenant' || parsed?.kind === 'fleet') {
+    const applied = await applyTenantEntry(store, key, json);
+    return applied === 'skipped' ? undefined : applied;
   }
-  if (key.startsWith('device.')) {
-    const tmid = Buffer.from(key.slice('device.'.length), 'base64url').toString();
-    const device = parseDevice(json, tmid);
+  if (parsed?.kind === 'device') {
+    const device = parseDevice(json, parsed.id);
     if (device === undefined) return undefined;
     await store.devices.save(device);
     return 'device';

@@ -5,7 +5,8 @@
  * here) and the command queue; raw batches go to the stream only. Devices and
  * tenants are shared through the directory bucket (directory.ts): with the
  * shard nodes, and with the other ingest nodes, so that an agent may say
- * hello to any of them. Commands come and go through `kiseki-commands`
+ * hello to any of them; tenants and fleet policies created or changed on an
+ * API node are copied in while it runs (tenant-sync.ts). Commands come and go through `kiseki-commands`
  * (commands-sync.ts).
  */
 import type { HttpServer } from '../api/index.js';
@@ -19,6 +20,7 @@ import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createIngestDirectory } from './directory.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
+import { watchTenants, type TenantWatch } from './tenant-sync.js';
 import { clusterLinkOptionsFrom, openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
 
 export interface IngestNodeOptions {
@@ -50,6 +52,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   let agents: AgentServer | undefined;
   let commands: CommandSync | undefined;
   let http: HttpServer | undefined;
+  let tenantWatch: TenantWatch | undefined;
   try {
     await store.devices.markAllDisconnected();
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-ingest-${nodeId}`, logger));
@@ -60,8 +63,14 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       ...(options.directoryLookupTimeoutMs === undefined ? {} : { lookupTimeoutMs: options.directoryLookupTimeoutMs }),
     });
     // Tenants created on this node's data directory become usable for enrollment on every ingest node.
-    const tenants = await retryWhileStarting(() => directory.publishTenants(), 'the local tenants in the directory bucket', log);
-    log.info({ tenants }, 'Local tenants published to the directory bucket.');
+    const published = await retryWhileStarting(() => directory.publishTenants(), 'the local tenants in the directory bucket', log);
+    log.info({ tenants: published.tenants }, 'Local tenants published to the directory bucket.');
+    if (published.conflicts.length > 0) {
+      log.warn({ supportIds: published.conflicts }, "Local tenants conflict with the cluster's (same support ID, another enrollment key); the cluster's records replace them here.");
+    }
+    // Tenants created and policies changed on an API node (or another ingest node's directory) are copied here;
+    // a newer fleet policy goes to this node's connected agents at once.
+    tenantWatch = watchTenants({ kv: link.directory, store, logger, onFleetPolicy: (supportId) => agents?.pushFleetPolicy(supportId) });
     const committer = createJetStreamCommitter({
       js: link.js,
       directory,
@@ -95,12 +104,19 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
     const sync = commands;
     http = await startNodeHttp(config, base, {
       storageFailure: () => committer.storageFailure(),
-      details: () => ({ role: 'ingest', node: nodeId, connections: agentServer.connections(), commands: sync.stats() }),
+      details: () => ({
+        role: 'ingest',
+        node: nodeId,
+        connections: agentServer.connections(),
+        commands: sync.stats(),
+        tenantCopies: { ...tenantWatch!.stats(), caughtUp: tenantWatch!.caughtUp() },
+      }),
     });
   } catch (err) {
     await http?.close().catch(() => undefined);
     await agents?.close().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
+    await tenantWatch?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -109,6 +125,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   const nats = link;
   const sync = commands!;
   const httpServer = http;
+  const tenants = tenantWatch!;
   log.info({ ingestPort: server.port, httpPort: httpServer?.port, dataDir: config.dataDir }, 'Ingest node is running.');
   let closing: Promise<void> | undefined;
   return {
@@ -123,6 +140,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
         await httpServer?.close();
         await server.close();
         await sync.stop();
+        await tenants.stop();
         await nats.close();
         await base.release();
         log.info('Ingest node stopped; every acked batch is in the stream.');

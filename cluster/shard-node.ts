@@ -34,6 +34,7 @@ import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
 import { createDirectoryReader } from './directory.js';
 import { consumeIntoCommitter, createCommitWindow, stopCursor, streamCursor, type StreamCursor } from './stream-consumer.js';
+import { watchTenants } from './tenant-sync.js';
 import { clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
 
@@ -105,6 +106,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   publisher = alerts;
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);
+  // Tenant policies and fleet policies changed on an API node reach the shards' store (isolation on black, tuning).
+  const tenantWatch = watchTenants({ kv: nats.directory, store, logger });
   const consumers = new Map<number, VshardConsumer>();
   const window = createCommitWindow(MAX_PENDING_BATCHES);
   const refused: Partial<Record<CommitOutcome, number>> = {};
@@ -195,12 +198,14 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         pendingBatches: window.size(),
         checkpointsWaitForAlerts,
         alertFeedPosition: alerts.position(),
+        tenantCopies: { ...tenantWatch.stats(), caughtUp: tenantWatch.caughtUp() },
       }),
     });
   } catch (err) {
     await leases.stop().catch(() => undefined);
     await shards.close().catch(() => undefined);
     await alerts.stop();
+    await tenantWatch.stop().catch(() => undefined);
     await nats.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -252,6 +257,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         // The shards' last flush may have stored alerts: publish them before leaving (a failure is republished at the next start).
         await alerts.publishCommitted().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Some alerts are not in the bucket yet; the next start publishes them.'));
         await alerts.stop();
+        await tenantWatch.stop();
         await nats.close();
         await base.release();
         log.info({ refused }, 'Shard node stopped; its virtual shards are checkpointed and released.');

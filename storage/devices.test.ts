@@ -48,6 +48,22 @@ describe('device and tenant repositories', () => {
     await expect(store.tenants.setPolicy('T9', { isolateOnBlack: true })).rejects.toMatchObject({ code: 'ERR_TENANT_NOT_FOUND' });
   });
 
+  it("keeps the newest copy of a tenant, and the shared record's enrollment key over a local one", async () => {
+    const { tenant, enrollKey } = await store.tenants.create({ supportId: 'T1', name: 'One', now: 10 });
+    await store.tenants.setPolicy('T1', { isolateOnBlack: true }, 30);
+    expect(store.tenants.get('T1')).toMatchObject({ updatedAt: 30 });
+    // An older copy (another node's, before the change here) is skipped; a newer one replaces it.
+    expect(await store.tenants.mirror({ ...tenant, updatedAt: 20, policy: { autoExceptWhite: false, tuningUntil: null, isolateOnBlack: false } })).toBe(false);
+    expect(store.tenants.policy('T1').isolateOnBlack).toBe(true);
+    expect(await store.tenants.mirror({ ...tenant, updatedAt: 40, policy: { autoExceptWhite: true, tuningUntil: null, isolateOnBlack: false } })).toBe(true);
+    expect(store.tenants.policy('T1')).toMatchObject({ autoExceptWhite: true, isolateOnBlack: false });
+    // The cluster's tenant under the same support ID with another key: it replaces the local one, whose key stops enrolling.
+    const other = store.tenants.prepare({ supportId: 'T1', name: 'Shared', now: 5 });
+    expect(await store.tenants.mirror(other.tenant)).toBe(true);
+    expect(store.tenants.forEnrollKey(enrollKey)).toBeUndefined();
+    expect(store.tenants.forEnrollKey(other.enrollKey)?.name).toBe('Shared');
+  });
+
   it('pages the audit log newest first, strictly after the cursor', async () => {
     for (const at of [10, 30, 20, 30]) {
       await store.identity.appendAudit({ at, actor: 'a', role: 'system', supportId: null, action: `x${at}`, target: 't', from: 'test' });

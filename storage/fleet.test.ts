@@ -25,6 +25,10 @@ describe('fleet records and rollouts', () => {
     expect(p1.version).toBe(1);
     expect(p2).toMatchObject({ version: 2, mode: 'non-block', tuning: [{ id: 'f1' }], usb: { control: true, allow: [] }, updatedBy: 'op' });
     await expect(store.fleet.setPolicy('NOPE', { mode: 'block' }, 'op', 1)).rejects.toMatchObject({ code: 'ERR_TENANT_NOT_FOUND' });
+    // Copies from other nodes only move the version forward.
+    expect(await store.fleet.mirrorPolicy({ ...p1, mode: 'block' })).toBe(false);
+    expect(await store.fleet.mirrorPolicy({ ...p2, version: 3, mode: 'block', updatedBy: 'op.b' })).toBe(true);
+    expect(store.fleet.policy('T1')).toMatchObject({ version: 3, mode: 'block', updatedBy: 'op.b' });
   });
 
   it('adds up savings per tenant and day and stores a fleet alert once', async () => {

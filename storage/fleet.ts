@@ -29,6 +29,19 @@ export interface TuningSavingsDay extends TuningSavings {
   day: string;
 }
 
+/** The policy after a change: the next version, stamped `now` by `by` (a pure function: `setPolicy` and the cluster's bucket updates share it). */
+export function nextFleetPolicy(current: FleetPolicyRecord, change: FleetPolicyChange, by: string, now: number): FleetPolicyRecord {
+  return {
+    supportId: current.supportId,
+    version: current.version + 1,
+    mode: change.mode ?? current.mode,
+    tuning: change.tuning ?? current.tuning,
+    usb: { control: change.usb?.control ?? current.usb.control, allow: change.usb?.allow ?? current.usb.allow },
+    updatedAt: now,
+    updatedBy: by,
+  };
+}
+
 export interface FleetRepository {
   /** The tenant's fleet policy, defaults (version 0, block mode, nothing filtered, no USB control) when never set. */
   policy(supportId: string): FleetPolicyRecord;
@@ -39,6 +52,11 @@ export interface FleetRepository {
    * @throws KisekiError ERR_TENANT_NOT_FOUND
    */
   setPolicy(supportId: string, change: FleetPolicyChange, by: string, now: number): Promise<FleetPolicyRecord>;
+  /**
+   * Stores a copy of a policy another node wrote (cluster/tenant-sync.ts) when its version is above the
+   * local one's (agents apply only newer versions, so versions only move forward); resolves true when it wrote.
+   */
+  mirrorPolicy(record: FleetPolicyRecord): Promise<boolean>;
   /** Inside `store.transaction()`: adds to one tenant's savings of one day. */
   addSavingsSync(supportId: string, day: string, delta: Partial<TuningSavings>): void;
   /** Adds savings for several tenants and days in one transaction (the agent server's periodic flush). */
@@ -77,22 +95,20 @@ export function createFleetRepository(t: Tables): FleetRepository {
     async setPolicy(supportId, change, by, now) {
       const next = await fleetPolicy.transaction(() => {
         if (tenants.get(supportId) === undefined) return undefined;
-        const current = policy(supportId);
-        const record: FleetPolicyRecord = {
-          supportId,
-          version: current.version + 1,
-          mode: change.mode ?? current.mode,
-          tuning: change.tuning ?? current.tuning,
-          usb: { control: change.usb?.control ?? current.usb.control, allow: change.usb?.allow ?? current.usb.allow },
-          updatedAt: now,
-          updatedBy: by,
-        };
+        const record = nextFleetPolicy(policy(supportId), change, by, now);
         fleetPolicy.putSync(supportId, record);
         return record;
       });
       if (next === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId });
       await t.root.flushed;
       return next;
+    },
+    async mirrorPolicy(record) {
+      return fleetPolicy.transaction(() => {
+        if (record.version <= policy(record.supportId).version) return false;
+        fleetPolicy.putSync(record.supportId, record);
+        return true;
+      });
     },
     addSavingsSync,
     async addSavings(deltas) {

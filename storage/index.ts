@@ -52,7 +52,7 @@ export type {
   UserRecord,
   VerdictHistoryEntry,
 } from './records.js';
-export { DEFAULT_TENANT_POLICY } from './tenants.js';
+export { DEFAULT_TENANT_POLICY, tenantChangedAt, withTenantPolicy } from './tenants.js';
 export type { TenantRepository } from './tenants.js';
 export { newTmid } from './devices.js';
 export type { DeviceRepository } from './devices.js';
@@ -90,6 +90,7 @@ export type { OpsAlertRepository, OpsAlertFilter } from './ops-alerts.js';
 export type { LivenessRepository, LivenessDecisions } from './liveness.js';
 export { DESTINATIONS_CAP, KNOWN_CAP } from './analytics.js';
 export type { AnalyticsRepository, AnalyticsMetric, AnalyticsSummary } from './analytics.js';
+export { nextFleetPolicy } from './fleet.js';
 export type { FleetRepository, FleetPolicyChange, TuningSavingsDay } from './fleet.js';
 export { newRolloutId, rolloutSelects } from './rollouts.js';
 export type { RolloutRepository, RolloutInput, RolloutMove, RolloutStatus } from './rollouts.js';

@@ -17,6 +17,8 @@ export interface TenantRecord {
   createdAt: number;
   /** Absent until set: see DEFAULT_TENANT_POLICY. */
   policy?: TenantPolicy;
+  /** Time of the record's last change, ms (a policy change); absent: `createdAt`. Cluster copies keep the newest (cluster/tenant-sync.ts). */
+  updatedAt?: number;
 }
 
 /** A device (one PC running one agent). */

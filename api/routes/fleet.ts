@@ -85,7 +85,7 @@ export const FLEET_ROUTES: Route[] = [
     roles: ['operator', 'admin'],
     params: supportIdParam,
     body: policyBody,
-    responses: { 200: 'The new policy', 400: 'Invalid request', 404: 'Not found' },
+    responses: { 200: 'The new policy', 400: 'Invalid request', 404: 'Not found', 503: 'Cluster mode: NATS did not take it' },
     async handler({ c, deps, user, params, body, audit }) {
       const supportId = tenantOf(deps, user, params.supportId);
       const withId = <T extends { id?: string | undefined }>(x: T, prefix: string): T & { id: string } => ({ ...x, id: x.id ?? `${prefix}_${randomBytes(6).toString('hex')}` });
@@ -96,7 +96,10 @@ export const FLEET_ROUTES: Route[] = [
           ? {}
           : { usb: { ...(body.usb.control === undefined ? {} : { control: body.usb.control }), ...(body.usb.allow === undefined ? {} : { allow: body.usb.allow.map((r) => withId(r, 'ua') as UsbAllowRule) }) } }),
       };
-      const policy = await deps.store.fleet.setPolicy(supportId, change, user.id, deps.clock.now());
+      const policy =
+        deps.sharedTenants === undefined
+          ? await deps.store.fleet.setPolicy(supportId, change, user.id, deps.clock.now())
+          : await deps.sharedTenants.setFleetPolicy(supportId, change, user.id, deps.clock.now());
       await audit('fleet.policy_changed', supportId, supportId, { version: policy.version, ...change });
       deps.pushFleetPolicy?.(supportId);
       return c.json(policy);

@@ -1,0 +1,242 @@
+/**
+ * Tenants and their per-tenant configuration on a running cluster, through
+ * `kiseki-directory` (directory-layout.ts):
+ * - `tenant.<support ID>`: the TenantRecord with its policy (what shard nodes
+ *   apply: isolation on black, tuning period, automatic exceptions) and
+ *   `enroll.<SHA-256 of the enrollment key>` → support ID (enrollment on
+ *   any ingest node);
+ * - `fleet.<support ID>`: the fleet policy agents get in `welcome` and shard
+ *   nodes apply (tuning filters, USB control).
+ *
+ * Writers: an API node (`createTenantSharing`, the API's `sharedTenants`)
+ * claims a new support ID with `kv.create`, which fails when any node's
+ * tenant holds it, and changes a policy by read-modify-write of the bucket's
+ * record with a revision check, so two API nodes never both make version N+1;
+ * the local store is written only after NATS acked. An ingest node at start
+ * publishes the tenants and fleet policies of its data directory (`kiseki
+ * tenant create --data DIR` before the start) where the bucket holds none or
+ * an older one (`publishLocalTenant`).
+ *
+ * Readers: every node watches the bucket (`watchTenants`) and applies each
+ * record to its local store, the newest winning: a tenant's `updatedAt`
+ * (`tenants.mirror`), a fleet policy's version (`fleet.mirrorPolicy`).
+ * Stamps along the bucket's chain of one key only grow (a change is stamped
+ * at least one past the record it replaces), so a node whose clock is behind
+ * another's still moves every copy forward.
+ */
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import type { KV, KvEntry } from '@nats-io/kv';
+import type { TenantPolicy } from '../core/contracts.js';
+import { isKisekiError, KisekiError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { TenantSharing } from '../api/index.js';
+import { nextFleetPolicy, tenantChangedAt, withTenantPolicy, type FleetPolicyRecord, type HotStore, type TenantRecord } from '../storage/index.js';
+import { watchBucket, type BucketWatcher } from './bucket-watch.js';
+import { enrollKeyKey, fleetKey, parseDirectoryKey, parseFleetPolicy, parseTenant, tenantKey } from './directory-layout.js';
+import { boundedNatsCall } from './nats.js';
+
+/** Bound of one bucket call on the API's request path, ms (as a shared command's put). */
+export const TENANT_PUT_TIMEOUT_MS = 5000;
+/** Read-modify-write rounds before a change that keeps meeting a concurrent one gives up (ERR_CONFLICT). */
+const MAX_UPDATE_ROUNDS = 5;
+
+/** True for the answer to a create or an update whose expected revision is no longer the key's. */
+function isRevisionConflict(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
+}
+
+/** A bucket call bounded in time; any failure but a revision conflict becomes ERR_CLUSTER_UNAVAILABLE. */
+async function bucketCall<T>(p: Promise<T>, what: string, timeoutMs: number): Promise<T> {
+  try {
+    return await boundedNatsCall(p, timeoutMs, what);
+  } catch (err) {
+    if (isKisekiError(err) || isRevisionConflict(err)) throw err;
+    throw new KisekiError('ERR_CLUSTER_UNAVAILABLE', { reason: `${what}: ${err instanceof Error ? err.message : String(err)}` }, { cause: err });
+  }
+}
+
+/**
+ * One read-modify-write of a key: reads the bucket's record (`fallback` when the key holds none), asks `change`
+ * for the next one (undefined: nothing to write), writes it with the revision read (create when there was
+ * none) and starts again on a revision conflict. Resolves with what it wrote, or undefined.
+ */
+async function updateKey<T>(
+  kv: KV,
+  key: string,
+  parse: (json: string) => T | undefined,
+  fallback: () => T | undefined,
+  change: (current: T | undefined) => T | undefined,
+  timeoutMs: number,
+): Promise<T | undefined> {
+  for (let round = 0; ; round++) {
+    const entry: KvEntry | null = await bucketCall(kv.get(key), 'directory read', timeoutMs);
+    const held = entry !== null && entry.operation === 'PUT' ? parse(entry.string()) : undefined;
+    const next = change(held ?? fallback());
+    if (next === undefined) return undefined;
+    try {
+      const json = JSON.stringify(next);
+      // A deleted key has a revision too: kv.update over it is what kv.create does in that case.
+      if (entry === null) await bucketCall(kv.create(key, json), 'directory create', timeoutMs);
+      else await bucketCall(kv.update(key, json, entry.revision), 'directory update', timeoutMs);
+      return next;
+    } catch (err) {
+      if (!isRevisionConflict(err)) throw err;
+      if (round + 1 >= MAX_UPDATE_ROUNDS) throw new KisekiError('ERR_CONFLICT', { key, reason: 'changed concurrently on another node' }, { cause: err });
+    }
+  }
+}
+
+export interface TenantSharingOptions {
+  kv: KV;
+  store: HotStore;
+  /** Bound of each bucket call, ms (default {@link TENANT_PUT_TIMEOUT_MS}). */
+  timeoutMs?: number;
+}
+
+/** The API node's writer: every tenant change goes to the bucket first, then to the local store. */
+export function createTenantSharing(options: TenantSharingOptions): TenantSharing {
+  const { kv, store } = options;
+  const timeoutMs = options.timeoutMs ?? TENANT_PUT_TIMEOUT_MS;
+  const parseTenantOf = (supportId: string) => (json: string) => parseTenant(json, supportId);
+  return {
+    async create(tenant) {
+      // The enrollment key first: it is random, so it collides with nothing, and a stray one (the claim below
+      // refused) is never used: an enrollment checks the tenant's own key hash.
+      await bucketCall(kv.put(enrollKeyKey(tenant.enrollKeyHash), tenant.supportId), 'enrollment key put', timeoutMs);
+      try {
+        await bucketCall(kv.create(tenantKey(tenant.supportId), JSON.stringify(tenant)), 'tenant create', timeoutMs);
+      } catch (err) {
+        if (!isRevisionConflict(err)) throw err;
+        void kv.delete(enrollKeyKey(tenant.enrollKeyHash)).catch(() => undefined);
+        throw new KisekiError('ERR_TENANT_EXISTS', { supportId: tenant.supportId }, { cause: err });
+      }
+      await store.tenants.mirror(tenant);
+    },
+    async setPolicy(supportId, change, now) {
+      const next = await updateKey<TenantRecord>(
+        kv,
+        tenantKey(supportId),
+        parseTenantOf(supportId),
+        () => store.tenants.get(supportId),
+        (current) => (current === undefined ? undefined : withTenantPolicy(current, change, Math.max(now, tenantChangedAt(current) + 1))),
+        timeoutMs,
+      );
+      if (next === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId });
+      await store.tenants.mirror(next);
+      return next.policy as TenantPolicy;
+    },
+    async setFleetPolicy(supportId, change, by, now) {
+      if (store.tenants.get(supportId) === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId });
+      const next = await updateKey<FleetPolicyRecord>(
+        kv,
+        fleetKey(supportId),
+        (json) => parseFleetPolicy(json, supportId),
+        () => store.fleet.policy(supportId),
+        (current) => nextFleetPolicy(current ?? store.fleet.policy(supportId), change, by, Math.max(now, (current?.updatedAt ?? 0) + 1)),
+        timeoutMs,
+      );
+      await store.fleet.mirrorPolicy(next!);
+      return next!;
+    },
+  };
+}
+
+/** What `publishLocalTenant` did with a tenant of the local store. */
+export type LocalTenantOutcome = 'published' | 'current' | 'conflict' | 'absent';
+
+/**
+ * Publishes a tenant of the local store (and its fleet policy, once changed) where the bucket holds none or
+ * an older one. `conflict`: the bucket holds another tenant under the same support ID (another enrollment
+ * key); the bucket's stands, and the watcher replaces the local copy with it.
+ */
+export async function publishLocalTenant(kv: KV, store: HotStore, supportId: string, timeoutMs = TENANT_PUT_TIMEOUT_MS): Promise<LocalTenantOutcome> {
+  const local = store.tenants.get(supportId);
+  if (local === undefined) return 'absent';
+  let conflict = false;
+  const written = await updateKey<TenantRecord>(
+    kv,
+    tenantKey(supportId),
+    (json) => parseTenant(json, supportId),
+    () => undefined,
+    (held) => {
+      conflict = held !== undefined && held.enrollKeyHash !== local.enrollKeyHash;
+      return held === undefined || (!conflict && tenantChangedAt(held) < tenantChangedAt(local)) ? local : undefined;
+    },
+    timeoutMs,
+  );
+  if (conflict) return 'conflict';
+  await bucketCall(kv.put(enrollKeyKey(local.enrollKeyHash), supportId), 'enrollment key put', timeoutMs);
+  const fleet = store.fleet.policy(supportId);
+  let fleetWritten: FleetPolicyRecord | undefined;
+  if (fleet.version > 0) {
+    fleetWritten = await updateKey<FleetPolicyRecord>(
+      kv,
+      fleetKey(supportId),
+      (json) => parseFleetPolicy(json, supportId),
+      () => undefined,
+      (held) => (held === undefined || held.version < fleet.version ? fleet : undefined),
+      timeoutMs,
+    );
+  }
+  return written !== undefined || fleetWritten !== undefined ? 'published' : 'current';
+}
+
+/**
+ * Applies one directory entry to the local store when it is a tenant or a fleet policy (newest wins);
+ * resolves with what it applied, 'skipped' for such a key whose value is not a kiseki record, or undefined
+ * for the bucket's other keys and for an older copy.
+ */
+export async function applyTenantEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'skipped' | undefined> {
+  const parsed = parseDirectoryKey(key);
+  if (parsed?.kind === 'tenant') {
+    const tenant = parseTenant(json, parsed.id);
+    if (tenant === undefined) return 'skipped';
+    return (await store.tenants.mirror(tenant)) ? 'tenant' : undefined;
+  }
+  if (parsed?.kind === 'fleet') {
+    const policy = parseFleetPolicy(json, parsed.id);
+    if (policy === undefined) return 'skipped';
+    return (await store.fleet.mirrorPolicy(policy)) ? 'fleet' : undefined;
+  }
+  return undefined;
+}
+
+export interface TenantWatchOptions {
+  kv: KV;
+  store: HotStore;
+  logger: Logger;
+  /** Called after a newer fleet policy was stored (an ingest node pushes it to its connected agents). */
+  onFleetPolicy?: (supportId: string) => void;
+  /** Wait before a watcher whose iterator ended starts again, ms (default 1000). */
+  retryMs?: number;
+}
+
+export interface TenantWatch extends BucketWatcher {
+  /** Tenants and fleet policies copied since start. */
+  stats(): { tenants: number; fleetPolicies: number };
+}
+
+/** An ingest or shard node's copy of the tenants and fleet policies (the API node copies them with its directory watcher). */
+export function watchTenants(options: TenantWatchOptions): TenantWatch {
+  const { store } = options;
+  const log = options.logger.child({ component: 'tenant-watch' });
+  let tenants = 0;
+  let fleetPolicies = 0;
+  const watcher = watchBucket(
+    options.kv,
+    'kiseki-directory',
+    async (e) => {
+      if (e.operation !== 'PUT') return;
+      const applied = await applyTenantEntry(store, e.key, e.string());
+      if (applied === 'tenant') tenants++;
+      else if (applied === 'fleet') {
+        fleetPolicies++;
+        options.onFleetPolicy?.(parseDirectoryKey(e.key)!.id);
+      }
+    },
+    log,
+    options.retryMs ?? 1000,
+    () => undefined,
+  );
+  return { ...watcher, stats: () => ({ tenants, fleetPolicies }) };
+}
