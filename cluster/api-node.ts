@@ -6,8 +6,8 @@
  * The copy is one-way, bucket → local LMDB, kept by two watchers:
  * - `kiseki-alerts`: every alert with its latest report revision
  *   (`store.alerts.mirror`, batched: one transaction per burst);
- * - `kiseki-directory`: tenants, their fleet policies and devices
- *   (`copyDirectoryEntry`).
+ * - `kiseki-directory`: tenants, their fleet policies, devices and their
+ *   live connection state and hello facts (`copyDirectoryEntry`).
  * Each watcher starts from the bucket's current values, then follows its
  * updates; when its iterator ends (a NATS server lost for longer than the
  * client's reconnect covers) it starts again after the last revision it
@@ -69,6 +69,8 @@ export interface MirrorStats {
   /** Fleet policies copied (newer than the local one). */
   fleetPolicies: number;
   devices: number;
+  /** Connects and disconnects copied into device records (`state.<TMID>`). */
+  deviceStates: number;
   /** Bucket entries that were not kiseki records (skipped). */
   skipped: number;
   /** True once each watcher has applied every entry its bucket held when it started. */
@@ -104,7 +106,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   const base = openNodeBase(config);
   const { nodeId, store, metrics } = base;
   const log = logger.child({ component: 'api-node', node: nodeId });
-  const stats: MirrorStats = { alerts: 0, tenants: 0, fleetPolicies: 0, devices: 0, skipped: 0, caughtUp: false, rewatches: 0 };
+  const stats: MirrorStats = { alerts: 0, tenants: 0, fleetPolicies: 0, devices: 0, deviceStates: 0, skipped: 0, caughtUp: false, rewatches: 0 };
   let link: ClusterLink | undefined;
   let http: HttpServer | undefined;
   const watchers: BucketWatcher[] = [];
@@ -160,6 +162,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           if (copied === 'tenant') stats.tenants++;
           else if (copied === 'fleet') stats.fleetPolicies++;
           else if (copied === 'device') stats.devices++;
+          else if (copied === 'state') stats.deviceStates++;
         },
         log,
         delayMs,

@@ -15,19 +15,24 @@
  *   bucket: the last message on the device's subject is the last batch any
  *   ingest node stored for it.
  *
+ * - `state.<TMID>` → the device's live connection state and hello facts, put
+ *   by the ingest node holding its socket (device-state.ts).
+ *
  * Lookups from the hello path are bounded (`lookupTimeoutMs`): a NATS outage
  * answers the agent `storage_unavailable` within that time instead of holding
- * its hello. Device changes after enrollment (isolation, facts at a later
- * hello) are not republished (docs/CLUSTER.md, "What remains").
+ * its hello. The `device.` record is not republished when it changes; the
+ * connection and facts travel in `state.<TMID>`, the isolation in
+ * `kiseki-commands`.
  */
 import type { JetStreamManager } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';
 import { virtualShardOf } from '../core/vshard.js';
 import type { AgentDirectory } from '../ingest/index.js';
-import { sha256Hex, type DeviceRecord, type HotStore, type TenantRecord } from '../storage/index.js';
+import { sha256Hex, type DeviceFacts, type DeviceRecord, type HotStore, type TenantRecord } from '../storage/index.js';
 import { decodeBatchMessage } from './batch-message.js';
 import { deviceKey, enrollKeyKey, parseDevice, parseDirectoryKey, parseTenant, tenantKey } from './directory-layout.js';
 import { BATCH_STREAM, batchSubject, boundedNatsCall } from './nats.js';
+import { applyDeviceState } from './device-state.js';
 import { applyTenantEntry, publishLocalTenant } from './tenant-sync.js';
 
 /** Default bound of one directory lookup on the hello path, ms: under the agents' 10 s hello timeout. */
@@ -162,22 +167,33 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
 /**
  * Copies one entry of the bucket into a local store (an API node's mirror,
  * api-node.ts): a tenant or its fleet policy when newer than the local copy
- * (tenant-sync.ts), a device record as the bucket holds it; enrollment keys
- * and values of another shape are skipped. Resolves with what it copied.
+ * (tenant-sync.ts), a device record, and a device's live state
+ * (device-state.ts); enrollment keys and values of another shape are skipped.
+ * Resolves with what it copied.
  */
-export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'device' | undefined> {
+export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'device' | 'state' | undefined> {
   const parsed = parseDirectoryKey(key);
   if (parsed?.kind === 'tenant' || parsed?.kind === 'fleet') {
     const applied = await applyTenantEntry(store, key, json);
     return applied === 'skipped' ? undefined : applied;
   }
+  if (parsed?.kind === 'state') return (await applyDeviceState(store, key, json)) ? 'state' : undefined;
   if (parsed?.kind === 'device') {
     const device = parseDevice(json, parsed.id);
     if (device === undefined) return undefined;
-    await store.devices.save(device);
+    const local = store.devices.get(device.tmid);
+    // The record is put at enrollment and again before the first batch on each node: its connection flag is
+    // that node's view at the time. The local one follows `state.<TMID>` (the connection as it is) and stays.
+    if (local === undefined) await store.devices.save(device);
+    else await store.devices.save({ ...device, connected: local.connected, lastSeen: Math.max(local.lastSeen, device.lastSeen), ...(local.lastSeen > device.lastSeen ? factsOf(local) : {}) });
     return 'device';
   }
   return undefined;
+}
+
+/** The fields of a device record its agent's hello sets. */
+function factsOf(d: DeviceRecord): DeviceFacts {
+  return { computer: d.computer, agentVersion: d.agentVersion, os: d.os, ips: d.ips, macs: d.macs };
 }
 
 export interface DirectoryReader {

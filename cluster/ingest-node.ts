@@ -21,6 +21,7 @@ import { createIngestDirectory } from './directory.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
 import { watchTenants, type TenantWatch } from './tenant-sync.js';
+import { createDeviceStatePublisher, type DeviceStatePublisher } from './device-state.js';
 import { clusterLinkOptionsFrom, openClusterLink, retryWhileStarting, type ClusterLink } from './nats.js';
 
 export interface IngestNodeOptions {
@@ -53,9 +54,16 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   let commands: CommandSync | undefined;
   let http: HttpServer | undefined;
   let tenantWatch: TenantWatch | undefined;
+  let states: DeviceStatePublisher | undefined;
   try {
+    // Devices still marked connected: this node stopped without closing their sockets (a crash).
+    const leftovers: { tmid: string; supportId: string }[] = [];
+    for (const d of store.devices.all()) if (d.connected) leftovers.push({ tmid: d.tmid, supportId: d.supportId });
     await store.devices.markAllDisconnected();
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-ingest-${nodeId}`, logger));
+    // One put per connect and per disconnect of an agent here: API nodes show the device's connection and facts.
+    states = createDeviceStatePublisher({ kv: link.directory, nodeId, logger });
+    void states.disconnectLeftovers(leftovers, clock.now());
     const directory = createIngestDirectory({
       directory: link.directory,
       jsm: link.jsm,
@@ -99,6 +107,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
       metrics,
       directory,
       onCommandChanged: (c) => void commands?.share(c).catch(() => undefined),
+      onDeviceConnection: (change) => states?.publish(change),
     });
     const agentServer = agents;
     const sync = commands;
@@ -110,6 +119,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
         connections: agentServer.connections(),
         commands: sync.stats(),
         tenantCopies: { ...tenantWatch!.stats(), caughtUp: tenantWatch!.caughtUp() },
+        deviceStates: states!.stats(),
       }),
     });
   } catch (err) {
@@ -117,6 +127,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
     await agents?.close().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
     await tenantWatch?.stop().catch(() => undefined);
+    await states?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -126,6 +137,7 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
   const sync = commands!;
   const httpServer = http;
   const tenants = tenantWatch!;
+  const deviceStates = states!;
   log.info({ ingestPort: server.port, httpPort: httpServer?.port, dataDir: config.dataDir }, 'Ingest node is running.');
   let closing: Promise<void> | undefined;
   return {
@@ -141,6 +153,8 @@ export async function startIngestNode(options: IngestNodeOptions): Promise<Runni
         await server.close();
         await sync.stop();
         await tenants.stop();
+        // The agents' disconnects from the close above, put before the link goes (bounded).
+        await deviceStates.stop();
         await nats.close();
         await base.release();
         log.info('Ingest node stopped; every acked batch is in the stream.');

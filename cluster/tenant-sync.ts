@@ -41,7 +41,7 @@ export const TENANT_PUT_TIMEOUT_MS = 5000;
 const MAX_UPDATE_ROUNDS = 5;
 
 /** True for the answer to a create or an update whose expected revision is no longer the key's. */
-function isRevisionConflict(err: unknown): boolean {
+export function isRevisionConflict(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown);
 }
 

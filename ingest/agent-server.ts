@@ -63,6 +63,17 @@ export interface AgentDirectory {
   nextSeq(tmid: string): Promise<number>;
 }
 
+/** A device's connection to this server began (its welcome) or ended. */
+export interface DeviceConnectionChange {
+  tmid: string;
+  supportId: string;
+  connected: boolean;
+  /** When, ms. */
+  at: number;
+  /** At a connect: what the device's record holds after its hello. */
+  facts?: DeviceFacts;
+}
+
 export interface AgentServerOptions {
   config: Config['ingest'];
   store: HotStore;
@@ -77,6 +88,11 @@ export interface AgentServerOptions {
    * after it is stored: a cluster ingest node shares it with the other nodes (cluster/commands-sync.ts).
    */
   onCommandChanged?: (command: CommandRecord) => void;
+  /**
+   * Told once per welcome and once per end of the device's live connection (not per frame): a cluster
+   * ingest node publishes the device's connection state to the other nodes (cluster/device-state.ts).
+   */
+  onDeviceConnection?: (change: DeviceConnectionChange) => void;
 }
 
 export interface AgentServer {
@@ -234,6 +250,13 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       log.warn({ tmid: device.tmid, supportId: device.supportId }, 'A device connected again while connected: the older connection was closed (a copied token shows as this repeating).');
       reject(older, 'superseded', 'A newer connection of this device replaced this one.');
     }
+    options.onDeviceConnection?.({
+      tmid: device.tmid,
+      supportId: device.supportId,
+      connected: true,
+      at: clock.now(),
+      facts: { computer: device.computer, agentVersion: device.agentVersion, os: device.os, ips: device.ips, macs: device.macs },
+    });
     deliverCommands(device.tmid);
   }
 
@@ -628,6 +651,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         live.delete(device.tmid);
         const at = clock.now();
         store.devices.patch(device.tmid, (current) => ({ ...current, connected: false, lastSeen: Math.max(current.lastSeen, at) })).catch(logFailure('The device record could not be updated at close.'));
+        options.onDeviceConnection?.({ tmid: device.tmid, supportId: device.supportId, connected: false, at });
       }
     },
   });
