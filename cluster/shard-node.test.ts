@@ -1,7 +1,8 @@
 /**
  * A shard node's own log against a real nats-server (skipped with an install
  * hint where it is missing): raw batches leave it once past the hot retention
- * and checkpointed by the local shards; the archive node keeps the cold tier.
+ * and checkpointed by the local shards (the archive node keeps the cold tier),
+ * and its `/healthz` and metrics show how far its consumers are behind.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -56,12 +57,18 @@ describe.skipIf(NATS_SERVER === undefined)('shard node log retention', () => {
       // State snapshots often: the log may drop a batch only once the shards' state checkpoints passed it too.
       engine: { shards: 1, stateSnapshotIntervalMs: 100 },
       export: { hotRetentionDays: 8 },
-      cluster: { role: 'shard', nats: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1, nodeId: 's1' },
+      http: { host: '127.0.0.1' },
+      cluster: { role: 'shard', nats: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1, nodeId: 's1', nodeHttpPort: 0 },
     });
     const n = await startShardNode({ config, logger, clock });
     node = n;
     // Stored (received now, by the node's clock) and checkpointed by the local shards.
     await eventually(async () => (n.store.log.lastLsn() === 2 && n.store.shardState.lsnSafeToDrop() >= 2 ? true : undefined), 300, 100);
+
+    // Everything read: no stream lag in /healthz's figures, nor in the metric.
+    const health = (await (await fetch(`http://127.0.0.1:${n.httpPort!}/healthz`)).json()) as Record<string, unknown>;
+    expect(health).toMatchObject({ role: 'shard', streamLag: { messages: 0, maxVshard: null, maxMessages: 0 } });
+    expect(await (await fetch(`http://127.0.0.1:${n.httpPort!}/metrics`)).text()).toMatch(/^kiseki_cluster_stream_lag_messages 0$/m);
 
     // Within the hot retention nothing leaves.
     clock.set(start + 8 * DAY_MS);

@@ -68,6 +68,8 @@ export interface RunningShardNode {
 /** One owned virtual shard being consumed. */
 interface VshardConsumer extends StreamCursor {
   vshard: number;
+  /** Messages of its subjects after the last one read (JetStream's count at that message). */
+  lag: number;
   /** What the bucket holds, and its revision (0: no key yet). */
   persisted: number;
   revision: number;
@@ -114,6 +116,18 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
 
   let checkpointsWaitForAlerts = false;
 
+  /** Unread stream messages over the owned virtual shards, and the virtual shard furthest behind. */
+  function streamLag(): { messages: number; maxVshard: number | null; maxMessages: number } {
+    let messages = 0;
+    let max: VshardConsumer | undefined;
+    for (const c of consumers.values()) {
+      messages += c.lag;
+      if (c.lag > 0 && (max === undefined || c.lag > max.lag)) max = c;
+    }
+    metrics.clusterStreamLagMessages.set(messages);
+    return { messages, maxVshard: max?.vshard ?? null, maxMessages: max?.lag ?? 0 };
+  }
+
   /** Writes the checkpoints that the local shards have made safe. */
   async function checkpointRound(only?: VshardConsumer): Promise<void> {
     const list = only === undefined ? [...consumers.values()] : [only];
@@ -148,7 +162,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   async function startConsumer(vshard: number): Promise<void> {
     const e = await nats.checkpoints.get(`vshard.${vshard}`);
     const from = e === null || e.operation !== 'PUT' ? 0 : Number(e.string());
-    const c: VshardConsumer = { ...streamCursor(from), vshard, persisted: from, revision: e?.revision ?? 0, loop: Promise.resolve() };
+    const c: VshardConsumer = { ...streamCursor(from), vshard, lag: 0, persisted: from, revision: e?.revision ?? 0, loop: Promise.resolve() };
     consumers.set(vshard, c);
     c.loop = consumeIntoCommitter({
       js: nats.js,
@@ -159,6 +173,9 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
       keepRecvAt: false,
       beforeSubmit: (batch) => directory.ensureLocal(batch.tmid),
       refused,
+      onMessage: (_seq, pending) => {
+        c.lag = pending;
+      },
       logger: log.child({ vshard }),
     });
   }
@@ -196,6 +213,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         node: nodeId,
         vshards: leases.owned().length,
         pendingBatches: window.size(),
+        streamLag: streamLag(),
         checkpointsWaitForAlerts,
         alertFeedPosition: alerts.position(),
         tenantCopies: { ...tenantWatch.stats(), caughtUp: tenantWatch.caughtUp() },
@@ -227,6 +245,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   sweepTimer.unref();
   let checkpointing: Promise<void> | undefined;
   const checkpointTimer = setInterval(() => {
+    streamLag();
     checkpointing ??= checkpointRound()
       .catch((err: unknown) => log.warn({ err }, 'A checkpoint round failed.'))
       .finally(() => {

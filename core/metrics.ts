@@ -30,6 +30,8 @@ export interface Metrics {
   engineReportStageSeconds: Summary<'stage'>;
   notifyFeedLagEvents: Gauge;
   notifyFeedLagSeconds: Gauge;
+  /** A cluster shard node's consumers: stream messages not read yet (cluster/shard-node.ts). */
+  clusterStreamLagMessages: Gauge;
   // hardening: process and storage
   storageWritable: Gauge;
   storageWriteFailuresTotal: Counter;
@@ -113,6 +115,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     notifyFeedLagEvents: new Gauge({ name: 'kiseki_notify_feed_lag_events', help: 'Notification feed entries (alerts, detections, verdict changes…) the notifier has not read yet.', registers }),
     notifyFeedLagSeconds: new Gauge({ name: 'kiseki_notify_feed_lag_seconds', help: 'Age of the oldest notification feed entry the notifier has not read yet (0 when none).', registers }),
+    clusterStreamLagMessages: new Gauge({
+      name: 'kiseki_cluster_stream_lag_messages',
+      help: "A shard node's unread batch-stream messages over its virtual shards, as of each consumer's last message (cluster mode).",
+      registers,
+    }),
     engineCheckpointLsn: new Gauge({ name: 'kiseki_engine_checkpoint_lsn', help: 'Lowest persisted shard checkpoint (log sequence number).', registers }),
     // liveness (engine/liveness.ts): set after each check
     livenessDevices: new Gauge({ name: 'kiseki_liveness_devices', help: 'Devices per state (online, offline, isolated, error) as of the last liveness check.', labelNames: ['state'], registers }),
