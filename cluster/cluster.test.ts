@@ -15,7 +15,7 @@ import { eventually } from '../test/support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { decodeBatchMessage } from './batch-message.js';
 import { createJetStreamCommitter } from './jetstream-committer.js';
-import { BATCH_STREAM, openClusterLink, type ClusterLink } from './nats.js';
+import { BATCH_STREAM, COMMAND_BUCKET, COMMAND_BUCKET_MAX_AGE_MS, openClusterLink, type ClusterLink } from './nats.js';
 import { createVshardLeases } from './vshard-leases.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/cluster.test.ts ${NATS_SKIP_MESSAGE}`);
@@ -69,7 +69,7 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over a real nats-server', ()
     await committer.idle();
   });
 
-  it("sets the stream's max age from the configuration, and updates it when a node starts with another", async () => {
+  it("sets the stream's max age from the configuration, and updates it when a node starts with another; bounds kiseki-commands", async () => {
     const opts = { servers: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1, duplicateWindowMs: 60_000, leaseTtlMs: 3000, name: 'test', logger };
     const first = await openClusterLink({ ...opts, streamMaxAgeMs: 8 * 86_400_000 });
     links.push(first);
@@ -81,6 +81,13 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over a real nats-server', ()
     const third = await openClusterLink(opts);
     links.push(third);
     expect((await third.jsm.streams.info(BATCH_STREAM)).config.max_age).toBe(2 * 86_400_000 * 1_000_000);
+    // Ended commands leave kiseki-commands after twice a command's wait; a bucket made without that limit gets it.
+    const commandStream = `KV_${COMMAND_BUCKET}`;
+    expect((await third.jsm.streams.info(commandStream)).config.max_age).toBe(COMMAND_BUCKET_MAX_AGE_MS * 1_000_000);
+    await third.jsm.streams.update(commandStream, { max_age: 0 });
+    const fourth = await openClusterLink(opts);
+    links.push(fourth);
+    expect((await fourth.jsm.streams.info(commandStream)).config.max_age).toBe(14 * 86_400_000 * 1_000_000);
   });
 
   it('answers unavailable when JetStream cannot ack, and reports the failure', async () => {

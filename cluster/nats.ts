@@ -24,11 +24,13 @@
  *   same detection on another node writes the same key;
  * - KV `kiseki-commands`: `cmd.<command id>` → the command's record as its
  *   furthest state (commands-sync.ts): queued by an API node, delivered by the
- *   ingest node holding the agent's socket.
+ *   ingest node holding the agent's socket; entries leave 14 days after their
+ *   last put (only ended commands are that old).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { COMMAND_EXPIRY_MS } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
@@ -40,6 +42,11 @@ export const CHECKPOINT_BUCKET = 'kiseki-checkpoints';
 export const DIRECTORY_BUCKET = 'kiseki-directory';
 export const ALERT_BUCKET = 'kiseki-alerts';
 export const COMMAND_BUCKET = 'kiseki-commands';
+/**
+ * A command's entry leaves `kiseki-commands` this long after its last state was put: twice the time a command
+ * may wait for its device before it expires, so only ended commands go. Nodes keep their local copies.
+ */
+export const COMMAND_BUCKET_MAX_AGE_MS = 2 * COMMAND_EXPIRY_MS;
 
 /** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's alert ids (`al_<hex>`) always fit, anything else is encoded. */
 const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
@@ -224,7 +231,12 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const checkpoints = await kvm.create(CHECKPOINT_BUCKET, { replicas: options.replicas, history: 1 });
   const directory = await kvm.create(DIRECTORY_BUCKET, { replicas: options.replicas, history: 1 });
   const alerts = await kvm.create(ALERT_BUCKET, { replicas: options.replicas, history: 1 });
-  const commands = await kvm.create(COMMAND_BUCKET, { replicas: options.replicas, history: 1 });
+  const commands = await kvm.create(COMMAND_BUCKET, { replicas: options.replicas, history: 1, ttl: COMMAND_BUCKET_MAX_AGE_MS });
+  // kvm.create leaves an existing bucket as it is: a bucket made before the age limit gets it here.
+  const commandStream = await jsm.streams.info(`KV_${COMMAND_BUCKET}`);
+  if (commandStream.config.max_age !== COMMAND_BUCKET_MAX_AGE_MS * NANOS_PER_MS) {
+    await jsm.streams.update(`KV_${COMMAND_BUCKET}`, { max_age: COMMAND_BUCKET_MAX_AGE_MS * NANOS_PER_MS });
+  }
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
