@@ -90,7 +90,7 @@ describe('kiseki bench: the cluster comparison flags', () => {
 
   it.each([
     ['', /not ""/],
-    ['ingest-5', /embedded, ingest-1, ingest-2, ingest-3, ingest-4, not "ingest-5"/],
+    ['ingest-5', /embedded, ingest-1, ingest-2, ingest-3, ingest-4, ingest-1-archive, not "ingest-5"/],
     ['embedded,,ingest-1', /not ""/],
     ['cluster', /not "cluster"/],
     ['ingest-1,ingest-1', /twice/],

@@ -45,7 +45,8 @@ Usage:
   --analytics on|off|both  streaming analytics in the shards, the same way (goal: ≥ 0.9;
                         bench/results/<scenario>-analytics-<date>.json); not with --sigma
   --configs LIST        a scenario with a cluster section (cluster-ingest): which of embedded, ingest-1 …
-                        ingest-4 to measure, comma-separated, in this order (default: the scenario's);
+                        ingest-4, ingest-1-archive (ingest-1 with the archive node) to measure,
+                        comma-separated, in this order (default: the scenario's);
                         prints acked events/s and ack p99 of each (bench/results/<scenario>-<date>.json);
                         not with --sigma, --analytics or --profile; without nats-server the ingest-N
                         configurations are skipped (apt-get install nats-server)

@@ -15,8 +15,12 @@ describe('cluster comparison: the count check', () => {
     { what: 'a caught-up shard node missing a batch', drained: true, stream: 10, sh: { ...shard(10, 100), batches: 9 }, ok: false },
     { what: 'a caught-up shard node storing a batch twice', drained: true, stream: 10, sh: { ...shard(10, 100), batchIds: 9 }, ok: false },
     { what: 'a caught-up shard node with other events than acked', drained: true, stream: 10, sh: shard(10, 99), ok: false },
-  ])('$what → ok $ok', ({ drained, stream, sh, ok }) => {
-    const mismatch = clusterCountCheck({ batches: 10, events: 100 }, drained, stream, sh);
+    { what: 'an archive node holding the stream', drained: true, stream: 10, sh: shard(10, 100), ar: shard(10, 100), ok: true },
+    { what: 'an archive node still copying (a note, not a mismatch)', drained: true, stream: 10, sh: shard(10, 100), ar: shard(4, 40, false), ok: true },
+    { what: 'a caught-up archive node storing a batch twice', drained: true, stream: 10, sh: shard(10, 100), ar: { ...shard(10, 100), batchIds: 9 }, ok: false },
+    { what: 'a caught-up archive node missing events', drained: true, stream: 10, sh: shard(10, 100), ar: shard(10, 90), ok: false },
+  ])('$what → ok $ok', ({ drained, stream, sh, ar, ok }: { drained: boolean; stream: number; sh: ReturnType<typeof shard>; ar?: ReturnType<typeof shard>; ok: boolean }) => {
+    const mismatch = clusterCountCheck({ batches: 10, events: 100 }, drained, stream, sh, ar);
     expect(mismatch === undefined).toBe(ok);
   });
 });

@@ -29,10 +29,10 @@ import type { LatencyPercentiles } from './latency-histogram.js';
 import { diffCounters, planClients, startFleet, type Fleet } from './load-generator.js';
 import { readProcSample, type ProcSample } from './proc-stats.js';
 import { machineNote, runScenario, scenarioFleetOptions, type MachineNote } from './runner.js';
-import { ingestNodesOf, type ClusterConfiguration, type Scenario } from './scenario.js';
+import { hasArchiveNode, ingestNodesOf, type ClusterConfiguration, type Scenario } from './scenario.js';
 
 /** The processes whose CPU a run reports: the embedded server, or nats-server and the nodes; and the load generator. */
-export type ProcessRole = 'kiseki' | 'nats' | 'ingest' | 'shard' | 'client';
+export type ProcessRole = 'kiseki' | 'nats' | 'ingest' | 'shard' | 'archive' | 'client';
 
 /** One configuration measured once. */
 export interface MeasuredRun {
@@ -49,8 +49,11 @@ export interface MeasuredRun {
   windowSec: number;
   /** CPU seconds (user + system, every thread) of each role in the measured window; ingest sums its nodes. */
   cpuSeconds: Partial<Record<ProcessRole, number>>;
-  /** Cluster: bytes on disk per acked event after the run, the stream's (one replica) and the shard node's data directory. */
-  storage?: { streamBytesPerEvent: number; shardDirBytesPerEvent: number };
+  /**
+   * Cluster: bytes on disk per acked event after the run, the stream's (one replica), the shard node's data directory
+   * and, with the archive node, its data directory (the raw log; no cold day closed in a run).
+   */
+  storage?: { streamBytesPerEvent: number; shardDirBytesPerEvent: number; archiveDirBytesPerEvent?: number };
   connect: { agents: number; welcomed: number; seconds: number };
   /** Cluster: agents per ingest node, in node order. */
   agentsPerIngest?: number[];
@@ -66,6 +69,8 @@ export interface MeasuredRun {
     storedBatches: number;
     /** Cluster: the shard node's `kiseki inspect` once caught up (or when the wait ended). */
     shard?: InspectCounts & { caughtUp: boolean };
+    /** With the archive node: its `kiseki inspect` once it had copied the stream (or when the wait ended). */
+    archive?: InspectCounts & { caughtUp: boolean };
     /** Why the check failed, when it did. */
     mismatch?: string;
   };
@@ -126,12 +131,12 @@ export function isMeasured(r: ConfigurationRun): r is MeasuredRun {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const round = (n: number, d = 0): number => Math.round(n * 10 ** d) / 10 ** d;
-const ROLES: readonly ProcessRole[] = ['kiseki', 'nats', 'ingest', 'shard', 'client'];
+const ROLES: readonly ProcessRole[] = ['kiseki', 'nats', 'ingest', 'shard', 'archive', 'client'];
 
 /** The label of a configuration in tables. */
 export function configurationLabel(c: ClusterConfiguration): string {
   const n = ingestNodesOf(c);
-  return n === 0 ? 'embedded' : `cluster, ${n} ingest node${n === 1 ? '' : 's'}`;
+  return n === 0 ? 'embedded' : `cluster, ${n} ingest node${n === 1 ? '' : 's'}${hasArchiveNode(c) ? ' + archive' : ''}`;
 }
 
 /** Client processes of every configuration: the scenario's, or enough for its agents, and never fewer than the ingest nodes. */
@@ -150,12 +155,19 @@ export function repetitionOrder<T>(configurations: readonly T[], rep: number): T
  * nothing unacked: an unacked batch may have been published before its ack was lost), and a shard node that
  * caught up holds the stream's batches once each (and the acked events after a full drain).
  */
-export function clusterCountCheck(acked: { batches: number; events: number }, drained: boolean, stream: number, shard: (InspectCounts & { caughtUp: boolean }) | undefined): string | undefined {
+export function clusterCountCheck(
+  acked: { batches: number; events: number },
+  drained: boolean,
+  stream: number,
+  shard: (InspectCounts & { caughtUp: boolean }) | undefined,
+  archive?: InspectCounts & { caughtUp: boolean },
+): string | undefined {
   if (stream < acked.batches) return `the stream holds ${stream} batches, ${acked.batches} were acked`;
   if (drained && stream !== acked.batches) return `the stream holds ${stream} batches after a full drain, ${acked.batches} were acked`;
-  if (shard?.caughtUp) {
-    if (shard.batches !== stream || shard.batchIds !== shard.batches) return `the shard node stores ${shard.batches} batches (${shard.batchIds} ids), the stream holds ${stream}`;
-    if (drained && shard.events !== acked.events) return `the shard node stores ${shard.events} events, ${acked.events} were acked`;
+  for (const [name, node] of [['shard node', shard], ['archive node', archive]] as const) {
+    if (!node?.caughtUp) continue;
+    if (node.batches !== stream || node.batchIds !== node.batches) return `the ${name} stores ${node.batches} batches (${node.batchIds} ids), the stream holds ${stream}`;
+    if (drained && node.events !== acked.events) return `the ${name} stores ${node.events} events, ${acked.events} were acked`;
   }
   return undefined;
 }
@@ -369,6 +381,10 @@ async function runCluster(o: {
     }
     const shardDir = join(dir, 'shard');
     const shard = watch(await guard(startClusterNode({ kisekiJs: o.paths.kisekiJs, role: 'shard', natsUrl: nats.url, dataDir: shardDir, nodeId: 'shard-1', extraArgs: cfg.shardArgs, tracker })), 'shard node');
+    const archiveDir = join(dir, 'archive');
+    const archive = hasArchiveNode(o.configuration)
+      ? watch(await guard(startClusterNode({ kisekiJs: o.paths.kisekiJs, role: 'api', natsUrl: nats.url, dataDir: archiveDir, nodeId: 'archive-1', extraArgs: ['--archive'], tracker })), 'archive node')
+      : undefined;
 
     const endpoints = ingest.map((n) => ({ host: '127.0.0.1', port: n.ingestPort }));
     const fleetOptions = scenarioFleetOptions(s, { host: '127.0.0.1', port: endpoints[0]!.port, endpoints, enrollKey, agents: s.agents, clientJs: o.paths.clientJs });
@@ -392,10 +408,11 @@ async function runCluster(o: {
     o.log(`${tag} ${connect.welcomed}/${connect.agents} agents connected in ${connect.seconds} s over ${nodes} ingest node(s): ${agentsPerIngest.join(' + ')}`);
     if (!connect.complete) notes.push(`only ${connect.welcomed} of ${connect.agents} agents connected`);
 
-    const procs = (): { nats: ProcSample | undefined; ingest: (ProcSample | undefined)[]; shard: ProcSample | undefined } => ({
+    const procs = (): { nats: ProcSample | undefined; ingest: (ProcSample | undefined)[]; shard: ProcSample | undefined; archive: ProcSample | undefined } => ({
       nats: readProcSample(nats.pid),
       ingest: ingest.map((n) => readProcSample(n.pid)),
       shard: readProcSample(shard.pid),
+      archive: archive === undefined ? undefined : readProcSample(archive.pid),
     });
     f.generate(true);
     setPhase('warm-up', s.warmupSec);
@@ -410,6 +427,7 @@ async function runCluster(o: {
       nats: round(cpuBetween(a.p.nats, b.p.nats), 2),
       ingest: round(ingest.reduce((n, _, i) => n + cpuBetween(a.p.ingest[i], b.p.ingest[i]), 0), 2),
       shard: round(cpuBetween(a.p.shard, b.p.shard), 2),
+      ...(archive === undefined ? {} : { archive: round(cpuBetween(a.p.archive, b.p.archive), 2) }),
       client: round(b.fs.clientCpuSec - a.fs.clientCpuSec, 2),
     };
 
@@ -440,17 +458,40 @@ async function runCluster(o: {
     }
     const shardState = { ...shardCounts, caughtUp };
     if (!caughtUp) notes.push(`the shard node had stored ${shardCounts.batches} of the stream's ${stream} batches and processed ${shardCounts.eventsProcessed} of ${shardCounts.events} events after ${cfg.shardCatchUpSec} s`);
-    const mismatch = clusterCountCheck({ batches: acked.batchesAcked, events: acked.eventsAcked }, drain.complete, stream, shardState);
+    // The archive node's copy of the stream, once complete (bounded the same way).
+    let archiveState: (InspectCounts & { caughtUp: boolean }) | undefined;
+    if (archive !== undefined) {
+      setPhase('waiting for the archive node to copy the stream', cfg.shardCatchUpSec);
+      const archiveUntil = performance.now() + cfg.shardCatchUpSec * 1000;
+      for (;;) {
+        const counts = await guard(inspectCounts(o.paths.kisekiJs, archiveDir));
+        archiveState = { ...counts, caughtUp: counts.batches >= stream };
+        if (archiveState.caughtUp || performance.now() > archiveUntil) break;
+        await wait(1000);
+      }
+      if (!archiveState.caughtUp) notes.push(`the archive node had stored ${archiveState.batches} of the stream's ${stream} batches after ${cfg.shardCatchUpSec} s`);
+    }
+    const mismatch = clusterCountCheck({ batches: acked.batchesAcked, events: acked.eventsAcked }, drain.complete, stream, shardState, archiveState);
     if (!drain.complete) notes.push(`${drain.unackedBatches} batches were still unacked after the 60 s drain`);
-    o.log(`${tag} count check: ${acked.batchesAcked} batches acked, ${stream} in the stream, ${shardCounts.batches} on the shard node → ${mismatch === undefined ? 'ok' : `MISMATCH: ${mismatch}`}`);
+    const onArchive = archiveState === undefined ? '' : `, ${archiveState.batches} on the archive node`;
+    o.log(`${tag} count check: ${acked.batchesAcked} batches acked, ${stream} in the stream, ${shardCounts.batches} on the shard node${onArchive} → ${mismatch === undefined ? 'ok' : `MISMATCH: ${mismatch}`}`);
 
     stopping = true;
     phase = 'stopping';
     for (const n of ingest) await n.stop(30_000);
     await shard.stop(30_000);
+    await archive?.stop(30_000);
     await nats.stop(30_000);
-    // What the run left on disk, per acked event: the stream (one replica) and the shard node's data directory.
-    const storage = acked.eventsAcked > 0 ? { streamBytesPerEvent: round(usage.bytes / acked.eventsAcked, 1), shardDirBytesPerEvent: round(diskBytes(shardDir) / acked.eventsAcked, 1) } : undefined;
+    // What the run left on disk, per acked event: the stream (one replica) and the shard and archive nodes' data directories.
+    const perEvent = (bytes: number): number => round(bytes / acked.eventsAcked, 1);
+    const storage =
+      acked.eventsAcked > 0
+        ? {
+            streamBytesPerEvent: perEvent(usage.bytes),
+            shardDirBytesPerEvent: perEvent(diskBytes(shardDir)),
+            ...(archive === undefined ? {} : { archiveDirBytesPerEvent: perEvent(diskBytes(archiveDir)) }),
+          }
+        : undefined;
     return {
       configuration: o.configuration,
       repetition: o.repetition,
@@ -475,6 +516,7 @@ async function runCluster(o: {
         storedIn: 'stream',
         storedBatches: stream,
         shard: shardState,
+        ...(archiveState === undefined ? {} : { archive: archiveState }),
         ...(mismatch === undefined ? {} : { mismatch }),
       },
       clientErrors: acked.errors,

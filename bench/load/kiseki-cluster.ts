@@ -91,18 +91,21 @@ export async function startNatsServer(options: { binary: string; storeDir: strin
 }
 
 export interface ClusterNode extends ClusterProcess {
-  readonly role: 'ingest' | 'shard';
+  readonly role: 'ingest' | 'shard' | 'api';
   /** The agent port of an ingest node (OS-chosen); 0 for a shard node. */
   readonly ingestPort: number;
+  /** The HTTP port of an API node (OS-chosen); 0 for the others. */
+  readonly httpPort: number;
 }
 
 /**
  * Starts `kiseki start --role ROLE --nats URL --nats-replicas 1 --data DIR --node-id ID` (an ingest node
- * listening on 127.0.0.1 and an OS-chosen port) and resolves on its `listening` line.
+ * listening for agents, an API node for HTTP, on 127.0.0.1 and an OS-chosen port) and resolves on its
+ * `listening` line.
  */
 export async function startClusterNode(options: {
   kisekiJs: string;
-  role: 'ingest' | 'shard';
+  role: 'ingest' | 'shard' | 'api';
   natsUrl: string;
   dataDir: string;
   nodeId: string;
@@ -126,17 +129,30 @@ export async function startClusterNode(options: {
     options.nodeId,
     '--log-level',
     options.logLevel ?? 'warn',
-    ...(options.role === 'ingest' ? ['--host', '127.0.0.1', '--ingest-port', '0'] : []),
+    ...(options.role === 'ingest' ? ['--host', '127.0.0.1', '--ingest-port', '0'] : options.role === 'api' ? ['--host', '127.0.0.1', '--http-port', '0'] : []),
     ...(options.extraArgs ?? []),
   ];
+  const portOf = (line: Record<string, unknown>): number | undefined => {
+    if (line.role !== options.role) return undefined;
+    const port = options.role === 'ingest' ? line.ingestPort : options.role === 'api' ? line.httpPort : 0;
+    return typeof port === 'number' ? port : undefined;
+  };
   const { child, listening, log } = await spawnUntilListening({
     args,
     tracker: options.tracker,
     timeoutMs: options.timeoutMs ?? 120_000,
     what: `kiseki ${options.role} node ${options.nodeId}`,
-    accept: (line) => (line.role !== options.role ? undefined : options.role === 'shard' ? 0 : typeof line.ingestPort === 'number' ? line.ingestPort : undefined),
+    accept: portOf,
   });
-  return { pid: child.pid ?? 0, child, role: options.role, ingestPort: listening, logTail: () => log().slice(-4000), stop: stopper(child) };
+  return {
+    pid: child.pid ?? 0,
+    child,
+    role: options.role,
+    ingestPort: options.role === 'ingest' ? listening : 0,
+    httpPort: options.role === 'api' ? listening : 0,
+    logTail: () => log().slice(-4000),
+    stop: stopper(child),
+  };
 }
 
 /** Messages and bytes the batch stream holds, read from NATS (bounded by `timeoutMs`). */

@@ -115,7 +115,7 @@ export function formatClusterComparison(c: ClusterComparison): string {
     `kiseki bench: ${c.scenario}, ${n0(c.agents)} agents × ${c.config.eventsPerAgentPerSec} events/s = ${n0(c.offeredEventsPerSec)} events/s offered, ${c.clientProcesses} client processes, ${c.reps} repetition${c.reps === 1 ? '' : 's'} (median, min–max), ${c.wallSec} s wall`,
   );
   lines.push(`machine: ${m.nproc} × ${m.cpuModel}, Node ${m.node}, load average ${m.loadAverageAtStart} at start, commit ${m.commit}`);
-  const cols = (a: string, b: string, cc: string, d: string, e: string): string => `  ${a.padEnd(24)} ${b.padEnd(26)} ${cc.padEnd(20)} ${d.padEnd(13)} ${e}`;
+  const cols = (a: string, b: string, cc: string, d: string, e: string): string => `  ${a.padEnd(34)} ${b.padEnd(26)} ${cc.padEnd(20)} ${d.padEnd(13)} ${e}`;
   lines.push(cols('configuration', 'acked events/s', 'ack p99 ms', 'count check', `CPU s in the ${window} s window (median)`));
   for (const s of c.configurations) {
     const check = s.ok ? `ok ${s.measured}/${s.measured}` : `FAILED${s.failed > 0 ? ` ${s.failed} run(s)` : ''}${s.countCheckFailures > 0 ? ` ${s.countCheckFailures} mismatch(es)` : ''}`;

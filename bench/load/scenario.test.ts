@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isKisekiError } from '../../core/errors.js';
-import { ingestNodesOf, parseScenario, type Scenario } from './scenario.js';
+import { hasArchiveNode, ingestNodesOf, parseScenario, type Scenario } from './scenario.js';
 
 const base = {
   name: 'cmp',
@@ -60,7 +60,9 @@ describe('scenario: the cluster section', () => {
     ['ingest-1', 1],
     ['ingest-2', 2],
     ['ingest-4', 4],
+    ['ingest-1-archive', 1],
   ] as const)('%s has %i ingest node(s)', (c, n) => {
     expect(ingestNodesOf(c)).toBe(n);
+    expect(hasArchiveNode(c)).toBe(c === 'ingest-1-archive');
   });
 });

@@ -17,14 +17,20 @@ const nonNegative = z.number().min(0);
 
 /**
  * What a `cluster` scenario measures: `embedded` is `kiseki start` as in every other scenario; `ingest-N` is
- * one nats-server, N ingest nodes and one shard node (docs/CLUSTER.md), the agents split over the N ingest URLs.
+ * one nats-server, N ingest nodes and one shard node (docs/CLUSTER.md), the agents split over the N ingest URLs;
+ * `ingest-1-archive` adds the cluster's archive (an API node with `--archive`) to `ingest-1`.
  */
-export const CLUSTER_CONFIGURATIONS = ['embedded', 'ingest-1', 'ingest-2', 'ingest-3', 'ingest-4'] as const;
+export const CLUSTER_CONFIGURATIONS = ['embedded', 'ingest-1', 'ingest-2', 'ingest-3', 'ingest-4', 'ingest-1-archive'] as const;
 export type ClusterConfiguration = (typeof CLUSTER_CONFIGURATIONS)[number];
 
 /** Ingest nodes of a configuration (0 for `embedded`). */
 export function ingestNodesOf(c: ClusterConfiguration): number {
-  return c === 'embedded' ? 0 : Number(c.slice('ingest-'.length));
+  return c === 'embedded' ? 0 : Number(/^ingest-(\d+)/.exec(c)![1]);
+}
+
+/** Whether a configuration runs the cluster's archive node. */
+export function hasArchiveNode(c: ClusterConfiguration): boolean {
+  return c.endsWith('-archive');
 }
 
 export const scenarioSchema = z
