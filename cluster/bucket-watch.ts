@@ -11,6 +11,8 @@ import type { Logger } from '../core/logger.js';
 export interface BucketWatcher {
   stop(): Promise<void>;
   caughtUp(): boolean;
+  /** The revision of the last entry applied (0: none yet). */
+  revision(): number;
 }
 
 /**
@@ -62,6 +64,7 @@ export function watchBucket(kv: KV, name: string, apply: (e: KvWatchEntry) => Pr
     .catch(() => undefined);
   return {
     caughtUp: () => initialized,
+    revision: () => revision,
     async stop() {
       stopped = true;
       iterator?.stop();

@@ -15,7 +15,9 @@ import { openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { publishTestBatch, publishTestDevice } from '../test/support/stream-batches.js';
-import { openClusterLink, type ClusterLink } from './nats.js';
+import { alertIdFor } from '../engine/index.js';
+import { decodeAlertEntry } from './alert-publisher.js';
+import { alertKey, openClusterLink, type ClusterLink } from './nats.js';
 import { startShardNode, type RunningShardNode } from './shard-node.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/shard-node.test.ts ${NATS_SKIP_MESSAGE}`);
@@ -81,5 +83,30 @@ describe.skipIf(NATS_SERVER === undefined)('shard node log retention', () => {
     expect(n.store.log.batch(1)).toBeUndefined();
     expect(n.store.log.batch(2)).toBeUndefined();
     expect(n.store.log.batchIdOwner('b1')).toEqual([1, 'TMID-A']);
+  });
+
+  it("counts a repeat replayed after a takeover on the alert the first node made, not as a second alert", async () => {
+    const at = Date.now();
+    const detection = (ts: number) => ({ t: ts, ts, k: 'av.detect', engine: 'Defender', threat: 'Trojan:Win32/Test', path: 'C:\\Users\\u\\evil.exe', sha256: 'b'.repeat(64), action: 'quarantined' });
+    await publishTestDevice(link!, source, 'EX0001', 'TMID-A', 'PC-A');
+    await publishTestBatch(link!, 'TMID-A', 'b1', 1, 0, at, [detection(at - 1000)]);
+    const config = (name: string) =>
+      loadConfig({ dataDir: join(dir, name), engine: { shards: 1, stateSnapshotIntervalMs: 100 }, cluster: { role: 'shard', nats: `nats://127.0.0.1:${nats.clientPort}`, replicas: 1, nodeId: name } });
+    const first = alertKey(alertIdFor('TMID-A', 1));
+    const entry = async (key: string) => {
+      const e = await link!.alerts.get(key);
+      return e === null || e.operation !== 'PUT' ? undefined : decodeAlertEntry(e.value).alert;
+    };
+
+    // Node A makes the alert and publishes it; it stops (its checkpoints written, its leases released).
+    node = await startShardNode({ config: config('shard-a'), logger });
+    await eventually(async () => ((await entry(first)) !== undefined ? true : undefined), 300, 100);
+    await node.close();
+    // Node B takes the virtual shards over with none of A's store (a lost disk), and the device repeats the file.
+    node = await startShardNode({ config: config('shard-b'), logger });
+    await publishTestBatch(link!, 'TMID-A', 'b2', 2, 0, at + 1000, [detection(at)]);
+    await eventually(async () => ((await entry(first))?.repeats === 1 ? true : undefined), 300, 100);
+    expect(await entry(alertKey(alertIdFor('TMID-A', 2)))).toBeUndefined();
+    expect(node.store.alerts.get(alertIdFor('TMID-A', 1))).toMatchObject({ repeats: 1 });
   });
 });

@@ -32,11 +32,15 @@ import { hotRetentionEdge, rollOutRawBatches } from '../export/index.js';
 import type { HotStore } from '../storage/index.js';
 import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
+import { startAlertCopy } from './alert-copy.js';
 import { createDirectoryReader } from './directory.js';
 import { consumeIntoCommitter, createCommitWindow, stopCursor, streamCursor, type StreamCursor } from './stream-consumer.js';
 import { watchTenants } from './tenant-sync.js';
 import { clusterLinkOptionsFrom, openClusterLink, vshardBatchSubjects, type ClusterLink } from './nats.js';
 import { createVshardLeases, type VshardLeases } from './vshard-leases.js';
+
+/** Longest wait, when a virtual shard is acquired, for the alerts the bucket holds to be copied locally, ms. */
+const ALERT_COPY_SETTLE_MS = 10_000;
 
 /** Batches a node has submitted to its local committer and not yet seen answered, over all its virtual shards. */
 const MAX_PENDING_BATCHES = 2048;
@@ -110,6 +114,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   const directory = createDirectoryReader(nats.directory, store);
   // Tenant policies and fleet policies changed on an API node reach the shards' store (isolation on black, tuning).
   const tenantWatch = watchTenants({ kv: nats.directory, store, logger });
+  // Other nodes' alerts, so that a takeover's replay finds them (72 h dedup; alert-copy.ts).
+  const alertCopy = startAlertCopy({ kv: nats.alerts, store, logger });
   const consumers = new Map<number, VshardConsumer>();
   const window = createCommitWindow(MAX_PENDING_BATCHES);
   const refused: Partial<Record<CommitOutcome, number>> = {};
@@ -162,6 +168,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   async function startConsumer(vshard: number): Promise<void> {
     const e = await nats.checkpoints.get(`vshard.${vshard}`);
     const from = e === null || e.operation !== 'PUT' ? 0 : Number(e.string());
+    // Every alert committed before that checkpoint is in the bucket (the publisher's rule): copied before the replay.
+    if (!(await alertCopy.settle(ALERT_COPY_SETTLE_MS))) log.warn({ vshard }, 'The alert bucket was not copied in time: a repeat replayed now may make a second alert.');
     const c: VshardConsumer = { ...streamCursor(from), vshard, lag: 0, persisted: from, revision: e?.revision ?? 0, loop: Promise.resolve() };
     consumers.set(vshard, c);
     c.loop = consumeIntoCommitter({
@@ -217,6 +225,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         checkpointsWaitForAlerts,
         alertFeedPosition: alerts.position(),
         tenantCopies: { ...tenantWatch.stats(), caughtUp: tenantWatch.caughtUp() },
+        alertCopies: alertCopy.stats(),
       }),
     });
   } catch (err) {
@@ -224,6 +233,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     await shards.close().catch(() => undefined);
     await alerts.stop();
     await tenantWatch.stop().catch(() => undefined);
+    await alertCopy.stop().catch(() => undefined);
     await nats.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -277,6 +287,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         await alerts.publishCommitted().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Some alerts are not in the bucket yet; the next start publishes them.'));
         await alerts.stop();
         await tenantWatch.stop();
+        await alertCopy.stop();
         await nats.close();
         await base.release();
         log.info({ refused }, 'Shard node stopped; its virtual shards are checkpointed and released.');

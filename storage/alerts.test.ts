@@ -87,4 +87,20 @@ describe('alert repository', () => {
     expect(store.alerts.recentOfDevice('D1', 10)).toHaveLength(2);
     expect(store.notify.feedAfter(0, 10)).toEqual([]);
   });
+
+  it("seeds a shard node with other nodes' alerts: the newest version kept, each its file's latest dedup entry, no feed entry", async () => {
+    const first = { ...alertOf('al_1', 'TA', 1000), path: 'C:\\Evil.exe', sha256: '' };
+    const later = { ...alertOf('al_2', 'TA', 9000), path: 'c:\\evil.exe', sha256: '' };
+    expect(await store.alerts.seed([later, first])).toBe(2);
+    // The file's dedup entry is its latest detection on the device, whatever the order the copies came in.
+    expect(store.alerts.dedup('D1', 'c:\\evil.exe')).toEqual({ alertId: 'al_2', at: 8995 });
+    expect(store.alerts.dedup('D1', 'a'.repeat(64))).toBeUndefined();
+    // A repeat counted elsewhere replaces the copy; an older copy (published late) does not.
+    expect(await store.alerts.seed([{ ...first, repeats: 2 }])).toBe(0);
+    expect(await store.alerts.seed([first])).toBe(0);
+    expect(store.alerts.get('al_1')).toMatchObject({ repeats: 2 });
+    expect(store.alerts.dedup('D1', 'c:\\evil.exe')).toEqual({ alertId: 'al_2', at: 8995 });
+    expect([...store.alerts.scanTenant('TA')].map((x) => x.id)).toEqual(['al_2', 'al_1']);
+    expect(store.notify.feedAfter(0, 10)).toEqual([]);
+  });
 });

@@ -101,6 +101,14 @@ export interface AlertRepository {
    * the shard node that committed the alert notifies. Resolves with the number of alerts new here.
    */
   mirror(entries: readonly { alert: AlertRecord; report?: QuickReport | undefined }[]): Promise<number>;
+  /**
+   * A cluster shard node's copy of the alerts the shard nodes committed (cluster/alert-copy.ts), for a takeover:
+   * each alert stored when new or newer than the one held (as `mirror`), indexed when new, and made its device's
+   * 72 h dedup entry for its file when it is the latest detection of that file there; no report, no feed entry
+   * (nothing is published or notified again). A replayed detection then finds its alert, and a repeat after the
+   * takeover is counted on the first alert. Resolves with the number of alerts new here.
+   */
+  seed(alerts: readonly AlertRecord[]): Promise<number>;
 }
 
 /** The alert repository over the hot store's tables (called by openHotStore). */
@@ -120,6 +128,14 @@ export function createAlertRepository(t: Tables): AlertRepository {
     tenantAlerts.putSync([a.supportId, a.createdAt, a.id], a.id);
     deviceAlerts.putSync([a.tmid, a.detectedAt, a.id], a.id);
     alertsByTime.putSync([a.createdAt, a.id], a.id);
+  };
+  /** Inside a transaction: stores a copy of an alert another node wrote unless the one held is newer (a higher report revision, or more repeats at the same one). */
+  const putCopySync = (a: AlertRecord): 'new' | 'newer' | 'older' => {
+    const held = alerts.get(a.id);
+    if (held !== undefined && (held.revision > a.revision || (held.revision === a.revision && held.repeats > a.repeats))) return 'older';
+    if (held === undefined) putIndexEntriesSync(a);
+    alerts.putSync(a.id, a);
+    return held === undefined ? 'new' : 'newer';
   };
   const commentsOf = (id: string): AlertComment[] => [...comments.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
 
@@ -247,15 +263,24 @@ export function createAlertRepository(t: Tables): AlertRepository {
       let added = 0;
       await t.root.transaction(() => {
         for (const { alert: a, report } of entries) {
-          const held = alerts.get(a.id);
-          if (held === undefined) {
-            putIndexEntriesSync(a);
-            added++;
-          } else if (held.revision > a.revision || (held.revision === a.revision && held.repeats > a.repeats)) {
-            continue;
-          }
-          alerts.putSync(a.id, a);
+          const put = putCopySync(a);
+          if (put === 'older') continue;
+          if (put === 'new') added++;
           if (report !== undefined) reports.putSync([report.alertId, report.revision], report);
+        }
+      });
+      return added;
+    },
+    async seed(list) {
+      let added = 0;
+      await t.root.transaction(() => {
+        for (const a of list) {
+          const put = putCopySync(a);
+          if (put === 'older') continue;
+          if (put === 'new') added++;
+          const fileKey = dedupFileKey(a.sha256 === '' ? undefined : a.sha256, a.path);
+          const held = alertDedup.get([a.tmid, fileKey]);
+          if (held === undefined || held.at < a.detectedAt) alertDedup.putSync([a.tmid, fileKey], { alertId: a.id, at: a.detectedAt });
         }
       });
       return added;

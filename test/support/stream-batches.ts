@@ -18,9 +18,13 @@ export async function publishTestDevice(link: ClusterLink, source: HotStore, sup
   });
 }
 
-/** Publishes a batch of `n` process starts from seq `first`, received by the ingest node at `recvAt`, with its id as message id. */
-export async function publishTestBatch(link: ClusterLink, tmid: string, id: string, first: number, n: number, recvAt: number): Promise<void> {
-  const events = Array.from({ length: n }, (_, i) => ({ seq: first + i, t: recvAt - 1000, k: 'proc.start', pid: 100 + i, image: 'C:\\Windows\\notepad.exe' }));
+/**
+ * Publishes a batch from seq `first`, received by the ingest node at `recvAt`, with its id as message id: `n`
+ * process starts, or the events given (numbered from `first`).
+ */
+export async function publishTestBatch(link: ClusterLink, tmid: string, id: string, first: number, n: number, recvAt: number, given?: readonly Record<string, unknown>[]): Promise<void> {
+  const events = given?.map((e, i) => ({ ...e, seq: first + i })) ?? Array.from({ length: n }, (_, i) => ({ seq: first + i, t: recvAt - 1000, k: 'proc.start', pid: 100 + i, image: 'C:\\Windows\\notepad.exe' }));
+  n = events.length;
   const body = encodeBatchMessage({ tmid, id, sentAt: recvAt - 500, recvAt, first, last: first + n - 1, eventCount: n, events: encode(events) }, 3);
   await link.js.publish(batchSubject(virtualShardOf(tmid), tmid), body, { msgID: id });
 }
