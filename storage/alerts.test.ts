@@ -103,4 +103,34 @@ describe('alert repository', () => {
     expect([...store.alerts.scanTenant('TA')].map((x) => x.id)).toEqual(['al_2', 'al_1']);
     expect(store.notify.feedAfter(0, 10)).toEqual([]);
   });
+
+  it("mirrors with notifyFrom: the engine's alert.new and alert.verdict entries for changes since then, none for older ones or after an analyst's verdict", async () => {
+    const report = (alertId: string, revision: number, createdAt: number) => ({ alertId, revision, createdAt, tmid: 'D1', supportId: 'TA' }) as unknown as QuickReport;
+    const since = { notifyFrom: 1500 };
+    const old = alertOf('al_old', 'TA', 1000);
+    const fresh = alertOf('al_new', 'TA', 2000);
+    const kept = alertOf('al_kept', 'TA', 2100);
+    // A copy of the bucket's history: only the alert created since notifyFrom is announced.
+    await store.alerts.mirror([{ alert: old, report: report('al_old', 1, 1001) }, { alert: fresh, report: report('al_new', 1, 2001) }, { alert: kept }], since);
+    // Later revisions: a verdict change (announced), one from before notifyFrom (not), a repeat keeping the verdict (not).
+    await store.alerts.mirror([{ alert: { ...fresh, revision: 2, verdict: 'black' }, report: report('al_new', 2, 2500) }], since);
+    await store.alerts.mirror([{ alert: { ...old, revision: 2, verdict: 'black' }, report: report('al_old', 2, 1400) }], since);
+    await store.alerts.mirror([{ alert: { ...fresh, revision: 2, repeats: 1, verdict: 'black' } }], since);
+    // A replay published late (older revision) changes nothing and announces nothing.
+    await store.alerts.mirror([{ alert: fresh, report: report('al_new', 1, 2001) }], since);
+    // An analyst's verdict here wins over the engine's: a later engine change is not announced (as on a shard node).
+    await store.alerts.setVerdict({ alertId: 'al_kept', at: 2200, by: 'op', verdict: 'white' });
+    await store.alerts.mirror([{ alert: { ...kept, revision: 2, verdict: 'black' }, report: report('al_kept', 2, 2300) }], since);
+    // Without notifyFrom, a copy announces nothing.
+    await store.alerts.mirror([{ alert: alertOf('al_quiet', 'TA', 3000) }]);
+
+    const feed = store.notify.feedAfter(0, 100).map(({ seq: _seq, ...e }) => e);
+    expect(feed).toEqual([
+      { kind: 'alert.new', supportId: 'TA', at: 2000, alertId: 'al_new', tmid: 'D1', verdict: 'gray', state: 'reported', by: 'engine' },
+      { kind: 'alert.new', supportId: 'TA', at: 2100, alertId: 'al_kept', tmid: 'D1', verdict: 'gray', state: 'reported', by: 'engine' },
+      { kind: 'alert.verdict', supportId: 'TA', at: 2500, alertId: 'al_new', tmid: 'D1', verdict: 'black', from: 'gray', by: 'engine' },
+      { kind: 'alert.verdict', supportId: 'TA', at: 2200, alertId: 'al_kept', tmid: 'D1', verdict: 'white', from: 'gray', by: 'op' },
+    ]);
+    expect(store.alerts.get('al_old')).toMatchObject({ revision: 2, verdict: 'black' });
+  });
 });

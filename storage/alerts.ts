@@ -97,10 +97,15 @@ export interface AlertRepository {
   /**
    * An API node's copy of alerts the shard nodes committed (cluster/api-node.ts): each alert stored as given,
    * indexed when new, with its report revision, in one transaction. A version older than the one held (a lower
-   * report revision, or fewer repeats at the same revision: a replay published late) is skipped. No feed entry:
-   * the shard node that committed the alert notifies. Resolves with the number of alerts new here.
+   * report revision, or fewer repeats at the same revision: a replay published late) is skipped.
+   *
+   * With `notifyFrom` (ms) the copy appends the feed entries the engine would have written, in the same
+   * transaction, so the node's notifier sees them: `alert.new` for an alert new here created at or after
+   * `notifyFrom`, `alert.verdict` (by `engine`) when a later revision changes the engine's verdict, at or after
+   * `notifyFrom`, and no analyst verdict was given here. Older changes (a node copying the bucket's history)
+   * append nothing. Without it, no feed entry. Resolves with the number of alerts new here.
    */
-  mirror(entries: readonly { alert: AlertRecord; report?: QuickReport | undefined }[]): Promise<number>;
+  mirror(entries: readonly { alert: AlertRecord; report?: QuickReport | undefined }[], options?: { notifyFrom?: number }): Promise<number>;
   /**
    * A cluster shard node's copy of the alerts the shard nodes committed (cluster/alert-copy.ts), for a takeover:
    * each alert stored when new or newer than the one held (as `mirror`), indexed when new, and made its device's
@@ -130,12 +135,12 @@ export function createAlertRepository(t: Tables): AlertRepository {
     alertsByTime.putSync([a.createdAt, a.id], a.id);
   };
   /** Inside a transaction: stores a copy of an alert another node wrote unless the one held is newer (a higher report revision, or more repeats at the same one). */
-  const putCopySync = (a: AlertRecord): 'new' | 'newer' | 'older' => {
+  const putCopySync = (a: AlertRecord): { outcome: 'new' | 'newer' | 'older'; held: AlertRecord | undefined } => {
     const held = alerts.get(a.id);
-    if (held !== undefined && (held.revision > a.revision || (held.revision === a.revision && held.repeats > a.repeats))) return 'older';
+    if (held !== undefined && (held.revision > a.revision || (held.revision === a.revision && held.repeats > a.repeats))) return { outcome: 'older', held };
     if (held === undefined) putIndexEntriesSync(a);
     alerts.putSync(a.id, a);
-    return held === undefined ? 'new' : 'newer';
+    return { outcome: held === undefined ? 'new' : 'newer', held };
   };
   const commentsOf = (id: string): AlertComment[] => [...comments.getRange({ start: [id], end: [id, Infinity] })].map((e) => e.value);
 
@@ -259,13 +264,27 @@ export function createAlertRepository(t: Tables): AlertRepository {
     putDedupSync(tmid, fileKey, entry) {
       alertDedup.putSync([tmid, fileKey], entry);
     },
-    async mirror(entries) {
+    async mirror(entries, options) {
+      const notifyFrom = options?.notifyFrom;
       let added = 0;
       await t.root.transaction(() => {
         for (const { alert: a, report } of entries) {
-          const put = putCopySync(a);
-          if (put === 'older') continue;
-          if (put === 'new') added++;
+          const { outcome, held } = putCopySync(a);
+          if (outcome === 'older') continue;
+          if (outcome === 'new') {
+            added++;
+            // What indexSync announces on the shard node; the first verdict seen here is the alert's.
+            if (notifyFrom !== undefined && a.createdAt >= notifyFrom) {
+              appendFeedSync(t, { kind: 'alert.new', supportId: a.supportId, at: a.createdAt, alertId: a.id, tmid: a.tmid, verdict: a.verdict, state: a.state, by: 'engine' });
+            }
+          } else if (notifyFrom !== undefined && held !== undefined && held.verdict !== a.verdict && lastAnalyst(a.id) === undefined) {
+            // What putVerdictChangeSync announces: the engine's verdict changed and no analyst here overrode it.
+            // The change's time is its report revision's (the bucket carries no verdict history).
+            const at = report !== undefined && report.revision === a.revision ? report.createdAt : (a.lastRepeatAt ?? a.createdAt);
+            if (at >= notifyFrom) {
+              appendFeedSync(t, { kind: 'alert.verdict', supportId: a.supportId, at, alertId: a.id, tmid: a.tmid, verdict: a.verdict, from: held.verdict, by: 'engine' });
+            }
+          }
           if (report !== undefined) reports.putSync([report.alertId, report.revision], report);
         }
       });
@@ -275,9 +294,9 @@ export function createAlertRepository(t: Tables): AlertRepository {
       let added = 0;
       await t.root.transaction(() => {
         for (const a of list) {
-          const put = putCopySync(a);
-          if (put === 'older') continue;
-          if (put === 'new') added++;
+          const { outcome } = putCopySync(a);
+          if (outcome === 'older') continue;
+          if (outcome === 'new') added++;
           const fileKey = dedupFileKey(a.sha256 === '' ? undefined : a.sha256, a.path);
           const held = alertDedup.get([a.tmid, fileKey]);
           if (held === undefined || held.at < a.detectedAt) alertDedup.putSync([a.tmid, fileKey], { alertId: a.id, at: a.detectedAt });
