@@ -2,8 +2,8 @@
  * Public surface of notify/: the durable notifier (feed → outbox → mail and
  * webhooks), its SMTP transport, and the gray → white business-day rule.
  */
-export { createNotifier, recipientWants, signWebhook, DEFAULT_RETRY, DEFAULT_PDF_WAIT_MS } from './notifier.js';
-export type { Notifier, NotifierOptions, MailPort, RetryPolicy, DeliveryCounts } from './notifier.js';
+export { createNotifier, recipientWants, signWebhook, deliveryClaimKey, DEFAULT_RETRY, DEFAULT_PDF_WAIT_MS } from './notifier.js';
+export type { Notifier, NotifierOptions, MailPort, RetryPolicy, DeliveryCounts, DeliveryClaims, ClaimAnswer } from './notifier.js';
 export { createSmtpTransport } from './smtp.js';
 export type { SmtpSettings } from './smtp.js';
 export { renderMail, webhookBody } from './messages.js';

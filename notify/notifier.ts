@@ -87,7 +87,50 @@ export interface NotifierOptions {
    * with channel `siem` in their settings.
    */
   siem?: { globalRecipients?: readonly NotifyRecipient[]; hostname?: string; send?: typeof sendSiemLines };
+  /** Deliveries shared with other notifiers over the same events (cluster API nodes); absent: this notifier sends all it queues. */
+  claims?: DeliveryClaims;
 }
+
+/** What `DeliveryClaims.claim` answers. */
+export type ClaimAnswer =
+  /** This notifier holds the claim: it sends. */
+  | { kind: 'mine' }
+  /** Another notifier holds it until `until` (ms): ask again then (it is taken over if still unsettled). */
+  | { kind: 'held'; until: number }
+  /** Another notifier sent or dead-lettered it (`by`: its name). */
+  | { kind: 'settled'; state: 'sent' | 'dead'; by: string };
+
+/**
+ * Deliveries shared by several notifiers that read the same events (the API
+ * nodes of a cluster, cluster/notify-claims.ts): before each attempt the
+ * notifier claims every event of the entry for its recipient, and sends only
+ * the events it holds. notify/ knows only this port, never the shared store.
+ */
+export interface DeliveryClaims {
+  /**
+   * Claims `key` (deliveryClaimKey) for one attempt; 'mine' again for a claim this notifier holds.
+   * @throws when the shared record cannot be read or written (the entry then waits, no attempt counted)
+   */
+  claim(key: string): Promise<ClaimAnswer>;
+  /** The outcome of this notifier's attempt: final (sent, dead), or a retry at `retryAt` (ms) the claim is held until. */
+  settle(key: string, outcome: { state: 'sent' | 'dead' } | { state: 'retry'; retryAt: number }): Promise<void>;
+}
+
+/**
+ * The claim key of one event for one recipient: the same on every node
+ * that stored the event, so it carries neither the feed seq nor a node's own
+ * time. A new alert is notified once per recipient; a verdict change once
+ * per verdict it changed to (a gray → white timeout run on two nodes is one
+ * change); other events by what they are about and when.
+ */
+export function deliveryClaimKey(e: NotifyFeedEvent, recipientId: string): string {
+  if (e.kind === 'alert.new') return `${e.kind}|${e.alertId ?? ''}|${recipientId}`;
+  if (e.kind === 'alert.verdict') return `${e.kind}|${e.alertId ?? ''}|${e.verdict ?? ''}|${recipientId}`;
+  return [e.kind, e.alertId, e.tmid, e.reportId, e.detectionId, e.opsAlertId, e.verdict, e.at, recipientId].map((v) => v ?? '').join('|');
+}
+
+/** Wait before an entry whose claim could not be asked (the shared store unreachable) is tried again, ms. */
+const CLAIM_UNAVAILABLE_RETRY_MS = 5000;
 
 export interface DeliveryCounts {
   sent: number;
@@ -377,9 +420,75 @@ export function createNotifier(options: NotifierOptions): Notifier {
     if (res.status < 200 || res.status >= 300) throw new KisekiError('ERR_NOTIFY_DELIVERY', { reason: `webhook answered HTTP ${res.status}` });
   }
 
-  async function deliverOne(entry: OutboxEntry, counts: DeliveryCounts): Promise<void> {
+  /** Set while claims cannot be asked: logged once per outage. */
+  let claimsDownSince: number | undefined;
+
+  /**
+   * With claims: the events of `entry` this notifier holds, or undefined when
+   * it sends nothing now (every event settled by another notifier: the entry
+   * ends so here; one held by another: the entry waits until that claim ends,
+   * keeping this notifier's claims on the others until then).
+   */
+  async function claimEvents(claims: DeliveryClaims, entry: OutboxEntry): Promise<{ entry: OutboxEntry; keys: string[] } | undefined> {
+    const answers: { event: NotifyFeedEvent; key: string; answer: ClaimAnswer }[] = [];
+    try {
+      for (const event of entry.events) {
+        const key = deliveryClaimKey(event, entry.recipientId);
+        answers.push({ event, key, answer: await claims.claim(key) });
+      }
+      if (claimsDownSince !== undefined) {
+        log.warn({ downMs: clock.now() - claimsDownSince }, 'Delivery claims answer again.');
+        claimsDownSince = undefined;
+      }
+    } catch (err) {
+      // No claim, no send (another node may be sending it): the entry waits, and no attempt is counted.
+      if (claimsDownSince === undefined) {
+        claimsDownSince = clock.now();
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'Delivery claims cannot be asked; notifications wait until they can.');
+      }
+      await store.notify.defer(entry.id, clock.now() + CLAIM_UNAVAILABLE_RETRY_MS);
+      return undefined;
+    }
+    const mine = answers.filter((a) => a.answer.kind === 'mine');
+    const heldUntil = answers.reduce((min, a) => (a.answer.kind === 'held' ? Math.min(min, a.answer.until) : min), Infinity);
+    if (heldUntil !== Infinity) {
+      const retryAt = Math.max(heldUntil, clock.now() + 1);
+      await settleClaims(mine.map((a) => a.key), { state: 'retry', retryAt });
+      await store.notify.defer(entry.id, retryAt);
+      return undefined;
+    }
+    if (mine.length === 0) {
+      const settled = answers.map((a) => a.answer).filter((a): a is Extract<ClaimAnswer, { kind: 'settled' }> => a.kind === 'settled');
+      const sent = settled.find((a) => a.state === 'sent');
+      await store.notify.settleElsewhere(entry.id, { state: sent === undefined ? 'dead' : 'sent', by: (sent ?? settled[0]!).by, at: clock.now() });
+      return undefined;
+    }
+    const keys = mine.map((a) => a.key);
+    return { entry: mine.length === entry.events.length ? entry : { ...entry, events: mine.map((a) => a.event) }, keys };
+  }
+
+  /** Records this notifier's outcome on its claims; a failure there is logged (the claim then ends by its time). */
+  async function settleClaims(keys: readonly string[], outcome: Parameters<DeliveryClaims['settle']>[1]): Promise<void> {
+    if (options.claims === undefined) return;
+    for (const key of keys) {
+      await options.claims.settle(key, outcome).catch((err: unknown) => {
+        log.warn({ state: outcome.state, err: err instanceof Error ? err.message : String(err) }, 'A delivery claim could not be settled; it ends when its time runs out.');
+      });
+    }
+  }
+
+  async function deliverOne(queued: OutboxEntry, counts: DeliveryCounts): Promise<void> {
+    let entry = queued;
+    let keys: readonly string[] = [];
+    if (options.claims !== undefined) {
+      const held = await claimEvents(options.claims, queued);
+      if (held === undefined) return;
+      ({ entry, keys } = held);
+    }
     try {
       await send(entry);
+      // The shared record first: a crash before markSent then finds its own claim settled at restart, not a resend.
+      await settleClaims(keys, { state: 'sent' });
       await store.notify.markSent(entry.id, clock.now());
       await audit(entry, 'notify.delivered', { attempt: entry.attempts + 1 });
       counts.sent++;
@@ -389,12 +498,14 @@ export function createNotifier(options: NotifierOptions): Notifier {
       const attempt = entry.attempts + 1;
       if (attempt >= retry.maxAttempts) {
         await store.notify.markDead(entry.id, reason, clock.now());
+        await settleClaims(keys, { state: 'dead' });
         await audit(entry, 'notify.dead_lettered', { attempt, error: reason });
         log.warn({ id: entry.id, channel: entry.channel, attempt }, 'A notification failed its last attempt and was dead-lettered.');
         counts.dead++;
       } else {
         const delay = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
         await store.notify.markRetry(entry.id, reason, clock.now() + delay);
+        await settleClaims(keys, { state: 'retry', retryAt: clock.now() + delay });
         await audit(entry, 'notify.failed', { attempt, error: reason, retryInMs: delay });
         counts.retried++;
       }

@@ -10,7 +10,7 @@ import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore } from '../storage/index.js';
 import { applyGrayTimeouts } from './gray-timeout.js';
-import { createNotifier, type Notifier } from './notifier.js';
+import { createNotifier, type DeliveryClaims, type Notifier } from './notifier.js';
 import { loadSiemDestinations } from './siem/destinations.js';
 import { createSmtpTransport } from './smtp.js';
 
@@ -33,6 +33,8 @@ export function startNotifications(options: {
   /** SIEM forwarding: operator-wide destinations and the syslog HOSTNAME (absent: tenants' SIEM recipients only). */
   siem?: Readonly<Config['siem']>;
   renderAlertPdf?: (alertId: string, signal?: AbortSignal) => Promise<Buffer | undefined>;
+  /** Deliveries shared with the other API nodes of a cluster (cluster/notify-claims.ts); absent: every entry is sent here. */
+  claims?: DeliveryClaims;
 }): NotificationsRuntime {
   const { config, store, clock } = options;
   const log = options.logger.child({ component: 'notify' });
@@ -55,6 +57,7 @@ export function startNotifications(options: {
     pdfTimeoutMs: config.pdfWaitMs,
     ...(transport === undefined ? {} : { mail: { transport, from: config.mailFrom } }),
     ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
+    ...(options.claims === undefined ? {} : { claims: options.claims }),
     ...(options.siem === undefined
       ? {}
       : { siem: { hostname: options.siem.hostname, globalRecipients: options.siem.destinationsFile === undefined ? [] : loadSiemDestinations(options.siem.destinationsFile) } }),

@@ -68,6 +68,13 @@ export interface NotifyRepository {
   markRetry(id: string, error: string, nextAttemptAt: number): Promise<OutboxEntry | undefined>;
   /** Records the last failed attempt: dead-lettered. */
   markDead(id: string, error: string, at: number): Promise<OutboxEntry | undefined>;
+  /** Pending again at `nextAttemptAt` without counting an attempt (another notifier holds its claim). */
+  defer(id: string, nextAttemptAt: number): Promise<OutboxEntry | undefined>;
+  /**
+   * Another notifier settled this notification (sent it, or dead-lettered it: then listed among this store's
+   * dead letters too); the entry ends in that state with `settledBy`, without an attempt of its own.
+   */
+  settleElsewhere(id: string, outcome: { state: 'sent' | 'dead'; by: string; at: number }): Promise<OutboxEntry | undefined>;
 }
 
 /** The notification repository over the hot store's tables (called by openHotStore). */
@@ -161,6 +168,16 @@ export function createNotifyRepository(t: Tables): NotifyRepository {
         const next: OutboxEntry = { ...prev, state: 'dead', attempts: prev.attempts + 1, lastError: error };
         putSync(prev, next);
         notifyDead.putSync([prev.supportId, at, id], id);
+        return next;
+      }),
+    defer: (id, nextAttemptAt) => update(id, (e) => ({ ...e, nextAttemptAt })),
+    settleElsewhere: (id, { state, by, at }) =>
+      root.transaction(() => {
+        const prev = notifyOutbox.get(id);
+        if (prev === undefined) return undefined;
+        const next: OutboxEntry = { ...prev, state, settledBy: by, ...(state === 'sent' ? { sentAt: at } : {}) };
+        putSync(prev, next);
+        if (state === 'dead') notifyDead.putSync([prev.supportId, at, id], id);
         return next;
       }),
   };

@@ -322,6 +322,11 @@ export interface OutboxEntry {
   createdAt: number;
   sentAt?: number;
   lastError?: string;
+  /**
+   * Another notifier sent or dead-lettered this notification (API nodes of a cluster share deliveries,
+   * docs/CLUSTER.md): its node id. This entry itself was not sent.
+   */
+  settledBy?: string;
 }
 
 /** A periodic report: monthly, weekly, or the incident report of one black alert. */
