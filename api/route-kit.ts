@@ -15,7 +15,7 @@ import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
 import type { TenantPolicy } from '../core/contracts.js';
-import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, Role, TenantRecord, UserRecord } from '../storage/index.js';
+import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, NotifySettings, Role, TenantRecord, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
 
@@ -50,6 +50,12 @@ export interface ApiDeps {
   shareCommand?: (command: CommandRecord) => Promise<void>;
   /** On an API node: tenant changes go through the shared bucket (absent: the local store only). */
   sharedTenants?: TenantSharing;
+  /**
+   * On an API node: hands a tenant's notification settings, saved here, to the other API nodes (the
+   * `kiseki-notify-settings` bucket); the request is answered once it resolves.
+   * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when the bucket did not take them (they are shared once it does)
+   */
+  shareNotifySettings?: (settings: NotifySettings) => Promise<void>;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

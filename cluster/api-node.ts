@@ -21,8 +21,17 @@
  *
  * Commands an operator queues or cancels here go to the ingest nodes through
  * `kiseki-commands` (commands-sync.ts), and their later states come back the
- * same way. What stays local to the API node (docs/CLUSTER.md): analysts'
- * verdicts and comments, users and sessions.
+ * same way.
+ *
+ * Every API node runs the notifier (mail, webhooks, SIEM) over its copy: the
+ * alert copy appends the feed entries the shard node's engine wrote
+ * (`alert.new`, `alert.verdict`) for changes newer than
+ * `cluster.notifyMaxAgeMs`, each notification is claimed in `kiseki-notified`
+ * before it is sent, so the API nodes send it once between them
+ * (notify-claims.ts), and tenants' notification settings are shared through
+ * `kiseki-notify-settings` (notify-settings-sync.ts). What stays local to the
+ * API node (docs/CLUSTER.md): analysts' verdicts and comments, users and
+ * sessions.
  *
  * With `cluster.archive` the node is also the cluster's archive: it follows
  * the whole batch stream into its local log (archive-follower.ts) and runs the
@@ -38,6 +47,7 @@ import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs, type ExportRunner, type ExportScheduler } from '../export/index.js';
 import { createBatchCommitter, type BatchCommitter } from '../ingest/index.js';
+import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
 import type { HotStore } from '../storage/index.js';
 import { startArchiveFollower, type ArchiveFollower } from './archive-follower.js';
 import { decodeAlertEntry } from './alert-publisher.js';
@@ -47,6 +57,8 @@ import { clusterLinkOptionsFrom, openClusterLink, type ClusterLink } from './nat
 import { openNodeBase } from './node-base.js';
 import { watchBucket, type BucketWatcher } from './bucket-watch.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
+import { createNotifyClaims } from './notify-claims.js';
+import { startNotifySettingsSync, type NotifySettingsSync } from './notify-settings-sync.js';
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
@@ -59,6 +71,8 @@ export interface ApiNodeOptions {
   rewatchDelayMs?: number;
   /** The archive's position check interval, ms (default 5000; `cluster.archive` only). */
   archiveCheckIntervalMs?: number;
+  /** Quick-report PDFs for new-alert mails; absent: mails go with the console link only. */
+  renderAlertPdf?: (alertId: string, signal?: AbortSignal) => Promise<Buffer | undefined>;
 }
 
 /** What the API node's copy holds, for `/healthz` and tests. */
@@ -112,6 +126,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   const watchers: BucketWatcher[] = [];
   let commands: CommandSync | undefined;
   let archive: ArchiveParts | undefined;
+  let notifySettings: NotifySettingsSync | undefined;
+  let notifications: NotificationsRuntime | undefined;
 
   // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
   const pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
@@ -122,9 +138,11 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     const run = (async () => {
       while (pending.length > 0) {
         const batch = pending.slice(0, MIRROR_BATCH);
-        stats.alerts += await store.alerts.mirror(batch);
+        // Changes older than the notify horizon (a copy of the bucket's history) append no feed entry: not sent again.
+        stats.alerts += await store.alerts.mirror(batch, { notifyFrom: clock.now() - config.cluster.notifyMaxAgeMs });
         // Removed only once written: a failed write keeps them for the retry.
         pending.splice(0, batch.length);
+        notifications?.wake();
       }
     })();
     // `writing` is cleared in the same callback that looks at `pending` again: an entry queued while the last write
@@ -149,6 +167,17 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
 
   try {
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
+    // The notifier first: the alert watcher's first copies wake it.
+    notifications = startNotifications({
+      store,
+      clock,
+      logger,
+      config: config.notify,
+      siem: config.siem,
+      claims: createNotifyClaims({ kv: link.notified, nodeId }),
+      ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
+    });
+    notifySettings = startNotifySettingsSync({ kv: link.notifySettings, store, logger, retryMs: delayMs });
     const onRewatch = (): void => {
       stats.rewatches++;
     };
@@ -214,6 +243,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         logger,
         // A queued command reaches the ingest nodes through kiseki-commands; the one holding the agent sends it.
         shareCommand: (command) => commands!.share(command),
+        // A tenant's notification settings changed here apply on every API node.
+        shareNotifySettings: (settings) => notifySettings!.share(settings),
         // Rollouts queue upgrades in bulk: shared in the background (retried until NATS takes them).
         deliverCommands: (tmid) => {
           for (const c of store.commands.pendingFor(tmid)) if (c.state === 'queued') commands!.share(c).catch(() => undefined);
@@ -231,6 +262,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           node: nodeId,
           mirror: mirrorStats(),
           commands: commands!.stats(),
+          notifySettings: notifySettings!.stats(),
           ...(archive === undefined ? {} : { archive: archive.follower.stats() }),
         }),
       },
@@ -240,6 +272,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     await stopArchive().catch(() => undefined);
     for (const w of watchers) await w.stop().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
+    await notifySettings?.stop().catch(() => undefined);
+    await notifications?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
     throw err;
@@ -291,6 +325,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   }
   const server = http;
   const nats = link;
+  const notifier = notifications!;
+  const settingsSync = notifySettings!;
   log.info({ httpPort: server.port, dataDir: config.dataDir }, 'API node is running.');
   let closing: Promise<void> | undefined;
   return {
@@ -306,8 +342,11 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         await stopArchive();
         for (const w of watchers) await w.stop();
         await commands!.stop();
+        await settingsSync.stop();
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
+        // Before NATS closes: a delivery in flight settles its claim.
+        await notifier.stop();
         await nats.close();
         await base.release();
         log.info('API node stopped.');

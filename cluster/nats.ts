@@ -25,7 +25,12 @@
  * - KV `kiseki-commands`: `cmd.<command id>` → the command's record as its
  *   furthest state (commands-sync.ts): queued by an API node, delivered by the
  *   ingest node holding the agent's socket; entries leave 14 days after their
- *   last put (only ended commands are that old).
+ *   last put (only ended commands are that old);
+ * - KV `kiseki-notified`: `claim.<SHA-256 of the delivery claim key>` → who
+ *   sends one notification to one recipient, and whether it was sent
+ *   (notify-claims.ts); entries expire after `NOTIFY_CLAIM_TTL_MS`;
+ * - KV `kiseki-notify-settings`: `notify.<supportId>` → a tenant's
+ *   notification settings, recipients' secrets included (notify-settings-sync.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -47,6 +52,15 @@ export const COMMAND_BUCKET = 'kiseki-commands';
  * may wait for its device before it expires, so only ended commands go. Nodes keep their local copies.
  */
 export const COMMAND_BUCKET_MAX_AGE_MS = 2 * COMMAND_EXPIRY_MS;
+export const NOTIFY_CLAIM_BUCKET = 'kiseki-notified';
+export const NOTIFY_SETTINGS_BUCKET = 'kiseki-notify-settings';
+
+/**
+ * How long a claim record of `kiseki-notified` is kept after its last write, ms (7 days): far longer than any
+ * notification stays pending (6 attempts span about 16 min) and than an API node's notify horizon
+ * (`cluster.notifyMaxAgeMs`), so a record is never gone while a node could still send its notification.
+ */
+export const NOTIFY_CLAIM_TTL_MS = 7 * 86_400_000;
 
 /** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's alert ids (`al_<hex>`) always fit, anything else is encoded. */
 const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
@@ -117,6 +131,10 @@ export interface ClusterLink {
   readonly alerts: KV;
   /** `kiseki-commands`: response commands between the API nodes and the ingest nodes. */
   readonly commands: KV;
+  /** `kiseki-notified`: the API nodes' claims on notifications, so that each is sent once. */
+  readonly notified: KV;
+  /** `kiseki-notify-settings`: tenants' notification settings, shared by the API nodes. */
+  readonly notifySettings: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -237,6 +255,8 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   if (commandStream.config.max_age !== COMMAND_BUCKET_MAX_AGE_MS * NANOS_PER_MS) {
     await jsm.streams.update(`KV_${COMMAND_BUCKET}`, { max_age: COMMAND_BUCKET_MAX_AGE_MS * NANOS_PER_MS });
   }
+  const notified = await kvm.create(NOTIFY_CLAIM_BUCKET, { replicas: options.replicas, history: 1, ttl: NOTIFY_CLAIM_TTL_MS });
+  const notifySettings = await kvm.create(NOTIFY_SETTINGS_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -247,6 +267,8 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     directory,
     alerts,
     commands,
+    notified,
+    notifySettings,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

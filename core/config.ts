@@ -264,6 +264,11 @@ const configSchema = z
          * archives, retention, daily downloads and log-spot exports (docs/CLUSTER.md "Exports and cold archives").
          */
         archive: z.boolean(),
+        /**
+         * An API node's notify horizon, ms: alerts it copies that were created (or changed verdict) longer ago
+         * than this are not notified by it (a node copying the bucket's history does not send it again).
+         */
+        notifyMaxAgeMs: z.number().int().min(60_000),
       })
       .strict(),
     /** Thresholds of /healthz: beyond any of them the service reports itself degraded (503). */
@@ -454,7 +459,7 @@ export const DEFAULTS: Config = {
   },
   analytics: { enabled: true, retentionDays: 90 },
   // cluster (issue 19)
-  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, streamMaxAgeDays: 8, maxInFlightPublishes: 1024, nodeId: '', archive: false },
+  cluster: { role: 'all', nats: '', replicas: 1, duplicateWindowMs: 120_000, leaseTtlMs: 10_000, streamMaxAgeDays: 8, maxInFlightPublishes: 1024, nodeId: '', archive: false, notifyMaxAgeMs: 3_600_000 },
   health: {
     // 1 GiB: room for a day's archive and LMDB growth on the reference workload.
     minFreeDiskBytes: 1024 * 1024 * 1024,
@@ -585,6 +590,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'cluster.nodeId', env: 'KISEKI_NODE_ID', flag: 'node-id', type: 'string' },
   { path: 'cluster.nodeHttpPort', env: 'KISEKI_NODE_HTTP_PORT', flag: 'node-http-port', type: 'integer' },
   { path: 'cluster.archive', env: 'KISEKI_CLUSTER_ARCHIVE', flag: 'archive', type: 'boolean' },
+  { path: 'cluster.notifyMaxAgeMs', env: 'KISEKI_CLUSTER_NOTIFY_MAX_AGE_MS', type: 'integer' },
 ];
 
 function setPath(target: Record<string, unknown>, path: string, value: unknown): void {

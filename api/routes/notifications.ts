@@ -89,6 +89,8 @@ export const NOTIFICATION_ROUTES: Route[] = [
       const settings: NotifySettings = { supportId: params.supportId, recipients, maxPerHour: body.maxPerHour, updatedAt: deps.clock.now(), updatedBy: user.id };
       await deps.store.notify.putSettings(settings);
       await audit('notify.settings_changed', params.supportId, params.supportId, { recipients: recipients.length });
+      // On an API node: the other API nodes apply them too (503 when NATS did not take them; shared once it does).
+      await deps.shareNotifySettings?.(settings);
       return c.json(view(settings));
     },
   }),
