@@ -62,6 +62,8 @@ import { startNotifySettingsSync, type NotifySettingsSync } from './notify-setti
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
+/** How often a starting node looks whether its settings copy has caught up (to start the notifier), ms. */
+const NOTIFIER_GATE_MS = 100;
 
 export interface ApiNodeOptions {
   config: Readonly<Config>;
@@ -128,6 +130,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let archive: ArchiveParts | undefined;
   let notifySettings: NotifySettingsSync | undefined;
   let notifications: NotificationsRuntime | undefined;
+  let notifierGate: NodeJS.Timeout | undefined;
 
   // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
   const pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
@@ -167,17 +170,23 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
 
   try {
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
-    // The notifier first: the alert watcher's first copies wake it.
-    notifications = startNotifications({
-      store,
-      clock,
-      logger,
-      config: config.notify,
-      siem: config.siem,
-      claims: createNotifyClaims({ kv: link.notified, nodeId }),
-      ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
-    });
     notifySettings = startNotifySettingsSync({ kv: link.notifySettings, store, logger, retryMs: delayMs });
+    // The notifier starts once the settings are copied: a node with an empty store would otherwise read the feed
+    // entries of its first alert copies before it knows any recipient, and queue nothing for them.
+    const claims = createNotifyClaims({ kv: link.notified, nodeId });
+    notifierGate = setInterval(() => {
+      if (notifications !== undefined || !notifySettings!.stats().caughtUp) return;
+      clearInterval(notifierGate);
+      notifications = startNotifications({
+        store,
+        clock,
+        logger,
+        config: config.notify,
+        siem: config.siem,
+        claims,
+        ...(options.renderAlertPdf === undefined ? {} : { renderAlertPdf: options.renderAlertPdf }),
+      });
+    }, NOTIFIER_GATE_MS);
     const onRewatch = (): void => {
       stats.rewatches++;
     };
@@ -272,6 +281,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     await stopArchive().catch(() => undefined);
     for (const w of watchers) await w.stop().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
+    clearInterval(notifierGate);
     await notifySettings?.stop().catch(() => undefined);
     await notifications?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
@@ -325,7 +335,6 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   }
   const server = http;
   const nats = link;
-  const notifier = notifications!;
   const settingsSync = notifySettings!;
   log.info({ httpPort: server.port, dataDir: config.dataDir }, 'API node is running.');
   let closing: Promise<void> | undefined;
@@ -346,7 +355,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
         // Before NATS closes: a delivery in flight settles its claim.
-        await notifier.stop();
+        clearInterval(notifierGate);
+        await notifications?.stop();
         await nats.close();
         await base.release();
         log.info('API node stopped.');
