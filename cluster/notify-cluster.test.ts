@@ -24,7 +24,7 @@ import { startApiNode, type RunningApiNode } from './api-node.js';
 import { createIngestDirectory } from './directory.js';
 import { alertKey, openClusterLink, type ClusterLink } from './nats.js';
 import { createNotifyClaims, decodeNotifyClaim, notifyClaimBucketKey } from './notify-claims.js';
-import { decodeNotifySettings, notifySettingsKey } from './notify-settings-sync.js';
+import { decodeNotifySettings, notifySettingsKey, startNotifySettingsSync } from './notify-settings-sync.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/notify-cluster.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -132,6 +132,31 @@ describe.skipIf(NATS_SERVER === undefined)('notifications in cluster mode', () =
       expect(hook.hooks).toHaveLength(1);
     } finally {
       await hook.close();
+    }
+  });
+
+  it('keeps the newest settings in the bucket and in every copy, whichever order the shares land in', async () => {
+    const other = openHotStore({ dataDir: join(dir, 'other'), mapSizeBytes: 64 * 1024 * 1024 });
+    const settingsAt = (updatedAt: number, to: string) => ({ supportId: TENANT, recipients: [{ id: 'h1', channel: 'webhook' as const, to, events: ['alert.new' as const], verdicts: ['black' as const] }], maxPerHour: 20, updatedAt, updatedBy: 'op' });
+    const syncA = startNotifySettingsSync({ kv: link.notifySettings, store: source, logger, retryMs: 100 });
+    const syncB = startNotifySettingsSync({ kv: link.notifySettings, store: other, logger, retryMs: 100 });
+    try {
+      // Two nodes change one tenant at once; the older change reaches the bucket last.
+      await source.notify.putSettings(settingsAt(2000, 'https://newer.example/hook'));
+      await other.notify.putSettings(settingsAt(1000, 'https://older.example/hook'));
+      await syncA.share(settingsAt(2000, 'https://newer.example/hook'));
+      await syncB.share(settingsAt(1000, 'https://older.example/hook'));
+      expect(decodeNotifySettings((await link.notifySettings.get(notifySettingsKey(TENANT)))!.value)).toMatchObject({ updatedAt: 2000 });
+      await eventually(async () => (other.notify.settings(TENANT)?.updatedAt === 2000 ? true : undefined), 300, 100);
+      expect(source.notify.settings(TENANT)).toMatchObject({ updatedAt: 2000, recipients: [{ to: 'https://newer.example/hook' }] });
+      // A foreign value is skipped, not copied.
+      await link.notifySettings.put('notify.FOREIGN', '{"not":"settings"}');
+      await eventually(async () => (syncB.stats().skipped >= 1 ? true : undefined), 300, 100);
+      expect(other.notify.settings('FOREIGN')).toBeUndefined();
+    } finally {
+      await syncA.stop();
+      await syncB.stop();
+      await other.close();
     }
   });
 

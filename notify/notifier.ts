@@ -129,8 +129,12 @@ export function deliveryClaimKey(e: NotifyFeedEvent, recipientId: string): strin
   return [e.kind, e.alertId, e.tmid, e.reportId, e.detectionId, e.opsAlertId, e.verdict, e.at, recipientId].map((v) => v ?? '').join('|');
 }
 
-/** Wait before an entry whose claim could not be asked (the shared store unreachable) is tried again, ms. */
-const CLAIM_UNAVAILABLE_RETRY_MS = 5000;
+/**
+ * Wait before an entry is claimed again, ms: when the claims could not be asked (the shared store unreachable),
+ * and at most this long while another notifier holds a claim (it usually settles within seconds, long before the
+ * claim's time ends).
+ */
+const CLAIM_RECHECK_MS = 5000;
 
 export interface DeliveryCounts {
   sent: number;
@@ -446,13 +450,13 @@ export function createNotifier(options: NotifierOptions): Notifier {
         claimsDownSince = clock.now();
         log.error({ err: err instanceof Error ? err.message : String(err) }, 'Delivery claims cannot be asked; notifications wait until they can.');
       }
-      await store.notify.defer(entry.id, clock.now() + CLAIM_UNAVAILABLE_RETRY_MS);
+      await store.notify.defer(entry.id, clock.now() + CLAIM_RECHECK_MS);
       return undefined;
     }
     const mine = answers.filter((a) => a.answer.kind === 'mine');
     const heldUntil = answers.reduce((min, a) => (a.answer.kind === 'held' ? Math.min(min, a.answer.until) : min), Infinity);
     if (heldUntil !== Infinity) {
-      const retryAt = Math.max(heldUntil, clock.now() + 1);
+      const retryAt = Math.max(Math.min(heldUntil, clock.now() + CLAIM_RECHECK_MS), clock.now() + 1);
       await settleClaims(mine.map((a) => a.key), { state: 'retry', retryAt });
       await store.notify.defer(entry.id, retryAt);
       return undefined;
