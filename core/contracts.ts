@@ -292,6 +292,8 @@ export interface SigmaDetection {
 export interface SigmaTenantSettings {
   enabled: boolean;
   disabledRules: string[];
+  /** When last changed through a cluster API node, ms (the stamp its copies compare); absent otherwise. */
+  updatedAt?: number;
 }
 
 export type AlertState = 'reported' | 'suppressed' | 'tuning';

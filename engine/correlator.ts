@@ -16,7 +16,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent, VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
-import { dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore, type NetConnEntry } from '../storage/index.js';
+import { autoExceptionId, dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore, type NetConnEntry } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
 import { buildQuickReport, reportFingerprint, reportProcessSet, type DetectionContext, type SigmaHitsReader } from './report-builder.js';
 import { compileRules, type CompiledRuleSet } from './rules/evaluate.js';
@@ -446,7 +446,7 @@ export class Correlator {
     const confident = report.score <= this.rules.thresholds.confidentWhite || report.rules.some((h) => h.outcome === 'white');
     if (report.verdict === 'white' && policy.autoExceptWhite && alert.sha256 !== '' && confident) {
       const entry: ExceptionEntry = {
-        id: `ex_auto_${alert.sha256.slice(0, 16)}`,
+        id: autoExceptionId(alert.sha256),
         supportId: alert.supportId,
         sha256: alert.sha256,
         reason: `automatic: white verdict on alert ${alert.id}`,

@@ -53,6 +53,8 @@ export interface AnalyticsRepository {
   putKnownSync(tmid: string, field: string, known: { since: number; values: string[] }): void;
   rules(supportId: string): ThresholdRuleSet | undefined;
   putRules(set: ThresholdRuleSet): Promise<boolean>;
+  /** A cluster node's copy of a tenant's rule set: stored when newer (`updatedAt`) than the local one. True when stored. */
+  mirrorRules(set: ThresholdRuleSet): Promise<boolean>;
   /** Every tenant's rule set (shards load them at start and every few seconds). */
   allRules(): ThresholdRuleSet[];
   /**
@@ -147,6 +149,13 @@ export function createAnalyticsRepository(t: Tables): AnalyticsRepository {
     },
     rules: (supportId) => analyticsRules.get(supportId),
     putRules: (set) => analyticsRules.put(set.supportId, set),
+    mirrorRules: (set) =>
+      analyticsRules.transaction(() => {
+        const local = analyticsRules.get(set.supportId);
+        if (local !== undefined && local.updatedAt >= set.updatedAt) return false;
+        analyticsRules.putSync(set.supportId, set);
+        return true;
+      }),
     allRules: () => [...analyticsRules.getRange({})].map((e) => e.value),
     async sweep(beforeDay, destsBeforeDay) {
       let daily = 0;

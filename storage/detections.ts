@@ -59,6 +59,16 @@ export interface DetectionRepository {
   /** A tenant's Sigma settings (defaults when never set). */
   settings(supportId: string): SigmaTenantSettings;
   setSettings(supportId: string, settings: SigmaTenantSettings): Promise<void>;
+  /**
+   * A cluster node's copy of a tenant's settings: stored when newer (`updatedAt`) than the local ones (settings
+   * never changed through a cluster count as 0). True when stored.
+   */
+  mirrorSettings(supportId: string, settings: SigmaTenantSettings & { updatedAt: number }): Promise<boolean>;
+}
+
+/** Settings as stored: rules off deduplicated and sorted, the stamp kept when there is one. */
+function normalizedSettings(s: SigmaTenantSettings): SigmaTenantSettings {
+  return { enabled: s.enabled, disabledRules: [...new Set(s.disabledRules)].sort(), ...(s.updatedAt === undefined ? {} : { updatedAt: s.updatedAt }) };
 }
 
 /** The detection repository over the hot store's tables (called by openHotStore). */
@@ -116,7 +126,13 @@ export function createDetectionRepository(t: Tables): DetectionRepository {
     },
     settings: (supportId) => sigmaTenants.get(supportId) ?? DEFAULT_SIGMA_SETTINGS,
     async setSettings(supportId, settings) {
-      await sigmaTenants.put(supportId, { enabled: settings.enabled, disabledRules: [...new Set(settings.disabledRules)].sort() });
+      await sigmaTenants.put(supportId, normalizedSettings(settings));
     },
+    mirrorSettings: (supportId, settings) =>
+      sigmaTenants.transaction(() => {
+        if ((sigmaTenants.get(supportId)?.updatedAt ?? 0) >= settings.updatedAt) return false;
+        sigmaTenants.putSync(supportId, normalizedSettings(settings));
+        return true;
+      }),
   };
 }

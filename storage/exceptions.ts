@@ -4,8 +4,15 @@
  * shards on each detection, written by operators (API, CLI) and by the engine
  * (automatic exceptions for confident whites).
  *
+ * On a cluster node the list is also a copy of `kiseki-directory`'s
+ * `except.<support ID>.<id>` keys (cluster/settings-sync.ts): `mirror` and
+ * `mirrorRemoval` keep the newest of an entry's add (its `createdAt`) and its
+ * removal (the removal's time, remembered), so a late copy of an add never
+ * brings back an entry removed after it.
+ *
  * Key layout (kiseki.lmdb):
- *   exceptions  [supportId, id] -> ExceptionEntry
+ *   exceptions          [supportId, id] -> ExceptionEntry
+ *   exception-removals  [supportId, id] -> removal time, ms (written by mirrorRemoval only)
  */
 import { randomBytes } from 'node:crypto';
 import type { ExceptionEntry } from '../core/contracts.js';
@@ -16,6 +23,11 @@ import type { Tables } from './tables.js';
 /** A new random exception-entry id: `ex_` and 16 hex characters. */
 export function newExceptionId(): string {
   return `ex_${randomBytes(8).toString('hex')}`;
+}
+
+/** The id of the exception the engine adds for a confident white (`autoExceptWhite`): one per tenant and file hash. */
+export function autoExceptionId(sha256: string): string {
+  return `ex_auto_${sha256.slice(0, 16)}`;
 }
 
 export interface ExceptionRepository {
@@ -31,11 +43,23 @@ export interface ExceptionRepository {
   get(supportId: string, id: string): ExceptionEntry | undefined;
   /** Removes an entry; false when there was none. */
   remove(supportId: string, id: string): Promise<boolean>;
+  /**
+   * A cluster node's copy of an entry: stored unless the local entry is as new (`createdAt`) or a removal at or
+   * after its `createdAt` is remembered. True when stored.
+   */
+  mirror(entry: ExceptionEntry): Promise<boolean>;
+  /**
+   * A cluster node's copy of a removal at `removedAt` (ms): removes the entry unless it is newer (`createdAt` past
+   * `removedAt`), and remembers the removal. True when the list changed.
+   */
+  mirrorRemoval(supportId: string, id: string, removedAt: number): Promise<boolean>;
+  /** When the entry was last removed through `mirrorRemoval`, ms. */
+  removedAt(supportId: string, id: string): number | undefined;
 }
 
 /** The exception-list repository over the hot store's tables (called by openHotStore). */
 export function createExceptionRepository(t: Tables): ExceptionRepository {
-  const { exceptions, tenants } = t;
+  const { exceptions, exceptionRemovals, tenants } = t;
   return {
     async add(input) {
       if (tenants.get(input.supportId) === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId: input.supportId });
@@ -60,6 +84,28 @@ export function createExceptionRepository(t: Tables): ExceptionRepository {
       await exceptions.remove([supportId, id]);
       return true;
     },
+    // Read and write in one transaction: the bucket watcher and an API request may copy the same entry at once.
+    mirror: (entry) =>
+      exceptions.transaction(() => {
+        const key: [string, string] = [entry.supportId, entry.id];
+        const local = exceptions.get(key);
+        if (local !== undefined && local.createdAt >= entry.createdAt) return false;
+        const removed = exceptionRemovals.get(key);
+        if (removed !== undefined && removed >= entry.createdAt) return false;
+        exceptions.putSync(key, entry);
+        return true;
+      }),
+    mirrorRemoval: (supportId, id, removedAt) =>
+      exceptions.transaction(() => {
+        const key: [string, string] = [supportId, id];
+        const removed = exceptionRemovals.get(key);
+        if (removed === undefined || removed < removedAt) exceptionRemovals.putSync(key, removedAt);
+        const local = exceptions.get(key);
+        if (local === undefined || local.createdAt > removedAt) return false;
+        exceptions.removeSync(key);
+        return true;
+      }),
+    removedAt: (supportId, id) => exceptionRemovals.get([supportId, id]),
   };
 }
 

@@ -63,7 +63,7 @@ export type { DetectionRepository, DetectionCursor, SigmaDedupEntry } from './de
 export type { SigmaHuntRepository, SigmaHuntRecord, SigmaHuntHit, SigmaHuntStatus } from './sigma-hunts.js';
 export { newCommandId, commandStateRank } from './commands.js';
 export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
-export { matchException, newExceptionId } from './exceptions.js';
+export { autoExceptionId, matchException, newExceptionId } from './exceptions.js';
 export type { ExceptionRepository } from './exceptions.js';
 export { checkPasswordRule, verifyPassword, MAX_FAILED_LOGINS, LOCKOUT_MS } from './identity.js';
 export type { IdentityRepository, LoginResult, AuditCursor } from './identity.js';

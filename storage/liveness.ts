@@ -30,6 +30,8 @@ export interface LivenessDecisions {
 export interface LivenessRepository {
   settings(supportId: string): LivenessSettings | undefined;
   putSettings(settings: LivenessSettings): Promise<boolean>;
+  /** A cluster node's copy of a tenant's settings: stored when newer (`updatedAt`) than the local ones. True when stored. */
+  mirrorSettings(settings: LivenessSettings): Promise<boolean>;
   state(tmid: string): DeviceLiveness | undefined;
   /** The id of the tenant's open mass-offline alert, if any. */
   openMass(supportId: string): string | undefined;
@@ -43,6 +45,13 @@ export function createLivenessRepository(t: Tables): LivenessRepository {
   return {
     settings: (supportId) => livenessSettings.get(supportId),
     putSettings: (s) => livenessSettings.put(s.supportId, s),
+    mirrorSettings: (s) =>
+      livenessSettings.transaction(() => {
+        const local = livenessSettings.get(s.supportId);
+        if (local !== undefined && local.updatedAt >= s.updatedAt) return false;
+        livenessSettings.putSync(s.supportId, s);
+        return true;
+      }),
     state: (tmid) => livenessState.get(tmid),
     openMass: (supportId) => livenessTenants.get(supportId),
     async commit(d) {

@@ -86,6 +86,8 @@ export interface Tables {
   readonly analystVerdicts: Database<AnalystVerdict, [string, number, string]>;
   readonly comments: Database<AlertComment, [string, number, string]>;
   readonly exceptions: Database<ExceptionEntry, [string, string]>;
+  /** When an entry was removed, ms: what a cluster node's copy compares a late copy of the entry against. */
+  readonly exceptionRemovals: Database<number, [string, string]>;
   readonly commands: Database<CommandRecord, string>;
   readonly deviceCommands: Database<string, [string, number, string]>;
   readonly isolation: Database<DeviceIsolation, string>;
@@ -206,6 +208,7 @@ export function openTables(options: TablesOptions): Tables {
     analystVerdicts: root.openDB('analyst-verdicts', {}),
     comments: root.openDB('comments', {}),
     exceptions: root.openDB('exceptions', {}),
+    exceptionRemovals: root.openDB('exception-removals', {}),
     commands: root.openDB('commands', {}),
     deviceCommands: root.openDB('device-commands', {}),
     isolation: root.openDB('isolation', {}),
