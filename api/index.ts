@@ -7,5 +7,5 @@ export { startHttpServer } from './http-server.js';
 export type { HttpServer, HttpServerOptions } from './http-server.js';
 export { ROUTES } from './routes/index.js';
 export { openApiDocument, mountRoutes, problemFrom, SESSION_COOKIE } from './route-kit.js';
-export type { ApiDeps, Route, RouteSpec, TenantSharing } from './route-kit.js';
+export type { ApiDeps, Route, RouteSpec, TenantSettingsSharing, TenantSharing } from './route-kit.js';
 export { createReportTemplates } from './console/index.js';

@@ -14,8 +14,8 @@ import { ERRORS, isKisekiError, KisekiError, type ErrorCode } from '../core/erro
 import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
-import type { TenantPolicy } from '../core/contracts.js';
-import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, NotifySettings, Role, TenantRecord, UserRecord } from '../storage/index.js';
+import type { ExceptionEntry, SigmaTenantSettings, TenantPolicy } from '../core/contracts.js';
+import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, LivenessSettings, NotifySettings, Role, TenantRecord, ThresholdRuleSet, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
 
@@ -34,6 +34,25 @@ export interface TenantSharing {
   setPolicy(supportId: string, change: Partial<TenantPolicy>, now: number): Promise<TenantPolicy>;
   /** @throws KisekiError ERR_TENANT_NOT_FOUND */
   setFleetPolicy(supportId: string, change: FleetPolicyChange, by: string, now: number): Promise<FleetPolicyRecord>;
+}
+
+/**
+ * On an API node (cluster/settings-sync.ts): the per-tenant settings other nodes read (the exception list,
+ * Sigma settings and threshold rules the shard nodes apply; liveness settings other API nodes show) written to
+ * the bucket every node copies, then to the local store. Each method resolves once NATS acked the write.
+ * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when NATS did not take it (nothing changed then)
+ */
+export interface TenantSettingsSharing {
+  /** Adds a prepared entry (`store.exceptions.prepare`) to the tenant's exception list. */
+  addException(entry: ExceptionEntry): Promise<void>;
+  /** Removes an entry; false when neither the bucket nor this node holds it (removed elsewhere already). */
+  removeException(supportId: string, id: string, by: string, now: number): Promise<boolean>;
+  /** Changes the given fields of the tenant's Sigma settings; resolves with the new settings. */
+  setSigmaSettings(supportId: string, change: Partial<Pick<SigmaTenantSettings, 'enabled' | 'disabledRules'>>, now: number): Promise<SigmaTenantSettings>;
+  /** Replaces the tenant's threshold rules; resolves with what was stored (`updatedAt` possibly moved forward). */
+  setAnalyticsRules(set: ThresholdRuleSet): Promise<ThresholdRuleSet>;
+  /** Replaces the tenant's liveness settings; resolves with what was stored (`updatedAt` possibly moved forward). */
+  setLivenessSettings(settings: LivenessSettings): Promise<LivenessSettings>;
 }
 
 export interface ApiDeps {
@@ -56,6 +75,8 @@ export interface ApiDeps {
    * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when the bucket did not take them (they are shared once it does)
    */
   shareNotifySettings?: (settings: NotifySettings) => Promise<void>;
+  /** On an API node: exception list, Sigma, threshold-rule and liveness changes go through the shared bucket. */
+  sharedSettings?: TenantSettingsSharing;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

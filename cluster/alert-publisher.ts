@@ -23,13 +23,18 @@
  * before each stream checkpoint: a checkpoint never passes a batch whose
  * alerts are not in the bucket, so a node whose disk is lost for good loses
  * no alert either (docs/CLUSTER.md).
+ *
+ * With an alert go what the engine made of it on this node: the isolation
+ * its black verdict queued (`kiseki-commands`) and the exception its white
+ * verdict added (`kiseki-directory`, settings-sync.ts).
  */
 import type { KV } from '@nats-io/kv';
 import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { CommandRecord, HotStore } from '../storage/index.js';
+import { autoExceptionId, type CommandRecord, type HotStore } from '../storage/index.js';
 import { alertKey, boundedNatsCall, commandKey } from './nats.js';
+import { publishEngineException } from './settings-sync.js';
 
 /** The feed reader's name in `notify-state` (`reader:alert-bucket`). */
 export const ALERT_FEED_READER = 'alert-bucket';
@@ -83,6 +88,12 @@ export interface AlertPublisherOptions {
    * is created there with the alert, for the ingest node holding the agent to send (commands-sync.ts).
    */
   commands?: KV;
+  /**
+   * `kiseki-directory`: the exception an alert's white verdict made on this node (the engine's `autoExceptWhite`)
+   * is published there with the alert, for the API nodes to list and the other shard nodes to apply
+   * (settings-sync.ts).
+   */
+  directory?: KV;
   store: HotStore;
   nodeId: string;
   logger: Logger;
@@ -137,6 +148,11 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
       // Only the engine queues commands on a shard node. Created, never put: once an ingest node has moved the
       // command on (sent, done), a republished alert must not set it back to queued.
       for (const c of store.commands.pendingFor(alert.tmid)) if (c.state === 'queued') await createOnce(options.commands, c);
+    }
+    if (alert.verdict === 'white' && alert.sha256 !== '' && options.directory !== undefined) {
+      // Written in the flush that stored the alert; only where the bucket holds nothing newer (a removal stands).
+      const exception = store.exceptions.get(alert.supportId, autoExceptionId(alert.sha256));
+      if (exception?.createdBy === 'engine') await publishEngineException(options.directory, exception, putTimeoutMs);
     }
   }
 

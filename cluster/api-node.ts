@@ -7,7 +7,9 @@
  * - `kiseki-alerts`: every alert with its latest report revision
  *   (`store.alerts.mirror`, batched: one transaction per burst);
  * - `kiseki-directory`: tenants, their fleet policies, devices and their
- *   live connection state and hello facts (`copyDirectoryEntry`).
+ *   live connection state and hello facts, and the per-tenant settings
+ *   (exception list, Sigma, threshold-rule and liveness settings)
+ *   (`copyDirectoryEntry`).
  * Each watcher starts from the bucket's current values, then follows its
  * updates; when its iterator ends (a NATS server lost for longer than the
  * client's reconnect covers) it starts again after the last revision it
@@ -17,7 +19,9 @@
  *
  * Tenants an operator creates here, and their policies and fleet policies,
  * are written to `kiseki-directory` first and answered once NATS acked
- * (tenant-sync.ts): every node copies them from there.
+ * (tenant-sync.ts): every node copies them from there. So are the exception
+ * list, Sigma settings, threshold rules and liveness settings
+ * (settings-sync.ts).
  *
  * Commands an operator queues or cancels here go to the ingest nodes through
  * `kiseki-commands` (commands-sync.ts), and their later states come back the
@@ -52,6 +56,7 @@ import type { HotStore } from '../storage/index.js';
 import { startArchiveFollower, type ArchiveFollower } from './archive-follower.js';
 import { decodeAlertEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
+import { createSettingsSharing } from './settings-sync.js';
 import { createTenantSharing } from './tenant-sync.js';
 import { clusterLinkOptionsFrom, openClusterLink, type ClusterLink } from './nats.js';
 import { openNodeBase } from './node-base.js';
@@ -87,6 +92,10 @@ export interface MirrorStats {
   devices: number;
   /** Connects and disconnects copied into device records (`state.<TMID>`). */
   deviceStates: number;
+  /** Exception entries and removals copied (`except.<support ID>.<id>`). */
+  exceptions: number;
+  /** Sigma, threshold-rule and liveness settings copied (newer than the local ones). */
+  settings: number;
   /** Bucket entries that were not kiseki records (skipped). */
   skipped: number;
   /** True once each watcher has applied every entry its bucket held when it started. */
@@ -122,7 +131,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   const base = openNodeBase(config);
   const { nodeId, store, metrics } = base;
   const log = logger.child({ component: 'api-node', node: nodeId });
-  const stats: MirrorStats = { alerts: 0, tenants: 0, fleetPolicies: 0, devices: 0, deviceStates: 0, skipped: 0, caughtUp: false, rewatches: 0 };
+  const stats: MirrorStats = { alerts: 0, tenants: 0, fleetPolicies: 0, devices: 0, deviceStates: 0, exceptions: 0, settings: 0, skipped: 0, caughtUp: false, rewatches: 0 };
   let link: ClusterLink | undefined;
   let http: HttpServer | undefined;
   const watchers: BucketWatcher[] = [];
@@ -201,6 +210,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           else if (copied === 'fleet') stats.fleetPolicies++;
           else if (copied === 'device') stats.devices++;
           else if (copied === 'state') stats.deviceStates++;
+          else if (copied === 'exception') stats.exceptions++;
+          else if (copied === 'settings') stats.settings++;
         },
         log,
         delayMs,
@@ -260,6 +271,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         },
         // Tenants created and policies changed here go to kiseki-directory first (every node copies them), then to this store.
         sharedTenants: createTenantSharing({ kv: link.directory, store }),
+        // The exception list, Sigma settings and threshold rules (read by the shard nodes) and liveness settings too.
+        sharedSettings: createSettingsSharing({ kv: link.directory, store }),
         requireClientCert: config.http.requireClientCert,
         liveness: config.liveness,
         ...(archive === undefined ? {} : { exports: { dataDir: config.dataDir, runner: archive.runner, config: config.export } }),

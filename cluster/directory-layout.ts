@@ -2,11 +2,12 @@
  * The layout of the `kiseki-directory` bucket (docs/CLUSTER.md, "Stream and
  * buckets"): its keys and the parsers of its values, in one place for the
  * modules that read or write it (directory.ts, tenant-sync.ts,
- * device-state.ts). Support IDs and TMIDs are base64url-encoded in keys: NATS
+ * device-state.ts, settings-sync.ts). Support IDs and TMIDs are base64url-encoded in keys: NATS
  * KV keys allow only `[-/_=.A-Za-z0-9]`. A value of another shape parses as
  * undefined (treated as absent).
  */
-import type { DeviceRecord, FleetPolicyRecord, TenantRecord } from '../storage/index.js';
+import type { ExceptionEntry, SigmaTenantSettings } from '../core/contracts.js';
+import type { DeviceRecord, FleetPolicyRecord, LivenessSettings, TenantRecord, ThresholdRuleSet } from '../storage/index.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64url');
 
@@ -35,12 +36,41 @@ export function stateKey(tmid: string): string {
   return `state.${b64(tmid)}`;
 }
 
-/** The kind of a directory key and the support ID or TMID it names; undefined for a key of another shape. */
-export function parseDirectoryKey(key: string): { kind: 'device' | 'tenant' | 'enroll' | 'fleet' | 'state'; id: string } | undefined {
+/**
+ * `except.<support ID>.<entry id>` → one entry of the tenant's exception list (ExceptionEntry JSON), or its
+ * removal (`{supportId, id, removedAt, removedBy}`). One key per entry: adds on two nodes never touch the same key.
+ */
+export function exceptionKey(supportId: string, id: string): string {
+  return `except.${b64(supportId)}.${b64(id)}`;
+}
+
+/** `sigma.<support ID>` → the tenant's Sigma settings (`{supportId, enabled, disabledRules, updatedAt}`). */
+export function sigmaKey(supportId: string): string {
+  return `sigma.${b64(supportId)}`;
+}
+
+/** `analytics.<support ID>` → the tenant's threshold rules (ThresholdRuleSet JSON). */
+export function analyticsKey(supportId: string): string {
+  return `analytics.${b64(supportId)}`;
+}
+
+/** `liveness.<support ID>` → the tenant's liveness settings (LivenessSettings JSON). */
+export function livenessKey(supportId: string): string {
+  return `liveness.${b64(supportId)}`;
+}
+
+export type DirectoryKeyKind = 'device' | 'tenant' | 'enroll' | 'fleet' | 'state' | 'except' | 'sigma' | 'analytics' | 'liveness';
+
+/**
+ * The kind of a directory key and the support ID or TMID it names (`item`: an exception key's entry id);
+ * undefined for a key of another shape.
+ */
+export function parseDirectoryKey(key: string): { kind: DirectoryKeyKind; id: string; item?: string } | undefined {
   const dot = key.indexOf('.');
   if (dot < 0) return undefined;
   const kind = key.slice(0, dot);
   const rest = key.slice(dot + 1);
+  const decode = (s: string): string => Buffer.from(s, 'base64url').toString();
   switch (kind) {
     case 'enroll':
       return { kind, id: rest };
@@ -48,7 +78,15 @@ export function parseDirectoryKey(key: string): { kind: 'device' | 'tenant' | 'e
     case 'tenant':
     case 'fleet':
     case 'state':
-      return { kind, id: Buffer.from(rest, 'base64url').toString() };
+    case 'sigma':
+    case 'analytics':
+    case 'liveness':
+      return { kind, id: decode(rest) };
+    case 'except': {
+      const [supportId, item, extra] = rest.split('.');
+      if (supportId === undefined || item === undefined || extra !== undefined) return undefined;
+      return { kind, id: decode(supportId), item: decode(item) };
+    }
     default:
       return undefined;
   }
@@ -80,4 +118,59 @@ export function parseFleetPolicy(json: string, supportId: string): FleetPolicyRe
     json,
     (v) => v.supportId === supportId && typeof v.version === 'number' && typeof v.mode === 'string' && Array.isArray(v.tuning) && typeof v.usb === 'object' && v.usb !== null && typeof v.updatedAt === 'number',
   );
+}
+
+/** An exception key's value once its entry was removed (kept, so that a late copy of the add stays out). */
+export interface ExceptionRemoval {
+  supportId: string;
+  id: string;
+  /** ms; at least one past the entry's `createdAt`. */
+  removedAt: number;
+  removedBy: string;
+}
+
+/** What an `except.<support ID>.<id>` key holds: the entry, or its removal. */
+export type SharedException = ExceptionEntry | ExceptionRemoval;
+
+export function isExceptionRemoval(v: SharedException): v is ExceptionRemoval {
+  return 'removedAt' in v;
+}
+
+/** The stamp newest-wins compares for an exception key: the entry's `createdAt`, or the removal's time. */
+export function exceptionStamp(v: SharedException): number {
+  return isExceptionRemoval(v) ? v.removedAt : v.createdAt;
+}
+
+/** An `except.<support ID>.<id>` value: that entry or its removal, or undefined for any other shape. */
+export function parseException(json: string, supportId: string, id: string): SharedException | undefined {
+  return parseRecord<SharedException>(json, (v) => {
+    if (v.supportId !== supportId || v.id !== id) return false;
+    if ('removedAt' in v) return typeof v.removedAt === 'number' && typeof v.removedBy === 'string';
+    const e = v as Partial<ExceptionEntry>;
+    return typeof e.createdAt === 'number' && typeof e.reason === 'string' && typeof e.createdBy === 'string' && (typeof e.sha256 === 'string' || typeof e.pathPattern === 'string' || typeof e.signer === 'string');
+  });
+}
+
+/** A `sigma.<support ID>` value: the tenant's Sigma settings with its support ID and stamp. */
+export interface SharedSigmaSettings extends SigmaTenantSettings {
+  supportId: string;
+  updatedAt: number;
+}
+
+/** A `sigma.<support ID>` value (with its stamp), or undefined for any other shape. */
+export function parseSigmaSettings(json: string, supportId: string): SharedSigmaSettings | undefined {
+  return parseRecord<SharedSigmaSettings>(
+    json,
+    (v) => v.supportId === supportId && typeof v.enabled === 'boolean' && Array.isArray(v.disabledRules) && v.disabledRules.every((x) => typeof x === 'string') && typeof v.updatedAt === 'number',
+  );
+}
+
+/** An `analytics.<support ID>` value, or undefined for any other shape. */
+export function parseThresholdRules(json: string, supportId: string): ThresholdRuleSet | undefined {
+  return parseRecord<ThresholdRuleSet>(json, (v) => v.supportId === supportId && Array.isArray(v.rules) && typeof v.updatedAt === 'number' && typeof v.updatedBy === 'string');
+}
+
+/** A `liveness.<support ID>` value, or undefined for any other shape. */
+export function parseLivenessSettings(json: string, supportId: string): LivenessSettings | undefined {
+  return parseRecord<LivenessSettings>(json, (v) => v.supportId === supportId && Array.isArray(v.windows) && typeof v.updatedAt === 'number' && typeof v.updatedBy === 'string');
 }

@@ -33,6 +33,7 @@ import { decodeBatchMessage } from './batch-message.js';
 import { deviceKey, enrollKeyKey, parseDevice, parseDirectoryKey, parseTenant, tenantKey } from './directory-layout.js';
 import { BATCH_STREAM, batchSubject, boundedNatsCall } from './nats.js';
 import { applyDeviceState } from './device-state.js';
+import { applySettingsEntry } from './settings-sync.js';
 import { applyTenantEntry, publishLocalTenant } from './tenant-sync.js';
 
 /** Default bound of one directory lookup on the hello path, ms: under the agents' 10 s hello timeout. */
@@ -167,12 +168,18 @@ export function createIngestDirectory(options: IngestDirectoryOptions): IngestDi
 /**
  * Copies one entry of the bucket into a local store (an API node's mirror,
  * api-node.ts): a tenant or its fleet policy when newer than the local copy
- * (tenant-sync.ts), a device record, and a device's live state
- * (device-state.ts); enrollment keys and values of another shape are skipped.
+ * (tenant-sync.ts), a device record, a device's live state
+ * (device-state.ts), and the per-tenant settings (exception entries and
+ * removals, Sigma, threshold-rule and liveness settings: settings-sync.ts);
+ * enrollment keys and values of another shape are skipped.
  * Resolves with what it copied.
  */
-export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'device' | 'state' | undefined> {
+export async function copyDirectoryEntry(store: HotStore, key: string, json: string): Promise<'tenant' | 'fleet' | 'device' | 'state' | 'exception' | 'settings' | undefined> {
   const parsed = parseDirectoryKey(key);
+  if (parsed?.kind === 'except' || parsed?.kind === 'sigma' || parsed?.kind === 'analytics' || parsed?.kind === 'liveness') {
+    const applied = await applySettingsEntry(store, key, json);
+    return applied === 'skipped' ? undefined : applied;
+  }
   if (parsed?.kind === 'tenant' || parsed?.kind === 'fleet') {
     const applied = await applyTenantEntry(store, key, json);
     return applied === 'skipped' ? undefined : applied;

@@ -108,12 +108,13 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   }
   const shards = pool;
   const nats = link;
-  const alerts = createAlertPublisher({ kv: nats.alerts, commands: nats.commands, store, nodeId, logger });
+  const alerts = createAlertPublisher({ kv: nats.alerts, commands: nats.commands, directory: nats.directory, store, nodeId, logger });
   publisher = alerts;
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);
-  // Tenant policies and fleet policies changed on an API node reach the shards' store (isolation on black, tuning).
-  const tenantWatch = watchTenants({ kv: nats.directory, store, logger });
+  // Tenant policies and fleet policies changed on an API node reach the shards' store (isolation on black, tuning),
+  // and so do the exception list (read on each detection), Sigma settings and threshold rules (re-read every 5 s).
+  const tenantWatch = watchTenants({ kv: nats.directory, store, logger, settings: true });
   // Other nodes' alerts, so that a takeover's replay finds them (72 h dedup; alert-copy.ts).
   const alertCopy = startAlertCopy({ kv: nats.alerts, store, logger });
   const consumers = new Map<number, VshardConsumer>();

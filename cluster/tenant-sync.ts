@@ -32,6 +32,7 @@ import type { Logger } from '../core/logger.js';
 import type { TenantSharing } from '../api/index.js';
 import { nextFleetPolicy, tenantChangedAt, withTenantPolicy, type FleetPolicyRecord, type HotStore, type TenantRecord } from '../storage/index.js';
 import { watchBucket, type BucketWatcher } from './bucket-watch.js';
+import { applySettingsEntry } from './settings-sync.js';
 import { enrollKeyKey, fleetKey, parseDirectoryKey, parseFleetPolicy, parseTenant, tenantKey } from './directory-layout.js';
 import { boundedNatsCall } from './nats.js';
 
@@ -46,7 +47,7 @@ export function isRevisionConflict(err: unknown): boolean {
 }
 
 /** A bucket call bounded in time; any failure but a revision conflict becomes ERR_CLUSTER_UNAVAILABLE. */
-async function bucketCall<T>(p: Promise<T>, what: string, timeoutMs: number): Promise<T> {
+export async function bucketCall<T>(p: Promise<T>, what: string, timeoutMs: number): Promise<T> {
   try {
     return await boundedNatsCall(p, timeoutMs, what);
   } catch (err) {
@@ -60,7 +61,7 @@ async function bucketCall<T>(p: Promise<T>, what: string, timeoutMs: number): Pr
  * for the next one (undefined: nothing to write), writes it with the revision read (create when there was
  * none) and starts again on a revision conflict. Resolves with what it wrote, or undefined.
  */
-async function updateKey<T>(
+export async function updateKey<T>(
   kv: KV,
   key: string,
   parse: (json: string) => T | undefined,
@@ -207,21 +208,31 @@ export interface TenantWatchOptions {
   logger: Logger;
   /** Called after a newer fleet policy was stored (an ingest node pushes it to its connected agents). */
   onFleetPolicy?: (supportId: string) => void;
+  /**
+   * Also copy the per-tenant settings the engine reads (exception list, Sigma settings, threshold rules,
+   * liveness settings: settings-sync.ts); a shard node's watcher does.
+   */
+  settings?: boolean;
   /** Wait before a watcher whose iterator ended starts again, ms (default 1000). */
   retryMs?: number;
 }
 
 export interface TenantWatch extends BucketWatcher {
-  /** Tenants and fleet policies copied since start. */
-  stats(): { tenants: number; fleetPolicies: number };
+  /** Tenants, fleet policies, exception entries and removals, and settings copied since start. */
+  stats(): { tenants: number; fleetPolicies: number; exceptions: number; settings: number };
 }
 
-/** An ingest or shard node's copy of the tenants and fleet policies (the API node copies them with its directory watcher). */
+/**
+ * An ingest or shard node's copy of the tenants and fleet policies, with `settings` also of the per-tenant
+ * settings (the API node copies them all with its directory watcher).
+ */
 export function watchTenants(options: TenantWatchOptions): TenantWatch {
   const { store } = options;
   const log = options.logger.child({ component: 'tenant-watch' });
   let tenants = 0;
   let fleetPolicies = 0;
+  let exceptions = 0;
+  let settings = 0;
   const watcher = watchBucket(
     options.kv,
     'kiseki-directory',
@@ -232,11 +243,15 @@ export function watchTenants(options: TenantWatchOptions): TenantWatch {
       else if (applied === 'fleet') {
         fleetPolicies++;
         options.onFleetPolicy?.(parseDirectoryKey(e.key)!.id);
+      } else if (applied === undefined && options.settings === true) {
+        const copied = await applySettingsEntry(store, e.key, e.string());
+        if (copied === 'exception') exceptions++;
+        else if (copied === 'settings') settings++;
       }
     },
     log,
     options.retryMs ?? 1000,
     () => undefined,
   );
-  return { ...watcher, stats: () => ({ tenants, fleetPolicies }) };
+  return { ...watcher, stats: () => ({ tenants, fleetPolicies, exceptions, settings }) };
 }

@@ -30,12 +30,20 @@ export function autoExceptionId(sha256: string): string {
   return `ex_auto_${sha256.slice(0, 16)}`;
 }
 
+/** A new entry: at least one of sha256, pathPattern, signer; the id is made when absent. */
+export type ExceptionInput = Omit<ExceptionEntry, 'id' | 'createdAt'> & { id?: string; createdAt: number };
+
 export interface ExceptionRepository {
   /**
    * Adds an entry; at least one of sha256, pathPattern, signer.
    * @throws KisekiError ERR_INVALID_INPUT, ERR_TENANT_NOT_FOUND
    */
-  add(input: Omit<ExceptionEntry, 'id' | 'createdAt'> & { id?: string; createdAt: number }): Promise<ExceptionEntry>;
+  add(input: ExceptionInput): Promise<ExceptionEntry>;
+  /**
+   * The entry `add` would store, validated, with its id, not stored (a cluster API node shares it first).
+   * @throws KisekiError ERR_INVALID_INPUT, ERR_TENANT_NOT_FOUND
+   */
+  prepare(input: ExceptionInput): ExceptionEntry;
   /** Inside `store.transaction()`: an entry the engine made. */
   saveSync(entry: ExceptionEntry): void;
   /** A tenant's entries in id order. */
@@ -60,16 +68,20 @@ export interface ExceptionRepository {
 /** The exception-list repository over the hot store's tables (called by openHotStore). */
 export function createExceptionRepository(t: Tables): ExceptionRepository {
   const { exceptions, exceptionRemovals, tenants } = t;
+  function prepare(input: ExceptionInput): ExceptionEntry {
+    if (tenants.get(input.supportId) === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId: input.supportId });
+    if (input.sha256 === undefined && input.pathPattern === undefined && input.signer === undefined) {
+      throw new KisekiError('ERR_INVALID_INPUT', { reason: 'an exception needs sha256, pathPattern or signer' });
+    }
+    if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) {
+      throw new KisekiError('ERR_INVALID_INPUT', { field: 'sha256', rule: '64 hexadecimal characters' });
+    }
+    return { ...input, id: input.id ?? newExceptionId(), ...(input.sha256 === undefined ? {} : { sha256: input.sha256.toLowerCase() }) };
+  }
   return {
+    prepare,
     async add(input) {
-      if (tenants.get(input.supportId) === undefined) throw new KisekiError('ERR_TENANT_NOT_FOUND', { supportId: input.supportId });
-      if (input.sha256 === undefined && input.pathPattern === undefined && input.signer === undefined) {
-        throw new KisekiError('ERR_INVALID_INPUT', { reason: 'an exception needs sha256, pathPattern or signer' });
-      }
-      if (input.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(input.sha256)) {
-        throw new KisekiError('ERR_INVALID_INPUT', { field: 'sha256', rule: '64 hexadecimal characters' });
-      }
-      const entry: ExceptionEntry = { ...input, id: input.id ?? newExceptionId(), ...(input.sha256 === undefined ? {} : { sha256: input.sha256.toLowerCase() }) };
+      const entry = prepare(input);
       await exceptions.put([entry.supportId, entry.id], entry);
       await t.root.flushed;
       return entry;

@@ -64,7 +64,7 @@ export type { SigmaHuntRepository, SigmaHuntRecord, SigmaHuntHit, SigmaHuntStatu
 export { newCommandId, commandStateRank } from './commands.js';
 export type { CommandRepository, CommandInput, CommandOutcome } from './commands.js';
 export { autoExceptionId, matchException, newExceptionId } from './exceptions.js';
-export type { ExceptionRepository } from './exceptions.js';
+export type { ExceptionInput, ExceptionRepository } from './exceptions.js';
 export { checkPasswordRule, verifyPassword, MAX_FAILED_LOGINS, LOCKOUT_MS } from './identity.js';
 export type { IdentityRepository, LoginResult, AuditCursor } from './identity.js';
 export { addSeqRange, seqGaps } from './log.js';

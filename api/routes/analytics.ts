@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import { DEFAULT_THRESHOLD_RULES, jstDay } from '../../engine/index.js';
-import type { AnalyticsMetric, OpsAlert, UserRecord } from '../../storage/index.js';
+import type { AnalyticsMetric, OpsAlert, ThresholdRuleSet, UserRecord } from '../../storage/index.js';
 import { decodeCursor, defineRoute, pageQuery, type Route } from '../route-kit.js';
 import { assertTenant, collect, EMPTY_PAGE, idParam, listScope, page, scopeOf, supportIdParam } from './shared.js';
 
@@ -122,8 +122,10 @@ export const ANALYTICS_ROUTES: Route[] = [
         if (ids.has(r.id)) throw new KisekiError('ERR_VALIDATION', { reason: `rule id ${r.id} is used twice` });
         ids.add(r.id);
       }
-      const set = { supportId: params.supportId, rules: body.rules, updatedAt: deps.clock.now(), updatedBy: user.id };
-      await deps.store.analytics.putRules(set);
+      let set: ThresholdRuleSet = { supportId: params.supportId, rules: body.rules, updatedAt: deps.clock.now(), updatedBy: user.id };
+      // On a cluster API node the rules go to the shared bucket first (the shard nodes evaluate them).
+      if (deps.sharedSettings !== undefined) set = await deps.sharedSettings.setAnalyticsRules(set);
+      else await deps.store.analytics.putRules(set);
       await audit('analytics.rules_changed', params.supportId, params.supportId, { rules: body.rules.length });
       return c.json({ ...set, defaults: false });
     },

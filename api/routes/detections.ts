@@ -80,10 +80,14 @@ export const DETECTION_ROUTES: Route[] = [
     responses: { 200: 'The new settings', 400: 'Invalid request', 404: 'Not found' },
     async handler({ c, deps, user, params, body, audit }) {
       assertTenant(user, deps.store.tenants.get(params.supportId)?.supportId);
-      const current = deps.store.detections.settings(params.supportId);
-      const next = { enabled: body.enabled ?? current.enabled, disabledRules: body.disabledRules ?? current.disabledRules };
       if (body.enabled === undefined && body.disabledRules === undefined) throw new KisekiError('ERR_VALIDATION', { reason: 'nothing to change' });
-      await deps.store.detections.setSettings(params.supportId, next);
+      const change = { ...(body.enabled === undefined ? {} : { enabled: body.enabled }), ...(body.disabledRules === undefined ? {} : { disabledRules: body.disabledRules }) };
+      // On a cluster API node the change goes to the shared bucket first (the shard nodes' matchers read it).
+      if (deps.sharedSettings !== undefined) await deps.sharedSettings.setSigmaSettings(params.supportId, change, deps.clock.now());
+      else {
+        const current = deps.store.detections.settings(params.supportId);
+        await deps.store.detections.setSettings(params.supportId, { enabled: change.enabled ?? current.enabled, disabledRules: change.disabledRules ?? current.disabledRules });
+      }
       await audit('tenant.sigma_changed', params.supportId, params.supportId, body as Record<string, unknown>);
       return c.json(deps.store.detections.settings(params.supportId));
     },

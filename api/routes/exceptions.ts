@@ -1,4 +1,7 @@
-/** /tenants/:supportId/exceptions: the tenant's exception list (list, add, remove). */
+/**
+ * /tenants/:supportId/exceptions: the tenant's exception list (list, add, remove). On a cluster API node
+ * changes go to the shared bucket first (`sharedSettings`), and are answered once NATS acked them.
+ */
 import { z } from 'zod';
 import { KisekiError } from '../../core/errors.js';
 import { defineRoute, type Route } from '../route-kit.js';
@@ -37,7 +40,7 @@ export const EXCEPTION_ROUTES: Route[] = [
     responses: { 201: 'Added', 400: 'Invalid request', 404: 'Not found' },
     async handler({ c, deps, user, params, body, audit }) {
       assertTenant(user, deps.store.tenants.get(params.supportId)?.supportId);
-      const entry = await deps.store.exceptions.add({
+      const input = {
         supportId: params.supportId,
         ...(body.sha256 === undefined ? {} : { sha256: body.sha256 }),
         ...(body.pathPattern === undefined ? {} : { pathPattern: body.pathPattern }),
@@ -46,7 +49,14 @@ export const EXCEPTION_ROUTES: Route[] = [
         reason: body.reason,
         createdAt: deps.clock.now(),
         createdBy: user.id,
-      });
+      };
+      // On a cluster API node the entry goes to the shared bucket first (the shard nodes' engines apply it).
+      let entry;
+      if (deps.sharedSettings === undefined) entry = await deps.store.exceptions.add(input);
+      else {
+        entry = deps.store.exceptions.prepare(input);
+        await deps.sharedSettings.addException(entry);
+      }
       await audit('exception.added', entry.id, params.supportId, { sha256: entry.sha256, pathPattern: entry.pathPattern, signer: entry.signer });
       return c.json(entry, 201);
     },
@@ -61,7 +71,11 @@ export const EXCEPTION_ROUTES: Route[] = [
     responses: { 204: 'Removed', 404: 'Not found' },
     async handler({ c, deps, user, params, audit }) {
       assertTenant(user, deps.store.tenants.get(params.supportId)?.supportId);
-      if (!(await deps.store.exceptions.remove(params.supportId, params.id))) throw new KisekiError('ERR_NOT_FOUND');
+      const removed =
+        deps.sharedSettings === undefined
+          ? await deps.store.exceptions.remove(params.supportId, params.id)
+          : deps.store.exceptions.get(params.supportId, params.id) !== undefined && (await deps.sharedSettings.removeException(params.supportId, params.id, user.id, deps.clock.now()));
+      if (!removed) throw new KisekiError('ERR_NOT_FOUND');
       await audit('exception.removed', params.id, params.supportId);
       return c.body(null, 204);
     },

@@ -55,7 +55,7 @@ export const LIVENESS_ROUTES: Route[] = [
     responses: { 200: 'The settings', 400: 'Invalid request', 404: 'Not found' },
     async handler({ c, deps, user, params, body, audit }) {
       assertTenant(user, deps.store.tenants.get(params.supportId)?.supportId);
-      const settings: LivenessSettings = {
+      let settings: LivenessSettings = {
         supportId: params.supportId,
         windows: body.windows,
         ...(body.offlineAfterMs === undefined ? {} : { offlineAfterMs: body.offlineAfterMs }),
@@ -65,7 +65,9 @@ export const LIVENESS_ROUTES: Route[] = [
         updatedAt: deps.clock.now(),
         updatedBy: user.id,
       };
-      await deps.store.liveness.putSettings(settings);
+      // On a cluster API node the settings go to the shared bucket first (every API node shows them).
+      if (deps.sharedSettings !== undefined) settings = await deps.sharedSettings.setLivenessSettings(settings);
+      else await deps.store.liveness.putSettings(settings);
       await audit('liveness.settings_changed', params.supportId, params.supportId, { windows: settings.windows.length });
       return c.json({ ...effectiveLivenessSettings(settings, params.supportId, deps.liveness ?? DEFAULTS.liveness), updatedAt: settings.updatedAt, updatedBy: settings.updatedBy });
     },
