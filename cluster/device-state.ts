@@ -21,7 +21,7 @@ import type { DeviceConnectionChange } from '../ingest/index.js';
 import type { DeviceFacts, HotStore } from '../storage/index.js';
 import { parseDirectoryKey, stateKey } from './directory-layout.js';
 import { boundedNatsCall } from './nats.js';
-import { isRevisionConflict } from './tenant-sync.js';
+import { isRevisionConflict } from './bucket-update.js';
 
 /** The value of `state.<TMID>`. */
 export interface DeviceState {

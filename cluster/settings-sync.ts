@@ -16,7 +16,7 @@
  * from a late copy of the add (`exceptions.mirrorRemoval`).
  *
  * Writers: an API node (`createSettingsSharing`, the API's `sharedSettings`)
- * writes with a revision check (tenant-sync.ts `updateKey`, re-read on a
+ * writes with a revision check (bucket-update.ts `updateKey`, re-read on a
  * conflict) and stamps each change at least one past the record it replaces,
  * then writes its local store once NATS acked. A shard node's alert publisher
  * publishes the exceptions its engine adds (`autoExceptWhite`) with
@@ -49,7 +49,7 @@ import {
   type SharedException,
   type SharedSigmaSettings,
 } from './directory-layout.js';
-import { bucketCall, isRevisionConflict, TENANT_PUT_TIMEOUT_MS, updateKey } from './tenant-sync.js';
+import { bucketCall, isRevisionConflict, TENANT_PUT_TIMEOUT_MS, updateKey } from './bucket-update.js';
 
 export interface SettingsSharingOptions {
   kv: KV;
