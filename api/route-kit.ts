@@ -15,7 +15,7 @@ import type { Logger } from '../core/logger.js';
 import type { SigmaRuleSourceOptions } from '../engine/index.js';
 import type { ExportConfig, ExportRunner } from '../export/index.js';
 import type { ExceptionEntry, SigmaTenantSettings, TenantPolicy } from '../core/contracts.js';
-import type { CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, LivenessSettings, NotifySettings, Role, TenantRecord, ThresholdRuleSet, UserRecord } from '../storage/index.js';
+import type { AnalysisRecord, CommandRecord, FleetPolicyChange, FleetPolicyRecord, HotStore, LivenessSettings, NotifySettings, Role, TenantRecord, ThresholdRuleSet, UserRecord } from '../storage/index.js';
 
 export const SESSION_COOKIE = 'kiseki_session';
 
@@ -77,6 +77,8 @@ export interface ApiDeps {
   shareNotifySettings?: (settings: NotifySettings) => Promise<void>;
   /** On an API node: exception list, Sigma, threshold-rule and liveness changes go through the shared bucket. */
   sharedSettings?: TenantSettingsSharing;
+  /** On an API node: an analyst's verdict or comment, stored here, is handed to the other API nodes (in the background). */
+  shareAnalysis?: (record: AnalysisRecord) => void;
   /** Sends a tenant's changed fleet policy to its connected agents (the agent server); absent, they get it at their next welcome. */
   pushFleetPolicy?: (supportId: string) => void;
   /** When true, every authenticated request must come with a verified TLS client certificate. */

@@ -33,9 +33,10 @@
  * `cluster.notifyMaxAgeMs`, each notification is claimed in `kiseki-notified`
  * before it is sent, so the API nodes send it once between them
  * (notify-claims.ts), and tenants' notification settings are shared through
- * `kiseki-notify-settings` (notify-settings-sync.ts). What stays local to the
- * API node (docs/CLUSTER.md): analysts' verdicts and comments, users and
- * sessions.
+ * `kiseki-notify-settings` (notify-settings-sync.ts). Analysts' verdicts and
+ * comments go to the other API nodes through `kiseki-analysis`
+ * (analysis-sync.ts). What stays local to the API node (docs/CLUSTER.md):
+ * users and sessions.
  *
  * With `cluster.archive` the node is also the cluster's archive: it follows
  * the whole batch stream into its local log (archive-follower.ts) and runs the
@@ -64,6 +65,7 @@ import { watchBucket, type BucketWatcher } from './bucket-watch.js';
 import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createNotifyClaims } from './notify-claims.js';
 import { startNotifySettingsSync, type NotifySettingsSync } from './notify-settings-sync.js';
+import { startAnalysisSync, type AnalysisSync } from './analysis-sync.js';
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
@@ -138,6 +140,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let commands: CommandSync | undefined;
   let archive: ArchiveParts | undefined;
   let notifySettings: NotifySettingsSync | undefined;
+  let analysis: AnalysisSync | undefined;
   let notifications: NotificationsRuntime | undefined;
   let notifierGate: NodeJS.Timeout | undefined;
 
@@ -180,6 +183,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   try {
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
     notifySettings = startNotifySettingsSync({ kv: link.notifySettings, store, logger, retryMs: delayMs });
+    analysis = startAnalysisSync({ kv: link.analysis, store, logger, retryMs: delayMs, notifyFrom: () => clock.now() - config.cluster.notifyMaxAgeMs });
     // The notifier starts once the settings are copied: a node with an empty store would otherwise read the feed
     // entries of its first alert copies before it knows any recipient, and queue nothing for them.
     const claims = createNotifyClaims({ kv: link.notified, nodeId });
@@ -265,6 +269,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         shareCommand: (command) => commands!.share(command),
         // A tenant's notification settings changed here apply on every API node.
         shareNotifySettings: (settings) => notifySettings!.share(settings),
+        shareAnalysis: (record) => analysis!.share(record),
         // Rollouts queue upgrades in bulk: shared in the background (retried until NATS takes them).
         deliverCommands: (tmid) => {
           for (const c of store.commands.pendingFor(tmid)) if (c.state === 'queued') commands!.share(c).catch(() => undefined);
@@ -285,6 +290,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           mirror: mirrorStats(),
           commands: commands!.stats(),
           notifySettings: notifySettings!.stats(),
+          analysis: analysis!.stats(),
           ...(archive === undefined ? {} : { archive: archive.follower.stats() }),
         }),
       },
@@ -296,6 +302,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     await commands?.stop().catch(() => undefined);
     clearInterval(notifierGate);
     await notifySettings?.stop().catch(() => undefined);
+    await analysis?.stop().catch(() => undefined);
     await notifications?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
@@ -365,6 +372,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         for (const w of watchers) await w.stop();
         await commands!.stop();
         await settingsSync.stop();
+        await analysis!.stop();
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
         // Before NATS closes: a delivery in flight settles its claim.

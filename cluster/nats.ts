@@ -30,7 +30,9 @@
  *   sends one notification to one recipient, and whether it was sent
  *   (notify-claims.ts); entries expire after `NOTIFY_CLAIM_TTL_MS`;
  * - KV `kiseki-notify-settings`: `notify.<supportId>` → a tenant's
- *   notification settings, recipients' secrets included (notify-settings-sync.ts).
+ *   notification settings, recipients' secrets included (notify-settings-sync.ts);
+ * - KV `kiseki-analysis`: `verdict.<alert id>.<id>`, `comment.<alert id>.<id>`
+ *   → an analyst's verdict or comment made on an API node (analysis-sync.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -54,6 +56,7 @@ export const COMMAND_BUCKET = 'kiseki-commands';
 export const COMMAND_BUCKET_MAX_AGE_MS = 2 * COMMAND_EXPIRY_MS;
 export const NOTIFY_CLAIM_BUCKET = 'kiseki-notified';
 export const NOTIFY_SETTINGS_BUCKET = 'kiseki-notify-settings';
+export const ANALYSIS_BUCKET = 'kiseki-analysis';
 
 /**
  * How long a claim record of `kiseki-notified` is kept after its last write, ms (7 days): far longer than any
@@ -135,6 +138,8 @@ export interface ClusterLink {
   readonly notified: KV;
   /** `kiseki-notify-settings`: tenants' notification settings, shared by the API nodes. */
   readonly notifySettings: KV;
+  /** `kiseki-analysis`: analysts' verdicts and comments, shared by the API nodes. */
+  readonly analysis: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -257,6 +262,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   }
   const notified = await kvm.create(NOTIFY_CLAIM_BUCKET, { replicas: options.replicas, history: 1, ttl: NOTIFY_CLAIM_TTL_MS });
   const notifySettings = await kvm.create(NOTIFY_SETTINGS_BUCKET, { replicas: options.replicas, history: 1 });
+  const analysis = await kvm.create(ANALYSIS_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -269,6 +275,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     commands,
     notified,
     notifySettings,
+    analysis,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

@@ -133,4 +133,25 @@ describe('alert repository', () => {
     ]);
     expect(store.alerts.get('al_old')).toMatchObject({ revision: 2, verdict: 'black' });
   });
+
+  it("copies analysts' verdicts and comments of other API nodes once, announcing a copied change like setVerdict within the horizon", async () => {
+    await add(alertOf('al_1', 'TA', 1000), alertOf('al_2', 'TA', 1000));
+    const verdict = (id: string, alertId: string, at: number, v: 'black' | 'white') => ({ kind: 'verdict' as const, verdict: { id, alertId, at, by: 'op.b', verdict: v, from: 'gray' as const } });
+    expect(await store.alerts.mirrorAnalysis(verdict('av_1', 'al_1', 2000, 'black'), { notifyFrom: 1500 })).toBe(true);
+    // Held already: nothing written twice, nothing announced twice.
+    expect(await store.alerts.mirrorAnalysis(verdict('av_1', 'al_1', 2000, 'black'), { notifyFrom: 1500 })).toBe(false);
+    // Before the horizon: stored, not announced; an older verdict arriving late is not the latest: not announced.
+    expect(await store.alerts.mirrorAnalysis(verdict('av_2', 'al_2', 1200, 'white'), { notifyFrom: 1500 })).toBe(true);
+    expect(await store.alerts.mirrorAnalysis(verdict('av_0', 'al_1', 1800, 'white'), { notifyFrom: 1500 })).toBe(true);
+    const comment = { kind: 'comment' as const, comment: { id: 'co_1', alertId: 'al_1', at: 2100, author: 'op.b', text: 'seen' } };
+    expect(await store.alerts.mirrorAnalysis(comment)).toBe(true);
+    expect(await store.alerts.mirrorAnalysis(comment)).toBe(false);
+
+    expect(store.alerts.effective('al_1')).toMatchObject({ verdict: 'black', verdictBy: 'op.b' });
+    expect(store.alerts.effective('al_2')).toMatchObject({ verdict: 'white' });
+    expect(store.alerts.comments('al_1')).toEqual([comment.comment]);
+    const changes = store.notify.feedAfter(0, 10).filter((e) => e.kind === 'alert.verdict');
+    expect(changes.map((e) => [e.alertId, e.verdict, e.from, e.by])).toEqual([['al_1', 'black', 'gray', 'op.b']]);
+    expect([...store.alerts.analysisRecords()].map((r) => (r.kind === 'verdict' ? r.verdict.id : r.comment.id))).toEqual(['av_0', 'av_1', 'av_2', 'co_1']);
+  });
 });

@@ -73,9 +73,10 @@ export interface AlertRepository {
   revision(alertId: string, revision: number): QuickReport | undefined;
   /**
    * Records an analyst's verdict; it wins over the engine's from now on.
-   * Returns the effective verdict before the change and the alert after it, or undefined for an unknown alert.
+   * Returns the effective verdict before the change, the alert after it and the verdict's record, or undefined for an
+   * unknown alert.
    */
-  setVerdict(input: { alertId: string; at: number; by: string; verdict: Verdict; comment?: string }): Promise<{ before: Verdict; alert: EffectiveAlert } | undefined>;
+  setVerdict(input: { alertId: string; at: number; by: string; verdict: Verdict; comment?: string }): Promise<{ before: Verdict; alert: EffectiveAlert; record: AnalystVerdict } | undefined>;
   /** Adds an analyst comment; undefined for an unknown alert. */
   addComment(input: { alertId: string; at: number; author: string; text: string }): Promise<AlertComment | undefined>;
   comments(alertId: string): AlertComment[];
@@ -114,7 +115,19 @@ export interface AlertRepository {
    * takeover is counted on the first alert. Resolves with the number of alerts new here.
    */
   seed(alerts: readonly AlertRecord[]): Promise<number>;
+  /**
+   * A cluster API node's copy of an analyst's verdict or comment made on another API node
+   * (cluster/analysis-sync.ts), stored under its own id unless held already. A verdict that is now the alert's
+   * latest analyst verdict and changes its effective verdict appends the `alert.verdict` entry `setVerdict` wrote
+   * there, when made at or after `notifyFrom` (the API nodes' claims send it once). Resolves true when stored.
+   */
+  mirrorAnalysis(entry: AnalysisRecord, options?: { notifyFrom?: number }): Promise<boolean>;
+  /** Every analyst verdict and comment, by alert (what an API node shares at start). */
+  analysisRecords(): Iterable<AnalysisRecord>;
 }
+
+/** An analyst's verdict or comment, as API nodes share them. */
+export type AnalysisRecord = { kind: 'verdict'; verdict: AnalystVerdict } | { kind: 'comment'; comment: AlertComment };
 
 /** The alert repository over the hot store's tables (called by openHotStore). */
 export function createAlertRepository(t: Tables): AlertRepository {
@@ -227,7 +240,7 @@ export function createAlertRepository(t: Tables): AlertRepository {
           appendFeedSync(t, { kind: 'alert.verdict', supportId: a.supportId, at: input.at, alertId: a.id, tmid: a.tmid, verdict: input.verdict, from: before, by: input.by });
         }
       });
-      return { before, alert: effectiveOf(a) };
+      return { before, alert: effectiveOf(a), record };
     },
     async addComment(input) {
       if (alerts.get(input.alertId) === undefined) return undefined;
@@ -289,6 +302,30 @@ export function createAlertRepository(t: Tables): AlertRepository {
         }
       });
       return added;
+    },
+    async mirrorAnalysis(entry, options) {
+      return t.root.transaction(() => {
+        if (entry.kind === 'comment') {
+          const c = entry.comment;
+          if (comments.get([c.alertId, c.at, c.id]) !== undefined) return false;
+          comments.putSync([c.alertId, c.at, c.id], c);
+          return true;
+        }
+        const v = entry.verdict;
+        if (analystVerdicts.get([v.alertId, v.at, v.id]) !== undefined) return false;
+        const a = alerts.get(v.alertId);
+        const before = a === undefined ? undefined : effectiveOf(a).verdict;
+        analystVerdicts.putSync([v.alertId, v.at, v.id], v);
+        const notifyFrom = options?.notifyFrom;
+        if (a !== undefined && before !== undefined && notifyFrom !== undefined && v.at >= notifyFrom && lastAnalyst(v.alertId)?.id === v.id && before !== v.verdict) {
+          appendFeedSync(t, { kind: 'alert.verdict', supportId: a.supportId, at: v.at, alertId: a.id, tmid: a.tmid, verdict: v.verdict, from: before, by: v.by });
+        }
+        return true;
+      });
+    },
+    *analysisRecords() {
+      for (const { value } of analystVerdicts.getRange({ snapshot: false })) yield { kind: 'verdict', verdict: value };
+      for (const { value } of comments.getRange({ snapshot: false })) yield { kind: 'comment', comment: value };
     },
     async seed(list) {
       let added = 0;

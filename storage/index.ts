@@ -57,7 +57,7 @@ export type { TenantRepository } from './tenants.js';
 export { newTmid } from './devices.js';
 export type { DeviceRepository } from './devices.js';
 export { dedupApplies, dedupFileKey } from './alerts.js';
-export type { AlertRepository, AlertView, AlertCursor } from './alerts.js';
+export type { AlertRepository, AlertView, AlertCursor, AnalysisRecord } from './alerts.js';
 export { DEFAULT_SIGMA_SETTINGS } from './detections.js';
 export type { DetectionRepository, DetectionCursor, SigmaDedupEntry } from './detections.js';
 export type { SigmaHuntRepository, SigmaHuntRecord, SigmaHuntHit, SigmaHuntStatus } from './sigma-hunts.js';

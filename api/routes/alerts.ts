@@ -74,6 +74,7 @@ export const ALERT_ROUTES: Route[] = [
         ...(body.comment === undefined ? {} : { comment: body.comment }),
       });
       if (changed === undefined) throw new KisekiError('ERR_NOT_FOUND');
+      deps.shareAnalysis?.({ kind: 'verdict', verdict: changed.record });
       await audit('alert.verdict_changed', changed.alert.id, changed.alert.supportId, { from: changed.before, to: body.verdict });
       return c.json(changed.alert);
     },
@@ -92,6 +93,7 @@ export const ALERT_ROUTES: Route[] = [
       if (a === undefined) throw new KisekiError('ERR_NOT_FOUND');
       const comment = await deps.store.alerts.addComment({ alertId: a.id, at: deps.clock.now(), author: user.id, text: body.text });
       if (comment === undefined) throw new KisekiError('ERR_NOT_FOUND');
+      deps.shareAnalysis?.({ kind: 'comment', comment });
       await audit('alert.commented', a.id, a.supportId, { comment: comment.id });
       return c.json(comment, 201);
     },
