@@ -16,6 +16,7 @@ import { createSilentLogger } from '../core/logger.js';
 import { testAlert } from '../notify/test-support.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall, type ApiCall } from '../test/support/api-operator.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { publishTestDevice } from '../test/support/stream-batches.js';
 import type { AlertBucketEntry } from './alert-publisher.js';
@@ -65,21 +66,11 @@ describe.skipIf(NATS_SERVER === undefined)('analysts across API nodes', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startNode(name: string): Promise<{ node: RunningApiNode; call: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }> }> {
+  async function startNode(name: string): Promise<{ node: RunningApiNode; call: ApiCall }> {
     const config = loadConfig({ dataDir: join(dir, name), http: { host: '127.0.0.1', port: 0 }, cluster: { role: 'api', nats: `nats://127.0.0.1:${port}`, replicas: 1, nodeId: name } });
     const node = await startApiNode({ config, logger, rewatchDelayMs: 100 });
     nodes.push(node);
-    await node.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-    const token = await node.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-    const call = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
-    return { node, call };
+    return { node, call: await operatorCall(node) };
   }
 
   const publishAlert = (alert: AlertRecord): Promise<number> => link!.alerts.put(alertKey(alert.id), JSON.stringify({ alert, node: 'shard-1', publishedAt: Date.now() } satisfies AlertBucketEntry));

@@ -15,6 +15,7 @@ import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, sha256Hex, type DeviceRecord, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall } from '../test/support/api-operator.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import type { AlertBucketEntry } from './alert-publisher.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
@@ -70,17 +71,7 @@ describe.skipIf(NATS_SERVER === undefined)('API node', () => {
       cluster: { role: 'api', nats: `nats://127.0.0.1:${port}`, replicas: 1, nodeId: 'api1' },
     });
     node = await startApiNode({ config, logger, rewatchDelayMs: 100 });
-    await node.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-    const token = await node.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-    const base = `http://127.0.0.1:${node.httpPort}`;
-    const call = async (method: string, path: string, body?: unknown) => {
-      const r = await fetch(`${base}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
+    const call = await operatorCall(node);
     return { get: (path) => call('GET', path), post: (path, body) => call('POST', path, body) };
   }
 

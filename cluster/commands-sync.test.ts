@@ -15,6 +15,7 @@ import { loadConfig } from '../core/config.js';
 import { createSilentLogger } from '../core/logger.js';
 import { connectAgent, helloFacts, type ReceivedFrame, type TestAgent } from '../test/support/agent-client.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall, type ApiCall } from '../test/support/api-operator.js';
 import { createTenantIn } from '../test/support/temp-store.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
@@ -68,18 +69,7 @@ describe.skipIf(NATS_SERVER === undefined)('commands between an API node and an 
   }
 
   /** An operator's API on the API node. */
-  async function operator(): Promise<(method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }>> {
-    await api!.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-    const token = await api!.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-    return async (method, path, body) => {
-      const r = await fetch(`http://127.0.0.1:${api!.httpPort}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
-  }
+  const operator = (): Promise<ApiCall> => operatorCall(api!);
 
   it('delivers a command queued on the API node to the agent, and brings its answer back', async () => {
     const { agent, welcome } = await hello({ enrollKey });

@@ -18,6 +18,7 @@ import { createSilentLogger } from '../core/logger.js';
 import { startTestReceiver, testAlert } from '../notify/test-support.js';
 import { openHotStore, sha256Hex, type DeviceRecord, type HotStore, type OutboxEntry } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall } from '../test/support/api-operator.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import type { AlertBucketEntry } from './alert-publisher.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
@@ -63,13 +64,8 @@ describe.skipIf(NATS_SERVER === undefined)('notifications in cluster mode', () =
     });
     const node = await startApiNode({ config, logger, rewatchDelayMs: 100 });
     nodes.push(node);
-    await node.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-    const token = await node.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-    const put = async (path: string, body: unknown) => {
-      const r = await fetch(`http://127.0.0.1:${node.httpPort}${path}`, { method: 'PUT', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
-    return { node, put };
+    const call = await operatorCall(node);
+    return { node, put: (path, body) => call('PUT', path, body) };
   }
 
   /** What an ingest node publishes: the tenant (with an enrolled device). */

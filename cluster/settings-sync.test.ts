@@ -21,6 +21,7 @@ import { createSilentLogger } from '../core/logger.js';
 import { virtualShardOf } from '../core/vshard.js';
 import { autoExceptionId, openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall, type ApiCall } from '../test/support/api-operator.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { publishTestDevice } from '../test/support/stream-batches.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
@@ -39,22 +40,9 @@ const TMID = 'TMID-SETTINGS-1';
 const EXPLORER = '{11111111-0000-0000-0000-000000000001}';
 const CHROME = '{11111111-0000-0000-0000-000000000002}';
 
-type Call = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }>;
 
 /** An operator's HTTP client for an API node. */
-async function operator(api: RunningApiNode): Promise<Call> {
-  await api.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-  const token = await api.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-  return async (method, path, body) => {
-    const r = await fetch(`http://127.0.0.1:${api.httpPort}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await r.text();
-    return { status: r.status, body: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
-  };
-}
+const operator = (api: RunningApiNode): Promise<ApiCall> => operatorCall(api);
 
 /**
  * Publishes, as an ingest node does, a batch in which the antivirus blocks a downloaded installer signed by a
@@ -182,7 +170,7 @@ describe.skipIf(NATS_SERVER === undefined)('per-tenant settings changed on an AP
     );
     expect(adds.map((r) => r.status)).toEqual(Array(10).fill(201));
     const ids = adds.map((r) => r.body.id as string).sort();
-    const listOf = async (call: Call) => ((await call('GET', '/api/v1/tenants/EX0001/exceptions')).body.items as ExceptionEntry[]).map((e) => e.id).sort();
+    const listOf = async (call: ApiCall) => ((await call('GET', '/api/v1/tenants/EX0001/exceptions')).body.items as ExceptionEntry[]).map((e) => e.id).sort();
     await eventually(async () => ((await listOf(callA)).length === 10 && (await listOf(callB)).length === 10 ? true : undefined), 200, 100);
     expect(await listOf(callA)).toEqual(ids);
     expect(await listOf(callB)).toEqual(ids);

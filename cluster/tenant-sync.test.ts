@@ -18,6 +18,7 @@ import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { connectAgent, helloFacts, type ReceivedFrame, type TestAgent } from '../test/support/agent-client.js';
 import { eventually } from '../test/support/cli.js';
+import { operatorCall, type ApiCall } from '../test/support/api-operator.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
 import { fleetKey, parseFleetPolicy, parseTenant, tenantKey } from './directory-layout.js';
@@ -30,7 +31,6 @@ if (NATS_SERVER === undefined) console.warn(`cluster/tenant-sync.test.ts ${NATS_
 const logger = createSilentLogger();
 const MAP_SIZE_BYTES = 64 * 1024 * 1024;
 
-type Call = (method: string, path: string, body?: unknown) => Promise<{ status: number; body: Record<string, unknown> }>;
 
 describe.skipIf(NATS_SERVER === undefined)('tenants created and changed on an API node', () => {
   let dir = '';
@@ -63,18 +63,7 @@ describe.skipIf(NATS_SERVER === undefined)('tenants created and changed on an AP
     return { agent, welcome: await agent.next() };
   }
 
-  async function operator(): Promise<Call> {
-    await api!.store.identity.createUser({ id: 'op.api', role: 'operator', supportId: null, password: 'pass-pass-pass', now: Date.now(), mustChangePassword: false });
-    const token = await api!.store.identity.createSession('op.api', 'token', Date.now(), 3_600_000);
-    return async (method, path, body) => {
-      const r = await fetch(`http://127.0.0.1:${api!.httpPort}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
-    };
-  }
+  const operator = (): Promise<ApiCall> => operatorCall(api!);
 
   it('enrolls on the ingest node a tenant created on the API node, and brings its policies to the agents and the ingest node', async () => {
     const call = await operator();
