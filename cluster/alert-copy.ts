@@ -41,6 +41,7 @@ export function startAlertCopy(options: { kv: KV; store: HotStore; logger: Logge
   let copied = 0;
   let skipped = 0;
   let writing: Promise<void> | undefined;
+  let queuedRevision = 0;
 
   /** Writes what is pending, one batch after the other; a failure keeps the batch for the next call. */
   function flush(): Promise<void> {
@@ -70,7 +71,11 @@ export function startAlertCopy(options: { kv: KV; store: HotStore; logger: Logge
         skipped++;
         return;
       }
-      pending.push(entry.alert);
+      // A retry of this entry (its batch's write failed) is already queued.
+      if (e.revision > queuedRevision) {
+        pending.push(entry.alert);
+        queuedRevision = e.revision;
+      }
       // A burst is written in batches; a failed write throws here and the watcher retries this entry.
       if (pending.length >= SEED_BATCH) await flush();
       else void flush().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Copied alerts could not be written yet; the next entry retries.'));
