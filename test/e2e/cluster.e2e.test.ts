@@ -11,7 +11,8 @@
  * a 3-server NATS cluster, two ingest and two shard nodes and an API node,
  * and a SIGKILL of one NATS server, of the agents' ingest node and of a
  * shard node at once, all three restarted; the API node answers throughout
- * and ends with every alert. Every case also reads NATS itself: the stream holds
+ * and ends with every alert, its archive holds every stream batch once, and
+ * its notifier sent one webhook per alert. Every case also reads NATS itself: the stream holds
  * each acked batch once, and `kiseki-alerts` one alert per detection. Skips
  * with an install hint without nats-server.
  */
@@ -26,6 +27,7 @@ import { virtualShardOf } from '../../core/vshard.js';
 import { openHotStore, type InspectReport } from '../../storage/index.js';
 import { eventually, runCli, startServer, type RunningServer } from '../support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats } from '../support/nats-server.js';
+import { startTestReceiver } from '../../notify/test-support.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster e2e ${NATS_SKIP_MESSAGE}`);
 
@@ -187,8 +189,10 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
   const procs: { child: ChildProcess; exited: Promise<unknown> }[] = [];
   /** Pollers of an API node: stopped after each case, also one that failed before stopping its own. */
   const pollers: { stop(): Promise<number[]> }[] = [];
+  const receivers: { close(): Promise<void> }[] = [];
   afterEach(async () => {
     for (const p of pollers.splice(0)) await p.stop();
+    for (const r of receivers.splice(0)) await r.close();
     for (const p of procs.splice(0)) await kill9(p);
     if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
@@ -317,6 +321,17 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     const token = await operatorToken(apiBase);
     const poller = pollApi(apiBase, token);
     pollers.push(poller);
+    // People are told: a webhook for every new alert, set on the API node once it has copied the tenant.
+    const hook = await startTestReceiver();
+    receivers.push(hook);
+    await eventually(async () => {
+      const r = await fetch(`${apiBase}/api/v1/tenants/EX0001/notifications`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ recipients: [{ id: 'soc', channel: 'webhook', to: hook.url, events: ['alert.new'], verdicts: ['black', 'gray', 'white'] }], maxPerHour: 10_000 }),
+      });
+      return r.status === 200 ? true : undefined;
+    }, 300, 200);
     let s2 = await started(node('shard', natsUrl, dirS2, 's2', 3, 1));
     const leases = (): Promise<Record<string, number>> => readClusterState({ servers: natsUrl, parts: ['leases'] }).then((st) => st.leases);
     // The second shard node takes half the virtual shards from the first through the leases.
@@ -402,6 +417,14 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     expect(isolate.status).toBe(202);
     const commandId = ((await isolate.json()) as { id: string }).id;
     expect(((await (await get(`/api/v1/commands/${commandId}`)).json()) as { state: string }).state).toBe('queued');
+
+    // One webhook per alert, none twice: takeover replays re-create alert ids the bucket and the copy already hold.
+    const notified = (): string[] =>
+      hook.hooks.flatMap((h) => (JSON.parse(h.body) as { events: { kind: string; alertId?: string }[] }).events.filter((e) => e.kind === 'alert.new').map((e) => e.alertId ?? ''));
+    const bucketIds = [...state.alerts.values()].map((e) => e.alert.id).sort();
+    expect(bucketIds.length).toBeGreaterThan(0);
+    await eventually(async () => (new Set(notified()).size >= bucketIds.length ? true : undefined), 600, 200);
+    expect(notified().sort()).toEqual(bucketIds);
 
     // The archive copied every batch of the stream through the SIGKILLs, once each: what its day close archives.
     await eventually(async () => {
