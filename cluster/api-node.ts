@@ -35,8 +35,9 @@
  * (notify-claims.ts), and tenants' notification settings are shared through
  * `kiseki-notify-settings` (notify-settings-sync.ts). Analysts' verdicts and
  * comments go to the other API nodes through `kiseki-analysis`
- * (analysis-sync.ts). What stays local to the API node (docs/CLUSTER.md):
- * users and sessions.
+ * (analysis-sync.ts), and users, sessions and API tokens through
+ * `kiseki-identity` (identity-sync.ts): any API node answers any logged-in
+ * user.
  *
  * With `cluster.archive` the node is also the cluster's archive: it follows
  * the whole batch stream into its local log (archive-follower.ts) and runs the
@@ -66,6 +67,7 @@ import { startCommandSync, type CommandSync } from './commands-sync.js';
 import { createNotifyClaims } from './notify-claims.js';
 import { startNotifySettingsSync, type NotifySettingsSync } from './notify-settings-sync.js';
 import { startAnalysisSync, type AnalysisSync } from './analysis-sync.js';
+import { startIdentitySync, type IdentitySync } from './identity-sync.js';
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
@@ -141,6 +143,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let archive: ArchiveParts | undefined;
   let notifySettings: NotifySettingsSync | undefined;
   let analysis: AnalysisSync | undefined;
+  let identity: IdentitySync | undefined;
   let notifications: NotificationsRuntime | undefined;
   let notifierGate: NodeJS.Timeout | undefined;
 
@@ -183,6 +186,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   try {
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
     notifySettings = startNotifySettingsSync({ kv: link.notifySettings, store, logger, retryMs: delayMs });
+    identity = startIdentitySync({ kv: link.identity, store, logger, retryMs: delayMs });
     analysis = startAnalysisSync({ kv: link.analysis, store, logger, retryMs: delayMs, notifyFrom: () => clock.now() - config.cluster.notifyMaxAgeMs });
     // The notifier starts once the settings are copied: a node with an empty store would otherwise read the feed
     // entries of its first alert copies before it knows any recipient, and queue nothing for them.
@@ -262,7 +266,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
       metrics,
       maxBodyBytes: config.http.maxBodyBytes,
       api: {
-        store,
+        // Users, sessions and tokens changed through the API are shared with the other API nodes.
+        store: { ...store, identity: identity.identity },
         clock,
         logger,
         // A queued command reaches the ingest nodes through kiseki-commands; the one holding the agent sends it.
@@ -291,6 +296,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           commands: commands!.stats(),
           notifySettings: notifySettings!.stats(),
           analysis: analysis!.stats(),
+          identity: identity!.stats(),
           ...(archive === undefined ? {} : { archive: archive.follower.stats() }),
         }),
       },
@@ -303,6 +309,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     clearInterval(notifierGate);
     await notifySettings?.stop().catch(() => undefined);
     await analysis?.stop().catch(() => undefined);
+    await identity?.stop().catch(() => undefined);
     await notifications?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
@@ -373,6 +380,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         await commands!.stop();
         await settingsSync.stop();
         await analysis!.stop();
+        await identity!.stop();
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
         // Before NATS closes: a delivery in flight settles its claim.

@@ -32,7 +32,9 @@
  * - KV `kiseki-notify-settings`: `notify.<supportId>` → a tenant's
  *   notification settings, recipients' secrets included (notify-settings-sync.ts);
  * - KV `kiseki-analysis`: `verdict.<alert id>.<id>`, `comment.<alert id>.<id>`
- *   → an analyst's verdict or comment made on an API node (analysis-sync.ts).
+ *   → an analyst's verdict or comment made on an API node (analysis-sync.ts);
+ * - KV `kiseki-identity`: `user.<login ID>`, `session.<SHA-256 of the secret>`
+ *   → users, sessions and API tokens of the API nodes (identity-sync.ts).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -57,6 +59,7 @@ export const COMMAND_BUCKET_MAX_AGE_MS = 2 * COMMAND_EXPIRY_MS;
 export const NOTIFY_CLAIM_BUCKET = 'kiseki-notified';
 export const NOTIFY_SETTINGS_BUCKET = 'kiseki-notify-settings';
 export const ANALYSIS_BUCKET = 'kiseki-analysis';
+export const IDENTITY_BUCKET = 'kiseki-identity';
 
 /**
  * How long a claim record of `kiseki-notified` is kept after its last write, ms (7 days): far longer than any
@@ -140,6 +143,8 @@ export interface ClusterLink {
   readonly notifySettings: KV;
   /** `kiseki-analysis`: analysts' verdicts and comments, shared by the API nodes. */
   readonly analysis: KV;
+  /** `kiseki-identity`: users, sessions and API tokens, shared by the API nodes. */
+  readonly identity: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -263,6 +268,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const notified = await kvm.create(NOTIFY_CLAIM_BUCKET, { replicas: options.replicas, history: 1, ttl: NOTIFY_CLAIM_TTL_MS });
   const notifySettings = await kvm.create(NOTIFY_SETTINGS_BUCKET, { replicas: options.replicas, history: 1 });
   const analysis = await kvm.create(ANALYSIS_BUCKET, { replicas: options.replicas, history: 1 });
+  const identity = await kvm.create(IDENTITY_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -276,6 +282,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     notified,
     notifySettings,
     analysis,
+    identity,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

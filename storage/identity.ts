@@ -101,6 +101,17 @@ export interface IdentityRepository {
   revokeSession(token: string): Promise<void>;
   /** Revokes every session and token of a user but `keepToken`'s (expired ones at `now` are dropped too); returns how many were revoked. */
   revokeSessions(userId: string, now: number, keepToken?: string): Promise<number>;
+  /**
+   * A cluster API node's copy of a user another API node wrote (cluster/identity-sync.ts), kept unless the local
+   * record changed as late or later (`updatedAt`); resolves true when written.
+   */
+  mirrorUser(user: UserRecord): Promise<boolean>;
+  /** A copy of a session or token another API node issued, under the SHA-256 of its secret (kept as it is when held). */
+  mirrorSession(hash: string, session: SessionRecord): Promise<void>;
+  /** Removes the copy of a session or token revoked on another API node. */
+  dropSession(hash: string): Promise<void>;
+  /** The SHA-256s of a user's sessions and tokens held here (a revocation's before and after). */
+  sessionHashesOf(userId: string): string[];
   /** Appends an audit record; the key [at, id] keeps them in time order. */
   appendAudit(entry: Omit<AuditRecord, 'id'>): Promise<boolean>;
   /** The audit log newest first, strictly after `after` when given. */
@@ -252,6 +263,27 @@ export function createIdentityRepository(t: Tables): IdentityRepository {
       const revoked = await sessions.transaction(() => revokeSessionsSync(userId, now, keepHash));
       await t.root.flushed;
       return revoked;
+    },
+    async mirrorUser(user) {
+      return users.transaction(() => {
+        const held = users.get(user.id);
+        if (held !== undefined && held.updatedAt >= user.updatedAt) return false;
+        users.putSync(user.id, user);
+        return true;
+      });
+    },
+    async mirrorSession(hash, session) {
+      await sessions.transaction(() => {
+        if (sessions.get(hash) === undefined) sessions.putSync(hash, session);
+      });
+    },
+    async dropSession(hash) {
+      await sessions.remove(hash);
+    },
+    sessionHashesOf(userId) {
+      const out: string[] = [];
+      for (const { key, value } of sessions.getRange({})) if (value.userId === userId) out.push(key);
+      return out;
     },
     appendAudit(entry) {
       const id = `au_${entry.at.toString(36)}_${(auditSeq++ % 1_000_000).toString(36)}_${randomBytes(3).toString('hex')}`;

@@ -296,7 +296,8 @@ describe.skipIf(NATS_SERVER === undefined)('cluster over NATS JetStream', () => 
     const t = await runCli(['tenant', 'create', '--name', 'Example Corp', '--support-id', 'EX0001', '--json', '--data', dirA]);
     expect(t.code, t.stderr).toBe(0);
     const key = (JSON.parse(t.stdout) as { enrollKey: string }).enrollKey;
-    // The API node's users are its own; the tenant, devices and alerts come from the buckets.
+    // A user made in the API node's directory before its start (shared at start through kiseki-identity); the tenant,
+    // devices and alerts come from the buckets.
     const u = await runCli(['user', 'create', '--id', 'op.api', '--role', 'operator', '--password', 'first-pass', '--data', dirApi]);
     expect(u.code, u.stderr).toBe(0);
     const started = async (p: Promise<RunningServer>): Promise<RunningServer> => {
