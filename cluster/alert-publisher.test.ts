@@ -9,14 +9,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { AlertRecord, QuickReport } from '../core/contracts.js';
+import type { AlertRecord, QuickReport, SigmaDetection } from '../core/contracts.js';
 import { createSilentLogger } from '../core/logger.js';
 import { openHotStore, type HotStore } from '../storage/index.js';
 import { eventually } from '../test/support/cli.js';
 import { freePort, NATS_SERVER, NATS_SKIP_MESSAGE, startNats, type NatsServer } from '../test/support/nats-server.js';
-import { ALERT_FEED_READER, createAlertPublisher, decodeAlertEntry, type AlertPublisher } from './alert-publisher.js';
+import { ALERT_FEED_READER, createAlertPublisher, decodeAlertEntry, decodeDetectionEntry, type AlertPublisher } from './alert-publisher.js';
 import { decodeCommandEntry } from './commands-sync.js';
-import { alertKey, commandKey, openClusterLink, type ClusterLink } from './nats.js';
+import { alertKey, commandKey, detectionKey, openClusterLink, type ClusterLink } from './nats.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/alert-publisher.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -96,6 +96,26 @@ describe.skipIf(NATS_SERVER === undefined)('alert publisher', () => {
     expect(store.notify.readerCursor(ALERT_FEED_READER)).toBe(2);
     expect(store.notify.cursor()).toBe(0);
     expect(store.notify.feedAfter(0, 10)).toHaveLength(2);
+  });
+
+  it('puts every Sigma detection stored into kiseki-detections under its id, in the same rounds', async () => {
+    const l = await link();
+    const p = createAlertPublisher({ kv: l.alerts, detections: l.detections, store, nodeId: 's1', logger, intervalMs: 60_000, putTimeoutMs: 1000 });
+    publishers.push(p);
+    const d: SigmaDetection = {
+      id: 'sd_1', supportId: 'TA', tmid: 'D1', computer: 'PC', ruleId: 'r1', title: 'Rule', level: 'high', severity: 'Serious', tags: [], author: 'a',
+      lsn: 1, event: { tmid: 'D1', seq: 5, ts: 900, k: 'proc.start' }, pg: '{P1}', image: 'C:\\x.exe', at: 900, createdAt: 1000, repeats: 0,
+    };
+    await store.transaction(() => {
+      store.detections.saveSync(d);
+      store.detections.indexSync(d);
+    });
+    await commit('al_1');
+    await p.publishCommitted();
+    const e = await l.detections.get(detectionKey('sd_1'));
+    expect(decodeDetectionEntry(e!.value)).toMatchObject({ detection: d, node: 's1' });
+    expect(decodeDetectionEntry(new TextEncoder().encode('{"not":"a detection"}'))).toBeUndefined();
+    expect(await bucketIds(l)).toEqual(['al_1']);
   });
 
   it('keeps its feed position while NATS is down and publishes once it is back', async () => {

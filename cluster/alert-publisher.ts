@@ -26,14 +26,19 @@
  *
  * With an alert go what the engine made of it on this node: the isolation
  * its black verdict queued (`kiseki-commands`) and the exception its white
- * verdict added (`kiseki-directory`, settings-sync.ts).
+ * verdict added (`kiseki-directory`, settings-sync.ts). The same rounds put
+ * every new Sigma detection (`detection.new` in the feed) into
+ * `kiseki-detections` under its deterministic id, with the same guarantee: a
+ * checkpoint never passes a batch whose detections are not in the bucket.
+ * A detection goes as first stored (its later repeats are counted on the
+ * shard node only).
  */
 import type { KV } from '@nats-io/kv';
-import type { AlertRecord, QuickReport } from '../core/contracts.js';
+import type { AlertRecord, QuickReport, SigmaDetection } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { autoExceptionId, type CommandRecord, type HotStore } from '../storage/index.js';
-import { alertKey, boundedNatsCall, commandKey } from './nats.js';
+import { alertKey, boundedNatsCall, commandKey, detectionKey } from './nats.js';
 import { publishEngineException } from './settings-sync.js';
 
 /** The feed reader's name in `notify-state` (`reader:alert-bucket`). */
@@ -63,6 +68,27 @@ export interface AlertBucketEntry {
   publishedAt: number;
 }
 
+/** The value of one key of `kiseki-detections` (JSON). */
+export interface DetectionBucketEntry {
+  detection: SigmaDetection;
+  /** The shard node that published it. */
+  node: string;
+  publishedAt: number;
+}
+
+/** Parses a value of `kiseki-detections`; undefined for a value of another shape. */
+export function decodeDetectionEntry(bytes: Uint8Array): DetectionBucketEntry | undefined {
+  try {
+    const e = JSON.parse(Buffer.from(bytes).toString('utf8')) as Partial<DetectionBucketEntry> | null;
+    const d = e?.detection;
+    if (e === null || typeof e !== 'object' || typeof e.node !== 'string' || typeof d !== 'object' || d === null) return undefined;
+    if (typeof d.id !== 'string' || typeof d.tmid !== 'string' || typeof d.supportId !== 'string' || typeof d.ruleId !== 'string' || typeof d.at !== 'number' || typeof d.createdAt !== 'number') return undefined;
+    return e as DetectionBucketEntry;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Parses a value of `kiseki-alerts`.
  * @throws KisekiError ERR_CLUSTER_UNAVAILABLE when it is not an alert entry (a foreign writer on the bucket).
@@ -88,6 +114,8 @@ export interface AlertPublisherOptions {
    * is created there with the alert, for the ingest node holding the agent to send (commands-sync.ts).
    */
   commands?: KV;
+  /** `kiseki-detections`: every Sigma detection stored on this node, for the API nodes (absent: not published). */
+  detections?: KV;
   /**
    * `kiseki-directory`: the exception an alert's white verdict made on this node (the engine's `autoExceptWhite`)
    * is published there with the alert, for the API nodes to list and the other shard nodes to apply
@@ -156,6 +184,13 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
     }
   }
 
+  async function putDetection(detections: KV, id: string): Promise<void> {
+    const detection = store.detections.get(id);
+    if (detection === undefined) return;
+    const entry: DetectionBucketEntry = { detection, node: nodeId, publishedAt: now() };
+    await boundedNatsCall(detections.put(detectionKey(id), JSON.stringify(entry)), putTimeoutMs, 'detection put');
+  }
+
   async function createOnce(commands: KV, c: CommandRecord): Promise<void> {
     const key = commandKey(c.id);
     try {
@@ -179,9 +214,18 @@ export function createAlertPublisher(options: AlertPublisherOptions): AlertPubli
         log.error({ from: cursor + 1, to: page[0]!.seq - 1 }, 'Feed entries were removed before the alert publisher read them; their alerts are not in the bucket.');
       }
       const ids = new Set<string>();
-      for (const e of page) if ((e.kind === 'alert.new' || e.kind === 'alert.verdict' || e.kind === 'alert.updated') && e.alertId !== undefined) ids.add(e.alertId);
+      const detectionIds = new Set<string>();
+      for (const e of page) {
+        if ((e.kind === 'alert.new' || e.kind === 'alert.verdict' || e.kind === 'alert.updated') && e.alertId !== undefined) ids.add(e.alertId);
+        else if (e.kind === 'detection.new' && e.detectionId !== undefined) detectionIds.add(e.detectionId);
+      }
       const list = [...ids];
       for (let i = 0; i < list.length; i += PUTS_IN_FLIGHT) await Promise.all(list.slice(i, i + PUTS_IN_FLIGHT).map(put));
+      const detections = options.detections;
+      if (detections !== undefined) {
+        const dl = [...detectionIds];
+        for (let i = 0; i < dl.length; i += PUTS_IN_FLIGHT) await Promise.all(dl.slice(i, i + PUTS_IN_FLIGHT).map((id) => putDetection(detections, id)));
+      }
       const last = page.at(-1)!.seq;
       await store.notify.setReaderCursor(ALERT_FEED_READER, last);
       cursor = last;

@@ -21,7 +21,7 @@ import type { AlertBucketEntry } from './alert-publisher.js';
 import { startApiNode, type RunningApiNode } from './api-node.js';
 import { createIngestDirectory } from './directory.js';
 import { decodeCommandEntry } from './commands-sync.js';
-import { alertKey, commandKey, openClusterLink, type ClusterLink } from './nats.js';
+import { alertKey, commandKey, detectionKey, openClusterLink, type ClusterLink } from './nats.js';
 
 if (NATS_SERVER === undefined) console.warn(`cluster/api-node.test.ts ${NATS_SKIP_MESSAGE}`);
 
@@ -112,6 +112,18 @@ describe.skipIf(NATS_SERVER === undefined)('API node', () => {
     // A later revision of an alert replaces it.
     await l.alerts.put(alertKey('al_1'), entryOf(alertOf('al_1', 2, 'black')));
     await eventually(async () => ((await listed(api)).find((a) => a.id === 'al_1')?.verdict === 'black' ? true : undefined), 100, 100);
+
+    // A shard node's Sigma detection is listed too.
+    const detection = {
+      id: 'sd_1', supportId: 'EX0001', tmid: 'TMID-1', computer: 'PC-1', ruleId: 'r1', title: 'Rule', level: 'high', severity: 'Serious', tags: [], author: 'a',
+      lsn: 1, event: { tmid: 'TMID-1', seq: 5, ts: 900, k: 'proc.start' }, pg: '{P1}', image: 'C:\\x.exe', at: 900, createdAt: Date.now(), repeats: 0,
+    };
+    await l.detections.put(detectionKey('sd_1'), JSON.stringify({ detection, node: 's1', publishedAt: 1 }));
+    const listedDetections = await eventually(async () => {
+      const items = (await api.get('/api/v1/detections?supportId=EX0001')).body.items as { id: string }[] | undefined;
+      return items !== undefined && items.length === 1 ? items : undefined;
+    }, 100, 100);
+    expect(listedDetections.map((d) => d.id)).toEqual(['sd_1']);
 
     // A command is answered once kiseki-commands holds it (for the ingest nodes: commands-sync.test.ts).
     const queued = await api.post('/api/v1/devices/TMID-1/commands', { kind: 'isolate', args: { allow: [] } });

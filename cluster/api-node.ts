@@ -56,7 +56,7 @@ import { createBatchCommitter, type BatchCommitter } from '../ingest/index.js';
 import { startNotifications, type NotificationsRuntime } from '../notify/index.js';
 import type { HotStore } from '../storage/index.js';
 import { startArchiveFollower, type ArchiveFollower } from './archive-follower.js';
-import { decodeAlertEntry } from './alert-publisher.js';
+import { decodeAlertEntry, decodeDetectionEntry } from './alert-publisher.js';
 import { copyDirectoryEntry } from './directory.js';
 import { createSettingsSharing } from './settings-sync.js';
 import { createTenantSharing } from './tenant-sync.js';
@@ -68,6 +68,7 @@ import { createNotifyClaims } from './notify-claims.js';
 import { startNotifySettingsSync, type NotifySettingsSync } from './notify-settings-sync.js';
 import { startAnalysisSync, type AnalysisSync } from './analysis-sync.js';
 import { startIdentitySync, type IdentitySync } from './identity-sync.js';
+import { startBucketCopy, type BucketCopy } from './bucket-copy.js';
 
 /** Alerts written to the local store in one transaction at most. */
 const MIRROR_BATCH = 500;
@@ -127,7 +128,7 @@ interface ArchiveParts {
   committer: BatchCommitter;
 }
 
-/** Starts an API node: local store, NATS link, the two watchers, the HTTP server. */
+/** Starts an API node: local store, NATS link, the bucket watchers and syncs, the notifier, the HTTP server (and the archive). */
 export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiNode> {
   const { config, logger } = options;
   const clock = options.clock ?? systemClock;
@@ -144,6 +145,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let notifySettings: NotifySettingsSync | undefined;
   let analysis: AnalysisSync | undefined;
   let identity: IdentitySync | undefined;
+  let detections: BucketCopy | undefined;
   let notifications: NotificationsRuntime | undefined;
   let notifierGate: NodeJS.Timeout | undefined;
 
@@ -187,6 +189,16 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
     notifySettings = startNotifySettingsSync({ kv: link.notifySettings, store, logger, retryMs: delayMs });
     identity = startIdentitySync({ kv: link.identity, store, logger, retryMs: delayMs });
+    // The shard nodes' Sigma detections: listed here, and notified within the horizon like alerts.
+    detections = startBucketCopy({
+      kv: link.detections,
+      name: 'kiseki-detections',
+      decode: (bytes) => decodeDetectionEntry(bytes)?.detection,
+      write: (batch) => store.detections.mirror(batch, { notifyFrom: clock.now() - config.cluster.notifyMaxAgeMs }),
+      onWritten: () => notifications?.wake(),
+      logger,
+      retryMs: delayMs,
+    });
     analysis = startAnalysisSync({ kv: link.analysis, store, logger, retryMs: delayMs, notifyFrom: () => clock.now() - config.cluster.notifyMaxAgeMs });
     // The notifier starts once the settings are copied: a node with an empty store would otherwise read the feed
     // entries of its first alert copies before it knows any recipient, and queue nothing for them.
@@ -297,6 +309,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
           notifySettings: notifySettings!.stats(),
           analysis: analysis!.stats(),
           identity: identity!.stats(),
+          detections: detections!.stats(),
           ...(archive === undefined ? {} : { archive: archive.follower.stats() }),
         }),
       },
@@ -310,6 +323,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
     await notifySettings?.stop().catch(() => undefined);
     await analysis?.stop().catch(() => undefined);
     await identity?.stop().catch(() => undefined);
+    await detections?.stop().catch(() => undefined);
     await notifications?.stop().catch(() => undefined);
     await link?.close().catch(() => undefined);
     await base.release();
@@ -381,6 +395,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         await settingsSync.stop();
         await analysis!.stop();
         await identity!.stop();
+        await detections!.stop();
         clearTimeout(retryTimer);
         await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
         // Before NATS closes: a delivery in flight settles its claim.

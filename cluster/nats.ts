@@ -34,7 +34,10 @@
  * - KV `kiseki-analysis`: `verdict.<alert id>.<id>`, `comment.<alert id>.<id>`
  *   → an analyst's verdict or comment made on an API node (analysis-sync.ts);
  * - KV `kiseki-identity`: `user.<login ID>`, `session.<SHA-256 of the secret>`
- *   → users, sessions and API tokens of the API nodes (identity-sync.ts).
+ *   → users, sessions and API tokens of the API nodes (identity-sync.ts);
+ * - KV `kiseki-detections`: `det.<detection id>` → a Sigma detection as its
+ *   shard node stored it (alert-publisher.ts); ids are deterministic
+ *   (TMID, seq, rule), so a replay writes the same key.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -60,6 +63,7 @@ export const NOTIFY_CLAIM_BUCKET = 'kiseki-notified';
 export const NOTIFY_SETTINGS_BUCKET = 'kiseki-notify-settings';
 export const ANALYSIS_BUCKET = 'kiseki-analysis';
 export const IDENTITY_BUCKET = 'kiseki-identity';
+export const DETECTION_BUCKET = 'kiseki-detections';
 
 /**
  * How long a claim record of `kiseki-notified` is kept after its last write, ms (7 days): far longer than any
@@ -78,6 +82,11 @@ const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
  */
 export function alertKey(alertId: string): string {
   return NATS_SAFE_TOKEN.test(alertId) ? `alert.${alertId}` : `alert.b64.${Buffer.from(alertId).toString('base64url')}`;
+}
+
+/** The key of a Sigma detection in `kiseki-detections`: `det.<id>` for kiseki's ids (`sd_` + hex), `det.b64.<base64url>` otherwise. */
+export function detectionKey(detectionId: string): string {
+  return NATS_SAFE_TOKEN.test(detectionId) ? `det.${detectionId}` : `det.b64.${Buffer.from(detectionId).toString('base64url')}`;
 }
 
 /** The key of a command in `kiseki-commands`: `cmd.<id>` for kiseki's ids (`cmd_` + hex), `cmd.b64.<base64url>` otherwise. */
@@ -145,6 +154,8 @@ export interface ClusterLink {
   readonly analysis: KV;
   /** `kiseki-identity`: users, sessions and API tokens, shared by the API nodes. */
   readonly identity: KV;
+  /** `kiseki-detections`: every Sigma detection the shard nodes stored, one key per detection id. */
+  readonly detections: KV;
   /** Drains and closes the connection. */
   close(): Promise<void>;
 }
@@ -269,6 +280,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
   const notifySettings = await kvm.create(NOTIFY_SETTINGS_BUCKET, { replicas: options.replicas, history: 1 });
   const analysis = await kvm.create(ANALYSIS_BUCKET, { replicas: options.replicas, history: 1 });
   const identity = await kvm.create(IDENTITY_BUCKET, { replicas: options.replicas, history: 1 });
+  const detections = await kvm.create(DETECTION_BUCKET, { replicas: options.replicas, history: 1 });
   log.info({ servers, replicas: options.replicas }, 'Connected to NATS; the batch stream and buckets are in place.');
   return {
     nc,
@@ -283,6 +295,7 @@ async function ensureLayout(nc: NatsConnection, options: ClusterLinkOptions, log
     notifySettings,
     analysis,
     identity,
+    detections,
     async close() {
       await nc.drain().catch(() => nc.close());
     },

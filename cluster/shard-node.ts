@@ -32,7 +32,7 @@ import { hotRetentionEdge, rollOutRawBatches } from '../export/index.js';
 import type { HotStore } from '../storage/index.js';
 import { openNodeBase, startNodeHttp } from './node-base.js';
 import { createAlertPublisher, type AlertPublisher } from './alert-publisher.js';
-import { startAlertCopy } from './alert-copy.js';
+import { startAlertCopy } from './bucket-copy.js';
 import { createDirectoryReader } from './directory.js';
 import { consumeIntoCommitter, createCommitWindow, stopCursor, streamCursor, type StreamCursor } from './stream-consumer.js';
 import { watchTenants } from './tenant-sync.js';
@@ -108,14 +108,14 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
   }
   const shards = pool;
   const nats = link;
-  const alerts = createAlertPublisher({ kv: nats.alerts, commands: nats.commands, directory: nats.directory, store, nodeId, logger });
+  const alerts = createAlertPublisher({ kv: nats.alerts, commands: nats.commands, directory: nats.directory, detections: nats.detections, store, nodeId, logger });
   publisher = alerts;
   const committer = createBatchCommitter({ store, sink: shards, clock, logger, metrics, zstdLevel: config.storage.zstdLevel });
   const directory = createDirectoryReader(nats.directory, store);
   // Tenant policies and fleet policies changed on an API node reach the shards' store (isolation on black, tuning),
   // and so do the exception list (read on each detection), Sigma settings and threshold rules (re-read every 5 s).
   const tenantWatch = watchTenants({ kv: nats.directory, store, logger, settings: true });
-  // Other nodes' alerts, so that a takeover's replay finds them (72 h dedup; alert-copy.ts).
+  // Other nodes' alerts, so that a takeover's replay finds them (72 h dedup; bucket-copy.ts).
   const alertCopy = startAlertCopy({ kv: nats.alerts, store, logger });
   const consumers = new Map<number, VshardConsumer>();
   const window = createCommitWindow(MAX_PENDING_BATCHES);

@@ -78,3 +78,17 @@ describe('notification feed lag', () => {
     expect(store.notify.feedLag()).toEqual({ events: 0, oldestAt: undefined });
   });
 });
+
+describe('a cluster API node\'s copy of detections', () => {
+  it('indexes a new detection once, keeps the version with more repeats, and announces only those stored since notifyFrom', async () => {
+    const recent = detection('sd_new', '{AAAA-1}', 2000);
+    const old = detection('sd_old', '{BBBB-2}', 1000);
+    expect(await store.detections.mirror([recent, old], { notifyFrom: 1500 })).toBe(2);
+    expect(await store.detections.mirror([recent], { notifyFrom: 1500 })).toBe(0);
+    expect(await store.detections.mirror([{ ...recent, repeats: 3 }], { notifyFrom: 1500 })).toBe(0);
+    expect(await store.detections.mirror([recent], { notifyFrom: 1500 })).toBe(0);
+    expect(store.detections.get('sd_new')).toMatchObject({ repeats: 3 });
+    expect(store.detections.ofDevice(TMID, 0).map((d) => d.id)).toEqual(['sd_old', 'sd_new']);
+    expect(store.notify.feedAfter(0, 10).map((e) => [e.kind, e.detectionId])).toEqual([['detection.new', 'sd_new']]);
+  });
+});

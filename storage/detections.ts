@@ -54,6 +54,13 @@ export interface DetectionRepository {
   saveSync(d: SigmaDetection): void;
   /** Inside `store.transaction()`: tenant and device index entries of a new detection. */
   indexSync(d: SigmaDetection): void;
+  /**
+   * A cluster API node's copy of detections the shard nodes stored (cluster/api-node.ts): each stored and indexed
+   * when new, a version with more repeats replacing the one held, in one transaction; a new one appends the
+   * `detection.new` feed entry `indexSync` wrote on its shard node when stored at or after `notifyFrom` (the API
+   * nodes' claims send it once). Resolves with the number of detections new here.
+   */
+  mirror(list: readonly SigmaDetection[], options?: { notifyFrom?: number }): Promise<number>;
   /** Inside `store.transaction()`: the first detection of a device, rule and process. */
   putDedupSync(tmid: string, ruleId: string, pgKey: string, entry: SigmaDedupEntry): void;
   /** A tenant's Sigma settings (defaults when never set). */
@@ -74,6 +81,14 @@ function normalizedSettings(s: SigmaTenantSettings): SigmaTenantSettings {
 /** The detection repository over the hot store's tables (called by openHotStore). */
 export function createDetectionRepository(t: Tables): DetectionRepository {
   const { detections, tenantDetections, deviceDetections, detectionsByTime, detectionDedup, sigmaTenants } = t;
+  const putIndexEntriesSync = (d: SigmaDetection): void => {
+    tenantDetections.putSync([d.supportId, d.at, d.id], d.id);
+    deviceDetections.putSync([d.tmid, d.at, d.id], [d.id, d.pg.toLowerCase()]);
+    detectionsByTime.putSync([d.at, d.id], d.id);
+  };
+  const appendNewSync = (d: SigmaDetection): void => {
+    appendFeedSync(t, { kind: 'detection.new', supportId: d.supportId, at: d.createdAt, tmid: d.tmid, detectionId: d.id, severity: d.severity, by: 'engine' });
+  };
   function* byIds(ids: Iterable<string>): Iterable<SigmaDetection> {
     for (const id of ids) {
       const d = detections.get(id);
@@ -115,11 +130,24 @@ export function createDetectionRepository(t: Tables): DetectionRepository {
       detections.putSync(d.id, d);
     },
     indexSync(d) {
-      tenantDetections.putSync([d.supportId, d.at, d.id], d.id);
-      deviceDetections.putSync([d.tmid, d.at, d.id], [d.id, d.pg.toLowerCase()]);
-      detectionsByTime.putSync([d.at, d.id], d.id);
+      putIndexEntriesSync(d);
       // SIEM forwarding and notifications read new detections from the feed (issue 17, part B).
-      appendFeedSync(t, { kind: 'detection.new', supportId: d.supportId, at: d.createdAt, tmid: d.tmid, detectionId: d.id, severity: d.severity, by: 'engine' });
+      appendNewSync(d);
+    },
+    async mirror(list, options) {
+      let added = 0;
+      await t.root.transaction(() => {
+        for (const d of list) {
+          const held = detections.get(d.id);
+          if (held !== undefined && held.repeats >= d.repeats) continue;
+          detections.putSync(d.id, d);
+          if (held !== undefined) continue;
+          putIndexEntriesSync(d);
+          added++;
+          if (options?.notifyFrom !== undefined && d.createdAt >= options.notifyFrom) appendNewSync(d);
+        }
+      });
+      return added;
     },
     putDedupSync(tmid, ruleId, pgKey, entry) {
       detectionDedup.putSync([tmid, ruleId, pgKey], entry);
