@@ -108,7 +108,7 @@ export interface AlertRepository {
    */
   mirror(entries: readonly { alert: AlertRecord; report?: QuickReport | undefined }[], options?: { notifyFrom?: number }): Promise<number>;
   /**
-   * A cluster shard node's copy of the alerts the shard nodes committed (cluster/alert-copy.ts), for a takeover:
+   * A cluster shard node's copy of the alerts the shard nodes committed (cluster/bucket-copy.ts), for a takeover:
    * each alert stored when new or newer than the one held (as `mirror`), indexed when new, and made its device's
    * 72 h dedup entry for its file when it is the latest detection of that file there; no report, no feed entry
    * (nothing is published or notified again). A replayed detection then finds its alert, and a repeat after the
