@@ -72,26 +72,27 @@ export const DETECTION_BUCKET = 'kiseki-detections';
  */
 export const NOTIFY_CLAIM_TTL_MS = 7 * 86_400_000;
 
-/** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's alert ids (`al_<hex>`) always fit, anything else is encoded. */
+/** NATS KV keys allow `[-/_=.A-Za-z0-9]`; kiseki's ids (`al_<hex>`, `sd_<hex>`, `cmd_<hex>`) always fit, anything else is encoded. */
 const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
 
-/**
- * The key of an alert in `kiseki-alerts`: `alert.<id>` for kiseki's alert ids
- * (`al_` + hex, readable with `nats kv get`), `alert.b64.<base64url>` for an
- * id with any other character.
- */
+/** `<prefix>.<id>` for an id that is one NATS-safe token (readable with `nats kv get`), `<prefix>.b64.<base64url>` otherwise. */
+export function tokenKey(prefix: string, id: string): string {
+  return NATS_SAFE_TOKEN.test(id) ? `${prefix}.${id}` : `${prefix}.b64.${Buffer.from(id).toString('base64url')}`;
+}
+
+/** The key of an alert in `kiseki-alerts`: `alert.<id>` (kiseki's ids are `al_` + hex). */
 export function alertKey(alertId: string): string {
-  return NATS_SAFE_TOKEN.test(alertId) ? `alert.${alertId}` : `alert.b64.${Buffer.from(alertId).toString('base64url')}`;
+  return tokenKey('alert', alertId);
 }
 
-/** The key of a Sigma detection in `kiseki-detections`: `det.<id>` for kiseki's ids (`sd_` + hex), `det.b64.<base64url>` otherwise. */
+/** The key of a Sigma detection in `kiseki-detections`: `det.<id>` (kiseki's ids are `sd_` + hex). */
 export function detectionKey(detectionId: string): string {
-  return NATS_SAFE_TOKEN.test(detectionId) ? `det.${detectionId}` : `det.b64.${Buffer.from(detectionId).toString('base64url')}`;
+  return tokenKey('det', detectionId);
 }
 
-/** The key of a command in `kiseki-commands`: `cmd.<id>` for kiseki's ids (`cmd_` + hex), `cmd.b64.<base64url>` otherwise. */
+/** The key of a command in `kiseki-commands`: `cmd.<id>` (kiseki's ids are `cmd_` + hex). */
 export function commandKey(commandId: string): string {
-  return NATS_SAFE_TOKEN.test(commandId) ? `cmd.${commandId}` : `cmd.b64.${Buffer.from(commandId).toString('base64url')}`;
+  return tokenKey('cmd', commandId);
 }
 
 /** The subjects of a virtual shard's batches (a consumer filter: every device of the shard). */

@@ -16,18 +16,16 @@ import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { HotStore, NotifySettings } from '../storage/index.js';
 import { watchBucket, type BucketWatcher } from './bucket-watch.js';
-import { boundedNatsCall } from './nats.js';
+import { boundedNatsCall, tokenKey } from './nats.js';
 
 /** Bound of one KV call, ms. */
 const CALL_TIMEOUT_MS = 5000;
 /** Lost revision races before a share gives up (and is retried by the timer). */
 const SHARE_ROUNDS = 3;
 
-const NATS_SAFE_TOKEN = /^[-_=A-Za-z0-9]+$/;
-
 /** The key of a tenant's settings: `notify.<supportId>`, or `notify.b64.<base64url>` for a support ID with other characters. */
 export function notifySettingsKey(supportId: string): string {
-  return NATS_SAFE_TOKEN.test(supportId) ? `notify.${supportId}` : `notify.b64.${Buffer.from(supportId).toString('base64url')}`;
+  return tokenKey('notify', supportId);
 }
 
 /** Parses a value of `kiseki-notify-settings`; undefined for anything that is not a tenant's settings. */
