@@ -5,7 +5,8 @@
  *
  * The copy is one-way, bucket → local LMDB, kept by two watchers:
  * - `kiseki-alerts`: every alert with its latest report revision
- *   (`store.alerts.mirror`, batched: one transaction per burst);
+ *   (`store.alerts.mirror`, batched by bucket-copy.ts: one transaction per
+ *   burst);
  * - `kiseki-directory`: tenants, their fleet policies, devices and their
  *   live connection state and hello facts, and the per-tenant settings
  *   (exception list, Sigma, threshold-rule and liveness settings)
@@ -47,7 +48,6 @@
  */
 import { startHttpServer, createHttpApp, createHealthCheck, freeDiskBytes, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
-import type { AlertRecord, QuickReport } from '../core/contracts.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import type { Metrics } from '../core/metrics.js';
@@ -70,8 +70,6 @@ import { startAnalysisSync, type AnalysisSync } from './analysis-sync.js';
 import { startIdentitySync, type IdentitySync } from './identity-sync.js';
 import { startBucketCopy, type BucketCopy } from './bucket-copy.js';
 
-/** Alerts written to the local store in one transaction at most. */
-const MIRROR_BATCH = 500;
 /** How often a starting node looks whether its settings copy has caught up (to start the notifier), ms. */
 const NOTIFIER_GATE_MS = 100;
 
@@ -146,44 +144,9 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   let analysis: AnalysisSync | undefined;
   let identity: IdentitySync | undefined;
   let detections: BucketCopy | undefined;
+  let alerts: BucketCopy | undefined;
   let notifications: NotificationsRuntime | undefined;
   let notifierGate: NodeJS.Timeout | undefined;
-
-  // Alerts arrive one entry at a time; they are written in batches: one transaction per burst.
-  const pending: { alert: AlertRecord; report?: QuickReport | undefined }[] = [];
-  let writing: Promise<void> | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
-  function flushAlerts(): Promise<void> {
-    if (writing !== undefined) return writing;
-    const run = (async () => {
-      while (pending.length > 0) {
-        const batch = pending.slice(0, MIRROR_BATCH);
-        // Changes older than the notify horizon (a copy of the bucket's history) append no feed entry: not sent again.
-        stats.alerts += await store.alerts.mirror(batch, { notifyFrom: clock.now() - config.cluster.notifyMaxAgeMs });
-        // Removed only once written: a failed write keeps them for the retry.
-        pending.splice(0, batch.length);
-        notifications?.wake();
-      }
-    })();
-    // `writing` is cleared in the same callback that looks at `pending` again: an entry queued while the last write
-    // finished is never left waiting for the next entry.
-    writing = run.then(
-      () => {
-        writing = undefined;
-        return pending.length > 0 ? flushAlerts() : undefined;
-      },
-      (err: unknown) => {
-        writing = undefined;
-        log.error({ pending: pending.length, err: err instanceof Error ? err.message : String(err) }, 'Copied alerts could not be written to the local store; retrying.');
-        retryTimer ??= setTimeout(() => {
-          retryTimer = undefined;
-          flushAlerts().catch(() => undefined);
-        }, delayMs);
-        throw err;
-      },
-    );
-    return writing;
-  }
 
   try {
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-api-${nodeId}`, logger));
@@ -237,28 +200,26 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         delayMs,
         onRewatch,
       ),
-      watchBucket(
-        link.alerts,
-        'kiseki-alerts',
-        async (e) => {
-          if (e.operation !== 'PUT') return;
-          let entry;
-          try {
-            entry = decodeAlertEntry(e.value);
-          } catch {
-            stats.skipped++;
-            return;
-          }
-          pending.push({ alert: entry.alert, report: entry.report });
-          // Bounded memory: a burst waits for the write in flight once a batch is queued.
-          if (pending.length >= MIRROR_BATCH) await flushAlerts();
-          else void flushAlerts().catch(() => undefined);
-        },
-        log,
-        delayMs,
-        onRewatch,
-      ),
     );
+    // Alerts with their latest report, written in batches (one transaction per burst). Changes older than the notify
+    // horizon (a copy of the bucket's history) append no feed entry: they are not sent again.
+    alerts = startBucketCopy({
+      kv: link.alerts,
+      name: 'kiseki-alerts',
+      decode: (bytes) => {
+        try {
+          const entry = decodeAlertEntry(bytes);
+          return { alert: entry.alert, report: entry.report };
+        } catch {
+          return undefined;
+        }
+      },
+      write: (batch) => store.alerts.mirror(batch, { notifyFrom: clock.now() - config.cluster.notifyMaxAgeMs }),
+      onWritten: () => notifications?.wake(),
+      onRewatch,
+      logger,
+      retryMs: delayMs,
+    });
     commands = startCommandSync({ kv: link.commands, store, logger, retryMs: delayMs });
     if (config.cluster.archive) archive = startArchive(link);
     const archiveRunning = archive;
@@ -318,6 +279,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   } catch (err) {
     await stopArchive().catch(() => undefined);
     for (const w of watchers) await w.stop().catch(() => undefined);
+    await alerts?.stop().catch(() => undefined);
     await commands?.stop().catch(() => undefined);
     clearInterval(notifierGate);
     await notifySettings?.stop().catch(() => undefined);
@@ -372,7 +334,8 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
   }
 
   function mirrorStats(): MirrorStats {
-    return { ...stats, caughtUp: watchers.every((w) => w.caughtUp()) };
+    const copy = alerts!.stats();
+    return { ...stats, alerts: copy.copied, skipped: stats.skipped + copy.skipped, caughtUp: copy.caughtUp && watchers.every((w) => w.caughtUp()) };
   }
   const server = http;
   const nats = link;
@@ -396,8 +359,7 @@ export async function startApiNode(options: ApiNodeOptions): Promise<RunningApiN
         await analysis!.stop();
         await identity!.stop();
         await detections!.stop();
-        clearTimeout(retryTimer);
-        await flushAlerts().catch((err: unknown) => log.warn({ err }, 'The last alerts copied could not be written; the next start copies them again.'));
+        await alerts!.stop();
         // Before NATS closes: a delivery in flight settles its claim.
         clearInterval(notifierGate);
         await notifications?.stop();

@@ -16,7 +16,12 @@
  *   entry, so nothing is published or notified again. Before a node consumes
  *   a virtual shard it has just acquired, `settle` waits (bounded) until every
  *   entry the bucket held at that moment is written.
- * - an API node's copy of `kiseki-detections` (api-node.ts).
+ * - an API node's copies of `kiseki-alerts` (alerts with their latest report)
+ *   and `kiseki-detections` (api-node.ts).
+ *
+ * A batch that cannot be written stays queued: the next entry, or a retry
+ * after `retryMs`, writes it, so the last entries of a burst are not left
+ * waiting for another one.
  */
 import type { KV } from '@nats-io/kv';
 import type { Logger } from '../core/logger.js';
@@ -48,6 +53,8 @@ export interface BucketCopyOptions<T> {
   write: (batch: T[]) => Promise<number>;
   /** Called after each batch written (a notifier to wake). */
   onWritten?: () => void;
+  /** Called when the watcher starts again after its iterator ended. */
+  onRewatch?: () => void;
   logger: Logger;
   retryMs?: number;
 }
@@ -61,17 +68,29 @@ export function startBucketCopy<T>(options: BucketCopyOptions<T>): BucketCopy {
   let skipped = 0;
   let writing: Promise<void> | undefined;
   let queuedRevision = 0;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
 
-  /** Writes what is pending, one batch after the other; a failure keeps the batch for the next call. */
+  /** Writes what is pending, one batch after the other; a failure keeps the batch and schedules a retry. */
   function flush(): Promise<void> {
     writing ??= (async () => {
       try {
         while (pending.length > 0) {
           const batch = pending.slice(0, COPY_BATCH);
           copied += await options.write(batch);
+          // Removed only once written: a failed write keeps them for the retry.
           pending.splice(0, batch.length);
           options.onWritten?.();
         }
+      } catch (err) {
+        if (retryTimer === undefined) log.error({ pending: pending.length, err: err instanceof Error ? err.message : String(err) }, 'Copied records could not be written to the local store; retrying.');
+        if (!stopped) {
+          retryTimer ??= setTimeout(() => {
+            retryTimer = undefined;
+            flush().catch(() => undefined);
+          }, delayMs);
+        }
+        throw err;
       } finally {
         writing = undefined;
       }
@@ -94,13 +113,14 @@ export function startBucketCopy<T>(options: BucketCopyOptions<T>): BucketCopy {
         pending.push(record);
         queuedRevision = e.revision;
       }
-      // A burst is written in batches; a failed write throws here and the watcher retries this entry.
+      // Bounded memory: a burst waits for the write in flight once a batch is queued; a failed write throws here
+      // and the watcher retries this entry.
       if (pending.length >= COPY_BATCH) await flush();
-      else void flush().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'Copied records could not be written yet; the next entry retries.'));
+      else void flush().catch(() => undefined);
     },
     log,
     delayMs,
-    () => undefined,
+    () => options.onRewatch?.(),
   );
 
   return {
@@ -130,8 +150,10 @@ export function startBucketCopy<T>(options: BucketCopyOptions<T>): BucketCopy {
     },
     stats: () => ({ copied, skipped, caughtUp: watcher.caughtUp() }),
     async stop() {
+      stopped = true;
       await watcher.stop();
-      await flush().catch(() => undefined);
+      clearTimeout(retryTimer);
+      await flush().catch((err: unknown) => log.warn({ err: err instanceof Error ? err.message : String(err) }, 'The last records copied could not be written; the next start copies them again.'));
     },
   };
 }
