@@ -250,12 +250,21 @@ function selectionOf(def: unknown, readerFor: (f: string) => FieldReader | undef
 }
 
 /**
- * The clause of an OR: one clause of each branch, united (one literal of
- * them occurs whichever branch matched); none when a branch has none.
+ * The clauses of an OR: clause i unites clause i of each branch (a branch
+ * with fewer repeats its last), so one literal of it occurs whichever branch
+ * matched; none when a branch has none. `1 of selection_*` over selections
+ * that share a key prefix and differ in their value fields thus keeps a
+ * clause per field instead of only the common prefix.
  */
 function orClauses(parts: readonly Sel[]): PrefilterEntry[][] {
   if (parts.some((p) => p.cnf.length === 0)) return [];
-  return [parts.flatMap((p) => p.cnf[0]!)];
+  const n = Math.min(MAX_CLAUSES, Math.max(...parts.map((p) => p.cnf.length)));
+  const out: PrefilterEntry[][] = [];
+  for (let i = 0; i < n; i++) {
+    const clause = parts.flatMap((p) => p.cnf[Math.min(i, p.cnf.length - 1)]!);
+    if (!out.some((c) => sameClause(c, clause))) out.push(clause);
+  }
+  return out;
 }
 
 function build(node: CondNode, sels: Map<string, Sel>): Sel {

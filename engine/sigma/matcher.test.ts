@@ -300,6 +300,35 @@ filter:
     expect(n.match({ k: 'proc.start', image: PS, pimage: 'C:\\x\\WINWORD.EXE', cmd: 'harmless' })).toHaveLength(0);
   });
 
+  it('keeps a clause per rank of an OR: selections sharing a key prefix are not candidates on the prefix alone', () => {
+    // Shaped like SigmaHQ's service-binary rule: two selections with the same TargetObject prefix, each with
+    // its own ending and value. Only the prefix was a clause, so every write under Services\ was evaluated.
+    const m = createSigmaMatcher([
+      rule(`
+title: Service binary in a temp folder
+id: 11111111-0000-4000-8000-000000000009
+logsource: { category: registry_set, product: windows }
+detection:
+    selection_start:
+        TargetObject|startswith: 'HKLM\\System\\CurrentControlSet\\Services\\'
+        TargetObject|endswith: '\\Start'
+        Image|contains: '\\Temp\\'
+    selection_imagepath:
+        TargetObject|startswith: 'HKLM\\System\\CurrentControlSet\\Services\\'
+        TargetObject|endswith: '\\ImagePath'
+        Details|contains: '\\Temp\\'
+    condition: 1 of selection_*
+`),
+    ]);
+    const key = 'HKLM\\System\\CurrentControlSet\\Services\\Svc';
+    m.match({ k: 'reg.set', image: 'C:\\Temp\\x.exe', key, value: 'Description', data: 'x' });
+    m.match({ k: 'reg.set', image: 'C:\\Windows\\x.exe', key, value: 'ImagePath', data: 'C:\\Windows\\svc.exe' });
+    expect(m.stats.evaluated).toBe(0);
+    expect(m.match({ k: 'reg.set', image: 'C:\\Temp\\x.exe', key, value: 'Start', data: 'DWORD (0x00000002)' })).toHaveLength(1);
+    expect(m.match({ k: 'reg.set', image: 'C:\\Windows\\x.exe', key, value: 'ImagePath', data: 'C:\\Temp\\svc.exe' })).toHaveLength(1);
+    expect(m.stats.evaluated).toBe(2);
+  });
+
   it('remembers scanned values (computed fields by their first part) without changing any answer', () => {
     const m = createSigmaMatcher(rules);
     const key = 'HKU\\S-1-5-21-1\\Software\\Microsoft\\Windows\\CurrentVersion\\Run';
