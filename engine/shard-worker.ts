@@ -5,6 +5,7 @@
  * `flushIntervalMs`, and at once when a batch produced an alert, so a quick
  * report is stored within milliseconds of its batch.
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, resourceLimits, workerData } from 'node:worker_threads';
 import { systemClock } from '../core/clock.js';
 import { openHotStore } from '../storage/index.js';
@@ -117,7 +118,9 @@ function flush(snapshot = false): Promise<void> {
   flushing = core
     .flush(snapshot)
     .then(() => {
-      send({ type: 'flushed', checkpoint, heapUsedBytes: process.memoryUsage().heapUsed, devicesInMemory: correlator.devicesInMemory() });
+      // The heap figure alone: process.memoryUsage() also reads the process's RSS from /proc, and took
+      // 1.7 % of the shard thread (17 ms a second) in a saturate profile at 25k events/s.
+      send({ type: 'flushed', checkpoint, heapUsedBytes: getHeapStatistics().used_heap_size, devicesInMemory: correlator.devicesInMemory() });
       if (times.length > 0) {
         const stored = Date.now();
         send({
