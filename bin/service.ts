@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHealthCheck, createHttpApp, createReportTemplates, freeDiskBytes, startHttpServer, type HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import { createCpuShareMeter } from '../core/cpu-share.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
 import { createMetrics, type Metrics } from '../core/metrics.js';
@@ -257,7 +258,20 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       analyticsSweep.unref();
     }
     if (config.reports.enabled) {
-      reports = createReportScheduler({ store, pdf, templates, clock, logger, checkIntervalMs: config.reports.checkIntervalMs, incidentReportsPerRound: config.reports.incidentReportsPerRound });
+      // Reports wait while ingest keeps the machine busy (an hour at most): Chromium's renders held acks back
+      // even at the lowest CPU priority (docs/REPORTS.md, "Under load").
+      const cpuShare = createCpuShareMeter();
+      const busyShare = config.reports.busyCpuShare;
+      reports = createReportScheduler({
+        store,
+        pdf,
+        templates,
+        clock,
+        logger,
+        checkIntervalMs: config.reports.checkIntervalMs,
+        incidentReportsPerRound: config.reports.incidentReportsPerRound,
+        ...(busyShare >= 1 ? {} : { busy: () => cpuShare() >= busyShare }),
+      });
       reports.start();
     }
     const httpServer = http;

@@ -167,6 +167,11 @@ const configSchema = z
         chromiumPath: z.string(),
         /** Incident reports (one per black alert) made per round at most, newest first; the rest follow in later rounds. */
         incidentReportsPerRound: z.number().int().min(1).max(10_000),
+        /**
+         * Reports wait (an hour at most) while the service used at least this share of the machine's cores
+         * since the scheduler's last round; 1: they never wait.
+         */
+        busyCpuShare: z.number().min(0).max(1),
       })
       .strict(),
     /** Sigma rules in the shards (docs/SIGMA.md). */
@@ -435,7 +440,7 @@ export const DEFAULTS: Config = {
     // alert → mail latency (issue 15): Chromium on a loaded machine prints in 5-20 s; the mail's p99 target is 60 s.
     pdfWaitMs: 10_000,
   },
-  reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '', incidentReportsPerRound: 10 },
+  reports: { enabled: true, checkIntervalMs: 60_000, chromiumPath: '', incidentReportsPerRound: 10, busyCpuShare: 0.25 },
   sigma: { enabled: true, defaultPack: true, reloadIntervalMs: 5_000 },
   intel: {
     taxiiIntervalMs: 3600_000,
@@ -549,6 +554,7 @@ export const CONFIG_SETTINGS: readonly ConfigSetting[] = [
   { path: 'notify.pdfWaitMs', env: 'KISEKI_NOTIFY_PDF_WAIT_MS', type: 'integer' },
   { path: 'reports.enabled', env: 'KISEKI_REPORTS', type: 'boolean' },
   { path: 'reports.incidentReportsPerRound', env: 'KISEKI_INCIDENT_REPORTS_PER_ROUND', type: 'integer' },
+  { path: 'reports.busyCpuShare', env: 'KISEKI_REPORTS_BUSY_CPU_SHARE', type: 'number' },
   { path: 'reports.chromiumPath', env: 'KISEKI_CHROMIUM', type: 'string' },
   // liveness and streaming analytics
   { path: 'liveness.enabled', env: 'KISEKI_LIVENESS', type: 'boolean' },

@@ -4,7 +4,7 @@ import { createSilentLogger } from '../core/logger.js';
 import { createReportTemplates } from '../api/index.js';
 import type { HotStore } from '../storage/index.js';
 import type { PdfRenderer } from './pdf.js';
-import { createReportScheduler } from './scheduler.js';
+import { createReportScheduler, MAX_REPORT_DEFERRAL_MS } from './scheduler.js';
 import { useTempStore } from '../test/support/temp-store.js';
 
 const jst = (iso: string): number => Date.parse(`${iso}+09:00`);
@@ -68,5 +68,38 @@ describe('report scheduler', () => {
     expect(await s.runOnce()).toMatchObject({ generated: ['rp_TB_incident_al_3', 'rp_TB_incident_al_2'], incidentsDeferred: 1 });
     expect(await s.runOnce()).toMatchObject({ generated: ['rp_TB_incident_al_1'], incidentsDeferred: 0 });
     expect(await s.runOnce()).toMatchObject({ generated: [], incidentsDeferred: 0 });
+  });
+
+  it('makes no report while the service is busy, for an hour at most, then makes them whatever the load', async () => {
+    await store.tenants.create({ supportId: 'TC', name: 'C', now: jst('2026-09-01T00:00:00') });
+    const at = jst('2026-10-31T09:00:00');
+    const black = { id: 'al_c', tmid: 'D1', supportId: 'TC', computer: 'PC', sha256: 'c'.repeat(64), path: 'C:\\x.exe', threat: 'T', engine: 'E', action: 'blocked', detectedAt: at, createdAt: at, state: 'reported' as const, verdict: 'black' as const, score: 90, revision: 1, repeats: 0, openUntil: 0, isolationRequested: false };
+    await store.transaction(() => {
+      store.alerts.saveSync(black);
+      store.alerts.indexSync(black);
+    });
+    const clock = createManualClock(jst('2026-10-31T10:00:00'));
+    let busy = true;
+    const pdf = fakePdf();
+    const s = createReportScheduler({ store, pdf, templates: createReportTemplates(), clock, logger: createSilentLogger(), kinds: ['monthly'], busy: () => busy });
+    expect(await s.runOnce()).toMatchObject({ generated: [], incidentsDeferred: 1, heldForLoad: true });
+    clock.advance(MAX_REPORT_DEFERRAL_MS - 60_000);
+    expect(await s.runOnce()).toMatchObject({ generated: [], incidentsDeferred: 1, heldForLoad: true });
+    expect(pdf.rendered).toHaveLength(0);
+    // An hour of load: made anyway.
+    clock.advance(60_000);
+    expect((await s.runOnce()).generated.sort()).toEqual(['rp_TC_incident_al_c', 'rp_TC_monthly_2026-09']);
+    // Still busy after the hour: rounds keep making what is due.
+    clock.advance(1000);
+    await store.alerts.addComment({ alertId: 'al_c', at: clock.now(), author: 'op', text: 'more' });
+    clock.advance(1000);
+    expect(await s.runOnce()).toMatchObject({ generated: ['rp_TC_incident_al_c'], heldForLoad: false });
+    // A quiet round ends the wait; the next busy round waits again, from its own start.
+    busy = false;
+    expect(await s.runOnce()).toMatchObject({ generated: [], heldForLoad: false });
+    await store.alerts.addComment({ alertId: 'al_c', at: clock.now() + 500, author: 'op', text: 'again' });
+    clock.advance(1000);
+    busy = true;
+    expect(await s.runOnce()).toMatchObject({ generated: [], incidentsDeferred: 1, heldForLoad: true });
   });
 });

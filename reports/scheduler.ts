@@ -36,13 +36,25 @@ export interface ReportSchedulerOptions {
    * cores and the disk, and the ingest ack p99 tripled.
    */
   incidentReportsPerRound?: number;
+  /**
+   * True while the service is under load (the service: its own CPU use over the last round). Reports
+   * wait then, up to {@link MAX_REPORT_DEFERRAL_MS}: a render is a Chromium page printing for seconds,
+   * and on the 2-core VM ten incident renders a minute held ingest's ack p99 at 100-870 ms for ~25 s of
+   * each minute, at nice 10 and even at SCHED_IDLE (docs/REPORTS.md, "Under load").
+   */
+  busy?: () => boolean;
 }
+
+/** Reports wait for a quieter round at most this long (ms): then they are made whatever the load. */
+export const MAX_REPORT_DEFERRAL_MS = 3_600_000;
 
 export interface ReportRound {
   generated: string[];
   swept: number;
-  /** Incident reports due but left for later rounds (over `incidentReportsPerRound`). */
+  /** Incident reports due but left for later rounds (over `incidentReportsPerRound`, or the service busy). */
   incidentsDeferred: number;
+  /** True when the round made nothing because the service was busy (see `busy`). */
+  heldForLoad: boolean;
 }
 
 export interface ReportScheduler {
@@ -60,6 +72,8 @@ export function createReportScheduler(options: ReportSchedulerOptions): ReportSc
   const perRound = Math.max(1, options.incidentReportsPerRound ?? 10);
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
+  /** When rounds started waiting for the service to be less busy (undefined: not waiting). */
+  let busySince: number | undefined;
 
   /** The last time anything an incident report prints changed. */
   const lastChange = (alertId: string): number => {
@@ -73,7 +87,12 @@ export function createReportScheduler(options: ReportSchedulerOptions): ReportSc
     const now = clock.now();
     const ctx = { store, pdf: options.pdf, clock, templates: options.templates };
     const generated: string[] = [];
-    for (const supportId of store.tenants.ids()) {
+    // Asked every round, so the service's measure covers the time since the last one.
+    const busy = options.busy?.() === true;
+    if (busy) busySince ??= now;
+    else busySince = undefined;
+    const hold = busySince !== undefined && now - busySince < MAX_REPORT_DEFERRAL_MS;
+    for (const supportId of hold ? [] : store.tenants.ids()) {
       for (const kind of kinds) {
         const period = previousPeriod(kind, now);
         // A tenant created after the period has nothing to report for it.
@@ -92,7 +111,7 @@ export function createReportScheduler(options: ReportSchedulerOptions): ReportSc
       if (a.verdict !== 'black' || a.state !== 'reported') continue;
       const existing = store.periodicReports.get(reportId(a.supportId, 'incident', a.id));
       if (existing !== undefined && existing.createdAt >= lastChange(a.id)) continue;
-      if (due.length < perRound) due.push(a.id);
+      if (due.length < perRound && !hold) due.push(a.id);
       else incidentsDeferred++;
     }
     for (const id of due) {
@@ -100,8 +119,8 @@ export function createReportScheduler(options: ReportSchedulerOptions): ReportSc
       if (r !== undefined) generated.push(r.id);
     }
     const swept = await store.periodicReports.sweep(now);
-    if (generated.length > 0 || swept > 0 || incidentsDeferred > 0) log.info({ generated: generated.length, swept, incidentsDeferred }, 'Reports generated and expired ones swept.');
-    return { generated, swept, incidentsDeferred };
+    if (generated.length > 0 || swept > 0 || incidentsDeferred > 0) log.info({ generated: generated.length, swept, incidentsDeferred, heldForLoad: hold }, 'Reports generated and expired ones swept.');
+    return { generated, swept, incidentsDeferred, heldForLoad: hold };
   }
 
   return {
