@@ -39,8 +39,8 @@ export interface ReportSchedulerOptions {
   /**
    * True while the service is under load (the service: its own CPU use over the last round). Reports
    * wait then, up to {@link MAX_REPORT_DEFERRAL_MS}: a render is a Chromium page printing for seconds,
-   * and on the 2-core VM ten incident renders a minute held ingest's ack p99 at 100-870 ms for ~25 s of
-   * each minute, at nice 10 and even at SCHED_IDLE (docs/REPORTS.md, "Under load").
+   * and on the 2-core VM ten incident renders a minute pushed ingest's ack p99 over 100 ms (up to 513 ms)
+   * for most of the ~30 s they took, at nice 10 and even at SCHED_IDLE (docs/REPORTS.md, "Under load").
    */
   busy?: () => boolean;
 }
