@@ -15,6 +15,12 @@ export interface CpuShareMeterOptions {
   cpuMicros?: () => number;
 }
 
+/** CPU µs this process (every thread) has used, user and system. */
+export function processCpuMicros(): number {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+}
+
 /**
  * @returns a function answering the share (0–1, more when measured loosely) of the machine's
  * cores used since its previous call (the first call: since the meter was made); 0 when no time passed.
@@ -22,12 +28,7 @@ export interface CpuShareMeterOptions {
 export function createCpuShareMeter(options: CpuShareMeterOptions = {}): () => number {
   const cores = Math.max(1, options.cores ?? availableParallelism());
   const now = options.now ?? ((): number => performance.now());
-  const cpuMicros =
-    options.cpuMicros ??
-    ((): number => {
-      const u = process.cpuUsage();
-      return u.user + u.system;
-    });
+  const cpuMicros = options.cpuMicros ?? processCpuMicros;
   let lastAt = now();
   let lastCpu = cpuMicros();
   return () => {
