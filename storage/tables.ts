@@ -14,6 +14,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { AlertRecord, ExceptionEntry, NetworkIntelAlert, NetworkLogRecord, QuickReport, SigmaDetection, SigmaTenantSettings, VerdictChange } from '../core/contracts.js';
 import { KisekiError } from '../core/errors.js';
+import { createDiskGuard, guardWrites, type DiskGuard } from './disk-guard.js';
 import { checkLmdbFile } from './verify.js';
 import type {
   AlertComment,
@@ -56,6 +57,8 @@ export interface TablesOptions {
   /** Initial LMDB map size in bytes; LMDB grows it as needed. */
   mapSizeBytes?: number;
   readOnly?: boolean;
+  /** Free bytes of the data directory's file system (storage/disk-guard.ts; tests inject it). */
+  freeBytes?: () => number;
 }
 
 export interface Tables {
@@ -174,14 +177,25 @@ export function openTables(options: TablesOptions): Tables {
       throw new KisekiError('ERR_STORAGE', { dataDir: options.dataDir, op: 'open', env: name }, { cause });
     }
   };
-  const root = openEnv('kiseki.lmdb');
-  let log: RootDatabase;
+  const rawRoot = openEnv('kiseki.lmdb');
+  let rawLog: RootDatabase;
   try {
-    log = openEnv('log.lmdb');
+    rawLog = openEnv('log.lmdb');
   } catch (err) {
-    void root.close();
+    void rawRoot.close();
     throw err;
   }
+  // Every write handle checks the free space first (a full disk can abort the process inside lmdb-js).
+  const guard: DiskGuard | undefined = readOnly ? undefined : createDiskGuard({ dataDir: options.dataDir, ...(options.freeBytes === undefined ? {} : { freeBytes: options.freeBytes }) });
+  const guarded = (env: RootDatabase): RootDatabase => {
+    if (guard === undefined) return env;
+    guardWrites(env, guard);
+    const openDB = env.openDB.bind(env);
+    env.openDB = ((...args: Parameters<RootDatabase['openDB']>) => guardWrites(openDB(...args), guard)) as RootDatabase['openDB'];
+    return env;
+  };
+  const root = guarded(rawRoot);
+  const log = guarded(rawLog);
   return {
     root,
     log,

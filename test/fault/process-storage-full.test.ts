@@ -3,9 +3,11 @@
  * sits on a small tmpfs (needs root to mount; skipped with a message
  * otherwise). The disk is filled while the server runs: the batch that cannot
  * be committed is refused with `storage_unavailable` (not acked), /healthz and
- * /metrics say so, the process stays up (lmdb-js leaves unhandled rejections
- * behind on a failed commit: the last resort keeps serving), and once space is
- * freed the same batches are acked on resend, each stored exactly once.
+ * /metrics say so, the process stays up (storage/disk-guard.ts refuses writes
+ * before LMDB meets ENOSPC, whose error path can abort the process; lmdb-js
+ * leaves unhandled rejections behind on a failed commit: the last resort keeps
+ * serving), and once space is freed the same batches are acked on resend, each
+ * stored exactly once.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -47,7 +49,7 @@ describe.skipIf(!TMPFS)('fault: disk full (item 2)', () => {
   let server: RunningServer | undefined;
   beforeAll(() => {
     mnt = mkdtempSync(join(tmpdir(), 'kiseki-fault-disk-'));
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mnt]);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=128m', 'tmpfs', mnt]);
     dataDir = join(mnt, 'data');
     mkdirSync(dataDir);
   });
@@ -60,7 +62,7 @@ describe.skipIf(!TMPFS)('fault: disk full (item 2)', () => {
     rmSync(mnt, { recursive: true, force: true });
   });
 
-  it('item 2: a commit failing with ENOSPC refuses the batch with storage_unavailable, the server stays up, and recovers by itself when space returns', async () => {
+  it('item 2: a full disk refuses the batch with storage_unavailable, the server stays up, and recovers by itself when space returns', async () => {
     const tenant = await runCli(['tenant', 'create', '--name', 'Disk Corp', '--support-id', 'DK0001', '--json', '--data', dataDir]);
     expect(tenant.code, tenant.stderr).toBe(0);
     const enrollKey = (JSON.parse(tenant.stdout) as { enrollKey: string }).enrollKey;
@@ -137,7 +139,7 @@ describe.skipIf(!TMPFS)('fault: disk full (item 2)', () => {
         return answer.t === 'ack' ? answer : undefined;
       });
     }
-    // (The 40 MiB tmpfs is always below the low_disk_space threshold: only storage_unavailable must clear.)
+    // (The 128 MiB tmpfs is always below the low_disk_space threshold: only storage_unavailable must clear.)
     const problems = async (): Promise<string[]> => ((await (await fetch(`${http}/healthz`)).json()) as { problems?: { code: string }[] }).problems?.map((p) => p.code) ?? [];
     await eventually(async () => (!(await problems()).includes('storage_unavailable') ? true : undefined));
     expect(await (await fetch(`${http}/metrics`)).text()).toMatch(/kiseki_storage_writable 1\b/);
