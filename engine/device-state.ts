@@ -8,6 +8,7 @@
  * detection (report-builder.ts, LOOK_BACK_MS).
  */
 import type { TrailEvent } from '../core/contracts.js';
+import { internString } from '../core/intern.js';
 
 /** Where an event sits: the batch (lsn) and the event's seq and time. */
 export interface EventRef {
@@ -107,25 +108,8 @@ export function foldKey(s: string): string {
   return s.toLowerCase();
 }
 
-/**
- * Strings kept in the state are interned copies. A decoder may hand out
- * strings that are slices of one large string per batch (msgpackr's native
- * string extraction does), so keeping a 38-character GUID can keep a whole
- * batch's text alive: measured 257 KB per device instead of 110 KB. Interning
- * also shares the many repeated paths and signers between devices.
- */
-const interned = new Map<string, string>();
-const MAX_INTERNED = 200_000;
-
-export function own(s: string): string {
-  const known = interned.get(s);
-  if (known !== undefined) return known;
-  // A round trip through bytes yields a flat string that owns its characters.
-  const copy = Buffer.from(s, 'utf8').toString('utf8');
-  if (interned.size >= MAX_INTERNED) interned.clear();
-  interned.set(copy, copy);
-  return copy;
-}
+/** Strings kept in the state are interned copies (core/intern.ts says why). */
+export const own = internString;
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? own(v) : undefined;

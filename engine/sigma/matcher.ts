@@ -20,6 +20,7 @@
  * its image and command line, and registry keys, host and file names recur.
  * Tenant exclusions (Sigma filters) are checked only after a rule matched.
  */
+import { internString } from '../../core/intern.js';
 import { MAX_CLAUSES, type CompiledFilter, type CompiledRule, type Program } from './compile.js';
 import { nextSigmaEvent, partsOf, type FieldReader, type PartsReader } from './field-map.js';
 import { createLiteralScanner, type LiteralScanner } from './literal-scanner.js';
@@ -76,14 +77,6 @@ const SAMPLE_MISSES = 16;
 /** Longer values are scanned, not remembered (their copies would cost more memory than their scans cost time). */
 const MAX_REMEMBERED_LENGTH = 512;
 const NO_SLOTS = new Int32Array(0);
-
-/**
- * An owned copy of a string: a decoder may hand out slices of one string per
- * batch, and a memo key must not keep a whole batch's text alive.
- */
-function ownedCopy(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
-}
 
 /** Counters of a matcher (monotonic). */
 export interface SigmaMatcherStats {
@@ -291,7 +284,9 @@ export function createSigmaMatcher(rules: readonly CompiledRule[], options: Sigm
       const state = sc.scanner.scanFrom(0, v, collect);
       m = { outputs: collected.length === 0 ? NO_SLOTS : Int32Array.from(collected), state };
       if (seen.size >= MAX_SEEN_VALUES) seen.clear();
-      seen.set(ownedCopy(v), m);
+      // Interned, not only copied (a decoder's slice must not keep its batch alive): values the shard's process
+      // table holds are the same interned strings, so their later look-ups compare pointers, not characters.
+      seen.set(internString(v), m);
     }
     const outputs = m.outputs;
     for (let i = 0; i < outputs.length; i++) hit(outputs[i]!);
