@@ -42,6 +42,34 @@ describe('net-conns', () => {
     expect(store.netConns.count()).toBe(2);
   });
 
+  it('stores a connection without repeating its key, and gives it back whole: every optional field kept, none made up', async () => {
+    const full = conn(T + 1, 1, 50_001, { pid: 4242, image: 'C:\\Windows\\System32\\svchost.exe', user: 'CORP\\alice', proto: 'tcp', dir: 'out', rhost: 'example.com' });
+    const bare = conn(T + 2, 2, 50_001);
+    await store.transaction(() => {
+      store.netConns.recordSync(full);
+      store.netConns.recordSync(bare);
+    });
+    expect(store.netConns.find('T1', '10.0.0.5', 50_001, T, T + 10)).toEqual([full, bare]);
+    await temp.reopen(async (dir) => {
+      const tables = openTables({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      expect(tables.netConns.get([full.supportId, full.lip, full.ts, full.lport, full.tmid, full.seq])).toEqual([1, '{p}', 4242, full.image, full.user, 'tcp', 'out', full.rip, 443, 'example.com']);
+      await tables.root.close();
+      await tables.log.close();
+    });
+  });
+
+  it('still reads whole entries an earlier version wrote to the address-and-time index', async () => {
+    const old = conn(T + 3, 9, 50_001, { image: 'C:\\old.exe' });
+    await temp.reopen(async (dir) => {
+      const tables = openTables({ dataDir: dir, mapSizeBytes: 64 * 1024 * 1024 });
+      await tables.netConns.put([old.supportId, old.lip, old.ts, old.lport, old.tmid, old.seq], old);
+      await tables.root.close();
+      await tables.log.close();
+    });
+    await store.transaction(() => store.netConns.recordSync(conn(T + 4, 10, 50_001)));
+    expect(store.netConns.find('T1', '10.0.0.5', 50_001, T, T + 10)).toEqual([old, conn(T + 4, 10, 50_001)]);
+  });
+
   it('still finds and sweeps what an earlier version indexed by port', async () => {
     const old = conn(T + 1, 7, 50_001);
     await temp.reopen(async (dir) => {

@@ -6,7 +6,9 @@
  * writes the same keys again, no duplicates); swept by age.
  *
  * Key layouts (kiseki.lmdb):
- *   net-conns-by-ip-time  [supportId, lip, ts, lport, tmid, seq] -> NetConnEntry
+ *   net-conns-by-ip-time  [supportId, lip, ts, lport, tmid, seq] -> NetConnValue (the entry's other
+ *                                                                  fields as an array; earlier versions
+ *                                                                  wrote the whole NetConnEntry, still read)
  *   net-conns-by-time     [ts, supportId, lip, lport, tmid, seq] -> 1 (for the age sweep)
  *   net-conns             [supportId, lip, lport, ts, tmid, seq] -> NetConnEntry (written by earlier
  *                                                                  versions; read and swept only)
@@ -16,8 +18,29 @@
  * load (docs/BENCHMARKS.md, "Disk writes"). A look-up reads the address's connections in the
  * time window and keeps those of the port.
  */
-import type { NetConnEntry } from './records.js';
+import type { NetConnEntry, NetConnValue } from './records.js';
 import type { Tables } from './tables.js';
+
+type NetConnKey = [string, string, number, number, string, number];
+
+function valueOf(e: NetConnEntry): NetConnValue {
+  return [e.lsn, e.pg, e.pid, e.image, e.user, e.proto, e.dir, e.rip, e.rport, e.rhost];
+}
+
+/** The entry of a key and its stored value (an array, or the whole entry as earlier versions stored it). */
+function entryOf(key: NetConnKey, value: NetConnValue | NetConnEntry): NetConnEntry {
+  if (!Array.isArray(value)) return value;
+  const [supportId, lip, ts, lport, tmid, seq] = key;
+  const [lsn, pg, pid, image, user, proto, dir, rip, rport, rhost] = value;
+  const e: NetConnEntry = { supportId, tmid, ts, seq, lsn, pg, lip, lport, rip, rport };
+  if (pid !== undefined && pid !== null) e.pid = pid;
+  if (image !== undefined && image !== null) e.image = image;
+  if (user !== undefined && user !== null) e.user = user;
+  if (proto !== undefined && proto !== null) e.proto = proto;
+  if (dir !== undefined && dir !== null) e.dir = dir;
+  if (rhost !== undefined && rhost !== null) e.rhost = rhost;
+  return e;
+}
 
 export interface NetConnRepository {
   /** Inside `store.transaction()`: one connection. */
@@ -34,7 +57,7 @@ export function createNetConnRepository(t: Tables): NetConnRepository {
   const { netConns, netConnsByPort, netConnsByTime, root } = t;
   return {
     recordSync(e) {
-      netConns.putSync([e.supportId, e.lip, e.ts, e.lport, e.tmid, e.seq], e);
+      netConns.putSync([e.supportId, e.lip, e.ts, e.lport, e.tmid, e.seq], valueOf(e));
       netConnsByTime.putSync([e.ts, e.supportId, e.lip, e.lport, e.tmid, e.seq], 1);
     },
     find(supportId, ip, port, from, to) {
@@ -42,8 +65,8 @@ export function createNetConnRepository(t: Tables): NetConnRepository {
       // Keys first: the port is in the key, so only the port's connections are read and decoded.
       for (const key of netConns.getKeys({ start: [supportId, ip, from], end: [supportId, ip, to, '\uffff'] })) {
         if (key[3] !== port) continue;
-        const entry = netConns.get(key);
-        if (entry !== undefined) out.push(entry);
+        const value = netConns.get(key);
+        if (value !== undefined) out.push(entryOf(key, value));
       }
       for (const { value } of netConnsByPort.getRange({ start: [supportId, ip, port, from], end: [supportId, ip, port, to, '\uffff'] })) out.push(value);
       return out.length > 1 ? out.sort((a, b) => a.ts - b.ts || (a.tmid < b.tmid ? -1 : a.tmid > b.tmid ? 1 : a.seq - b.seq)) : out;

@@ -40,6 +40,7 @@ import type {
   TuningSavings,
   LoginAttempts,
   NetConnEntry,
+  NetConnValue,
   NotifyFeedEvent,
   NotifySettings,
   OutboxEntry,
@@ -128,7 +129,8 @@ export interface Tables {
   // Network intel (issue 17, part B): the endpoint connection index and network-intel alerts.
   /** Written by earlier versions (keyed by port first): read and swept only. */
   readonly netConnsByPort: Database<NetConnEntry, [string, string, number, number, string, number]>;
-  readonly netConns: Database<NetConnEntry, [string, string, number, number, string, number]>;
+  /** Values: the entry's non-key fields as an array (storage/net-conns.ts), or whole entries from earlier versions. */
+  readonly netConns: Database<NetConnEntry | NetConnValue, [string, string, number, number, string, number]>;
   readonly netConnsByTime: Database<number, [number, string, string, number, string, number]>;
   readonly intelAlerts: Database<NetworkIntelAlert, string>;
   readonly tenantIntelAlerts: Database<string, [string, number, string]>;
