@@ -109,7 +109,7 @@ export function foldKey(s: string): string {
 }
 
 /** Strings kept in the state are interned copies (core/intern.ts says why). */
-export const own = internString;
+const own = internString;
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v.length > 0 ? own(v) : undefined;
