@@ -4,8 +4,8 @@
  * Why: when a page write fails with ENOSPC, lmdb-js 3.5.6 (the newest)
  * formats its error message into a 100-byte `malloc` in mdb.c
  * (`mdb_page_flush`) that the message can overrun; glibc then aborts the
- * process ("corrupted size vs. prev_size") about once in 6 to 20 full-disk
- * commits. kiseki therefore never lets LMDB reach ENOSPC when it can see it
+ * process ("corrupted size vs. prev_size"): one run in 6 to 20 of the
+ * disk-full fault test (test/fault/process-storage-full.test.ts) ended so. kiseki therefore never lets LMDB reach ENOSPC when it can see it
  * coming: every write that starts a transaction first checks the free
  * space (statfs, at most once a millisecond per thread) and is refused with
  * ERR_STORAGE_UNAVAILABLE while less than the reserve is left. Writes made
