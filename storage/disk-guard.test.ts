@@ -39,6 +39,10 @@ describe('disk guard', () => {
     expect(() => t.tenants.putSync('S1', { supportId: 'S1' } as never)).toThrow(expect.objectContaining({ code: 'ERR_STORAGE_UNAVAILABLE' }));
     expect(() => t.root.transactionSync(() => t.tenants.putSync('S1', { supportId: 'S1' } as never))).toThrow(expect.objectContaining({ code: 'ERR_STORAGE_UNAVAILABLE' }));
     await expect(t.enrollKeys.remove('k')).rejects.toSatisfy(storageUnavailable);
+    // Writers that lmdb-js routes through the wrapped ones (transactionSync, ifVersion) are refused too.
+    expect(() => t.enrollKeys.removeSync('k')).toThrow(expect.objectContaining({ code: 'ERR_STORAGE_UNAVAILABLE' }));
+    expect(() => t.enrollKeys.clearSync()).toThrow(expect.objectContaining({ code: 'ERR_STORAGE_UNAVAILABLE' }));
+    await expect(t.tenants.batch(() => t.tenants.putSync('S1', { supportId: 'S1' } as never))).rejects.toSatisfy(storageUnavailable);
     expect(t.tenants.get('S1')).toBeUndefined();
     expect(t.trails.get('D1')).toBeUndefined();
 

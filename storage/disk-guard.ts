@@ -65,11 +65,16 @@ export function createDiskGuard(options: DiskGuardOptions): DiskGuard {
   };
 }
 
-/** lmdb-js methods that start a write transaction (or join the implicit batch) when called outside one. */
-const ASYNC_WRITES = ['put', 'remove', 'ifVersion', 'ifNoExists', 'batch', 'transaction', 'childTransaction', 'clearAsync', 'drop'] as const;
-const SYNC_WRITES = ['putSync', 'removeSync', 'transactionSync', 'clearSync', 'dropSync'] as const;
+/**
+ * The lmdb-js methods where a write starts (lmdb-js 3.5's write.js and open.js): the others go through them
+ * on the same object. `putSync`, `removeSync`, `clearSync` and `dropSync` call `transactionSync` outside a
+ * transaction and `put` / `remove` inside one; `batch` and `ifNoExists` call `ifVersion`. Wrapping only these
+ * keeps one wrapper, not two, on each write of a shard's flush.
+ */
+const ASYNC_WRITES = ['put', 'remove', 'ifVersion', 'transaction', 'childTransaction', 'clearAsync', 'drop'] as const;
+const SYNC_WRITES = ['transactionSync'] as const;
 /** Callback-taking writers: the callback runs inside the transaction, where nested writes need no check. */
-const WITH_CALLBACK = new Set<string>(['transaction', 'transactionSync', 'childTransaction', 'batch', 'ifVersion', 'ifNoExists']);
+const WITH_CALLBACK = new Set<string>(['transaction', 'transactionSync', 'childTransaction', 'ifVersion']);
 
 /** Per thread: > 0 while a guarded transaction's callback runs. */
 let insideTransaction = 0;
