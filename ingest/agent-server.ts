@@ -25,6 +25,7 @@ import type { CommandRecord, DeviceFacts, DeviceRecord, HotStore, TenantRecord }
 import type { BatchCommitter, CommitOutcome } from './batch-committer.js';
 import { checkBatchEnvelope, commandResultSchema, helloSchema, rejectionFromZod, type HelloInput, type Rejection } from './frame-rules.js';
 import { scanFrame, type FrameEnvelope } from './frame-scanner.js';
+import { LastSeenRefresher } from './last-seen.js';
 
 type SessionState = 'awaiting_hello' | 'authenticating' | 'ready' | 'closed';
 
@@ -117,6 +118,9 @@ export interface AgentServer {
 /** Frames at most this large are decoded whole (hello, inv); batches are only scanned. */
 const SMALL_FRAME_BYTES = 64 * 1024;
 const HELLO_SWEEP_MS = 500;
+/** A connected device's stored lastSeen is rewritten about this often (last-seen.ts says why not every 5 s). */
+const LAST_SEEN_REFRESH_MS = 60_000;
+const LAST_SEEN_TICK_MS = 250;
 /** Heartbeats at most this large are decoded for their `tuned` counts; a plain one is ~15 bytes. */
 const MAX_HB_DECODE_BYTES = 1024;
 /** Largest per-report tuned count believed: a report past it is ignored, not added. */
@@ -177,8 +181,15 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
   /** Authenticated connections by TMID, for command delivery. */
   const live = new Map<string, uWS.WebSocket<Session>>();
   const awaitingHello = new Set<uWS.WebSocket<Session>>();
-  /** Devices with a live connection, so lastSeen can be refreshed in one write per sweep. */
-  const seen = new Map<string, number>();
+  /** Devices with a live connection: their stored lastSeen is refreshed a slice at a time (last-seen.ts). */
+  const lastSeen = new LastSeenRefresher({
+    // patch reads the latest record (a hello may be queued) and writes only when lastSeen moves on.
+    write: (tmid, at) => {
+      store.devices.patch(tmid, (latest) => (latest.lastSeen < at ? { ...latest, lastSeen: at } : undefined)).catch(logFailure('lastSeen could not be updated.'));
+    },
+    refreshMs: LAST_SEEN_REFRESH_MS,
+    tickMs: LAST_SEEN_TICK_MS,
+  });
   let accepting = true;
   /** Tuning savings reported by agents (`hb.tuned`) since the last flush, per tenant and day. */
   let tunedPending = new Map<string, { supportId: string; day: string; events: number; bytes: number }>();
@@ -352,7 +363,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
         return void authenticateShared(ws, directory, hello, hello.tmid, hello.token, device).catch(logFailure('A hello could not be answered.'));
       }
       if (device === undefined) return reject(ws, 'auth_failed', 'Unknown TMID or wrong token.');
-      seen.set(device.tmid, now);
+      lastSeen.touch(device.tmid, now);
       return welcome(ws, markConnected(device, hello, now));
     }
     if (hello.enrollKey === undefined) {
@@ -370,7 +381,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       ({ device, token }) => {
         metrics.ingestEnrollmentsTotal.inc();
         log.info({ tmid: device.tmid, supportId: tenant.supportId, computer: device.computer }, 'Device enrolled.');
-        seen.set(device.tmid, clock.now());
+        lastSeen.touch(device.tmid, clock.now());
         welcome(ws, device, token);
       },
       (err: unknown) => {
@@ -418,7 +429,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
     if (ws.getUserData().state === 'closed') return;
     const now = clock.now();
-    seen.set(device.tmid, now);
+    lastSeen.touch(device.tmid, now);
     welcome(ws, markConnected(device, hello, now), undefined, nextSeq);
   }
 
@@ -451,7 +462,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
     metrics.ingestEnrollmentsTotal.inc();
     log.info({ tmid: device.tmid, supportId: device.supportId, computer: device.computer }, 'Device enrolled.');
-    seen.set(device.tmid, clock.now());
+    lastSeen.touch(device.tmid, clock.now());
     welcome(ws, device, token);
   }
 
@@ -577,7 +588,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       return reject(ws, 'unknown_frame_type', `Frame type ${JSON.stringify(env.t).slice(0, 40)} is not known.`, 't');
     }
     if (session.state !== 'ready') return reject(ws, 'hello_required', 'The first frame must be hello.');
-    seen.set(session.device!.tmid, clock.now());
+    lastSeen.touch(session.device!.tmid, clock.now());
     switch (env.t) {
       case 'batch':
         return onBatch(ws, bytes, env);
@@ -647,7 +658,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       const device = session.device;
       // A superseded connection leaves the device connected through the newer one.
       if (device !== undefined && live.get(device.tmid) === ws) {
-        seen.delete(device.tmid);
+        lastSeen.forget(device.tmid);
         live.delete(device.tmid);
         const at = clock.now();
         store.devices.patch(device.tmid, (current) => ({ ...current, connected: false, lastSeen: Math.max(current.lastSeen, at) })).catch(logFailure('The device record could not be updated at close.'));
@@ -679,15 +690,9 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     }
   }, Math.min(HELLO_SWEEP_MS, config.helloTimeoutMs));
 
-  // lastSeen of live devices is written once every few seconds, not on every frame.
-  const seenFlush = setInterval(() => {
-    flushTuned().catch(logFailure('Tuning savings reported by agents could not be stored.'));
-    if (seen.size === 0) return;
-    for (const [tmid, at] of seen) {
-      // patch reads the latest record (a hello may be queued) and writes only when lastSeen moves on.
-      store.devices.patch(tmid, (latest) => (latest.lastSeen < at ? { ...latest, lastSeen: at } : undefined)).catch(logFailure('lastSeen could not be updated.'));
-    }
-  }, 5_000);
+  // lastSeen of live devices is written about once a minute each, a slice every LAST_SEEN_TICK_MS (last-seen.ts).
+  const seenFlush = setInterval(() => lastSeen.tick(), LAST_SEEN_TICK_MS);
+  const tunedFlush = setInterval(() => flushTuned().catch(logFailure('Tuning savings reported by agents could not be stored.')), 5_000);
 
   const rejectLog = setInterval(() => {
     if (Object.keys(rejectsByReason).length === 0) return;
@@ -709,6 +714,7 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
       uWS.us_listen_socket_close(listenSocket);
       clearInterval(helloSweep);
       clearInterval(seenFlush);
+      clearInterval(tunedFlush);
       clearInterval(rejectLog);
       await committer.idle();
       for (const ws of [...sockets]) reject(ws, 'server_shutting_down', 'The server is stopping; reconnect later.');
