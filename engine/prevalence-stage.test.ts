@@ -119,6 +119,21 @@ describe('fleet prevalence through a shard', () => {
     expect(r.prevalence.hasPendingWrites()).toBe(false);
   });
 
+  it('keeps no cache for a device until one of its batches has a file hash to record', async () => {
+    const tmid = r.tmids[0]!;
+    await r.feed(tmid, [
+      { ts: T0, k: 'net.conn', pg: RUN, lip: '10.0.0.5', lport: 50000, rip: '203.0.113.9', rport: 443 },
+      { ts: T0, k: 'file.write', pg: CHROME, path: 'C:\\Users\\taro\\notes.txt', sha256: 'ab'.repeat(32) },
+    ]);
+    expect(r.prevalence.cachedDevices()).toBe(0);
+    await r.feed(tmid, installerRun(T0));
+    expect(r.prevalence.cachedDevices()).toBe(1);
+    // The same file again that day: remembered, so nothing new to record.
+    const before = r.prevalence.stats.sightings;
+    await r.feed(tmid, installerRun(T0 + 60_000));
+    expect(r.prevalence.stats.sightings).toBe(before);
+  });
+
   it('counts written files only when they can run, and leaves malformed hashes out', async () => {
     const tmid = r.tmids[0]!;
     const txt = 'ab'.repeat(32);
