@@ -575,3 +575,51 @@ describe('correlator: provenance that follows how Windows runs things, and the v
     void exe;
   });
 });
+
+describe('correlator: device states in memory', () => {
+  it('keeps states within the byte budget, dropping the least recently used, and a dropped device reports from its snapshot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kiseki-corr-budget-'));
+    const store = openHotStore({ dataDir: dir });
+    try {
+      const { tenant } = await store.tenants.create({ supportId: 'T1', name: 'Tenant One', now: T0 });
+      const tmids: string[] = [];
+      for (let i = 0; i < 40; i++) tmids.push((await store.devices.enroll(tenant, { computer: `PC-${i}`, agentVersion: '3', os: 'Windows 11', ips: [], macs: [] }, T0)).device.tmid);
+      const clock = createManualClock(T0 + 3_600_000);
+      // About 8 states of three processes each (DeviceState.approxBytes: 600 + 3 × 720 bytes), a count bound far above.
+      const correlator = new Correlator({ store, intel: createThreatIntel(undefined), clock, maxDevicesInMemory: 1000, deviceStateBudgetBytes: 8 * 2_760 });
+      const core = new ShardCore({ store, index: 0, workers: 1, correlator, clock });
+      core.recover();
+      let lsn = 0;
+      const feed = async (tmid: string, events: TrailEvent[]): Promise<void> => {
+        const bytes = encode(events);
+        const record = { tmid, id: (++lsn).toString(16).padStart(32, '0'), sentAt: 0, recvAt: clock.now(), first: events[0]!.seq, last: events.at(-1)!.seq, n: events.length, z: compress(bytes) };
+        await store.log.commitBatches([{ lsn, record }]);
+        core.processBatch(lsn, tmid, bytes, record.recvAt);
+        await core.flush();
+      };
+      const { before } = blackScenario();
+      // Device 0 runs the chain up to the detection, then 39 others start a few processes each.
+      await feed(tmids[0]!, before.slice(0, 13));
+      let most = 0;
+      for (const tmid of tmids.slice(1)) {
+        const ev = trail();
+        await feed(tmid, [
+          ev('proc.start', { pg: EXPLORER, image: 'C:\\Windows\\explorer.exe', cmd: 'explorer.exe' }),
+          ev('proc.start', { pg: CHROME, ppg: EXPLORER, image: 'C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe', cmd: 'chrome.exe' }),
+          ev('proc.start', { pg: WORD, ppg: EXPLORER, image: 'C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE', cmd: 'winword.exe' }),
+        ]);
+        most = Math.max(most, correlator.devicesInMemory());
+      }
+      expect(most).toBeLessThanOrEqual(8);
+      expect(most).toBeGreaterThanOrEqual(6);
+      // Device 0 was dropped long ago; its detection still finds the whole chain.
+      await feed(tmids[0]!, before.slice(13));
+      const report = store.alerts.view(alertIdFor(tmids[0]!, 14))!.revisions[0]!;
+      expect(seqs(report, 'chain')).toEqual([1, 5, 7, 10]);
+      expect(report.verdict).toBe('black');
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -37,6 +37,8 @@ export interface CorrelatorOptions {
   revisionWindowMs?: number;
   /** Devices whose state stays in memory; the least recently used are snapshotted and dropped. */
   maxDevicesInMemory?: number;
+  /** Approximate bytes of device state kept in memory (DeviceState.approxBytes); beyond it the least recently used are dropped too. */
+  deviceStateBudgetBytes?: number;
   deviceLimits?: DeviceStateLimits;
   /** Called for each alert created, after its write is queued (for latency metrics). */
   onAlert?: (alert: AlertRecord, batchRecvAt: number | undefined) => void;
@@ -61,6 +63,8 @@ interface OpenAlert {
 
 interface DeviceEntry {
   state: DeviceState;
+  /** The state's approxBytes() when last counted into the correlator's total. */
+  bytes: number;
   dirty: boolean;
   supportId: string;
   computer: string;
@@ -79,6 +83,15 @@ const snapshotPackr = new Packr({ useRecords: true, mapsAsObjects: true });
  * tree over many of them, and a report re-reads all of them at each revision.
  */
 const BATCH_CACHE_EVENTS = 32_768;
+/**
+ * Device states kept in memory per shard: as many as fit the byte budget, so
+ * an idle fleet of tens of thousands stays loaded (an idle device's state is
+ * about 1–2 KB; reloading and evicting one per batch cost more CPU and
+ * garbage than keeping it, fanin-19k) while full ones (150–350 KB) are held
+ * to a few thousand. The count is a backstop.
+ */
+export const DEFAULT_MAX_DEVICES_IN_MEMORY = 100_000;
+export const DEFAULT_DEVICE_STATE_BUDGET_BYTES = 1024 * 1024 * 1024;
 
 export function alertIdFor(tmid: string, seq: number): string {
   return `al_${createHash('sha256').update(`${tmid}:${seq}`).digest('hex').slice(0, 24)}`;
@@ -107,6 +120,9 @@ export class Correlator {
   private readonly rules: CompiledRuleSet;
   private readonly windowMs: number;
   private readonly maxDevices: number;
+  private readonly stateBudget: number;
+  /** Sum of the in-memory entries' `bytes`. */
+  private stateBytes = 0;
   private readonly limits: DeviceStateLimits;
   private readonly onAlert: CorrelatorOptions['onAlert'];
   private readonly onCommand: CorrelatorOptions['onCommand'];
@@ -137,7 +153,8 @@ export class Correlator {
     this.clock = options.clock;
     this.rules = compileRules(options.rules ?? DEFAULT_RULES);
     this.windowMs = options.revisionWindowMs ?? 10 * 60 * 1000;
-    this.maxDevices = options.maxDevicesInMemory ?? 5_000;
+    this.maxDevices = options.maxDevicesInMemory ?? DEFAULT_MAX_DEVICES_IN_MEMORY;
+    this.stateBudget = options.deviceStateBudgetBytes ?? DEFAULT_DEVICE_STATE_BUDGET_BYTES;
     this.limits = options.deviceLimits ?? DEFAULT_DEVICE_LIMITS;
     this.onAlert = options.onAlert;
     this.onCommand = options.onCommand;
@@ -166,15 +183,24 @@ export class Correlator {
     if (device === undefined) return undefined;
     const snapshot = this.evicted.get(tmid) ?? this.snapshotsInFlight?.get(tmid) ?? this.storedSnapshot(tmid);
     this.evicted.delete(tmid);
-    e = { state: new DeviceState(this.limits, snapshot), dirty: false, supportId: device.supportId, computer: device.computer, open: [] };
+    const state = new DeviceState(this.limits, snapshot);
+    e = { state, bytes: state.approxBytes(), dirty: false, supportId: device.supportId, computer: device.computer, open: [] };
     for (const a of this.openAlertsFromStore(tmid)) e.open.push(a);
     this.devices.set(tmid, e);
-    if (this.devices.size > this.maxDevices) {
+    this.stateBytes += e.bytes;
+    this.evictOverBounds(tmid);
+    return e;
+  }
+
+  /** Drops the least recently used devices (never `keep`) while over the count or the byte budget. */
+  private evictOverBounds(keep: string): void {
+    while (this.devices.size > this.maxDevices || (this.stateBytes > this.stateBudget && this.devices.size > 1)) {
       const [oldest, victim] = this.devices.entries().next().value as [string, DeviceEntry];
+      if (oldest === keep) return;
       this.devices.delete(oldest);
+      this.stateBytes -= victim.bytes;
       if (victim.dirty) this.evicted.set(oldest, victim.state.snapshot());
     }
-    return e;
   }
 
   /** Open alerts of a device, from LMDB, when its state is loaded again. */
@@ -273,6 +299,12 @@ export class Correlator {
       else if (e.k === 'net.conn' && mode === 'full') this.indexConnection(tmid, entry, e, lsn);
     }
     entry.dirty = true;
+    const bytes = entry.state.approxBytes();
+    if (bytes !== entry.bytes) {
+      this.stateBytes += bytes - entry.bytes;
+      entry.bytes = bytes;
+      if (this.stateBytes > this.stateBudget) this.evictOverBounds(tmid);
+    }
     if (mode === 'state') return;
     if (entry.open.length > 0) this.reviseOpenAlerts(tmid, entry, events, lastTs);
     for (const d of detections) this.onDetection(tmid, entry, d, lsn, batchRecvAt);

@@ -15,6 +15,8 @@ export interface ShardWorkerData {
   /** Endpoint ms during which later events revise a report. */
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** Approximate bytes of device state kept in memory; absent: the correlator's default. */
+  deviceStateBudgetBytes?: number;
   /** How long the shard uses a tenant's cached fleet policy, ms; absent: 1000. */
   fleetPolicyRefreshMs?: number;
   /** Thresholds of the verdict's fleet prevalence factors; absent: the defaults. */
@@ -25,6 +27,8 @@ export interface ShardWorkerData {
   analytics?: boolean;
   /** Longest stretch of a catch-up between two chances to flush, ms; absent: 100. */
   catchUpSliceMs?: number;
+  /** Shrink the young generation when the shard is quiet (core/heap-trim.ts); absent: off. */
+  heapTrim?: boolean;
 }
 
 /** Where a shard's Sigma rules come from and how often it looks for changes. */

@@ -29,7 +29,9 @@ export function shardPoolOptionsFrom(config: Readonly<Config>, logger: Logger): 
     intelDir: config.engine.intelDir ?? join(config.dataDir, 'intel'),
     revisionWindowMs: config.engine.revisionWindowMs,
     maxDevicesInMemory: config.engine.maxDevicesInMemory,
+    deviceStateBudgetBytes: config.engine.deviceStateBudgetMb * 1024 * 1024,
     youngGenerationMb: config.engine.shardYoungGenerationMb,
+    heapTrim: config.engine.shardHeapTrim,
     fleetPolicyRefreshMs: config.engine.fleetPolicyRefreshMs,
     prevalence: { minDevices: config.engine.prevalenceMinDevices, minDays: config.engine.prevalenceMinDays },
     analytics: config.analytics.enabled,
@@ -50,8 +52,12 @@ export interface ShardPoolOptions {
   intelDir: string;
   revisionWindowMs: number;
   maxDevicesInMemory: number;
+  /** Approximate bytes of device state per worker (engine/correlator.ts); default the correlator's. */
+  deviceStateBudgetBytes?: number;
   /** V8 young generation of each worker, MB (default: V8's own). */
   youngGenerationMb?: number;
+  /** Shrink each worker's young generation when it is quiet (core/heap-trim.ts); default off. */
+  heapTrim?: boolean;
   /** How long a shard uses a tenant's cached fleet policy, ms (default 1000; docs/FLEET.md). */
   fleetPolicyRefreshMs?: number;
   /** Thresholds of the verdict's fleet prevalence factors; absent: the defaults (engine/prevalence-stage.ts). */
@@ -176,11 +182,13 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
       intelDir: options.intelDir,
       revisionWindowMs: options.revisionWindowMs,
       maxDevicesInMemory: options.maxDevicesInMemory,
+      ...(options.deviceStateBudgetBytes === undefined ? {} : { deviceStateBudgetBytes: options.deviceStateBudgetBytes }),
       ...(options.fleetPolicyRefreshMs === undefined ? {} : { fleetPolicyRefreshMs: options.fleetPolicyRefreshMs }),
       ...(options.prevalence === undefined ? {} : { prevalence: options.prevalence }),
       ...(options.sigma === undefined ? {} : { sigma: options.sigma }),
       ...(options.analytics === true ? { analytics: true } : {}),
       ...(options.catchUpSliceMs === undefined ? {} : { catchUpSliceMs: options.catchUpSliceMs }),
+      ...(options.heapTrim === true ? { heapTrim: true } : {}),
     };
     const worker = new Worker(workerUrl(), {
       workerData: data,

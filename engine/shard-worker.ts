@@ -18,9 +18,12 @@ import type { FromShard, ShardWorkerData, ToShard } from './shard-messages.js';
 import { createSigmaRuleSource } from './sigma-rules.js';
 import { SigmaStage } from './sigma-stage.js';
 import { createThreatIntel } from './intel/index.js';
+import { lowMemoryCollector, newSpaceBytes, QuietHeapTrimmer } from '../core/heap-trim.js';
 
 const PROGRESS_EVERY = 32;
 const INTEL_CHECK_MS = 5_000;
+/** How often the shard asks whether it was quiet enough to give its young generation back (core/heap-trim.ts). */
+const HEAP_TRIM_CHECK_MS = 10_000;
 
 const port = parentPort;
 if (port === null) throw new Error('shard-worker must run in a worker thread');
@@ -46,6 +49,7 @@ const correlator = new Correlator({
   clock: systemClock,
   revisionWindowMs: data.revisionWindowMs,
   maxDevicesInMemory: data.maxDevicesInMemory,
+  ...(data.deviceStateBudgetBytes === undefined ? {} : { deviceStateBudgetBytes: data.deviceStateBudgetBytes }),
   onAlert: (_alert, recvAt) => {
     if (recvAt !== undefined) alertTimes.push({ recvAt, startAt: batchStartAt, doneAt: 0 });
   },
@@ -171,6 +175,15 @@ const sigmaTimer =
           // A directory gone or unreadable mid-edit: keep the rules loaded; the next check tries again.
         }
       }, data.sigma!.reloadIntervalMs);
+const collect = data.heapTrim === true ? await lowMemoryCollector() : undefined;
+const trimmer = collect === undefined ? undefined : new QuietHeapTrimmer({ now: Date.now, newSpaceBytes, collect });
+const trimTimer =
+  trimmer === undefined
+    ? undefined
+    : setInterval(() => {
+        // A failed collection changes nothing the shard keeps: the next quiet period tries again.
+        trimmer.check(core.stats.events).catch(() => undefined);
+      }, HEAP_TRIM_CHECK_MS);
 
 /**
  * A catch-up (the pool skipped batches while this shard's queue was full) runs
@@ -238,6 +251,7 @@ function handle(msg: ToShard): void {
         clearInterval(timer);
         clearInterval(intelTimer);
         if (sigmaTimer !== undefined) clearInterval(sigmaTimer);
+        if (trimTimer !== undefined) clearInterval(trimTimer);
         reportProgress();
         void (async () => {
           while (flushing !== undefined) await flushing;
