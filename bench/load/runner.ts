@@ -353,6 +353,11 @@ export async function runScenario(options: RunOptions): Promise<{ result: BenchR
     });
     serverExited.catch(() => undefined);
     await wait(500);
+    if (s.kind === 'fanin') {
+      const settle = s.fanin?.idleSettleSec ?? 25;
+      log(`[${s.name}] letting the idle server settle for ${settle} s before reading its memory`);
+      await wait(settle * 1000);
+    }
     const idle = readProcSample(srv.pid);
 
     let agents = s.agents;

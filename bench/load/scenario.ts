@@ -148,6 +148,12 @@ export const scenarioSchema = z
       .object({
         /** fds left for the server's own files, pipes and workers when clamping `agents`. */
         fdReserve: z.number().int().min(50).max(5000).default(400),
+        /**
+         * Seconds the started server is left idle before its memory is read as the baseline: a quiet shard gives
+         * back the young generation its start-up grew 10–20 s after it starts (core/heap-trim.ts), and a baseline
+         * read before that made the fleet look smaller than it is.
+         */
+        idleSettleSec: z.number().min(0).max(300).default(25),
       })
       .strict()
       .optional(),
