@@ -106,7 +106,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ...shardPoolOptionsFrom(config, logger),
       onAlerts: (count, latenciesMs, stagesMs) => {
         metrics.engineAlertsTotal.inc(count);
-        for (const ms of latenciesMs) metrics.engineReportLatencySeconds.observe(ms / 1000);
+        for (const ms of latenciesMs) {
+          metrics.engineReportLatencySeconds.observe(ms / 1000);
+          metrics.engineReportLatencyHistogramSeconds.observe(ms / 1000);
+        }
         for (const stage of ['queue', 'process', 'store'] as const) for (const ms of stagesMs[stage]) metrics.engineReportStageSeconds.observe({ stage }, ms / 1000);
         // Stored: the notifier reads the feed now, not at its next interval.
         notifications?.wake();

@@ -53,7 +53,11 @@ export async function lowMemoryCollector(): Promise<(() => Promise<void>) | unde
     return undefined;
   }
   const session = new inspector.Session();
-  session.connect();
+  try {
+    session.connect();
+  } catch {
+    return undefined;
+  }
   return () =>
     new Promise<void>((resolve, reject) => {
       session.post('HeapProfiler.collectGarbage', (err) => (err === null ? resolve() : reject(err)));

@@ -61,6 +61,11 @@ describe('kiseki bench --sigma / --analytics', () => {
     });
     expect(formatRepetitions(s)).toContain('sustained maximum: 100,000 (80,000–120,000) events/s');
     expect(summariseRepetitions([result(1, 1, 0, 1, 1, null)], []).reportP99Ms).toBeNull();
+    // Saturate's report p99 is its 70 % step's, as its ack p99, when that step stored alerts.
+    const at70 = { ...result(100_000, 150_000, 1, 1, 9, 80_000), atSeventyPercent: { reportLatencyMs: { p50: 5, p99: 12, alerts: 40 } } } as BenchResult;
+    const s70 = summariseRepetitions([at70], ['1.json']);
+    expect(s70.reportP99Ms).toMatchObject({ median: 12 });
+    expect(formatRepetitions(s70)).toContain('detection → report p99 at 70 %: 12 ms');
   });
 
   it('gives the median on / off of the pairs, not the ratio of the medians', () => {

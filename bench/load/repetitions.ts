@@ -33,7 +33,11 @@ export interface RepetitionSummary {
 export function summariseRepetitions(results: readonly BenchResult[], files: readonly string[]): RepetitionSummary {
   const first = results[0];
   if (first === undefined) throw new RangeError('no runs to summarise');
-  const reports = results.flatMap((r) => (r.reportLatencyMs === null ? [] : [r.reportLatencyMs.p99]));
+  // Saturate: the 70 % step's, as its ack p99 (evaluateTargets says why).
+  const reports = results.flatMap((r) => {
+    const l = (r.kind === 'saturate' ? r.atSeventyPercent?.reportLatencyMs : undefined) ?? r.reportLatencyMs;
+    return l === null || l === undefined ? [] : [l.p99];
+  });
   return {
     scenario: first.scenario,
     kind: first.kind,
@@ -58,7 +62,7 @@ export function formatRepetitions(s: RepetitionSummary): string {
     `${s.scenario}${s.variant === undefined ? '' : ` [${s.variant}]`}, median of ${s.reps} run${s.reps === 1 ? '' : 's'} (min–max):`,
     `  ${s.kind === 'saturate' ? 'sustained maximum' : 'sustained'}: ${sp(s.eventsPerSec)} events/s`,
     `  ack p99${s.kind === 'saturate' ? ' at 70 %' : ''}: ${sp(s.ackP99Ms, ' ms')}`,
-    `  detection → report p99: ${s.reportP99Ms === null ? '— (no alerts)' : sp(s.reportP99Ms, ' ms')}`,
+    `  detection → report p99${s.kind === 'saturate' ? ' at 70 %' : ''}: ${s.reportP99Ms === null ? '— (no alerts)' : sp(s.reportP99Ms, ' ms')}`,
   ];
   if (s.throughputCeiling !== undefined) lines.push(`  throughput ceiling: ${sp(s.throughputCeiling)} events/s`);
   lines.push(`  server memory per agent: ${sp(s.memoryPerAgentBytes, ' B')}`);

@@ -36,6 +36,8 @@ export function formatResultTable(r: BenchResult): string {
   if (stages !== undefined) lines.push(row('  server side, p50 / p99', ackStages(stages)));
   lines.push(row('creation → ack p50/p99/p999', lat(r.deliveryLatencyMs)));
   lines.push(row('detection → quick report', r.reportLatencyMs ? `p50 ${r.reportLatencyMs.p50} ms, p99 ${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)` : 'no alerts'));
+  const seventy = r.atSeventyPercent?.reportLatencyMs;
+  if (seventy) lines.push(row('  at 70 % of the maximum', `p50 ${seventy.p50} ms, p99 ${seventy.p99} ms (${seventy.alerts} alerts)`));
   const st = r.reportLatencyMs?.stages;
   if (st !== undefined) lines.push(row('  its stages, p50 / p99', `queue ${st.queue.p50} / ${st.queue.p99} ms, shard ${st.process.p50} / ${st.process.p99} ms, store ${st.store.p50} / ${st.store.p99} ms`));
   lines.push(row('server CPU / RSS', `${Math.round(r.server.cpuCores * 100)} % of one core, RSS ${r.server.rssMB} MB (anon ${r.server.rssAnonMB} MB, peak ${r.server.peakRssMB} MB)`));

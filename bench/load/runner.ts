@@ -108,6 +108,11 @@ export interface WindowStats {
    * server recorded none.
    */
   ackStagesMs?: Record<AckStage, { p50: number; p99: number }>;
+  /**
+   * Detection → quick report stored for the alerts of this window (kiseki_engine_report_latency_histogram_seconds,
+   * interpolated within its buckets). Absent when the window stored no alert.
+   */
+  reportLatencyMs?: { p50: number; p99: number; alerts: number };
 }
 
 /** How long the benchmark waits for the server's /metrics before it counts the scrape as missing. */
@@ -118,6 +123,16 @@ export const ACK_STAGES = ['wait', 'lock', 'commit', 'order'] as const;
 export type AckStage = (typeof ACK_STAGES)[number];
 
 /** The ack stages' p50 / p99 between two scrapes of the server's metrics, or undefined when no batch was stored between them. */
+/** Detection → report latency of the alerts stored between two scrapes, or undefined when there were none. */
+export function reportLatencyBetween(before: PromSample[], after: PromSample[]): { p50: number; p99: number; alerts: number } | undefined {
+  const name = 'kiseki_engine_report_latency_histogram_seconds';
+  const p50 = histogramQuantileBetween(before, after, name, {}, 0.5);
+  const p99 = histogramQuantileBetween(before, after, name, {}, 0.99);
+  if (p50 === undefined || p99 === undefined) return undefined;
+  const alerts = (sampleValue(after, `${name}_count`) ?? 0) - (sampleValue(before, `${name}_count`) ?? 0);
+  return { p50: round(p50 * 1000, 2), p99: round(p99 * 1000, 2), alerts };
+}
+
 export function ackStagesBetween(before: PromSample[], after: PromSample[]): Record<AckStage, { p50: number; p99: number }> | undefined {
   const name = 'kiseki_ingest_ack_stage_seconds';
   const out = {} as Record<AckStage, { p50: number; p99: number }>;
@@ -242,6 +257,7 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   const d = diffCounters(a.counters, b.counters);
   const secs = Math.max(0.001, (b.atMs - a.atMs) / 1000);
   const ackStagesMs = ma === undefined || mb === undefined ? undefined : ackStagesBetween(ma, mb);
+  const reportLatencyMs = ma === undefined || mb === undefined ? undefined : reportLatencyBetween(ma, mb);
   return {
     seconds: round(secs, 2),
     eventsPerSec: Math.round(d.eventsAcked / secs),
@@ -254,6 +270,7 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
     serverRssMB: pb ? round(pb.rssBytes / 1e6) : 0,
     serverRssAnonMB: pb ? round(pb.rssAnonBytes / 1e6) : 0,
     ...(ackStagesMs === undefined ? {} : { ackStagesMs }),
+    ...(reportLatencyMs === undefined ? {} : { reportLatencyMs }),
   };
 }
 
@@ -750,7 +767,11 @@ export function evaluateTargets(r: BenchResult): BenchResult['targets'] {
     });
     t.push({ target: '≥ 0.5 × rsyslog lines/s', measured: r.ratios.vsRsyslog === null ? 'rsyslog not measured' : `${r.ratios.vsRsyslog} ×`, met: r.ratios.vsRsyslog === null ? null : r.ratios.vsRsyslog >= 0.5 });
   }
-  if (r.reportLatencyMs) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)`, met: r.reportLatencyMs.p99 <= 50 });
+  // Saturate: at 70 % of the maximum, as the ack target; the whole run's figure includes the steps past the knee,
+  // where the shards fall minutes behind by design of the search.
+  const seventy = r.kind === 'saturate' ? r.atSeventyPercent?.reportLatencyMs : undefined;
+  if (seventy) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${seventy.p99} ms at 70 % (${seventy.alerts} alerts; whole run ${r.reportLatencyMs?.p99 ?? '-'} ms)`, met: seventy.p99 <= 50 });
+  else if (r.reportLatencyMs) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)`, met: r.reportLatencyMs.p99 <= 50 });
   if (r.kind === 'fanin') {
     t.push({ target: '≥ 19,000 concurrent agents in one server process', measured: `${r.connect.welcomed.toLocaleString('en-US')}`, met: r.connect.welcomed >= 19_000 });
     t.push({ target: '≤ 2 KB user-space memory per idle agent', measured: `${r.server.memoryPerAgentBytes.toLocaleString('en-US')} B`, met: r.server.memoryPerAgentBytes <= 2048 });
