@@ -409,7 +409,7 @@ export const DEFAULTS: Config = {
     // 64 MB semi-spaces instead of V8's 16: the shard allocates a decoded batch per batch, and a small
     // nursery promoted much of it and collected often (docs/BENCHMARKS.md, "Shard young generation").
     shardYoungGenerationMb: 192,
-    // ...and give it back when the shard is quiet: an idle fleet kept 134 MB of it committed (fanin-19k).
+    // ...and give it back when the shard is quiet: a server with no agents kept 134 MB of it committed from its start.
     shardHeapTrim: true,
     // A policy change reaches every shard within a second; one LMDB read per tenant per second otherwise.
     fleetPolicyRefreshMs: 1000,
