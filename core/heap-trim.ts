@@ -6,9 +6,10 @@
  * generation"). V8 grows it whenever many objects survive (a connect storm
  * builds thousands of device states at once) and does not shrink it while
  * anything allocates: a server with no agents kept 134 MB of it committed from
- * its start (375 MB of anonymous memory; 175 MB once trimmed). Only a garbage collection that
- * reduces memory shrinks it; V8 runs one on a low-memory notification, which
- * Node exposes through the inspector protocol (`HeapProfiler.collectGarbage`).
+ * its start (375 MB of anonymous memory; 175 MB once trimmed). Only a garbage
+ * collection that reduces memory shrinks it; V8 runs one on a low-memory
+ * notification, which Node exposes through the inspector protocol
+ * (`HeapProfiler.collectGarbage`).
  * It stops the thread for a full collection or two (about 0.2 s for a 40 MB
  * heap), so it runs only when the thread was quiet for a whole check period.
  */
@@ -23,7 +24,7 @@ export interface QuietHeapTrimOptions {
   minIntervalMs: number;
 }
 
-/** Quiet below 2,000 events a second over 10 s: there a small young generation costs under 1 % of a core. */
+/** Quiet: at most 2,000 events a second over 10 s, a twentieth or less of what one shard processes (sigma-shard bench: 50–98k per CPU second). */
 export const DEFAULT_QUIET_HEAP_TRIM: QuietHeapTrimOptions = { quietWorkPerPeriod: 20_000, minNewSpaceBytes: 32 * 1024 * 1024, minIntervalMs: 60_000 };
 
 /** What a trim reads and does; the defaults are V8's and the inspector's, tests pass their own. */

@@ -143,8 +143,8 @@ const NO_DRIVES: ReadonlySet<string> = new Set();
 /**
  * Approximate heap bytes of a device's state, for the shard's budget
  * (correlator.ts): measured with `--expose-gc` on states of unique strings
- * (an empty state 340 B, one started process and its parent 1.3 KB, 256
- * processes 184 KB, plus 512 files 324 KB), rounded up.
+ * (an empty state 330 B, one started process and its parent 1.1 KB, 256
+ * processes 153 KB, 512 files about 140 KB more), rounded up.
  */
 const STATE_BASE_BYTES = 600;
 const PROC_BYTES = 720;
