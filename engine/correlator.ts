@@ -303,7 +303,7 @@ export class Correlator {
     if (bytes !== entry.bytes) {
       this.stateBytes += bytes - entry.bytes;
       entry.bytes = bytes;
-      if (this.stateBytes > this.stateBudget) this.evictOverBounds(tmid);
+      this.evictOverBounds(tmid);
     }
     if (mode === 'state') return;
     if (entry.open.length > 0) this.reviseOpenAlerts(tmid, entry, events, lastTs);

@@ -5,7 +5,8 @@
  * formats its error message into a 100-byte `malloc` in mdb.c
  * (`mdb_page_flush`) that the message can overrun; glibc then aborts the
  * process ("corrupted size vs. prev_size"): one run in 6 to 20 of the
- * disk-full fault test (test/fault/process-storage-full.test.ts) ended so. kiseki therefore never lets LMDB reach ENOSPC when it can see it
+ * disk-full fault test (test/fault/process-storage-full.test.ts) ended so.
+ * kiseki therefore never lets LMDB reach ENOSPC when it can see it
  * coming: every write that starts a transaction first checks the free
  * space (statfs, at most once a millisecond per thread) and is refused with
  * ERR_STORAGE_UNAVAILABLE while less than the reserve is left. Writes made

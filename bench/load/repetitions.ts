@@ -5,7 +5,7 @@
  * figure with its min–max spread (issue 18: figures that hold still).
  */
 import { roundSpread, spread, type Spread } from '../spread.js';
-import type { BenchResult } from './runner.js';
+import { judgedReportLatency, type BenchResult } from './runner.js';
 
 /** The headline figures of N runs of one scenario (one variant). */
 export interface RepetitionSummary {
@@ -33,10 +33,9 @@ export interface RepetitionSummary {
 export function summariseRepetitions(results: readonly BenchResult[], files: readonly string[]): RepetitionSummary {
   const first = results[0];
   if (first === undefined) throw new RangeError('no runs to summarise');
-  // Saturate: the 70 % step's, as its ack p99 (evaluateTargets says why).
   const reports = results.flatMap((r) => {
-    const l = (r.kind === 'saturate' ? r.atSeventyPercent?.reportLatencyMs : undefined) ?? r.reportLatencyMs;
-    return l === null || l === undefined ? [] : [l.p99];
+    const l = judgedReportLatency(r);
+    return l === undefined ? [] : [l.p99];
   });
   return {
     scenario: first.scenario,

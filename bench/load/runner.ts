@@ -757,6 +757,15 @@ function fmtRate(n: number): string {
 }
 
 /** The issue's targets that apply to this result's scenario kind, with what was measured. */
+/**
+ * The report latency a run's target and repetitions are judged on: saturate's 70 % step, as its ack target (the
+ * whole run's figure includes the steps past the knee, where the shards fall minutes behind by design of the
+ * search); the whole run's otherwise, or when the 70 % step stored no alert.
+ */
+export function judgedReportLatency(r: BenchResult): { p50: number; p99: number; alerts: number } | undefined {
+  return (r.kind === 'saturate' ? r.atSeventyPercent?.reportLatencyMs : undefined) ?? r.reportLatencyMs ?? undefined;
+}
+
 export function evaluateTargets(r: BenchResult): BenchResult['targets'] {
   const t: BenchResult['targets'] = [];
   if (r.kind === 'saturate') {
@@ -772,11 +781,11 @@ export function evaluateTargets(r: BenchResult): BenchResult['targets'] {
     });
     t.push({ target: '≥ 0.5 × rsyslog lines/s', measured: r.ratios.vsRsyslog === null ? 'rsyslog not measured' : `${r.ratios.vsRsyslog} ×`, met: r.ratios.vsRsyslog === null ? null : r.ratios.vsRsyslog >= 0.5 });
   }
-  // Saturate: at 70 % of the maximum, as the ack target; the whole run's figure includes the steps past the knee,
-  // where the shards fall minutes behind by design of the search.
-  const seventy = r.kind === 'saturate' ? r.atSeventyPercent?.reportLatencyMs : undefined;
-  if (seventy) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${seventy.p99} ms at 70 % (${seventy.alerts} alerts; whole run ${r.reportLatencyMs?.p99 ?? '-'} ms)`, met: seventy.p99 <= 50 });
-  else if (r.reportLatencyMs) t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured: `${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)`, met: r.reportLatencyMs.p99 <= 50 });
+  const judged = judgedReportLatency(r);
+  if (judged !== undefined) {
+    const measured = judged === r.reportLatencyMs ? `${judged.p99} ms (${judged.alerts} alerts)` : `${judged.p99} ms at 70 % (${judged.alerts} alerts; whole run ${r.reportLatencyMs?.p99 ?? '-'} ms)`;
+    t.push({ target: 'detection → quick report p99 ≤ 50 ms', measured, met: judged.p99 <= 50 });
+  }
   if (r.kind === 'fanin') {
     t.push({ target: '≥ 19,000 concurrent agents in one server process', measured: `${r.connect.welcomed.toLocaleString('en-US')}`, met: r.connect.welcomed >= 19_000 });
     t.push({ target: '≤ 2 KB user-space memory per idle agent', measured: `${r.server.memoryPerAgentBytes.toLocaleString('en-US')} B`, met: r.server.memoryPerAgentBytes <= 2048 });
