@@ -127,4 +127,25 @@ describe('liveness monitor', () => {
     clock.advance(HOUR);
     expect((await m.check()).offlineAlerts).toBe(3);
   });
+
+  it('reads a large fleet in pages, counting every device once, and lets the event loop run between pages', async () => {
+    const list = await devices(1_250);
+    // Silent devices on every page: the first, the last, and each side of the page boundaries (500, 1,000).
+    const silent = [0, 499, 500, 999, 1_000, 1_249].map((i) => list[i]!);
+    for (const d of silent) await drop(d, clock.now());
+    let pages = 0;
+    const paged: HotStore = { ...store, devices: { ...store.devices, scan: (after) => (pages++, store.devices.scan(after)) } };
+    const m = createLivenessMonitor({ store: paged, clock, logger: createSilentLogger(), config });
+    let pagesWhenOtherWorkRan = -1;
+    setImmediate(() => (pagesWhenOtherWorkRan = pages));
+    clock.advance(HOUR);
+    const r = await m.check();
+    // At most 500 devices a page, fewer when a page runs out of its 5 ms.
+    expect(pages).toBeGreaterThanOrEqual(3);
+    expect(pagesWhenOtherWorkRan).toBeGreaterThanOrEqual(1);
+    expect(pagesWhenOtherWorkRan).toBeLessThan(pages);
+    expect(r.states).toEqual({ online: 1_244, offline: 6, isolated: 0, error: 0 });
+    expect(r.offlineAlerts).toBe(6);
+    expect(new Set([...store.opsAlerts.scan('TA')].map((a) => a.tmid))).toEqual(new Set(silent.map((d) => d.tmid)));
+  });
 });
