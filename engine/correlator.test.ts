@@ -198,6 +198,29 @@ describe('correlator: the black chain', () => {
     expect(seqs(view.revisions[1]!, 'filesRead')).toEqual([16]);
   });
 
+  it('drops decoded batches older than 10 s from its cache, and reads them back from the log for the report and its revision', async () => {
+    const { before, after } = blackScenario();
+    await r.feed(before.slice(0, 7));
+    await r.feed(before.slice(7, 13));
+    expect(r.correlator.cachedBatchEvents()).toBe(13);
+    r.clock.advance(10_001);
+    // A quiet shard's periodic flush drops them with no new batch arriving.
+    await r.core.flush();
+    expect(r.correlator.cachedBatchEvents()).toBe(0);
+    await r.feed(before.slice(13));
+    const first = r.store.alerts.view(alertIdFor(r.tmid, 14))!.revisions[0]!;
+    expect(seqs(first, 'chain')).toEqual([1, 5, 7, 10]);
+    expect(first.verdict).toBe('black');
+    // The report read the two older batches back: they are cached again, as recent as the detection's.
+    expect(r.correlator.cachedBatchEvents()).toBe(14);
+    r.clock.advance(10_001);
+    await r.feed(after);
+    const view = r.store.alerts.view(alertIdFor(r.tmid, 14))!;
+    expect(view.alert.revision).toBe(2);
+    expect(seqs(view.revisions[1]!, 'chain')).toEqual([1, 5, 7, 10]);
+    expect(seqs(view.revisions[1]!, 'descendants')).toEqual([15]);
+  });
+
   it('leaves a report alone for events after the window or of unrelated processes', async () => {
     const { before } = blackScenario();
     await r.feed(before);
