@@ -114,6 +114,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         // Stored: the notifier reads the feed now, not at its next interval.
         notifications?.wake();
       },
+      onGcPauses: (pauses) => {
+        for (const [kind, seconds] of pauses) metrics.engineShardGcSeconds.observe({ kind }, seconds);
+      },
       // Isolation on black: the agent server exists by the time a shard queues anything live.
       onCommands: (tmids) => {
         for (const tmid of tmids) agents?.deliverCommands(tmid);

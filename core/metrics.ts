@@ -5,6 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
+import { GC_PAUSE_BUCKETS } from './gc-pauses.js';
 
 export interface Metrics {
   registry: Registry;
@@ -43,6 +44,8 @@ export interface Metrics {
   livenessOfflineAlertsTotal: Counter;
   livenessMassOfflineTotal: Counter;
   livenessRecoveriesTotal: Counter;
+  /** GC pauses of the shard workers (core/gc-pauses.ts); the main thread's are kiseki_process_nodejs_gc_duration_seconds. */
+  engineShardGcSeconds: Histogram<'kind'>;
 }
 
 /** Bucket bounds (seconds) of the ack stages: fine where a durable ack should be (a flush is ~2 ms), coarse in the tail. */
@@ -79,7 +82,8 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new Registry();
   const registers = [registry];
   if (options.defaultMetrics ?? true) {
-    collectDefaultMetrics({ register: registry, prefix: 'kiseki_process_' });
+    // The GC histogram with the shards' buckets: prom-client's default (1 ms, 10 ms, 100 ms...) cannot tell a 2 ms scavenge from a 9 ms one.
+    collectDefaultMetrics({ register: registry, prefix: 'kiseki_process_', gcDurationBuckets: [...GC_PAUSE_BUCKETS] });
     replaceOpenFdsGauge(registry, registers);
   }
   return {
@@ -165,5 +169,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     livenessOfflineAlertsTotal: new Counter({ name: 'kiseki_liveness_offline_alerts_total', help: 'agent.offline alerts raised (one per silence outside maintenance windows).', registers }),
     livenessMassOfflineTotal: new Counter({ name: 'kiseki_liveness_mass_offline_total', help: 'Mass-offline events raised (many devices of a tenant dropped at once).', registers }),
     livenessRecoveriesTotal: new Counter({ name: 'kiseki_liveness_recoveries_total', help: 'Devices with an open offline alert that came back.', registers }),
+    engineShardGcSeconds: new Histogram({
+      name: 'kiseki_engine_shard_gc_seconds',
+      help: 'Garbage-collection pauses of the shard workers, by kind (minor, major, incremental, weakcb).',
+      labelNames: ['kind'],
+      buckets: [...GC_PAUSE_BUCKETS],
+      registers,
+    }),
   };
 }

@@ -2,6 +2,7 @@
  * Messages between the shard pool (ingest's thread) and shard workers. Batch
  * bytes travel as transferred ArrayBuffers: ownership moves, nothing is copied.
  */
+import type { GcKind } from '../core/gc-pauses.js';
 
 export interface ShardWorkerData {
   index: number;
@@ -52,6 +53,8 @@ export type FromShard =
   | { type: 'flushed'; checkpoint: number; heapUsedBytes: number; devicesInMemory: number }
   /** Alerts stored by the last flush, with the ms from their batch's receipt to the flush. */
   | { type: 'alerts'; count: number; latenciesMs: number[]; stagesMs: AlertStageTimes }
+  /** Garbage-collection pauses since the last such message: [kind, seconds] each. */
+  | { type: 'gc'; pauses: [GcKind, number][] }
   /** Devices with commands queued by the last flush (isolation on black). */
   | { type: 'commands'; tmids: string[] }
   | { type: 'stopped' }

@@ -76,6 +76,30 @@ describe('shard pool worker heap', () => {
   });
 });
 
+describe('shard pool GC pauses', () => {
+  it("hands the workers' garbage-collection pauses to onGcPauses", async () => {
+    const pauses: (readonly [string, number])[] = [];
+    // The smallest young generation: a few batches fill it many times over.
+    pool = await startPool({ youngGenerationMb: 8, onGcPauses: (p) => pauses.push(...p) });
+    const { tmid } = await enrollDevice();
+    let seq = 0;
+    for (let lsn = 1; lsn <= 40 && pauses.length === 0; lsn++) {
+      const first = seq + 1;
+      const events = encode(Array.from({ length: 2_000 }, (_, i) => ({ ts: lsn * 1000 + i, k: 'file.write', seq: ++seq, pg: `{G-${lsn}-${i}}`, path: `C:\\Users\\u\\f${lsn}-${i}.tmp` })));
+      await store.log.commitBatches([logEntry(lsn, tmid, events, 0, first, seq, 2_000)]);
+      pool.dispatch(lsn, tmid, new Uint8Array(events), 0);
+      await pool.drained(lsn);
+    }
+    // Reported every flushIntervalMs (10 ms here) after they happen.
+    for (let i = 0; i < 500 && pauses.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(pauses.length).toBeGreaterThan(0);
+    for (const [kind, seconds] of pauses) {
+      expect(['minor', 'major', 'incremental', 'weakcb']).toContain(kind);
+      expect(seconds).toBeGreaterThan(0);
+    }
+  });
+});
+
 describe('shard pool lag', () => {
   it('counts only work given to a shard: an idle shard with an old checkpoint is not behind', async () => {
     pool = await startPool({ workers: 2 });

@@ -13,6 +13,7 @@ import { compiledScript } from '../core/compiled-script.js';
 import type { Config } from '../core/config.js';
 import { KisekiError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { GcKind } from '../core/gc-pauses.js';
 import type { AlertStageTimes, FromShard, ShardSigmaOptions, ShardWorkerData, ToShard } from './shard-messages.js';
 import type { PrevalencePolicy } from './prevalence-stage.js';
 import { workerOf } from '../core/vshard.js';
@@ -73,6 +74,8 @@ export interface ShardPoolOptions {
   onAlerts?: (count: number, latenciesMs: number[], stagesMs: AlertStageTimes) => void;
   /** Called with devices whose commands a shard queued (and stored). */
   onCommands?: (tmids: string[]) => void;
+  /** Called with a shard's garbage-collection pauses, [kind, seconds] each, about every flushIntervalMs. */
+  onGcPauses?: (pauses: readonly [GcKind, number][]) => void;
 }
 
 export interface ShardPoolStats {
@@ -235,6 +238,9 @@ export function createShardPool(options: ShardPoolOptions): ShardPool {
             break;
           case 'failed':
             log.error({ shard: slot.index, reason: msg.message }, 'Shard worker failed.');
+            break;
+          case 'gc':
+            options.onGcPauses?.(msg.pauses);
             break;
           case 'alerts':
             options.onAlerts?.(msg.count, msg.latenciesMs, msg.stagesMs);

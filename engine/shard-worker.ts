@@ -19,6 +19,7 @@ import { createSigmaRuleSource } from './sigma-rules.js';
 import { SigmaStage } from './sigma-stage.js';
 import { createThreatIntel } from './intel/index.js';
 import { lowMemoryCollector, newSpaceBytes, QuietHeapTrimmer } from '../core/heap-trim.js';
+import { GcPauseLog } from '../core/gc-pauses.js';
 
 const PROGRESS_EVERY = 32;
 const INTEL_CHECK_MS = 5_000;
@@ -155,8 +156,11 @@ try {
   fail(err);
 }
 
+const gcPauses = new GcPauseLog();
 const timer = setInterval(() => {
   reportProgress();
+  const pauses = gcPauses.take();
+  if (pauses.length > 0) send({ type: 'gc', pauses });
   void flush();
 }, data.flushIntervalMs);
 const intelTimer = setInterval(() => {
@@ -252,6 +256,7 @@ function handle(msg: ToShard): void {
         clearInterval(intelTimer);
         if (sigmaTimer !== undefined) clearInterval(sigmaTimer);
         if (trimTimer !== undefined) clearInterval(trimTimer);
+        gcPauses.stop();
         reportProgress();
         void (async () => {
           while (flushing !== undefined) await flushing;

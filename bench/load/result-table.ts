@@ -7,7 +7,7 @@
 import type { Spread } from '../spread.js';
 import { configurationLabel, isMeasured, type ClusterComparison } from './cluster-compare.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
-import type { BenchResult } from './runner.js';
+import type { BenchResult, ThreadPauses } from './runner.js';
 
 const n0 = (n: number): string => Math.round(n).toLocaleString('en-US');
 const lat = (l: LatencyPercentiles): string => `${l.p50} / ${l.p99} / ${l.p999} ms`;
@@ -16,6 +16,12 @@ const lat = (l: LatencyPercentiles): string => `${l.p50} / ${l.p99} / ${l.p999} 
 function ackStages(st: NonNullable<BenchResult['window']['ackStagesMs']>): string {
   const one = (name: string, x: { p50: number; p99: number }): string => `${name} ${x.p50} / ${x.p99}`;
   return `${one('wait', st.wait)}, ${one('lock', st.lock)}, ${one('commit', st.commit)}, ${one('order', st.order)} ms`;
+}
+
+/** GC pauses by kind: count, p99 and total, e.g. `minor 57 × p99 18.2 ms (523 ms)`; `none` without any. */
+export function gcPauses(gc: ThreadPauses['ingestGc']): string {
+  const parts = Object.entries(gc).map(([kind, x]) => `${kind} ${n0(x.count)} × p99 ${x.p99Ms} ms (${n0(x.totalMs)} ms)`);
+  return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
 function row(label: string, value: string): string {
@@ -34,6 +40,12 @@ export function formatResultTable(r: BenchResult): string {
   lines.push(row(r.kind === 'saturate' ? 'ack p50/p99/p999 at 70 % (durable)' : 'ack p50/p99/p999 (durable)', lat(r.ackLatencyMs)));
   const stages = (r.atSeventyPercent ?? r.window).ackStagesMs;
   if (stages !== undefined) lines.push(row('  server side, p50 / p99', ackStages(stages)));
+  const pauses = (r.atSeventyPercent ?? r.window).threadPauses;
+  if (pauses !== undefined) {
+    const loop = pauses.ingestLoopDelayMs === undefined ? '' : `event-loop delay p99 ${pauses.ingestLoopDelayMs.p99} / max ${pauses.ingestLoopDelayMs.max} ms; `;
+    lines.push(row('  ingest thread', `${loop}GC ${gcPauses(pauses.ingestGc)}`));
+    lines.push(row('  shard threads', `GC ${gcPauses(pauses.shardGc)}`));
+  }
   lines.push(row('creation → ack p50/p99/p999', lat(r.deliveryLatencyMs)));
   lines.push(row('detection → quick report', r.reportLatencyMs ? `p50 ${r.reportLatencyMs.p50} ms, p99 ${r.reportLatencyMs.p99} ms (${r.reportLatencyMs.alerts} alerts)` : 'no alerts'));
   const seventy = r.atSeventyPercent?.reportLatencyMs;

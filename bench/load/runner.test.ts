@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { benchPaths } from './bench-paths.js';
-import { ackStagesBetween, evaluateTargets, reportLatencyBetween, runScenario, type BenchResult } from './runner.js';
+import { gcPauses } from './result-table.js';
+import { ackStagesBetween, evaluateTargets, reportLatencyBetween, runScenario, threadPausesBetween, type BenchResult } from './runner.js';
 import { histogramQuantileBetween, scrapeMetricsOrUndefined, type PromSample } from './kiseki-server.js';
 import { listScenarios, loadScenario } from './scenario.js';
 import { isKisekiError } from '../../core/errors.js';
@@ -116,6 +117,36 @@ describe('server histograms between two scrapes', () => {
     const each = { p50: 5.5, p99: 9.91 };
     expect(ackStagesBetween([], after)).toEqual({ wait: each, lock: each, commit: each, order: each });
     expect(ackStagesBetween([], one('commit'))).toBeUndefined();
+  });
+
+  it("sums each thread's GC pauses by kind over the window and takes the ingest thread's event-loop delay from the later scrape", () => {
+    const gcScrape = (name: string, kind: string, counts: [string, number][], sum: number): PromSample[] => [
+      ...counts.map(([le, value]) => ({ name: `${name}_bucket`, labels: { kind, le }, value })),
+      { name: `${name}_count`, labels: { kind }, value: counts.at(-1)![1] },
+      { name: `${name}_sum`, labels: { kind }, value: sum },
+    ];
+    const ingest = 'kiseki_process_nodejs_gc_duration_seconds';
+    const shard = 'kiseki_engine_shard_gc_seconds';
+    const loop = (p99: number, max: number): PromSample[] => [
+      { name: 'kiseki_process_nodejs_eventloop_lag_p99_seconds', labels: {}, value: p99 },
+      { name: 'kiseki_process_nodejs_eventloop_lag_max_seconds', labels: {}, value: max },
+    ];
+    // Before: 10 scavenges of the ingest thread (50 ms); in the window 20 more, 18 within 10 ms and 2 in (10, 20] ms (250 ms in all).
+    const before = [...gcScrape(ingest, 'minor', [['0.01', 10], ['0.02', 10], ['+Inf', 10]], 0.05), ...loop(0.5, 0.9)];
+    const after = [
+      ...gcScrape(ingest, 'minor', [['0.01', 28], ['0.02', 30], ['+Inf', 30]], 0.3),
+      ...gcScrape(ingest, 'major', [['0.01', 0], ['0.02', 0], ['+Inf', 0]], 0),
+      ...gcScrape(shard, 'major', [['0.1', 0], ['0.5', 1], ['+Inf', 1]], 0.29),
+      ...loop(0.012, 0.031),
+    ];
+    const pauses = threadPausesBetween(before, after);
+    expect(pauses.ingestGc).toEqual({ minor: { count: 20, totalMs: 250, p99Ms: 19 } });
+    expect(pauses.shardGc).toEqual({ major: { count: 1, totalMs: 290, p99Ms: 496 } });
+    expect(pauses.ingestLoopDelayMs).toEqual({ p99: 12, max: 31 });
+    expect(gcPauses(pauses.ingestGc)).toBe('minor 20 × p99 19 ms (250 ms)');
+    expect(gcPauses({})).toBe('none');
+    // A server that exports no event-loop figures (another registry) gives GC pauses alone.
+    expect(threadPausesBetween([], []).ingestLoopDelayMs).toBeUndefined();
   });
 
   it("gives the report latency of one window's alerts, and judges saturate's report target at 70 %, not over the whole run", () => {

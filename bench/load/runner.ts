@@ -37,6 +37,7 @@ import {
   type KisekiServer,
   type PromSample,
 } from './kiseki-server.js';
+import type { GcKind } from '../../core/gc-pauses.js';
 import type { LatencyPercentiles } from './latency-histogram.js';
 import { clientFleetActivity, fleetServerEnv, prepareFleetTenant, readFleetOutcome, settleBenchRollout, startBenchRollout, type FleetOutcome } from './fleet-activity.js';
 import { diffCounters, startFleet, type ConnectResult, type Fleet, type FleetEndpoint, type FleetOptions, type FleetSnapshot } from './load-generator.js';
@@ -113,6 +114,52 @@ export interface WindowStats {
    * interpolated within its buckets). Absent when the window stored no alert.
    */
   reportLatencyMs?: { p50: number; p99: number; alerts: number };
+  /** GC pauses and event-loop delay of the server's threads in this window (threadPausesBetween). */
+  threadPauses?: ThreadPauses;
+}
+
+/** GC pauses of one kind over a window: how many, their total and p99 (interpolated within the histogram's buckets), ms. */
+export interface GcPauseSummary {
+  count: number;
+  totalMs: number;
+  p99Ms: number;
+}
+
+/** What stopped the server's threads in a window: a pause on the ingest thread holds every ack, one on a shard every report. */
+export interface ThreadPauses {
+  /** The ingest thread's event-loop delay over the window, ms (prom-client's monitor, reset at each scrape): absent when not exported. */
+  ingestLoopDelayMs?: { p99: number; max: number };
+  ingestGc: Partial<Record<GcKind, GcPauseSummary>>;
+  shardGc: Partial<Record<GcKind, GcPauseSummary>>;
+}
+
+const GC_KINDS: readonly GcKind[] = ['minor', 'major', 'incremental', 'weakcb'];
+
+/**
+ * The server threads' pauses between two scrapes: GC pauses by kind of the ingest thread
+ * (kiseki_process_nodejs_gc_duration_seconds) and of the shards (kiseki_engine_shard_gc_seconds),
+ * and the ingest thread's event-loop delay as of the later scrape (prom-client resets its monitor
+ * at every scrape, so with no scrape in between that is the window's).
+ */
+export function threadPausesBetween(before: PromSample[], after: PromSample[]): ThreadPauses {
+  const gc = (name: string): Partial<Record<GcKind, GcPauseSummary>> => {
+    const out: Partial<Record<GcKind, GcPauseSummary>> = {};
+    for (const kind of GC_KINDS) {
+      const count = (sampleValue(after, `${name}_count`, { kind }) ?? 0) - (sampleValue(before, `${name}_count`, { kind }) ?? 0);
+      if (count <= 0) continue;
+      const sum = (sampleValue(after, `${name}_sum`, { kind }) ?? 0) - (sampleValue(before, `${name}_sum`, { kind }) ?? 0);
+      const p99 = histogramQuantileBetween(before, after, name, { kind }, 0.99) ?? 0;
+      out[kind] = { count, totalMs: round(sum * 1000, 1), p99Ms: round(p99 * 1000, 2) };
+    }
+    return out;
+  };
+  const p99 = sampleValue(after, 'kiseki_process_nodejs_eventloop_lag_p99_seconds');
+  const max = sampleValue(after, 'kiseki_process_nodejs_eventloop_lag_max_seconds');
+  return {
+    ...(p99 === undefined || max === undefined ? {} : { ingestLoopDelayMs: { p99: round(p99 * 1000, 2), max: round(max * 1000, 2) } }),
+    ingestGc: gc('kiseki_process_nodejs_gc_duration_seconds'),
+    shardGc: gc('kiseki_engine_shard_gc_seconds'),
+  };
 }
 
 /** Longest wait for the shards to catch up before the 70 % step of `saturate`, s. */
@@ -261,6 +308,7 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
   const secs = Math.max(0.001, (b.atMs - a.atMs) / 1000);
   const ackStagesMs = ma === undefined || mb === undefined ? undefined : ackStagesBetween(ma, mb);
   const reportLatencyMs = ma === undefined || mb === undefined ? undefined : reportLatencyBetween(ma, mb);
+  const threadPauses = ma === undefined || mb === undefined ? undefined : threadPausesBetween(ma, mb);
   return {
     seconds: round(secs, 2),
     eventsPerSec: Math.round(d.eventsAcked / secs),
@@ -274,6 +322,7 @@ function windowStats(a: FleetSnapshot, b: FleetSnapshot, pa: ProcSample | undefi
     serverRssAnonMB: pb ? round(pb.rssAnonBytes / 1e6) : 0,
     ...(ackStagesMs === undefined ? {} : { ackStagesMs }),
     ...(reportLatencyMs === undefined ? {} : { reportLatencyMs }),
+    ...(threadPauses === undefined ? {} : { threadPauses }),
   };
 }
 
