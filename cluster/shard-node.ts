@@ -98,6 +98,9 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         metrics.engineAlertsTotal.inc(count);
         publisher?.nudge();
       },
+      onGcPauses: (pauses) => {
+        for (const [kind, seconds] of pauses) metrics.engineShardGcSeconds.observe({ kind }, seconds);
+      },
     });
     await pool.start();
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-shard-${nodeId}`, logger));
