@@ -10,7 +10,7 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { createCpuShareMeter } from '../core/cpu-share.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import { createMetrics, type Metrics } from '../core/metrics.js';
+import { createMetrics, shardGcObserver, type Metrics } from '../core/metrics.js';
 import { createLivenessMonitor, createShardPool, shardPoolOptionsFrom, startNetworkIntel, sweepAnalytics, type LivenessMonitor, type NetworkIntelRuntime, type ShardPool } from '../engine/index.js';
 import { createExportRunner, createExportScheduler, recoverInterruptedJobs } from '../export/index.js';
 import { createBatchCommitter, startAgentServer, type AgentServer } from '../ingest/index.js';
@@ -114,9 +114,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         // Stored: the notifier reads the feed now, not at its next interval.
         notifications?.wake();
       },
-      onGcPauses: (pauses) => {
-        for (const [kind, seconds] of pauses) metrics.engineShardGcSeconds.observe({ kind }, seconds);
-      },
+      onGcPauses: shardGcObserver(metrics),
       // Isolation on black: the agent server exists by the time a shard queues anything live.
       onCommands: (tmids) => {
         for (const tmid of tmids) agents?.deliverCommands(tmid);

@@ -25,7 +25,7 @@ import type { HttpServer } from '../api/index.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Config } from '../core/config.js';
 import type { Logger } from '../core/logger.js';
-import type { Metrics } from '../core/metrics.js';
+import { shardGcObserver, type Metrics } from '../core/metrics.js';
 import { createShardPool, shardPoolOptionsFrom, type ShardPool } from '../engine/index.js';
 import { createBatchCommitter, type CommitOutcome } from '../ingest/index.js';
 import { hotRetentionEdge, rollOutRawBatches } from '../export/index.js';
@@ -98,9 +98,7 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
         metrics.engineAlertsTotal.inc(count);
         publisher?.nudge();
       },
-      onGcPauses: (pauses) => {
-        for (const [kind, seconds] of pauses) metrics.engineShardGcSeconds.observe({ kind }, seconds);
-      },
+      onGcPauses: shardGcObserver(metrics),
     });
     await pool.start();
     link = await openClusterLink(clusterLinkOptionsFrom(config, `kiseki-shard-${nodeId}`, logger));

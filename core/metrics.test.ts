@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { createMetrics } from './metrics.js';
+import { createMetrics, shardGcObserver } from './metrics.js';
 
 describe('process metrics', () => {
   afterEach(() => vi.restoreAllMocks());
@@ -21,5 +21,18 @@ describe('process metrics', () => {
   it('registers no process metrics when asked not to', async () => {
     const text = await createMetrics({ defaultMetrics: false }).registry.metrics();
     expect(text).not.toMatch(/^kiseki_process_(process|nodejs)_/m);
+  });
+
+  it("puts the shards' GC pauses into kiseki_engine_shard_gc_seconds by kind", async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    shardGcObserver(metrics)([
+      ['minor', 0.004],
+      ['minor', 0.012],
+      ['major', 0.29],
+    ]);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('kiseki_engine_shard_gc_seconds_count{kind="minor"} 2');
+    expect(text).toContain('kiseki_engine_shard_gc_seconds_bucket{le="0.005",kind="minor"} 1');
+    expect(text).toContain('kiseki_engine_shard_gc_seconds_count{kind="major"} 1');
   });
 });

@@ -5,7 +5,7 @@
  */
 import { readdir } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, Registry, Summary, collectDefaultMetrics } from 'prom-client';
-import { GC_PAUSE_BUCKETS } from './gc-pauses.js';
+import { GC_PAUSE_BUCKETS, type GcKind } from './gc-pauses.js';
 
 export interface Metrics {
   registry: Registry;
@@ -176,5 +176,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: [...GC_PAUSE_BUCKETS],
       registers,
     }),
+  };
+}
+
+/** The shard pool's `onGcPauses` for a process that exports `metrics`: each pause into kiseki_engine_shard_gc_seconds. */
+export function shardGcObserver(metrics: Metrics): (pauses: readonly [GcKind, number][]) => void {
+  return (pauses) => {
+    for (const [kind, seconds] of pauses) metrics.engineShardGcSeconds.observe({ kind }, seconds);
   };
 }

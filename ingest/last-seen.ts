@@ -18,7 +18,7 @@ export interface LastSeenRefresherOptions {
   write: (tmid: string, at: number) => void;
   /** Each connected device is written about once this often, ms. */
   refreshMs: number;
-  /** How often `tick` is called, ms: each tick writes refreshMs / tickMs of the devices. */
+  /** How often `tick` is called, ms: each tick writes a tickMs / refreshMs share of the devices. */
   tickMs: number;
 }
 

@@ -295,6 +295,11 @@ export function sampleValue(samples: PromSample[], name: string, labels: Record<
   return undefined;
 }
 
+/** How much a counter (or a histogram's `_count` / `_sum`) grew between two scrapes, as PromQL's `increase`; a series missing from a scrape counts as 0. */
+export function increaseBetween(before: PromSample[], after: PromSample[], name: string, labels: Record<string, string> = {}): number {
+  return (sampleValue(after, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
+}
+
 /**
  * A quantile of a Prometheus histogram over the interval between two
  * scrapes (bucket counts of `after` minus `before`), interpolated linearly

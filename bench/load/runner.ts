@@ -28,6 +28,7 @@ import {
   createProcessTracker,
   inspectCounts,
   histogramQuantileBetween,
+  increaseBetween,
   sampleValue,
   scrapeMetricsOrUndefined,
   scrapeMetrics,
@@ -145,9 +146,9 @@ export function threadPausesBetween(before: PromSample[], after: PromSample[]): 
   const gc = (name: string): Partial<Record<GcKind, GcPauseSummary>> => {
     const out: Partial<Record<GcKind, GcPauseSummary>> = {};
     for (const kind of GC_KINDS) {
-      const count = (sampleValue(after, `${name}_count`, { kind }) ?? 0) - (sampleValue(before, `${name}_count`, { kind }) ?? 0);
+      const count = increaseBetween(before, after, `${name}_count`, { kind });
       if (count <= 0) continue;
-      const sum = (sampleValue(after, `${name}_sum`, { kind }) ?? 0) - (sampleValue(before, `${name}_sum`, { kind }) ?? 0);
+      const sum = increaseBetween(before, after, `${name}_sum`, { kind });
       const p99 = histogramQuantileBetween(before, after, name, { kind }, 0.99) ?? 0;
       out[kind] = { count, totalMs: round(sum * 1000, 1), p99Ms: round(p99 * 1000, 2) };
     }
@@ -172,17 +173,17 @@ const SCRAPE_TIMEOUT_MS = 10_000;
 export const ACK_STAGES = ['wait', 'lock', 'commit', 'order'] as const;
 export type AckStage = (typeof ACK_STAGES)[number];
 
-/** The ack stages' p50 / p99 between two scrapes of the server's metrics, or undefined when no batch was stored between them. */
 /** Detection → report latency of the alerts stored between two scrapes, or undefined when there were none. */
 export function reportLatencyBetween(before: PromSample[], after: PromSample[]): { p50: number; p99: number; alerts: number } | undefined {
   const name = 'kiseki_engine_report_latency_histogram_seconds';
   const p50 = histogramQuantileBetween(before, after, name, {}, 0.5);
   const p99 = histogramQuantileBetween(before, after, name, {}, 0.99);
   if (p50 === undefined || p99 === undefined) return undefined;
-  const alerts = (sampleValue(after, `${name}_count`) ?? 0) - (sampleValue(before, `${name}_count`) ?? 0);
+  const alerts = increaseBetween(before, after, `${name}_count`);
   return { p50: round(p50 * 1000, 2), p99: round(p99 * 1000, 2), alerts };
 }
 
+/** The ack stages' p50 / p99 between two scrapes of the server's metrics, or undefined when no batch was stored between them. */
 export function ackStagesBetween(before: PromSample[], after: PromSample[]): Record<AckStage, { p50: number; p99: number }> | undefined {
   const name = 'kiseki_ingest_ack_stage_seconds';
   const out = {} as Record<AckStage, { p50: number; p99: number }>;
