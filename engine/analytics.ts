@@ -25,6 +25,7 @@
  */
 import type { ThreatIntel } from './intel/index.js';
 import type { Clock } from '../core/clock.js';
+import { internString } from '../core/intern.js';
 import type { DailyDelta, HotStore, NotifyFeedEvent, OpsAlert, ThresholdRule } from '../storage/index.js';
 import { KNOWN_CAP } from '../storage/index.js';
 
@@ -165,8 +166,9 @@ export class StreamingAnalytics {
   beginBatch(tmid: string, lsn: number, recvAt: number, shardKinds?: Map<string, number>): DeviceAcc | undefined {
     let supportId = this.tenantOf.get(tmid);
     if (supportId === undefined) {
-      supportId = this.store.devices.get(tmid)?.supportId;
-      if (supportId === undefined) return undefined;
+      const stored = this.store.devices.get(tmid)?.supportId;
+      if (stored === undefined) return undefined;
+      supportId = internString(stored);
       this.tenantOf.set(tmid, supportId);
     }
     if (recvAt < this.lastDayStart || recvAt >= this.lastDayStart + DAY_MS) {

@@ -16,6 +16,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { decompress } from 'zstd-napi';
 import type { AlertRecord, ExceptionEntry, QuickReport, TenantPolicy, TrailEvent, VerdictChange } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
+import { internString } from '../core/intern.js';
 import { autoExceptionId, dedupApplies, dedupFileKey, matchException, type DedupEntry, type HotStore, type NetConnEntry } from '../storage/index.js';
 import { DEFAULT_DEVICE_LIMITS, DeviceState, foldKey, type DeviceSnapshot, type DeviceStateLimits } from './device-state.js';
 import { buildQuickReport, reportFingerprint, reportProcessSet, type DetectionContext, type SigmaHitsReader } from './report-builder.js';
@@ -199,7 +200,8 @@ export class Correlator {
     const snapshot = this.evicted.get(tmid) ?? this.snapshotsInFlight?.get(tmid) ?? this.storedSnapshot(tmid);
     this.evicted.delete(tmid);
     const state = new DeviceState(this.limits, snapshot);
-    e = { state, bytes: state.approxBytes(), dirty: false, supportId: device.supportId, computer: device.computer, open: [] };
+    // Interned: a decoded record's strings can be slices that keep the whole record's text alive.
+    e = { state, bytes: state.approxBytes(), dirty: false, supportId: internString(device.supportId), computer: internString(device.computer), open: [] };
     for (const a of this.openAlertsFromStore(tmid)) e.open.push(a);
     this.devices.set(tmid, e);
     this.stateBytes += e.bytes;

@@ -19,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import type { AgentMode, UsbAllowRule } from '../core/contracts.js';
 import type { Clock } from '../core/clock.js';
+import { internString } from '../core/intern.js';
 import { compileTuning, tokyoDay, usbAllowedBy, type TuningMatcher } from '../core/fleet-policy.js';
 import { MAX_EVENT_DEPTH, splitArray } from '../core/msgpack-bounds.js';
 import type { FleetAlert, HotStore, TuningSavings } from '../storage/index.js';
@@ -82,7 +83,8 @@ export class FleetStage {
         device = this.store.devices.get(tmid);
       }
       if (device === undefined) return undefined;
-      d = { supportId: device.supportId, computer: device.computer };
+      // Interned: a decoded record's strings can be slices that keep the whole record's text alive.
+      d = { supportId: internString(device.supportId), computer: internString(device.computer) };
       this.deviceTenant.set(tmid, d);
     }
     return d;

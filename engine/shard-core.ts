@@ -19,6 +19,7 @@ import { decompress } from 'zstd-napi';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { TrailEvent } from '../core/contracts.js';
 import { decodeArrayBounded, MAX_EVENT_DEPTH, QUARANTINED_KIND } from '../core/msgpack-bounds.js';
+import { internString } from '../core/intern.js';
 import type { HotStore, QuarantineRecord } from '../storage/index.js';
 import type { StreamingAnalytics } from './analytics.js';
 import type { Correlator } from './correlator.js';
@@ -153,7 +154,9 @@ export class ShardCore {
     return true;
   }
 
-  private processEvents(tmid: string, lsn: number, bytes: Uint8Array, mode: 'full' | 'state', recvAt: number | undefined): void {
+  private processEvents(messageTmid: string, lsn: number, bytes: Uint8Array, mode: 'full' | 'state', recvAt: number | undefined): void {
+    // Each message brings its own copy of the TMID; the stages key their per-device maps by one shared copy.
+    const tmid = internString(messageTmid);
     // One poison event (say, nested 100,000 deep) must not make its whole batch unreadable:
     // the bounded decode sets it aside and decodes the others (core/msgpack-bounds.ts).
     const decoded = decodeArrayBounded(bytes, (b) => unpackr.unpack(b), MAX_EVENT_DEPTH, false);
