@@ -134,8 +134,11 @@ export function startArchiveFollower(options: ArchiveFollowerOptions): ArchiveFo
     const at = clock.now();
     const info = await boundedNatsCall(link.jsm.streams.info(BATCH_STREAM), 5000, 'the batch stream');
     streamLastSeq = info.state.last_seq;
+    if (cursor.answered < streamLastSeq) return;
+    // Answered means in the ack log: the day close reads LMDB, so wait until LMDB has all of it too.
+    await committer.committedThrough(committer.ackedLsn());
     // Everything the stream held at `at` is answered: every batch received before `at`, less the margin, is local.
-    if (cursor.answered >= streamLastSeq) completeThrough = Math.max(completeThrough, at - RECEIPT_TO_STREAM_MARGIN_MS);
+    completeThrough = Math.max(completeThrough, at - RECEIPT_TO_STREAM_MARGIN_MS);
   }
 
   let checking: Promise<void> | undefined;

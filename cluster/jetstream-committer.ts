@@ -101,6 +101,13 @@ export function createJetStreamCommitter(options: JetStreamCommitterOptions): Ba
     committedLsn() {
       return lastSeq;
     },
+    // JetStream's ack is the commit: nothing follows it here.
+    ackedLsn() {
+      return lastSeq;
+    },
+    committedThrough() {
+      return Promise.resolve();
+    },
     idle() {
       if (inFlight === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));

@@ -141,7 +141,8 @@ export async function startShardNode(options: ShardNodeOptions): Promise<Running
     const list = only === undefined ? [...consumers.values()] : [only];
     const targets = list.map((c) => ({ c, seq: c.answered })).filter((t) => t.seq > t.c.persisted);
     if (targets.length === 0) return;
-    // Every batch answered so far is committed locally; once the shards pass its lsn, it is processed and persisted.
+    // Every batch answered so far is in the local ack log; once LMDB has it and the shards pass its lsn, it is processed and persisted.
+    await committer.committedThrough(committer.ackedLsn());
     await shards.drained(committer.committedLsn());
     try {
       // ...and its alerts must be in the bucket before a checkpoint passes it: a takeover replays only after it.

@@ -96,7 +96,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     ingestBytesTotal: new Counter({ name: 'kiseki_ingest_bytes_total', help: 'Bytes of batch frames received.', registers }),
     ingestCommitSeconds: new Histogram({
       name: 'kiseki_ingest_commit_seconds',
-      help: 'Time from a commit group closing to its flush to disk.',
+      help: 'Time of an acked group\'s LMDB commit to the batch log, write and flush (after its ack: acks wait for the ack log, kiseki_ingest_ack_stage_seconds).',
       buckets: [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers,
     }),
@@ -104,13 +104,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     // ingest thread almost nothing per observation, where a summary's digests would.
     ingestAckStageSeconds: new Histogram({
       name: 'kiseki_ingest_ack_stage_seconds',
-      help: 'Where a stored batch\'s ack time goes on the server, per batch: stage="wait" accepted (decoded, compressed) → its commit group starts, "lock" → the group\'s write transaction runs (the log\'s write lock, the ingest thread\'s event loop), "commit" its write and flush to disk, "order" flushed → acked (waiting for earlier groups still in flight).',
+      help: 'Where a stored batch\'s ack time goes on the server, per batch: stage="wait" accepted (decoded, compressed) → its group starts (the previous group\'s ack-log append included), "lock" → the group\'s ack-log write starts, "commit" its write and fdatasync, "order" on disk → acked.',
       labelNames: ['stage'],
       buckets: [...ACK_STAGE_BUCKETS],
       registers,
     }),
-    storageWritable: new Gauge({ name: 'kiseki_storage_writable', help: '1 while the batch log accepts commits, 0 after a failed commit (disk or map full) until a retry succeeds.', registers }),
-    storageWriteFailuresTotal: new Counter({ name: 'kiseki_storage_write_failures_total', help: 'Commit groups of the batch log that failed (ENOSPC, map full, I/O error).', registers }),
+    storageWritable: new Gauge({ name: 'kiseki_storage_writable', help: '1 while the batch log accepts writes, 0 after a failed ack-log append or LMDB commit (disk or map full) until a retry succeeds.', registers }),
+    storageWriteFailuresTotal: new Counter({ name: 'kiseki_storage_write_failures_total', help: 'Failed writes of batch groups, to the ack log or to LMDB (ENOSPC, map full, I/O error).', registers }),
     processUnhandledRejectionsTotal: new Counter({ name: 'kiseki_process_unhandled_rejections_total', help: 'Promise rejections that reached the process-level last resort (logged, the server kept serving).', registers }),
     ingestEnrollmentsTotal: new Counter({ name: 'kiseki_ingest_enrollments_total', help: 'Devices enrolled.', registers }),
     ingestSupersededTotal: new Counter({

@@ -73,6 +73,7 @@ describe('agent server', () => {
     const acks = [await agent.next(), await agent.next()];
     expect(acks.filter((a) => a.dup === true)).toHaveLength(1);
 
+    await h.settled();
     const report = inspectStore(h.store);
     expect(report.batches).toBe(2);
     expect(report.batchIds).toBe(2);
@@ -89,6 +90,7 @@ describe('agent server', () => {
     agent.send(makeBatch(11, 5));
     await agent.next();
     await agent.next();
+    await h.settled();
     expect(h.store.log.trail(tmid)!.ranges).toEqual([
       [1, 5],
       [11, 15],

@@ -6,37 +6,52 @@ import { createMetrics } from '../core/metrics.js';
 import type { BatchToCommit, HotStore } from '../storage/index.js';
 import { createBatchCommitter, type BatchCommitter, type CommitOutcome } from './batch-committer.js';
 
-/** A batch log whose commits fail while `full` is set, as LMDB does on ENOSPC. */
+/**
+ * A batch log whose ack-log appends fail while `full` is set (as a write does on ENOSPC), and whose
+ * LMDB commits fail while `logFull` is set (as LMDB does when its map or the disk is full).
+ */
 function fakeStore() {
+  const appended: BatchToCommit[] = [];
   const committed: BatchToCommit[] = [];
-  const state = { full: false, attempts: 0 };
+  const state = { full: false, attempts: 0, logFull: false, logAttempts: 0, released: 0 };
+  const full = () => new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' });
   const store = {
     refreshReads: () => undefined,
     log: {
       lastLsn: () => 0,
       trail: () => undefined,
+      recoverAcked: () => ({ recovered: [], tornFrames: 0 }),
       batch: (lsn: number) => committed.find((b) => b.lsn === lsn)?.record,
       batchIdOwner: (id: string) => {
         const hit = committed.find((b) => b.record.id === id);
         return hit === undefined ? undefined : ([hit.lsn, hit.record.tmid] as const);
       },
-      commitBatches: async (batches: readonly BatchToCommit[]) => {
+      appendAcked: async (batches: readonly BatchToCommit[], onWriting?: () => void) => {
         state.attempts++;
-        if (state.full) throw new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' });
+        onWriting?.();
+        if (state.full) throw full();
+        appended.push(...batches);
+      },
+      commitBatches: async (batches: readonly BatchToCommit[]) => {
+        state.logAttempts++;
+        if (state.logFull) throw full();
         committed.push(...batches);
+      },
+      releaseAcked: (lsn: number) => {
+        state.released = lsn;
       },
     },
   } as unknown as HotStore;
-  return { store, committed, state };
+  return { store, appended, committed, state };
 }
 
-/** A batch log whose commits wait to be answered by the test: each group's write starts, succeeds or fails on cue. */
+/** A batch log whose ack-log appends wait to be answered by the test: each group's write starts, succeeds or fails on cue. */
 function answeredByHand() {
   const { store, committed } = fakeStore();
   const groups: { write: () => void; ok: () => void; fail: () => void }[] = [];
-  store.log.commitBatches = (batches, onWriting) =>
+  store.log.appendAcked = (batches, onWriting) =>
     new Promise<void>((resolve, reject) => {
-      groups.push({ write: () => onWriting?.(), ok: () => (committed.push(...batches), resolve()), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
+      groups.push({ write: () => onWriting?.(), ok: () => resolve(), fail: () => reject(new KisekiError('ERR_STORAGE_UNAVAILABLE', { reason: 'No space left on device' })) });
     });
   return { store, committed, groups };
 }
@@ -54,7 +69,7 @@ function submission(id: string, first: number) {
 }
 
 describe('batch committer when storage refuses writes (issue 11, item 2)', () => {
-  it('answers unavailable, refuses new batches until the retry is due, then recovers with the next successful commit', async () => {
+  it('answers unavailable, refuses new batches until the retry is due, then recovers with the next successful append', async () => {
     const { store, committed, state } = fakeStore();
     const clock = createManualClock(1_000_000);
     const metrics = createMetrics({ defaultMetrics: false });
@@ -68,7 +83,7 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     expect(committer.storageFailure()).toMatchObject({ since: 1_000_000, reason: 'No space left on device', failures: 1 });
     expect((await metrics.registry.getSingleMetric('kiseki_storage_writable')!.get()).values[0]!.value).toBe(0);
 
-    // Within the retry interval: refused at once, no commit attempted.
+    // Within the retry interval: refused at once, no append attempted.
     const attempts = state.attempts;
     clock.advance(999);
     expect(await submit('b', 2)).toBe('unavailable');
@@ -86,17 +101,19 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     expect(await submit('b', 2)).toBe('stored');
     expect(committer.storageFailure()).toBeUndefined();
     expect((await metrics.registry.getSingleMetric('kiseki_storage_writable')!.get()).values[0]!.value).toBe(1);
+    await committer.idle();
     expect(committed.map((b) => b.record.id[0])).toEqual(['a', 'b']);
     expect(committed.every((b) => typeof b.record.c === 'number')).toBe(true);
     expect(dispatched).toHaveLength(2);
+    expect(state.released).toBe(committed.at(-1)!.lsn);
     // A duplicate is still acked while storage refuses writes: it is already on disk.
     state.full = true;
     expect(await submit('c', 3)).toBe('unavailable');
     expect(await submit('a', 1)).toBe('duplicate');
   });
 
-  it('after a failed group, its batches are not held: their resends are stored, while the seqs of a group still in flight stay held', async () => {
-    // Commits answered by hand, so that a second group is in flight when the first fails.
+  it('after a failed group, its batches are not held: their resends are stored, while the seqs of the group gathering behind it stay held', async () => {
+    // Appends answered by hand: the second group gathers while the first is written, and is written after it fails.
     const { store, committed, groups: answers } = answeredByHand();
     const clock = createManualClock(1_000_000);
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock, logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1, retryIntervalMs: 1000 });
@@ -106,9 +123,12 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     await turn();
     const b = submit('b', 2);
     await turn();
-    expect(answers).toHaveLength(2);
+    // One append at a time: b waits for a's.
+    expect(answers).toHaveLength(1);
     answers[0]!.fail();
     expect(await a).toBe('unavailable');
+    await turn();
+    expect(answers).toHaveLength(2);
     clock.advance(1000);
     // Seq 2 is still waiting in the second group: another id with it is an overlap, not a second copy.
     expect(await submit('c', 2)).toBe('overlap');
@@ -119,12 +139,64 @@ describe('batch committer when storage refuses writes (issue 11, item 2)', () =>
     await turn();
     answers[2]!.ok();
     expect(await resent).toBe('stored');
+    await committer.idle();
     expect(committed.map((x) => x.record.id[0])).toEqual(['b', 'a']);
   });
 });
 
+describe('batch committer: acks before the LMDB commit (the ack log)', () => {
+  it('acks once the ack log has a group, hands it to the shards only once LMDB has it, and a failing LMDB commit is tried again, never given up', async () => {
+    const { store, committed, state } = fakeStore();
+    const clock = createManualClock(1_000_000);
+    const dispatched: number[] = [];
+    let release: () => void = () => undefined;
+    const commitBatches = store.log.commitBatches.bind(store.log);
+    // The first LMDB commit waits for the test.
+    store.log.commitBatches = (batches, onWriting) => new Promise<void>((resolve) => (release = () => resolve(commitBatches(batches, onWriting))));
+    const committer = createBatchCommitter({ store, sink: { dispatch: (lsn) => dispatched.push(lsn) }, clock, logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1, retryIntervalMs: 5 });
+    const submit = submitter(committer);
+
+    expect(await submit('a', 1)).toBe('stored');
+    expect(committed).toHaveLength(0);
+    expect(dispatched).toHaveLength(0);
+    let idle = false;
+    void committer.idle().then(() => (idle = true));
+    expect(committer.ackedLsn()).toBe(1);
+    expect(committer.committedLsn()).toBe(0);
+    let through = false;
+    void committer.committedThrough(1).then(() => (through = true));
+    // A resend of an acked batch not yet in LMDB is acked at once, not stored twice.
+    expect(await submit('a', 1)).toBe('duplicate');
+    expect(await submit('x', 1)).toBe('overlap');
+    await turn();
+    expect(idle).toBe(false);
+    expect(through).toBe(false);
+
+    // LMDB refuses the group: it stays acked and is tried again; new batches are refused meanwhile.
+    store.log.commitBatches = commitBatches;
+    state.logFull = true;
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(state.logAttempts).toBeGreaterThanOrEqual(2);
+    expect(committer.storageFailure()?.reason).toBe('No space left on device');
+    clock.advance(10_000);
+    expect(await submit('b', 2)).toBe('unavailable');
+    expect(dispatched).toHaveLength(0);
+
+    state.logFull = false;
+    await committer.idle();
+    expect(idle).toBe(true);
+    expect(through).toBe(true);
+    expect(committed.map((b) => b.record.id[0])).toEqual(['a']);
+    expect(dispatched).toEqual([1]);
+    expect(committer.committedLsn()).toBe(1);
+    expect(committer.storageFailure()).toBeUndefined();
+    expect(await submit('b', 2)).toBe('stored');
+  });
+});
+
 describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {
-  it('records, per stored batch, the wait for its group, for the write lock, the write and flush, and for an earlier group still in flight; nothing for a failed group', async () => {
+  it('records, per stored batch, the wait for its group (an earlier group being written included) and the write and flush; nothing for a failed group', async () => {
     const { store, groups } = answeredByHand();
     const metrics = createMetrics({ defaultMetrics: false });
     const committer = createBatchCommitter({ store, sink: { dispatch: () => undefined }, clock: createManualClock(1_000_000), logger: createSilentLogger(), metrics, zstdLevel: 1, retryIntervalMs: 0 });
@@ -136,28 +208,29 @@ describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {
       return { count: pick('count'), sum: pick('sum') };
     };
 
-    // Group 1 (two batches) waits 30 ms for the lock and writes for 30 ms; group 2 is written and
-    // flushed at once but acked only after group 1.
+    // Group 1 (two batches) waits 30 ms before its write starts and writes for 30 ms; c gathers behind it.
     const a = submit('a', 1);
     const b = submit('b', 2);
     await turn();
     const c = submit('c', 3);
     await turn();
-    expect(groups).toHaveLength(2);
-    groups[1]!.write();
-    groups[1]!.ok();
+    expect(groups).toHaveLength(1);
     await hold();
     groups[0]!.write();
     await hold();
     groups[0]!.ok();
+    await turn();
+    expect(groups).toHaveLength(2);
+    groups[1]!.write();
+    groups[1]!.ok();
     expect(await Promise.all([a, b, c])).toEqual(['stored', 'stored', 'stored']);
     const [wait, lock, commit, order] = await Promise.all(['wait', 'lock', 'commit', 'order'].map(stage));
     for (const s of [wait, lock, commit, order]) expect(s!.count).toBe(3);
     // Timers may fire a little early against performance.now(): bounds well under the 30 ms holds.
     expect(lock!.sum).toBeGreaterThan(2 * 0.02); // a and b
     expect(commit!.sum).toBeGreaterThan(2 * 0.02); // a and b
-    expect(order!.sum).toBeGreaterThan(0.04); // c waited for both holds
-    expect(wait!.sum).toBeLessThan(0.02);
+    expect(wait!.sum).toBeGreaterThan(0.04); // c waited for both holds
+    expect(order!.sum).toBeLessThan(0.02);
 
     // A failed group is not acked: no stage is recorded for it.
     const d = submit('d', 4);

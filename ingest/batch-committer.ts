@@ -1,10 +1,13 @@
 /**
- * Group commit of raw batches: every batch admitted during one event-loop
- * turn is compressed, given the next log sequence number (lsn) and committed
- * in one LMDB transaction together with its batch-id index entry and the
- * device's seq ranges (merged by the log inside that transaction). Acks go
- * out only after that transaction is flushed to disk, in commit order; then
- * each batch is handed to its shard.
+ * Group commit of raw batches: the batches admitted while the previous group
+ * was being written are compressed, given the next log sequence numbers
+ * (lsn) and appended as one group to the ack log (storage/ack-log.ts). Acks
+ * go out once that append is on disk, in group order. Then the group is
+ * committed to LMDB in one transaction, with its batch-id index entries and
+ * the devices' seq ranges (merged by the log inside that transaction), and
+ * only then handed to the shards, which read the log. A crash between the
+ * ack and the LMDB commit loses nothing: the next start commits what the
+ * ack log holds (`recoverAcked`) before anything reads the log.
  *
  * Exactly-once: an id already in the index, or waiting in a commit group, is
  * acked again (as a duplicate) and not stored twice, but only when it carries
@@ -13,12 +16,15 @@
  * whose seq range overlaps seqs the device already holds is `overlap`
  * (refused): a device's seqs are stored once (issue 11, item 8).
  *
- * A failed commit (disk full, LMDB map full, I/O error) answers its batches
- * `unavailable` (not acked: the agents resend them) and puts the committer in
- * a refusing state: new batches are refused at once, without compressing or
- * numbering them, until `retryIntervalMs` has passed; then the next group is
- * tried, and its success ends the state. So the service recovers by itself
- * when space returns, and a full disk costs one failed write per interval.
+ * A failed append (disk full, I/O error) answers its batches `unavailable`
+ * (not acked: the agents resend them) and puts the committer in a refusing
+ * state: new batches are refused at once, without compressing or numbering
+ * them, until `retryIntervalMs` has passed; then the next group is tried, and
+ * its success ends the state. A failed LMDB commit (map full, disk full)
+ * cannot give back acks: the group is tried again every `retryIntervalMs`,
+ * new batches are refused until it is stored, and a restart meanwhile takes
+ * it from the ack log. So the service recovers by itself when space returns,
+ * and a full disk costs one failed write per interval.
  */
 import { compress, decompress } from 'zstd-napi';
 import type { Clock } from '../core/clock.js';
@@ -75,7 +81,10 @@ interface PendingBatch {
   lsn: number;
   record: BatchRecord;
   events: Uint8Array;
+  /** Answered once the group is in the ack log (or failed); emptied then. */
   callbacks: CommitCallback[];
+  /** In the ack log and acked; waits for its LMDB commit. */
+  acked: boolean;
   /** performance.now() when accepted into the open group (for kiseki_ingest_ack_stage_seconds). */
   acceptedAt: number;
 }
@@ -84,7 +93,7 @@ interface CommitGroup {
   batches: PendingBatch[];
   done: boolean;
   ok: boolean;
-  /** performance.now() when it was handed to the log, when its write transaction ran, and when it was flushed. */
+  /** performance.now() when it was handed to the ack log, when its write started, and when it was on disk. */
   startedAt: number;
   writingAt: number;
   flushedAt: number;
@@ -92,9 +101,13 @@ interface CommitGroup {
 
 export interface BatchCommitter {
   submit(batch: BatchSubmission, callback: CommitCallback): void;
-  /** Highest lsn whose group has completed (acked and dispatched). */
+  /** Highest lsn whose group has completed (acked, committed to LMDB and dispatched). */
   committedLsn(): number;
-  /** Resolves when every submitted batch has been committed (or failed) and answered. */
+  /** Highest lsn acked (on disk in the ack log); `committedLsn` follows it. */
+  ackedLsn(): number;
+  /** Resolves once every batch up to `lsn` is committed to LMDB and dispatched (at once when it already is). */
+  committedThrough(lsn: number): Promise<void>;
+  /** Resolves when every submitted batch has been answered and every acked one committed to LMDB and dispatched. */
   idle(): Promise<void>;
   /** Set while storage refuses writes (the latest commit failed), undefined when it accepts them. */
   storageFailure(): StorageFailure | undefined;
@@ -104,8 +117,17 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   const { store, sink, clock, metrics } = options;
   const log = options.logger.child({ component: 'batch-committer' });
   const zstdParams = { compressionLevel: options.zstdLevel };
+  // Before anything is numbered: what a previous run acked and did not get into LMDB goes there now.
+  const { recovered, tornFrames } = store.log.recoverAcked();
+  if (recovered.length > 0 || tornFrames > 0) {
+    log.warn({ recovered: recovered.length, tornFrames }, 'Committed from the ack log the batches acked before the last stop that had not reached the batch log.');
+  }
+  // The shards started from the log as it was before them.
+  for (const r of recovered) sink.dispatch(r.lsn, r.record.tmid, new Uint8Array(decompress(r.record.z)), r.record.recvAt);
   let nextLsn = store.log.lastLsn() + 1;
   let lastCompletedLsn = nextLsn - 1;
+  let lastAckedLsn = lastCompletedLsn;
+  let committedWaiters: { lsn: number; resolve: () => void }[] = [];
   const pendingById = new Map<string, PendingBatch>();
   /**
    * Seq ranges each device holds, stored or waiting in a commit group, for the overlap check
@@ -115,6 +137,13 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   let openGroup: PendingBatch[] = [];
   const inFlight: CommitGroup[] = [];
   let scheduled = false;
+  /** A group's ack-log append is in flight: the next group gathers until it is done (one fdatasync per group). */
+  let appending = false;
+  /** Acked groups waiting for or in their LMDB commit, which run one at a time in order. */
+  let storing = 0;
+  let storeTail: Promise<void> = Promise.resolve();
+  /** The LMDB commit of an acked group is failing: nothing new is taken until it is stored. */
+  let logFailing = false;
   let idleWaiters: (() => void)[] = [];
   const retryIntervalMs = options.retryIntervalMs ?? 1000;
   let failure: (StorageFailure & { retryAt: number }) | undefined;
@@ -171,70 +200,131 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     }
   }
 
-  function completeInOrder(): void {
-    while (inFlight.length > 0 && inFlight[0]!.done) {
-      const group = inFlight.shift()!;
-      if (group.ok) observeStages(group);
-      for (const b of group.batches) {
-        pendingById.delete(b.record.id);
-        const outcome: CommitOutcome = group.ok ? 'stored' : 'unavailable';
-        for (const cb of b.callbacks) cb(outcome);
-        if (group.ok) {
-          lastCompletedLsn = b.lsn;
-          sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
-        }
-      }
-    }
-    if (inFlight.length === 0 && openGroup.length === 0) {
+  function notifyIdle(): void {
+    if (inFlight.length === 0 && openGroup.length === 0 && storing === 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       for (const w of waiters) w();
     }
   }
 
+  /** Records a failed write (ack log or LMDB) and enters or extends the refusing state. */
+  function noteFailure(err: unknown, what: string, batches: number): void {
+    const reason = describeCause(err);
+    const now = clock.now();
+    if (failure === undefined) {
+      log.error({ err, reason, batches }, `${what} failed (disk or map full?); new batches are refused until a retry succeeds.`);
+      failure = { since: now, reason, failures: 1, retryAt: now + retryIntervalMs };
+    } else {
+      failure = { ...failure, reason, failures: failure.failures + 1, retryAt: now + retryIntervalMs };
+    }
+    metrics.storageWritable.set(0);
+    metrics.storageWriteFailuresTotal.inc();
+  }
+
+  function noteSuccess(): void {
+    if (failure === undefined || logFailing) return;
+    log.warn({ downMs: clock.now() - failure.since, failures: failure.failures }, 'Storage accepts writes again; ingest resumes.');
+    failure = undefined;
+    metrics.storageWritable.set(1);
+  }
+
+  /** Commits an acked group to LMDB, trying again until it is stored (its acks cannot be taken back), then hands it to the shards. */
+  async function storeInLog(group: CommitGroup): Promise<void> {
+    const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
+    for (;;) {
+      const startedAt = performance.now();
+      try {
+        await store.log.commitBatches(toCommit);
+        metrics.ingestCommitSeconds.observe((performance.now() - startedAt) / 1000);
+        break;
+      } catch (err) {
+        logFailing = true;
+        noteFailure(err, 'The batch log commit of an acked group', group.batches.length);
+        // Whatever failed may have left a read snapshot behind the store.
+        store.refreshReads();
+        await new Promise((resolve) => setTimeout(resolve, retryIntervalMs));
+      }
+    }
+    logFailing = false;
+    noteSuccess();
+    for (const b of group.batches) {
+      pendingById.delete(b.record.id);
+      lastCompletedLsn = b.lsn;
+      sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
+    }
+    store.log.releaseAcked(lastCompletedLsn);
+    if (committedWaiters.length > 0) {
+      const due = committedWaiters.filter((w) => w.lsn <= lastCompletedLsn);
+      committedWaiters = committedWaiters.filter((w) => w.lsn > lastCompletedLsn);
+      for (const w of due) w.resolve();
+    }
+  }
+
+  /** Answers the groups whose ack-log append is done, in order; acked ones go on to LMDB. */
+  function completeInOrder(): void {
+    while (inFlight.length > 0 && inFlight[0]!.done) {
+      const group = inFlight.shift()!;
+      if (group.ok) observeStages(group);
+      const outcome: CommitOutcome = group.ok ? 'stored' : 'unavailable';
+      for (const b of group.batches) {
+        if (group.ok) {
+          b.acked = true;
+          lastAckedLsn = b.lsn;
+        } else pendingById.delete(b.record.id);
+        const callbacks = b.callbacks;
+        b.callbacks = [];
+        for (const cb of callbacks) cb(outcome);
+      }
+      if (group.ok) {
+        storing++;
+        storeTail = storeTail
+          .then(() => storeInLog(group))
+          // Only a throwing sink gets here (storeInLog retries its commit): the groups after it must still be stored.
+          .catch((err: unknown) => log.error({ err }, 'Handing a stored batch group to the shards failed.'))
+          .finally(() => {
+            storing--;
+            notifyIdle();
+          });
+      }
+    }
+    notifyIdle();
+  }
+
   function closeGroup(): void {
     scheduled = false;
-    if (openGroup.length === 0) return;
+    // One append at a time: what arrives meanwhile joins the next group.
+    if (openGroup.length === 0 || appending) return;
     const group: CommitGroup = { batches: openGroup, done: false, ok: false, startedAt: performance.now(), writingAt: 0, flushedAt: 0 };
     openGroup = [];
     inFlight.push(group);
-    const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
-    store.log.commitBatches(toCommit, () => (group.writingAt = performance.now())).then(
-      () => {
-        group.flushedAt = performance.now();
-        // The same clock as the ack stages: this is their lock + commit, per group.
-        metrics.ingestCommitSeconds.observe((group.flushedAt - group.startedAt) / 1000);
-        group.ok = true;
+    appending = true;
+    const toAppend: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
+    store.log
+      .appendAcked(toAppend, () => (group.writingAt = performance.now()))
+      .then(
+        () => {
+          group.flushedAt = performance.now();
+          group.ok = true;
+          let events = 0;
+          for (const b of group.batches) events += b.record.n;
+          metrics.ingestBatchesTotal.inc({ result: 'stored' }, group.batches.length);
+          metrics.ingestEventsTotal.inc(events);
+          noteSuccess();
+        },
+        (err: unknown) => {
+          noteFailure(err, 'The ack-log append of a batch group', group.batches.length);
+          metrics.ingestBatchesTotal.inc({ result: 'failed' }, group.batches.length);
+          // The held ranges include the failed batches: their resends must not be refused as overlaps.
+          forgetFailed(group);
+        },
+      )
+      .finally(() => {
         group.done = true;
-        let events = 0;
-        for (const b of group.batches) events += b.record.n;
-        metrics.ingestBatchesTotal.inc({ result: 'stored' }, group.batches.length);
-        metrics.ingestEventsTotal.inc(events);
-        if (failure !== undefined) {
-          log.warn({ downMs: clock.now() - failure.since, failures: failure.failures }, 'The batch log accepts commits again; ingest resumes.');
-          failure = undefined;
-          metrics.storageWritable.set(1);
-        }
+        appending = false;
         completeInOrder();
-      },
-      (err: unknown) => {
-        const reason = describeCause(err);
-        const now = clock.now();
-        if (failure === undefined) {
-          log.error({ err, reason, batches: group.batches.length }, 'Commit of a batch group failed (disk or map full?); its batches are not acked, and new batches are refused until a retry succeeds.');
-          failure = { since: now, reason, failures: 1, retryAt: now + retryIntervalMs };
-        } else {
-          failure = { ...failure, reason, failures: failure.failures + 1, retryAt: now + retryIntervalMs };
-        }
-        metrics.storageWritable.set(0);
-        metrics.storageWriteFailuresTotal.inc();
-        metrics.ingestBatchesTotal.inc({ result: 'failed' }, group.batches.length);
-        // The held ranges include the failed batches: their resends must not be refused as overlaps.
-        forgetFailed(group);
-        group.done = true;
-        completeInOrder();
-      },
-    );
+        closeGroup();
+      });
   }
 
   return {
@@ -245,6 +335,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         const r = pending.record;
         if (!sameContent(batch, r.first, r.last, r.n, () => pending.events)) return callback('reused');
         metrics.ingestBatchesTotal.inc({ result: 'duplicate' });
+        if (pending.acked) return callback('duplicate');
         // Acked together with the first copy, once that copy is on disk.
         pending.callbacks.push((outcome) => callback(outcome === 'stored' ? 'duplicate' : outcome));
         return;
@@ -260,7 +351,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       }
       if (overlapsHeld(rangesOf(batch.tmid), batch.first, batch.last)) return callback('overlap');
       const now = clock.now();
-      if (failure !== undefined && now < failure.retryAt) {
+      if (failure !== undefined && (logFailing || now < failure.retryAt)) {
         metrics.ingestBatchesTotal.inc({ result: 'refused' });
         return callback('unavailable');
       }
@@ -279,7 +370,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         c: batchChecksum(z),
       };
       heldRanges.set(batch.tmid, addSeqRange(rangesOf(batch.tmid), batch.first, batch.last));
-      const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback], acceptedAt: performance.now() };
+      const entry: PendingBatch = { lsn, record, events: batch.events, callbacks: [callback], acked: false, acceptedAt: performance.now() };
       pendingById.set(batch.id, entry);
       openGroup.push(entry);
       if (!scheduled) {
@@ -292,12 +383,21 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       return lastCompletedLsn;
     },
 
+    ackedLsn() {
+      return lastAckedLsn;
+    },
+
+    committedThrough(lsn) {
+      if (lsn <= lastCompletedLsn) return Promise.resolve();
+      return new Promise((resolve) => committedWaiters.push({ lsn, resolve }));
+    },
+
     storageFailure() {
       return failure === undefined ? undefined : { since: failure.since, reason: failure.reason, failures: failure.failures };
     },
 
     idle() {
-      if (inFlight.length === 0 && openGroup.length === 0) return Promise.resolve();
+      if (inFlight.length === 0 && openGroup.length === 0 && storing === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };

@@ -123,6 +123,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
   const { root, log } = t;
   const devices = createDeviceRepository(t);
   const commands = createCommandRepository(t);
+  const logRepository = createLogRepository(t, options.dataDir);
   return {
     dataDir: options.dataDir,
     tenants: createTenantRepository(t),
@@ -133,7 +134,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
     sigmaHunts: createSigmaHuntRepository(t),
     exceptions: createExceptionRepository(t),
     identity: createIdentityRepository(t),
-    log: createLogRepository(t),
+    log: logRepository,
     shardState: createShardStateRepository(t),
     quarantine: createQuarantineRepository(t),
     notify: createNotifyRepository(t),
@@ -162,6 +163,7 @@ export function openHotStore(options: HotStoreOptions): HotStore {
       log.resetReadTxn();
     },
     async close() {
+      await logRepository.closeAckLog();
       await Promise.all([root.close(), log.close()]);
     },
   };

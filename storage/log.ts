@@ -16,6 +16,7 @@
  * late resend of a batch whose raw bytes now live only in a cold archive.
  */
 import { isKisekiError, KisekiError } from '../core/errors.js';
+import { clearAckLog, openAckLog, readAckLog, type AckLog } from './ack-log.js';
 import type { BatchRecord, BatchToCommit, TrailState } from './records.js';
 import type { Tables } from './tables.js';
 
@@ -39,6 +40,25 @@ export interface LogRepository {
    *   ingest's ack stages: what comes before it is waiting for the lock, what comes after is writing and flushing
    */
   commitBatches(batches: readonly BatchToCommit[], onWriting?: () => void): Promise<void>;
+  /**
+   * Appends a group of batches to the ack log (storage/ack-log.ts) and
+   * resolves once it is on disk: from then on a crash cannot lose them, the
+   * next `recoverAcked` commits them. Groups are appended in call order.
+   * @param onWriting called when this group's write starts (the groups before it are on disk)
+   */
+  appendAcked(batches: readonly BatchToCommit[], onWriting?: () => void): Promise<void>;
+  /** Every lsn up to `lsn` is committed (commitBatches resolved): the ack log lets go of it. */
+  releaseAcked(lsn: number): void;
+  /**
+   * Commits the batches a previous run acked and did not get into LMDB (it
+   * stopped between the two), then empties the ack log. Batches whose lsn or
+   * id is stored, or whose seqs the device holds, are left out: they reached
+   * LMDB, or their resend did. Call once, before the first `appendAcked`.
+   * @returns the batches committed, in lsn order, and the frames found torn (appends that never completed, so were never acked)
+   */
+  recoverAcked(): { recovered: BatchToCommit[]; tornFrames: number };
+  /** Closes the ack log (waits for its appends in flight). */
+  closeAckLog(): Promise<void>;
   batch(lsn: number): BatchRecord | undefined;
   /** Batches with lsn in [from, toExclusive), ascending: a shard's replay (one forward scan). */
   range(from: number, toExclusive: number): Iterable<{ key: number; value: BatchRecord }>;
@@ -93,12 +113,38 @@ async function commitFailure(err: unknown): Promise<KisekiError> {
   return new KisekiError('ERR_STORAGE_UNAVAILABLE', { op: 'commit', env: 'log.lmdb', reason, ...(code === undefined ? {} : { errno: code }) }, { cause });
 }
 
-/** The batch-log repository over the hot store's tables (called by openHotStore). */
-export function createLogRepository(t: Tables): LogRepository {
+/**
+ * The batch-log repository over the hot store's tables (called by openHotStore).
+ * @param dataDir where the ack log lives; it is opened by the first `appendAcked` only, so readers never touch it
+ */
+export function createLogRepository(t: Tables, dataDir: string): LogRepository {
   const { log, batches, deviceBatches, batchIds, trails } = t;
+  let ackLog: AckLog | undefined;
   const lastLsn = (): number => {
     for (const key of batches.getKeys({ reverse: true, limit: 1 })) return key;
     return 0;
+  };
+  /** The writes of one group, inside a write transaction; the trail states merge over what is stored. */
+  const writeGroup = (toCommit: readonly BatchToCommit[]): void => {
+    const touched = new Map<string, TrailState>();
+    for (const { lsn, record } of toCommit) {
+      batches.putSync(lsn, record);
+      deviceBatches.putSync([record.tmid, lsn], record.n);
+      batchIds.putSync(record.id, [lsn, record.tmid]);
+      let trail = touched.get(record.tmid);
+      if (trail === undefined) {
+        // Read inside the write transaction: the state the previous commit left.
+        const stored = trails.get(record.tmid);
+        trail = stored === undefined ? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 } : { ...stored };
+        touched.set(record.tmid, trail);
+      }
+      trail.ranges = addSeqRange(trail.ranges, record.first, record.last);
+      trail.batches++;
+      trail.events += record.n;
+      trail.lastLsn = Math.max(trail.lastLsn, lsn);
+      trail.lastBatchAt = Math.max(trail.lastBatchAt, record.recvAt);
+    }
+    for (const [tmid, state] of touched) trails.putSync(tmid, state);
   };
   return {
     lastLsn,
@@ -106,31 +152,50 @@ export function createLogRepository(t: Tables): LogRepository {
       try {
         await log.transaction(() => {
           onWriting?.();
-          const touched = new Map<string, TrailState>();
-          for (const { lsn, record } of toCommit) {
-            batches.putSync(lsn, record);
-            deviceBatches.putSync([record.tmid, lsn], record.n);
-            batchIds.putSync(record.id, [lsn, record.tmid]);
-            let trail = touched.get(record.tmid);
-            if (trail === undefined) {
-              // Read inside the write transaction: the state the previous commit left.
-              const stored = trails.get(record.tmid);
-              trail = stored === undefined ? { ranges: [], batches: 0, events: 0, lastLsn: 0, lastBatchAt: 0 } : { ...stored };
-              touched.set(record.tmid, trail);
-            }
-            trail.ranges = addSeqRange(trail.ranges, record.first, record.last);
-            trail.batches++;
-            trail.events += record.n;
-            trail.lastLsn = lsn;
-            trail.lastBatchAt = record.recvAt;
-          }
-          for (const [tmid, state] of touched) trails.putSync(tmid, state);
+          writeGroup(toCommit);
         });
         // Acks wait for the disk: without overlappingSync (storage/tables.ts) this resolves at once.
         await log.flushed;
       } catch (err) {
         throw await commitFailure(err);
       }
+    },
+    appendAcked(toAppend, onWriting) {
+      // Never throws: a failed check or encoding rejects, as a failed write does.
+      try {
+        // Refused like an LMDB write when the disk is nearly full: acking what LMDB then refuses would stall ingest.
+        t.diskGuard?.check();
+        ackLog ??= openAckLog(dataDir);
+        return ackLog.append(toAppend, onWriting);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    releaseAcked(lsn) {
+      ackLog?.release(lsn);
+    },
+    recoverAcked() {
+      if (ackLog !== undefined) throw new Error('recoverAcked after appendAcked: the ack log is in use');
+      const { records, tornFrames } = readAckLog(dataDir);
+      const recovered: BatchToCommit[] = [];
+      const held = new Map<string, [number, number][]>();
+      const ids = new Set<string>();
+      for (const r of [...records].sort((a, b) => a.lsn - b.lsn)) {
+        const { tmid, id, first, last } = r.record;
+        if (ids.has(id) || batches.get(r.lsn) !== undefined || batchIds.get(id) !== undefined) continue;
+        ids.add(id);
+        const ranges = held.get(tmid) ?? trails.get(tmid)?.ranges ?? [];
+        if (ranges.some((x) => x[0] <= last && first <= x[1])) continue;
+        held.set(tmid, addSeqRange(ranges, first, last));
+        recovered.push(r);
+      }
+      // Synchronous and flushed before the log is cleared: the records must be in LMDB first.
+      if (recovered.length > 0) log.transactionSync(() => writeGroup(recovered));
+      clearAckLog(dataDir);
+      return { recovered, tornFrames };
+    },
+    async closeAckLog() {
+      await ackLog?.close();
     },
     batch: (lsn) => batches.get(lsn),
     range: (from, toExclusive) => batches.getRange({ start: from, end: toExclusive }),

@@ -67,6 +67,8 @@ export interface Tables {
   readonly root: RootDatabase;
   /** log.lmdb: the raw batch log and its indexes. */
   readonly log: RootDatabase;
+  /** The free-space check every write handle runs first; absent when opened read-only. Writers outside LMDB (the ack log) run it too. */
+  readonly diskGuard: DiskGuard | undefined;
   readonly tenants: Database<TenantRecord, string>;
   readonly enrollKeys: Database<string, string>;
   readonly devices: Database<DeviceRecord, string>;
@@ -201,6 +203,7 @@ export function openTables(options: TablesOptions): Tables {
   return {
     root,
     log,
+    diskGuard: guard,
     tenants: root.openDB('tenants', {}),
     enrollKeys: root.openDB('enroll-keys', {}),
     devices: root.openDB('devices', {}),

@@ -20,7 +20,7 @@ function walk(t: Tables): void {
   let entries = 0;
   let batchesChecked = 0;
   for (const [name, db] of Object.entries(t)) {
-    if (name === 'root' || name === 'log') continue;
+    if (name === 'root' || name === 'log' || name === 'diskGuard') continue;
     const env = LOG_TABLES.has(name) ? 'log.lmdb' : 'kiseki.lmdb';
     try {
       if (name === 'batches') {

@@ -46,7 +46,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     h.server.deliverCommands(real.tmid);
     expect(await back.agent.next()).toMatchObject({ t: 'cmd', id: command.id });
     await expectAcked(back.agent, 6, 5);
-    expectStoredOnce(h.store, 2, 10);
+    await expectStoredOnce(h, 2, 10);
     back.agent.close();
   });
 
@@ -62,7 +62,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     const again = await reconnect(h, real.tmid, real.token);
     expect(again.nextSeq).toBe(11);
     await expectAcked(again.agent, 11, 4);
-    expectStoredOnce(h.store, 2, 14);
+    await expectStoredOnce(h, 2, 14);
     const trail = h.store.log.trail(real.tmid)!;
     expect(trail.ranges).toEqual([[1, 14]]);
     again.agent.close();
@@ -76,7 +76,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     const second = await reconnect(h, real.tmid, real.token);
     second.agent.send(batch);
     expect(await second.agent.next()).toEqual({ t: 'ack', id: batch.id, dup: true });
-    expectStoredOnce(h.store, 1, 3);
+    await expectStoredOnce(h, 1, 3);
     second.agent.close();
   });
 
@@ -103,7 +103,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     const [lsn] = h.store.log.batchIdOwner(original.id)!;
     const stored = decode(decompress(h.store.log.batch(lsn)!.z)) as { image: string }[];
     expect(stored.map((e) => e.image)).toEqual(original.events.map((e) => e.image));
-    expectStoredOnce(h.store, 1, 3);
+    await expectStoredOnce(h, 1, 3);
     third.agent.close();
   });
 
@@ -113,10 +113,10 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     device.agent.send(original);
     device.agent.send({ ...original, events: original.events.map((e) => ({ ...e, k: 'file.delete' })) });
     expect(await device.agent.next()).toMatchObject({ t: 'error', code: 'batch_id_reused' });
-    await h.store.flushed();
+    await h.settled();
     const [lsn] = h.store.log.batchIdOwner(original.id)!;
     expect((decode(decompress(h.store.log.batch(lsn)!.z)) as { k: string }[]).map((e) => e.k)).toEqual(['proc.start', 'proc.start', 'proc.start']);
-    expectStoredOnce(h.store, 1, 3);
+    await expectStoredOnce(h, 1, 3);
   });
 
   it('seq 2^53-1: a batch ending past MAX_SEQ is refused with seq_out_of_range, and the device is not stranded', async () => {
@@ -124,7 +124,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     device.agent.send(makeBatch(Number.MAX_SAFE_INTEGER, 1));
     expect(await device.agent.next()).toMatchObject({ t: 'error', code: 'seq_out_of_range', field: 'last' });
     await device.agent.closed;
-    expectStoredOnce(h.store, 0, 0);
+    await expectStoredOnce(h, 0, 0);
 
     // The last allowed seq is accepted, and what the server then tells the device is still an exact integer.
     const again = await reconnect(h, device.tmid, device.token);
@@ -136,6 +136,6 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     expect(Number.isSafeInteger(third.nextSeq)).toBe(true);
     third.agent.send(makeBatch(MAX_SEQ + 1, 1));
     expect(await third.agent.next()).toMatchObject({ t: 'error', code: 'seq_out_of_range' });
-    expectStoredOnce(h.store, 1, 2);
+    await expectStoredOnce(h, 1, 2);
   });
 });

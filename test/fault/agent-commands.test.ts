@@ -95,6 +95,6 @@ describe('response commands that could cut a device off (issue 11, item 6)', () 
     }
     await h.store.flushed();
     expect(h.store.commands.get(poison.id)).toMatchObject({ state: 'failed', error: 'undeliverable' });
-    expectStoredOnce(h.store, 2, 6);
+    await expectStoredOnce(h, 2, 6);
   });
 });

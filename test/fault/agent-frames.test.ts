@@ -73,7 +73,7 @@ describe('agent frames under attack (issue 11, h-agent)', () => {
     for (let i = 0; i < 50 && h.store.commands.get(command.id)?.state !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
     expect(h.store.commands.get(command.id)?.state).toBe('done');
     expect(unhandled).toEqual([]);
-    expectStoredOnce(h.store, 2, 6);
+    await expectStoredOnce(h, 2, 6);
     ok.close();
     bystander.agent.close();
   });
@@ -96,7 +96,7 @@ describe('agent frames under attack (issue 11, h-agent)', () => {
     await again.closed;
     expect(h.store.log.batchIdOwner(id)).toBeUndefined();
     await expectAcked(bystander.agent, 1);
-    expectStoredOnce(h.store, 2, 5);
+    await expectStoredOnce(h, 2, 5);
     bystander.agent.close();
   });
 
@@ -106,7 +106,7 @@ describe('agent frames under attack (issue 11, h-agent)', () => {
     const device = await enroll(h);
     device.agent.sendRaw(poisonBatchFrame(batchId(), 1, 3, 1, 100_000));
     expect(await device.agent.next()).toMatchObject({ t: 'error', code: 'nesting_too_deep' });
-    expectStoredOnce(h.store, 0, 0);
+    await expectStoredOnce(h, 0, 0);
     const other = await enroll(h, 'PC-2');
     await expectAcked(other.agent, 1);
     other.agent.close();

@@ -6,7 +6,7 @@
  */
 import { encode } from '@msgpack/msgpack';
 import { expect } from 'vitest';
-import { inspectStore, type HotStore } from '../../storage/index.js';
+import { inspectStore } from '../../storage/index.js';
 import { connectAgent, helloFacts, makeBatch, type TestAgent } from '../support/agent-client.js';
 import type { AgentHarness } from '../support/agent-harness.js';
 
@@ -98,8 +98,9 @@ export function poisonBatchFrame(id: string, first: number, count: number, poiso
   return out;
 }
 
-/** What `kiseki inspect` reports: every acked batch stored exactly once and no seq stored twice. */
-export function expectStoredOnce(store: HotStore, batches: number, events: number): void {
-  const r = inspectStore(store);
+/** What `kiseki inspect` reports, once every acked batch is in LMDB: every acked batch stored exactly once and no seq stored twice. */
+export async function expectStoredOnce(h: AgentHarness, batches: number, events: number): Promise<void> {
+  await h.settled();
+  const r = inspectStore(h.store);
   expect({ batches: r.batches, batchIds: r.batchIds, events: r.events }).toEqual({ batches, batchIds: batches, events });
 }

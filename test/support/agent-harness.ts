@@ -24,6 +24,8 @@ export interface AgentHarness {
   /** Batches the committer handed on after their commit, in order. */
   dispatched: { lsn: number; tmid: string; bytes: number }[];
   metrics: Metrics;
+  /** Resolves once every acked batch is in LMDB and handed on (an ack only waits for the ack log). */
+  settled(): Promise<void>;
 }
 
 export type HarnessIngestOverrides = {
@@ -53,7 +55,7 @@ export async function startAgentHarness(overrides: HarnessIngestOverrides = {}):
   });
   const server = await startAgentServer({ config: config.ingest, store, committer, clock: systemClock, logger, metrics });
   const scheme = overrides.tlsCertFile === undefined ? 'ws' : 'wss';
-  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, tenant, enrollKey, dispatched, metrics };
+  return { dir, store, server, url: `${scheme}://127.0.0.1:${server.port}/agent/v1`, tenant, enrollKey, dispatched, metrics, settled: () => committer.idle() };
 }
 
 export async function stopAgentHarness(h: AgentHarness): Promise<void> {
