@@ -193,6 +193,29 @@ describe('batch committer: acks before the LMDB commit (the ack log)', () => {
     expect(committer.storageFailure()).toBeUndefined();
     expect(await submit('b', 2)).toBe('stored');
   });
+  it('commits the groups acked during an LMDB commit together in the next one, in order', async () => {
+    const { store, committed } = fakeStore();
+    const commitBatches = store.log.commitBatches.bind(store.log);
+    const calls: number[] = [];
+    let release: () => void = () => undefined;
+    store.log.commitBatches = (batches, onWriting) => {
+      calls.push(batches.length);
+      // The first commit waits for the test; the later ones go through.
+      if (calls.length > 1) return commitBatches(batches, onWriting);
+      return new Promise<void>((resolve) => (release = () => resolve(commitBatches(batches, onWriting))));
+    };
+    const dispatched: number[] = [];
+    const committer = createBatchCommitter({ store, sink: { dispatch: (lsn) => dispatched.push(lsn) }, clock: createManualClock(1_000_000), logger: createSilentLogger(), metrics: createMetrics({ defaultMetrics: false }), zstdLevel: 1 });
+    const submit = submitter(committer);
+    // Four groups, each acked on its own append; the first one's LMDB commit is held.
+    for (const [id, seq] of [['a', 1], ['b', 2], ['c', 3], ['d', 4]] as const) expect(await submit(id, seq)).toBe('stored');
+    expect(calls).toEqual([1]);
+    release();
+    await committer.idle();
+    expect(calls).toEqual([1, 3]);
+    expect(committed.map((b) => b.record.id[0])).toEqual(['a', 'b', 'c', 'd']);
+    expect(dispatched).toEqual([1, 2, 3, 4]);
+  });
 });
 
 describe('batch committer ack stages (kiseki_ingest_ack_stage_seconds)', () => {

@@ -139,9 +139,15 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   let scheduled = false;
   /** A group's ack-log append is in flight: the next group gathers until it is done (one fdatasync per group). */
   let appending = false;
-  /** Acked groups waiting for or in their LMDB commit, which run one at a time in order. */
+  /**
+   * Acked groups waiting for their LMDB commit. One commit runs at a time and takes every group
+   * waiting when it starts: an LMDB commit (two flushes of scattered pages) takes longer than an
+   * append, so one commit per group would fall behind.
+   */
+  let toStore: CommitGroup[] = [];
+  /** Acked groups not yet stored and dispatched. */
   let storing = 0;
-  let storeTail: Promise<void> = Promise.resolve();
+  let draining = false;
   /** The LMDB commit of an acked group is failing: nothing new is taken until it is stored. */
   let logFailing = false;
   let idleWaiters: (() => void)[] = [];
@@ -229,9 +235,10 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     metrics.storageWritable.set(1);
   }
 
-  /** Commits an acked group to LMDB, trying again until it is stored (its acks cannot be taken back), then hands it to the shards. */
-  async function storeInLog(group: CommitGroup): Promise<void> {
-    const toCommit: BatchToCommit[] = group.batches.map((b) => ({ lsn: b.lsn, record: b.record }));
+  /** Commits acked groups to LMDB, trying again until they are stored (their acks cannot be taken back), then hands them to the shards. */
+  async function storeInLog(groups: CommitGroup[]): Promise<void> {
+    const toCommit: BatchToCommit[] = [];
+    for (const g of groups) for (const b of g.batches) toCommit.push({ lsn: b.lsn, record: b.record });
     for (;;) {
       const startedAt = performance.now();
       try {
@@ -240,7 +247,7 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         break;
       } catch (err) {
         logFailing = true;
-        noteFailure(err, 'The batch log commit of an acked group', group.batches.length);
+        noteFailure(err, 'The batch log commit of acked groups', toCommit.length);
         // Whatever failed may have left a read snapshot behind the store.
         store.refreshReads();
         await new Promise((resolve) => setTimeout(resolve, retryIntervalMs));
@@ -248,10 +255,12 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     }
     logFailing = false;
     noteSuccess();
-    for (const b of group.batches) {
-      pendingById.delete(b.record.id);
-      lastCompletedLsn = b.lsn;
-      sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
+    for (const g of groups) {
+      for (const b of g.batches) {
+        pendingById.delete(b.record.id);
+        lastCompletedLsn = b.lsn;
+        sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
+      }
     }
     store.log.releaseAcked(lastCompletedLsn);
     if (committedWaiters.length > 0) {
@@ -259,6 +268,23 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       committedWaiters = committedWaiters.filter((w) => w.lsn > lastCompletedLsn);
       for (const w of due) w.resolve();
     }
+  }
+
+  /** Runs LMDB commits one at a time until no acked group waits. */
+  async function drainToStore(): Promise<void> {
+    while (toStore.length > 0) {
+      const groups = toStore;
+      toStore = [];
+      try {
+        await storeInLog(groups);
+      } catch (err) {
+        // Only a throwing sink gets here (storeInLog retries its commit): the groups after it must still be stored.
+        log.error({ err }, 'Handing a stored batch group to the shards failed.');
+      }
+      storing -= groups.length;
+    }
+    draining = false;
+    notifyIdle();
   }
 
   /** Answers the groups whose ack-log append is done, in order; acked ones go on to LMDB. */
@@ -278,14 +304,11 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
       }
       if (group.ok) {
         storing++;
-        storeTail = storeTail
-          .then(() => storeInLog(group))
-          // Only a throwing sink gets here (storeInLog retries its commit): the groups after it must still be stored.
-          .catch((err: unknown) => log.error({ err }, 'Handing a stored batch group to the shards failed.'))
-          .finally(() => {
-            storing--;
-            notifyIdle();
-          });
+        toStore.push(group);
+        if (!draining) {
+          draining = true;
+          void drainToStore();
+        }
       }
     }
     notifyIdle();
