@@ -180,6 +180,13 @@ describe('server histograms between two scrapes', () => {
     // Without a 70 % window (other scenarios), the run's figure is judged.
     const other = evaluateTargets({ ...run, kind: 'steady', atSeventyPercent: undefined } as unknown as BenchResult).find((t) => t.target.startsWith('detection'))!;
     expect(other.met).toBe(false);
+    // Issue 18's ack and rsyslog goals: 20 ms at 70 % and 0.9 × rsyslog miss them, 10 ms and 1.0 × meet them.
+    const judge = (ackP99: number, vsRsyslog: number) => {
+      const targets = evaluateTargets({ ...run, ratios: { vsRsyslog }, atSeventyPercent: { ...run.atSeventyPercent!, ackLatencyMs: { p99: ackP99 } } } as unknown as BenchResult);
+      return [targets.find((t) => t.target.startsWith('ack p99'))!.met, targets.find((t) => t.target.includes('rsyslog'))!.met];
+    };
+    expect(judge(20, 0.9)).toEqual([false, false]);
+    expect(judge(10, 1.0)).toEqual([true, true]);
   });
 });
 

@@ -825,11 +825,12 @@ export function evaluateTargets(r: BenchResult): BenchResult['targets'] {
       met: r.eventsPerSec >= 250_000,
     });
     t.push({
-      target: 'ack p99 ≤ 25 ms at 70 % of the sustained maximum',
+      // Issue 18's goals: a durable ack near the disk's floor, and at least rsyslog's rate.
+      target: 'ack p99 ≤ 10 ms at 70 % of the sustained maximum',
       measured: r.atSeventyPercent ? `${r.atSeventyPercent.ackLatencyMs.p99} ms at ${r.atSeventyPercent.eventsPerSec.toLocaleString('en-US')} events/s` : 'no 70 % step',
-      met: r.atSeventyPercent ? r.atSeventyPercent.ackLatencyMs.p99 <= 25 : null,
+      met: r.atSeventyPercent ? r.atSeventyPercent.ackLatencyMs.p99 <= 10 : null,
     });
-    t.push({ target: '≥ 0.5 × rsyslog lines/s', measured: r.ratios.vsRsyslog === null ? 'rsyslog not measured' : `${r.ratios.vsRsyslog} ×`, met: r.ratios.vsRsyslog === null ? null : r.ratios.vsRsyslog >= 0.5 });
+    t.push({ target: '≥ 1.0 × rsyslog lines/s', measured: r.ratios.vsRsyslog === null ? 'rsyslog not measured' : `${r.ratios.vsRsyslog} ×`, met: r.ratios.vsRsyslog === null ? null : r.ratios.vsRsyslog >= 1.0 });
   }
   const judged = judgedReportLatency(r);
   if (judged !== undefined) {
