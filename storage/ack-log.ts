@@ -23,6 +23,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Packr, Unpackr } from 'msgpackr';
+import { KisekiError } from '../core/errors.js';
 import type { BatchToCommit } from './records.js';
 
 /** A segment is closed for appends past this size (its records leave with their LMDB commit). */
@@ -164,7 +165,9 @@ export function openAckLog(dataDir: string, segmentBytes = SEGMENT_BYTES): AckLo
     const seg = current!;
     onWriting?.();
     try {
-      await seg.handle.write(frame);
+      const { bytesWritten } = await seg.handle.write(frame);
+      // A short write (the disk filled up mid-frame) leaves a torn frame: as good as a failed one.
+      if (bytesWritten !== frame.length) throw new KisekiError('ERR_STORAGE_UNAVAILABLE', { op: 'append', file: seg.path, reason: `short write: ${bytesWritten} of ${frame.length} bytes` });
       await seg.handle.datasync();
     } catch (err) {
       // Its frame may be torn: later frames go to a new segment, where readers can reach them.

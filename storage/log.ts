@@ -175,7 +175,7 @@ export function createLogRepository(t: Tables, dataDir: string): LogRepository {
       ackLog?.release(lsn);
     },
     recoverAcked() {
-      if (ackLog !== undefined) throw new Error('recoverAcked after appendAcked: the ack log is in use');
+      if (ackLog !== undefined) throw new KisekiError('ERR_STORAGE', { op: 'recoverAcked', reason: 'the ack log is already in use (recoverAcked after appendAcked)' });
       const { records, tornFrames } = readAckLog(dataDir);
       const recovered: BatchToCommit[] = [];
       const held = new Map<string, [number, number][]>();
