@@ -292,7 +292,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       store,
       metrics,
       liveness,
-      drained: () => shards.drained(committer.committedLsn()),
+      // Everything acked: in LMDB first (an ack waits only for the ack log), then processed.
+      drained: async () => {
+        await committer.committedThrough(committer.ackedLsn());
+        await shards.drained(committer.committedLsn());
+      },
       close() {
         closing ??= (async () => {
           log.info('Shutting down: no new connections, finishing in-flight commits.');

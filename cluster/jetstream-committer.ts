@@ -108,6 +108,9 @@ export function createJetStreamCommitter(options: JetStreamCommitterOptions): Ba
     committedThrough() {
       return Promise.resolve();
     },
+    ackedNextSeq() {
+      return 1;
+    },
     idle() {
       if (inFlight === 0) return Promise.resolve();
       return new Promise((resolve) => idleWaiters.push(resolve));

@@ -242,7 +242,8 @@ export async function startAgentServer(options: AgentServerOptions): Promise<Age
     session.device = { tmid: device.tmid, supportId: device.supportId };
     const trail = store.log.trail(device.tmid);
     const last = trail?.ranges[trail.ranges.length - 1];
-    const localNextSeq = last === undefined ? 1 : last[1] + 1;
+    // LMDB's trail, or what the committer acked and LMDB does not have yet.
+    const localNextSeq = Math.max(last === undefined ? 1 : last[1] + 1, committer.ackedNextSeq(device.tmid));
     send(ws, {
       t: 'welcome',
       tmid: device.tmid,

@@ -163,6 +163,9 @@ describe('batch committer: acks before the LMDB commit (the ack log)', () => {
     void committer.idle().then(() => (idle = true));
     expect(committer.ackedLsn()).toBe(1);
     expect(committer.committedLsn()).toBe(0);
+    // A reconnecting device is told to go on after seq 1, which LMDB does not have yet.
+    expect(committer.ackedNextSeq('T-1')).toBe(2);
+    expect(committer.ackedNextSeq('T-2')).toBe(1);
     let through = false;
     void committer.committedThrough(1).then(() => (through = true));
     // A resend of an acked batch not yet in LMDB is acked at once, not stored twice.
@@ -187,6 +190,8 @@ describe('batch committer: acks before the LMDB commit (the ack log)', () => {
     await committer.idle();
     expect(idle).toBe(true);
     expect(through).toBe(true);
+    // LMDB's trail has it now.
+    expect(committer.ackedNextSeq('T-1')).toBe(1);
     expect(committed.map((b) => b.record.id[0])).toEqual(['a']);
     expect(dispatched).toEqual([1]);
     expect(committer.committedLsn()).toBe(1);

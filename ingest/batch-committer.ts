@@ -107,6 +107,8 @@ export interface BatchCommitter {
   ackedLsn(): number;
   /** Resolves once every batch up to `lsn` is committed to LMDB and dispatched (at once when it already is). */
   committedThrough(lsn: number): Promise<void>;
+  /** One past the device's highest seq acked and not yet in LMDB, 1 when none: a welcome's nextSeq must count it. */
+  ackedNextSeq(tmid: string): number;
   /** Resolves when every submitted batch has been answered and every acked one committed to LMDB and dispatched. */
   idle(): Promise<void>;
   /** Set while storage refuses writes (the latest commit failed), undefined when it accepts them. */
@@ -128,6 +130,8 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
   let lastCompletedLsn = nextLsn - 1;
   let lastAckedLsn = lastCompletedLsn;
   let committedWaiters: { lsn: number; resolve: () => void }[] = [];
+  /** Per device, the highest seq acked whose batch LMDB does not have yet. */
+  const ackedPendingLast = new Map<string, number>();
   const pendingById = new Map<string, PendingBatch>();
   /**
    * Seq ranges each device holds, stored or waiting in a commit group, for the overlap check
@@ -258,6 +262,8 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     for (const g of groups) {
       for (const b of g.batches) {
         pendingById.delete(b.record.id);
+        // LMDB's trail now covers it (a later acked batch of the device keeps its own, higher entry).
+        if (ackedPendingLast.get(b.record.tmid) === b.record.last) ackedPendingLast.delete(b.record.tmid);
         lastCompletedLsn = b.lsn;
         sink.dispatch(b.lsn, b.record.tmid, b.events, b.record.recvAt);
       }
@@ -297,6 +303,8 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
         if (group.ok) {
           b.acked = true;
           lastAckedLsn = b.lsn;
+          const last = ackedPendingLast.get(b.record.tmid);
+          if (last === undefined || b.record.last > last) ackedPendingLast.set(b.record.tmid, b.record.last);
         } else pendingById.delete(b.record.id);
         const callbacks = b.callbacks;
         b.callbacks = [];
@@ -413,6 +421,11 @@ export function createBatchCommitter(options: BatchCommitterOptions): BatchCommi
     committedThrough(lsn) {
       if (lsn <= lastCompletedLsn) return Promise.resolve();
       return new Promise((resolve) => committedWaiters.push({ lsn, resolve }));
+    },
+
+    ackedNextSeq(tmid) {
+      const last = ackedPendingLast.get(tmid);
+      return last === undefined ? 1 : last + 1;
     },
 
     storageFailure() {

@@ -59,6 +59,7 @@ describe('sendTrail against the agent server', () => {
     expect(first).toMatchObject({ nextSeq: 1, firstSeq: 1, lastSeq: 12, batches: 3, batchesAcked: 3, duplicateAcks: 0, reconnects: 0 });
     const second = await sendTrail({ url, credentials, facts: FACTS, events: events(3, 100) });
     expect(second).toMatchObject({ nextSeq: 13, firstSeq: 13, lastSeq: 15, batches: 1, batchesAcked: 1 });
+    await harness.settled();
     expect(store.log.trail(device.tmid)?.ranges).toEqual([[1, 15]]);
     const stored = [...storedEvents(store, device.tmid)];
     expect(stored.map((e) => e.seq)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));

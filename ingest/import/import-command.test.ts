@@ -28,10 +28,15 @@ interface Run {
   stderr: string;
 }
 
+/** The running harness's `settled` (set by each test's harness). */
+let settleCommitter = (): Promise<void> => Promise.resolve();
+
 async function run(command: typeof runImportCommand, args: string[], dataDir: string): Promise<Run> {
   const stdout = textSink();
   const stderr = textSink();
   const code = await command(args, { dataDir, stdout, stderr });
+  // An ack waits for the ack log only: what the command sent is read from LMDB once the committer settled.
+  await settleCommitter();
   const r = { code, stdout: stdout.text(), stderr: stderr.text() };
   // Whatever happens, never a stack trace.
   expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -55,6 +60,7 @@ describe('kiseki import sysmon / kiseki detect (agent server in process)', () =>
   let harness: AgentHarness;
   beforeEach(async () => {
     harness = await startAgentHarness();
+    settleCommitter = () => harness.settled();
     ({ dir, store, url } = harness);
   });
   afterEach(() => stopAgentHarness(harness));

@@ -100,6 +100,7 @@ describe('batches and device identity under attack (issue 11, h-agent)', () => {
     const third = await reconnect(h, device.tmid, device.token);
     third.agent.send(original);
     expect(await third.agent.next()).toEqual({ t: 'ack', id: original.id, dup: true });
+    await h.settled();
     const [lsn] = h.store.log.batchIdOwner(original.id)!;
     const stored = decode(decompress(h.store.log.batch(lsn)!.z)) as { image: string }[];
     expect(stored.map((e) => e.image)).toEqual(original.events.map((e) => e.image));

@@ -82,6 +82,7 @@ describe.skipIf(shared === undefined)('importing .evtx vs the evtx-dump JSON of 
           expect(code, stderr.text()).toBe(0);
           const summary = JSON.parse(stdout.text()) as ImportSummary;
           summaries.push(summary);
+          await h.settled();
           stored.push(summary.hosts.flatMap((host) => [...storedEvents(h.store, host.tmid)]));
         } finally {
           await stopAgentHarness(h);
