@@ -7,7 +7,7 @@ import { compress } from 'zstd-napi';
 import { createManualClock } from '../core/clock.js';
 import { createSilentLogger } from '../core/logger.js';
 import { createMetrics } from '../core/metrics.js';
-import { batchChecksum, openHotStore, type BatchToCommit } from '../storage/index.js';
+import { ackLogDir, batchChecksum, openHotStore, type BatchToCommit } from '../storage/index.js';
 import { createBatchCommitter } from './batch-committer.js';
 
 const T0 = Date.UTC(2026, 11, 2, 5, 0, 0);
@@ -18,8 +18,8 @@ function batch(lsn: number, tmid: string, id: string, first: number, n = 1): Bat
   return { lsn, record: { tmid, id: id.padEnd(32, '0'), sentAt: T0, recvAt: T0 + lsn, first, last: first + n - 1, n, z, c: batchChecksum(z) } };
 }
 
-/** The ack log's segment files (storage/ack-log.ts keeps them in log.ack/). */
-const segments = (dir: string) => (existsSync(join(dir, 'log.ack')) ? readdirSync(join(dir, 'log.ack')) : []);
+/** The ack log's segment files. */
+const segments = (dir: string) => (existsSync(ackLogDir(dir)) ? readdirSync(ackLogDir(dir)) : []);
 
 describe('ack log recovery: batches acked and not yet in LMDB when the process stopped', () => {
   const dirs: string[] = [];

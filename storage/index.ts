@@ -4,6 +4,7 @@
  * tables (tables.ts) are deliberately not exported.
  */
 export { openHotStore } from './hot-store.js';
+export { ackLogDir } from './ack-log.js';
 export type { HotStore, HotStoreOptions } from './hot-store.js';
 export type {
   AlertComment,

@@ -180,7 +180,7 @@ export function createLogRepository(t: Tables, dataDir: string): LogRepository {
       const recovered: BatchToCommit[] = [];
       const held = new Map<string, [number, number][]>();
       const ids = new Set<string>();
-      for (const r of [...records].sort((a, b) => a.lsn - b.lsn)) {
+      for (const r of records.sort((a, b) => a.lsn - b.lsn)) {
         const { tmid, id, first, last } = r.record;
         if (ids.has(id) || batches.get(r.lsn) !== undefined || batchIds.get(id) !== undefined) continue;
         ids.add(id);
